@@ -1,0 +1,32 @@
+"""The engine's own error types; every driver or validation failure is translated into one."""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class SettingsError(EngineError):
+    """A configuration variable is invalid; the message names it and the accepted values."""
+
+
+class InvalidRequestError(EngineError):
+    """Client input failed validation. ``field`` names the offending field; never echoes it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class StoreError(EngineError):
+    """The database failed; the message says what happened and what to do."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the database file (DuckDB allows one read-write process per file)."""
+
+
+class NotFoundError(EngineError):
+    """The requested transaction, run or audit trail does not exist."""

@@ -1,0 +1,152 @@
+"""Domain models: what goes into the engine and what comes out of it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+
+from engine.currencies import ISO_4217
+from engine.features import CHANNELS
+
+MAX_AMOUNT = Decimal("1000000.00")
+
+# Money is Decimal inside; JSON carries it as a number whose text is exact (at most 2 decimals).
+Money = Annotated[
+    Decimal, PlainSerializer(lambda value: float(value), return_type=float, when_used="json")
+]
+Channel = Literal["ecommerce", "mobile", "pos", "contactless", "moto"]
+assert set(Channel.__args__) == set(CHANNELS)  # type: ignore[attr-defined]
+
+
+class PaymentRequest(BaseModel):
+    """A card payment to authorize. The card number is only ever held in memory."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "card_number": "4000001234567890",
+                    "amount": 150.75,
+                    "currency": "GBP",
+                    "merchant": "Amazon",
+                    "channel": "ecommerce",
+                    "device_id": "ios-demo-device",
+                }
+            ]
+        },
+    )
+
+    card_number: str = Field(
+        min_length=12, max_length=19, pattern=r"^[0-9]+$", description="12–19 digits."
+    )
+    amount: Decimal = Field(
+        gt=0,
+        le=MAX_AMOUNT,
+        max_digits=9,
+        decimal_places=2,
+        allow_inf_nan=False,
+        description="Greater than 0, at most 1,000,000.00, at most 2 decimal places.",
+    )
+    currency: str = Field(
+        "GBP", min_length=3, max_length=3, description="ISO 4217 code, e.g. GBP, EUR, USD."
+    )
+    merchant: str = Field(min_length=1, max_length=100, description="Merchant name.")
+    channel: Channel = Field("ecommerce", description="How the card was presented.")
+    device_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Device fingerprint (printable ASCII, no spaces).",
+    )
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        code = value.upper()
+        if code not in ISO_4217:
+            raise ValueError("must be an ISO 4217 currency code such as GBP, EUR or USD")
+        return code
+
+
+class Features(BaseModel):
+    """The three risk features, each in [0, 1] (definitions in :mod:`engine.features`)."""
+
+    spending_velocity: float
+    device_trust_score: float
+    ip_risk_score: float
+
+
+class PaymentResult(BaseModel):
+    """The decision returned for a payment, once it is committed to disk."""
+
+    transaction_id: uuid.UUID
+    status: Literal["Approved", "Declined"]
+    decision_reason: str
+    reason_code: str
+    score: float
+    latency_ms: float = Field(
+        description="Time from the request reaching the engine to its decision being committed."
+    )
+    features: Features
+    policy_version: int
+    risk_flag: bool
+    created_at: datetime
+
+
+class StoredTransaction(BaseModel):
+    """A transaction as stored, with the card masked."""
+
+    id: uuid.UUID
+    card_last4: str
+    card_masked: str
+    amount: Money
+    currency: str
+    merchant: str
+    channel: str
+    device_id: str | None
+    status: Literal["Approved", "Declined"]
+    risk_flag: bool
+    created_at: datetime
+    decision_reason: str
+    reason_code: str
+    score: float
+    features: Features
+    draw: float
+    policy_version: int
+    latency_ms: float | None
+    run_id: int | None
+    is_fraud: bool | None
+    fraud_scenario: str | None
+
+
+class AuditEntry(BaseModel):
+    """One entry of a transaction's audit trail."""
+
+    event: str
+    created_at: datetime
+    policy_version: int | None
+    request: dict[str, object]
+    decision: dict[str, object]
+    features: dict[str, float]
+    latency_ms: float | None
+    source: str = Field(description="'live' or 'simulation run N'.")
+
+
+class Stats(BaseModel):
+    """Totals over every stored transaction, read from one consistent snapshot."""
+
+    total: int
+    approved: int
+    declined: int
+    approval_rate: float = Field(description="approved / total, 4 decimal places.")
+    avg_amount: Money = Field(description="Mean amount, 2 decimal places (currencies mixed).")
+    p50_latency: float
+    p95_latency: float
+    p99_latency: float

@@ -1,0 +1,89 @@
+"""The database schema and its migrations. ``schema_version`` records what a file has.
+
+A migration is appended, never edited: opening an older file applies the missing steps in one
+transaction, so users never have to delete their data after an upgrade.
+"""
+
+from __future__ import annotations
+
+V1_TABLES = """
+CREATE TABLE transactions (
+    id UUID NOT NULL,                 -- time-ordered (UUIDv7 layout): zone maps prune lookups
+    run_id INTEGER,                   -- NULL for live traffic, else the simulation run
+    created_at TIMESTAMP NOT NULL,    -- UTC; simulated event time for simulation rows
+    card_hash VARCHAR NOT NULL,       -- HMAC-SHA256 (128 bits, hex) of the card number
+    card_bin VARCHAR NOT NULL,
+    card_last4 VARCHAR NOT NULL,
+    card_length TINYINT NOT NULL,
+    amount DECIMAL(18, 2) NOT NULL,
+    currency VARCHAR NOT NULL,
+    merchant VARCHAR NOT NULL,
+    channel VARCHAR NOT NULL,
+    device_id VARCHAR,
+    status VARCHAR NOT NULL,          -- 'Approved' | 'Declined'
+    reason_code VARCHAR NOT NULL,
+    risk_flag BOOLEAN NOT NULL,
+    score DOUBLE NOT NULL,
+    spending_velocity DOUBLE NOT NULL,
+    device_trust_score DOUBLE NOT NULL,
+    ip_risk_score DOUBLE NOT NULL,
+    velocity_count INTEGER NOT NULL,
+    device_seen_count INTEGER NOT NULL,
+    device_other_cards INTEGER NOT NULL,
+    draw DOUBLE NOT NULL,             -- the uniform number the randomized rules used
+    policy_version INTEGER NOT NULL,
+    latency_ms DOUBLE,                -- NULL only between commit and latency write-back
+    is_fraud BOOLEAN,                 -- ground truth; NULL for live traffic
+    fraud_scenario VARCHAR,
+    label_available_at TIMESTAMP      -- when a chargeback would reveal the fraud
+);
+CREATE TABLE audit_log (
+    transaction_id UUID,
+    created_at TIMESTAMP NOT NULL,
+    event VARCHAR NOT NULL,
+    policy_version INTEGER,
+    payload VARCHAR NOT NULL          -- JSON; never holds a full card number
+);
+CREATE TABLE policies (
+    version INTEGER PRIMARY KEY,
+    created_at TIMESTAMP NOT NULL,
+    knobs VARCHAR NOT NULL,
+    note VARCHAR NOT NULL
+);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    created_at TIMESTAMP NOT NULL,
+    status VARCHAR NOT NULL,          -- running | completed | failed | interrupted
+    seed BIGINT NOT NULL,
+    params VARCHAR NOT NULL,          -- JSON
+    policy_version INTEGER NOT NULL,
+    code_version VARCHAR NOT NULL,
+    rows_planned BIGINT NOT NULL,
+    rows_written BIGINT NOT NULL,
+    finished_at TIMESTAMP,
+    timings VARCHAR,                  -- JSON
+    summary VARCHAR,                  -- JSON
+    error VARCHAR
+);
+"""
+
+# v2: running totals and a latency histogram per source (0 = live, else run id), kept in the same
+# transaction as the rows, so GET /stats reads a few hundred rows instead of scanning millions.
+V2_ROLLUPS = """
+CREATE TABLE stats_rollup (
+    source INTEGER PRIMARY KEY,
+    total BIGINT NOT NULL,
+    approved BIGINT NOT NULL,
+    declined BIGINT NOT NULL,
+    amount_sum DECIMAL(38, 2) NOT NULL
+);
+CREATE TABLE latency_histogram (
+    source INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (source, bucket)
+);
+"""
+
+MIGRATIONS: list[str] = [V1_TABLES, V2_ROLLUPS]
+SCHEMA_VERSION = len(MIGRATIONS)

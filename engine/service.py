@@ -1,0 +1,272 @@
+"""The engine facade: the one object every front-end (API, dashboard, CLI, notebooks) uses."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import Future
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.cards import fingerprint, load_or_create_key, mask
+from engine.config import Settings, get_settings
+from engine.decision import REASON_TEXT, Reason
+from engine.errors import NotFoundError
+from engine.ids import IdAllocator, parse_id
+from engine.live import LiveWriter, PendingPayment
+from engine.models import (
+    AuditEntry,
+    Features,
+    PaymentRequest,
+    PaymentResult,
+    Stats,
+    StoredTransaction,
+)
+from engine.policy import DEFAULT_POLICY, Policy
+from engine.store import Store
+
+log = logging.getLogger("ptsim.engine")
+
+
+class Engine:
+    """Scores, decides and persists payments; answers stats, lookups and audit trails.
+
+    Create one per process (it owns the database file) and :meth:`close` it on shutdown.
+    Thread-safe: any thread may call any method.
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.store = Store(self.settings.db_path)
+        key_file = (
+            None
+            if self.settings.db_path is None
+            else self.settings.db_path.with_name(self.settings.db_path.name + ".cardkey")
+        )
+        configured = self.settings.card_key.get_secret_value() if self.settings.card_key else None
+        self._card_key = load_or_create_key(key_file, configured)
+        self.ids = IdAllocator()
+        self._policy_lock = threading.Lock()
+        self._policy = self._load_or_create_policy()
+        self._live = LiveWriter(
+            self.store,
+            np.random.default_rng(self.settings.seed),
+            self.ids,
+            self.active_policy,
+            self.settings.max_batch,
+        )
+
+    @classmethod
+    def open(cls, db: str | Path = ":memory:", **settings: Any) -> Engine:
+        """Convenience for notebooks and tests: an engine on ``db`` with settings overrides."""
+        return cls(get_settings(db=str(db), **settings))
+
+    def close(self) -> None:
+        """Drain queued payments, checkpoint and close the database."""
+        self._live.stop()
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- payments ------------------------------------------------------------------------------
+
+    def submit(self, request: PaymentRequest) -> Future[PaymentResult]:
+        """Queue a validated payment; the future resolves after its decision is committed."""
+        received_ns = time.perf_counter_ns()
+        card = fingerprint(request.card_number, self._card_key)
+        return self._live.submit(PendingPayment(request, card, received_ns))
+
+    def authorize(self, request: PaymentRequest | dict[str, Any]) -> PaymentResult:
+        """Decide one payment and wait until it is on disk (validates dicts first)."""
+        if not isinstance(request, PaymentRequest):
+            request = PaymentRequest.model_validate(request)
+        return self.submit(request).result()
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def get_transaction(self, transaction_id: str | uuid.UUID) -> StoredTransaction:
+        """One stored transaction, card masked. Raises :class:`NotFoundError`."""
+        row = self._row(transaction_id)
+        return _stored_transaction(row)
+
+    def get_audit(self, transaction_id: str | uuid.UUID) -> list[AuditEntry]:
+        """The audit trail of a transaction, oldest first. Raises :class:`NotFoundError`.
+
+        Live payments have their stored ``payment.decided`` entry. Simulation rows are decided in
+        bulk; their entry is read from the row itself, which holds the same facts.
+        """
+        parsed = _as_uuid(transaction_id)
+        row = self.store.fetch_transaction(parsed)
+        if row is None:
+            raise NotFoundError(f"No audit trail for transaction {transaction_id}.")
+        latency = row["latency_ms"]
+        if row["run_id"] is None:
+            return [
+                AuditEntry(**entry, latency_ms=latency, source="live")
+                for entry in self.store.fetch_audit(parsed)
+            ]
+        stored = _stored_transaction(row)
+        return [
+            AuditEntry(
+                event="simulation.decided",
+                created_at=row["created_at"],
+                policy_version=row["policy_version"],
+                request={
+                    "card": stored.card_masked,
+                    "amount": str(row["amount"]),
+                    "currency": row["currency"],
+                    "merchant": row["merchant"],
+                    "channel": row["channel"],
+                    "device_id": row["device_id"],
+                },
+                decision={
+                    "status": row["status"],
+                    "reason_code": row["reason_code"],
+                    "decision_reason": stored.decision_reason,
+                    "score": row["score"],
+                    "risk_flag": row["risk_flag"],
+                    "draw": row["draw"],
+                },
+                features=stored.features.model_dump(),
+                latency_ms=latency,
+                source=f"simulation run {row['run_id']}",
+            )
+        ]
+
+    def _row(self, transaction_id: str | uuid.UUID) -> dict[str, Any]:
+        row = self.store.fetch_transaction(_as_uuid(transaction_id))
+        if row is None:
+            raise NotFoundError(f"Transaction {transaction_id} not found.")
+        return row
+
+    def latest_transaction_id(self) -> uuid.UUID | None:
+        """The most recent transaction's id (ids grow with insertion), or None."""
+        rows = self.store.query("SELECT max(id) FROM transactions")
+        return rows[0][0] if rows else None
+
+    # -- stats ---------------------------------------------------------------------------------
+
+    def stats(self) -> Stats:
+        """Totals, approval rate, average ticket and latency percentiles (one snapshot).
+
+        Read from running totals kept in the same transactions as the rows, so the cost does not
+        grow with the table; percentiles come from a 4-significant-digit latency histogram.
+        """
+        snap = self.store.rollup_snapshot()
+        total = snap["total"]
+        avg = (
+            (snap["amount_sum"] / total).quantize(Decimal("0.01"), ROUND_HALF_EVEN)
+            if total
+            else Decimal("0.00")
+        )
+        return Stats(
+            total=total,
+            approved=snap["approved"],
+            declined=snap["declined"],
+            approval_rate=round(snap["approved"] / total, 4) if total else 0.0,
+            avg_amount=avg,
+            p50_latency=snap["p50"],
+            p95_latency=snap["p95"],
+            p99_latency=snap["p99"],
+        )
+
+    def reset(self) -> Stats:
+        """Delete every transaction, audit entry and run in one transaction; return the stats."""
+        with self.store.write_lock:
+            self.store.reset()
+            self._live.reset_state()
+        log.warning("all transactions, audit entries and runs were deleted")
+        return self.stats()
+
+    def health(self) -> dict[str, Any]:
+        """Whether the database answers, plus where it is."""
+        try:
+            self.store.query("SELECT 1")
+            reachable = True
+        except Exception:
+            reachable = False
+        return {
+            "status": "ok" if reachable else "degraded",
+            "database": "reachable" if reachable else "unreachable",
+            "db_path": str(self.store.path) if self.store.path else ":memory:",
+            "policy_version": self.active_policy().version,
+        }
+
+    # -- policy --------------------------------------------------------------------------------
+
+    def active_policy(self) -> Policy:
+        """The policy new decisions use."""
+        return self._policy
+
+    def activate_policy(self, candidate: Policy, note: str = "activated") -> Policy:
+        """Store ``candidate`` as a new version (with an audit entry) and make it active."""
+        with self.store.write_lock, self._policy_lock:
+            version = self.store.insert_policy(candidate.knobs(), note)
+            self._policy = Policy(**candidate.knobs(), version=version)
+        log.info("policy version %s is active (%s)", version, note)
+        return self._policy
+
+    def reset_policy(self) -> Policy:
+        """Make the original heuristic active again (as a new version)."""
+        return self.activate_policy(DEFAULT_POLICY, note="reset to default")
+
+    def policy_history(self) -> list[dict[str, Any]]:
+        """Every stored policy version, newest first."""
+        return self.store.list_policies()
+
+    def _load_or_create_policy(self) -> Policy:
+        latest = self.store.latest_policy_row()
+        if latest is None:
+            version = self.store.insert_policy(DEFAULT_POLICY.knobs(), "default policy")
+            return Policy(**DEFAULT_POLICY.knobs(), version=version)
+        version, knobs = latest
+        return Policy(**json.loads(knobs), version=version)
+
+
+def _as_uuid(transaction_id: str | uuid.UUID) -> uuid.UUID:
+    if isinstance(transaction_id, uuid.UUID):
+        return transaction_id
+    parsed = parse_id(transaction_id)
+    if parsed is None:
+        raise NotFoundError(f"Transaction {transaction_id[:64]!r} not found.")
+    return parsed
+
+
+def _stored_transaction(row: dict[str, Any]) -> StoredTransaction:
+    return StoredTransaction(
+        id=row["id"],
+        card_last4=row["card_last4"],
+        card_masked=mask(row["card_bin"], row["card_last4"], row["card_length"]),
+        amount=row["amount"],
+        currency=row["currency"],
+        merchant=row["merchant"],
+        channel=row["channel"],
+        device_id=row["device_id"],
+        status=row["status"],
+        risk_flag=row["risk_flag"],
+        created_at=row["created_at"],
+        decision_reason=REASON_TEXT[Reason[row["reason_code"]]],
+        reason_code=row["reason_code"],
+        score=round(row["score"], 4),
+        features=Features(
+            spending_velocity=row["spending_velocity"],
+            device_trust_score=row["device_trust_score"],
+            ip_risk_score=row["ip_risk_score"],
+        ),
+        draw=row["draw"],
+        policy_version=row["policy_version"],
+        latency_ms=row["latency_ms"],
+        run_id=row["run_id"],
+        is_fraud=row["is_fraud"],
+        fraud_scenario=row["fraud_scenario"],
+    )

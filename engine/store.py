@@ -1,0 +1,412 @@
+"""The DuckDB store: one connection per process, a cursor per thread, writes serialized.
+
+Driver errors never leave this module untranslated: they become :class:`StoreError` (or
+:class:`StoreLockedError` when another process holds the file) with one sentence saying what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from engine.errors import StoreError, StoreLockedError
+from engine.latency import histogram_counts, percentile_from_histogram
+from engine.schema import MIGRATIONS, SCHEMA_VERSION
+
+LIVE_SOURCE = 0  # stats_rollup.source for live traffic; simulation runs use their run id
+
+
+def utc_now() -> datetime:
+    """Naive UTC timestamp, the form stored in TIMESTAMP columns."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _holder_description(message: str) -> str:
+    """Name the process holding the lock, from DuckDB's message (it includes the PID)."""
+    match = re.search(r"PID (\d+)", message)
+    if not match:
+        return "another process"
+    pid = match.group(1)
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        cmdline = ""
+    return f"process {pid}" + (f" ({cmdline[:120]})" if cmdline else "")
+
+
+def open_connection(path: Path | None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the database file (or memory), translating a held lock into one clear sentence."""
+    target = ":memory:" if path is None else str(path)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return duckdb.connect(target, read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise StoreLockedError(
+                f"The database {target} is in use by {_holder_description(str(exc))}; "
+                "use that server's API (POST /simulations, POST /payment) or pass another "
+                "--db / PTSIM_DB."
+            ) from None
+        raise StoreError(f"Cannot open the database {target}: {exc}") from None
+    except duckdb.Error as exc:
+        raise StoreError(
+            f"Cannot open the database {target} ({exc}); check the path and its permissions."
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class RollupDelta:
+    """What a batch of new rows adds to one source's running totals."""
+
+    source: int
+    total: int
+    approved: int
+    amount_cents: int
+    latency_buckets: np.ndarray  # bucket keys
+    latency_counts: np.ndarray
+
+    @classmethod
+    def from_columns(
+        cls, source: int, approved: np.ndarray, amount_cents: np.ndarray, latency_ms: np.ndarray
+    ) -> RollupDelta:
+        """Aggregate a batch's decision, amount and latency columns."""
+        buckets, counts = histogram_counts(latency_ms)
+        return cls(
+            source=source,
+            total=len(approved),
+            approved=int(np.count_nonzero(approved)),
+            amount_cents=int(np.sum(amount_cents, dtype=np.int64)),
+            latency_buckets=buckets,
+            latency_counts=counts,
+        )
+
+
+class Store:
+    """Owns the process's DuckDB connection. Thread-safe: reads use per-thread cursors, writes
+    go through :meth:`write`, which holds the single writer lock for one transaction."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._con = open_connection(path)
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursors_lock = threading.Lock()
+        self.write_lock = threading.RLock()
+        self._closed = False
+        self._migrate()
+
+    # -- connection plumbing -------------------------------------------------------------------
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor on the shared connection."""
+        if self._closed:
+            raise StoreError("The database is closed; restart the process.")
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._con.cursor()
+            self._local.cursor = cur
+            with self._cursors_lock:
+                self._cursors.append(cur)
+        return cur
+
+    @contextmanager
+    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One serialized write transaction; rolled back if the block raises."""
+        with self.write_lock:
+            cur = self.cursor()
+            try:
+                cur.begin()
+                yield cur
+                cur.commit()
+            except BaseException as exc:
+                try:
+                    cur.rollback()
+                except duckdb.Error:
+                    pass
+                if isinstance(exc, duckdb.Error):
+                    raise StoreError(
+                        f"The database write failed ({exc}); nothing was saved."
+                    ) from exc
+                raise
+
+    @contextmanager
+    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A consistent snapshot for several queries (DuckDB MVCC)."""
+        cur = self.cursor()
+        try:
+            cur.begin()
+            yield cur
+            cur.commit()
+        except BaseException as exc:
+            try:
+                cur.rollback()
+            except duckdb.Error:
+                pass
+            if isinstance(exc, duckdb.Error):
+                raise StoreError(f"The database read failed ({exc}).") from exc
+            raise
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run one parameterized read and return all rows."""
+        try:
+            return self.cursor().execute(sql, params or []).fetchall()
+        except duckdb.Error as exc:
+            raise StoreError(f"The database read failed ({exc}).") from exc
+
+    def close(self) -> None:
+        """Checkpoint (folds the WAL into the file) and close."""
+        if self._closed:
+            return
+        with self.write_lock:
+            self._closed = True
+            try:
+                if self.path is not None:
+                    self._con.execute("CHECKPOINT")
+            except duckdb.Error:
+                pass
+            with self._cursors_lock:
+                for cur in self._cursors:
+                    try:
+                        cur.close()
+                    except duckdb.Error:
+                        pass
+            self._con.close()
+
+    # -- schema --------------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the file (0 for a new file)."""
+        exists = self._con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        ).fetchone()[0]
+        if not exists:
+            return 0
+        return self._con.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
+
+    def _migrate(self, target: int = SCHEMA_VERSION) -> None:
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"The database was written by a newer ptsim (schema {current}, this one knows "
+                f"{SCHEMA_VERSION}); upgrade ptsim or use another PTSIM_DB."
+            )
+        if current >= target:
+            return
+        with self.write() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
+            for version in range(current + 1, target + 1):
+                cur.execute(MIGRATIONS[version - 1])
+                if version == 2:
+                    self._backfill_rollups(cur)
+                cur.execute("INSERT INTO schema_version VALUES (?)", [version])
+
+    def _backfill_rollups(self, cur: duckdb.DuckDBPyConnection) -> None:
+        """Build the v2 running totals and histograms from rows already in the file."""
+        sources = cur.execute("SELECT DISTINCT coalesce(run_id, 0) FROM transactions").fetchall()
+        for (source,) in sources:
+            approved, cents, latency = (
+                cur.execute(
+                    "SELECT status = 'Approved', CAST(amount * 100 AS BIGINT), "
+                    "coalesce(latency_ms, 0) FROM transactions WHERE coalesce(run_id, 0) = ?",
+                    [source],
+                )
+                .fetchnumpy()
+                .values()
+            )
+            self.add_to_rollups(cur, RollupDelta.from_columns(source, approved, cents, latency))
+
+    # -- writes --------------------------------------------------------------------------------
+
+    @staticmethod
+    def append_transactions(cur: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
+        """Append rows (an Arrow table named like the columns; ``id`` as binary(16))."""
+        cur.register("_new_rows", rows)
+        try:
+            columns = ", ".join(rows.column_names)
+            select = ", ".join("id::UUID" if name == "id" else name for name in rows.column_names)
+            cur.execute(f"INSERT INTO transactions ({columns}) SELECT {select} FROM _new_rows")
+        finally:
+            cur.unregister("_new_rows")
+
+    @staticmethod
+    def append_audit(cur: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
+        """Append audit entries (transaction_id as binary(16) or NULL)."""
+        cur.register("_new_audit", rows)
+        try:
+            cur.execute(
+                "INSERT INTO audit_log SELECT transaction_id::UUID, created_at, event, "
+                "policy_version, payload FROM _new_audit"
+            )
+        finally:
+            cur.unregister("_new_audit")
+
+    @staticmethod
+    def add_to_rollups(cur: duckdb.DuckDBPyConnection, delta: RollupDelta) -> None:
+        """Add a batch to the running totals and latency histogram of its source."""
+        cur.execute(
+            "INSERT INTO stats_rollup VALUES (?, ?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET "
+            "total = total + excluded.total, approved = approved + excluded.approved, "
+            "declined = declined + excluded.declined, amount_sum = amount_sum + excluded.amount_sum",
+            [
+                delta.source,
+                delta.total,
+                delta.approved,
+                delta.total - delta.approved,
+                Decimal(delta.amount_cents).scaleb(-2),
+            ],
+        )
+        Store.add_latencies(cur, delta.source, delta.latency_buckets, delta.latency_counts)
+
+    @staticmethod
+    def add_latencies(
+        cur: duckdb.DuckDBPyConnection, source: int, buckets: np.ndarray, counts: np.ndarray
+    ) -> None:
+        """Add latency histogram counts for ``source``."""
+        if not len(buckets):
+            return
+        hist = pa.table(
+            {
+                "source": np.full(len(buckets), source, dtype=np.int32),
+                "bucket": buckets.astype(np.int32),
+                "n": counts.astype(np.int64),
+            }
+        )
+        cur.register("_hist", hist)
+        try:
+            cur.execute(
+                "INSERT INTO latency_histogram SELECT * FROM _hist "
+                "ON CONFLICT (source, bucket) DO UPDATE SET n = n + excluded.n"
+            )
+        finally:
+            cur.unregister("_hist")
+
+    @staticmethod
+    def set_latencies(
+        cur: duckdb.DuckDBPyConnection, ids: list[uuid.UUID], latency_ms: list[float]
+    ) -> None:
+        """Write back measured latencies of committed live rows."""
+        update = pa.table(
+            {
+                "id": pa.array([i.bytes for i in ids], pa.binary(16)),
+                "latency_ms": pa.array(latency_ms, pa.float64()),
+            }
+        )
+        cur.register("_latency", update)
+        try:
+            cur.execute(
+                "UPDATE transactions SET latency_ms = u.latency_ms "
+                "FROM (SELECT id::UUID AS id, latency_ms FROM _latency) u "
+                "WHERE transactions.id = u.id"
+            )
+        finally:
+            cur.unregister("_latency")
+
+    def reset(self) -> None:
+        """Delete all transactions, audit entries, runs and rollups in one transaction."""
+        with self.write() as cur:
+            for table in ("transactions", "audit_log", "runs", "stats_rollup", "latency_histogram"):
+                cur.execute(f"DELETE FROM {table}")
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def fetch_transaction(self, transaction_id: uuid.UUID) -> dict[str, Any] | None:
+        """One stored transaction as a column → value dict, or None."""
+        cur = self.cursor()
+        try:
+            result = cur.execute("SELECT * FROM transactions WHERE id = ?", [transaction_id])
+            row = result.fetchone()
+            if row is None:
+                return None
+            names = [d[0] for d in result.description]
+        except duckdb.Error as exc:
+            raise StoreError(f"The database read failed ({exc}).") from exc
+        return dict(zip(names, row, strict=True))
+
+    def fetch_audit(self, transaction_id: uuid.UUID) -> list[dict[str, Any]]:
+        """Audit entries stored for a transaction, oldest first."""
+        rows = self.query(
+            "SELECT created_at, event, policy_version, payload FROM audit_log "
+            "WHERE transaction_id = ? ORDER BY created_at",
+            [transaction_id],
+        )
+        return [
+            {"created_at": r[0], "event": r[1], "policy_version": r[2], **json.loads(r[3])}
+            for r in rows
+        ]
+
+    def rollup_snapshot(self) -> dict[str, Any]:
+        """Totals and the merged latency histogram, read in one snapshot."""
+        with self.read() as cur:
+            total, approved, declined, amount_sum = cur.execute(
+                "SELECT coalesce(sum(total), 0), coalesce(sum(approved), 0), "
+                "coalesce(sum(declined), 0), coalesce(sum(amount_sum), 0) FROM stats_rollup"
+            ).fetchone()
+            hist = cur.execute(
+                "SELECT bucket, sum(n) FROM latency_histogram GROUP BY bucket ORDER BY bucket"
+            ).fetchnumpy()
+        buckets = np.asarray(hist["bucket"], dtype=np.int64)
+        counts = np.asarray(hist["sum(n)"], dtype=np.int64)
+        return {
+            "total": int(total),
+            "approved": int(approved),
+            "declined": int(declined),
+            "amount_sum": Decimal(amount_sum),
+            "p50": percentile_from_histogram(buckets, counts, 0.50),
+            "p95": percentile_from_histogram(buckets, counts, 0.95),
+            "p99": percentile_from_histogram(buckets, counts, 0.99),
+        }
+
+    def file_size_bytes(self) -> int:
+        """Size of the database file plus its WAL (0 in memory)."""
+        if self.path is None:
+            return 0
+        wal = self.path.with_name(self.path.name + ".wal")
+        return sum(p.stat().st_size for p in (self.path, wal) if p.exists())
+
+    # -- policies ------------------------------------------------------------------------------
+
+    def latest_policy_row(self) -> tuple[int, str] | None:
+        """(version, knobs JSON) of the newest policy, or None when none is stored."""
+        rows = self.query("SELECT version, knobs FROM policies ORDER BY version DESC LIMIT 1")
+        return rows[0] if rows else None
+
+    def list_policies(self) -> list[dict[str, Any]]:
+        """Every policy version, newest first."""
+        rows = self.query(
+            "SELECT version, created_at, knobs, note FROM policies ORDER BY version DESC"
+        )
+        return [
+            {"version": v, "created_at": c, "knobs": json.loads(k), "note": n}
+            for v, c, k, n in rows
+        ]
+
+    def insert_policy(self, knobs: dict[str, Any], note: str) -> int:
+        """Store a new policy version and its audit entry; return the version."""
+        with self.write() as cur:
+            version = cur.execute("SELECT coalesce(max(version), 0) + 1 FROM policies").fetchone()[
+                0
+            ]
+            now = utc_now()
+            payload = json.dumps({"knobs": knobs, "note": note})
+            cur.execute(
+                "INSERT INTO policies VALUES (?, ?, ?, ?)", [version, now, json.dumps(knobs), note]
+            )
+            cur.execute(
+                "INSERT INTO audit_log VALUES (NULL, ?, 'policy.activated', ?, ?)",
+                [now, version, payload],
+            )
+        return version
