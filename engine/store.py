@@ -11,7 +11,7 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -133,10 +133,8 @@ class Store:
                 yield cur
                 cur.commit()
             except BaseException as exc:
-                try:
+                with suppress(duckdb.Error):
                     cur.rollback()
-                except duckdb.Error:
-                    pass
                 if isinstance(exc, duckdb.Error):
                     raise StoreError(
                         f"The database write failed ({exc}); nothing was saved."
@@ -152,10 +150,8 @@ class Store:
             yield cur
             cur.commit()
         except BaseException as exc:
-            try:
+            with suppress(duckdb.Error):
                 cur.rollback()
-            except duckdb.Error:
-                pass
             if isinstance(exc, duckdb.Error):
                 raise StoreError(f"The database read failed ({exc}).") from exc
             raise
@@ -180,10 +176,8 @@ class Store:
                 pass
             with self._cursors_lock:
                 for cur in self._cursors:
-                    try:
+                    with suppress(duckdb.Error):
                         cur.close()
-                    except duckdb.Error:
-                        pass
             self._con.close()
 
     # -- schema --------------------------------------------------------------------------------
@@ -260,7 +254,8 @@ class Store:
         cur.execute(
             "INSERT INTO stats_rollup VALUES (?, ?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET "
             "total = total + excluded.total, approved = approved + excluded.approved, "
-            "declined = declined + excluded.declined, amount_sum = amount_sum + excluded.amount_sum",
+            "declined = declined + excluded.declined, "
+            "amount_sum = amount_sum + excluded.amount_sum",
             [
                 delta.source,
                 delta.total,
