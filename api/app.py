@@ -1,0 +1,77 @@
+"""The FastAPI application: thin routes over one shared :class:`~engine.service.Engine`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routes import admin, health, payments, stats, transactions
+from engine.service import Engine
+
+DESCRIPTION = """
+Card-payment authorization simulator. Every decision is scored from history-based risk
+features, decided by the active (versioned) policy, committed to DuckDB with an audit entry,
+and only then answered. Errors use one envelope: `{"error": {"type", "message", "field"}}`;
+invalid input answers **400** and is never stored or echoed.
+"""
+
+
+def create_app(engine: Engine | None = None) -> FastAPI:
+    """Build the app. Without ``engine`` the app opens one from the settings at start-up and
+    closes it at shutdown; with one (the combined dashboard + API process, tests) it shares it."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = engine is None
+        app.state.engine = engine if engine is not None else Engine()
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.engine.close()
+
+    app = FastAPI(
+        title="Payment Transaction Simulator",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    if engine is not None:
+        app.state.engine = engine
+    install_error_handlers(app)
+    for module in (payments, transactions, stats, admin, health):
+        app.include_router(module.router)
+    _answer_400_not_422(app)
+    return app
+
+
+def _answer_400_not_422(app: FastAPI) -> None:
+    """FastAPI documents 422 for validation; this API answers 400, so the schema says so."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.get("responses", {})
+                if responses.pop("422", None) is not None and "400" not in responses:
+                    responses["400"] = {
+                        "description": "Invalid request; names the field.",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ErrorResponse"}
+                            }
+                        },
+                    }
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

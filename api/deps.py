@@ -1,0 +1,43 @@
+"""Dependencies shared by the routes (tests override ``get_engine``)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from engine.service import Engine
+
+_bearer = HTTPBearer(auto_error=False, description="PTSIM_ADMIN_TOKEN")
+
+
+def get_engine(request: Request) -> Engine:
+    """The process's one engine, created by the app's lifespan or passed to ``create_app``."""
+    return request.app.state.engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def require_admin(
+    engine: EngineDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """Admin routes deny by default: they need ``Authorization: Bearer $PTSIM_ADMIN_TOKEN``."""
+    configured = engine.settings.admin_token
+    if configured is None:
+        raise HTTPException(
+            403,
+            "Admin routes are disabled: set PTSIM_ADMIN_TOKEN and send "
+            "'Authorization: Bearer <token>'.",
+        )
+    supplied = credentials.credentials if credentials else ""
+    if not hmac.compare_digest(supplied.encode(), configured.get_secret_value().encode()):
+        raise HTTPException(
+            401, "Missing or wrong admin token.", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
+AdminDep = Depends(require_admin)

@@ -1,0 +1,102 @@
+"""Every error answer is one JSON envelope: ``{"error": {"type", "message", "field"}}``.
+
+Mapped in one place. Client input never gets a 500, and no error body echoes the input (it may
+hold a card number).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from engine.errors import InvalidRequestError, NotFoundError, StoreError, StoreLockedError
+
+log = logging.getLogger("ptsim.api")
+
+
+class ErrorBody(BaseModel):
+    """What went wrong, and which field (if one) caused it."""
+
+    type: str
+    message: str
+    field: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """The error envelope of every 4xx/5xx answer."""
+
+    error: ErrorBody
+
+
+def error_response(status: int, type_: str, message: str, field: str | None = None) -> JSONResponse:
+    """Build the envelope as a response."""
+    body = ErrorResponse(error=ErrorBody(type=type_, message=message, field=field))
+    return JSONResponse(status_code=status, content=body.model_dump())
+
+
+def _describe_validation_error(error: dict[str, Any]) -> tuple[str | None, str]:
+    """(field, message) for the first pydantic error, without the offending input."""
+    loc = [str(part) for part in error.get("loc", ()) if part != "body"]
+    kind = error.get("type", "")
+    if kind == "json_invalid":
+        return "body", "The request body is not valid JSON."
+    if kind == "missing" and not loc:
+        return "body", "A JSON request body is required."
+    if kind == "model_attributes_type" or (kind.endswith("_type") and not loc):
+        return "body", "The request body must be a JSON object."
+    field = ".".join(loc) or "body"
+    if kind == "extra_forbidden":
+        return field, f"Unknown field '{field}'."
+    if kind == "missing":
+        return field, f"Field '{field}' is required."
+    return field, f"Field '{field}' is invalid: {error.get('msg', 'invalid value')}."
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map validation, engine and HTTP errors to the envelope."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        field, message = _describe_validation_error(exc.errors()[0] if exc.errors() else {})
+        return error_response(400, "validation_error", message, field)
+
+    @app.exception_handler(InvalidRequestError)
+    async def _invalid(_: Request, exc: InvalidRequestError) -> JSONResponse:
+        return error_response(400, "validation_error", exc.message, exc.field)
+
+    @app.exception_handler(RecursionError)
+    async def _too_deep(_: Request, __: RecursionError) -> JSONResponse:
+        return error_response(
+            400, "validation_error", "The JSON body is nested too deeply.", "body"
+        )
+
+    @app.exception_handler(NotFoundError)
+    async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
+        return error_response(404, "not_found", str(exc))
+
+    @app.exception_handler(StoreLockedError)
+    @app.exception_handler(StoreError)
+    async def _store(_: Request, exc: StoreError) -> JSONResponse:
+        log.error("store error: %s", exc)
+        return error_response(503, "store_unavailable", str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kinds = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+        response = error_response(
+            exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail)
+        )
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return error_response(500, "internal_error", "Internal error; the server log has details.")

@@ -1,0 +1,25 @@
+"""Admin operations; denied unless PTSIM_ADMIN_TOKEN is set and sent as a bearer token."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+
+from api.deps import AdminDep, EngineDep
+from api.errors import ErrorResponse
+from engine.models import Stats
+
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[AdminDep])
+
+
+@router.delete(
+    "/reset",
+    response_model=Stats,
+    responses={
+        401: {"model": ErrorResponse, "description": "Missing or wrong token."},
+        403: {"model": ErrorResponse, "description": "Admin routes disabled."},
+    },
+)
+async def reset(engine: EngineDep) -> Stats:
+    """Delete every transaction, audit entry and run in one transaction; return zeroed stats."""
+    return await run_in_threadpool(engine.reset)

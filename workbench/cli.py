@@ -1,0 +1,56 @@
+"""The ``ptsim`` command line: ``serve`` (dashboard + API), ``api``, ``generate`` and more."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from engine.config import get_settings
+from engine.errors import EngineError
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from workbench.server import run
+
+    overrides = {k: v for k, v in (("db", args.db), ("api_port", args.api_port)) if v}
+    if getattr(args, "ui_port", None):
+        overrides["ui_port"] = args.ui_port
+    return run(get_settings(**overrides), with_dashboard=args.command == "serve")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="ptsim", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="dashboard and REST API in one process (make run)")
+    api = sub.add_parser("api", help="the REST API alone")
+    for command in (serve, api):
+        command.add_argument("--db", help="database file (default: PTSIM_DB)")
+        command.add_argument("--api-port", type=int, help="API port (default: PTSIM_API_PORT)")
+        command.set_defaults(handler=_serve)
+    serve.add_argument("--ui-port", type=int, help="dashboard port (default: PTSIM_UI_PORT)")
+    try:
+        from workbench.cli_generate import add_generate_parser
+    except ImportError:  # the bulk generator ships separately
+        pass
+    else:
+        add_generate_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``ptsim`` console script."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except EngineError as exc:
+        print(f"ptsim: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The main job: the dashboard and the REST API in one process over one engine.
+
+Two uvicorn servers share one asyncio loop: the FastAPI app on ``PTSIM_API_PORT`` and the
+Streamlit ASGI app (``st.App``) on ``PTSIM_UI_PORT``. One process is what DuckDB's one-writer rule
+asks for, and sharing the engine means a payment posted with curl shows up on the dashboard at
+once. Ctrl-C (SIGINT) or SIGTERM stops both servers, drains queued payments and checkpoints the
+database, so no WAL file is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
+
+import uvicorn
+
+from api.app import create_app
+from engine.config import PROJECT_ROOT, Settings
+from engine.service import Engine
+from workbench.runtime import close_shared_engine, install_shared_engine
+
+log = logging.getLogger("ptsim.server")
+
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to :func:`serve_forever`."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _config(app: object, settings: Settings, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+
+
+async def _serve(servers: list[_QuietServer], urls: list[str]) -> None:
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    tasks = [asyncio.create_task(server.serve()) for server in servers]
+    while not all(server.started for server in servers):
+        if any(task.done() for task in tasks):
+            stop()
+            break
+        await asyncio.sleep(0.05)
+    else:
+        for url in urls:
+            print(url, flush=True)
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def run(settings: Settings, with_dashboard: bool = True) -> int:
+    """Start the engine, then the API (and the dashboard); block until Ctrl-C. Exit code."""
+    engine = Engine(settings)
+    install_shared_engine(engine)
+    try:
+        servers = [_QuietServer(_config(create_app(engine), settings, settings.api_port))]
+        urls = [f"API:       http://{settings.host}:{settings.api_port}  (docs at /docs)"]
+        if with_dashboard:
+            servers.append(_QuietServer(_config(_dashboard_app(), settings, settings.ui_port)))
+            urls.insert(0, f"Dashboard: http://{settings.host}:{settings.ui_port}")
+        uvicorn_loop = asyncio.new_event_loop()
+        try:
+            uvicorn_loop.run_until_complete(_serve(servers, urls))
+        finally:
+            uvicorn_loop.close()
+        failed = [s for s in servers if not s.started]
+        return 1 if failed else 0
+    finally:
+        close_shared_engine()
+        print("Stopped; database closed.", flush=True)
+
+
+def _dashboard_app() -> object:
+    import streamlit as st
+
+    return st.App(str(PROJECT_ROOT / "streamlit_app.py"))
