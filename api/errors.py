@@ -88,6 +88,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # the body could not be parsed at all
+            return error_response(
+                400, "validation_error", "The request body could not be parsed as JSON.", "body"
+            )
         kinds = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
         response = error_response(
             exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
+import pandas  # noqa: F401  # pyarrow imports it on first use; pay that at start-up, not on a payment
 import pyarrow as pa
 
 from engine.cards import CardFingerprint
@@ -86,6 +87,17 @@ class LiveWriter:
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join(timeout=30)
+
+    def pending_latency(self, transaction_id: uuid.UUID) -> float | None:
+        """The measured latency of a committed payment not yet written back, if any."""
+        pending = self._pending_latency
+        if pending is None:
+            return None
+        ids, latencies = pending
+        try:
+            return latencies[ids.index(transaction_id)]
+        except ValueError:
+            return None
 
     def reset_state(self) -> None:
         """Forget live history (caller holds the store's write lock)."""

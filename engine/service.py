@@ -106,9 +106,10 @@ class Engine:
         bulk; their entry is read from the row itself, which holds the same facts.
         """
         parsed = _as_uuid(transaction_id)
-        row = self.store.fetch_transaction(parsed)
-        if row is None:
-            raise NotFoundError(f"No audit trail for transaction {transaction_id}.")
+        try:
+            row = self._row(parsed)
+        except NotFoundError:
+            raise NotFoundError(f"No audit trail for transaction {transaction_id}.") from None
         latency = row["latency_ms"]
         if row["run_id"] is None:
             return [
@@ -147,6 +148,8 @@ class Engine:
         row = self.store.fetch_transaction(_as_uuid(transaction_id))
         if row is None:
             raise NotFoundError(f"Transaction {transaction_id} not found.")
+        if row["latency_ms"] is None and row["run_id"] is None:
+            row["latency_ms"] = self._live.pending_latency(row["id"])
         return row
 
     def latest_transaction_id(self) -> uuid.UUID | None:
