@@ -9,7 +9,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.middleware import RateLimitMiddleware, RequestContextMiddleware
 from api.routes import admin, health, payments, stats, transactions
+from engine.config import get_settings
 from engine.service import Engine
 
 DESCRIPTION = """
@@ -43,6 +45,10 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     if engine is not None:
         app.state.engine = engine
     install_error_handlers(app)
+    settings = engine.settings if engine is not None else get_settings()
+    if settings.rate_limit:
+        app.add_middleware(RateLimitMiddleware, per_second=settings.rate_limit)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     for module in (payments, transactions, stats, admin, health):
         app.include_router(module.router)
     _answer_400_not_422(app)

@@ -26,6 +26,7 @@ class ErrorBody(BaseModel):
     type: str
     message: str
     field: str | None = None
+    request_id: str | None = None
 
 
 class ErrorResponse(BaseModel):
@@ -34,9 +35,18 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-def error_response(status: int, type_: str, message: str, field: str | None = None) -> JSONResponse:
-    """Build the envelope as a response."""
-    body = ErrorResponse(error=ErrorBody(type=type_, message=message, field=field))
+def error_response(
+    status: int,
+    type_: str,
+    message: str,
+    field: str | None = None,
+    request: Request | None = None,
+) -> JSONResponse:
+    """Build the envelope as a response (with the request's id when known)."""
+    request_id = getattr(request.state, "request_id", None) if request is not None else None
+    body = ErrorResponse(
+        error=ErrorBody(type=type_, message=message, field=field, request_id=request_id)
+    )
     return JSONResponse(status_code=status, content=body.model_dump())
 
 
@@ -62,35 +72,39 @@ def install_error_handlers(app: FastAPI) -> None:
     """Map validation, engine and HTTP errors to the envelope."""
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         field, message = _describe_validation_error(exc.errors()[0] if exc.errors() else {})
-        return error_response(400, "validation_error", message, field)
+        return error_response(400, "validation_error", message, field, request)
 
     @app.exception_handler(InvalidRequestError)
-    async def _invalid(_: Request, exc: InvalidRequestError) -> JSONResponse:
-        return error_response(400, "validation_error", exc.message, exc.field)
+    async def _invalid(request: Request, exc: InvalidRequestError) -> JSONResponse:
+        return error_response(400, "validation_error", exc.message, exc.field, request)
 
     @app.exception_handler(RecursionError)
-    async def _too_deep(_: Request, __: RecursionError) -> JSONResponse:
+    async def _too_deep(request: Request, _: RecursionError) -> JSONResponse:
         return error_response(
             400, "validation_error", "The JSON body is nested too deeply.", "body"
         )
 
     @app.exception_handler(NotFoundError)
-    async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
-        return error_response(404, "not_found", str(exc))
+    async def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
+        return error_response(404, "not_found", str(exc), None, request)
 
     @app.exception_handler(StoreLockedError)
     @app.exception_handler(StoreError)
-    async def _store(_: Request, exc: StoreError) -> JSONResponse:
+    async def _store(request: Request, exc: StoreError) -> JSONResponse:
         log.error("store error: %s", exc)
-        return error_response(503, "store_unavailable", str(exc))
+        return error_response(503, "store_unavailable", str(exc), None, request)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400:  # the body could not be parsed at all
             return error_response(
-                400, "validation_error", "The request body could not be parsed as JSON.", "body"
+                400,
+                "validation_error",
+                "The request body could not be parsed as JSON.",
+                "body",
+                request,
             )
         kinds = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
         response = error_response(
@@ -101,6 +115,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return response
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error", exc_info=exc)
-        return error_response(500, "internal_error", "Internal error; the server log has details.")
+        return error_response(
+            500, "internal_error", "Internal error; the server log has details.", None, request
+        )

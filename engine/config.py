@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -29,6 +30,10 @@ class Settings(BaseSettings):
     )
     max_simulation_rows: int = Field(5_000_000, ge=1)
     max_batch: int = Field(256, ge=1, le=10_000, description="Most payments per group commit.")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body.")
+    rate_limit: float | None = Field(
+        None, description="POST /payment per client and second ('100/s', '6000/min'); unset = off."
+    )
 
     @field_validator("db")
     @classmethod
@@ -43,10 +48,28 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
+    @field_validator("rate_limit", mode="before")
+    @classmethod
+    def _parse_rate(cls, value: object) -> object:
+        if value is None or value == "":
+            return None
+        if isinstance(value, int | float):
+            return value
+        return parse_rate(str(value))
+
     @property
     def db_path(self) -> Path | None:
         """The database file, or None for an in-memory database."""
         return None if self.db == ":memory:" else Path(self.db)
+
+
+def parse_rate(text: str) -> float:
+    """'100/s', '6000/min' or '50' (per second) → requests per second."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute))?\s*", text)
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError("expected a positive rate such as '100/s' or '6000/min'")
+    value = float(match.group(1))
+    return value / 60 if (match.group(2) or "s").startswith("m") else value
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -1,0 +1,166 @@
+"""Pure-ASGI middleware: request ids, body-size limit, rate limit and one log line per request.
+
+Written as raw ASGI (not ``BaseHTTPMiddleware``) because it wraps every payment on the hot path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+access_log = logging.getLogger("ptsim.access")
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _error_bytes(type_: str, message: str, request_id: str, field: str | None = None) -> bytes:
+    body = {"error": {"type": type_, "message": message, "field": field, "request_id": request_id}}
+    return json.dumps(body).encode()
+
+
+async def _send_error(
+    send: Send, status: int, body: bytes, request_id: str, extra: list[tuple[bytes, bytes]] = ()
+) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"request-id", request_id.encode()),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestContextMiddleware:
+    """Gives every request a ``Request-Id`` (the client's, if well-formed, else a new one),
+    returns it as a header, stores it in ``scope["state"]`` for error bodies, refuses bodies
+    over ``max_body_bytes`` with 413, and logs one JSON line per request (never a body)."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        supplied = headers.get(b"request-id", b"").decode("latin-1")
+        request_id = supplied if _CLIENT_ID.match(supplied) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers_out = list(message.get("headers", []))
+                if not any(name.lower() == b"request-id" for name, _ in headers_out):
+                    headers_out.append((b"request-id", request_id.encode()))
+                message["headers"] = headers_out
+            await send(message)
+
+        too_large = _error_bytes(
+            "payload_too_large",
+            f"The request body exceeds {self.max_body_bytes} bytes.",
+            request_id,
+            "body",
+        )
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            status = 413
+            await _send_error(send, 413, too_large, request_id, [(b"connection", b"close")])
+            self._log(scope, request_id, status, started)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        except _BodyTooLarge:
+            status = 413
+            await _send_error(send, 413, too_large, request_id, [(b"connection", b"close")])
+        finally:
+            self._log(scope, request_id, status, started)
+
+    @staticmethod
+    def _log(scope: Scope, request_id: str, status: int, started: float) -> None:
+        if access_log.isEnabledFor(logging.INFO):
+            access_log.info(
+                json.dumps(
+                    {
+                        "request_id": request_id,
+                        "method": scope.get("method"),
+                        "path": scope.get("path"),
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    }
+                )
+            )
+
+
+class RateLimitMiddleware:
+    """Token bucket per client address on ``POST /payment``; 429 with ``Retry-After``."""
+
+    def __init__(self, app: ASGIApp, per_second: float, burst: int | None = None) -> None:
+        self.app = app
+        self.rate = per_second
+        self.burst = float(burst or max(1, math.ceil(per_second)))
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def _take(self, client: str) -> float:
+        """0 when a token was taken, else seconds until one is available."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(client, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens >= 1:
+                self._buckets[client] = (tokens - 1, now)
+                return 0.0
+            self._buckets[client] = (tokens, now)
+            return (1 - tokens) / self.rate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/payment":
+            client = (scope.get("client") or ("unknown", 0))[0]
+            wait = self._take(client)
+            if wait > 0:
+                request_id = scope.get("state", {}).get("request_id", uuid.uuid4().hex)
+                retry_after = str(max(1, math.ceil(wait)))
+                body = _error_bytes(
+                    "rate_limited",
+                    f"Too many payments; retry after {retry_after} s.",
+                    request_id,
+                )
+                await _send_error(
+                    send, 429, body, request_id, [(b"retry-after", retry_after.encode())]
+                )
+                return
+        await self.app(scope, receive, send)
