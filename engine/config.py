@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     )
     max_simulation_rows: int = Field(5_000_000, ge=1)
     max_batch: int = Field(256, ge=1, le=10_000, description="Most payments per group commit.")
+    backup_interval_s: float = Field(
+        600.0, ge=0, description="Seconds between online backups beside the db (0 = off)."
+    )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body.")
     rate_limit: float | None = Field(
         None, description="POST /payment per client and second ('100/s', '6000/min'); unset = off."

@@ -22,6 +22,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from engine.backup import RecoveryReport, recover_if_damaged, take_backup
 from engine.errors import StoreError, StoreLockedError
 from engine.latency import histogram_counts, percentile_from_histogram
 from engine.schema import MIGRATIONS, SCHEMA_VERSION
@@ -61,11 +62,11 @@ def open_connection(path: Path | None, read_only: bool = False) -> duckdb.DuckDB
                 "use that server's API (POST /simulations, POST /payment) or pass another "
                 "--db / PTSIM_DB."
             ) from None
-        raise StoreError(f"Cannot open the database {target}: {exc}") from None
+        raise StoreError(f"Cannot open the database {target}: {exc}") from exc
     except duckdb.Error as exc:
         raise StoreError(
             f"Cannot open the database {target} ({exc}); check the path and its permissions."
-        ) from None
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,16 @@ class Store:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._con = open_connection(path)
+        self.recovery: RecoveryReport | None = None
+        try:
+            self._con = open_connection(path)
+        except StoreLockedError:
+            raise
+        except StoreError as exc:
+            if path is None or not path.exists():
+                raise
+            self.recovery = recover_if_damaged(path, exc.__cause__ or exc)
+            self._con = open_connection(path)
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._cursors_lock = threading.Lock()
@@ -364,6 +374,12 @@ class Store:
             "p95": percentile_from_histogram(buckets, counts, 0.95),
             "p99": percentile_from_histogram(buckets, counts, 0.99),
         }
+
+    def backup(self) -> Path:
+        """Write an online backup beside the database file; return its path."""
+        if self.path is None:
+            raise StoreError("An in-memory database has no file to back up; set PTSIM_DB.")
+        return take_backup(self._con, self.path, self.write_lock)
 
     def file_size_bytes(self) -> int:
         """Size of the database file plus its WAL (0 in memory)."""
