@@ -8,6 +8,7 @@ import sys
 
 from engine.config import get_settings
 from engine.errors import EngineError
+from workbench.cli_backup import add_backup_parsers
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--api-port", type=int, help="API port (default: PTSIM_API_PORT)")
         command.set_defaults(handler=_serve)
     serve.add_argument("--ui-port", type=int, help="dashboard port (default: PTSIM_UI_PORT)")
+    add_backup_parsers(sub)
     try:
         from workbench.cli_generate import add_generate_parser
     except ImportError:  # the bulk generator ships separately

@@ -23,3 +23,17 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[AdminDep])
 async def reset(engine: EngineDep) -> Stats:
     """Delete every transaction, audit entry and run in one transaction; return zeroed stats."""
     return await run_in_threadpool(engine.reset)
+
+
+@router.post(
+    "/backup",
+    responses={
+        401: {"model": ErrorResponse, "description": "Missing or wrong token."},
+        403: {"model": ErrorResponse, "description": "Admin routes disabled."},
+        503: {"model": ErrorResponse, "description": "In-memory database or backup failed."},
+    },
+)
+async def backup(engine: EngineDep) -> dict[str, str]:
+    """Write an online backup beside the database file (the one to use while serving)."""
+    path = await run_in_threadpool(engine.store.backup)
+    return {"backup": str(path)}
