@@ -1,0 +1,76 @@
+"""Card data: keyed fingerprints (never plain SHA-256), masking, Luhn, the key file."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import stat
+
+import pytest
+
+from engine.cards import FINGERPRINT_BYTES, fingerprint, load_or_create_key, luhn_valid, mask
+
+CARD = "4000001234567890"
+
+
+def test_fingerprint_is_hmac_not_plain_sha256() -> None:
+    key = b"k" * 32
+    fp = fingerprint(CARD, key)
+    expected = hmac.new(key, CARD.encode(), hashlib.sha256).digest()[:FINGERPRINT_BYTES].hex()
+    assert fp.card_hash == expected
+    plain = hashlib.sha256(CARD.encode()).hexdigest()
+    assert fp.card_hash not in plain
+    assert plain[: 2 * FINGERPRINT_BYTES] != fp.card_hash
+    assert fingerprint(CARD, b"other-key").card_hash != fp.card_hash
+    assert CARD not in repr(fp)
+
+
+def test_fingerprint_keeps_bin_last4_length_and_masks() -> None:
+    fp = fingerprint(CARD, b"key")
+    assert (fp.bin, fp.last4, fp.length) == ("400000", "7890", 16)
+    assert fp.masked == "400000******7890"
+    assert mask("378282", "0005", 15) == "378282*****0005"
+    assert mask("123456", "7890", 10) == "1234567890"[:6] + "7890"
+
+
+def test_luhn() -> None:
+    assert luhn_valid("4111111111111111")
+    assert luhn_valid("378282246310005")
+    assert not luhn_valid("4111111111111112")
+
+
+def test_key_file_is_created_0600_and_reused(tmp_path) -> None:
+    path = tmp_path / "sub" / "db.duckdb.cardkey"
+    key = load_or_create_key(path, None)
+    assert len(key) == 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_or_create_key(path, None) == key
+
+
+def test_configured_key_wins_and_memory_gets_a_fresh_key(tmp_path) -> None:
+    path = tmp_path / "db.cardkey"
+    assert load_or_create_key(path, "configured-secret") == b"configured-secret"
+    assert not path.exists()
+    assert load_or_create_key(None, None) != load_or_create_key(None, None)
+
+
+def test_engine_creates_its_key_beside_the_database_and_reuses_it(tmp_path) -> None:
+    from engine.service import Engine
+
+    db = tmp_path / "cards.duckdb"
+    body = {"card_number": CARD, "amount": "10.00", "merchant": "M"}
+    with Engine.open(db, seed=1, card_key="") as eng:
+        eng.authorize(body)
+        first = eng.store.query("SELECT card_hash FROM transactions")[0][0]
+    key_file = tmp_path / "cards.duckdb.cardkey"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    with Engine.open(db, seed=1, card_key="") as eng:
+        eng.authorize(body)
+        hashes = {h for (h,) in eng.store.query("SELECT card_hash FROM transactions")}
+    assert hashes == {first}
+    assert first != hashlib.sha256(CARD.encode()).hexdigest()[: 2 * FINGERPRINT_BYTES]
+
+
+@pytest.mark.parametrize("card", ["4111111111111111", "5555555555554444"])
+def test_distinct_cards_get_distinct_fingerprints(card: str) -> None:
+    assert fingerprint(card, b"key").card_hash != fingerprint(CARD, b"key").card_hash
