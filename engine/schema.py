@@ -85,5 +85,16 @@ CREATE TABLE latency_histogram (
 );
 """
 
-MIGRATIONS: list[str] = [V1_TABLES, V2_ROLLUPS]
+# v3: Idempotency-Key records (Stripe semantics), written in the same transaction as the payment
+# they produced, so a replay after a crash finds exactly what the first answer promised.
+V3_IDEMPOTENCY = """
+CREATE TABLE idempotency_keys (
+    key VARCHAR PRIMARY KEY,
+    request_hash VARCHAR NOT NULL,    -- SHA-256 of the canonical request (card as fingerprint)
+    transaction_id UUID NOT NULL,
+    created_at TIMESTAMP NOT NULL
+);
+"""
+
+MIGRATIONS: list[str] = [V1_TABLES, V2_ROLLUPS, V3_IDEMPOTENCY]
 SCHEMA_VERSION = len(MIGRATIONS)
