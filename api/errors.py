@@ -15,7 +15,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.errors import InvalidRequestError, NotFoundError, StoreError, StoreLockedError
+from engine.errors import (
+    IdempotencyConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    StoreError,
+    StoreLockedError,
+)
 
 log = logging.getLogger("ptsim.api")
 
@@ -60,6 +66,8 @@ def _describe_validation_error(error: dict[str, Any]) -> tuple[str | None, str]:
         return "body", "A JSON request body is required."
     if kind == "model_attributes_type" or (kind.endswith("_type") and not loc):
         return "body", "The request body must be a JSON object."
+    if len(loc) == 2 and loc[0] == "header":  # e.g. ('header', 'idempotency-key')
+        loc = ["-".join(part.capitalize() for part in loc[1].split("-"))]
     field = ".".join(loc) or "body"
     if kind == "extra_forbidden":
         return field, f"Unknown field '{field}'."
@@ -85,6 +93,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(
             400, "validation_error", "The JSON body is nested too deeply.", "body"
         )
+
+    @app.exception_handler(IdempotencyConflictError)
+    async def _conflict(request: Request, exc: IdempotencyConflictError) -> JSONResponse:
+        return error_response(409, "idempotency_error", str(exc), "Idempotency-Key", request)
 
     @app.exception_handler(NotFoundError)
     async def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:

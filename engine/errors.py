@@ -30,3 +30,7 @@ class StoreLockedError(StoreError):
 
 class NotFoundError(EngineError):
     """The requested transaction, run or audit trail does not exist."""
+
+
+class IdempotencyConflictError(EngineError):
+    """An Idempotency-Key was reused with a different request body."""

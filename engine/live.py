@@ -48,6 +48,7 @@ class PendingPayment:
     request: PaymentRequest
     card: CardFingerprint
     received_ns: int
+    idempotency: tuple[str, str] | None = None  # (Idempotency-Key, request hash)
     future: Future[PaymentResult] = field(default_factory=Future)
 
 
@@ -212,6 +213,9 @@ class LiveWriter:
             self._write_pending_latency(cur)
             self._store.append_transactions(cur, rows)
             self._store.append_audit(cur, audit)
+            keyed = [(p.idempotency, ids[i]) for i, p in enumerate(batch) if p.idempotency]
+            if keyed:
+                self._store.insert_idempotency_keys(cur, keyed, now)
             self._store.add_to_rollups(cur, delta)
         committed_ns = time.perf_counter_ns()
         latencies = [round((committed_ns - p.received_ns) / 1e6, 3) for p in batch]

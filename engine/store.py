@@ -320,10 +320,43 @@ class Store:
         finally:
             cur.unregister("_latency")
 
+    @staticmethod
+    def insert_idempotency_keys(
+        cur: duckdb.DuckDBPyConnection,
+        keyed: list[tuple[tuple[str, str], uuid.UUID]],
+        now: datetime,
+    ) -> None:
+        """Record (key, request hash) → transaction id for the payments of this batch."""
+        cur.executemany(
+            "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?)",
+            [[key, request_hash, tid, now] for (key, request_hash), tid in keyed],
+        )
+
+    def find_idempotency_key(self, key: str) -> tuple[str, uuid.UUID] | None:
+        """(request hash, transaction id) recorded for ``key``, or None."""
+        rows = self.query(
+            "SELECT request_hash, transaction_id FROM idempotency_keys WHERE key = ?", [key]
+        )
+        return rows[0] if rows else None
+
+    def purge_idempotency_keys(self, older_than: datetime) -> int:
+        """Forget keys recorded before ``older_than``; return how many."""
+        with self.write() as cur:
+            return cur.execute(
+                "DELETE FROM idempotency_keys WHERE created_at < ?", [older_than]
+            ).fetchone()[0]
+
     def reset(self) -> None:
         """Delete all transactions, audit entries, runs and rollups in one transaction."""
         with self.write() as cur:
-            for table in ("transactions", "audit_log", "runs", "stats_rollup", "latency_histogram"):
+            for table in (
+                "transactions",
+                "audit_log",
+                "runs",
+                "stats_rollup",
+                "latency_histogram",
+                "idempotency_keys",
+            ):
                 cur.execute(f"DELETE FROM {table}")
 
     # -- reads ---------------------------------------------------------------------------------

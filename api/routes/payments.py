@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header, Response
+from fastapi.concurrency import run_in_threadpool
 
 from api.deps import EngineDep
 from api.errors import ErrorResponse
+from engine.idempotency import MAX_KEY_LENGTH
 from engine.models import PaymentRequest, PaymentResult
 
 router = APIRouter(tags=["payments"])
@@ -17,8 +20,31 @@ router = APIRouter(tags=["payments"])
     "/payment",
     status_code=201,
     response_model=PaymentResult,
-    responses={400: {"model": ErrorResponse, "description": "Invalid request; names the field."}},
+    responses={
+        400: {"model": ErrorResponse, "description": "Invalid request; names the field."},
+        409: {"model": ErrorResponse, "description": "Idempotency-Key reused with another body."},
+        413: {"model": ErrorResponse, "description": "Request body too large."},
+        429: {"model": ErrorResponse, "description": "Rate limit exceeded (PTSIM_RATE_LIMIT)."},
+    },
 )
-async def create_payment(payment: PaymentRequest, engine: EngineDep) -> PaymentResult:
+async def create_payment(
+    payment: PaymentRequest,
+    engine: EngineDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=MAX_KEY_LENGTH,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Retry-safe key: the same key and body return the first result.",
+        ),
+    ] = None,
+) -> PaymentResult:
     """Score and decide a payment; answers once the decision is committed to disk."""
-    return await asyncio.wrap_future(engine.submit(payment))
+    if idempotency_key is None:
+        return await asyncio.wrap_future(engine.submit(payment))
+    future, replayed = await run_in_threadpool(engine.submit_idempotent, payment, idempotency_key)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return await asyncio.wrap_future(future)
