@@ -7,16 +7,17 @@ STAMP      := $(VENV)/.synced
 UV_VERSION := 0.13.8
 PYTHON     ?= python3
 CHROMIUM   := /usr/bin/chromium
+EXTRAS     ?= dev
 
 .PHONY: setup run api test lint fuzz notebooks browser bench clean
 
 $(STAMP): pyproject.toml uv.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv sync --locked --extra dev --inexact
+	$(BIN)/uv sync --locked $(if $(EXTRAS),--extra $(EXTRAS)) --inexact
 	@touch $@
 
-setup: $(STAMP)  ## the virtual environment, from the lock file
+setup: $(STAMP)  ## the virtual environment, from the lock file (EXTRAS= for runtime only)
 
 run: setup  ## dashboard + REST API in one process
 	$(BIN)/ptsim serve
