@@ -147,12 +147,13 @@ class LiveWriter:
                 self._write_pending_latency(cur)
         except Exception:
             log.exception("could not write back latencies")
+        # Cleared only now: until the write-back commits, lookups answer from memory.
+        self._pending_latency = None
 
     def _write_pending_latency(self, cur: object) -> None:
         if self._pending_latency is None:
             return
         ids, latencies = self._pending_latency
-        self._pending_latency = None
         self._store.set_latencies(cur, ids, latencies)  # type: ignore[arg-type]
         delta = RollupDelta.from_columns(
             LIVE_SOURCE, np.empty(0, bool), np.empty(0, np.int64), np.asarray(latencies)

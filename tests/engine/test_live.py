@@ -125,3 +125,12 @@ def test_latency_is_positive_and_written_back_to_the_row(engine) -> None:
     audit = engine.get_audit(result.transaction_id)
     assert audit[0].latency_ms == result.latency_ms
     assert engine.stats().p50_latency > 0
+
+
+def test_lookups_never_lose_the_latency_while_it_is_written_back(engine) -> None:
+    # Regression: the writer forgot the in-memory latency before its write-back committed, so a
+    # lookup in that window answered latency_ms = null for a payment already answered 201.
+    for i in range(40):
+        result = engine.authorize(_request(i, "5.00"))
+        assert engine.get_audit(result.transaction_id)[0].latency_ms == result.latency_ms
+        assert engine.get_transaction(result.transaction_id).latency_ms == result.latency_ms
