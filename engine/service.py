@@ -29,12 +29,13 @@ from engine.models import (
     StoredTransaction,
 )
 from engine.policy import DEFAULT_POLICY, Policy
+from engine.simulation.facade import SimulationMixin
 from engine.store import Store
 
 log = logging.getLogger("ptsim.engine")
 
 
-class Engine:
+class Engine(SimulationMixin):
     """Scores, decides and persists payments; answers stats, lookups and audit trails.
 
     Create one per process (it owns the database file) and :meth:`close` it on shutdown.
@@ -54,6 +55,7 @@ class Engine:
         self.ids = IdAllocator()
         self._policy_lock = threading.Lock()
         self._policy = self._load_or_create_policy()
+        self._init_simulations()
         self._live = LiveWriter(
             self.store,
             np.random.default_rng(self.settings.seed),
@@ -68,7 +70,8 @@ class Engine:
         return cls(get_settings(db=str(db), **settings))
 
     def close(self) -> None:
-        """Drain queued payments, checkpoint and close the database."""
+        """Stop simulation runs, drain queued payments, checkpoint and close the database."""
+        self._stop_simulations()
         self._live.stop()
         self.store.close()
 

@@ -1,0 +1,161 @@
+"""The simulation methods of :class:`~engine.service.Engine` (kept here so the facade stays small).
+
+The mixin needs the engine's ``store``, ``ids``, ``_card_key`` and ``active_policy()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+
+from engine.errors import NotFoundError
+from engine.simulation import records
+from engine.simulation.params import RunRecord, SimulationParams
+from engine.simulation.runner import Progress, execute_run
+
+if TYPE_CHECKING:
+    from engine.ids import IdAllocator
+    from engine.policy import Policy
+    from engine.store import Store
+
+log = logging.getLogger("ptsim.simulation")
+
+# Deterministic content of a run's rows, in event (= id) order; id and run_id excluded.
+CONTENT_SQL = """
+SELECT epoch_ms(created_at) AS created_at, card_hash, card_bin, card_last4, card_length,
+       CAST(amount * 100 AS BIGINT) AS amount_cents, currency, merchant, channel, device_id,
+       status, reason_code, risk_flag, score, spending_velocity, device_trust_score,
+       ip_risk_score, velocity_count, device_seen_count, device_other_cards, draw,
+       policy_version, latency_ms, is_fraud, fraud_scenario,
+       epoch_ms(label_available_at) AS label_available_at
+FROM transactions WHERE run_id = ? ORDER BY id
+"""
+
+
+class SimulationMixin:
+    """Bulk synthetic generation runs: start, follow, list, hash."""
+
+    store: Store
+    ids: IdAllocator
+    _card_key: bytes
+
+    def active_policy(self) -> Policy:  # provided by Engine
+        raise NotImplementedError
+
+    def _init_simulations(self) -> None:
+        """At start-up: mark runs a dead process left 'running' as interrupted."""
+        self._sim_threads: dict[int, tuple[threading.Thread, threading.Event]] = {}
+        self._sim_lock = threading.Lock()
+        abandoned = records.mark_abandoned_runs(self.store)
+        if abandoned:
+            log.warning("simulation runs %s were left running and are now interrupted", abandoned)
+
+    def _stop_simulations(self) -> None:
+        """Ask background runs to stop (they end 'interrupted') and wait for them."""
+        with self._sim_lock:
+            running = list(self._sim_threads.values())
+        for _, cancel in running:
+            cancel.set()
+        for thread, _ in running:
+            thread.join(timeout=60)
+
+    def _prepare_run(self, params: SimulationParams | dict) -> tuple[SimulationParams, int, Policy]:
+        if not isinstance(params, SimulationParams):
+            params = SimulationParams.model_validate(params)
+        policy = self.active_policy()
+        return params, records.create_run(self.store, params, policy.version), policy
+
+    def simulate(
+        self, params: SimulationParams | dict, progress: Progress | None = None
+    ) -> RunRecord:
+        """Generate a run synchronously and return its record.
+
+        ``progress(rows_written, rows_planned)`` is called after each committed chunk. Ctrl-C
+        (or an exception from ``progress``) stops the run: committed chunks stay, the record is
+        marked interrupted (or failed) with a true ``rows_written``, and the exception propagates.
+        """
+        params, run_id, policy = self._prepare_run(params)
+        execute_run(self.store, self.ids, self._card_key, policy, run_id, params, progress)
+        return self.get_run(run_id)
+
+    def start_simulation(self, params: SimulationParams | dict) -> int:
+        """Start a run in a background thread; return its id at once (follow it with
+        :meth:`get_run`)."""
+        params, run_id, policy = self._prepare_run(params)
+        cancel = threading.Event()
+
+        def work() -> None:
+            try:
+                execute_run(
+                    self.store, self.ids, self._card_key, policy, run_id, params, cancel=cancel
+                )
+            except BaseException:
+                log.exception("simulation run %s stopped", run_id)
+            finally:
+                with self._sim_lock:
+                    self._sim_threads.pop(run_id, None)
+
+        thread = threading.Thread(target=work, name=f"ptsim-sim-{run_id}", daemon=True)
+        with self._sim_lock:
+            self._sim_threads[run_id] = (thread, cancel)
+        thread.start()
+        return run_id
+
+    def cancel_simulation(self, run_id: int) -> bool:
+        """Ask a background run to stop; False when it is not running in this process."""
+        with self._sim_lock:
+            entry = self._sim_threads.get(run_id)
+        if entry is None:
+            return False
+        entry[1].set()
+        return True
+
+    def get_run(self, run_id: int) -> RunRecord:
+        """A run's record: status, progress, rows written, parameters, seed, policy version,
+        timings and summary. Raises :class:`NotFoundError`."""
+        return records.get_run(self.store, run_id)
+
+    def list_runs(self) -> list[RunRecord]:
+        """Every run, newest first."""
+        return records.list_runs(self.store)
+
+    def run_content_hash(self, run_id: int) -> str:
+        """SHA-256 over a run's deterministic columns in event order (id and run_id excluded):
+        equal for equal seed, parameters and card key, whatever the chunk size."""
+        self.get_run(run_id)  # NotFoundError for unknown runs
+        reader = self.store.cursor().sql(CONTENT_SQL, params=[run_id]).to_arrow_reader(200_000)
+        digests: dict[str, hashlib._Hash] = {}
+        rows = 0
+        for batch in reader:
+            rows += batch.num_rows
+            for name, column in zip(batch.schema.names, batch.columns, strict=True):
+                _hash_column(digests.setdefault(name, hashlib.sha256()), column)
+        if rows == 0:
+            raise NotFoundError(f"Simulation run {run_id} has no rows.")
+        total = hashlib.sha256(str(rows).encode())
+        for name in sorted(digests):
+            total.update(name.encode() + digests[name].digest())
+        return total.hexdigest()
+
+
+def _hash_column(digest: hashlib._Hash, column: pa.Array) -> None:
+    """Feed a column's values (and nulls) in a form independent of batch boundaries."""
+    valid = column.is_valid().to_numpy(zero_copy_only=False)
+    digest.update(valid.astype(np.uint8).tobytes())
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        filled = column.fill_null("").cast(pa.large_string())
+        offsets = np.frombuffer(filled.buffers()[1], dtype=np.int64)[
+            filled.offset : filled.offset + len(filled) + 1
+        ]
+        digest.update(np.diff(offsets).tobytes())
+        data = filled.buffers()[2]
+        if data is not None:
+            digest.update(memoryview(data)[offsets[0] : offsets[-1]])
+    else:
+        values = column.fill_null(False if pa.types.is_boolean(column.type) else 0)
+        digest.update(values.to_numpy(zero_copy_only=False).tobytes())

@@ -1,0 +1,93 @@
+"""What a simulation run is (:class:`SimulationParams`) and what it did (:class:`RunRecord`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SCENARIOS: tuple[str, ...] = (
+    "stolen_card",
+    "card_testing",
+    "account_takeover",
+    "compromised_merchant",
+)
+DEFAULT_START = datetime(2026, 1, 1)  # naive UTC, like every stored timestamp
+RunStatus = Literal["running", "completed", "failed", "interrupted"]
+
+
+class SimulationParams(BaseModel):
+    """Parameters of a run. Everything except ``chunk_rows`` determines the rows: the same
+    parameters (and card key) give identical rows whatever the chunk size."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rows: int = Field(ge=1, le=2_000_000_000, description="Number of payments to generate.")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seed of every random process.")
+    days: int = Field(30, ge=1, le=3650, description="Simulated days the payments span.")
+    fraud_rate: float = Field(
+        0.01, ge=0.0, le=0.5, allow_inf_nan=False, description="Expected share of fraud rows."
+    )
+    scenario_mix: dict[str, float] = Field(
+        default_factory=lambda: dict.fromkeys(SCENARIOS, 1.0),
+        description="Relative weight of each fraud scenario's rows (names: "
+        + ", ".join(SCENARIOS)
+        + ").",
+    )
+    start: datetime = Field(DEFAULT_START, description="Simulated start time (naive UTC).")
+    chunk_rows: int = Field(
+        500_000, ge=1, le=20_000_000, description="Rows per write transaction (not content)."
+    )
+
+    @field_validator("scenario_mix")
+    @classmethod
+    def _known_scenarios(cls, mix: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(mix) - set(SCENARIOS))
+        if unknown:
+            raise ValueError(f"unknown scenario {unknown[0]!r}; choose from {', '.join(SCENARIOS)}")
+        if any(not (0.0 <= weight < float("inf")) for weight in mix.values()):
+            raise ValueError("scenario weights must be finite and >= 0")
+        if mix and sum(mix.values()) <= 0:
+            raise ValueError("at least one scenario weight must be positive")
+        return {name: float(mix.get(name, 0.0)) for name in SCENARIOS}
+
+    @field_validator("start")
+    @classmethod
+    def _naive_utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is not None:
+            from datetime import UTC
+
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def mix_shares(self) -> dict[str, float]:
+        """Scenario weights normalized to sum to 1 (all zero when no weight is positive)."""
+        total = sum(self.scenario_mix.values())
+        return {k: (v / total if total > 0 else 0.0) for k, v in self.scenario_mix.items()}
+
+    def content_dict(self) -> dict[str, Any]:
+        """The parameters that determine the rows (JSON-ready)."""
+        return self.model_dump(mode="json", exclude={"chunk_rows"})
+
+
+class RunRecord(BaseModel):
+    """A simulation run as recorded in the ``runs`` table."""
+
+    id: int
+    status: RunStatus
+    created_at: datetime
+    finished_at: datetime | None
+    seed: int
+    params: dict[str, Any]
+    policy_version: int
+    code_version: str
+    rows_planned: int
+    rows_written: int
+    progress: float = Field(description="rows_written / rows_planned, in [0, 1].")
+    timings: dict[str, float]
+    summary: dict[str, Any] = Field(
+        description="Counts so far: rows, approved, approval_rate, fraud_rows, fraud_caught, "
+        "fraud_caught_rate, false_declines, fraud_amount, fraud_loss, per-scenario counts."
+    )
+    error: str | None

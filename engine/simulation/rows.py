@@ -1,0 +1,63 @@
+"""A column-wise batch of simulated payments before features and decisions (numpy arrays)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+NO_SCENARIO = -1  # scenario code of legitimate rows
+NO_LABEL = -1  # label_at_ms of legitimate rows
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """Simulated payments. Codes are dense integers into the population's tables."""
+
+    t_ms: np.ndarray  # int64 event time, ms since the epoch
+    card: np.ndarray  # int64 card code
+    merchant: np.ndarray  # int32 merchant code
+    channel: np.ndarray  # int8 index into engine.features.CHANNELS
+    device: np.ndarray  # int64 device code, -1 = no device id sent
+    currency: np.ndarray  # int8 index into population.CURRENCIES
+    amount_cents: np.ndarray  # int64
+    draw: np.ndarray  # float64 uniform [0, 1): the decision's random number
+    latency_ms: np.ndarray  # float64
+    scenario: np.ndarray  # int8 index into SCENARIOS, -1 = legitimate
+    label_at_ms: np.ndarray  # int64 when a chargeback reveals the fraud, -1 = legitimate
+
+    def __len__(self) -> int:
+        return len(self.t_ms)
+
+    @property
+    def is_fraud(self) -> np.ndarray:
+        """Ground truth per row."""
+        return self.scenario >= 0
+
+    def take(self, index: np.ndarray | slice) -> Rows:
+        """The rows at ``index`` (an index array or a slice)."""
+        return Rows(*(getattr(self, f.name)[index] for f in fields(self)))
+
+    @staticmethod
+    def concat(parts: list[Rows]) -> Rows:
+        """All parts, in order."""
+        if len(parts) == 1:
+            return parts[0]
+        return Rows(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Rows)))
+
+    @staticmethod
+    def empty() -> Rows:
+        """No rows (with the right dtypes)."""
+        return Rows(
+            t_ms=np.empty(0, np.int64),
+            card=np.empty(0, np.int64),
+            merchant=np.empty(0, np.int32),
+            channel=np.empty(0, np.int8),
+            device=np.empty(0, np.int64),
+            currency=np.empty(0, np.int8),
+            amount_cents=np.empty(0, np.int64),
+            draw=np.empty(0, np.float64),
+            latency_ms=np.empty(0, np.float64),
+            scenario=np.empty(0, np.int8),
+            label_at_ms=np.empty(0, np.int64),
+        )

@@ -1,0 +1,227 @@
+"""Run a simulation: stream → features → decisions → Arrow → DuckDB, one transaction per chunk.
+
+A producer thread generates chunk k+1 (numpy releases the GIL for most of it) while the calling
+thread appends chunk k (DuckDB releases it too), so the two cores overlap. Each chunk commits its
+rows, the run's stats rollups and the run's ``rows_written`` in one transaction: whatever stops a
+run (Ctrl-C, an exception, a crash), the record never claims rows it does not have.
+
+Status: ``running`` → ``completed``; Ctrl-C or a cancel request → ``interrupted``; any other
+exception → ``failed`` (committed chunks stay; the record says how many).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from engine.decision import decide
+from engine.errors import EngineError
+from engine.features import HistoryTracker, normalize
+from engine.ids import IdAllocator
+from engine.policy import Policy
+from engine.simulation import records
+from engine.simulation.params import SimulationParams
+from engine.simulation.population import Population, build_population
+from engine.simulation.rows import Rows
+from engine.simulation.stream import chunks
+from engine.simulation.summary import RunSummary
+from engine.simulation.table import transactions_table
+from engine.store import RollupDelta, Store
+
+log = logging.getLogger("ptsim.simulation")
+Progress = Callable[[int, int], None]  # (rows_written, rows_planned)
+_QUEUE_DEPTH = 2
+_DONE = object()
+
+
+class SimulationCancelled(EngineError):
+    """The run was asked to stop (its record is marked interrupted)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecidedChunk:
+    """A chunk ready to append, with what it adds to the rollups and the summary."""
+
+    table: pa.Table
+    rollup: RollupDelta
+    rows: Rows
+    approved: object
+
+
+class Timings:
+    """Seconds spent per stage (stages of the producer overlap with writing)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Add the block's duration to ``name``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def as_dict(self) -> dict[str, float]:
+        """Rounded to the millisecond."""
+        return {k: round(v, 3) for k, v in self.seconds.items()}
+
+
+def decided_chunks(
+    params: SimulationParams,
+    pop: Population,
+    policy: Policy,
+    run_id: int,
+    timings: Timings,
+) -> Iterator[DecidedChunk]:
+    """The run's chunks, each with history features and decisions (pure computation)."""
+    tracker = HistoryTracker()
+    stream = chunks(params, pop, params.chunk_rows)
+    while True:
+        with timings.stage("generate_s"):
+            rows = next(stream, None)
+        if rows is None:
+            return
+        with timings.stage("features_s"):
+            counts = tracker.update(rows.card, rows.device, rows.currency, rows.t_ms)
+            features = normalize(counts, rows.device >= 0, rows.channel)
+        with timings.stage("decide_s"):
+            decisions = decide(
+                rows.amount_cents,
+                features.spending_velocity,
+                features.device_trust_score,
+                features.ip_risk_score,
+                counts.velocity_count,
+                rows.draw,
+                policy,
+            )
+        with timings.stage("arrow_s"):
+            table = transactions_table(
+                rows, pop, counts, features, decisions, run_id, policy.version
+            )
+            rollup = RollupDelta.from_columns(
+                run_id, decisions.approved, rows.amount_cents, rows.latency_ms
+            )
+        yield DecidedChunk(table, rollup, rows, decisions.approved)
+
+
+class _Producer(threading.Thread):
+    """Runs :func:`decided_chunks` ahead of the writer through a small queue."""
+
+    def __init__(self, source: Iterator[DecidedChunk]) -> None:
+        super().__init__(name="ptsim-sim-producer", daemon=True)
+        self._source = source
+        self.queue: queue.Queue[object] = queue.Queue(maxsize=_QUEUE_DEPTH)
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        try:
+            for item in self._source:
+                if not self._put(item):
+                    return
+            self._put(_DONE)
+        except BaseException as exc:  # handed to the writer, which re-raises it
+            self._put(exc)
+
+    def _put(self, item: object) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def close(self) -> None:
+        """Stop producing and wait for the thread."""
+        self.stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.queue.get_nowait()
+        self.join()
+
+
+def execute_run(
+    store: Store,
+    ids: IdAllocator,
+    card_key: bytes,
+    policy: Policy,
+    run_id: int,
+    params: SimulationParams,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> None:
+    """Generate and persist run ``run_id`` (created by :func:`records.create_run`) and finish
+    its record. Re-raises what stopped it, after marking the record interrupted or failed."""
+    timings = Timings()
+    summary = RunSummary()
+    start = time.perf_counter()
+    status, error = "completed", None
+    producer: _Producer | None = None
+    try:
+        with timings.stage("population_s"):
+            pop = build_population(params, card_key)
+        producer = _Producer(decided_chunks(params, pop, policy, run_id, timings))
+        producer.start()
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise SimulationCancelled(f"Simulation run {run_id} was cancelled.")
+            item = producer.queue.get()
+            if item is _DONE:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, DecidedChunk)
+            with timings.stage("write_s"):
+                _write_chunk(store, ids, run_id, item, summary)
+            if progress is not None:
+                progress(summary.rows, params.rows)
+    except (KeyboardInterrupt, SimulationCancelled) as exc:
+        status, error = "interrupted", _describe(exc)
+        raise
+    except BaseException as exc:
+        status, error = "failed", _describe(exc)
+        raise
+    finally:
+        if producer is not None:
+            producer.close()
+        total = time.perf_counter() - start
+        timings.seconds["total_s"] = total
+        result = timings.as_dict()
+        result["rows_per_s"] = round(summary.rows / total, 1) if total > 0 else 0.0
+        try:
+            records.finish_run(store, run_id, status, result, summary.as_dict(), error)
+        except Exception:
+            log.exception("could not record the end of simulation run %s", run_id)
+        log.info("simulation run %s %s: %s rows in %.1f s", run_id, status, summary.rows, total)
+
+
+def _write_chunk(
+    store: Store, ids: IdAllocator, run_id: int, chunk: DecidedChunk, summary: RunSummary
+) -> None:
+    """Rows, rollups and rows_written in one transaction (ids allocated in insertion order)."""
+    rows = chunk.rows
+    after = copy.deepcopy(summary)
+    after.add(chunk.approved, rows.scenario, rows.amount_cents)  # type: ignore[arg-type]
+    with store.write() as cur:
+        table = chunk.table.add_column(0, "id", ids.next_block(len(rows)))
+        store.append_transactions(cur, table)
+        store.add_to_rollups(cur, chunk.rollup)
+        records.record_progress(cur, run_id, after.rows, after.as_dict())
+    for name in RunSummary.__slots__:
+        setattr(summary, name, getattr(after, name))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    return str(exc) or type(exc).__name__
