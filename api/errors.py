@@ -7,6 +7,7 @@ hold a card number).
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -56,6 +57,10 @@ def error_response(
     return JSONResponse(status_code=status, content=body.model_dump())
 
 
+# Unknown keys are named in errors only when they look like field names: no run of 4+ digits.
+_NAMEABLE_FIELD = re.compile(r"^(?!.*[0-9]{4})[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+
+
 def _describe_validation_error(error: dict[str, Any]) -> tuple[str | None, str]:
     """(field, message) for the first pydantic error, without the offending input."""
     loc = [str(part) for part in error.get("loc", ()) if part != "body"]
@@ -70,6 +75,8 @@ def _describe_validation_error(error: dict[str, Any]) -> tuple[str | None, str]:
         loc = ["-".join(part.capitalize() for part in loc[1].split("-"))]
     field = ".".join(loc) or "body"
     if kind == "extra_forbidden":
+        if not _NAMEABLE_FIELD.match(field):  # the key is client input and may hold a card number
+            return "body", "The request body has an unknown field."
         return field, f"Unknown field '{field}'."
     if kind == "missing":
         return field, f"Field '{field}' is required."

@@ -14,10 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from engine import analytics
+from engine.analytics import Dashboard, FilterOptions
+from engine.backtest import BacktestResult, run_backtest
 from engine.cards import fingerprint, load_or_create_key, mask
 from engine.config import Settings, get_settings
 from engine.decision import REASON_TEXT, Reason
 from engine.errors import NotFoundError
+from engine.filters import RowFilter
 from engine.ids import IdAllocator, parse_id
 from engine.live import LiveWriter, PendingPayment
 from engine.models import (
@@ -229,6 +233,28 @@ class Engine(SimulationMixin):
     def policy_history(self) -> list[dict[str, Any]]:
         """Every stored policy version, newest first."""
         return self.store.list_policies()
+
+    # -- backtests and dashboard reads -----------------------------------------------------------
+
+    def backtest(
+        self, candidate: Policy, filters: RowFilter | None = None, **filter_fields: Any
+    ) -> BacktestResult:
+        """Re-decide stored rows under ``candidate`` and the active policy with the stored draws
+        (common random numbers) and compare them. Select rows with ``filters`` or its fields
+        (``run="live" | "all" | <run id>``, ``since``, ``until``, ``channels``, ``currencies``).
+        """
+        chosen = filters if filters is not None else RowFilter(**filter_fields)
+        return run_backtest(self.store, candidate, self.active_policy(), chosen)
+
+    def dashboard(self, filters: RowFilter | None = None, **filter_fields: Any) -> Dashboard:
+        """KPIs, approval rate and latency over time, decline reasons and the amount
+        distribution of the selected rows, aggregated in the database from one snapshot."""
+        chosen = filters if filters is not None else RowFilter(**filter_fields)
+        return analytics.dashboard(self.store, chosen)
+
+    def filter_options(self) -> FilterOptions:
+        """The channels, currencies, runs and time span present in the data (for filter UIs)."""
+        return analytics.filter_options(self.store)
 
     def _load_or_create_policy(self) -> Policy:
         latest = self.store.latest_policy_row()

@@ -1,0 +1,68 @@
+"""Backtests: what a candidate policy would have decided over stored history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from api.deps import EngineDep
+from api.errors import ErrorResponse
+from engine.backtest import BacktestResult
+from engine.errors import InvalidRequestError
+from engine.filters import RowFilter
+from engine.policy import Policy
+from engine.service import Engine
+
+router = APIRouter(tags=["backtest"])
+
+
+class BacktestRequest(BaseModel):
+    """A candidate policy (knobs left out keep the active policy's value; ``null`` switches an
+    optional rule off) and which stored rows to re-decide."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "candidate": {"score_threshold": 0.6, "velocity_limit": 8},
+                    "filters": {"run": "all"},
+                }
+            ]
+        },
+    )
+
+    candidate: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Policy knobs: amount_threshold, high_amount_decline_prob, "
+        "base_decline_prob, score_threshold, velocity_limit, weight_device, weight_ip, "
+        "weight_amount, weight_velocity.",
+    )
+    filters: RowFilter = Field(default_factory=RowFilter)
+
+
+def candidate_policy(engine: Engine, knobs: dict[str, Any]) -> Policy:
+    """The active policy with ``knobs`` applied; invalid knobs raise InvalidRequestError."""
+    try:
+        return Policy(**{**engine.active_policy().knobs(), **knobs, "version": 0})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in ("candidate", *first["loc"]))
+        if first["type"] == "extra_forbidden":
+            raise InvalidRequestError(field, f"Unknown policy knob '{field}'.") from None
+        raise InvalidRequestError(field, f"Field '{field}' is invalid: {first['msg']}.") from None
+
+
+@router.post(
+    "/backtest",
+    response_model=BacktestResult,
+    responses={400: {"model": ErrorResponse, "description": "Invalid request; names the field."}},
+)
+async def backtest(body: BacktestRequest, engine: EngineDep) -> BacktestResult:
+    """Re-decide stored payments under a candidate policy with their stored random draws and
+    compare it with the active policy (approval, fraud caught, losses, false declines)."""
+    candidate = candidate_policy(engine, body.candidate)
+    return await run_in_threadpool(engine.backtest, candidate, body.filters)

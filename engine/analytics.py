@@ -1,0 +1,243 @@
+"""Dashboard reads: KPIs, time series, decline reasons and amounts, aggregated in DuckDB.
+
+Every function returns a few hundred rows at most, whatever the table size, so front-ends never
+pull raw transactions. :func:`dashboard` reads everything from one snapshot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from engine.decision import REASON_TEXT, Reason
+from engine.errors import StoreError
+from engine.filters import RowFilter
+from engine.store import Store
+
+# Candidate widths of a time-series bucket; the first that gives at most MAX_BUCKETS wins.
+BUCKET_WIDTHS: tuple[timedelta, ...] = (
+    timedelta(seconds=10),
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(hours=1),
+    timedelta(hours=6),
+    timedelta(days=1),
+    timedelta(days=7),
+    timedelta(days=30),
+)
+MAX_BUCKETS = 120
+AMOUNT_BINS_PER_DECADE = 10
+LATENCY_SAMPLE_ROWS = 500_000
+
+
+@dataclass(frozen=True, slots=True)
+class Kpis:
+    """Headline numbers over the selected rows (latency percentiles over rows that have one)."""
+
+    total: int
+    approved: int
+    declined: int
+    approval_rate: float
+    avg_amount: Decimal
+    p50_latency: float | None
+    p95_latency: float | None
+    p99_latency: float | None
+    first_at: datetime | None
+    last_at: datetime | None
+    latency_sampled: bool = False  # percentiles from a sample of LATENCY_SAMPLE_ROWS rows
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    """Everything the live dashboard draws, for one filter.
+
+    ``series``: bucket (start), n, approved, approval_rate, p50, p95, p99 (latency ms);
+    ``reasons``: reason_code, reason, n (declines only); ``amounts``: lo, hi, n (log-spaced bins).
+    """
+
+    filters: RowFilter
+    kpis: Kpis
+    bucket: timedelta
+    series: pd.DataFrame
+    reasons: pd.DataFrame
+    amounts: pd.DataFrame
+
+
+@dataclass(frozen=True, slots=True)
+class FilterOptions:
+    """Values present in the data, to offer in filter widgets."""
+
+    channels: list[str]
+    currencies: list[str]
+    runs: list[int]
+    has_live: bool
+    first_at: datetime | None
+    last_at: datetime | None
+
+
+def _run(cur: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> Any:
+    try:
+        return cur.execute(sql, params)
+    except duckdb.Error as exc:
+        raise StoreError(f"The dashboard query failed ({exc}).") from exc
+
+
+def bucket_width(first: datetime | None, last: datetime | None) -> timedelta:
+    """The narrowest bucket giving at most :data:`MAX_BUCKETS` buckets over ``[first, last]``."""
+    if first is None or last is None:
+        return BUCKET_WIDTHS[0]
+    span = last - first
+    for width in BUCKET_WIDTHS:
+        if span / width <= MAX_BUCKETS:
+            return width
+    return BUCKET_WIDTHS[-1]
+
+
+def _latency_source(filters: RowFilter, rows: int) -> tuple[str, dict[str, Any], bool]:
+    """``FROM ... WHERE ...`` for latency percentiles: every selected row, or, above
+    :data:`LATENCY_SAMPLE_ROWS` selected rows, a repeatable system sample of about that many
+    (exact percentiles over ten million rows would cost half a second per refresh)."""
+    where, params = filters.where()
+    if rows <= LATENCY_SAMPLE_ROWS:
+        return f"FROM transactions {where}", params, False
+    percent = max(0.01, min(100.0, 100.0 * LATENCY_SAMPLE_ROWS / rows))
+    return (
+        f"FROM transactions TABLESAMPLE {percent:.4f}% (system, 42) {where}",
+        params,
+        True,
+    )
+
+
+def kpis(cur: duckdb.DuckDBPyConnection, filters: RowFilter) -> Kpis:
+    """Totals, approval rate, average ticket and latency percentiles of the selected rows."""
+    where, params = filters.where()
+    total, approved, avg, first, last = _run(
+        cur,
+        f"""SELECT count(*), coalesce(count_if(status = 'Approved'), 0), avg(amount),
+                   min(created_at), max(created_at)
+            FROM transactions {where}""",
+        params,
+    ).fetchone()
+    source, params, sampled = _latency_source(filters, int(total))
+    (quantiles,) = _run(
+        cur, f"SELECT quantile_cont(latency_ms, [0.5, 0.95, 0.99]) {source}", params
+    ).fetchone()
+    p50, p95, p99 = quantiles if quantiles and quantiles[0] is not None else (None, None, None)
+    return Kpis(
+        total=int(total),
+        approved=int(approved),
+        declined=int(total - approved),
+        approval_rate=approved / total if total else 0.0,
+        avg_amount=Decimal(str(avg)).quantize(Decimal("0.01")) if avg is not None else Decimal(0),
+        p50_latency=p50,
+        p95_latency=p95,
+        p99_latency=p99,
+        first_at=first,
+        last_at=last,
+        latency_sampled=sampled,
+    )
+
+
+def time_series(
+    cur: duckdb.DuckDBPyConnection, filters: RowFilter, width: timedelta, rows: int
+) -> pd.DataFrame:
+    """Per time bucket: count, approvals, approval rate and latency p50/p95/p99 (the latter
+    from a sample when more than :data:`LATENCY_SAMPLE_ROWS` rows are selected)."""
+    where, params = filters.where()
+    width_us = int(width / timedelta(microseconds=1))
+    counts = _run(
+        cur,
+        f"""SELECT epoch_us(created_at) // $width AS b, count(*) AS n,
+                   count_if(status = 'Approved') AS approved
+            FROM transactions {where} GROUP BY b ORDER BY b""",
+        {**params, "width": width_us},
+    ).df()
+    source, params, _ = _latency_source(filters, rows)
+    latency = _run(
+        cur,
+        f"""SELECT epoch_us(created_at) // $width AS b,
+                   quantile_cont(latency_ms, [0.5, 0.95, 0.99]) AS q
+            {source} GROUP BY b""",
+        {**params, "width": width_us},
+    ).df()
+    frame = counts.merge(latency, on="b", how="left")
+    frame.insert(0, "bucket", pd.to_datetime(frame["b"] * width_us, unit="us"))
+    frame["approval_rate"] = frame["approved"] / frame["n"]
+    quantiles = frame.pop("q")
+    for i, name in enumerate(("p50", "p95", "p99")):
+        frame[name] = [
+            q[i] if isinstance(q, (list, tuple, np.ndarray)) and len(q) else None for q in quantiles
+        ]
+    return frame.drop(columns="b")
+
+
+def decline_reasons(cur: duckdb.DuckDBPyConnection, filters: RowFilter) -> pd.DataFrame:
+    """Declined rows per reason code, most frequent first."""
+    where, params = filters.where()
+    frame = _run(
+        cur,
+        f"""SELECT reason_code, count(*) AS n FROM transactions {where} AND status = 'Declined'
+            GROUP BY reason_code ORDER BY n DESC""",
+        params,
+    ).df()
+    frame.insert(1, "reason", [REASON_TEXT[Reason[code]] for code in frame["reason_code"]])
+    return frame
+
+
+def amount_histogram(cur: duckdb.DuckDBPyConnection, filters: RowFilter) -> pd.DataFrame:
+    """Counts of amounts in log-spaced bins (``AMOUNT_BINS_PER_DECADE`` per power of ten)."""
+    where, params = filters.where()
+    k = AMOUNT_BINS_PER_DECADE
+    frame = _run(
+        cur,
+        f"""SELECT floor(log10(amount::DOUBLE) * {k})::INTEGER AS b, count(*) AS n
+            FROM transactions {where} AND amount > 0 GROUP BY b ORDER BY b""",
+        params,
+    ).df()
+    frame["lo"] = 10.0 ** (frame["b"] / k)
+    frame["hi"] = 10.0 ** ((frame["b"] + 1) / k)
+    return frame[["lo", "hi", "n"]]
+
+
+def dashboard(store: Store, filters: RowFilter) -> Dashboard:
+    """Every dashboard aggregate for ``filters``, read from one snapshot."""
+    with store.read() as cur:
+        head = kpis(cur, filters)
+        width = bucket_width(head.first_at, head.last_at)
+        return Dashboard(
+            filters=filters,
+            kpis=head,
+            bucket=width,
+            series=time_series(cur, filters, width, head.total),
+            reasons=decline_reasons(cur, filters),
+            amounts=amount_histogram(cur, filters),
+        )
+
+
+def filter_options(store: Store) -> FilterOptions:
+    """Channels, currencies and runs present, whether there is live traffic, and the time span."""
+    with store.read() as cur:
+        channels, currencies, runs, has_live, first, last = _run(
+            cur,
+            """SELECT list(DISTINCT channel ORDER BY channel),
+                      list(DISTINCT currency ORDER BY currency),
+                      list(DISTINCT run_id ORDER BY run_id) FILTER (WHERE run_id IS NOT NULL),
+                      bool_or(run_id IS NULL), min(created_at), max(created_at)
+               FROM transactions""",
+            {},
+        ).fetchone()
+    return FilterOptions(
+        channels=list(channels or []),
+        currencies=list(currencies or []),
+        runs=[int(r) for r in runs or []],
+        has_live=bool(has_live),
+        first_at=first,
+        last_at=last,
+    )

@@ -1,0 +1,68 @@
+"""Row filters shared by the backtest and the dashboard analytics: which stored rows to read.
+
+A filter becomes one parameterized SQL ``WHERE`` clause; values never enter the SQL text.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+RunSelector = Literal["all", "live"] | int
+
+
+class RowFilter(BaseModel):
+    """Which transactions to include.
+
+    ``run``: ``"all"`` (default), ``"live"`` (live traffic only, ``run_id IS NULL``) or a
+    simulation run id. ``since``/``until``: half-open ``[since, until)`` on ``created_at``
+    (naive UTC; simulation rows carry simulated event time). ``channels``/``currencies``: keep
+    only these values (empty = all).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run: RunSelector = "all"
+    since: datetime | None = None
+    until: datetime | None = None
+    channels: tuple[str, ...] = Field(default=(), max_length=20)
+    currencies: tuple[str, ...] = Field(default=(), max_length=200)
+
+    @model_validator(mode="after")
+    def _ordered_range(self) -> RowFilter:
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            raise ValueError("'since' must be earlier than 'until'")
+        if isinstance(self.run, int) and self.run < 1:
+            raise ValueError("'run' must be 'all', 'live' or a positive run id")
+        return self
+
+    def where(self) -> tuple[str, dict[str, Any]]:
+        """``(sql, params)``: a ``WHERE`` clause (``"WHERE true"`` when unfiltered) with named
+        parameters ``$f_*`` (DuckDB's ``$name`` style, so other named parameters can join)."""
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        if self.run == "live":
+            clauses.append("run_id IS NULL")
+        elif isinstance(self.run, int):
+            clauses.append("run_id = $f_run")
+            params["f_run"] = self.run
+        if self.since is not None:
+            clauses.append("created_at >= $f_since")
+            params["f_since"] = _naive_utc(self.since)
+        if self.until is not None:
+            clauses.append("created_at < $f_until")
+            params["f_until"] = _naive_utc(self.until)
+        for column, values in (("channel", self.channels), ("currency", self.currencies)):
+            if values:
+                names = [f"f_{column}{i}" for i in range(len(values))]
+                clauses.append(f"{column} IN ({', '.join('$' + n for n in names)})")
+                params.update(zip(names, values, strict=True))
+        return "WHERE " + (" AND ".join(clauses) if clauses else "true"), params
+
+
+def _naive_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
