@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+)
 
 from engine.currencies import ISO_4217
 from engine.features import CHANNELS
@@ -18,6 +25,19 @@ MAX_AMOUNT = Decimal("1000000.00")
 Money = Annotated[
     Decimal, PlainSerializer(lambda value: float(value), return_type=float, when_used="json")
 ]
+# Timestamps are stored as naive UTC; JSON carries them as RFC 3339 date-times with the zone ("Z"),
+# which is what the OpenAPI ``format: date-time`` promises (a zone-less time is not one).
+UtcDateTime = Annotated[
+    datetime,
+    PlainSerializer(
+        lambda value: value if value.tzinfo else value.replace(tzinfo=UTC),
+        return_type=datetime,
+        when_used="json",
+    ),
+]
+_NOT_ONLY_WHITESPACE = (
+    r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+)
 Channel = Literal["ecommerce", "mobile", "pos", "contactless", "moto"]
 assert set(Channel.__args__) == set(CHANNELS)  # type: ignore[attr-defined]
 
@@ -45,7 +65,19 @@ class PaymentRequest(BaseModel):
     card_number: str = Field(
         min_length=12, max_length=19, pattern=r"^[0-9]+$", description="12–19 digits."
     )
-    amount: Decimal = Field(
+    # The documented form is a JSON number (strings such as "10.00" are still accepted from
+    # Python callers); the schema states every bound the validator enforces.
+    amount: Annotated[
+        Decimal,
+        WithJsonSchema(
+            {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": float(MAX_AMOUNT),
+                "multipleOf": 0.01,
+            }
+        ),
+    ] = Field(
         gt=0,
         le=MAX_AMOUNT,
         max_digits=9,
@@ -54,9 +86,19 @@ class PaymentRequest(BaseModel):
         description="Greater than 0, at most 1,000,000.00, at most 2 decimal places.",
     )
     currency: str = Field(
-        "GBP", min_length=3, max_length=3, description="ISO 4217 code, e.g. GBP, EUR, USD."
+        "GBP",
+        min_length=3,
+        max_length=3,
+        description="ISO 4217 code, e.g. GBP, EUR, USD.",
+        json_schema_extra={"enum": sorted(ISO_4217)},
     )
-    merchant: str = Field(min_length=1, max_length=100, description="Merchant name.")
+    merchant: str = Field(
+        min_length=1,
+        max_length=100,
+        # At least one character that is not whitespace (leading/trailing whitespace is stripped).
+        pattern=_NOT_ONLY_WHITESPACE,
+        description="Merchant name (surrounding whitespace is removed).",
+    )
     channel: Channel = Field("ecommerce", description="How the card was presented.")
     device_id: str | None = Field(
         None,
@@ -97,7 +139,7 @@ class PaymentResult(BaseModel):
     features: Features
     policy_version: int
     risk_flag: bool
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class StoredTransaction(BaseModel):
@@ -113,7 +155,7 @@ class StoredTransaction(BaseModel):
     device_id: str | None
     status: Literal["Approved", "Declined"]
     risk_flag: bool
-    created_at: datetime
+    created_at: UtcDateTime
     decision_reason: str
     reason_code: str
     score: float
@@ -130,7 +172,7 @@ class AuditEntry(BaseModel):
     """One entry of a transaction's audit trail."""
 
     event: str
-    created_at: datetime
+    created_at: UtcDateTime
     policy_version: int | None
     request: dict[str, object]
     decision: dict[str, object]
