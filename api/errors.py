@@ -98,7 +98,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RecursionError)
     async def _too_deep(request: Request, _: RecursionError) -> JSONResponse:
         return error_response(
-            400, "validation_error", "The JSON body is nested too deeply.", "body"
+            400, "validation_error", "The JSON body is nested too deeply.", "body", request
         )
 
     @app.exception_handler(IdempotencyConflictError)
@@ -127,7 +127,11 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         kinds = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
         response = error_response(
-            exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail)
+            exc.status_code,
+            kinds.get(exc.status_code, "http_error"),
+            str(exc.detail),
+            None,
+            request,
         )
         if exc.headers:
             response.headers.update(exc.headers)
