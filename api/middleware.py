@@ -23,6 +23,12 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 access_log = logging.getLogger("ptsim.access")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# A run of 12-19 digits in a path may be a card number sent by mistake: never log it in full.
+_PAN_LIKE = re.compile(r"(?<![0-9A-Za-z-])([0-9]{6})[0-9]{2,9}([0-9]{4})(?![0-9A-Za-z-])")
+
+
+def _loggable_path(path: object) -> object:
+    return _PAN_LIKE.sub(r"\1…\2", path) if isinstance(path, str) else path
 
 
 class _BodyTooLarge(Exception):
@@ -117,7 +123,7 @@ class RequestContextMiddleware:
                     {
                         "request_id": request_id,
                         "method": scope.get("method"),
-                        "path": scope.get("path"),
+                        "path": _loggable_path(scope.get("path")),
                         "status": status,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                     }

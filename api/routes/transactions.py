@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import EngineDep
 from api.errors import ErrorResponse
+from engine.errors import NotFoundError
+from engine.ids import parse_id
 from engine.models import AuditEntry, StoredTransaction
 
 router = APIRouter(tags=["transactions"])
@@ -16,10 +20,18 @@ _NOT_FOUND = {404: {"model": ErrorResponse, "description": "Unknown (or malforme
 @router.get("/transaction/{transaction_id}", response_model=StoredTransaction, responses=_NOT_FOUND)
 async def get_transaction(transaction_id: str, engine: EngineDep) -> StoredTransaction:
     """One transaction with the card masked."""
-    return await run_in_threadpool(engine.get_transaction, transaction_id)
+    return await run_in_threadpool(engine.get_transaction, _parse(transaction_id))
 
 
 @router.get("/audit/{transaction_id}", response_model=list[AuditEntry], responses=_NOT_FOUND)
 async def get_audit(transaction_id: str, engine: EngineDep) -> list[AuditEntry]:
     """The audit trail of a transaction: masked request, decision, features, policy, latency."""
-    return await run_in_threadpool(engine.get_audit, transaction_id)
+    return await run_in_threadpool(engine.get_audit, _parse(transaction_id))
+
+
+def _parse(transaction_id: str) -> uuid.UUID:
+    """The id as a UUID; a malformed one is a 404 that does not echo it (it may be a card)."""
+    parsed = parse_id(transaction_id)
+    if parsed is None:
+        raise NotFoundError("No transaction has this id (transaction ids are UUIDs).")
+    return parsed
