@@ -13,8 +13,11 @@ from engine.service import Engine
 _bearer = HTTPBearer(auto_error=False, description="PTSIM_ADMIN_TOKEN")
 
 
-def get_engine(request: Request) -> Engine:
-    """The process's one engine, created by the app's lifespan or passed to ``create_app``."""
+async def get_engine(request: Request) -> Engine:
+    """The process's one engine, created by the app's lifespan or passed to ``create_app``.
+
+    ``async`` so FastAPI calls it on the event loop: a plain ``def`` dependency is run in the
+    thread pool, one thread hop per request on the payment hot path."""
     return request.app.state.engine
 
 

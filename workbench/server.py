@@ -16,6 +16,7 @@ import signal
 from collections.abc import Iterator
 
 import uvicorn
+import uvloop
 
 from api.app import create_app
 from engine.config import PROJECT_ROOT, Settings
@@ -78,7 +79,7 @@ def run(settings: Settings, with_dashboard: bool = True) -> int:
         if with_dashboard:
             servers.append(_QuietServer(_config(_dashboard_app(), settings, settings.ui_port)))
             urls.insert(0, f"Dashboard: http://{settings.host}:{settings.ui_port}")
-        uvicorn_loop = asyncio.new_event_loop()
+        uvicorn_loop = uvloop.new_event_loop()  # Config(loop=...) only applies to uvicorn.run
         try:
             uvicorn_loop.run_until_complete(_serve(servers, urls))
         finally:
