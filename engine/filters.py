@@ -5,7 +5,7 @@ A filter becomes one parameterized SQL ``WHERE`` clause; values never enter the 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -18,8 +18,9 @@ class RowFilter(BaseModel):
 
     ``run``: ``"all"`` (default), ``"live"`` (live traffic only, ``run_id IS NULL``) or a
     simulation run id. ``since``/``until``: half-open ``[since, until)`` on ``created_at``
-    (naive UTC; simulation rows carry simulated event time). ``channels``/``currencies``: keep
-    only these values (empty = all).
+    (naive UTC; simulation rows carry simulated event time). ``latest``: only rows within this
+    span before the newest row the other conditions select (a "last 24 hours" that works for
+    simulated time too). ``channels``/``currencies``: keep only these values (empty = all).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -27,6 +28,9 @@ class RowFilter(BaseModel):
     run: RunSelector = "all"
     since: datetime | None = None
     until: datetime | None = None
+    latest: timedelta | None = Field(
+        None, description="Only the rows within this span before the newest selected row."
+    )
     channels: tuple[str, ...] = Field(default=(), max_length=20)
     currencies: tuple[str, ...] = Field(default=(), max_length=200)
 
@@ -34,6 +38,8 @@ class RowFilter(BaseModel):
     def _ordered_range(self) -> RowFilter:
         if self.since is not None and self.until is not None and self.since >= self.until:
             raise ValueError("'since' must be earlier than 'until'")
+        if self.latest is not None and self.latest <= timedelta(0):
+            raise ValueError("'latest' must be a positive duration")
         if isinstance(self.run, int) and self.run < 1:
             raise ValueError("'run' must be 'all', 'live' or a positive run id")
         return self
@@ -59,6 +65,13 @@ class RowFilter(BaseModel):
                 names = [f"f_{column}{i}" for i in range(len(values))]
                 clauses.append(f"{column} IN ({', '.join('$' + n for n in names)})")
                 params.update(zip(names, values, strict=True))
+        if self.latest is not None:
+            inner = " AND ".join(clauses) if clauses else "true"
+            clauses.append(
+                f"created_at >= (SELECT max(created_at) FROM transactions WHERE {inner}) "
+                "- $f_latest"
+            )
+            params["f_latest"] = self.latest
         return "WHERE " + (" AND ".join(clauses) if clauses else "true"), params
 
 

@@ -1,0 +1,222 @@
+"""Plotly figure builders for the dashboard and notebooks (no streamlit import here).
+
+Each builder takes an engine result (a :class:`~engine.analytics.Dashboard` frame or a
+:class:`~engine.backtest.BacktestResult`) and returns a ``plotly.graph_objects.Figure``, so a
+notebook draws exactly what the dashboard draws.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from engine.backtest import BacktestResult, PolicyMetrics
+
+ACTIVE_COLOR = "#636efa"
+CANDIDATE_COLOR = "#ef553b"
+APPROVED_COLOR = "#00cc96"
+_LAYOUT: dict[str, Any] = {
+    "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+    "height": 320,
+    "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+}
+
+
+def _figure(title: str, **layout: Any) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(title={"text": title, "x": 0, "font": {"size": 15}}, **{**_LAYOUT, **layout})
+    return fig
+
+
+def approval_rate_chart(series: pd.DataFrame) -> go.Figure:
+    """Approval rate per time bucket (``series`` from :func:`engine.analytics.time_series`)."""
+    fig = _figure("Approval rate over time", yaxis={"tickformat": ".0%", "rangemode": "tozero"})
+    fig.add_scatter(
+        x=series["bucket"],
+        y=series["approval_rate"],
+        mode="lines+markers" if len(series) < 40 else "lines",
+        name="approval rate",
+        line={"color": APPROVED_COLOR},
+        customdata=series["n"],
+        hovertemplate="%{x}<br>%{y:.1%} of %{customdata:,} payments<extra></extra>",
+    )
+    return fig
+
+
+def latency_chart(series: pd.DataFrame) -> go.Figure:
+    """Latency p50/p95/p99 (ms) per time bucket."""
+    fig = _figure("Latency percentiles over time", yaxis={"title": "ms", "rangemode": "tozero"})
+    for name, dash in (("p50", "solid"), ("p95", "dash"), ("p99", "dot")):
+        fig.add_scatter(
+            x=series["bucket"],
+            y=series[name],
+            mode="lines",
+            name=name,
+            line={"dash": dash},
+            hovertemplate=f"%{{x}}<br>{name} %{{y:.2f}} ms<extra></extra>",
+        )
+    return fig
+
+
+def decline_reasons_chart(reasons: pd.DataFrame) -> go.Figure:
+    """Declines per reason (horizontal bars, most frequent on top)."""
+    fig = _figure("Decline reasons", xaxis={"title": "declined payments"})
+    ordered = reasons.iloc[::-1]
+    fig.add_bar(
+        x=ordered["n"],
+        y=ordered["reason_code"],
+        orientation="h",
+        text=ordered["n"],
+        customdata=ordered["reason"],
+        hovertemplate="%{customdata}<br>%{x:,}<extra></extra>",
+        marker_color=CANDIDATE_COLOR,
+    )
+    return fig
+
+
+def amount_histogram_chart(amounts: pd.DataFrame) -> go.Figure:
+    """Payment amounts in log-spaced bins."""
+    fig = _figure(
+        "Amount distribution", xaxis={"title": "amount (log scale)", "type": "log"}, bargap=0.02
+    )
+    mid = (amounts["lo"] * amounts["hi"]) ** 0.5
+    fig.add_bar(
+        x=mid,
+        y=amounts["n"],
+        width=amounts["hi"] - amounts["lo"],
+        customdata=amounts[["lo", "hi"]].to_numpy(),
+        hovertemplate="%{customdata[0]:.2f}–%{customdata[1]:.2f}: %{y:,}<extra></extra>",
+        marker_color=ACTIVE_COLOR,
+    )
+    return fig
+
+
+def tradeoff_curve_chart(result: BacktestResult) -> go.Figure:
+    """Approval rate vs fraud caught as the candidate's score threshold varies, with the active
+    and candidate policies marked."""
+    fig = _figure(
+        "Approval rate vs fraud caught (score threshold swept)",
+        xaxis={"title": "approval rate", "tickformat": ".0%"},
+        yaxis={"title": "fraud caught (recall)", "tickformat": ".0%", "range": [0, 1.02]},
+        height=380,
+    )
+    points = [p for p in result.curve if p.recall is not None]
+    if points:
+        fig.add_scatter(
+            x=[p.approval_rate for p in points],
+            y=[p.recall for p in points],
+            mode="lines",
+            name="candidate, threshold swept",
+            line={"color": "#999999"},
+            text=[
+                "rule off" if p.score_threshold is None else f"threshold {p.score_threshold:.2f}"
+                for p in points
+            ],
+            hovertemplate="%{text}<br>approve %{x:.1%}, catch %{y:.1%}<extra></extra>",
+        )
+    for label, metrics, color, symbol in (
+        ("active", result.active, ACTIVE_COLOR, "circle"),
+        ("candidate", result.candidate, CANDIDATE_COLOR, "star"),
+    ):
+        if metrics.recall is None:
+            continue
+        fig.add_scatter(
+            x=[metrics.approval_rate],
+            y=[metrics.recall],
+            mode="markers+text",
+            name=label,
+            text=[label],
+            textposition="top center",
+            marker={"color": color, "size": 14, "symbol": symbol},
+            hovertemplate=f"{label}<br>approve %{{x:.1%}}, catch %{{y:.1%}}<extra></extra>",
+        )
+    return fig
+
+
+def scenario_recall_chart(result: BacktestResult) -> go.Figure:
+    """Fraud caught per scenario, active vs candidate."""
+    fig = _figure(
+        "Fraud caught per scenario", yaxis={"tickformat": ".0%", "range": [0, 1]}, barmode="group"
+    )
+    names = [s.scenario for s in result.scenarios]
+    fig.add_bar(
+        x=names,
+        y=[s.recall_active for s in result.scenarios],
+        name="active",
+        marker_color=ACTIVE_COLOR,
+    )
+    fig.add_bar(
+        x=names,
+        y=[s.recall_candidate for s in result.scenarios],
+        name="candidate",
+        marker_color=CANDIDATE_COLOR,
+    )
+    return fig
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2%}"
+
+
+METRIC_ROWS: Sequence[tuple[str, str]] = (
+    ("Approval rate", "approval_rate"),
+    ("Decline rate", "decline_rate"),
+    ("Fraud caught (recall)", "recall"),
+    ("Precision", "precision"),
+    ("Fraud loss (approved fraud)", "fraud_loss"),
+    ("False declines", "false_declines"),
+    ("False-decline amount", "false_decline_amount"),
+    ("Approved", "approved"),
+    ("Declined", "declined"),
+)
+
+
+def comparison_table(result: BacktestResult) -> pd.DataFrame:
+    """Active vs candidate, one metric per row, formatted as text, with the change."""
+
+    def fmt(field: str, metrics: PolicyMetrics) -> str:
+        value = getattr(metrics, field)
+        if field in ("approval_rate", "decline_rate", "recall", "precision"):
+            return _pct(value)
+        if field in ("fraud_loss", "false_decline_amount"):
+            return f"{value:,.2f}"
+        return f"{value:,}"
+
+    def delta(field: str) -> str:
+        a, c = getattr(result.active, field), getattr(result.candidate, field)
+        if a is None or c is None:
+            return "–"
+        if field in ("approval_rate", "decline_rate", "recall", "precision"):
+            return f"{(c - a) * 100:+.2f} pp"
+        if field in ("fraud_loss", "false_decline_amount"):
+            return f"{c - a:+,.2f}"
+        return f"{c - a:+,}"
+
+    return pd.DataFrame(
+        {
+            "metric": [label for label, _ in METRIC_ROWS],
+            "active": [fmt(f, result.active) for _, f in METRIC_ROWS],
+            "candidate": [fmt(f, result.candidate) for _, f in METRIC_ROWS],
+            "change": [delta(f) for _, f in METRIC_ROWS],
+        }
+    )
+
+
+def run_comparison_chart(summaries: dict[str, dict[str, Any]]) -> go.Figure:
+    """Approval rate and fraud caught of several runs side by side (``{label: run summary}``)."""
+    fig = _figure("Runs compared", yaxis={"tickformat": ".0%", "range": [0, 1]}, barmode="group")
+    metrics = (
+        ("approval rate", "approval_rate"),
+        ("fraud caught", "fraud_caught_rate"),
+        ("fraud share", "fraud_rate"),
+    )
+    for label, summary in summaries.items():
+        fig.add_bar(
+            x=[name for name, _ in metrics],
+            y=[float(summary.get(key) or 0.0) for _, key in metrics],
+            name=label,
+        )
+    return fig

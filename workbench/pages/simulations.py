@@ -1,0 +1,148 @@
+"""Simulations: start a bulk run with a live progress bar, list runs, compare two side by side."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import streamlit as st
+from pydantic import ValidationError
+
+from engine.simulation.params import SCENARIOS, RunRecord, SimulationParams
+from workbench import charts
+from workbench.ui import engine
+
+st.title("Simulations")
+st.caption(
+    "Bulk synthetic runs: customers, cards and merchants with Poisson arrivals, history-based "
+    "features, the active policy's decisions and labelled fraud scenarios, seeded end to end."
+)
+eng = engine()
+max_rows = eng.settings.max_simulation_rows
+
+with st.form("sim_form"):
+    cols = st.columns(4)
+    rows = cols[0].number_input(
+        "Rows", min_value=1, max_value=max_rows, value=50_000, step=10_000, key="sim_rows"
+    )
+    days = cols[1].number_input("Days", min_value=1, max_value=3650, value=7, key="sim_days")
+    fraud_rate = cols[2].slider(
+        "Fraud rate", 0.0, 0.2, value=0.02, step=0.005, format="%.3f", key="sim_fraud_rate"
+    )
+    seed = cols[3].number_input("Seed", min_value=0, value=42, step=1, key="sim_seed")
+    st.markdown("**Scenario mix** (relative weights)")
+    mix_cols = st.columns(len(SCENARIOS))
+    mix = {
+        name: mix_cols[i].number_input(
+            name.replace("_", " "), 0.0, 10.0, value=1.0, step=0.5, key=f"sim_mix_{name}"
+        )
+        for i, name in enumerate(SCENARIOS)
+    }
+    start = st.form_submit_button("Start run", type="primary")
+
+if start:
+    try:
+        params = SimulationParams(
+            rows=int(rows),
+            days=int(days),
+            fraud_rate=float(fraud_rate),
+            seed=int(seed),
+            scenario_mix=mix,
+        )
+    except ValidationError as exc:
+        for error in exc.errors():
+            st.error(f"{'.'.join(map(str, error['loc'])) or 'parameters'}: {error['msg']}")
+    else:
+        st.session_state["sim_watch"] = eng.start_simulation(params)
+
+watched = st.session_state.get("sim_watch")
+running = watched is not None and eng.get_run(watched).status == "running"
+
+
+@st.fragment(run_every=timedelta(seconds=1) if running else None)
+def progress_panel() -> None:
+    run_id = st.session_state.get("sim_watch")
+    if run_id is None:
+        return
+    record = eng.get_run(run_id)
+    st.progress(
+        record.progress,
+        text=f"Run {record.id}: {record.rows_written:,} / {record.rows_planned:,} rows "
+        f"({record.status})",
+    )
+    if record.status == "running":
+        return
+    if record.status == "completed":
+        st.success(f"Run {record.id} completed in {record.timings.get('total_s', 0):.1f} s.")
+    else:
+        st.error(f"Run {record.id} {record.status}: {record.error or 'no details'}")
+    if running:  # it finished since the page was drawn: refresh the list below
+        st.rerun(scope="app")
+
+
+progress_panel()
+
+
+def run_row(record: RunRecord) -> dict[str, Any]:
+    s, p = record.summary, record.params
+    return {
+        "run": record.id,
+        "status": record.status,
+        "created_at": record.created_at,
+        "rows": record.rows_written,
+        "days": p.get("days"),
+        "fraud rate": p.get("fraud_rate"),
+        "seed": record.seed,
+        "policy": record.policy_version,
+        "approval rate": s.get("approval_rate"),
+        "fraud caught": s.get("fraud_caught_rate"),
+        "fraud loss": float(s.get("fraud_loss") or 0),
+        "false declines": s.get("false_declines"),
+        "seconds": record.timings.get("total_s"),
+    }
+
+
+runs = eng.list_runs()
+st.subheader(f"Runs ({len(runs)})")
+if not runs:
+    st.info("No runs yet: start one above.")
+    st.stop()
+st.dataframe(
+    [run_row(r) for r in runs],
+    hide_index=True,
+    key="sim_runs_table",
+    column_config={
+        "approval rate": st.column_config.NumberColumn(format="percent"),
+        "fraud caught": st.column_config.NumberColumn(format="percent"),
+        "fraud rate": st.column_config.NumberColumn(format="percent"),
+    },
+)
+
+st.subheader("Compare two runs")
+ids = [r.id for r in runs]
+by_id = {r.id: r for r in runs}
+cols = st.columns(2)
+first = cols[0].selectbox("Run A", ids, index=min(1, len(ids) - 1), key="sim_compare_a")
+second = cols[1].selectbox("Run B", ids, index=0, key="sim_compare_b")
+a, b = by_id[first], by_id[second]
+table = {
+    "parameter / result": list(run_row(a)),
+    f"run {a.id}": [str(v) for v in run_row(a).values()],
+    f"run {b.id}": [str(v) for v in run_row(b).values()],
+}
+st.dataframe(table, hide_index=True, key="sim_compare_table")
+scenario_rows = [
+    {
+        "scenario": name,
+        f"run {a.id} rows": a.summary.get("scenarios", {}).get(name, {}).get("rows", 0),
+        f"run {a.id} caught": a.summary.get("scenarios", {}).get(name, {}).get("caught", 0),
+        f"run {b.id} rows": b.summary.get("scenarios", {}).get(name, {}).get("rows", 0),
+        f"run {b.id} caught": b.summary.get("scenarios", {}).get(name, {}).get("caught", 0),
+    }
+    for name in SCENARIOS
+]
+st.dataframe(scenario_rows, hide_index=True, key="sim_compare_scenarios")
+st.plotly_chart(
+    charts.run_comparison_chart({f"run {a.id}": a.summary, f"run {b.id}": b.summary}),
+    key="sim_compare_chart",
+)

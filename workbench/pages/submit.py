@@ -1,0 +1,82 @@
+"""Submit payment: a form with every request field, the decision card and the JSON answer."""
+
+from __future__ import annotations
+
+import streamlit as st
+from pydantic import ValidationError
+
+from engine.features import CHANNELS
+from engine.models import PaymentRequest, PaymentResult
+from workbench.ui import PAGES_DIR, engine, ms
+
+CURRENCIES = ["GBP", "EUR", "USD", "JPY", "CHF", "AUD", "CAD", "SEK", "NOK", "PLN"]
+EXAMPLE = PaymentRequest.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
+
+st.title("Submit payment")
+st.caption(
+    "Authorize one payment through the live path: features from the card's history, a risk "
+    "score and the active policy's decision, committed with an audit entry before it answers."
+)
+
+with st.form("submit_form"):
+    left, right = st.columns(2)
+    card = left.text_input(
+        "Card number",
+        value=EXAMPLE["card_number"],
+        key="submit_card_number",
+        help="12–19 digits. Only a keyed hash, the BIN and the last 4 are stored.",
+    )
+    amount = right.text_input(
+        "Amount",
+        value=str(EXAMPLE["amount"]),
+        key="submit_amount",
+        help="Greater than 0, at most 1,000,000.00, at most 2 decimal places.",
+    )
+    currency = left.selectbox(
+        "Currency", CURRENCIES, key="submit_currency", accept_new_options=True
+    )
+    merchant = right.text_input("Merchant", value=EXAMPLE["merchant"], key="submit_merchant")
+    channel = left.selectbox("Channel", list(CHANNELS), key="submit_channel")
+    device = right.text_input(
+        "Device id (optional)", value=EXAMPLE["device_id"], key="submit_device_id"
+    )
+    submitted = st.form_submit_button("Authorize payment", type="primary")
+
+if submitted:
+    body = {
+        "card_number": card,
+        "amount": amount.strip(),
+        "currency": currency or "",
+        "merchant": merchant,
+        "channel": channel,
+        "device_id": device.strip() or None,
+    }
+    try:
+        request = PaymentRequest.model_validate(body)
+    except ValidationError as exc:
+        st.session_state.pop("submit_result", None)
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "request"
+            st.error(f"**{field}**: {error['msg']}")  # pydantic's message, never the input
+    else:
+        st.session_state["submit_result"] = engine().authorize(request)
+
+result: PaymentResult | None = st.session_state.get("submit_result")
+if result is not None:
+    approved = result.status == "Approved"
+    st.subheader(("✅ " if approved else "⛔ ") + result.status)
+    (st.success if approved else st.error)(result.decision_reason)
+    cols = st.columns(4)
+    cols[0].metric("Risk score", f"{result.score:.3f}")
+    cols[1].metric("Latency", ms(result.latency_ms))
+    cols[2].metric("Policy version", result.policy_version)
+    cols[3].metric("Risk flag", "yes" if result.risk_flag else "no")
+    feats = st.columns(3)
+    feats[0].metric("Spending velocity", f"{result.features.spending_velocity:.3f}")
+    feats[1].metric("Device trust", f"{result.features.device_trust_score:.3f}")
+    feats[2].metric("IP risk", f"{result.features.ip_risk_score:.3f}")
+    st.caption(f"Transaction id `{result.transaction_id}` · reason code `{result.reason_code}`")
+    st.session_state["inspect_pending_id"] = str(result.transaction_id)
+    st.page_link(f"{PAGES_DIR}/inspect.py", label="Inspect this transaction →", icon="🔎")
+    with st.expander("JSON returned (as POST /payment answers)", expanded=False):
+        st.json(result.model_dump(mode="json"))

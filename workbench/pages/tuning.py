@@ -1,0 +1,203 @@
+"""Threshold tuning: edit a candidate policy and backtest it over history in place."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import streamlit as st
+from pydantic import ValidationError
+
+from engine.policy import Policy
+from workbench import charts
+from workbench.ui import (
+    TIME_RANGES,
+    engine,
+    offer_demo_seed,
+    pct,
+    row_filter,
+    run_choices,
+    run_label,
+)
+
+WEIGHTS = (
+    ("weight_device", "Weight: 1 − device trust"),
+    ("weight_ip", "Weight: IP risk"),
+    ("weight_amount", "Weight: amount"),
+    ("weight_velocity", "Weight: spending velocity"),
+)
+
+st.title("Threshold tuning")
+st.caption(
+    "Edit a candidate policy; every change re-decides the stored payments with their stored "
+    "random draws (common random numbers), so differences come from the policy alone."
+)
+eng = engine()
+if offer_demo_seed("tune", eng):
+    st.stop()
+
+
+def load_policy(policy: Policy) -> None:
+    """Put ``policy``'s knobs into the candidate widgets."""
+    state = st.session_state
+    state["tune_amount_threshold"] = float(policy.amount_threshold)
+    state["tune_high_amount_decline_prob"] = float(policy.high_amount_decline_prob)
+    state["tune_base_decline_prob"] = float(policy.base_decline_prob)
+    state["tune_score_enabled"] = policy.score_threshold is not None
+    state["tune_score_threshold"] = float(policy.score_threshold or 0.6)
+    state["tune_velocity_enabled"] = policy.velocity_limit is not None
+    state["tune_velocity_limit"] = int(policy.velocity_limit or 10)
+    for name, _ in WEIGHTS:
+        state[f"tune_{name}"] = float(getattr(policy, name))
+    state["tune_loaded"] = policy.version
+
+
+def candidate_from_state() -> Policy:
+    """The candidate policy the widgets describe (raises ValidationError when invalid)."""
+    state = st.session_state
+    return Policy(
+        amount_threshold=Decimal(str(round(state["tune_amount_threshold"], 2))),
+        high_amount_decline_prob=round(state["tune_high_amount_decline_prob"], 4),
+        base_decline_prob=round(state["tune_base_decline_prob"], 4),
+        score_threshold=round(state["tune_score_threshold"], 4)
+        if state["tune_score_enabled"]
+        else None,
+        velocity_limit=int(state["tune_velocity_limit"])
+        if state["tune_velocity_enabled"]
+        else None,
+        **{name: round(state[f"tune_{name}"], 4) for name, _ in WEIGHTS},
+    )
+
+
+def apply_candidate() -> None:
+    try:
+        policy = eng.activate_policy(candidate_from_state(), "applied from threshold tuning")
+    except ValidationError:
+        return
+    load_policy(policy)
+    st.session_state["tune_message"] = f"Policy version {policy.version} is now active."
+
+
+def reset_default() -> None:
+    policy = eng.reset_policy()
+    load_policy(policy)
+    st.session_state["tune_message"] = (
+        f"The default heuristic is active again (version {policy.version})."
+    )
+
+
+def revert_candidate() -> None:
+    load_policy(eng.active_policy())
+
+
+active = eng.active_policy()
+if "tune_loaded" not in st.session_state:
+    load_policy(active)
+if message := st.session_state.pop("tune_message", None):
+    st.success(message)
+
+knobs, results = st.columns([1, 2.4], gap="large")
+with knobs:
+    st.subheader("Candidate policy")
+    st.caption(f"Active: version {active.version}")
+    st.number_input(
+        "Amount threshold",
+        min_value=0.01,
+        max_value=1_000_000.0,
+        step=50.0,
+        format="%.2f",
+        key="tune_amount_threshold",
+        help="Payments above it are 'high amount'.",
+    )
+    st.slider(
+        "Decline probability above the threshold",
+        0.0,
+        1.0,
+        step=0.01,
+        key="tune_high_amount_decline_prob",
+    )
+    st.slider("Decline probability otherwise", 0.0, 1.0, step=0.01, key="tune_base_decline_prob")
+    st.toggle("Score threshold rule", key="tune_score_enabled")
+    st.slider(
+        "Decline when score ≥",
+        0.0,
+        1.0,
+        step=0.01,
+        key="tune_score_threshold",
+        disabled=not st.session_state["tune_score_enabled"],
+    )
+    st.toggle("Velocity limit rule", key="tune_velocity_enabled")
+    st.number_input(
+        "Decline when prior payments in the window ≥",
+        min_value=1,
+        max_value=10_000,
+        step=1,
+        key="tune_velocity_limit",
+        disabled=not st.session_state["tune_velocity_enabled"],
+    )
+    with st.expander("Score weights"):
+        for name, label in WEIGHTS:
+            st.number_input(label, 0.0, 10.0, step=0.05, format="%.2f", key=f"tune_{name}")
+    options = eng.filter_options()
+    run = st.selectbox("Backtest over", run_choices(options), format_func=run_label, key="tune_run")
+    time_range = st.selectbox("Time range", list(TIME_RANGES), key="tune_range")
+    buttons = st.columns(3)
+    buttons[0].button("Apply", key="tune_apply", type="primary", on_click=apply_candidate)
+    buttons[1].button("Revert", key="tune_revert", on_click=revert_candidate)
+    buttons[2].button("Reset to default", key="tune_reset", on_click=reset_default)
+
+with results:
+    try:
+        candidate = candidate_from_state()
+    except ValidationError as exc:
+        for error in exc.errors():
+            st.error(f"{'.'.join(map(str, error['loc'])) or 'policy'}: {error['msg']}")
+        st.stop()
+    result = eng.backtest(candidate, row_filter(run, time_range))
+    c, a = result.candidate, result.active
+    st.subheader("Candidate vs active")
+    if c.rows == 0:
+        st.info("No stored payments match this selection.")
+        st.stop()
+    cols = st.columns(4)
+    cols[0].metric(
+        "Approval rate",
+        pct(c.approval_rate),
+        f"{(c.approval_rate - a.approval_rate) * 100:+.2f} pp",
+    )
+    if c.recall is not None and a.recall is not None:
+        cols[1].metric("Fraud caught", pct(c.recall), f"{(c.recall - a.recall) * 100:+.2f} pp")
+        cols[2].metric(
+            "Fraud loss",
+            f"{c.fraud_loss:,.2f}",
+            f"{c.fraud_loss - a.fraud_loss:+,.2f}",
+            delta_color="inverse",
+        )
+        cols[3].metric(
+            "False declines",
+            f"{c.false_declines:,}",
+            f"{c.false_declines - a.false_declines:+,}",
+            delta_color="inverse",
+        )
+    else:
+        cols[1].metric("Fraud caught", "–")
+        st.warning(
+            "This selection has no ground truth (live traffic is unlabelled): fraud caught, "
+            "precision, fraud loss and false declines need simulation runs."
+        )
+    st.dataframe(charts.comparison_table(result), hide_index=True, key="tune_table")
+    st.caption(
+        f"{c.rows:,} payments re-decided in {result.elapsed_ms:,.0f} ms · "
+        f"{result.newly_declined:,} newly declined · {result.newly_approved:,} newly approved"
+    )
+    if c.recall is not None:
+        st.plotly_chart(charts.tradeoff_curve_chart(result), key="tune_chart_curve")
+        st.plotly_chart(charts.scenario_recall_chart(result), key="tune_chart_scenarios")
+    with st.expander("Policy history"):
+        st.dataframe(
+            [
+                {"version": p["version"], "created_at": p["created_at"], "note": p["note"]}
+                | p["knobs"]
+                for p in eng.policy_history()
+            ],
+            hide_index=True,
+        )

@@ -1,0 +1,94 @@
+"""Streamlit helpers shared by the dashboard pages: the engine, the demo seed, filters, formats."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import streamlit as st
+
+from engine.analytics import FilterOptions
+from engine.filters import RowFilter
+from engine.service import Engine
+from engine.simulation.params import SimulationParams
+from workbench.runtime import shared_engine
+
+PAGES_DIR = "workbench/pages"
+DEMO_PARAMS = SimulationParams(rows=20_000, seed=42, days=7, fraud_rate=0.02)
+TIME_RANGES: dict[str, timedelta | None] = {
+    "All time": None,
+    "Latest hour": timedelta(hours=1),
+    "Latest 24 hours": timedelta(days=1),
+    "Latest 7 days": timedelta(days=7),
+    "Latest 30 days": timedelta(days=30),
+}
+
+
+def engine() -> Engine:
+    """The process's one engine (shared with the REST API in ``ptsim serve``)."""
+    return shared_engine()
+
+
+def seed_demo(eng: Engine) -> int:
+    """Generate the small demo run synchronously; return its id."""
+    return eng.simulate(DEMO_PARAMS).id
+
+
+def offer_demo_seed(prefix: str, eng: Engine) -> bool:
+    """On an empty database, explain and offer the one-click demo run. True if it was empty."""
+    if eng.latest_transaction_id() is not None:
+        return False
+    st.info(
+        "The database is empty. Seed a demo run to explore the workbench: "
+        f"{DEMO_PARAMS.rows:,} simulated payments over {DEMO_PARAMS.days} days with "
+        f"{DEMO_PARAMS.fraud_rate:.0%} labelled fraud (takes a second)."
+    )
+    if st.button("Seed demo data", key=f"{prefix}_demo_seed", type="primary"):
+        with st.spinner("Generating the demo run…"):
+            run_id = seed_demo(eng)
+        st.session_state["demo_seeded_run"] = run_id
+        st.rerun()
+    return True
+
+
+def run_label(run: Any) -> str:
+    """Human label of a run selector value."""
+    if run == "all":
+        return "All traffic"
+    if run == "live":
+        return "Live traffic"
+    return f"Simulation run {run}"
+
+
+def run_choices(options: FilterOptions) -> list[Any]:
+    """ "all", "live" (when there is live traffic) and every run id, newest run first."""
+    choices: list[Any] = ["all"]
+    if options.has_live:
+        choices.append("live")
+    choices.extend(sorted(options.runs, reverse=True))
+    return choices
+
+
+def row_filter(
+    run: Any,
+    time_range: str = "All time",
+    channels: list[str] | None = None,
+    currencies: list[str] | None = None,
+) -> RowFilter:
+    """A :class:`RowFilter` from widget values."""
+    return RowFilter(
+        run=run,
+        latest=TIME_RANGES.get(time_range),
+        channels=tuple(channels or ()),
+        currencies=tuple(currencies or ()),
+    )
+
+
+def pct(value: float | None) -> str:
+    """``0.1234`` → ``12.34%``; None → an en dash."""
+    return "–" if value is None else f"{value:.2%}"
+
+
+def ms(value: float | None) -> str:
+    """Milliseconds with two decimals; None → an en dash."""
+    return "–" if value is None else f"{value:,.2f} ms"
