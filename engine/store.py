@@ -228,7 +228,9 @@ class Store:
             approved, cents, latency = (
                 cur.execute(
                     "SELECT status = 'Approved', CAST(amount * 100 AS BIGINT), "
-                    "coalesce(latency_ms, 0) FROM transactions WHERE coalesce(run_id, 0) = ?",
+                    # unknown latency (killed before its write-back): NaN, skipped by the histogram
+                    "coalesce(latency_ms, 'NaN'::DOUBLE) FROM transactions "
+                    "WHERE coalesce(run_id, 0) = ?",
                     [source],
                 )
                 .fetchnumpy()

@@ -80,6 +80,8 @@ def test_a_v1_file_is_migrated_and_its_rollups_backfilled(db_path) -> None:
         (uuid.UUID(int=(1 << 76) | 1), Decimal("10.50"), "Approved", 2.5),
         (uuid.UUID(int=(1 << 76) | 2), Decimal("600.25"), "Declined", 7.25),
         (uuid.UUID(int=(1 << 76) | 3), Decimal("99.99"), "Approved", None),
+        (uuid.UUID(int=(1 << 76) | 4), Decimal("5.00"), "Approved", None),
+        (uuid.UUID(int=(1 << 76) | 5), Decimal("5.00"), "Declined", None),
     ]
     for tid, amount, status, latency in rows:
         con.execute(
@@ -103,15 +105,20 @@ def test_a_v1_file_is_migrated_and_its_rollups_backfilled(db_path) -> None:
         assert eng.store.schema_version() == SCHEMA_VERSION >= 2
         stats = eng.stats()
         recount = _recount(eng)
-        assert (stats.total, stats.approved, stats.declined) == (3, 2, 1)
-        assert recount["total"] == 3 and recount["approved"] == 2
-        assert stats.avg_amount == Decimal("236.91")  # (10.50 + 600.25 + 99.99) / 3
+        assert (stats.total, stats.approved, stats.declined) == (5, 3, 2)
+        assert (recount["total"], recount["approved"], recount["declined"]) == (5, 3, 2)
+        assert stats.avg_amount == Decimal("144.15")  # (10.50 + 600.25 + 99.99 + 5 + 5) / 5
+        # Percentiles are over known latencies only (a row killed before its write-back has
+        # none); an unknown latency must not count as 0 ms.
+        known = np.array([2.5, 7.25])
+        assert stats.p50_latency == exact_percentile(known, 0.50) == 2.5
+        assert stats.p99_latency == exact_percentile(known, 0.99) == 7.25
         # The old rows are readable and new payments land next to them.
         assert eng.get_transaction(rows[0][0]).amount == Decimal("10.50")
         _pay(eng, 1)
-        assert eng.stats().total == 4
+        assert eng.stats().total == 6
     with Engine.open(db_path, seed=1, card_key="") as eng:  # migrating twice is a no-op
-        assert eng.stats().total == 4
+        assert eng.stats().total == 6
         versions = eng.store.query("SELECT version FROM schema_version ORDER BY version")
         assert [v for (v,) in versions] == list(range(1, SCHEMA_VERSION + 1))
 
