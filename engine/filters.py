@@ -8,9 +8,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 RunSelector = Literal["all", "live"] | int
+_RUNS = ("all", "live")
 
 
 class RowFilter(BaseModel):
@@ -33,6 +34,22 @@ class RowFilter(BaseModel):
     )
     channels: tuple[str, ...] = Field(default=(), max_length=20)
     currencies: tuple[str, ...] = Field(default=(), max_length=200)
+
+    @field_validator("since", "until", "latest", mode="before")
+    @classmethod
+    def _no_bare_numbers(cls, value: Any) -> Any:
+        # The schema says ISO 8601 strings; pydantic's lax mode would take numbers as seconds.
+        if isinstance(value, int | float):
+            raise ValueError("expected an ISO 8601 string (date-time or duration), not a number")
+        return value
+
+    @field_validator("run", mode="before")
+    @classmethod
+    def _run_is_name_or_integer(cls, value: Any) -> Any:
+        # The schema says "all" | "live" | integer; lax mode would take "5", 5.0 or true.
+        if isinstance(value, bool | float) or (isinstance(value, str) and value not in _RUNS):
+            raise ValueError("'run' must be 'all', 'live' or a positive run id")
+        return value
 
     @model_validator(mode="after")
     def _ordered_range(self) -> RowFilter:
