@@ -121,9 +121,20 @@ st.dataframe(
 st.subheader("Compare two runs")
 ids = [r.id for r in runs]
 by_id = {r.id: r for r in runs}
+state = st.session_state
+if state.get("sim_compare_auto", True) or state.get("sim_compare_a") not in ids:
+    # until the user picks, compare the two newest runs
+    state["sim_compare_a"], state["sim_compare_b"] = ids[min(1, len(ids) - 1)], ids[0]
+    state["sim_compare_auto"] = True
+
+
+def _picked() -> None:
+    st.session_state["sim_compare_auto"] = False
+
+
 cols = st.columns(2)
-first = cols[0].selectbox("Run A", ids, index=min(1, len(ids) - 1), key="sim_compare_a")
-second = cols[1].selectbox("Run B", ids, index=0, key="sim_compare_b")
+first = cols[0].selectbox("Run A", ids, key="sim_compare_a", on_change=_picked)
+second = cols[1].selectbox("Run B", ids, key="sim_compare_b", on_change=_picked)
 a, b = by_id[first], by_id[second]
 table = {
     "parameter / result": list(run_row(a)),

@@ -1,0 +1,76 @@
+"""Chart builders: figures from engine results, and no streamlit import (notebooks reuse them)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from engine.config import PROJECT_ROOT
+from engine.policy import Policy
+from engine.service import Engine
+from engine.simulation.params import SimulationParams
+from workbench import charts
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    with Engine.open(tmp_path_factory.mktemp("charts") / "c.duckdb", seed=3) as eng:
+        eng.simulate(SimulationParams(rows=4000, seed=3, days=3, fraud_rate=0.05))
+        yield eng
+
+
+def test_dashboard_figures_plot_the_engines_aggregates(engine):
+    data = engine.dashboard()
+    approval = charts.approval_rate_chart(data.series)
+    assert list(approval.data[0].y) == list(data.series["approval_rate"])
+    latency = charts.latency_chart(data.series)
+    assert [t.name for t in latency.data] == ["p50", "p95", "p99"]
+    reasons = charts.decline_reasons_chart(data.reasons)
+    assert sum(reasons.data[0].x) == data.kpis.declined
+    amounts = charts.amount_histogram_chart(data.amounts)
+    assert sum(amounts.data[0].y) == data.kpis.total
+    assert amounts.layout.xaxis.type == "log"
+
+
+def test_backtest_figures_mark_active_and_candidate(engine):
+    result = engine.backtest(Policy(score_threshold=0.5))
+    curve = charts.tradeoff_curve_chart(result)
+    names = [t.name for t in curve.data]
+    assert names == ["candidate, threshold swept", "active", "candidate"]
+    assert curve.data[2].x[0] == result.candidate.approval_rate
+    assert curve.data[1].y[0] == result.active.recall
+    scenarios = charts.scenario_recall_chart(result)
+    assert list(scenarios.data[1].y) == [s.recall_candidate for s in result.scenarios]
+    table = charts.comparison_table(result)
+    assert list(table.columns) == ["metric", "active", "candidate", "change"]
+    row = table.set_index("metric").loc["Approval rate"]
+    assert row["candidate"] == f"{result.candidate.approval_rate:.2%}"
+
+
+def test_unlabelled_backtest_has_no_curve_markers(engine):
+    result = engine.backtest(Policy(score_threshold=0.5), run="live")
+    assert charts.tradeoff_curve_chart(result).data == ()
+    assert charts.comparison_table(result).set_index("metric").loc["Precision", "change"] == "–"
+
+
+def test_run_comparison_chart_has_one_bar_group_per_run(engine):
+    run = engine.list_runs()[0]
+    fig = charts.run_comparison_chart({"a": run.summary, "b": run.summary})
+    assert [t.name for t in fig.data] == ["a", "b"]
+
+
+def test_charts_and_engine_do_not_import_front_ends():
+    code = (
+        "import sys, workbench.charts, engine.backtest, engine.analytics, engine.service\n"
+        "bad = [m for m in ('streamlit', 'fastapi') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=PROJECT_ROOT)
+    engine_only = (
+        "import sys, engine.backtest, engine.analytics, engine.filters, engine.service\n"
+        "bad = [m for m in ('streamlit', 'fastapi', 'plotly') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", engine_only], check=True, cwd=PROJECT_ROOT)

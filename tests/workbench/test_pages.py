@@ -1,0 +1,199 @@
+"""AppTest for every dashboard page: submit, inspect, live dashboard, tuning, simulations, admin."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from engine.policy import DEFAULT_POLICY
+
+TEST_CARDS = ["4000001234567890", "4111111111111111"]
+
+
+def payment_body(card: str = TEST_CARDS[1]) -> dict:
+    return {"card_number": card, "amount": "42.50", "currency": "GBP", "merchant": "Shop"}
+
+
+def texts(at) -> str:
+    """Everything the page rendered as text (to scan for card numbers)."""
+    parts = []
+    for kind in ("markdown", "caption", "error", "success", "info", "warning", "subheader"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    parts += [f"{m.label}={m.value}" for m in at.metric]
+    parts += [str(e.value) for e in at.json]
+    return "\n".join(parts)
+
+
+def metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def button(at, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def test_app_opens_on_the_live_dashboard(shared, app):
+    at = app()
+    assert at.title[0].value == "Live dashboard"
+
+
+def test_submit_page_authorizes_a_payment_and_never_shows_the_card(shared, app):
+    at = app("submit")
+    at.text_input(key="submit_card_number").set_value(TEST_CARDS[1])
+    at.text_input(key="submit_amount").set_value("42.50")
+    at.text_input(key="submit_merchant").set_value("Corner Cafe")
+    at.selectbox(key="submit_channel").set_value("pos")
+    button(at, "Authorize payment").click().run()
+    assert not at.exception
+    assert shared.stats().total == 1
+    stored = shared.get_transaction(shared.latest_transaction_id())
+    assert stored.merchant == "Corner Cafe" and stored.channel == "pos"
+    assert at.subheader[0].value.endswith(stored.status)
+    assert float(metric(at, "Risk score")) == round(stored.score, 3)
+    assert json.loads(at.json[0].value)["transaction_id"] == str(stored.id)
+    assert TEST_CARDS[1] not in texts(at)
+    assert at.session_state["inspect_pending_id"] == str(stored.id)
+
+
+def test_submit_page_shows_the_engines_validation_messages(shared, app):
+    at = app("submit")
+    at.text_input(key="submit_card_number").set_value("4111x")
+    at.text_input(key="submit_amount").set_value("12.345")
+    button(at, "Authorize payment").click().run()
+    errors = " ".join(e.value for e in at.error)
+    assert "card_number" in errors and "amount" in errors
+    assert "4111x" not in errors and "12.345" not in errors
+    assert shared.stats().total == 0
+
+
+def test_inspect_is_prefilled_with_the_latest_and_looks_up_any_id(seeded, app):
+    result = seeded.authorize(payment_body(card=TEST_CARDS[0]))
+    at = app("inspect")
+    assert at.text_input(key="inspect_id").value == str(result.transaction_id)
+    assert metric(at, "Card") == "400000******7890"
+    assert metric(at, "Source") == "live"
+    assert any("payment.decided" in e.label for e in at.expander)
+    assert TEST_CARDS[0] not in texts(at)
+
+    run_row = seeded.store.query("SELECT min(id) FROM transactions WHERE run_id = 1")[0][0]
+    at.text_input(key="inspect_id").set_value(str(run_row))
+    button(at, "Look up").click().run()
+    assert metric(at, "Source") == "run 1"
+    assert any("simulation.decided" in e.label for e in at.expander)
+
+    at.text_input(key="inspect_id").set_value("not-a-transaction")
+    button(at, "Look up").click().run()
+    assert "not found" in at.error[0].value
+
+
+def test_live_dashboard_shows_kpis_charts_and_filters(seeded, app):
+    seeded.authorize(payment_body())
+    at = app()
+    assert metric(at, "Payments") == "6,001"
+    assert len(at.get("plotly_chart")) == 4
+    at.selectbox(key="live_run").set_value("live").run()
+    assert metric(at, "Payments") == "1"
+    at.selectbox(key="live_run").set_value(1).run()
+    assert metric(at, "Payments") == "6,000"
+    at.multiselect(key="live_channels").set_value(["pos"]).run()
+    pos = seeded.store.query(
+        "SELECT count(*) FROM transactions WHERE run_id = 1 AND channel = 'pos'"
+    )
+    assert metric(at, "Payments") == f"{pos[0][0]:,}"
+    at.selectbox(key="live_range").set_value("Latest 24 hours").run()
+    assert int(metric(at, "Payments").replace(",", "")) < pos[0][0]
+    assert not at.exception
+
+
+def test_empty_database_offers_a_one_click_demo_seed(shared, app):
+    at = app()
+    assert at.info and "empty" in at.info[0].value
+    at.button(key="live_demo_seed").click().run()
+    assert not at.exception
+    assert len(shared.list_runs()) == 1
+    assert metric(at, "Payments") == "20,000"
+
+
+def test_tuning_slider_changes_the_backtest_and_apply_reset_work(seeded, app):
+    at = app("tuning")
+    before = at.dataframe[0].value.set_index("metric")
+    assert (before["active"] == before["candidate"]).all()
+
+    at.toggle(key="tune_score_enabled").set_value(True).run()
+    at.slider(key="tune_score_threshold").set_value(0.45).run()
+    after = at.dataframe[0].value.set_index("metric")
+    assert after.loc["Approval rate", "active"] == before.loc["Approval rate", "active"]
+    assert after.loc["Approval rate", "candidate"] != before.loc["Approval rate", "candidate"]
+    assert (
+        after.loc["Fraud caught (recall)", "candidate"]
+        != after.loc["Fraud caught (recall)", "active"]
+    )
+    assert len(at.get("plotly_chart")) == 2
+
+    at.slider(key="tune_score_threshold").set_value(0.7).run()
+    looser = at.dataframe[0].value.set_index("metric")
+    assert looser.loc["Approval rate", "candidate"] != after.loc["Approval rate", "candidate"]
+
+    version = seeded.active_policy().version
+    at.button(key="tune_apply").click().run()
+    active = seeded.active_policy()
+    assert active.version == version + 1 and active.score_threshold == 0.7
+    assert "now active" in at.success[0].value
+    applied = at.dataframe[0].value.set_index("metric")
+    assert (applied["active"] == applied["candidate"]).all()
+
+    at.button(key="tune_reset").click().run()
+    assert seeded.active_policy().same_rules_as(DEFAULT_POLICY)
+    assert at.toggle(key="tune_score_enabled").value is False
+    assert not at.exception
+
+
+def wait_for_run(engine, run_id: int) -> None:
+    """Wait until a background run leaves 'running' (bounded; not a timing assertion)."""
+    for _ in range(600):
+        if engine.get_run(run_id).status != "running":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} did not finish")
+
+
+def test_simulations_page_starts_runs_and_compares_two(shared, app):
+    at = app("simulations")
+    at.number_input(key="sim_rows").set_value(3000)
+    at.number_input(key="sim_days").set_value(2)
+    at.number_input(key="sim_seed").set_value(5)
+    button(at, "Start run").click().run()
+    assert not at.exception
+    run_id = at.session_state["sim_watch"]
+    wait_for_run(shared, run_id)
+    at.run()
+    assert shared.get_run(run_id).status == "completed"
+    assert shared.get_run(run_id).params["rows"] == 3000
+    assert any("completed" in s.value for s in at.success)
+    assert len(at.dataframe[0].value) == 1
+
+    at.number_input(key="sim_rows").set_value(2000)
+    at.slider(key="sim_fraud_rate").set_value(0.1)
+    button(at, "Start run").click().run()
+    wait_for_run(shared, at.session_state["sim_watch"])
+    at.run()
+    runs = at.dataframe[0].value
+    assert len(runs) == 2
+    compare = at.dataframe[1].value
+    assert list(compare.columns) == ["parameter / result", "run 1", "run 2"]
+    assert {"2000", "3000"} <= set(compare.loc[compare["parameter / result"] == "rows"].iloc[0])
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_admin_reset_needs_confirmation(seeded, app):
+    at = app("admin")
+    assert metric(at, "Payments stored") == "6,000"
+    assert str(seeded.store.path) in " ".join(m.value for m in at.markdown)
+    assert at.button(key="admin_reset").disabled  # nothing to click before confirming
+
+    at.checkbox(key="admin_confirm").check().run()
+    at.button(key="admin_reset").click().run()
+    assert seeded.stats().total == 0 and seeded.list_runs() == []
+    assert "deleted" in at.success[0].value
+    assert metric(at, "Payments stored") == "0"
+    assert at.checkbox(key="admin_confirm").value is False
