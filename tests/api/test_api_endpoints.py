@@ -232,3 +232,25 @@ def test_openapi_documents_400_not_422(client) -> None:
 def test_unknown_path_and_wrong_method_use_the_envelope(client) -> None:
     _assert_envelope(client.get("/no-such-endpoint"), 404)
     _assert_envelope(client.get("/payment"), 405)
+
+
+def test_features_come_from_history_not_from_the_card_digits(client) -> None:
+    first = [client.post("/payment", json=README_PAYMENT).json()["features"] for _ in range(4)]
+    assert [f["spending_velocity"] for f in first] == [0.0, 0.1, 0.2, 0.3]
+    assert [f["device_trust_score"] for f in first] == [0.3, 0.7, 0.7, 1.0]
+    # A new card on the now-familiar device: unknown pairing, and the device serves 2 cards.
+    other = client.post("/payment", json={**README_PAYMENT, "card_number": TEST_CARDS[1]}).json()
+    assert other["features"]["spending_velocity"] == 0.0
+    assert other["features"]["device_trust_score"] == pytest.approx(0.3 / 1.5)
+    # ecommerce base 0.30; a card's first currency is its home, another one is cross-border.
+    assert first[0]["ip_risk_score"] == pytest.approx(0.30)
+    abroad = client.post("/payment", json={**README_PAYMENT, "currency": "USD"}).json()
+    assert abroad["features"]["ip_risk_score"] == pytest.approx(0.55)
+
+
+def test_transaction_ids_grow_with_insertion(client) -> None:
+    ids = [
+        uuid.UUID(client.post("/payment", json=payment_body()).json()["transaction_id"])
+        for _ in range(10)
+    ]
+    assert ids == sorted(ids) and len(set(ids)) == 10
