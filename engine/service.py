@@ -22,6 +22,7 @@ from engine.config import Settings, get_settings
 from engine.decision import REASON_TEXT, Reason
 from engine.errors import NotFoundError
 from engine.filters import RowFilter
+from engine.idempotency import KEY_RETENTION, IdempotencyGuard, request_hash
 from engine.ids import IdAllocator, parse_id
 from engine.live import LiveWriter, PendingPayment
 from engine.models import (
@@ -34,7 +35,7 @@ from engine.models import (
 )
 from engine.policy import DEFAULT_POLICY, Policy
 from engine.simulation.facade import SimulationMixin
-from engine.store import Store
+from engine.store import Store, utc_now
 
 log = logging.getLogger("ptsim.engine")
 
@@ -60,6 +61,11 @@ class Engine(SimulationMixin):
         self._policy_lock = threading.Lock()
         self._policy = self._load_or_create_policy()
         self._init_simulations()
+        if self.store.recovery is not None:
+            print(f"WARNING: {self.store.recovery.message()}", flush=True)
+        self._backups = _PeriodicBackup(self.store, self.settings.backup_interval_s)
+        self._idempotency = IdempotencyGuard(self.store, self._replay)
+        self.store.purge_idempotency_keys(utc_now() - KEY_RETENTION)
         self._live = LiveWriter(
             self.store,
             np.random.default_rng(self.settings.seed),
@@ -76,6 +82,7 @@ class Engine(SimulationMixin):
     def close(self) -> None:
         """Stop simulation runs, drain queued payments, checkpoint and close the database."""
         self._stop_simulations()
+        self._backups.stop()
         self._live.stop()
         self.store.close()
 
@@ -92,6 +99,37 @@ class Engine(SimulationMixin):
         received_ns = time.perf_counter_ns()
         card = fingerprint(request.card_number, self._card_key)
         return self._live.submit(PendingPayment(request, card, received_ns))
+
+    def submit_idempotent(
+        self, request: PaymentRequest, key: str
+    ) -> tuple[Future[PaymentResult], bool]:
+        """Like :meth:`submit`, under an Idempotency-Key: returns (future, replayed).
+
+        Raises :class:`IdempotencyConflictError` when the key was used for another request.
+        """
+        received_ns = time.perf_counter_ns()
+        card = fingerprint(request.card_number, self._card_key)
+        digest = request_hash(request, card)
+        return self._idempotency.run(
+            key,
+            digest,
+            lambda: self._live.submit(PendingPayment(request, card, received_ns, (key, digest))),
+        )
+
+    def _replay(self, transaction_id: uuid.UUID) -> PaymentResult:
+        stored = self.get_transaction(transaction_id)
+        return PaymentResult(
+            transaction_id=stored.id,
+            status=stored.status,
+            decision_reason=stored.decision_reason,
+            reason_code=stored.reason_code,
+            score=stored.score,
+            latency_ms=stored.latency_ms or 0.0,
+            features=stored.features,
+            policy_version=stored.policy_version,
+            risk_flag=stored.risk_flag,
+            created_at=stored.created_at,
+        )
 
     def authorize(self, request: PaymentRequest | dict[str, Any]) -> PaymentResult:
         """Decide one payment and wait until it is on disk (validates dicts first)."""
@@ -205,9 +243,11 @@ class Engine(SimulationMixin):
             reachable = True
         except Exception:
             reachable = False
+        recovery = self.store.recovery
         return {
             "status": "ok" if reachable else "degraded",
             "database": "reachable" if reachable else "unreachable",
+            "recovered_from_backup": recovery.message() if recovery else None,
             "db_path": str(self.store.path) if self.store.path else ":memory:",
             "policy_version": self.active_policy().version,
         }
@@ -263,6 +303,32 @@ class Engine(SimulationMixin):
             return Policy(**DEFAULT_POLICY.knobs(), version=version)
         version, knobs = latest
         return Policy(**json.loads(knobs), version=version)
+
+
+class _PeriodicBackup:
+    """Takes an online backup every ``interval_s`` seconds (0 = never; never in memory)."""
+
+    def __init__(self, store: Store, interval_s: float) -> None:
+        self._store = store
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if interval_s > 0 and store.path is not None:
+            self._thread = threading.Thread(
+                target=self._run, args=(interval_s,), name="ptsim-backup", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                self._store.backup()
+            except Exception:
+                log.exception("periodic backup failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
 
 
 def _as_uuid(transaction_id: str | uuid.UUID) -> uuid.UUID:
