@@ -197,3 +197,17 @@ def test_reset_clears_everything_in_one_go(engine) -> None:
     after = _pay(engine, 0)
     assert after.features.spending_velocity == 0.0
     assert engine.stats().total == 1
+
+
+def test_reopening_restores_the_live_feature_history(db_path) -> None:
+    body = _body(1)
+    with Engine.open(db_path, seed=1, card_key="") as eng:
+        before = [eng.authorize(body).features for _ in range(3)]
+    with Engine.open(db_path, seed=1, card_key="") as eng:
+        after = eng.authorize(body).features
+        stranger = eng.authorize({**body, "card_number": "6011111111111117"}).features
+    assert [f.spending_velocity for f in before] == [0.0, 0.1, 0.2]
+    assert after.spending_velocity == 0.3
+    assert after.device_trust_score == 1.0  # 3 earlier payments on this device
+    assert stranger.spending_velocity == 0.0
+    assert stranger.device_trust_score == pytest.approx(0.3 / 1.5)
