@@ -309,7 +309,7 @@ def _audit_rows(
                 {
                     "request": {
                         "card": p.card.masked,
-                        "amount": str(p.request.amount),
+                        "amount": f"{p.request.amount:.2f}",  # canonical, as stored (not "1E+2")
                         "currency": p.request.currency,
                         "merchant": p.request.merchant,
                         "channel": p.request.channel,

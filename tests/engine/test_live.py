@@ -177,3 +177,13 @@ def test_reset_while_payments_stream_keeps_rows_rollups_and_audit_in_step(engine
     with Engine.open(engine.store.path, seed=1, card_key="") as reopened:
         n = reopened.store.query("SELECT coalesce(sum(n), 0) FROM latency_histogram")[0][0]
         assert n == rows
+
+
+@pytest.mark.parametrize(
+    ("amount", "canonical"), [("1e2", "100.00"), ("12.340", "12.34"), ("7", "7.00")]
+)
+def test_audit_records_the_amount_as_stored(engine, amount, canonical) -> None:
+    result = engine.authorize(_request(0, amount))
+    stored = engine.get_transaction(result.transaction_id)
+    assert f"{stored.amount:.2f}" == canonical
+    assert engine.get_audit(result.transaction_id)[0].request["amount"] == canonical
