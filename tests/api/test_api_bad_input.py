@@ -83,6 +83,12 @@ CASES: list[tuple[str, dict, str, set[int]]] = [
     ("currency-number", _json(_with(currency=826)), "currency", {400}),
     ("channel-unknown", _json(_with(channel="atm")), "channel", {400}),
     ("merchant-empty", _json(_with(merchant="")), "merchant", {400}),
+    (
+        "merchant-lone-surrogate",
+        _raw(json.dumps(VALID).replace("Test Merchant", "a\\ud800b")),
+        "merchant",
+        {400},
+    ),
     ("merchant-too-long", _json(_with(merchant="m" * 101)), "merchant", {400}),
     ("device-with-space", _json(_with(device_id="my device")), "device_id", {400}),
     ("body-list", _json([VALID]), "body", {400}),
