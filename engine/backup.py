@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -74,12 +76,34 @@ def take_backup(con: duckdb.DuckDBPyConnection, db_path: Path, write_lock: threa
             con.execute("CHECKPOINT")
         except duckdb.Error as exc:
             raise StoreError(f"Backup failed: the checkpoint did not complete ({exc}).") from exc
-        shutil.copyfile(db_path, partial)
+        _copy_in_child(db_path, partial)
     partial.rename(target)  # a crash mid-copy never leaves a half backup that looks complete
     for old in list_backups(db_path)[:-KEEP_BACKUPS]:
         old.unlink(missing_ok=True)
     log.info("backup written to %s", target)
     return target
+
+
+def _copy_in_child(source: Path, target: Path) -> None:
+    """Copy ``source`` from a child process.
+
+    DuckDB locks the database with POSIX ``fcntl`` locks, which belong to the process and are all
+    released when *any* descriptor of the file is closed in it. Copying the open database from
+    this process (``shutil.copyfile`` opens and closes it) silently dropped the server's lock, so
+    after the first backup another process (``ptsim backup``, ``ptsim restore``, a second server)
+    could open the live file read-write. A child's descriptors do not touch the parent's locks.
+    """
+    copier = "import shutil, sys; shutil.copyfile(sys.argv[1], sys.argv[2])"
+    try:
+        subprocess.run(
+            [sys.executable, "-I", "-c", copier, str(source), str(target)],
+            check=True,
+            capture_output=True,
+            timeout=3600,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        target.unlink(missing_ok=True)
+        raise StoreError(f"Backup failed: could not copy {source} ({exc}).") from exc
 
 
 def restore_backup(backup: Path, db_path: Path) -> Path | None:
