@@ -108,13 +108,27 @@ CASES: list[tuple[str, dict, str, set[int]]] = [
 ]
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One engine and client for the whole table: nothing may be persisted, so rows stay 0."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from engine.service import Engine
+
+    path = tmp_path_factory.mktemp("bad-input") / "t.duckdb"
+    with Engine.open(path, seed=7, card_key="") as eng, TestClient(create_app(eng)) as c:
+        yield eng, c
+
+
 @pytest.mark.parametrize(
     ("request_kwargs", "field", "statuses"),
     [pytest.param(kw, field, statuses, id=case_id) for case_id, kw, field, statuses in CASES],
 )
 def test_bad_input_gets_a_4xx_envelope_and_persists_nothing(
-    client, engine, request_kwargs, field, statuses
+    shared, request_kwargs, field, statuses
 ) -> None:
+    engine, client = shared
     response = client.post("/payment", **request_kwargs)
     assert response.status_code in statuses, response.text[:500]
     assert response.headers["content-type"].startswith("application/json")
