@@ -211,3 +211,14 @@ def test_reopening_restores_the_live_feature_history(db_path) -> None:
     assert after.device_trust_score == 1.0  # 3 earlier payments on this device
     assert stranger.spending_velocity == 0.0
     assert stranger.device_trust_score == pytest.approx(0.3 / 1.5)
+
+
+def test_an_in_memory_engine_works_and_writes_no_files(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with Engine.open(":memory:", seed=1, card_key="") as eng:
+        result = _pay(eng, 3)
+        assert eng.get_transaction(result.transaction_id).status == result.status
+        assert eng.health()["db_path"] == ":memory:"
+        assert eng.stats().total == 1
+        assert eng.reset().total == 0
+    assert list(tmp_path.iterdir()) == []
