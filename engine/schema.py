@@ -96,5 +96,15 @@ CREATE TABLE idempotency_keys (
 );
 """
 
-MIGRATIONS: list[str] = [V1_TABLES, V2_ROLLUPS, V3_IDEMPOTENCY]
+# v4: Idempotency-Key records of POST /simulations (key → run).
+V4_SIMULATION_KEYS = """
+CREATE TABLE simulation_keys (
+    key VARCHAR PRIMARY KEY,
+    request_hash VARCHAR NOT NULL,
+    run_id INTEGER NOT NULL,
+    created_at TIMESTAMP NOT NULL
+);
+"""
+
+MIGRATIONS: list[str] = [V1_TABLES, V2_ROLLUPS, V3_IDEMPOTENCY, V4_SIMULATION_KEYS]
 SCHEMA_VERSION = len(MIGRATIONS)

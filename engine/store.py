@@ -369,6 +369,7 @@ class Store:
                 "stats_rollup",
                 "latency_histogram",
                 "idempotency_keys",
+                "simulation_keys",
             ):
                 cur.execute(f"DELETE FROM {table}")
 

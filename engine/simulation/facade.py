@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from engine.errors import NotFoundError
 from engine.simulation import records
+from engine.simulation.keys import SimulationKeys
 from engine.simulation.params import RunRecord, SimulationParams
 from engine.simulation.runner import Progress, execute_run
 
@@ -105,6 +106,17 @@ class SimulationMixin:
             self._sim_threads[run_id] = (thread, cancel)
         thread.start()
         return run_id
+
+    def start_simulation_idempotent(
+        self, params: SimulationParams | dict, key: str
+    ) -> tuple[int, bool]:
+        """:meth:`start_simulation` under an Idempotency-Key: (run id, replayed?). The same key
+        with other parameters raises :class:`IdempotencyConflictError`."""
+        if not isinstance(params, SimulationParams):
+            params = SimulationParams.model_validate(params)
+        if not hasattr(self, "_sim_keys"):
+            self._sim_keys = SimulationKeys(self.store)
+        return self._sim_keys.start(key, params, self.start_simulation)
 
     def cancel_simulation(self, run_id: int) -> bool:
         """Ask a background run to stop; False when it is not running in this process."""

@@ -1,0 +1,101 @@
+"""Simulation runs: start a bulk synthetic run in the server, follow its progress."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import EngineDep
+from api.errors import ErrorResponse
+from engine.errors import InvalidRequestError, NotFoundError
+from engine.idempotency import MAX_KEY_LENGTH
+from engine.simulation.params import DEFAULT_START, SCENARIOS, RunRecord, SimulationParams
+
+router = APIRouter(tags=["simulations"])
+
+
+class SimulationRequest(BaseModel):
+    """A run to start; the server caps ``rows`` at PTSIM_MAX_SIMULATION_ROWS."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"rows": 100000, "seed": 42, "days": 7}]},
+    )
+
+    rows: int = Field(ge=1, le=2_000_000_000, description="Payments to generate.")
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+    days: int = Field(30, ge=1, le=3650)
+    fraud_rate: float = Field(0.01, ge=0.0, le=0.5, allow_inf_nan=False)
+    scenario_mix: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
+        None, description="Relative weights by scenario: " + ", ".join(SCENARIOS) + "."
+    )
+
+
+class SimulationStarted(BaseModel):
+    """Where to follow a run."""
+
+    run_id: int
+    status: str
+    status_url: str
+
+
+_ERRORS = {
+    400: {"model": ErrorResponse, "description": "Invalid parameters or too many rows."},
+    409: {"model": ErrorResponse, "description": "Idempotency-Key reused with other parameters."},
+}
+
+
+@router.post("/simulations", status_code=202, response_model=SimulationStarted, responses=_ERRORS)
+async def start_simulation(
+    body: SimulationRequest,
+    engine: EngineDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(min_length=1, max_length=MAX_KEY_LENGTH, pattern=r"^[\x21-\x7e]+$"),
+    ] = None,
+) -> SimulationStarted:
+    """Start a run in the server process (which owns the database); returns its id at once."""
+    cap = engine.settings.max_simulation_rows
+    if body.rows > cap:
+        raise InvalidRequestError(
+            "rows", f"at most {cap} rows per request (PTSIM_MAX_SIMULATION_ROWS)."
+        )
+    fields = body.model_dump(exclude_none=True)
+    try:
+        params = SimulationParams(start=DEFAULT_START, **fields)
+    except ValueError as exc:  # pydantic's ValidationError: name the field, never a 500
+        errors = getattr(exc, "errors", lambda: [{}])()
+        field = ".".join(str(p) for p in errors[0].get("loc", ("body",))) or "body"
+        raise InvalidRequestError(field, str(errors[0].get("msg", exc))) from None
+    if idempotency_key is None:
+        run_id, replayed = await run_in_threadpool(engine.start_simulation, params), False
+    else:
+        run_id, replayed = await run_in_threadpool(
+            engine.start_simulation_idempotent, params, idempotency_key
+        )
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    run = await run_in_threadpool(engine.get_run, run_id)
+    return SimulationStarted(run_id=run_id, status=run.status, status_url=f"/simulations/{run_id}")
+
+
+@router.get(
+    "/simulations/{run_id}",
+    response_model=RunRecord,
+    responses={404: {"model": ErrorResponse, "description": "Unknown run."}},
+)
+async def get_simulation(run_id: str, engine: EngineDep) -> RunRecord:
+    """A run's status, progress, parameters and summary (404 for unknown or malformed ids)."""
+    if not run_id.isdigit() or len(run_id) > 9:
+        raise NotFoundError(f"Simulation run {run_id[:32]!r} not found.")
+    return await run_in_threadpool(engine.get_run, int(run_id))
+
+
+@router.get("/simulations", response_model=list[RunRecord])
+async def list_simulations(engine: EngineDep) -> list[RunRecord]:
+    """Every run, newest first."""
+    return await run_in_threadpool(engine.list_runs)

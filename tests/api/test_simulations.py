@@ -1,0 +1,99 @@
+"""POST /simulations and GET /simulations/{id}: start, follow, cap, idempotency, errors."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from engine.service import Engine
+
+RUN = {"rows": 5000, "seed": 11, "days": 2, "fraud_rate": 0.05}
+
+
+@pytest.fixture
+def sim_client(tmp_path: Path):
+    engine = Engine.open(
+        tmp_path / "sim.duckdb", seed=3, backup_interval_s=0, max_simulation_rows=10_000
+    )
+    with TestClient(create_app(engine)) as client:
+        yield client, engine
+    engine.close()
+
+
+def _wait_finished(client: TestClient, run_id: int) -> dict:
+    for _ in range(600):  # bounded poll, not a timing assertion
+        record = client.get(f"/simulations/{run_id}").json()
+        if record["status"] != "running":
+            return record
+        time.sleep(0.05)
+    raise AssertionError("run did not finish")
+
+
+def test_started_run_completes_and_feeds_stats(sim_client) -> None:
+    client, _ = sim_client
+    started = client.post("/simulations", json=RUN)
+    assert started.status_code == 202
+    body = started.json()
+    assert body["status_url"] == f"/simulations/{body['run_id']}"
+    record = _wait_finished(client, body["run_id"])
+    assert record["status"] == "completed"
+    assert record["rows_written"] == record["rows_planned"] == RUN["rows"]
+    assert record["progress"] == 1.0
+    assert record["seed"] == RUN["seed"]
+    assert record["summary"]["fraud_rows"] > 0
+    assert client.get("/stats").json()["total"] == RUN["rows"]
+    assert [r["id"] for r in client.get("/simulations").json()] == [body["run_id"]]
+
+
+def test_row_cap_is_a_400_naming_rows_and_starts_nothing(sim_client) -> None:
+    client, engine = sim_client
+    response = client.post("/simulations", json={**RUN, "rows": 10_001})
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "rows"
+    assert engine.list_runs() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"rows": 0}, "rows"),
+        ({"rows": 10, "fraud_rate": 0.9}, "fraud_rate"),
+        ({"rows": 10, "scenario_mix": {"nope": 1}}, "scenario_mix"),
+        ({"rows": 10, "scenario_mix": {"stolen_card": 0}}, "scenario_mix"),
+        ({"rows": 10, "chunk_rows": 5}, "chunk_rows"),
+        ({"seed": 1}, "rows"),
+    ],
+)
+def test_bad_parameters_are_400_naming_the_field(sim_client, body: dict, field: str) -> None:
+    client, engine = sim_client
+    response = client.post("/simulations", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == field
+    assert engine.list_runs() == []
+
+
+def test_idempotency_key_starts_one_run(sim_client) -> None:
+    client, engine = sim_client
+    headers = {"Idempotency-Key": "sim-key-1"}
+    first = client.post("/simulations", json=RUN, headers=headers)
+    again = client.post("/simulations", json=RUN, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert first.json()["run_id"] == again.json()["run_id"]
+    conflict = client.post("/simulations", json={**RUN, "seed": 12}, headers=headers)
+    assert conflict.status_code == 409
+    assert conflict.json()["error"]["type"] == "idempotency_error"
+    _wait_finished(client, first.json()["run_id"])
+    assert len(engine.list_runs()) == 1
+
+
+@pytest.mark.parametrize("run_id", ["999", "abc", "1" * 40])
+def test_unknown_or_malformed_run_is_404(sim_client, run_id: str) -> None:
+    client, _ = sim_client
+    response = client.get(f"/simulations/{run_id}")
+    assert response.status_code == 404
+    assert response.json()["error"]["type"] == "not_found"
