@@ -190,4 +190,4 @@ def test_latency_model_is_plausible(rows: pd.DataFrame) -> None:
     latency = rows.latency_ms.to_numpy()
     p50, p99 = np.percentile(latency, [50, 99])
     assert 50 < p50 < 150 and p99 > 2 * p50  # a heavy tail
-    assert latency.min() > 0 and latency.max() < 2_100  # timeouts answered by stand-in
+    assert latency.min() > 0 and latency.max() <= 2_030  # timeouts answered by stand-in
