@@ -1,0 +1,218 @@
+"""Dashboard page speed: the engine calls behind each page, at 1 and 10 million stored rows.
+
+    .venv/bin/python benchmarks/bench_pages.py                 # 1M and 10M rows (~2 minutes)
+    .venv/bin/python benchmarks/bench_pages.py --rows 1000000  # one size
+    .venv/bin/python benchmarks/bench_pages.py --render        # also time full AppTest page runs
+
+The database is built with the bulk generator (runs of at most 5M rows, so 10M = two runs) plus
+200 live payments, in a temporary directory (``--db`` keeps and reuses a file). Every call is
+timed ``--repeat`` times after one warm-up; the table shows the median and the worst. A
+reference measured in the same run (a full scan summing ``amount``) shows how fast the machine
+is at that moment. Targets: each page interaction < 1.5 s, a backtest < 1 s at 10M rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.policy import Policy
+from engine.service import Engine
+from engine.simulation.params import SimulationParams
+
+RUN_ROWS = 5_000_000
+CANDIDATE = Policy(score_threshold=0.55, velocity_limit=8, high_amount_decline_prob=0.4)
+
+
+def build(engine: Engine, rows: int) -> None:
+    """Fill an empty database: simulation runs totalling ``rows`` plus 200 live payments."""
+    done, run = 0, 0
+    while done < rows:
+        n = min(RUN_ROWS, rows - done)
+        engine.simulate(
+            SimulationParams(rows=n, seed=100 + run, days=30, fraud_rate=0.02, chunk_rows=500_000)
+        )
+        done += n
+        run += 1
+    for i in range(200):
+        engine.authorize(
+            {
+                "card_number": f"4000{i % 50:012d}",
+                "amount": f"{10 + i}.50",
+                "currency": "GBP",
+                "merchant": "Bench Shop",
+                "channel": "ecommerce",
+                "device_id": f"bench-{i % 20}",
+            }
+        )
+
+
+def page_calls(engine: Engine) -> list[tuple[str, str, Callable[[], Any]]]:
+    """(page, interaction, call) for what each page asks the engine."""
+    latest = engine.latest_transaction_id()
+    sim_row = engine.store.query("SELECT max(id) FROM transactions WHERE run_id = 1")[0][0]
+    day = timedelta(days=1)
+
+    def open_dashboard() -> None:
+        engine.filter_options()
+        engine.dashboard()
+
+    def inspect(tx: Any) -> Callable[[], None]:
+        def call() -> None:
+            engine.get_transaction(tx)
+            engine.get_audit(tx)
+
+        return call
+
+    def open_inspect() -> None:
+        inspect(engine.latest_transaction_id())()
+
+    def open_tuning() -> None:
+        engine.filter_options()
+        engine.backtest(CANDIDATE)
+
+    def open_simulations() -> None:
+        runs = engine.list_runs()
+        engine.get_run(runs[0].id)
+
+    def open_admin() -> None:
+        engine.health()
+        engine.stats()
+        engine.store.file_size_bytes()
+        engine.list_runs()
+
+    payment = {
+        "card_number": "4111111111111111",
+        "amount": "42.00",
+        "currency": "GBP",
+        "merchant": "Bench Shop",
+        "channel": "pos",
+    }
+    return [
+        (
+            "reference",
+            "full scan: SELECT sum(amount)",
+            lambda: engine.store.query("SELECT sum(amount) FROM transactions"),
+        ),
+        ("Live dashboard", "open (filter options + all traffic)", open_dashboard),
+        ("Live dashboard", "fragment refresh, all traffic", lambda: engine.dashboard()),
+        (
+            "Live dashboard",
+            "run 1, pos, latest 24 h",
+            lambda: engine.dashboard(run=1, channels=("pos",), latest=day),
+        ),
+        ("Live dashboard", "live traffic only", lambda: engine.dashboard(run="live")),
+        ("Submit payment", "authorize one payment", lambda: engine.authorize(payment)),
+        ("Inspect", "open (latest id + lookup + audit)", open_inspect),
+        ("Inspect", "look up a live payment", inspect(latest)),
+        ("Inspect", "look up a simulation row", inspect(sim_row)),
+        ("Threshold tuning", "open (filter options + backtest)", open_tuning),
+        ("Threshold tuning", "backtest, all rows", lambda: engine.backtest(CANDIDATE)),
+        ("Threshold tuning", "backtest, run 1", lambda: engine.backtest(CANDIDATE, run=1)),
+        (
+            "Threshold tuning",
+            "backtest, run 1, latest 24 h",
+            lambda: engine.backtest(CANDIDATE, run=1, latest=day),
+        ),
+        ("Simulations", "open (runs list + run record)", open_simulations),
+        ("Admin", "open (health, stats, size, runs)", open_admin),
+    ]
+
+
+def timed(call: Callable[[], Any], repeat: int) -> tuple[float, float]:
+    """(median, worst) seconds over ``repeat`` runs after one warm-up."""
+    call()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples), max(samples)
+
+
+def render_times(engine: Engine, repeat: int) -> list[tuple[str, float, float]]:
+    """Full server-side page runs (script + engine calls + figures) through AppTest."""
+    from streamlit.testing.v1 import AppTest
+
+    from engine.config import PROJECT_ROOT
+    from workbench.runtime import install_shared_engine
+
+    install_shared_engine(engine)
+    results = []
+    for page in ("live", "submit", "inspect", "tuning", "simulations", "admin"):
+        at = AppTest.from_file(str(PROJECT_ROOT / "streamlit_app.py"), default_timeout=120)
+        at.run()
+        at.switch_page(f"workbench/pages/{page}.py")
+
+        def run_page(at: AppTest = at) -> None:
+            at.run()
+            if at.exception:
+                raise RuntimeError(at.exception[0].message)
+
+        median, worst = timed(run_page, repeat)
+        results.append((page, median, worst))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="*", default=[1_000_000, 10_000_000])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--db", type=Path, help="keep the database here (rebuilt if empty)")
+    parser.add_argument("--render", action="store_true", help="also time AppTest page runs")
+    args = parser.parse_args()
+
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
+    for rows in args.rows:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = args.db or Path(tmp) / f"bench_{rows}.duckdb"
+            engine = Engine.open(path, seed=1, max_simulation_rows=RUN_ROWS)
+            try:
+                stored = engine.stats().total
+                if stored < rows:
+                    engine.reset()
+                    start = time.perf_counter()
+                    build(engine, rows)
+                    print(
+                        f"\nbuilt {engine.stats().total:,} rows in "
+                        f"{time.perf_counter() - start:.1f} s"
+                    )
+                print(
+                    f"\n## {engine.stats().total:,} rows "
+                    f"({engine.store.file_size_bytes() / 1e9:.2f} GB)\n"
+                )
+                print(f"| {'page':<17} | {'interaction':<38} | median s | worst s |")
+                print(f"|{'-' * 19}|{'-' * 40}|---------:|--------:|")
+                for page, what, call in page_calls(engine):
+                    median, worst = timed(call, args.repeat)
+                    print(f"| {page:<17} | {what:<38} | {median:8.3f} | {worst:7.3f} |", flush=True)
+                if args.render:
+                    print(f"\n| {'page (AppTest run)':<19} | median s | worst s |")
+                    print(f"|{'-' * 21}|---------:|--------:|")
+                    for page, median, worst in render_times(engine, args.repeat):
+                        print(f"| {page:<19} | {median:8.3f} | {worst:7.3f} |", flush=True)
+            finally:
+                if args.render:
+                    from workbench.runtime import close_shared_engine
+
+                    close_shared_engine()  # the installed shared engine is this one
+                else:
+                    engine.close()
+
+
+if __name__ == "__main__":
+    main()

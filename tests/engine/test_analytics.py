@@ -1,0 +1,96 @@
+"""Dashboard aggregates: they add up, follow the filters, and cope with an empty database."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from synthetic_rows import START, insert_rows, random_columns
+
+from engine.analytics import MAX_BUCKETS, bucket_width
+from engine.service import Engine
+
+
+@pytest.fixture
+def engine(tmp_path):
+    with Engine.open(tmp_path / "a.duckdb", seed=7) as eng:
+        yield eng
+
+
+@pytest.fixture
+def filled(engine):
+    insert_rows(engine.store, random_columns(3000, seed=1), run_id=1, channel="pos")
+    insert_rows(
+        engine.store, random_columns(1000, seed=2), run_id=2, first_index=10_000, currency="EUR"
+    )
+    engine.authorize({"card_number": "4111111111111111", "amount": "12.34", "merchant": "Shop"})
+    return engine
+
+
+def test_everything_adds_up_to_the_kpis(filled):
+    data = filled.dashboard()
+    k = data.kpis
+    assert k.total == 4001 == filled.stats().total
+    assert k.approved == filled.stats().approved
+    assert data.series["n"].sum() == k.total
+    assert data.series["approved"].sum() == k.approved
+    assert data.reasons["n"].sum() == k.declined
+    assert data.amounts["n"].sum() == k.total
+    assert len(data.series) <= MAX_BUCKETS
+    assert k.p50_latency <= k.p95_latency <= k.p99_latency
+    assert not k.latency_sampled
+    avg = filled.store.query("SELECT avg(amount) FROM transactions")[0][0]
+    assert k.avg_amount == Decimal(str(avg)).quantize(Decimal("0.01"))
+
+
+def test_filters_select_runs_live_channels_currencies_and_recent_rows(filled):
+    assert filled.dashboard(run="live").kpis.total == 1
+    assert filled.dashboard(run=2).kpis.total == 1000
+    assert filled.dashboard(channels=("pos",)).kpis.total == 3000
+    assert filled.dashboard(currencies=("EUR",)).kpis.total == 1000
+    assert filled.dashboard(run=1, currencies=("EUR",)).kpis.total == 0
+    day = filled.dashboard(run=1, latest=timedelta(days=1))
+    newest = filled.store.query("SELECT max(created_at) FROM transactions WHERE run_id = 1")[0][0]
+    expected = filled.store.query(
+        "SELECT count(*) FROM transactions WHERE run_id = 1 AND created_at >= ?",
+        [newest - timedelta(days=1)],
+    )[0][0]
+    assert day.kpis.total == expected and 0 < expected < 3000
+    assert filled.dashboard(since=START, until=START + timedelta(days=2)).kpis.total < 4000
+
+
+def test_filter_options_list_what_is_there(filled):
+    options = filled.filter_options()
+    assert options.runs == [1, 2] and options.has_live
+    assert options.channels == ["ecommerce", "pos"]
+    assert options.currencies == ["EUR", "GBP"]
+    assert options.first_at == START
+
+
+def test_empty_database(engine):
+    data = engine.dashboard()
+    assert data.kpis.total == 0 and data.kpis.p99_latency is None
+    assert data.series.empty and data.reasons.empty and data.amounts.empty
+    options = engine.filter_options()
+    assert options.runs == [] and not options.has_live and options.first_at is None
+
+
+def test_bucket_width_keeps_the_series_short():
+    start = datetime(2026, 1, 1)
+    assert bucket_width(start, start + timedelta(minutes=10)) == timedelta(seconds=10)
+    assert bucket_width(start, start + timedelta(days=7)) == timedelta(hours=6)
+    assert bucket_width(start, start + timedelta(days=3650)) == timedelta(days=30)
+    assert bucket_width(None, None) == timedelta(seconds=10)
+
+
+def test_many_rows_use_a_latency_sample(engine, monkeypatch):
+    from engine import analytics
+
+    monkeypatch.setattr(analytics, "LATENCY_SAMPLE_ROWS", 1000)
+    cols = random_columns(20_000, seed=4)
+    insert_rows(engine.store, cols)
+    data = engine.dashboard()
+    assert data.kpis.latency_sampled and data.kpis.total == 20_000
+    assert np.isclose(data.kpis.p50_latency, 2.5)  # every stored latency is 2.5 ms
