@@ -18,7 +18,7 @@ import pandas as pd
 from engine.decision import REASON_TEXT, Reason
 from engine.errors import StoreError
 from engine.filters import RowFilter
-from engine.store import Store
+from engine.store import LIVE_SOURCE, Store
 
 # Candidate widths of a time-series bucket; the first that gives at most MAX_BUCKETS wins.
 BUCKET_WIDTHS: tuple[timedelta, ...] = (
@@ -222,22 +222,31 @@ def dashboard(store: Store, filters: RowFilter) -> Dashboard:
 
 
 def filter_options(store: Store) -> FilterOptions:
-    """Channels, currencies and runs present, whether there is live traffic, and the time span."""
+    """Channels, currencies and runs present, whether there is live traffic, and the time span.
+
+    Runs and live traffic come from the per-source running totals (a few rows), the time span
+    from min/max (answered from zone maps), channels and currencies from two small GROUP BYs.
+    """
     with store.read() as cur:
-        channels, currencies, runs, has_live, first, last = _run(
-            cur,
-            """SELECT list(DISTINCT channel ORDER BY channel),
-                      list(DISTINCT currency ORDER BY currency),
-                      list(DISTINCT run_id ORDER BY run_id) FILTER (WHERE run_id IS NOT NULL),
-                      bool_or(run_id IS NULL), min(created_at), max(created_at)
-               FROM transactions""",
-            {},
+        sources = [
+            int(row[0])
+            for row in _run(
+                cur, "SELECT source FROM stats_rollup WHERE total > 0 ORDER BY source", {}
+            ).fetchall()
+        ]
+        channels = [r[0] for r in _run(cur, _DISTINCT.format(column="channel"), {}).fetchall()]
+        currencies = [r[0] for r in _run(cur, _DISTINCT.format(column="currency"), {}).fetchall()]
+        first, last = _run(
+            cur, "SELECT min(created_at), max(created_at) FROM transactions", {}
         ).fetchone()
     return FilterOptions(
-        channels=list(channels or []),
-        currencies=list(currencies or []),
-        runs=[int(r) for r in runs or []],
-        has_live=bool(has_live),
+        channels=channels,
+        currencies=currencies,
+        runs=[s for s in sources if s != LIVE_SOURCE],
+        has_live=LIVE_SOURCE in sources,
         first_at=first,
         last_at=last,
     )
+
+
+_DISTINCT = "SELECT {column} FROM transactions GROUP BY {column} ORDER BY {column}"

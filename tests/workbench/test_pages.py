@@ -134,6 +134,12 @@ def test_tuning_slider_changes_the_backtest_and_apply_reset_work(seeded, app):
     looser = at.dataframe[0].value.set_index("metric")
     assert looser.loc["Approval rate", "candidate"] != after.loc["Approval rate", "candidate"]
 
+    # leaving the page and coming back keeps the candidate being edited
+    at.switch_page("workbench/pages/admin.py").run()
+    at.switch_page("workbench/pages/tuning.py").run()
+    assert at.slider(key="tune_score_threshold").value == 0.7
+    assert at.dataframe[0].value.set_index("metric").equals(looser)
+
     version = seeded.active_policy().version
     at.button(key="tune_apply").click().run()
     active = seeded.active_policy()

@@ -48,7 +48,6 @@ def load_policy(policy: Policy) -> None:
     state["tune_velocity_limit"] = int(policy.velocity_limit or 10)
     for name, _ in WEIGHTS:
         state[f"tune_{name}"] = float(getattr(policy, name))
-    state["tune_loaded"] = policy.version
 
 
 def candidate_from_state() -> Policy:
@@ -90,8 +89,10 @@ def revert_candidate() -> None:
 
 
 active = eng.active_policy()
-if "tune_loaded" not in st.session_state:
-    load_policy(active)
+if "tune_amount_threshold" not in st.session_state:
+    # first visit, or back from another page (Streamlit drops the state of widgets not drawn):
+    # restore the candidate being edited, else start from the active policy
+    load_policy(st.session_state.get("tune_candidate") or active)
 if message := st.session_state.pop("tune_message", None):
     st.success(message)
 
@@ -152,6 +153,7 @@ with results:
         for error in exc.errors():
             st.error(f"{'.'.join(map(str, error['loc'])) or 'policy'}: {error['msg']}")
         st.stop()
+    st.session_state["tune_candidate"] = candidate
     result = eng.backtest(candidate, row_filter(run, time_range))
     c, a = result.candidate, result.active
     st.subheader("Candidate vs active")
