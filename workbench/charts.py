@@ -220,3 +220,124 @@ def run_comparison_chart(summaries: dict[str, dict[str, Any]]) -> go.Figure:
             name=label,
         )
     return fig
+
+
+def policy_sweep_chart(
+    sweep: pd.DataFrame, *, min_approval: float | None = None, title: str | None = None
+) -> go.Figure:
+    """Fraud loss vs approval rate of many candidate policies (one backtest each).
+
+    ``sweep`` has one row per policy with ``approval_rate``, ``fraud_loss`` and ``label`` (hover
+    text); an optional ``role`` column marks rows to highlight (e.g. ``"default"``,
+    ``"chosen"``), drawn as large labelled markers. ``min_approval`` draws the constraint line.
+    """
+    fig = _figure(
+        title or "Fraud loss vs approval rate, one point per policy",
+        xaxis={"title": "approval rate", "tickformat": ".1%"},
+        yaxis={"title": "fraud loss (approved fraud)", "rangemode": "tozero"},
+        height=400,
+    )
+    fig.add_scatter(
+        x=sweep["approval_rate"],
+        y=sweep["fraud_loss"].astype(float),
+        mode="markers",
+        name="candidate policies",
+        marker={"color": "#999999", "size": 7, "opacity": 0.7},
+        text=sweep["label"],
+        hovertemplate="%{text}<br>approve %{x:.2%}, loss %{y:,.2f}<extra></extra>",
+    )
+    roles = sweep["role"].dropna().unique() if "role" in sweep else []
+    colors = {"default": ACTIVE_COLOR, "chosen": CANDIDATE_COLOR}
+    for role in roles:
+        picked = sweep[sweep["role"] == role]
+        fig.add_scatter(
+            x=picked["approval_rate"],
+            y=picked["fraud_loss"].astype(float),
+            mode="markers+text",
+            name=str(role),
+            text=[str(role)] * len(picked),
+            textposition="top center",
+            marker={"color": colors.get(str(role), APPROVED_COLOR), "size": 14, "symbol": "star"},
+            customdata=picked["label"],
+            hovertemplate="%{customdata}<br>approve %{x:.2%}, loss %{y:,.2f}<extra></extra>",
+        )
+    if min_approval is not None:
+        fig.add_vline(
+            x=min_approval,
+            line={"dash": "dash", "color": "#444444"},
+            annotation_text=f"approval ≥ {min_approval:.0%}",
+            annotation_position="top left",
+        )
+    return fig
+
+
+def latency_by_group_chart(frame: pd.DataFrame, group: str, title: str | None = None) -> go.Figure:
+    """Latency p50/p95/p99 (ms) per group (e.g. channel), as grouped bars.
+
+    ``frame`` has a ``group`` column and ``p50``, ``p95``, ``p99`` columns in ms.
+    """
+    fig = _figure(
+        title or f"Latency percentiles by {group}",
+        yaxis={"title": "ms", "rangemode": "tozero"},
+        barmode="group",
+    )
+    for name, opacity in (("p50", 1.0), ("p95", 0.75), ("p99", 0.5)):
+        fig.add_bar(
+            x=frame[group],
+            y=frame[name],
+            name=name,
+            marker={"color": ACTIVE_COLOR, "opacity": opacity},
+            hovertemplate=f"%{{x}}<br>{name} %{{y:.2f}} ms<extra></extra>",
+        )
+    return fig
+
+
+def feature_profile_chart(profile: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Mean feature values per population (e.g. fraud scenario vs legitimate), grouped bars.
+
+    ``profile`` has one row per population: a ``population`` column and one column per feature
+    (values in [0, 1], such as the three risk features and the risk score).
+    """
+    features = [c for c in profile.columns if c != "population"]
+    fig = _figure(
+        title or "Mean feature values by population",
+        yaxis={"range": [0, 1], "title": "mean value"},
+        barmode="group",
+        height=380,
+    )
+    for _, row in profile.iterrows():
+        fig.add_bar(
+            x=features,
+            y=[float(row[f]) for f in features],
+            name=str(row["population"]),
+            hovertemplate=f"{row['population']}<br>%{{x}} %{{y:.3f}}<extra></extra>",
+        )
+    return fig
+
+
+def label_delay_chart(known: pd.DataFrame, title: str | None = None) -> go.Figure:
+    """Fraud that had happened vs fraud a team knew about, as of each date.
+
+    ``known`` has ``as_of`` (timestamp), ``fraud_to_date`` (fraud rows before ``as_of``) and
+    ``labelled_to_date`` (those whose chargeback label had arrived by ``as_of``).
+    """
+    fig = _figure(
+        title or "Fraud that happened vs fraud known (label delay)",
+        yaxis={"title": "fraud payments", "rangemode": "tozero"},
+    )
+    fig.add_scatter(
+        x=known["as_of"],
+        y=known["fraud_to_date"],
+        mode="lines",
+        name="fraud that had happened",
+        line={"color": CANDIDATE_COLOR},
+    )
+    fig.add_scatter(
+        x=known["as_of"],
+        y=known["labelled_to_date"],
+        mode="lines",
+        name="fraud known (labelled)",
+        line={"color": ACTIVE_COLOR, "dash": "dash"},
+        fill="tozeroy",
+    )
+    return fig
