@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from engine.cards import CardFingerprint
 from engine.decision import REASON_NAMES, REASON_TEXTS, Decisions, decide
+from engine.errors import StoreError
 from engine.features import FeatureState, HistoryCounts, normalize
 from engine.ids import IdAllocator
 from engine.models import Features, PaymentRequest, PaymentResult
@@ -86,7 +87,9 @@ class LiveWriter:
     def submit(self, pending: PendingPayment) -> Future[PaymentResult]:
         """Queue a payment; the future resolves once it is committed (or fails)."""
         if not self._thread.is_alive():
-            pending.future.set_exception(RuntimeError("The payment writer has stopped."))
+            pending.future.set_exception(
+                StoreError("The payment writer has stopped (the engine is closing); retry later.")
+            )
         else:
             self._queue.put(pending)
         return pending.future
