@@ -118,17 +118,9 @@ class Engine(SimulationMixin):
 
     def _replay(self, transaction_id: uuid.UUID) -> PaymentResult:
         stored = self.get_transaction(transaction_id)
+        fields = stored.model_dump(include=set(PaymentResult.model_fields) - {"latency_ms"})
         return PaymentResult(
-            transaction_id=stored.id,
-            status=stored.status,
-            decision_reason=stored.decision_reason,
-            reason_code=stored.reason_code,
-            score=stored.score,
-            latency_ms=stored.latency_ms or 0.0,
-            features=stored.features,
-            policy_version=stored.policy_version,
-            risk_flag=stored.risk_flag,
-            created_at=stored.created_at,
+            transaction_id=stored.id, latency_ms=stored.latency_ms or 0.0, **fields
         )
 
     def authorize(self, request: PaymentRequest | dict[str, Any]) -> PaymentResult:

@@ -137,26 +137,8 @@ class Store:
         return cur
 
     @contextmanager
-    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One serialized write transaction; rolled back if the block raises."""
-        with self.write_lock:
-            cur = self.cursor()
-            try:
-                cur.begin()
-                yield cur
-                cur.commit()
-            except BaseException as exc:
-                with suppress(duckdb.Error):
-                    cur.rollback()
-                if isinstance(exc, duckdb.Error):
-                    raise StoreError(
-                        f"The database write failed ({exc}); nothing was saved."
-                    ) from exc
-                raise
-
-    @contextmanager
-    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A consistent snapshot for several queries (DuckDB MVCC)."""
+    def _transaction(self, failure: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """BEGIN … COMMIT on this thread's cursor; roll back and translate driver errors."""
         cur = self.cursor()
         try:
             cur.begin()
@@ -166,8 +148,23 @@ class Store:
             with suppress(duckdb.Error):
                 cur.rollback()
             if isinstance(exc, duckdb.Error):
-                raise StoreError(f"The database read failed ({exc}).") from exc
+                raise StoreError(failure.format(exc=exc)) from exc
             raise
+
+    @contextmanager
+    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One serialized write transaction; rolled back if the block raises."""
+        with (
+            self.write_lock,
+            self._transaction("The database write failed ({exc}); nothing was saved.") as cur,
+        ):
+            yield cur
+
+    @contextmanager
+    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A consistent snapshot for several queries (DuckDB MVCC)."""
+        with self._transaction("The database read failed ({exc}).") as cur:
+            yield cur
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Run one parameterized read and return all rows."""
