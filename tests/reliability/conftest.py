@@ -88,7 +88,8 @@ class LiveServer:
         return self.proc.returncode
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")[-4000:]
 
 

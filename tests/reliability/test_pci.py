@@ -101,8 +101,7 @@ def test_no_full_card_number_anywhere_on_disk_or_in_logs(live_server: Any, tmp_p
     assert any(p.parent.name == "pci.duckdb.backups" for p in files)
     assert not found, found
 
-    server = live_server(db)  # recovery replays the WAL; a graceful stop checkpoints it
-    assert server.stop() == 0
+    # The CLI opens the crashed file (replaying its WAL), checkpoints it and writes a backup.
     made = subprocess.run(
         [PTSIM, "backup", "--db", str(db)], capture_output=True, text=True, timeout=120, check=False
     )
