@@ -1,0 +1,379 @@
+"""End to end: the real ``make run`` process, driven through the real dashboard in Chromium.
+
+One module-scoped server (``make run`` on free ports over a temporary database) and one headless
+Chromium (Debian's, through Playwright's ``executable_path``: ``playwright install`` cannot
+download here). The tests run in file order and share the server's data:
+
+1. the Live dashboard on the empty database seeds the demo run, then follows a payment posted
+   through the REST API (its total KPI refreshes itself);
+2. a payment submitted in the Submit form is read back through ``GET /transaction/{id}``;
+3. Threshold tuning re-runs its backtest when a knob changes;
+4. every page is screenshotted into ``test-artifacts/screenshots/`` (the README's come from here);
+5. SIGINT to ``make run``'s process group shuts down cleanly: database closed, no WAL left.
+
+Every wait is bounded and fails with a message that includes the server's output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+START_TIMEOUT_S = 120  # a cold `make run` may still have to build the virtual environment
+STOP_TIMEOUT_S = 30
+UI_TIMEOUT_MS = 30_000  # the CI machine is slow and shared
+CARD = "4111111111111111"
+expect.set_options(timeout=UI_TIMEOUT_MS)
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MainJob:
+    """``make run`` in its own process group, its output collected by a reader thread."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.api_port, self.ui_port = free_port(), free_port()
+        while self.ui_port == self.api_port:
+            self.ui_port = free_port()
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        env = os.environ | {
+            "PTSIM_DB": str(db),
+            "PTSIM_API_PORT": str(self.api_port),
+            "PTSIM_UI_PORT": str(self.ui_port),
+            "PTSIM_HOST": "127.0.0.1",
+            "PTSIM_SEED": "7",
+            "PTSIM_ADMIN_TOKEN": "e2e-admin-token",
+            "PTSIM_BACKUP_INTERVAL_S": "0",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.proc = subprocess.Popen(
+            ["make", "--no-print-directory", "run"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group: SIGINT reaches make and ptsim
+        )
+        self.pgid = os.getpgid(self.proc.pid)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def ui(self) -> str:
+        return f"http://127.0.0.1:{self.ui_port}"
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+            text = "\n".join(self.lines)
+            if f"Dashboard: {self.ui}" in text and f"API:       {self.api}" in text:
+                self.ready.set()
+
+    def output(self) -> str:
+        return "\n".join(self.lines[-200:])
+
+    def fail(self, message: str) -> None:
+        pytest.fail(f"{message}\n--- make run output (last 200 lines) ---\n{self.output()}")
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self.ready.wait(0.2):
+            if self.proc.poll() is not None:
+                self.fail(f"make run exited with {self.proc.returncode} before printing its URLs")
+            if time.monotonic() > deadline:
+                self.fail(f"make run printed no Dashboard/API URLs within {START_TIMEOUT_S} s")
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                answer = httpx.get(f"{self.api}/health", timeout=5)
+                if answer.status_code == 200 and answer.json()["status"] == "ok":
+                    return
+                last = f"{answer.status_code} {answer.text}"
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            time.sleep(0.2)
+        self.fail(f"GET /health never answered ok within {START_TIMEOUT_S} s (last: {last})")
+
+    def stop(self) -> int | None:
+        """SIGINT to the process group (Ctrl-C), SIGKILL after a bounded wait. The exit code."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.pgid, signal.SIGINT)
+                self.proc.wait(STOP_TIMEOUT_S)
+            except ProcessLookupError:
+                pass
+            except subprocess.TimeoutExpired:
+                os.killpg(self.pgid, signal.SIGKILL)
+                self.proc.wait(10)
+                self.reader.join(5)
+                return None  # did not stop on Ctrl-C
+        self.reader.join(5)
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fresh_screenshots() -> None:
+    """Drop the previous run's screenshots, so the ones left are this run's."""
+    for old in SCREENSHOTS.glob("*.png"):
+        old.unlink()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MainJob]:
+    job = MainJob(tmp_path_factory.mktemp("e2e") / "e2e.duckdb")
+    try:
+        job.wait_ready()
+        yield job
+    finally:
+        job.stop()  # always, even when a test (or start-up) failed
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, server: MainJob) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    tab = context.new_page()
+    try:
+        yield tab
+    finally:
+        context.close()
+
+
+def open_page(page: Page, server: MainJob, path: str, title: str) -> None:
+    """Load a dashboard page (a new Streamlit session) and wait for its title."""
+    page.goto(f"{server.ui}/{path}", wait_until="domcontentloaded")
+    expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible()
+
+
+def metric(page: Page, label: str) -> Locator:
+    """The ``st.metric`` labelled ``label`` (exactly)."""
+    return page.get_by_test_id("stMetric").filter(
+        has=page.get_by_test_id("stMetricLabel").get_by_text(label, exact=True)
+    )
+
+
+def settle(page: Page) -> None:
+    """Wait until Streamlit has finished the current run (no running indicator, nothing stale)."""
+    expect(page.get_by_test_id("stStatusWidgetRunningIcon")).to_have_count(0)
+    expect(page.locator("[data-stale='true']")).to_have_count(0)
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """A full-page screenshot into test-artifacts/screenshots/<name>.png once the page settled."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    settle(page)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True, animations="disabled")
+    return path
+
+
+def html_without_inputs(page: Page) -> str:
+    """The page's HTML minus form fields (a typed card number legitimately sits in its input)."""
+    return page.evaluate(
+        """() => {
+            const copy = document.documentElement.cloneNode(true);
+            copy.querySelectorAll('input, textarea').forEach((e) => e.remove());
+            return copy.outerHTML;
+        }"""
+    )
+
+
+def api_total(server: MainJob) -> int:
+    return httpx.get(f"{server.api}/stats", timeout=10).json()["total"]
+
+
+def test_live_dashboard_seeds_demo_and_follows_api_payments(page: Page, server: MainJob) -> None:
+    open_page(page, server, "", "Live dashboard")
+    # a fresh database: the page offers the one-click demo run
+    page.locator(".st-key-live_demo_seed button").click()
+    payments = metric(page, "Payments").get_by_test_id("stMetricValue")
+    expect(payments, "the demo seed's 20,000 payments").to_have_text("20,000", timeout=60_000)
+    assert api_total(server) == 20_000, server.output()
+
+    answer = httpx.post(
+        f"{server.api}/payment",
+        json={
+            "card_number": "5555555555554444",
+            "amount": "64.10",
+            "currency": "EUR",
+            "merchant": "E2E API Merchant",
+            "channel": "mobile",
+            "device_id": "e2e-api-device",
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 201, f"{answer.status_code} {answer.text}\n{server.output()}"
+    # no reload: the KPI panel refreshes itself (st.fragment run_every, 5 s by default)
+    expect(payments, "the live panel never showed the API's payment").to_have_text(
+        "20,001", timeout=UI_TIMEOUT_MS
+    )
+    for chart in ("approval", "latency", "reasons", "amounts"):
+        expect(page.locator(f".st-key-live_chart_{chart} .js-plotly-plot")).to_have_count(1)
+    screenshot(page, "live")
+
+
+def test_submit_in_dashboard_reads_back_through_api(page: Page, server: MainJob) -> None:
+    open_page(page, server, "submit", "Submit payment")
+    page.locator(".st-key-submit_card_number input").fill(CARD)
+    page.locator(".st-key-submit_amount input").fill("123.45")
+    page.locator(".st-key-submit_merchant input").fill("E2E Bookshop")
+    page.locator(".st-key-submit_device_id input").fill("e2e-browser-device")
+    page.get_by_role("button", name="Authorize payment").click()
+
+    caption = page.get_by_text(re.compile(r"Transaction id .* reason code"))
+    expect(caption, "no decision card after submitting the form").to_be_visible()
+    found = UUID.search(caption.inner_text())
+    assert found, f"no transaction id in {caption.inner_text()!r}"
+    tx_id = found.group(0)
+    heading = page.get_by_role("heading", name=re.compile(r"(Approved|Declined)$"))
+    shown_status = heading.inner_text().split()[-1]
+
+    answer = httpx.get(f"{server.api}/transaction/{tx_id}", timeout=10)
+    assert answer.status_code == 200, f"{answer.status_code} {answer.text}\n{server.output()}"
+    tx = answer.json()
+    assert tx["id"] == tx_id
+    assert Decimal(str(tx["amount"])) == Decimal("123.45")
+    assert tx["currency"] == "GBP"
+    assert tx["merchant"] == "E2E Bookshop"
+    assert tx["device_id"] == "e2e-browser-device"
+    assert tx["status"] == shown_status
+    assert tx["card_last4"] == CARD[-4:]
+    assert tx["card_masked"].endswith(CARD[-4:]) and CARD not in tx["card_masked"]
+    assert CARD not in answer.text, "the API echoed the full card number"
+    assert tx["run_id"] is None  # live traffic
+    audit = httpx.get(f"{server.api}/audit/{tx_id}", timeout=10)
+    assert audit.status_code == 200 and CARD not in audit.text
+    settle(page)
+    assert CARD not in html_without_inputs(page), "the decision card shows the full card number"
+    screenshot(page, "submit")
+
+    # the decision card links to Inspect, which shows the same transaction with the card masked
+    page.get_by_role("link", name=re.compile("Inspect this transaction")).click()
+    expect(page.get_by_role("heading", name="Inspect a transaction", exact=True)).to_be_visible()
+    expect(page.locator(".st-key-inspect_id input")).to_have_value(tx_id)
+    expect(metric(page, "Merchant").get_by_test_id("stMetricValue")).to_have_text("E2E Bookshop")
+    expect(metric(page, "Card").get_by_test_id("stMetricValue")).to_have_text(tx["card_masked"])
+    settle(page)
+    assert CARD not in page.content(), "the Inspect page shows the full card number"
+    screenshot(page, "inspect")
+
+
+def test_threshold_tuning_backtests_a_changed_knob(page: Page, server: MainJob) -> None:
+    open_page(page, server, "tuning", "Threshold tuning")
+    expect(page.get_by_role("heading", name="Candidate vs active")).to_be_visible()
+    approval = metric(page, "Approval rate")
+    summary = page.get_by_text(re.compile(r"payments re-decided in .* newly approved"))
+    # the candidate starts as the active policy: nothing differs
+    expect(approval.get_by_test_id("stMetricDelta")).to_have_text(re.compile(r"\+0\.00 pp"))
+    expect(summary).to_contain_text("· 0 newly declined · 0 newly approved")
+    before = approval.get_by_test_id("stMetricValue").inner_text()
+
+    # lower the amount threshold from 500 to 50: far more payments become "high amount"
+    threshold = page.locator(".st-key-tune_amount_threshold input")
+    threshold.fill("50")
+    threshold.press("Enter")
+    expect(summary, "the backtest did not re-run for the new threshold").not_to_contain_text(
+        "· 0 newly declined", timeout=UI_TIMEOUT_MS
+    )
+    expect(approval.get_by_test_id("stMetricDelta")).to_have_text(re.compile(r"^-\d+\.\d\d pp"))
+    after = approval.get_by_test_id("stMetricValue").inner_text()
+    assert after != before, f"candidate approval rate unchanged ({before})"
+    assert float(after.rstrip("%")) < float(before.rstrip("%"))
+    rows = int(
+        re.search(r"([\d,]+) payments re-decided", summary.inner_text()).group(1).replace(",", "")
+    )
+    assert rows == api_total(server), summary.inner_text()
+    expect(metric(page, "Fraud caught").get_by_test_id("stMetricValue")).to_be_visible()
+    screenshot(page, "tuning")
+
+
+def test_simulations_and_admin_pages(page: Page, server: MainJob) -> None:
+    open_page(page, server, "simulations", "Simulations")
+    # the demo seed is a simulation run: listed, completed, and compared with itself
+    expect(page.get_by_role("heading", name="Runs (1)")).to_be_visible()
+    expect(page.locator(".st-key-sim_compare_chart .js-plotly-plot")).to_be_visible()
+    screenshot(page, "simulations")
+
+    open_page(page, server, "admin", "Admin")
+    total = api_total(server)
+    expect(metric(page, "Payments stored").get_by_test_id("stMetricValue")).to_have_text(
+        f"{total:,}"
+    )
+    expect(metric(page, "Simulation runs").get_by_test_id("stMetricValue")).to_have_text("1")
+    expect(page.locator(".st-key-admin_reset button")).to_be_disabled()
+    screenshot(page, "admin")
+
+
+def test_screenshots_of_every_page() -> None:
+    names = {p.stem for p in SCREENSHOTS.glob("*.png")}
+    expected = {"live", "submit", "inspect", "tuning", "simulations", "admin"}
+    assert expected <= names, f"missing screenshots: {sorted(expected - names)}"
+
+
+def test_ctrl_c_stops_cleanly_and_leaves_no_wal(server: MainJob) -> None:
+    code = server.stop()
+    if code is None:
+        server.fail(f"make run did not stop within {STOP_TIMEOUT_S} s of SIGINT")
+    # make re-raises SIGINT on itself after its child exits, so "killed by SIGINT" is clean too
+    if code not in (0, -signal.SIGINT, 128 + signal.SIGINT):
+        server.fail(f"make run exited with {code} after SIGINT")
+    output = server.output()
+    if "Traceback" in output or "Stopped; database closed." not in output:
+        server.fail("make run did not report a clean shutdown")
+    wal = server.db.with_name(server.db.name + ".wal")
+    assert server.db.exists(), "the database file is gone"
+    assert not wal.exists(), f"{wal} left behind: the database was not checkpointed on Ctrl-C"
