@@ -12,12 +12,17 @@ import streamlit as st
 st.set_page_config(page_title="Payment Transaction Simulator", page_icon="💳", layout="wide")
 
 PAGES = [
-    st.Page("workbench/pages/live.py", title="Live dashboard", icon="📈", default=True),
-    st.Page("workbench/pages/submit.py", title="Submit payment", icon="💳"),
-    st.Page("workbench/pages/inspect.py", title="Inspect", icon="🔎"),
-    st.Page("workbench/pages/tuning.py", title="Threshold tuning", icon="🎚️"),
-    st.Page("workbench/pages/simulations.py", title="Simulations", icon="🧪"),
-    st.Page("workbench/pages/admin.py", title="Admin", icon="🛠️"),
+    st.Page(
+        "workbench/pages/live.py",
+        title="Live dashboard",
+        icon=":material/monitoring:",
+        default=True,
+    ),
+    st.Page("workbench/pages/submit.py", title="Submit payment", icon=":material/credit_card:"),
+    st.Page("workbench/pages/inspect.py", title="Inspect", icon=":material/search:"),
+    st.Page("workbench/pages/tuning.py", title="Threshold tuning", icon=":material/tune:"),
+    st.Page("workbench/pages/simulations.py", title="Simulations", icon=":material/science:"),
+    st.Page("workbench/pages/admin.py", title="Admin", icon=":material/admin_panel_settings:"),
 ]
 
 st.navigation(PAGES).run()

@@ -148,8 +148,9 @@ def kpis(cur: duckdb.DuckDBPyConnection, filters: RowFilter) -> Kpis:
 def time_series(
     cur: duckdb.DuckDBPyConnection, filters: RowFilter, width: timedelta, rows: int
 ) -> pd.DataFrame:
-    """Per time bucket: count, approvals, approval rate and latency p50/p95/p99 (the latter
-    from a sample when more than :data:`LATENCY_SAMPLE_ROWS` rows are selected)."""
+    """Per time bucket from the first to the last selected row (empty buckets included, with a
+    NaN rate): count, approvals, approval rate and latency p50/p95/p99 (the latter from a sample
+    when more than :data:`LATENCY_SAMPLE_ROWS` rows are selected)."""
     where, params = filters.where()
     width_us = int(width / timedelta(microseconds=1))
     counts = _run(
@@ -159,6 +160,10 @@ def time_series(
             FROM transactions {where} GROUP BY b ORDER BY b""",
         {**params, "width": width_us},
     ).df()
+    if len(counts):  # one row per bucket, empty ones included, so charts show gaps as gaps
+        every = pd.DataFrame({"b": np.arange(counts["b"].min(), counts["b"].max() + 1)})
+        counts = every.merge(counts, on="b", how="left").fillna({"n": 0, "approved": 0})
+        counts = counts.astype({"n": "int64", "approved": "int64"})
     source, params, _ = _latency_source(filters, rows)
     latency = _run(
         cur,
@@ -169,7 +174,7 @@ def time_series(
     ).df()
     frame = counts.merge(latency, on="b", how="left")
     frame.insert(0, "bucket", pd.to_datetime(frame["b"] * width_us, unit="us"))
-    frame["approval_rate"] = frame["approved"] / frame["n"]
+    frame["approval_rate"] = frame["approved"] / frame["n"].where(frame["n"] > 0)
     quantiles = frame.pop("q")
     for i, name in enumerate(("p50", "p95", "p99")):
         frame[name] = [

@@ -37,9 +37,10 @@ def approval_rate_chart(series: pd.DataFrame) -> go.Figure:
     fig.add_scatter(
         x=series["bucket"],
         y=series["approval_rate"],
-        mode="lines+markers" if len(series) < 40 else "lines",
+        mode="lines+markers",  # markers keep isolated buckets (between gaps) visible
         name="approval rate",
         line={"color": APPROVED_COLOR},
+        marker={"size": 4},
         customdata=series["n"],
         hovertemplate="%{x}<br>%{y:.1%} of %{customdata:,} payments<extra></extra>",
     )
@@ -53,9 +54,10 @@ def latency_chart(series: pd.DataFrame) -> go.Figure:
         fig.add_scatter(
             x=series["bucket"],
             y=series[name],
-            mode="lines",
+            mode="lines+markers",
             name=name,
             line={"dash": dash},
+            marker={"size": 3},
             hovertemplate=f"%{{x}}<br>{name} %{{y:.2f}} ms<extra></extra>",
         )
     return fig

@@ -90,5 +90,14 @@ def pct(value: float | None) -> str:
 
 
 def ms(value: float | None) -> str:
-    """Milliseconds with two decimals; None → an en dash."""
-    return "–" if value is None else f"{value:,.2f} ms"
+    """Milliseconds (two decimals below 100, one above); None → an en dash."""
+    if value is None:
+        return "–"
+    return f"{value:,.2f} ms" if value < 100 else f"{value:,.1f} ms"
+
+
+def status_heading(status: str, suffix: str = "") -> str:
+    """A coloured status heading with a Material icon (no emoji font needed)."""
+    if status == "Approved":
+        return f":green[:material/check_circle: {status}]{suffix}"
+    return f":red[:material/block: {status}]{suffix}"

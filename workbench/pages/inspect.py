@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.errors import NotFoundError
-from workbench.ui import engine, ms, offer_demo_seed
+from workbench.ui import engine, ms, offer_demo_seed, status_heading
 
 st.title("Inspect a transaction")
 eng = engine()
@@ -42,9 +42,9 @@ if transaction_id.strip():
         st.error(str(exc))
     else:
         approved = tx.status == "Approved"
-        st.subheader(("✅ " if approved else "⛔ ") + f"{tx.status}: {tx.amount} {tx.currency}")
+        st.subheader(status_heading(tx.status, f": {tx.amount} {tx.currency}"))
         (st.success if approved else st.error)(tx.decision_reason)
-        cols = st.columns(4)
+        cols = st.columns([1.6, 1, 1, 1])
         cols[0].metric("Card", tx.card_masked)
         cols[1].metric("Merchant", tx.merchant)
         cols[2].metric("Channel", tx.channel)

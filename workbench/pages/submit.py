@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from engine.features import CHANNELS
 from engine.models import PaymentRequest, PaymentResult
-from workbench.ui import PAGES_DIR, engine, ms
+from workbench.ui import PAGES_DIR, engine, ms, status_heading
 
 CURRENCIES = ["GBP", "EUR", "USD", "JPY", "CHF", "AUD", "CAD", "SEK", "NOK", "PLN"]
 EXAMPLE = PaymentRequest.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
@@ -36,7 +36,9 @@ with st.form("submit_form"):
         "Currency", CURRENCIES, key="submit_currency", accept_new_options=True
     )
     merchant = right.text_input("Merchant", value=EXAMPLE["merchant"], key="submit_merchant")
-    channel = left.selectbox("Channel", list(CHANNELS), key="submit_channel")
+    channel = left.selectbox(
+        "Channel", list(CHANNELS), index=list(CHANNELS).index("ecommerce"), key="submit_channel"
+    )
     device = right.text_input(
         "Device id (optional)", value=EXAMPLE["device_id"], key="submit_device_id"
     )
@@ -64,7 +66,7 @@ if submitted:
 result: PaymentResult | None = st.session_state.get("submit_result")
 if result is not None:
     approved = result.status == "Approved"
-    st.subheader(("✅ " if approved else "⛔ ") + result.status)
+    st.subheader(status_heading(result.status))
     (st.success if approved else st.error)(result.decision_reason)
     cols = st.columns(4)
     cols[0].metric("Risk score", f"{result.score:.3f}")
@@ -77,6 +79,8 @@ if result is not None:
     feats[2].metric("IP risk", f"{result.features.ip_risk_score:.3f}")
     st.caption(f"Transaction id `{result.transaction_id}` · reason code `{result.reason_code}`")
     st.session_state["inspect_pending_id"] = str(result.transaction_id)
-    st.page_link(f"{PAGES_DIR}/inspect.py", label="Inspect this transaction →", icon="🔎")
+    st.page_link(
+        f"{PAGES_DIR}/inspect.py", label="Inspect this transaction →", icon=":material/search:"
+    )
     with st.expander("JSON returned (as POST /payment answers)", expanded=False):
         st.json(result.model_dump(mode="json"))

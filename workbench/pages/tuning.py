@@ -141,10 +141,24 @@ with knobs:
     options = eng.filter_options()
     run = st.selectbox("Backtest over", run_choices(options), format_func=run_label, key="tune_run")
     time_range = st.selectbox("Time range", list(TIME_RANGES), key="tune_range")
-    buttons = st.columns(3)
-    buttons[0].button("Apply", key="tune_apply", type="primary", on_click=apply_candidate)
-    buttons[1].button("Revert", key="tune_revert", on_click=revert_candidate)
-    buttons[2].button("Reset to default", key="tune_reset", on_click=reset_default)
+    buttons = st.columns(2)
+    buttons[0].button(
+        "Apply", key="tune_apply", type="primary", on_click=apply_candidate, width="stretch"
+    )
+    buttons[1].button(
+        "Revert",
+        key="tune_revert",
+        on_click=revert_candidate,
+        width="stretch",
+        help="Back to the active policy's knobs.",
+    )
+    st.button(
+        "Reset to default",
+        key="tune_reset",
+        on_click=reset_default,
+        width="stretch",
+        help="Make the original heuristic the active policy (a new version).",
+    )
 
 with results:
     try:
