@@ -12,8 +12,9 @@ One command: ``.venv/bin/python benchmarks/bench_payments.py [--duration 10]``.
    run at its deadline with up to ``c`` requests in flight; the server may have committed those
    but wrk never counts their answers, so the check is ``201s <= rows <= 201s + in-flight``.
    It also checks every row has its latency written back and the rollups match the rows.
-4. Measures ``benchmarks/bare_app.py`` (one POST endpoint with a pydantic body, same uvicorn
-   settings) the same way and prints a table with the ratio to the bare app.
+4. ``benchmarks/bare_app.py`` (one POST endpoint with a pydantic body, same uvicorn settings)
+   runs alongside, idle while ptsim is measured: at each concurrency the two are measured back
+   to back, so the ratio compares figures taken seconds apart even on a busy machine.
 """
 
 from __future__ import annotations
@@ -127,34 +128,39 @@ def run_wrk(target: str, port: int, connections: int, duration: int) -> Run:
     )
 
 
-def measure(
-    target: str, cmd: list[str], env: dict[str, str], port: int, duration: int, log: Path
-) -> tuple[list[Run], int]:
-    """Start ``cmd``, warm up, run every concurrency, stop it. (runs, in-flight bound)."""
+def start_server(cmd: list[str], env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+    """Start ``cmd`` (output to ``log``) and wait until ``GET /health`` answers."""
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    runs: list[Run] = []
-    in_flight = 0
     try:
         wait_ready(f"http://127.0.0.1:{port}/health", proc)
-        warm = run_wrk(target, port, 8, max(2, duration // 3))
-        runs.append(warm)
-        in_flight += 8
-        print(f"  {target}: warm-up {warm.rps:,.0f} req/s", flush=True)
-        for c in CONCURRENCY:
-            run = run_wrk(target, port, c, duration)
-            runs.append(run)
-            in_flight += c
+    except BaseException:
+        stop(proc)
+        raise
+    return proc
+
+
+def measure(targets: dict[str, int], duration: int) -> tuple[dict[str, list[Run]], int]:
+    """Warm up every target, then at each concurrency run them back to back (so a ratio
+    compares figures taken seconds apart on a shared machine). (runs per target, in-flight)."""
+    runs: dict[str, list[Run]] = {name: [] for name in targets}
+    in_flight = 0
+    for name, port in targets.items():
+        warm = run_wrk(name, port, 8, max(2, duration // 3))
+        runs[name].append(warm)
+        print(f"  {name}: warm-up {warm.rps:,.0f} req/s", flush=True)
+    in_flight += 8
+    for c in CONCURRENCY:
+        in_flight += c
+        for name, port in targets.items():
+            run = run_wrk(name, port, c, duration)
+            runs[name].append(run)
             print(
-                f"  {target}: c={c:<3} {run.rps:>8,.0f} req/s  p50 {run.p50_ms:.2f} ms  "
-                f"p95 {run.p95_ms:.2f} ms  p99 {run.p99_ms:.2f} ms  non-201 {run.other}",
+                f"  {name:<5}: c={c:<3} {run.rps:>8,.0f} req/s  p50 {run.p50_ms:.2f} ms  "
+                f"p95 {run.p95_ms:.2f} ms  p99 {run.p99_ms:.2f} ms  non-201 {run.other}  "
+                f"(load average {os.getloadavg()[0]:.1f})",
                 flush=True,
             )
-    finally:
-        code = stop(proc)
-        if code not in (0, -signal.SIGTERM):
-            print(f"  {target} exited with code {code}; log tail:")
-            print(log.read_text(errors="replace")[-2000:])
     return runs, in_flight
 
 
@@ -216,15 +222,27 @@ def main() -> int:
             "--api-port",
             str(api_port),
         ]
-        print(f"ptsim api on 127.0.0.1:{api_port}, fresh database {db}, PTSIM_SEED={SEED}")
-        api_runs, in_flight = measure(
-            "ptsim", api_cmd, env, api_port, args.duration, tmp / "api.log"
-        )
-        durable = check_durability(db, api_runs, in_flight)
-
-        print(f"\nbare FastAPI app on 127.0.0.1:{bare_port}")
         bare_cmd = [sys.executable, str(HERE / "bare_app.py"), "--port", str(bare_port)]
-        bare_runs, _ = measure("bare", bare_cmd, env, bare_port, args.duration, tmp / "bare.log")
+        print(
+            f"ptsim api on 127.0.0.1:{api_port} (fresh database {db}, PTSIM_SEED={SEED}); "
+            f"bare FastAPI app on 127.0.0.1:{bare_port}; load average "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+            flush=True,
+        )
+        api = start_server(api_cmd, env, api_port, tmp / "api.log")
+        try:
+            bare = start_server(bare_cmd, env, bare_port, tmp / "bare.log")
+            try:
+                runs, in_flight = measure({"ptsim": api_port, "bare": bare_port}, args.duration)
+            finally:
+                stop(bare)
+        finally:
+            code = stop(api)
+            if code not in (0, -signal.SIGTERM):
+                print(f"ptsim api exited with code {code}; log tail:")
+                print((tmp / "api.log").read_text(errors="replace")[-2000:])
+        api_runs, bare_runs = runs["ptsim"], runs["bare"]
+        durable = check_durability(db, api_runs, in_flight)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
