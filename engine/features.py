@@ -217,8 +217,8 @@ class HistoryTracker:
             by_pair = np.argsort(pair, kind="stable")
         pair_sorted = pair[by_pair]
         starts = _group_starts(pair_sorted)
-        position = np.searchsorted(self._pair_codes, pair_sorted)
-        position = np.minimum(position, max(len(self._pair_codes) - 1, 0))
+        insert_at = np.searchsorted(self._pair_codes, pair_sorted)
+        position = np.minimum(insert_at, max(len(self._pair_codes) - 1, 0))
         known = (
             self._pair_codes[position] == pair_sorted
             if len(self._pair_codes)
@@ -246,16 +246,16 @@ class HistoryTracker:
         seen[rows] = seen_d
         other[rows] = distinct_before - (seen_d > 0)
 
-        # Merge this chunk's pair counts into the sorted state.
+        # Merge this chunk's pair counts into the sorted state in linear time: known pairs add
+        # to their counts, new pairs are inserted at their sorted positions.
         unique_pairs = pair_sorted[starts]
         chunk_counts = np.diff(np.append(np.flatnonzero(starts), m))
-        codes = np.concatenate([self._pair_codes, unique_pairs])
-        counts = np.concatenate([self._pair_counts, chunk_counts])
-        order = np.argsort(codes)
-        codes, counts = codes[order], counts[order]
-        merged_starts = _group_starts(codes)
-        self._pair_codes = codes[merged_starts]
-        self._pair_counts = np.add.reduceat(counts, np.flatnonzero(merged_starts))
+        unique_known = known[starts]
+        self._pair_counts[position[starts][unique_known]] += chunk_counts[unique_known]
+        new = ~unique_known
+        at = insert_at[starts][new]
+        self._pair_codes = np.insert(self._pair_codes, at, unique_pairs[new])
+        self._pair_counts = np.insert(self._pair_counts, at, chunk_counts[new])
         return seen, other
 
 
