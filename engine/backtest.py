@@ -162,78 +162,94 @@ _N_REASONS = len(Reason)
 
 
 def grouped_decisions_sql(
-    candidate: Policy, active: Policy, filters: RowFilter
+    candidate: Policy, active: Policy, filters: RowFilter, scenarios: list[str]
 ) -> tuple[str, dict[str, Any]]:
     """The one aggregating query of a backtest.
 
-    Each row gets one integer ``k`` packing (label, candidate score bin, candidate reason,
-    candidate approves by rules 2-4, active reason); rows are counted and amounts summed per
-    ``k`` (part 0) and, for fraud rows, per ``k`` and scenario (part 1). The re-decided rows are
-    a ``MATERIALIZED`` CTE so each score is computed once however often it is referenced.
+    Each row gets one integer ``k`` packing (label, scenario, candidate score bin, candidate
+    reason, candidate approves by rules 2-4, active reason); rows are counted and amounts summed
+    per ``k`` in a single hash aggregation. ``scenarios`` lists the fraud scenario names to code
+    (1-based; 0 = none or unknown). The re-decided rows are a ``MATERIALIZED`` CTE so each score
+    is computed once however often it is referenced.
     """
     where, params = filters.where()
     c = decision_sql(candidate, "c")
     a = decision_sql(active, "a")
     params = {**params, **c.params, **a.params}
+    scenario_code = "0"
+    if scenarios:
+        whens = " ".join(f"WHEN $s{i} THEN {i + 1}" for i in range(len(scenarios)))
+        scenario_code = (
+            f"CASE WHEN is_fraud THEN (CASE fraud_scenario {whens} ELSE 0 END) ELSE 0 END"
+        )
+        params.update({f"s{i}": name for i, name in enumerate(scenarios)})
     a_score = f", {a.score} AS a_score" if active.score_threshold is not None else ""
-    r, s = _N_REASONS, CURVE_STEPS + 1
+    r, b, n_sc = _N_REASONS, CURVE_STEPS + 1, len(scenarios) + 1
     key = (
-        "((((CASE WHEN is_fraud IS NULL THEN 0 WHEN is_fraud THEN 2 ELSE 1 END) "
-        f"* {s} + {_score_bin('c_score')}) * {r} + {c.reason}) * 2 "
-        f"+ CASE WHEN c_rest = 0 THEN 1 ELSE 0 END) * {r} + {a.reason}"
+        "((((((CASE WHEN is_fraud IS NULL THEN 0 WHEN is_fraud THEN 2 ELSE 1 END) "
+        f"* {n_sc} + sc) * {b} + {_score_bin('c_score')}) * {r} + {c.reason}) * 2 "
+        f"+ CASE WHEN c_rest = 0 THEN 1 ELSE 0 END) * {r} + {a.reason})::BIGINT"
     )
     sql = f"""
         WITH base AS (
             SELECT CAST(amount * 100 AS BIGINT) AS cents, spending_velocity AS sv,
                    device_trust_score AS dt, ip_risk_score AS ip, velocity_count AS vc, draw,
-                   is_fraud, CASE WHEN is_fraud THEN fraud_scenario END AS scenario
+                   is_fraud, {scenario_code} AS sc
             FROM transactions {where}
         ), scored AS MATERIALIZED (
-            SELECT is_fraud, scenario, cents, {c.score} AS c_score, {c.rest_reason} AS c_rest,
+            SELECT is_fraud, sc, cents, {c.score} AS c_score, {c.rest_reason} AS c_rest,
                    {a.rest_reason} AS a_rest{a_score}
             FROM base
-        ), keyed AS (
-            SELECT {key} AS k, is_fraud, scenario, cents FROM scored
         )
-        SELECT 0 AS part, k, NULL AS scenario, count(*) AS n, sum(cents) AS cents
-        FROM keyed GROUP BY k
-        UNION ALL
-        SELECT 1 AS part, k, scenario, count(*) AS n, sum(cents) AS cents
-        FROM keyed WHERE is_fraud GROUP BY k, scenario
+        SELECT {key} AS k, count(*) AS n, sum(cents) AS cents FROM scored GROUP BY k
     """
     used = set(re.findall(r"\$(\w+)", sql))
     return sql, {name: value for name, value in params.items() if name in used}
+
+
+def scenarios_sql(filters: RowFilter) -> tuple[str, dict[str, Any]]:
+    """The fraud scenario names among the selected rows."""
+    where, params = filters.where()
+    return (
+        f"SELECT DISTINCT fraud_scenario FROM transactions {where} "
+        "AND is_fraud AND fraud_scenario IS NOT NULL ORDER BY 1",
+        params,
+    )
 
 
 def run_backtest(
     store: Store, candidate: Policy, active: Policy, filters: RowFilter | None = None
 ) -> BacktestResult:
     """Re-decide the rows selected by ``filters`` under ``candidate`` and ``active`` with their
-    stored draws, and report both. One aggregating DuckDB query; the rest is arithmetic on at
-    most a few thousand groups."""
+    stored draws, and report both. One aggregating DuckDB query (after a small one listing the
+    scenarios, in the same snapshot); the rest is arithmetic on at most a few thousand groups."""
     started = time.perf_counter()
     filters = filters or RowFilter()
-    sql, params = grouped_decisions_sql(candidate, active, filters)
-    try:
-        groups = store.cursor().execute(sql, params).df()
-    except duckdb.Error as exc:
-        raise StoreError(f"The backtest query failed ({exc}).") from exc
-    return _summarize(_unpack(groups), candidate, active, filters, started)
+    with store.read() as cur:
+        names = [row[0] for row in cur.execute(*scenarios_sql(filters)).fetchall()]
+        sql, params = grouped_decisions_sql(candidate, active, filters, names)
+        try:
+            groups = cur.execute(sql, params).df()
+        except duckdb.Error as exc:
+            raise StoreError(f"The backtest query failed ({exc}).") from exc
+    return _summarize(_unpack(groups, names), candidate, active, filters, started)
 
 
-def _unpack(groups: pd.DataFrame) -> pd.DataFrame:
-    """Decode the packed key into label, score bin and reason columns."""
+def _unpack(groups: pd.DataFrame, scenarios: list[str]) -> pd.DataFrame:
+    """Decode the packed key into label, scenario, score bin and reason columns."""
     k = groups["k"].to_numpy(dtype=np.int64)
-    r, s = _N_REASONS, CURVE_STEPS + 1
+    r, b, n_sc = _N_REASONS, CURVE_STEPS + 1, len(scenarios) + 1
     k, a_reason = np.divmod(k, r)
     k, rest_ok = np.divmod(k, 2)
     k, c_reason = np.divmod(k, r)
-    label, c_bin = np.divmod(k, s)
+    k, c_bin = np.divmod(k, b)
+    label, sc = np.divmod(k, n_sc)
+    names = np.array(["(none)", *scenarios], dtype=object)
     return pd.DataFrame(
         {
-            "part": groups["part"].to_numpy(),
-            "is_fraud": pd.array(np.where(label == 0, None, label == 2).tolist(), dtype="boolean"),
-            "scenario": groups["scenario"],
+            "labelled": label > 0,
+            "fraud": label == 2,
+            "scenario": names[sc],
             "c_bin": c_bin,
             "c_reason": c_reason,
             "c_rest_approved": rest_ok.astype(bool),
@@ -245,17 +261,16 @@ def _unpack(groups: pd.DataFrame) -> pd.DataFrame:
 
 
 def _summarize(
-    groups: pd.DataFrame,
+    g: pd.DataFrame,
     candidate: Policy,
     active: Policy,
     filters: RowFilter,
     started: float,
 ) -> BacktestResult:
-    g = groups[groups["part"] == 0]
     n = g["n"].to_numpy(dtype=np.int64)
     cents = g["cents"].to_numpy(dtype=np.int64)
-    labelled = g["is_fraud"].notna().to_numpy()
-    fraud = g["is_fraud"].fillna(False).to_numpy(dtype=bool)
+    labelled = g["labelled"].to_numpy(dtype=bool)
+    fraud = g["fraud"].to_numpy(dtype=bool)
     legit = labelled & ~fraud
     c_ok = g["c_reason"].to_numpy() == Reason.APPROVED
     a_ok = g["a_reason"].to_numpy() == Reason.APPROVED
@@ -263,16 +278,16 @@ def _summarize(
     cand = _metrics(n, cents, labelled, fraud, legit, g["c_reason"].to_numpy())
     act = _metrics(n, cents, labelled, fraud, legit, g["a_reason"].to_numpy())
 
-    per_scenario = groups[groups["part"] == 1]
     scenarios: list[ScenarioRecall] = []
-    for name, part in per_scenario.groupby("scenario", dropna=False, sort=True):
-        pn = part["n"].to_numpy(dtype=np.int64)
-        total = int(pn.sum())
-        cc = int(pn[part["c_reason"].to_numpy() != Reason.APPROVED].sum())
-        ca = int(pn[part["a_reason"].to_numpy() != Reason.APPROVED].sum())
+    names = g["scenario"].to_numpy()
+    for name in sorted(set(names[fraud])):
+        rows = fraud & (names == name)
+        total = int(n[rows].sum())
+        cc = int(n[rows & ~c_ok].sum())
+        ca = int(n[rows & ~a_ok].sum())
         scenarios.append(
             ScenarioRecall(
-                scenario="(none)" if pd.isna(name) else str(name),
+                scenario=str(name),
                 fraud=total,
                 caught_candidate=cc,
                 caught_active=ca,
