@@ -43,3 +43,6 @@ bench: setup  ## the benchmarks (see benchmarks/README.md)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
+
+notebooks: setup  ## Jupyter Lab on 127.0.0.1 over notebooks/ (the analyses in the README)
+	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser notebooks/
