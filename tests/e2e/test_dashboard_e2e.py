@@ -184,7 +184,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser, server: MainJob) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
     context.set_default_timeout(UI_TIMEOUT_MS)
     tab = context.new_page()
     try:
@@ -213,11 +213,31 @@ def settle(page: Page) -> None:
 
 
 def screenshot(page: Page, name: str) -> Path:
-    """A full-page screenshot into test-artifacts/screenshots/<name>.png once the page settled."""
+    """Screenshots into test-artifacts/screenshots/ once the page settled.
+
+    ``<name>.png`` is the whole page: Streamlit scrolls inside its main container, not the
+    document, so the viewport is stretched to the content's height for the shot.
+    ``<name>-top.png`` is the first screen (the viewport), small enough for the README.
+    """
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     settle(page)
-    path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True, animations="disabled")
+    page.evaluate("() => document.fonts.ready")
+    top = SCREENSHOTS / f"{name}-top.png"
+    page.screenshot(path=str(top), animations="disabled")
+    viewport = page.viewport_size
+    assert viewport is not None
+    height = page.evaluate(
+        """() => Math.max(...[...document.querySelectorAll(
+            '[data-testid="stMain"], [data-testid="stAppViewContainer"], body')]
+            .map((e) => e.scrollHeight))"""
+    )
+    page.set_viewport_size({"width": viewport["width"], "height": min(height, 8000)})
+    try:
+        settle(page)
+        path = SCREENSHOTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True, animations="disabled")
+    finally:
+        page.set_viewport_size(viewport)
     return path
 
 
@@ -261,6 +281,10 @@ def test_live_dashboard_seeds_demo_and_follows_api_payments(page: Page, server: 
     expect(payments, "the live panel never showed the API's payment").to_have_text(
         "20,001", timeout=UI_TIMEOUT_MS
     )
+    # the demo run alone (a week of simulated traffic) makes the charts worth a screenshot
+    page.locator(".st-key-live_run").click()
+    page.get_by_role("option", name="Simulation run 1").click()
+    expect(payments).to_have_text("20,000")
     for chart in ("approval", "latency", "reasons", "amounts"):
         expect(page.locator(f".st-key-live_chart_{chart} .js-plotly-plot")).to_have_count(1)
     screenshot(page, "live")
@@ -307,6 +331,10 @@ def test_submit_in_dashboard_reads_back_through_api(page: Page, server: MainJob)
     expect(page.locator(".st-key-inspect_id input")).to_have_value(tx_id)
     expect(metric(page, "Merchant").get_by_test_id("stMetricValue")).to_have_text("E2E Bookshop")
     expect(metric(page, "Card").get_by_test_id("stMetricValue")).to_have_text(tx["card_masked"])
+    expect(page.get_by_text("Audit trail (1 entry)")).to_be_visible()
+    expect(page.get_by_test_id("stJson")).to_be_visible()
+    expect(page.get_by_test_id("stDataFrame")).to_be_visible()
+    expect(page.locator(".st-key-inspect_latest button")).to_be_visible()
     settle(page)
     assert CARD not in page.content(), "the Inspect page shows the full card number"
     screenshot(page, "inspect")
@@ -343,9 +371,24 @@ def test_threshold_tuning_backtests_a_changed_knob(page: Page, server: MainJob) 
 
 def test_simulations_and_admin_pages(page: Page, server: MainJob) -> None:
     open_page(page, server, "simulations", "Simulations")
-    # the demo seed is a simulation run: listed, completed, and compared with itself
+    # the demo seed is run 1; start a small run 2 from the form and watch it complete
     expect(page.get_by_role("heading", name="Runs (1)")).to_be_visible()
-    expect(page.locator(".st-key-sim_compare_chart .js-plotly-plot")).to_be_visible()
+    for key, value in (("sim_rows", "5000"), ("sim_days", "3"), ("sim_seed", "7")):
+        field = page.locator(f".st-key-{key} input")
+        field.fill(value)
+        field.press("Tab")
+    page.get_by_role("button", name="Start run").click()
+    expect(page.get_by_text(re.compile(r"Run 2 completed in"))).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("heading", name="Runs (2)")).to_be_visible()
+    # the comparison defaults to the two newest runs
+    chart = page.locator(".st-key-sim_compare_chart .js-plotly-plot")
+    expect(chart).to_have_count(1)
+    expect(chart).to_contain_text("run 1")
+    expect(chart).to_contain_text("run 2")
+    runs = httpx.get(f"{server.api}/simulations", timeout=10)
+    assert runs.status_code == 200, f"{runs.status_code} {runs.text}"
+    run2 = {r["id"]: r for r in runs.json()}[2]
+    assert (run2["status"], run2["rows_written"], run2["seed"]) == ("completed", 5000, 7), run2
     screenshot(page, "simulations")
 
     open_page(page, server, "admin", "Admin")
@@ -353,13 +396,14 @@ def test_simulations_and_admin_pages(page: Page, server: MainJob) -> None:
     expect(metric(page, "Payments stored").get_by_test_id("stMetricValue")).to_have_text(
         f"{total:,}"
     )
-    expect(metric(page, "Simulation runs").get_by_test_id("stMetricValue")).to_have_text("1")
+    expect(metric(page, "Simulation runs").get_by_test_id("stMetricValue")).to_have_text("2")
     expect(page.locator(".st-key-admin_reset button")).to_be_disabled()
     screenshot(page, "admin")
 
 
 def test_screenshots_of_every_page() -> None:
     names = {p.stem for p in SCREENSHOTS.glob("*.png")}
+    names &= {p.stem.removesuffix("-top") for p in SCREENSHOTS.glob("*-top.png")}
     expected = {"live", "submit", "inspect", "tuning", "simulations", "admin"}
     assert expected <= names, f"missing screenshots: {sorted(expected - names)}"
 
