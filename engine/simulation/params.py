@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from engine.models import UtcDateTime
+
 SCENARIOS: tuple[str, ...] = (
     "stolen_card",
     "card_testing",
@@ -76,8 +78,8 @@ class RunRecord(BaseModel):
 
     id: int
     status: RunStatus
-    created_at: datetime
-    finished_at: datetime | None
+    created_at: UtcDateTime
+    finished_at: UtcDateTime | None
     seed: int
     params: dict[str, Any]
     policy_version: int
