@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.deps import EngineDep
 from api.errors import ErrorResponse
@@ -30,8 +30,20 @@ class SimulationRequest(BaseModel):
     days: int = Field(30, ge=1, le=3650)
     fraud_rate: float = Field(0.01, ge=0.0, le=0.5, allow_inf_nan=False)
     scenario_mix: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
-        None, description="Relative weights by scenario: " + ", ".join(SCENARIOS) + "."
+        None,
+        description="Relative weights by scenario: " + ", ".join(SCENARIOS) + ".",
+        json_schema_extra={"propertyNames": {"enum": list(SCENARIOS)}},
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_numbers_only(cls, value: object) -> object:
+        # Every field is a number (or an object of numbers); lax mode would take true as 1 and
+        # "5" as 5, which the schema refuses.
+        inner = list(value.values()) if isinstance(value, dict) else [value]
+        if any(isinstance(item, bool | str) for item in inner):
+            raise ValueError("expected a JSON number")
+        return value
 
 
 class SimulationStarted(BaseModel):
