@@ -50,6 +50,7 @@ def _full(db: Path, rows: int, args: argparse.Namespace) -> dict:
     from engine.service import Engine
 
     with Engine.open(db, card_key="bench-key") as engine:
+        engine.store.cursor().execute(f"SET memory_limit = '{args.memory_limit}'")  # as the CLI
         start, cpu = time.perf_counter(), time.process_time()
         run = engine.simulate(
             {
@@ -109,6 +110,7 @@ def _floor(db: Path, rows: int, args: argparse.Namespace) -> dict:
     n_cards, n_merchants = population_size(params)
     pop = _random_dictionaries(n_cards, n_merchants)
     store, ids = Store(db), IdAllocator()
+    store.cursor().execute(f"SET memory_limit = '{args.memory_limit}'")
     rng = np.random.default_rng(1)
     start, cpu = time.perf_counter(), time.process_time()
     for first in range(0, rows, args.chunk_rows):
@@ -180,7 +182,7 @@ def _spawn(mode: str, rows: int, args: argparse.Namespace, workdir: Path, lookup
         stale.unlink(missing_ok=True)
     cmd = [sys.executable, __file__, "--worker", mode, "--rows", str(rows), "--db", str(db),
            "--days", str(args.days), "--fraud-rate", str(args.fraud_rate),
-           "--chunk-rows", str(args.chunk_rows)]  # fmt: skip
+           "--chunk-rows", str(args.chunk_rows), "--memory-limit", args.memory_limit]  # fmt: skip
     if lookups:
         cmd.append("--lookups")
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -197,6 +199,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--fraud-rate", type=float, default=0.01)
     parser.add_argument("--chunk-rows", type=int, default=500_000)
+    parser.add_argument("--memory-limit", default="512MB", help="DuckDB memory_limit (as the CLI)")
     parser.add_argument("--workdir", help="where the temporary databases go (default: a tmp dir)")
     parser.add_argument("--no-floor", action="store_true", help="skip the raw floor runs")
     parser.add_argument("--worker", choices=["full", "floor"], help=argparse.SUPPRESS)
@@ -213,7 +216,8 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}, load average at start "
           f"{os.getloadavg()[0]:.2f}; chunk {args.chunk_rows:,} rows, "
-          f"{args.days} days, fraud rate {args.fraud_rate}")  # fmt: skip
+          f"{args.days} days, fraud rate {args.fraud_rate}, "
+          f"DuckDB memory_limit {args.memory_limit}")  # fmt: skip
     header = (f"{'rows':>12} {'mode':>6} {'seconds':>8} {'rows/s':>11} {'cpu s':>7} "
               f"{'peak RSS MiB':>12} {'db MiB':>8} {'full/floor':>10}")  # fmt: skip
     print(header)

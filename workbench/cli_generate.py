@@ -7,6 +7,7 @@ one sentence (use the server's ``POST /simulations`` or another ``--db``) and ex
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from tqdm import tqdm
@@ -36,6 +37,13 @@ def parse_mix(text: str) -> dict[str, float]:
     return mix
 
 
+def memory_limit(text: str) -> str:
+    """A DuckDB memory size such as ``512MB`` or ``2GiB``."""
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|KiB|MiB|GiB)", text.strip(), re.IGNORECASE):
+        raise argparse.ArgumentTypeError(f"expected a size such as 512MB or 2GB, got {text!r}")
+    return text.strip()
+
+
 def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``generate`` on the main CLI's subparsers."""
     parser = subparsers.add_parser(
@@ -58,6 +66,13 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     )
     parser.add_argument("--chunk-rows", type=int, default=None, help="rows per transaction")
     parser.add_argument("--db", help="database file (default: PTSIM_DB)")
+    parser.add_argument(
+        "--memory-limit",
+        type=memory_limit,
+        default="512MB",
+        help="DuckDB buffer memory for this process (default 512MB; it keeps written blocks "
+        "cached up to this limit, so peak memory stays flat as --rows grows)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run_generate)
     return parser
@@ -91,6 +106,7 @@ def run_generate(args: argparse.Namespace) -> int:
     except EngineError as exc:
         print(f"ptsim: {exc}", file=sys.stderr)
         return 2
+    engine.store.cursor().execute(f"SET memory_limit = '{args.memory_limit}'")  # validated
     bar = tqdm(
         total=params.rows,
         unit=" rows",

@@ -38,7 +38,7 @@ from engine.store import RollupDelta, Store
 
 log = logging.getLogger("ptsim.simulation")
 Progress = Callable[[int, int], None]  # (rows_written, rows_planned)
-_QUEUE_DEPTH = 2
+_QUEUE_DEPTH = 1  # one chunk ready while one is written: bounded memory
 _DONE = object()
 
 
