@@ -49,6 +49,7 @@ START_TIMEOUT_S = 120  # a cold `make run` may still have to build the virtual e
 STOP_TIMEOUT_S = 30
 UI_TIMEOUT_MS = 30_000  # the CI machine is slow and shared
 CARD = "4111111111111111"
+MAKE_VARS = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"}
 expect.set_options(timeout=UI_TIMEOUT_MS)
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -69,7 +70,9 @@ class MainJob:
             self.ui_port = free_port()
         self.lines: list[str] = []
         self.ready = threading.Event()
-        env = os.environ | {
+        # not the outer make's jobserver/flags (`make test` runs pytest): a plain `make run`
+        inherited = {k: v for k, v in os.environ.items() if k not in MAKE_VARS}
+        env = inherited | {
             "PTSIM_DB": str(db),
             "PTSIM_API_PORT": str(self.api_port),
             "PTSIM_UI_PORT": str(self.ui_port),
