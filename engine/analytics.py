@@ -6,6 +6,8 @@ pull raw transactions. :func:`dashboard` reads everything from one snapshot.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -211,12 +213,58 @@ def amount_histogram(cur: duckdb.DuckDBPyConnection, filters: RowFilter) -> pd.D
     return frame[["lo", "hi", "n"]]
 
 
-def dashboard(store: Store, filters: RowFilter) -> Dashboard:
-    """Every dashboard aggregate for ``filters``, read from one snapshot."""
+def data_version(cur: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+    """A token that changes whenever rows are added, deleted or get their latency written back:
+    the running totals and the latency histogram's size (a few rows, so it costs ~1 ms)."""
+    return _run(
+        cur,
+        """SELECT (SELECT sum(total) FROM stats_rollup), (SELECT sum(approved) FROM stats_rollup),
+                  (SELECT sum(amount_sum) FROM stats_rollup),
+                  (SELECT sum(n) FROM latency_histogram)""",
+        {},
+    ).fetchone()
+
+
+class _Memo:
+    """The last few dashboards per (store, filters, data version): an idle dashboard refreshing
+    every few seconds, or many browser sessions watching the same traffic, cost one query."""
+
+    def __init__(self, size: int = 32) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[Any, ...], Dashboard] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> Dashboard | None:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            return None
+
+    def put(self, key: tuple[Any, ...], value: Dashboard) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+MEMO = _Memo()
+
+
+def dashboard(store: Store, filters: RowFilter, use_memo: bool = True) -> Dashboard:
+    """Every dashboard aggregate for ``filters``, read from one snapshot; answered from
+    :data:`MEMO` when the data has not changed since the same filters were last computed."""
     with store.read() as cur:
+        key = (id(store), str(store.path), filters, data_version(cur))
+        if use_memo and (hit := MEMO.get(key)) is not None:
+            return hit
         head = kpis(cur, filters)
         width = bucket_width(head.first_at, head.last_at)
-        return Dashboard(
+        result = Dashboard(
             filters=filters,
             kpis=head,
             bucket=width,
@@ -224,6 +272,8 @@ def dashboard(store: Store, filters: RowFilter) -> Dashboard:
             reasons=decline_reasons(cur, filters),
             amounts=amount_histogram(cur, filters),
         )
+    MEMO.put(key, result)
+    return result
 
 
 def filter_options(store: Store) -> FilterOptions:

@@ -94,3 +94,15 @@ def test_many_rows_use_a_latency_sample(engine, monkeypatch):
     data = engine.dashboard()
     assert data.kpis.latency_sampled and data.kpis.total == 20_000
     assert np.isclose(data.kpis.p50_latency, 2.5)  # every stored latency is 2.5 ms
+
+
+def test_unchanged_data_is_answered_from_the_memo(filled):
+    first = filled.dashboard(run=1)
+    assert filled.dashboard(run=1) is first
+    assert filled.dashboard(run=2) is not first
+    filled.authorize({"card_number": "4111111111111111", "amount": "5.00", "merchant": "Shop"})
+    after = filled.dashboard()
+    assert after.kpis.total == 4002
+    assert filled.dashboard(run=1) is not first  # any new row changes the data version
+    filled.reset()
+    assert filled.dashboard().kpis.total == 0
