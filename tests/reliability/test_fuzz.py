@@ -11,7 +11,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from hypothesis import HealthCheck, settings
 
 from api.app import create_app
 from tests.conftest import ADMIN_TOKEN, SEED
+from tests.reliability.fuzz_hooks import breaks_a_documented_rule
 
 MAX_ROWS = 2_000  # the server's row cap (PTSIM_MAX_SIMULATION_ROWS), small so runs are quick
 MAX_EXAMPLES = int(os.environ.get("PTSIM_FUZZ_EXAMPLES", "25"))
@@ -55,6 +55,8 @@ def _close_engine() -> Iterator[None]:
         yield
     finally:
         ENGINE.close()
+        if CASES:
+            print(f"\nfuzz: {sum(CASES.values())} cases over {len(CASES)} operations: {CASES}")
         shutil.rmtree(FOLDER, ignore_errors=True)
 
 
@@ -72,34 +74,11 @@ def test_api_conforms_to_its_schema(case: Any) -> None:
     """No 5xx, documented status codes, conformant bodies and headers, for every case."""
     key = f"{case.method} {case.path}"
     CASES[key] = CASES.get(key, 0) + 1
-    if _breaks_a_cross_field_rule(case):
-        # JSON Schema cannot say "since < until": such schema-valid bodies get the documented 400.
+    if breaks_a_documented_rule(case, MAX_ROWS):
+        # Rules JSON Schema cannot state (since < until, the row cap): the documented 400.
         response = case.call(headers=AUTH)
         assert response.status_code == 400, response.text
         assert response.json()["error"]["type"] == "validation_error"
         return
     response = case.call_and_validate(headers=AUTH)
     assert response.status_code < 500
-
-
-def _breaks_a_cross_field_rule(case: Any) -> bool:
-    """A positive case the schema allows but a documented rule refuses with 400: an empty time
-    range (since >= until), or more rows than the server's configured cap."""
-    if case.meta is None or not case.meta.generation.mode.is_positive:
-        return False
-    body = case.body if isinstance(case.body, dict) else {}
-    if case.path == "/simulations" and isinstance(body.get("rows"), int | float):
-        return body["rows"] > MAX_ROWS
-    filters = body.get("filters")
-    if not isinstance(filters, dict) or not filters.get("since") or not filters.get("until"):
-        return False
-    try:
-        since = datetime.fromisoformat(filters["since"])
-        until = datetime.fromisoformat(filters["until"])
-        return _utc(since) >= _utc(until)
-    except (TypeError, ValueError):
-        return False
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

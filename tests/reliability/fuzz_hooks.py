@@ -1,0 +1,48 @@
+"""Schemathesis hooks for the live-server run (``make fuzz``, via ``SCHEMATHESIS_HOOKS``).
+
+JSON Schema cannot state two documented rules: a backtest time range must not be empty
+(``since < until``) and a simulation may not ask for more rows than the server's configured cap
+(``PTSIM_MAX_SIMULATION_ROWS``). Positive cases breaking them are dropped here; the in-process
+run (tests/reliability/test_fuzz.py) sends them and requires the documented 400 instead.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import schemathesis
+
+
+def breaks_a_documented_rule(case: Any, max_rows: int) -> bool:
+    """A positive case the schema allows but a documented rule refuses with 400."""
+    if case.meta is None or not case.meta.generation.mode.is_positive:
+        return False
+    body = case.body if isinstance(case.body, dict) else {}
+    if case.path == "/simulations" and isinstance(body.get("rows"), int | float):
+        return body["rows"] > max_rows
+    filters = body.get("filters")
+    if not isinstance(filters, dict) or not filters.get("since") or not filters.get("until"):
+        return False
+    try:
+        since = datetime.fromisoformat(filters["since"])
+        until = datetime.fromisoformat(filters["until"])
+    except (TypeError, ValueError):
+        return False
+    return _utc(since) >= _utc(until)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _drop_rule_breakers(context: Any, case: Any) -> bool:
+    return not breaks_a_documented_rule(
+        case, int(os.environ.get("PTSIM_MAX_SIMULATION_ROWS", "5000000"))
+    )
+
+
+# Registered only when the CLI loads this module; the in-process test imports the predicate alone.
+if os.environ.get("SCHEMATHESIS_HOOKS") == __name__:
+    schemathesis.hook("filter_case")(_drop_rule_breakers)
