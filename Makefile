@@ -44,5 +44,24 @@ bench: setup  ## the benchmarks (see benchmarks/README.md)
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
 
+FUZZ_EXAMPLES ?= 100
+FUZZ_DIR      := test-artifacts/fuzz
+fuzz: setup  ## schemathesis against a live `ptsim api` (longer than the in-process run in make test)
+	@rm -rf $(FUZZ_DIR) && mkdir -p $(FUZZ_DIR)
+	@port=$$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	export PTSIM_MAX_SIMULATION_ROWS=100000 SCHEMATHESIS_HOOKS=tests.reliability.fuzz_hooks; \
+	PTSIM_ADMIN_TOKEN=fuzz-token PTSIM_BACKUP_INTERVAL_S=0 PTSIM_RATE_LIMIT= PTSIM_HOST=127.0.0.1 \
+	  $(BIN)/ptsim api --db $(CURDIR)/$(FUZZ_DIR)/fuzz.duckdb --api-port $$port \
+	  > $(FUZZ_DIR)/server.log 2>&1 & pid=$$!; \
+	until curl -fs http://127.0.0.1:$$port/health > /dev/null; do \
+	  kill -0 $$pid 2>/dev/null || { cat $(FUZZ_DIR)/server.log; exit 1; }; sleep 0.2; done; \
+	status=0; \
+	$(BIN)/schemathesis run http://127.0.0.1:$$port/openapi.json \
+	  -H "Authorization: Bearer fuzz-token" --checks all --max-examples $(FUZZ_EXAMPLES) \
+	  --exclude-path /backtest --seed 20240611 --workers 1 --generation-database none \
+	  || status=$$?; \
+	kill $$pid; while kill -0 $$pid 2>/dev/null; do sleep 0.2; done; \
+	exit $$status
+
 notebooks: setup  ## Jupyter Lab on 127.0.0.1 over notebooks/ (the analyses in the README)
 	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser notebooks/
