@@ -23,11 +23,38 @@ import numpy as np
 import pyarrow as pa
 
 from engine.backup import RecoveryReport, recover_if_damaged, take_backup
+from engine.decision import REASON_TEXT
 from engine.errors import StoreError, StoreLockedError
 from engine.latency import histogram_counts, percentile_from_histogram
 from engine.schema import MIGRATIONS, SCHEMA_VERSION
 
 LIVE_SOURCE = 0  # stats_rollup.source for live traffic; simulation runs use their run id
+
+
+_REASON_TEXT_SQL = (
+    "CASE reason_code "
+    + " ".join(
+        f"WHEN '{reason.name}' THEN '{text.replace(chr(39), chr(39) * 2)}'"
+        for reason, text in REASON_TEXT.items()
+    )
+    + " END"
+)
+_DECISION_AUDIT_SQL = f"""
+INSERT INTO audit_log
+SELECT id::UUID, created_at, 'payment.decided', policy_version, json_object(
+    'request', json_object(
+        'card', card_bin || repeat('*', greatest(card_length - 10, 0)) || card_last4,
+        'amount', CAST(amount AS VARCHAR), 'currency', currency, 'merchant', merchant,
+        'channel', channel, 'device_id', device_id),
+    'decision', json_object(
+        'status', status, 'reason_code', reason_code, 'decision_reason', {_REASON_TEXT_SQL},
+        'score', score, 'risk_flag', risk_flag, 'draw', draw),
+    'features', json_object(
+        'spending_velocity', spending_velocity, 'device_trust_score', device_trust_score,
+        'ip_risk_score', ip_risk_score)
+)::VARCHAR
+FROM _new_rows
+"""
 
 
 def utc_now() -> datetime:
@@ -250,13 +277,11 @@ class Store:
         cur.execute(f"INSERT INTO transactions ({columns}) SELECT {select} FROM _new_rows")
 
     @staticmethod
-    def append_audit(cur: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
-        """Append audit entries (transaction_id as binary(16) or NULL), read by replacement scan."""
-        _new_audit = rows  # read by name from the SQL below
-        cur.execute(
-            "INSERT INTO audit_log SELECT transaction_id::UUID, created_at, event, "
-            "policy_version, payload FROM _new_audit"
-        )
+    def append_decision_audit(cur: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
+        """Write the ``payment.decided`` audit entry of each new live row, its JSON built by
+        DuckDB from the same Arrow rows (masked card, request, decision, features)."""
+        _new_rows = rows  # read by name from the SQL below (replacement scan)
+        cur.execute(_DECISION_AUDIT_SQL)
 
     @staticmethod
     def add_to_rollups(cur: duckdb.DuckDBPyConnection, delta: RollupDelta) -> None:

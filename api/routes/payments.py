@@ -30,7 +30,6 @@ router = APIRouter(tags=["payments"])
 async def create_payment(
     payment: PaymentRequest,
     engine: EngineDep,
-    response: Response,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -40,11 +39,20 @@ async def create_payment(
             description="Retry-safe key: the same key and body return the first result.",
         ),
     ] = None,
-) -> PaymentResult:
+) -> Response:
     """Score and decide a payment; answers once the decision is committed to disk."""
+    headers = {}
     if idempotency_key is None:
-        return await asyncio.wrap_future(engine.submit(payment))
-    future, replayed = await run_in_threadpool(engine.submit_idempotent, payment, idempotency_key)
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return await asyncio.wrap_future(future)
+        result = await asyncio.wrap_future(engine.submit(payment))
+    else:
+        future, replayed = await run_in_threadpool(
+            engine.submit_idempotent, payment, idempotency_key
+        )
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+        result = await asyncio.wrap_future(future)
+    # Serialized here, once: the engine built the result from checked values, so FastAPI's
+    # response-model validation would only repeat that work on the hot path.
+    return Response(
+        result.model_dump_json(), status_code=201, media_type="application/json", headers=headers
+    )
