@@ -1,9 +1,10 @@
 """Schemathesis hooks for the live-server run (``make fuzz``, via ``SCHEMATHESIS_HOOKS``).
 
-JSON Schema cannot state two documented rules: a backtest time range must not be empty
-(``since < until``) and a simulation may not ask for more rows than the server's configured cap
-(``PTSIM_MAX_SIMULATION_ROWS``). Positive cases breaking them are dropped here; the in-process
-run (tests/reliability/test_fuzz.py) sends them and requires the documented 400 instead.
+JSON Schema cannot state three documented rules: a backtest time range must not be empty
+(``since < until``), a simulation may not ask for more rows than the server's configured cap
+(``PTSIM_MAX_SIMULATION_ROWS``), and a scenario mix needs one positive weight. Positive cases
+breaking them are dropped here; the in-process run (tests/reliability/test_fuzz.py) sends them
+and requires the documented 400 instead.
 """
 
 from __future__ import annotations
@@ -20,8 +21,12 @@ def breaks_a_documented_rule(case: Any, max_rows: int) -> bool:
     if case.meta is None or not case.meta.generation.mode.is_positive:
         return False
     body = case.body if isinstance(case.body, dict) else {}
-    if case.path == "/simulations" and isinstance(body.get("rows"), int | float):
-        return body["rows"] > max_rows
+    if case.path == "/simulations":
+        mix = body.get("scenario_mix")
+        if isinstance(mix, dict) and mix and all(weight == 0 for weight in mix.values()):
+            return True  # at least one scenario weight must be positive
+        rows = body.get("rows")
+        return isinstance(rows, int | float) and rows > max_rows
     filters = body.get("filters")
     if not isinstance(filters, dict) or not filters.get("since") or not filters.get("until"):
         return False
