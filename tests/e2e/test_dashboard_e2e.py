@@ -220,7 +220,8 @@ def screenshot(page: Page, name: str) -> Path:
 
     ``<name>.png`` is the whole page: Streamlit scrolls inside its main container, not the
     document, so the viewport is stretched to the content's height for the shot.
-    ``<name>-top.png`` is the first screen (the viewport). README images are copies of these.
+    ``<name>-top.png`` is the first screen (the viewport). The README shows copies of the
+    full-page shots (docs/images/dashboard-<name>.png, each under 300 KB).
     """
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     settle(page)
