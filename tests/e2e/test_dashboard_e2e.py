@@ -437,6 +437,9 @@ def test_screenshots_of_every_page() -> None:
     names &= {p.stem.removesuffix("-top") for p in SCREENSHOTS.glob("*-top.png")}
     expected = {"live", "submit", "inspect", "tuning", "simulations", "admin"}
     assert expected <= names, f"missing screenshots: {sorted(expected - names)}"
+    # the README's copies stay small enough for a repository
+    for image in (ROOT / "docs" / "images").glob("dashboard-*.png"):
+        assert image.stat().st_size < 300_000, f"{image.name} is over 300 KB"
 
 
 def test_ctrl_c_stops_cleanly_and_leaves_no_wal(server: MainJob) -> None:
