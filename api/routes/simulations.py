@@ -26,7 +26,9 @@ class SimulationRequest(BaseModel):
     )
 
     rows: int = Field(ge=1, le=2_000_000_000, description="Payments to generate.")
-    seed: int = Field(0, ge=0, le=2**63 - 1)
+    # 2**53 - 1: every JSON parser reads it exactly (a 2**63 bound becomes a float in generators
+    # and clients, so values just above it look valid).
+    seed: int = Field(0, ge=0, le=2**53 - 1, description="Seed of every random process.")
     days: int = Field(30, ge=1, le=3650)
     fraud_rate: float = Field(0.01, ge=0.0, le=0.5, allow_inf_nan=False)
     scenario_mix: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
