@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from engine.decision import Reason
 from engine.errors import StoreError
 from engine.filters import RowFilter
+from engine.models import Money
 from engine.policy import Policy
 from engine.store import Store
 
@@ -50,9 +51,9 @@ class PolicyMetrics(BaseModel):
     precision: float | None = Field(
         description="fraud_caught / declined labelled rows (None without declines)."
     )
-    fraud_loss: Decimal = Field(description="Amount of approved fraud (currencies mixed).")
+    fraud_loss: Money = Field(description="Amount of approved fraud (currencies mixed).")
     false_declines: int = Field(description="Legitimate labelled rows declined.")
-    false_decline_amount: Decimal
+    false_decline_amount: Money
     declines_by_reason: dict[str, int]
 
 

@@ -26,6 +26,7 @@ def test_backtest_compares_candidate_with_active(client, history):
     assert body["candidate_policy"]["base_decline_prob"] == 0.10
     assert body["active_policy"]["score_threshold"] is None
     assert len(body["curve"]) > 100
+    assert isinstance(body["candidate"]["fraud_loss"], float)  # money is a JSON number
     assert {s["scenario"] for s in body["scenarios"]} <= {
         "stolen_card",
         "card_testing",
