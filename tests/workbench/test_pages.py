@@ -203,3 +203,25 @@ def test_admin_reset_needs_confirmation(seeded, app):
     assert "deleted" in at.success[0].value
     assert metric(at, "Payments stored") == "0"
     assert at.checkbox(key="admin_confirm").value is False
+
+
+def test_tuning_on_unlabelled_live_traffic_offers_labelled_data(shared, app):
+    shared.authorize(payment_body())
+    at = app("tuning")
+    assert "no ground truth" in at.warning[0].value
+    assert len(at.get("plotly_chart")) == 0
+    at.button(key="tune_demo_seed_labels").click().run()
+    assert len(shared.list_runs()) == 1
+    assert not at.warning and len(at.get("plotly_chart")) == 2
+
+
+def test_tuning_rejects_an_invalid_candidate_without_crashing(seeded, app):
+    at = app("tuning")
+    for name in ("device", "ip", "amount", "velocity"):
+        at.number_input(key=f"tune_weight_{name}").set_value(0.0)
+    at.run()
+    assert not at.exception
+    assert "weight" in at.error[0].value
+    version = seeded.active_policy().version
+    at.button(key="tune_apply").click().run()
+    assert seeded.active_policy().version == version  # nothing invalid gets applied

@@ -68,7 +68,10 @@ def live_panel() -> None:
     left.plotly_chart(charts.approval_rate_chart(data.series), key="live_chart_approval")
     right.plotly_chart(charts.latency_chart(data.series), key="live_chart_latency")
     left, right = st.columns(2)
-    left.plotly_chart(charts.decline_reasons_chart(data.reasons), key="live_chart_reasons")
+    if data.reasons.empty:
+        left.info("No declines in this selection.")
+    else:
+        left.plotly_chart(charts.decline_reasons_chart(data.reasons), key="live_chart_reasons")
     right.plotly_chart(charts.amount_histogram_chart(data.amounts), key="live_chart_amounts")
 
 

@@ -17,6 +17,7 @@ from workbench.ui import (
     row_filter,
     run_choices,
     run_label,
+    seed_demo,
 )
 
 WEIGHTS = (
@@ -200,6 +201,10 @@ with results:
             "This selection has no ground truth (live traffic is unlabelled): fraud caught, "
             "precision, fraud loss and false declines need simulation runs."
         )
+        if st.button("Seed a labelled demo run", key="tune_demo_seed_labels"):
+            with st.spinner("Generating the demo run…"):
+                seed_demo(eng)
+            st.rerun()
     st.dataframe(charts.comparison_table(result), hide_index=True, key="tune_table")
     st.caption(
         f"{c.rows:,} payments re-decided in {result.elapsed_ms:,.0f} ms · "
