@@ -39,11 +39,20 @@ class Answer:
 class Run:
     answers: list[Answer] = field(default_factory=list)
     confirmed: list[tuple[str, float, float]] = field(default_factory=list)  # (id, sent, received)
+    errors: list[str] = field(default_factory=list)  # transport errors (timeouts, resets)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
 
 
 def _client_loop(url: str, worker: int, run: Run) -> None:
+    try:
+        _requests(url, worker, run)
+    except Exception as exc:  # a thread must not die silently
+        with run.lock:
+            run.errors.append(f"client {worker}: {exc!r}")
+
+
+def _requests(url: str, worker: int, run: Run) -> None:
     rng = np.random.default_rng([SEED, worker])
     with httpx.Client(base_url=url, timeout=30) as client:
         n = 0
@@ -109,6 +118,7 @@ def test_32_clients_with_a_reset_in_the_middle(live_server: Any, tmp_path: Path)
     log = server.output().lower()
     assert "traceback" not in log and "conflict" not in log, log[-2000:]
 
+    assert not run.errors, run.errors
     answers = run.answers
     assert not [a for a in answers if a.status >= 500], "5xx under concurrency"
     assert not [a for a in answers if "conflict" in a.body.lower()], "conflict surfaced"
