@@ -226,22 +226,22 @@ def data_version(cur: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
 
 
 class _Memo:
-    """The last few dashboards per (store, filters, data version): an idle dashboard refreshing
+    """The last few results per (store, filters, data version): an idle dashboard refreshing
     every few seconds, or many browser sessions watching the same traffic, cost one query."""
 
     def __init__(self, size: int = 32) -> None:
         self._size = size
-        self._items: OrderedDict[tuple[Any, ...], Dashboard] = OrderedDict()
+        self._items: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[Any, ...]) -> Dashboard | None:
+    def get(self, key: tuple[Any, ...]) -> Any:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
             return None
 
-    def put(self, key: tuple[Any, ...], value: Dashboard) -> None:
+    def put(self, key: tuple[Any, ...], value: Any) -> None:
         with self._lock:
             self._items[key] = value
             while len(self._items) > self._size:
@@ -283,6 +283,9 @@ def filter_options(store: Store) -> FilterOptions:
     from min/max (answered from zone maps), channels and currencies from two small GROUP BYs.
     """
     with store.read() as cur:
+        key = ("options", id(store), str(store.path), data_version(cur))
+        if (hit := _OPTIONS_MEMO.get(key)) is not None:
+            return hit
         sources = [
             int(row[0])
             for row in _run(
@@ -294,7 +297,7 @@ def filter_options(store: Store) -> FilterOptions:
         first, last = _run(
             cur, "SELECT min(created_at), max(created_at) FROM transactions", {}
         ).fetchone()
-    return FilterOptions(
+    options = FilterOptions(
         channels=channels,
         currencies=currencies,
         runs=[s for s in sources if s != LIVE_SOURCE],
@@ -302,6 +305,9 @@ def filter_options(store: Store) -> FilterOptions:
         first_at=first,
         last_at=last,
     )
+    _OPTIONS_MEMO.put(key, options)
+    return options
 
 
+_OPTIONS_MEMO = _Memo(size=8)
 _DISTINCT = "SELECT {column} FROM transactions GROUP BY {column} ORDER BY {column}"
