@@ -19,6 +19,25 @@ from engine.service import Engine
 router = APIRouter(tags=["backtest"])
 
 
+_NUMBER = {"type": "number"}
+_PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
+_WEIGHT = {"type": "number", "minimum": 0, "maximum": 10}
+# The policy knobs a candidate may set, as the validator accepts them (JSON numbers only).
+_KNOBS: dict[str, Any] = {
+    "amount_threshold": {**_NUMBER, "exclusiveMinimum": 0, "maximum": 1000000, "multipleOf": 0.01},
+    "high_amount_decline_prob": _PROBABILITY,
+    "base_decline_prob": _PROBABILITY,
+    "score_threshold": {"anyOf": [_PROBABILITY, {"type": "null"}]},
+    "velocity_limit": {
+        "anyOf": [{"type": "integer", "minimum": 1, "maximum": 10000}, {"type": "null"}]
+    },
+    "weight_device": _WEIGHT,
+    "weight_ip": _WEIGHT,
+    "weight_amount": _WEIGHT,
+    "weight_velocity": _WEIGHT,
+}
+
+
 class BacktestRequest(BaseModel):
     """A candidate policy (knobs left out keep the active policy's value; ``null`` switches an
     optional rule off) and which stored rows to re-decide."""
@@ -37,6 +56,7 @@ class BacktestRequest(BaseModel):
 
     candidate: dict[str, Any] = Field(
         default_factory=dict,
+        json_schema_extra={"properties": _KNOBS, "additionalProperties": False},
         description="Policy knobs: amount_threshold, high_amount_decline_prob, "
         "base_decline_prob, score_threshold, velocity_limit, weight_device, weight_ip, "
         "weight_amount, weight_velocity.",
@@ -46,6 +66,10 @@ class BacktestRequest(BaseModel):
 
 def candidate_policy(engine: Engine, knobs: dict[str, Any]) -> Policy:
     """The active policy with ``knobs`` applied; invalid knobs raise InvalidRequestError."""
+    for name, knob in knobs.items():
+        if isinstance(knob, bool | str):  # lax mode would take true as 1 and "0.5" as 0.5
+            field = f"candidate.{name}"
+            raise InvalidRequestError(field, f"Field '{field}' must be a JSON number or null.")
     try:
         return Policy(**{**engine.active_policy().knobs(), **knobs, "version": 0})
     except ValidationError as exc:
