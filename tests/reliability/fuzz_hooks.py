@@ -27,6 +27,10 @@ def breaks_a_documented_rule(case: Any, max_rows: int) -> bool:
             return True  # at least one scenario weight must be positive
         rows = body.get("rows")
         return isinstance(rows, int | float) and rows > max_rows
+    weights = ("weight_device", "weight_ip", "weight_amount", "weight_velocity")
+    candidate = body.get("candidate")
+    if isinstance(candidate, dict) and all(candidate.get(w, 1) == 0 for w in weights):
+        return True  # at least one score weight must be positive
     filters = body.get("filters")
     if not isinstance(filters, dict) or not filters.get("since") or not filters.get("until"):
         return False
