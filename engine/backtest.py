@@ -105,7 +105,7 @@ class DecisionSql:
 
     score: str  # the risk score
     rest_reason: str  # the reason code by rules 2-4 (velocity, high amount, random decline)
-    reason: str  # the reason code, reading the aliases `score` and `rest_reason`
+    reason: str  # the reason code, reading the columns `<prefix>_score` and `<prefix>_rest`
     params: dict[str, Any]
 
 
