@@ -19,6 +19,7 @@ import httpx
 import numpy as np
 
 from tests.conftest import ADMIN_TOKEN, TEST_CARDS, payment_body
+from tests.reliability.live_server import live_server_fixture  # noqa: F401 (the fixture)
 
 DURATION_S = float(os.environ.get("PTSIM_CONCURRENCY_S", "10"))
 CLIENTS = int(os.environ.get("PTSIM_CONCURRENCY_CLIENTS", "32"))

@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 
 from tests.conftest import ADMIN_TOKEN, TEST_CARDS, payment_body
-from tests.reliability.conftest import PTSIM
+from tests.reliability.live_server import PTSIM, live_server_fixture  # noqa: F401 (the fixture)
 
 CYCLES = int(os.environ.get("PTSIM_CRASH_CYCLES", "3"))
 CLIENTS = 4

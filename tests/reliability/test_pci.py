@@ -13,7 +13,7 @@ import duckdb
 import httpx
 
 from tests.conftest import ADMIN_TOKEN, TEST_CARDS, payment_body
-from tests.reliability.conftest import PTSIM
+from tests.reliability.live_server import PTSIM, live_server_fixture  # noqa: F401 (the fixture)
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

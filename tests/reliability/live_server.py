@@ -1,4 +1,7 @@
-"""The real server as a child process (``ptsim api``) for the crash and concurrency tests.
+"""The real server as a child process (``ptsim api``) for the crash, concurrency and PCI tests.
+
+Not a conftest.py: other test modules import ``conftest`` by name, and a second conftest module
+would shadow tests/conftest.py. Test modules import the ``live_server`` fixture from here.
 
 Bound to 127.0.0.1 on a free port; stopped by PID in teardown even when a test fails.
 """
@@ -93,8 +96,8 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")[-4000:]
 
 
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[Any]:
+@pytest.fixture(name="live_server")
+def live_server_fixture(tmp_path: Path) -> Iterator[Any]:
     """Factory of LiveServer children; every one is stopped by PID afterwards."""
     started: list[LiveServer] = []
 
