@@ -213,16 +213,10 @@ def amount_histogram(cur: duckdb.DuckDBPyConnection, filters: RowFilter) -> pd.D
     return frame[["lo", "hi", "n"]]
 
 
-def data_version(cur: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+def data_version(store: Store) -> int:
     """A token that changes whenever rows are added, deleted or get their latency written back:
-    the running totals and the latency histogram's size (a few rows, so it costs ~1 ms)."""
-    return _run(
-        cur,
-        """SELECT (SELECT sum(total) FROM stats_rollup), (SELECT sum(approved) FROM stats_rollup),
-                  (SELECT sum(amount_sum) FROM stats_rollup),
-                  (SELECT sum(n) FROM latency_histogram)""",
-        {},
-    ).fetchone()
+    the store counts its committed writes (it is the only writer of its file)."""
+    return store.generation
 
 
 class _Memo:
@@ -259,7 +253,7 @@ def dashboard(store: Store, filters: RowFilter, use_memo: bool = True) -> Dashbo
     """Every dashboard aggregate for ``filters``, read from one snapshot; answered from
     :data:`MEMO` when the data has not changed since the same filters were last computed."""
     with store.read() as cur:
-        key = (id(store), str(store.path), filters, data_version(cur))
+        key = (id(store), str(store.path), filters, data_version(store))
         if use_memo and (hit := MEMO.get(key)) is not None:
             return hit
         head = kpis(cur, filters)
@@ -279,17 +273,19 @@ def dashboard(store: Store, filters: RowFilter, use_memo: bool = True) -> Dashbo
 def filter_options(store: Store) -> FilterOptions:
     """Channels, currencies and runs present, whether there is live traffic, and the time span.
 
-    Runs and live traffic come from the per-source running totals (a few rows), the time span
-    from min/max (answered from zone maps), channels and currencies from two small GROUP BYs.
+    Runs and live traffic, channels and currencies come from small GROUP BYs, the time span from
+    min/max (answered from zone maps); the result is memoized until the data changes.
     """
     with store.read() as cur:
-        key = ("options", id(store), str(store.path), data_version(cur))
+        key = ("options", id(store), str(store.path), data_version(store))
         if (hit := _OPTIONS_MEMO.get(key)) is not None:
             return hit
         sources = [
             int(row[0])
             for row in _run(
-                cur, "SELECT source FROM stats_rollup WHERE total > 0 ORDER BY source", {}
+                cur,
+                "SELECT DISTINCT coalesce(run_id, 0) AS source FROM transactions ORDER BY source",
+                {},
             ).fetchall()
         ]
         channels = [r[0] for r in _run(cur, _DISTINCT.format(column="channel"), {}).fetchall()]

@@ -36,9 +36,10 @@ from engine.decision import REASON_NAMES, REASON_TEXTS, Decisions, decide
 from engine.errors import StoreError
 from engine.features import FeatureState, HistoryCounts, normalize
 from engine.ids import IdAllocator
+from engine.live_totals import LiveTotals
 from engine.models import Features, PaymentRequest, PaymentResult
 from engine.policy import Policy
-from engine.store import LIVE_SOURCE, RollupDelta, Store
+from engine.store import Store
 
 log = logging.getLogger("ptsim.live")
 _STOP = object()
@@ -77,7 +78,7 @@ class LiveWriter:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         # committed, not yet written back: id -> latency_ms (only the writer thread mutates it)
         self._pending_latency: dict[uuid.UUID, float] = {}
-        store.unwritten_latencies = lambda: list(self._pending_latency.values())
+        self.totals = LiveTotals()
         self.features = FeatureState()
         self._load_history()
         self._thread = threading.Thread(target=self._run, name="ptsim-writer", daemon=True)
@@ -104,12 +105,24 @@ class LiveWriter:
         return self._pending_latency.get(transaction_id)
 
     def reset_state(self) -> None:
-        """Forget live history (caller holds the store's write lock)."""
+        """Forget live history and totals (caller holds the store's write lock)."""
         self.features = FeatureState()
         self._pending_latency = {}
+        self.totals.clear()
 
     def _load_history(self) -> None:
-        """Rebuild the in-memory feature state from live rows already on disk."""
+        """Rebuild the in-memory feature state and totals from live rows already on disk."""
+        with self._store.read() as cur:
+            total, approved, cents = cur.execute(
+                "SELECT count(*), count(*) FILTER (status = 'Approved'), "
+                "coalesce(sum(CAST(amount * 100 AS BIGINT)), 0) FROM transactions "
+                "WHERE run_id IS NULL"
+            ).fetchone()
+            latencies = cur.execute(
+                "SELECT latency_ms FROM transactions WHERE run_id IS NULL "
+                "AND latency_ms IS NOT NULL"
+            ).fetchnumpy()["latency_ms"]
+        self.totals.load(int(total), int(approved), int(cents), np.asarray(latencies))
         rows = self._store.query(
             "SELECT card_hash, device_id, currency, epoch_ms(created_at) FROM transactions "
             "WHERE run_id IS NULL ORDER BY id"
@@ -159,14 +172,10 @@ class LiveWriter:
             self._pending_latency = {}
 
     def _write_pending_latency(self, cur: object) -> None:
-        """Write every pending latency to its row and the histogram (caller clears after commit)."""
+        """Write every pending latency to its row (caller clears after commit)."""
         ids = list(self._pending_latency)
         latencies = list(self._pending_latency.values())
         self._store.set_latencies(cur, ids, latencies)  # type: ignore[arg-type]
-        delta = RollupDelta.from_columns(
-            LIVE_SOURCE, np.empty(0, bool), np.empty(0, np.int64), np.asarray(latencies)
-        )
-        self._store.add_latencies(cur, LIVE_SOURCE, delta.latency_buckets, delta.latency_counts)  # type: ignore[arg-type]
 
     def _process(self, batch: list[PendingPayment]) -> None:
         try:
@@ -216,19 +225,21 @@ class LiveWriter:
         )
         ids = [self._ids.next_id() for _ in range(n)]
         rows = _transaction_rows(batch, ids, now, history, features, decisions, draws, policy)
-        delta = RollupDelta.from_columns(LIVE_SOURCE, decisions.approved, amount_cents, np.empty(0))
         write_back = len(self._pending_latency) >= LATENCY_FLUSH_ROWS
-        with self._store.write() as cur:
-            if write_back:
-                self._write_pending_latency(cur)
-            self._store.append_transactions(cur, rows)
-            self._store.append_decision_audit(cur, rows)
-            keyed = [(p.idempotency, ids[i]) for i, p in enumerate(batch) if p.idempotency]
-            if keyed:
-                self._store.insert_idempotency_keys(cur, keyed, now)
-            self._store.add_to_rollups(cur, delta)
+        keyed = [(p.idempotency, ids[i]) for i, p in enumerate(batch) if p.idempotency]
+        if write_back or keyed:
+            with self._store.write() as cur:
+                if write_back:
+                    self._write_pending_latency(cur)
+                self._store.append_transactions(cur, rows)
+                if keyed:
+                    self._store.insert_idempotency_keys(cur, keyed, now)
+        else:  # one statement: DuckDB's autocommit saves the BEGIN and COMMIT round trips
+            self._store.append_transactions_committed(rows)
         committed_ns = time.perf_counter_ns()
         latencies = [round((committed_ns - p.received_ns) / 1e6, 3) for p in batch]
+        self.totals.add_decisions(decisions.approved, amount_cents)
+        self.totals.add_latencies(np.asarray(latencies))
         if write_back:
             self._pending_latency = dict(zip(ids, latencies, strict=True))
         else:

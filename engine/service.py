@@ -139,47 +139,49 @@ class Engine(SimulationMixin):
     def get_audit(self, transaction_id: str | uuid.UUID) -> list[AuditEntry]:
         """The audit trail of a transaction, oldest first. Raises :class:`NotFoundError`.
 
-        Live payments have their stored ``payment.decided`` entry. Simulation rows are decided in
-        bulk; their entry is read from the row itself, which holds the same facts.
+        The decision entry (``payment.decided`` live, ``simulation.decided`` in a run) is read
+        from the transaction row itself, which was written once, in the transaction that
+        committed the decision, and holds every fact of it: masked request, decision, draw,
+        features, policy version, latency. Other events about the transaction stored in
+        ``audit_log`` follow it.
         """
         parsed = _as_uuid(transaction_id)
         try:
             row = self._row(parsed)
         except NotFoundError:
             raise NotFoundError(f"No audit trail for transaction {transaction_id}.") from None
-        latency = row["latency_ms"]
-        if row["run_id"] is None:
-            return [
-                AuditEntry(**entry, latency_ms=latency, source="live")
-                for entry in self.store.fetch_audit(parsed)
-            ]
         stored = _stored_transaction(row)
-        return [
-            AuditEntry(
-                event="simulation.decided",
-                created_at=row["created_at"],
-                policy_version=row["policy_version"],
-                request={
-                    "card": stored.card_masked,
-                    "amount": str(row["amount"]),
-                    "currency": row["currency"],
-                    "merchant": row["merchant"],
-                    "channel": row["channel"],
-                    "device_id": row["device_id"],
-                },
-                decision={
-                    "status": row["status"],
-                    "reason_code": row["reason_code"],
-                    "decision_reason": stored.decision_reason,
-                    "score": row["score"],
-                    "risk_flag": row["risk_flag"],
-                    "draw": row["draw"],
-                },
-                features=stored.features.model_dump(),
-                latency_ms=latency,
-                source=f"simulation run {row['run_id']}",
-            )
+        live = row["run_id"] is None
+        decision = AuditEntry(
+            event="payment.decided" if live else "simulation.decided",
+            created_at=row["created_at"],
+            policy_version=row["policy_version"],
+            request={
+                "card": stored.card_masked,
+                "amount": f"{row['amount']:.2f}",
+                "currency": row["currency"],
+                "merchant": row["merchant"],
+                "channel": row["channel"],
+                "device_id": row["device_id"],
+            },
+            decision={
+                "status": row["status"],
+                "reason_code": row["reason_code"],
+                "decision_reason": stored.decision_reason,
+                "score": row["score"],
+                "risk_flag": row["risk_flag"],
+                "draw": row["draw"],
+            },
+            features=stored.features.model_dump(),
+            latency_ms=row["latency_ms"],
+            source="live" if live else f"simulation run {row['run_id']}",
+        )
+        others = [  # files written before v0.1's derived entries also stored the decision
+            AuditEntry(**entry, latency_ms=row["latency_ms"], source=decision.source)
+            for entry in self.store.fetch_audit(parsed)
+            if entry["event"] != "payment.decided"
         ]
+        return [decision, *others]
 
     def _row(self, transaction_id: str | uuid.UUID) -> dict[str, Any]:
         row = self.store.fetch_transaction(_as_uuid(transaction_id))
@@ -202,7 +204,7 @@ class Engine(SimulationMixin):
         Read from running totals kept in the same transactions as the rows, so the cost does not
         grow with the table; percentiles come from a 4-significant-digit latency histogram.
         """
-        snap = self.store.rollup_snapshot()
+        snap = self.store.rollup_snapshot(self._live.totals.snapshot())
         total = snap["total"]
         avg = (
             (snap["amount_sum"] / total).quantize(Decimal("0.01"), ROUND_HALF_EVEN)

@@ -10,7 +10,7 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,38 +23,12 @@ import numpy as np
 import pyarrow as pa
 
 from engine.backup import RecoveryReport, recover_if_damaged, take_backup
-from engine.decision import REASON_TEXT
 from engine.errors import StoreError, StoreLockedError
 from engine.latency import histogram_counts, percentile_from_histogram
+from engine.live_totals import LiveSnapshot
 from engine.schema import MIGRATIONS, SCHEMA_VERSION
 
 LIVE_SOURCE = 0  # stats_rollup.source for live traffic; simulation runs use their run id
-
-
-_REASON_TEXT_SQL = (
-    "CASE reason_code "
-    + " ".join(
-        f"WHEN '{reason.name}' THEN '{text.replace(chr(39), chr(39) * 2)}'"
-        for reason, text in REASON_TEXT.items()
-    )
-    + " END"
-)
-_DECISION_AUDIT_SQL = f"""
-INSERT INTO audit_log
-SELECT id::UUID, created_at, 'payment.decided', policy_version, json_object(
-    'request', json_object(
-        'card', card_bin || repeat('*', greatest(card_length - 10, 0)) || card_last4,
-        'amount', CAST(amount AS VARCHAR), 'currency', currency, 'merchant', merchant,
-        'channel', channel, 'device_id', device_id),
-    'decision', json_object(
-        'status', status, 'reason_code', reason_code, 'decision_reason', {_REASON_TEXT_SQL},
-        'score', score, 'risk_flag', risk_flag, 'draw', draw),
-    'features', json_object(
-        'spending_velocity', spending_velocity, 'device_trust_score', device_trust_score,
-        'ip_risk_score', ip_risk_score)
-)::VARCHAR
-FROM _new_rows
-"""
 
 
 def utc_now() -> datetime:
@@ -145,8 +119,8 @@ class Store:
         self.write_lock = threading.RLock()
         # Latencies of committed rows not yet written back (set by the live writer); merged into
         # rollup_snapshot so the percentiles count every committed payment.
-        self.unwritten_latencies: Callable[[], list[float]] | None = None
         self._closed = False
+        self.generation = 0  # committed writes so far: a cheap "has the data changed?" token
         self._migrate()
 
     # -- connection plumbing -------------------------------------------------------------------
@@ -181,11 +155,10 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """One serialized write transaction; rolled back if the block raises."""
-        with (
-            self.write_lock,
-            self._transaction("The database write failed ({exc}); nothing was saved.") as cur,
-        ):
-            yield cur
+        with self.write_lock:
+            with self._transaction("The database write failed ({exc}); nothing was saved.") as cur:
+                yield cur
+            self.generation += 1
 
     @contextmanager
     def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -276,12 +249,13 @@ class Store:
         select = ", ".join("id::UUID" if name == "id" else name for name in rows.column_names)
         cur.execute(f"INSERT INTO transactions ({columns}) SELECT {select} FROM _new_rows")
 
-    @staticmethod
-    def append_decision_audit(cur: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
-        """Write the ``payment.decided`` audit entry of each new live row, its JSON built by
-        DuckDB from the same Arrow rows (masked card, request, decision, features)."""
-        _new_rows = rows  # read by name from the SQL below (replacement scan)
-        cur.execute(_DECISION_AUDIT_SQL)
+    def append_transactions_committed(self, rows: pa.Table) -> None:
+        """Append rows as one autocommitted statement (caller holds the write lock)."""
+        try:
+            self.append_transactions(self.cursor(), rows)
+        except duckdb.Error as exc:
+            raise StoreError(f"The database write failed ({exc}); nothing was saved.") from exc
+        self.generation += 1
 
     @staticmethod
     def add_to_rollups(cur: duckdb.DuckDBPyConnection, delta: RollupDelta) -> None:
@@ -420,37 +394,31 @@ class Store:
             for r in rows
         ]
 
-    def rollup_snapshot(self) -> dict[str, Any]:
-        """Totals and the merged latency histogram, read in one snapshot.
-
-        Latencies the live writer has measured but not yet written back are merged in; the write
-        lock (held by the writer for one group commit, a few ms) keeps the two views consistent.
-        """
-        with self.write_lock:
-            with self.read() as cur:
-                total, approved, declined, amount_sum = cur.execute(
-                    "SELECT coalesce(sum(total), 0), coalesce(sum(approved), 0), "
-                    "coalesce(sum(declined), 0), coalesce(sum(amount_sum), 0) FROM stats_rollup"
-                ).fetchone()
-                hist = cur.execute(
-                    "SELECT bucket, sum(n) FROM latency_histogram GROUP BY bucket ORDER BY bucket"
-                ).fetchnumpy()
-            unwritten = self.unwritten_latencies() if self.unwritten_latencies else []
-        buckets = np.asarray(hist["bucket"], dtype=np.int64)
-        counts = np.asarray(hist["sum(n)"], dtype=np.int64)
-        if unwritten:
-            extra_buckets, extra_counts = histogram_counts(np.asarray(unwritten))
-            buckets, where = np.unique(
-                np.concatenate([buckets, extra_buckets]), return_inverse=True
-            )
-            counts = np.bincount(
-                where, weights=np.concatenate([counts, extra_counts]), minlength=len(buckets)
-            ).astype(np.int64)
+    def rollup_snapshot(self, live: LiveSnapshot) -> dict[str, Any]:
+        """Totals and latency percentiles: simulation runs' rollups (one read snapshot) plus the
+        live traffic's in-memory totals. Rollup rows of source 0 from older files are ignored:
+        live totals are rebuilt from the rows at start-up."""
+        with self.read() as cur:
+            total, approved, amount_sum = cur.execute(
+                "SELECT coalesce(sum(total), 0), coalesce(sum(approved), 0), "
+                "coalesce(sum(amount_sum), 0) FROM stats_rollup WHERE source <> 0"
+            ).fetchone()
+            hist = cur.execute(
+                "SELECT bucket, sum(n) AS n FROM latency_histogram WHERE source <> 0 "
+                "GROUP BY bucket"
+            ).fetchnumpy()
+        buckets, where = np.unique(
+            np.concatenate([np.asarray(hist["bucket"], dtype=np.int64), live.latency_buckets]),
+            return_inverse=True,
+        )
+        weights = np.concatenate([np.asarray(hist["n"], dtype=np.int64), live.latency_counts])
+        counts = np.bincount(where, weights=weights, minlength=len(buckets)).astype(np.int64)
+        total, approved = int(total) + live.total, int(approved) + live.approved
         return {
-            "total": int(total),
-            "approved": int(approved),
-            "declined": int(declined),
-            "amount_sum": Decimal(amount_sum),
+            "total": total,
+            "approved": approved,
+            "declined": total - approved,
+            "amount_sum": Decimal(amount_sum) + Decimal(live.amount_cents).scaleb(-2),
             "p50": percentile_from_histogram(buckets, counts, 0.50),
             "p95": percentile_from_histogram(buckets, counts, 0.95),
             "p99": percentile_from_histogram(buckets, counts, 0.99),

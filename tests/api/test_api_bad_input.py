@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import payment_body
+from support import payment_body
 
 CARD = "4111111111111111"  # the valid card in every otherwise-bad body
 VALID = payment_body(CARD, "12.34")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from conftest import ADMIN_TOKEN, README_PAYMENT, TEST_CARDS, payment_body
+from support import ADMIN_TOKEN, README_PAYMENT, TEST_CARDS, payment_body
 
 PAYMENT_KEYS = {"transaction_id", "status", "decision_reason", "score", "latency_ms", "features"}
 FEATURE_KEYS = {"spending_velocity", "device_trust_score", "ip_risk_score"}

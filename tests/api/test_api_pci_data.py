@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from conftest import README_PAYMENT, TEST_CARDS, payment_body
+from support import README_PAYMENT, TEST_CARDS, payment_body
 
 
 def _drive_traffic(client, admin_headers) -> list[str]:

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from support import ADMIN_TOKEN, SEED, TEST_CARDS, payment_body
 
 from api.app import create_app
 from engine.service import Engine
-from tests.conftest import ADMIN_TOKEN, SEED, TEST_CARDS, payment_body
 
 CLIENT_REQUEST_ID = "client-req-0042"
 

@@ -20,8 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-from tests.conftest import ADMIN_TOKEN, SEED
+from support import ADMIN_TOKEN, SEED
 
 PTSIM = str(Path(sys.executable).with_name("ptsim"))
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import httpx
 import numpy as np
+from support import ADMIN_TOKEN, TEST_CARDS, payment_body
 
-from tests.conftest import ADMIN_TOKEN, TEST_CARDS, payment_body
+from engine.service import Engine
 from tests.reliability.live_server import live_server_fixture  # noqa: F401 (the fixture)
 
 DURATION_S = float(os.environ.get("PTSIM_CONCURRENCY_S", "10"))
@@ -145,15 +145,9 @@ def test_32_clients_with_a_reset_in_the_middle(live_server: Any, tmp_path: Path)
             assert answer.transaction_id not in after
             assert answer.received > reset_sent
 
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        stored = {str(r[0]) for r in con.execute("SELECT id FROM transactions").fetchall()}
-        no_audit = con.execute(
-            "SELECT count(*) FROM transactions t WHERE NOT EXISTS "
-            "(SELECT 1 FROM audit_log a WHERE a.transaction_id = t.id)"
-        ).fetchone()[0]
-    finally:
-        con.close()
+    with Engine.open(db, backup_interval_s=0) as reopened:
+        stored = {str(r[0]) for r in reopened.store.query("SELECT id FROM transactions")}
+        no_audit = sum(reopened.get_audit(tid)[0].event != "payment.decided" for tid in stored)
     assert after <= stored, "a payment answered 201 after the reset is missing"
     assert not (wiped & stored), "a payment committed before the reset survived it"
     assert stored <= after | unsure, "rows that no client was answered for"

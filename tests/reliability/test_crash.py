@@ -17,8 +17,8 @@ from typing import Any
 import duckdb
 import httpx
 import numpy as np
+from support import ADMIN_TOKEN, TEST_CARDS, payment_body
 
-from tests.conftest import ADMIN_TOKEN, TEST_CARDS, payment_body
 from tests.reliability.live_server import PTSIM, live_server_fixture  # noqa: F401 (the fixture)
 
 CYCLES = int(os.environ.get("PTSIM_CRASH_CYCLES", "3"))

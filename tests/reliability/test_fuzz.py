@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from support import ADMIN_TOKEN, SEED
 
 from api.app import create_app
-from tests.conftest import ADMIN_TOKEN, SEED
 from tests.reliability.fuzz_hooks import breaks_a_documented_rule
 
 MAX_ROWS = 2_000  # the server's row cap (PTSIM_MAX_SIMULATION_ROWS), small so runs are quick

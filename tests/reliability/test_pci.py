@@ -11,8 +11,8 @@ from typing import Any
 
 import duckdb
 import httpx
+from support import ADMIN_TOKEN, TEST_CARDS, payment_body
 
-from tests.conftest import ADMIN_TOKEN, TEST_CARDS, payment_body
 from tests.reliability.live_server import PTSIM, live_server_fixture  # noqa: F401 (the fixture)
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
