@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     backup_interval_s: float = Field(
         600.0, ge=0, description="Seconds between online backups beside the db (0 = off)."
     )
+    memory_limit: str = Field(
+        "2GB",
+        pattern=r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$",
+        description="DuckDB buffer memory of this process, e.g. 512MB or 2GB.",
+    )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body.")
     rate_limit: float | None = Field(
         None, description="POST /payment per client and second ('100/s', '6000/min'); unset = off."

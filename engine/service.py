@@ -49,7 +49,7 @@ class Engine(SimulationMixin):
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
-        self.store = Store(self.settings.db_path)
+        self.store = Store(self.settings.db_path, self.settings.memory_limit)
         key_file = (
             None
             if self.settings.db_path is None

@@ -101,7 +101,7 @@ class Store:
     """Owns the process's DuckDB connection. Thread-safe: reads use per-thread cursors, writes
     go through :meth:`write`, which holds the single writer lock for one transaction."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, memory_limit: str | None = None) -> None:
         self.path = path
         self.recovery: RecoveryReport | None = None
         try:
@@ -121,6 +121,8 @@ class Store:
         # rollup_snapshot so the percentiles count every committed payment.
         self._closed = False
         self.generation = 0  # committed writes so far: a cheap "has the data changed?" token
+        if memory_limit:  # validated by Settings; without a cap DuckDB caches up to 80% of RAM
+            self._con.execute(f"SET memory_limit = '{memory_limit}'")
         self._migrate()
 
     # -- connection plumbing -------------------------------------------------------------------

@@ -17,7 +17,7 @@ from engine.errors import NotFoundError
 from engine.simulation import records
 from engine.simulation.keys import SimulationKeys
 from engine.simulation.params import RunRecord, SimulationParams
-from engine.simulation.runner import Progress, execute_run
+from engine.simulation.runner import Progress, SimulationCancelled, execute_run
 
 if TYPE_CHECKING:
     from engine.ids import IdAllocator
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from engine.store import Store
 
 log = logging.getLogger("ptsim.simulation")
+BACKGROUND_CHUNK_ROWS = 100_000  # a ~0.2 s append: live payments never wait long behind a run
 
 # Deterministic content of a run's rows, in event (= id) order; id and run_id excluded.
 CONTENT_SQL = """
@@ -86,7 +87,12 @@ class SimulationMixin:
 
     def start_simulation(self, params: SimulationParams | dict) -> int:
         """Start a run in a background thread; return its id at once (follow it with
-        :meth:`get_run`)."""
+        :meth:`get_run`). Chunks are capped at :data:`BACKGROUND_CHUNK_ROWS` rows: each holds
+        the write lock while it is appended, and live payments wait for it."""
+        if not isinstance(params, SimulationParams):
+            params = SimulationParams.model_validate(params)
+        if params.chunk_rows > BACKGROUND_CHUNK_ROWS:  # chunking never changes the rows
+            params = params.model_copy(update={"chunk_rows": BACKGROUND_CHUNK_ROWS})
         params, run_id, policy = self._prepare_run(params)
         cancel = threading.Event()
 
@@ -95,6 +101,8 @@ class SimulationMixin:
                 execute_run(
                     self.store, self.ids, self._card_key, policy, run_id, params, cancel=cancel
                 )
+            except SimulationCancelled:
+                log.warning("simulation run %s was cancelled; it is marked interrupted", run_id)
             except BaseException:
                 log.exception("simulation run %s stopped", run_id)
             finally:
