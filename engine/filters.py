@@ -8,7 +8,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 RunSelector = Literal["all", "live"] | int
 _RUNS = ("all", "live")
@@ -42,6 +49,15 @@ class RowFilter(BaseModel):
         if isinstance(value, int | float):
             raise ValueError("expected an ISO 8601 string (date-time or duration), not a number")
         return value
+
+    @field_serializer("latest", when_used="json")
+    def _rfc3339_duration(self, value: timedelta | None) -> str | None:
+        # pydantic writes e.g. "P72Y173D", which RFC 3339 durations (the schema's "duration"
+        # format) do not allow; whole seconds as "PT<n>S" are valid in both standards.
+        if value is None:
+            return None
+        seconds = value.total_seconds()
+        return f"PT{int(seconds)}S" if seconds == int(seconds) else f"PT{seconds}S"
 
     @field_validator("run", mode="before")
     @classmethod

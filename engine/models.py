@@ -108,6 +108,15 @@ class PaymentRequest(BaseModel):
         description="Device fingerprint (printable ASCII, no spaces).",
     )
 
+    @field_validator("merchant", mode="before")
+    @classmethod
+    def _raw_length_within_schema(cls, value: object) -> object:
+        # Whitespace is stripped before max_length applies; the schema's maxLength is about the
+        # text as sent, so check that too.
+        if isinstance(value, str) and len(value) > 100:
+            raise ValueError("String should have at most 100 characters")
+        return value
+
     @field_validator("currency")
     @classmethod
     def _known_currency(cls, value: str) -> str:

@@ -60,10 +60,7 @@ def _close_engine() -> Iterator[None]:
         shutil.rmtree(FOLDER, ignore_errors=True)
 
 
-# POST /backtest is left out: its response echoes ``filters.latest`` as pydantic's duration text
-# (e.g. "P72Y173D"), which is not an RFC 3339 duration, so its own schema rejects it (known gap,
-# see docs/reliability.md).
-@schema.exclude(path="/backtest").parametrize()
+@schema.parametrize()
 @settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,
