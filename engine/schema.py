@@ -6,6 +6,8 @@ transaction, so users never have to delete their data after an upgrade.
 
 from __future__ import annotations
 
+# audit_log holds events about transactions and policies. A payment's decision entry is read from
+# its transactions row (written by the same commit); files from earlier builds may hold one here.
 V1_TABLES = """
 CREATE TABLE transactions (
     id UUID NOT NULL,                 -- time-ordered (UUIDv7 layout): zone maps prune lookups
@@ -67,8 +69,9 @@ CREATE TABLE runs (
 );
 """
 
-# v2: running totals and a latency histogram per source (0 = live, else run id), kept in the same
-# transaction as the rows, so GET /stats reads a few hundred rows instead of scanning millions.
+# v2: running totals and a latency histogram per source (run id), kept in the same transaction as
+# the rows, so GET /stats reads a few hundred rows instead of scanning millions. Rows of source 0
+# (live traffic, in files written before live totals moved into memory) are ignored.
 V2_ROLLUPS = """
 CREATE TABLE stats_rollup (
     source INTEGER PRIMARY KEY,
