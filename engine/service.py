@@ -334,31 +334,18 @@ def _as_uuid(transaction_id: str | uuid.UUID) -> uuid.UUID:
     return parsed
 
 
+_COPIED_COLUMNS = (  # StoredTransaction fields stored under the same name
+    "id", "card_last4", "amount", "currency", "merchant", "channel", "device_id", "status",
+    "risk_flag", "created_at", "reason_code", "draw", "policy_version", "latency_ms", "run_id",
+    "is_fraud", "fraud_scenario",
+)  # fmt: skip
+
+
 def _stored_transaction(row: dict[str, Any]) -> StoredTransaction:
     return StoredTransaction(
-        id=row["id"],
-        card_last4=row["card_last4"],
+        **{name: row[name] for name in _COPIED_COLUMNS},
         card_masked=mask(row["card_bin"], row["card_last4"], row["card_length"]),
-        amount=row["amount"],
-        currency=row["currency"],
-        merchant=row["merchant"],
-        channel=row["channel"],
-        device_id=row["device_id"],
-        status=row["status"],
-        risk_flag=row["risk_flag"],
-        created_at=row["created_at"],
         decision_reason=REASON_TEXT[Reason[row["reason_code"]]],
-        reason_code=row["reason_code"],
         score=round(row["score"], 4),
-        features=Features(
-            spending_velocity=row["spending_velocity"],
-            device_trust_score=row["device_trust_score"],
-            ip_risk_score=row["ip_risk_score"],
-        ),
-        draw=row["draw"],
-        policy_version=row["policy_version"],
-        latency_ms=row["latency_ms"],
-        run_id=row["run_id"],
-        is_fraud=row["is_fraud"],
-        fraud_scenario=row["fraud_scenario"],
+        features=Features(**{name: row[name] for name in Features.model_fields}),
     )
