@@ -38,6 +38,9 @@ class Settings(BaseSettings):
         pattern=r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$",
         description="DuckDB buffer memory of this process, e.g. 512MB or 2GB.",
     )
+    max_connections: int = Field(
+        1024, ge=8, le=100_000, description="Open connections per server before 503s."
+    )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body.")
     rate_limit: float | None = Field(
         None, description="POST /payment per client and second ('100/s', '6000/min'); unset = off."

@@ -45,6 +45,10 @@ def _config(app: object, settings: Settings, port: int) -> uvicorn.Config:
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=5,
+        # Past this many open connections uvicorn answers 503 instead of queueing without bound.
+        limit_concurrency=settings.max_connections,
+        backlog=settings.max_connections,
+        timeout_keep_alive=5,
     )
 
 
