@@ -223,7 +223,11 @@ class Engine(SimulationMixin):
         )
 
     def reset(self) -> Stats:
-        """Delete every transaction, audit entry and run in one transaction; return the stats."""
+        """Delete every transaction, audit entry and run in one transaction; return the stats.
+
+        Background simulation runs are cancelled first (each stops after its current chunk), so
+        none keeps writing rows for a run record the reset deleted."""
+        self._stop_simulations()
         with self.store.write_lock:
             self.store.reset()
             self._live.reset_state()

@@ -97,3 +97,15 @@ def test_unknown_or_malformed_run_is_404(sim_client, run_id: str) -> None:
     response = client.get(f"/simulations/{run_id}")
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "not_found"
+
+
+def test_reset_cancels_a_running_simulation_first(sim_client) -> None:
+    client, engine = sim_client
+    run_id = engine.start_simulation({**RUN, "rows": 10_000, "chunk_rows": 1_000})
+    engine.reset()
+    time.sleep(0.3)  # a run that kept going would have appended another chunk by now
+    assert engine.list_runs() == []
+    assert engine.stats().total == 0
+    assert engine.store.query("SELECT count(*) FROM transactions") == [(0,)]
+    with pytest.raises(Exception, match="not found|No run|Unknown"):
+        engine.get_run(run_id)
