@@ -90,10 +90,11 @@ def pct(value: float | None) -> str:
 
 
 def ms(value: float | None) -> str:
-    """Milliseconds (two decimals below 100, one above); None → an en dash."""
+    """Milliseconds to three significant digits (fits a KPI tile); None → an en dash."""
     if value is None:
         return "–"
-    return f"{value:,.2f} ms" if value < 100 else f"{value:,.1f} ms"
+    decimals = 2 if value < 10 else 1 if value < 100 else 0
+    return f"{value:,.{decimals}f} ms"
 
 
 def status_heading(status: str, suffix: str = "") -> str:
