@@ -13,13 +13,16 @@ import asyncio
 import contextlib
 import gc
 import logging
+import logging.handlers
 import signal
+import threading
 from collections.abc import Iterator
 
 import uvicorn
 import uvloop
 
 from api.app import create_app
+from api.middleware import access_log
 from engine.config import PROJECT_ROOT, Settings
 from engine.service import Engine
 from workbench.runtime import close_shared_engine, install_shared_engine
@@ -79,12 +82,16 @@ def run(settings: Settings, with_dashboard: bool = True) -> int:
     engine = Engine(settings)
     install_shared_engine(engine)
     _tune_garbage_collector()
+    flusher = threading.Event()
     try:
         servers = [_QuietServer(_config(create_app(engine), settings, settings.api_port))]
         urls = [f"API:       http://{settings.host}:{settings.api_port}  (docs at /docs)"]
         if with_dashboard:
             servers.append(_QuietServer(_config(_dashboard_app(), settings, settings.ui_port)))
             urls.insert(0, f"Dashboard: http://{settings.host}:{settings.ui_port}")
+        # After the uvicorn configs: each applies a logging dictConfig, which closes existing
+        # handlers (a closed MemoryHandler drops its target and would swallow every line).
+        flusher = _buffer_access_log()
         uvicorn_loop = uvloop.new_event_loop()  # Config(loop=...) only applies to uvicorn.run
         try:
             uvicorn_loop.run_until_complete(_serve(servers, urls))
@@ -93,8 +100,29 @@ def run(settings: Settings, with_dashboard: bool = True) -> int:
         failed = [s for s in servers if not s.started]
         return 1 if failed else 0
     finally:
+        flusher.set()
         close_shared_engine()
         print("Stopped; database closed.", flush=True)
+
+
+def _buffer_access_log(interval_s: float = 0.5) -> threading.Event:
+    """Write the one-line-per-request access log in batches: formatting and writing each line as
+    it happened cost ~15% of the HTTP path's time. Lines reach stderr within ``interval_s`` (at
+    once for errors); set the returned event to flush and stop."""
+    stderr = logging.StreamHandler()
+    stderr.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    buffered = logging.handlers.MemoryHandler(10_000, flushLevel=logging.ERROR, target=stderr)
+    access_log.addHandler(buffered)
+    access_log.propagate = False
+    stop = threading.Event()
+
+    def flush() -> None:
+        while not stop.wait(interval_s):
+            buffered.flush()
+        buffered.flush()
+
+    threading.Thread(target=flush, name="ptsim-access-log", daemon=True).start()
+    return stop
 
 
 def _tune_garbage_collector() -> None:

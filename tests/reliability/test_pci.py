@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import struct
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,10 @@ def test_no_full_card_number_anywhere_on_disk_or_in_logs(live_server: Any, tmp_p
     server = live_server(db)
     texts = _drive(server.url)
     assert httpx.post(f"{server.url}/admin/backup", headers=AUTH, timeout=30).status_code == 200
+    for _ in range(100):  # the access log is written in batches every 0.5 s: let one land
+        if "/admin/backup" in server.log_path.read_text(errors="replace"):
+            break
+        time.sleep(0.05)
     server.kill()  # SIGKILL: the WAL is left behind, as after a crash
     files, found = _scan(db.parent, texts)
     names = {p.name for p in files}
