@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from engine.errors import NotFoundError
 from engine.service import Engine
 
 RUN = {"rows": 5000, "seed": 11, "days": 2, "fraud_rate": 0.05}
@@ -100,12 +101,12 @@ def test_unknown_or_malformed_run_is_404(sim_client, run_id: str) -> None:
 
 
 def test_reset_cancels_a_running_simulation_first(sim_client) -> None:
-    client, engine = sim_client
+    _, engine = sim_client
     run_id = engine.start_simulation({**RUN, "rows": 10_000, "chunk_rows": 1_000})
     engine.reset()
     time.sleep(0.3)  # a run that kept going would have appended another chunk by now
     assert engine.list_runs() == []
     assert engine.stats().total == 0
     assert engine.store.query("SELECT count(*) FROM transactions") == [(0,)]
-    with pytest.raises(Exception, match="not found|No run|Unknown"):
+    with pytest.raises(NotFoundError):
         engine.get_run(run_id)
