@@ -162,7 +162,7 @@ def _random_dictionaries(n_cards: int, n_merchants: int):
     rng = np.random.default_rng(2)
     n_devices = int(n_cards * 0.8) + max(n_cards // 200, 8)
     return SimpleNamespace(
-        card_hash=hex_strings(rng.integers(0, 256, (n_cards, 16), dtype=np.uint8)),
+        card_digest=rng.integers(0, 256, (n_cards, 16), dtype=np.uint8),
         card_bin=rng.integers(0, 7, n_cards).astype(np.int8),
         card_last4=rng.integers(0, 10_000, n_cards).astype(np.int16),
         merchant_names=pa.array([f"Merchant {m:05d}" for m in range(n_merchants)]),

@@ -127,8 +127,8 @@ class LiveWriter:
             "SELECT card_hash, device_id, currency, epoch_ms(created_at) FROM transactions "
             "WHERE run_id IS NULL ORDER BY id"
         )
-        for card_hash, device_id, currency, t_ms in rows:
-            self.features.observe(card_hash, device_id, currency, t_ms)
+        for card_hash, device_id, currency, t_ms in rows:  # UUID column -> the live hex key
+            self.features.observe(card_hash.hex, device_id, currency, t_ms)
 
     # -- writer thread -------------------------------------------------------------------------
 
@@ -282,7 +282,7 @@ def _transaction_rows(
         {
             "id": pa.array([i.bytes for i in ids], pa.binary(16)),
             "created_at": pa.array([now] * n, pa.timestamp("us")),
-            "card_hash": [p.card.card_hash for p in batch],
+            "card_hash": pa.array([bytes.fromhex(p.card.card_hash) for p in batch], pa.binary(16)),
             "card_bin": [p.card.bin for p in batch],
             "card_last4": [p.card.last4 for p in batch],
             "card_length": pa.array([p.card.length for p in batch], pa.int8()),

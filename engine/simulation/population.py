@@ -130,6 +130,7 @@ class Population:
     """Every profile a run draws from (column-wise, indexed by code)."""
 
     card_hash: pa.Array  # string per card: HMAC fingerprint, as the live path computes it
+    card_digest: np.ndarray  # (n_cards, 16) uint8: the same fingerprint's bytes, as stored
     card_bin: np.ndarray  # int8 index into TEST_BINS
     card_last4: np.ndarray  # int16, 0..9999
     card_home: np.ndarray  # int8 index into CURRENCIES
@@ -189,9 +190,10 @@ def build_population(params: SimulationParams, card_key: bytes) -> Population:
     bin_code, digits = _card_digits(params.seed, n_cards)
     numbers = (digits + 48).astype(np.uint8).view(f"S{CARD_LENGTH}").ravel().tolist()
     digest = b"".join([hmac.digest(card_key, number, "sha256")[:16] for number in numbers])
-    card_hash = hex_strings(np.frombuffer(digest, dtype=np.uint8).reshape(n_cards, 16))
+    card_digest = np.frombuffer(digest, dtype=np.uint8).reshape(n_cards, 16)
+    card_hash = hex_strings(card_digest)
     last4 = (digits[:, 12:] * np.array([1000, 100, 10, 1])).sum(axis=1).astype(np.int16)
-    del digits, numbers, digest
+    del digits, numbers
 
     rng = stream_rng(params.seed, 0, 1)
     home = rng.choice(len(CURRENCIES), n_cards, p=HOME_CURRENCY_SHARE).astype(np.int8)
@@ -215,6 +217,7 @@ def build_population(params: SimulationParams, card_key: bytes) -> Population:
         online[:] = True
     return Population(
         card_hash=card_hash,
+        card_digest=card_digest,
         card_bin=bin_code,
         card_last4=last4,
         card_home=home,

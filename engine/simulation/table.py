@@ -38,6 +38,12 @@ def _coded(codes: np.ndarray, dictionary: pa.Array, missing: np.ndarray | None =
     return pa.DictionaryArray.from_arrays(indices, dictionary)
 
 
+def _fixed_bytes(rows: np.ndarray) -> pa.Array:
+    """A (n, 16) uint8 array as Arrow binary values (cast to UUID by the store)."""
+    data = np.ascontiguousarray(rows)
+    return pa.Array.from_buffers(pa.binary(16), len(data), [None, pa.py_buffer(data)])
+
+
 def transactions_table(
     rows: Rows,
     pop: Population,
@@ -56,7 +62,7 @@ def transactions_table(
         {
             "run_id": np.full(n, run_id, dtype=np.int32),
             "created_at": pa.array(rows.t_ms, pa.timestamp("ms")),
-            "card_hash": _coded(card, pop.card_hash),
+            "card_hash": _fixed_bytes(pop.card_digest[card]),
             "card_bin": _coded(pop.card_bin[card], _BINS),
             "card_last4": _coded(pop.card_last4[card], _LAST4),
             "card_length": np.full(n, CARD_LENGTH, dtype=np.int8),

@@ -54,7 +54,7 @@ def test_no_full_card_number_in_db_files_logs_or_responses(
         "SELECT table_name, column_name FROM information_schema.columns "
         "WHERE data_type = 'VARCHAR' AND table_schema = 'main'"
     )
-    assert ("transactions", "card_hash") in columns and ("audit_log", "payload") in columns
+    assert ("transactions", "merchant") in columns and ("audit_log", "payload") in columns
     for card in TEST_CARDS:
         digest = hashlib.sha256(card.encode()).hexdigest()
         for table, column in columns:

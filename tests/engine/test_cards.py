@@ -68,7 +68,9 @@ def test_engine_creates_its_key_beside_the_database_and_reuses_it(tmp_path) -> N
         eng.authorize(body)
         hashes = {h for (h,) in eng.store.query("SELECT card_hash FROM transactions")}
     assert hashes == {first}
-    assert first != hashlib.sha256(CARD.encode()).hexdigest()[: 2 * FINGERPRINT_BYTES]
+    key = bytes.fromhex(key_file.read_text().strip())
+    assert first.hex == fingerprint(CARD, key).card_hash  # stored as a UUID, same HMAC bits
+    assert first.hex != hashlib.sha256(CARD.encode()).hexdigest()[: 2 * FINGERPRINT_BYTES]
 
 
 @pytest.mark.parametrize("card", ["4111111111111111", "5555555555554444"])

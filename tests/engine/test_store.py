@@ -89,7 +89,8 @@ def test_a_v1_file_is_migrated_and_its_rollups_backfilled(db_path) -> None:
             "card_length, amount, currency, merchant, channel, device_id, status, reason_code, "
             "risk_flag, score, spending_velocity, device_trust_score, ip_risk_score, "
             "velocity_count, device_seen_count, device_other_cards, draw, policy_version, "
-            "latency_ms) VALUES (?, now()::TIMESTAMP, 'abc', '411111', '1111', 16, ?, 'GBP', "
+            "latency_ms) VALUES (?, now()::TIMESTAMP, '0123456789abcdef0123456789abcdef', "
+            "'411111', '1111', 16, ?, 'GBP', "
             "'M', 'pos', NULL, ?, ?, false, 0.1, 0, 0.1, 0.3, 0, 0, 0, 0.5, 1, ?)",
             [
                 tid,
