@@ -3,8 +3,14 @@ a module named ``conftest`` would be ambiguous, as several folders have one)."""
 
 from __future__ import annotations
 
+import json
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+README = Path(__file__).resolve().parent.parent / "README.md"
 ADMIN_TOKEN = "test-admin-token"
 SEED = 7
 
@@ -19,14 +25,48 @@ TEST_CARDS: list[str] = [
     "4242424242424242",
 ]
 
-README_PAYMENT: dict[str, Any] = {
-    "card_number": "4000001234567890",
-    "amount": 150.75,
-    "currency": "GBP",
-    "merchant": "Amazon",
-    "channel": "ecommerce",
-    "device_id": "ios-demo-device",
-}
+
+@dataclass(frozen=True)
+class CurlExample:
+    """One ``curl`` command of the README's API reference, parsed."""
+
+    method: str
+    path: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] | None = None
+
+
+def readme_curl_examples() -> list[CurlExample]:
+    """Every ``curl`` command in the README's bash blocks, in document order."""
+    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    examples = []
+    for block in blocks:
+        start = block.find("curl ")
+        if start < 0:
+            continue
+        # Each curl block holds one command; its JSON body may span lines inside the quotes.
+        words = shlex.split(block[start:].replace("\\\n", " "), posix=True)
+        method, headers, body, url = "GET", {}, None, ""
+        it = iter(words[1:])
+        for word in it:
+            if word == "-X":
+                method = next(it)
+            elif word == "-H":
+                name, _, value = next(it).partition(":")
+                headers[name.strip()] = value.strip()
+            elif word == "-d":
+                body = json.loads(next(it))
+            elif word.startswith("http"):
+                url = word
+        path = re.sub(r"^https?://[^/]+", "", url)
+        examples.append(CurlExample(method, path, headers, body))
+    return examples
+
+
+# The README's example request, read from the README itself so the document and the tests agree.
+README_PAYMENT: dict[str, Any] = next(
+    e.body for e in readme_curl_examples() if e.path == "/payment" and e.body
+)
 
 
 def payment_body(card: str = TEST_CARDS[1], amount: float | str = 42.50, **extra: Any) -> dict:
