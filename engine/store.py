@@ -118,8 +118,6 @@ class Store:
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._cursors_lock = threading.Lock()
         self.write_lock = threading.RLock()
-        # Latencies of committed rows not yet written back (set by the live writer); merged into
-        # rollup_snapshot so the percentiles count every committed payment.
         self._closed = False
         self.generation = 0  # committed writes so far: a cheap "has the data changed?" token
         if memory_limit:  # validated by Settings; without a cap DuckDB caches up to 80% of RAM
@@ -222,15 +220,18 @@ class Store:
                 cur.execute("INSERT INTO schema_version VALUES (?)", [version])
 
     def _backfill_rollups(self, cur: duckdb.DuckDBPyConnection) -> None:
-        """Build the v2 running totals and histograms from rows already in the file."""
-        sources = cur.execute("SELECT DISTINCT coalesce(run_id, 0) FROM transactions").fetchall()
+        """Build the v2 running totals and histograms of simulation runs already in the file
+        (live totals are rebuilt from the rows at every start-up, so none are stored)."""
+        sources = cur.execute(
+            "SELECT DISTINCT run_id FROM transactions WHERE run_id IS NOT NULL"
+        ).fetchall()
         for (source,) in sources:
             approved, cents, latency = (
                 cur.execute(
                     "SELECT status = 'Approved', CAST(amount * 100 AS BIGINT), "
                     # unknown latency (killed before its write-back): NaN, skipped by the histogram
                     "coalesce(latency_ms, 'NaN'::DOUBLE) FROM transactions "
-                    "WHERE coalesce(run_id, 0) = ?",
+                    "WHERE run_id = ?",
                     [source],
                 )
                 .fetchnumpy()
