@@ -21,10 +21,15 @@ FINGERPRINT_BYTES = 16  # 128 bits of the HMAC: collision-free at any realistic 
 class CardFingerprint:
     """What the store keeps of a card number."""
 
-    card_hash: str
+    digest: bytes  # the first FINGERPRINT_BYTES of the HMAC, as stored (UUID column)
     bin: str
     last4: str
     length: int
+
+    @property
+    def card_hash(self) -> str:
+        """The fingerprint as hex: the key of the card's history in memory."""
+        return self.digest.hex()
 
     @property
     def masked(self) -> str:
@@ -41,7 +46,7 @@ def fingerprint(card_number: str, key: bytes) -> CardFingerprint:
     """Reduce a validated card number to its keyed hash, BIN, last 4 and length."""
     digest = hmac.new(key, card_number.encode("ascii"), hashlib.sha256).digest()
     return CardFingerprint(
-        card_hash=digest[:FINGERPRINT_BYTES].hex(),
+        digest=digest[:FINGERPRINT_BYTES],
         bin=card_number[:6],
         last4=card_number[-4:],
         length=len(card_number),

@@ -2,17 +2,17 @@
 
 Requests queue up while the previous group commits; the writer takes everything queued (up to
 ``max_batch``), computes features in arrival order, decides the group with the one vectorized
-decision function, writes rows, audit entries and running totals in one DuckDB transaction, and
-only then answers each request. One commit per group instead of per payment is what makes
-thousands of durable payments per second possible.
+decision function, appends its rows in one DuckDB commit (one autocommitted INSERT unless
+idempotency keys or latency write-backs join it), updates the in-memory live totals
+(:class:`~engine.live_totals.LiveTotals`) and only then answers each request. One commit per group
+instead of per payment is what makes thousands of durable payments per second possible. A
+payment's audit entry is read from its row, which this commit writes.
 
 ``latency_ms`` is measured from the request reaching the engine (``submit``) to its group's
-commit returning. It is only known after the commit, so it is written back to the row (and the
-latency histogram) later: inside a group's transaction once ``LATENCY_FLUSH_ROWS`` latencies are
-pending, or on its own when no request has arrived for ``LATENCY_IDLE_FLUSH_S``. Until then
-lookups answer it from memory (:meth:`LiveWriter.pending_latency`). Writing back every group
-cost two more statements (an UPDATE join and a histogram upsert, ~3.5 ms) per commit, which is
-what capped throughput.
+commit returning. It is only known after the commit, so it is written back to the row later:
+inside a group's transaction once ``LATENCY_FLUSH_ROWS`` latencies are pending, or on its own when
+no request has arrived for ``LATENCY_IDLE_FLUSH_S``. Until then lookups answer it from memory
+(:meth:`LiveWriter.pending_latency`); the live totals count it at once.
 """
 
 from __future__ import annotations
@@ -282,7 +282,7 @@ def _transaction_rows(
         {
             "id": pa.array([i.bytes for i in ids], pa.binary(16)),
             "created_at": pa.array([now] * n, pa.timestamp("us")),
-            "card_hash": pa.array([bytes.fromhex(p.card.card_hash) for p in batch], pa.binary(16)),
+            "card_hash": pa.array([p.card.digest for p in batch], pa.binary(16)),
             "card_bin": [p.card.bin for p in batch],
             "card_last4": [p.card.last4 for p in batch],
             "card_length": pa.array([p.card.length for p in batch], pa.int8()),
