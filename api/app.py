@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.middleware import RateLimitMiddleware, RequestContextMiddleware
+from api.payment_fast_path import PaymentFastPath
 from api.routes import admin, backtest, health, payments, simulations, stats, transactions
 from engine.config import get_settings
 from engine.service import Engine
@@ -46,6 +47,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         app.state.engine = engine
     install_error_handlers(app)
     settings = engine.settings if engine is not None else get_settings()
+    app.add_middleware(PaymentFastPath)  # innermost: after request ids, body limit, rate limit
     if settings.rate_limit:
         app.add_middleware(RateLimitMiddleware, per_second=settings.rate_limit)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -17,6 +17,8 @@ no request has arrived for ``LATENCY_IDLE_FLUSH_S``. Until then lookups answer i
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -24,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -56,7 +58,9 @@ class PendingPayment:
     card: CardFingerprint
     received_ns: int
     idempotency: tuple[str, str] | None = None  # (Idempotency-Key, request hash)
-    future: Future[PaymentResult] = field(default_factory=Future)
+    # Set by the submit method: a thread future, or an asyncio future with its ``loop``.
+    future: Future[PaymentResult] | asyncio.Future[PaymentResult] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
 
 
 class LiveWriter:
@@ -86,13 +90,26 @@ class LiveWriter:
 
     def submit(self, pending: PendingPayment) -> Future[PaymentResult]:
         """Queue a payment; the future resolves once it is committed (or fails)."""
-        if not self._thread.is_alive():
-            pending.future.set_exception(
-                StoreError("The payment writer has stopped (the engine is closing); retry later.")
-            )
-        else:
-            self._queue.put(pending)
+        pending.future = Future()
+        self._enqueue(pending)
+        return pending.future  # type: ignore[return-value]
+
+    def submit_async(self, pending: PendingPayment) -> asyncio.Future[PaymentResult]:
+        """Queue a payment from a running event loop; await the returned future.
+
+        The writer settles all of a group's futures on their loop with one thread-safe call
+        (per-payment ``wrap_future`` wake-ups cost the loop a system call each)."""
+        pending.loop = asyncio.get_running_loop()
+        pending.future = pending.loop.create_future()
+        self._enqueue(pending)
         return pending.future
+
+    def _enqueue(self, pending: PendingPayment) -> None:
+        if self._thread.is_alive():
+            self._queue.put(pending)
+            return
+        error = StoreError("The payment writer has stopped (the engine is closing); retry later.")
+        pending.future.set_exception(error)
 
     def stop(self) -> None:
         """Finish queued payments, write back the last latencies, stop the thread."""
@@ -188,12 +205,9 @@ class LiveWriter:
                 self._load_history()
             except Exception:
                 log.exception("could not reload live history")
-            for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(exc)
+            _settle(batch, [exc] * len(batch))
             return
-        for pending, result in zip(batch, results, strict=True):
-            pending.future.set_result(result)
+        _settle(batch, results)
 
     def _decide_and_commit(self, batch: list[PendingPayment]) -> list[PaymentResult]:
         policy = self._active_policy()
@@ -265,6 +279,32 @@ class LiveWriter:
             )
             for i in range(n)
         ]
+
+
+def _settle(batch: list[PendingPayment], outcomes: list[PaymentResult | BaseException]) -> None:
+    """Resolve each payment's future with its result or error: thread futures directly, asyncio
+    futures with one ``call_soon_threadsafe`` per event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, object]]] = {}
+    for pending, outcome in zip(batch, outcomes, strict=True):
+        if pending.loop is not None:
+            by_loop.setdefault(pending.loop, []).append((pending.future, outcome))
+        elif isinstance(outcome, BaseException):
+            pending.future.set_exception(outcome)
+        else:
+            pending.future.set_result(outcome)
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_settle_on_loop, settled)
+
+
+def _settle_on_loop(settled: list[tuple[asyncio.Future, object]]) -> None:
+    for future, outcome in settled:
+        if future.done():  # the client went away and the request was cancelled
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 def _transaction_rows(

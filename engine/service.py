@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -99,6 +100,12 @@ class Engine(SimulationMixin):
         received_ns = time.perf_counter_ns()
         card = fingerprint(request.card_number, self._card_key)
         return self._live.submit(PendingPayment(request, card, received_ns))
+
+    def submit_async(self, request: PaymentRequest) -> asyncio.Future[PaymentResult]:
+        """:meth:`submit` for callers on a running asyncio event loop: await the result."""
+        received_ns = time.perf_counter_ns()
+        card = fingerprint(request.card_number, self._card_key)
+        return self._live.submit_async(PendingPayment(request, card, received_ns))
 
     def submit_idempotent(
         self, request: PaymentRequest, key: str
