@@ -184,3 +184,63 @@ def test_audit_records_the_amount_as_stored(engine, amount, canonical) -> None:
     stored = engine.get_transaction(result.transaction_id)
     assert f"{stored.amount:.2f}" == canonical
     assert engine.get_audit(result.transaction_id)[0].request["amount"] == canonical
+
+
+def test_a_group_lingers_for_as_many_payments_as_the_last_one_held(engine, monkeypatch) -> None:
+    """Clients answered by one commit send their next payments together: the writer waits for
+    them (up to GROUP_LINGER_S) instead of committing the first alone, and stops waiting as soon
+    as the group is as large as the last one."""
+    import engine.live as live
+
+    writer = engine._live
+    writer.stop()  # drive _gather by hand on the stopped writer's queue
+    monkeypatch.setattr(live, "GROUP_LINGER_S", 30.0)
+    writer._last_batch_size = 4
+    pending = [f"payment-{i}" for i in range(5)]
+
+    def arrive_late() -> None:
+        time.sleep(0.05)
+        for item in pending[1:4]:
+            writer._queue.put(item)
+        gathered.wait(timeout=30)
+        writer._queue.put(pending[4])  # after the group closed: belongs to the next one
+
+    gathered = threading.Event()
+    late = threading.Thread(target=arrive_late)
+    late.start()
+    batch, stop = writer._gather(pending[0])
+    gathered.set()
+    late.join()
+    assert (batch, stop) == (pending[:4], False)
+    assert writer._queue.get(timeout=5) == pending[4]
+
+
+def test_a_single_client_never_waits_for_a_group(engine, monkeypatch) -> None:
+    import engine.live as live
+
+    writer = engine._live
+    writer.stop()
+    monkeypatch.setattr(live, "GROUP_LINGER_S", 30.0)
+    writer._last_batch_size = 1
+    later = threading.Timer(0.2, writer._queue.put, args=("next",))
+    later.start()
+    assert writer._gather("only") == (["only"], False)  # did not wait for "next"
+    later.join()
+    assert writer._queue.get(timeout=5) == "next"
+
+
+def test_submit_async_settles_on_the_loop_and_survives_a_cancelled_waiter(engine) -> None:
+    import asyncio
+
+    async def scenario() -> list:
+        abandoned = engine.submit_async(_request(0, "10.00"))
+        abandoned.cancel()  # the client went away: the payment still commits
+        results = await asyncio.gather(
+            *(engine.submit_async(_request(i, "20.00")) for i in range(40))
+        )
+        return results
+
+    results = asyncio.run(scenario())
+    assert len({r.transaction_id for r in results}) == 40
+    assert {r.status for r in results} <= {"Approved", "Declined"}
+    assert engine.stats().total == 41  # committed no later than the group answered after it
