@@ -41,7 +41,7 @@ class IdAllocator:
         return uuid.UUID(int=((ms << 16 | _VERSION_BITS) << 64) | _VARIANT | seq)
 
     def next_block(self, count: int) -> pa.Array:
-        """``count`` consecutive new ids as an Arrow ``binary(16)`` array (cast to UUID in SQL)."""
+        """``count`` consecutive new ids as an Arrow ``binary(16)`` array (stored as UUIDs)."""
         ms, first = self._reserve(count)
         words = np.empty((count, 2), dtype=">u8")
         words[:, 0] = (ms << 16) | _VERSION_BITS

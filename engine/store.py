@@ -243,17 +243,21 @@ class Store:
 
     @staticmethod
     def append_transactions(cur: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
-        """Append rows (an Arrow table named like the columns; ``id`` as binary(16)).
+        """Append rows (an Arrow table named like the columns; ``id`` and ``card_hash`` as
+        ``binary(16)``, read as UUIDs through Arrow's UUID type: half the cost of a SQL cast).
 
         The SQL reads ``_new_rows`` through DuckDB's replacement scan of this frame's locals:
         on the live path (one call per group commit) that is cheaper than register/unregister,
         two more round trips into DuckDB per call."""
+        for name in _UUID_COLUMNS:
+            column = rows.column(name)
+            uuids = [pa.ExtensionArray.from_storage(pa.uuid(), part) for part in column.chunks]
+            rows = rows.set_column(
+                rows.schema.get_field_index(name), name, pa.chunked_array(uuids, pa.uuid())
+            )
         _new_rows = rows  # read by name from the SQL below
         columns = ", ".join(rows.column_names)
-        select = ", ".join(
-            f"{name}::UUID" if name in _UUID_COLUMNS else name for name in rows.column_names
-        )
-        cur.execute(f"INSERT INTO transactions ({columns}) SELECT {select} FROM _new_rows")
+        cur.execute(f"INSERT INTO transactions ({columns}) SELECT {columns} FROM _new_rows")
 
     def append_transactions_committed(self, rows: pa.Table) -> None:
         """Append rows as one autocommitted statement (caller holds the write lock)."""

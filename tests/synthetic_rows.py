@@ -62,7 +62,7 @@ def insert_rows(
             "id": pa.array([bytes(r) for r in raw], pa.binary(16)),
             "run_id": pa.array([run_id] * n, pa.int32()),
             "created_at": pa.array(created, pa.timestamp("us")),
-            "card_hash": pa.array(["0" * 32] * n),
+            "card_hash": pa.array([bytes(16)] * n, pa.binary(16)),
             "card_bin": pa.array(["411111"] * n),
             "card_last4": pa.array(["1111"] * n),
             "card_length": pa.array([16] * n, pa.int8()),

@@ -165,6 +165,8 @@ class SimulationMixin:
 
 def _hash_column(digest: hashlib._Hash, column: pa.Array) -> None:
     """Feed a column's values (and nulls) in a form independent of batch boundaries."""
+    if pa.types.is_dictionary(column.type):  # ENUM columns: hash the labels, as for strings
+        column = column.dictionary_decode()
     valid = column.is_valid().to_numpy(zero_copy_only=False)
     digest.update(valid.astype(np.uint8).tobytes())
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):

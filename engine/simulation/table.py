@@ -39,7 +39,7 @@ def _coded(codes: np.ndarray, dictionary: pa.Array, missing: np.ndarray | None =
 
 
 def _fixed_bytes(rows: np.ndarray) -> pa.Array:
-    """A (n, 16) uint8 array as Arrow binary values (cast to UUID by the store)."""
+    """A (n, 16) uint8 array as Arrow binary values (stored as UUIDs by the store)."""
     data = np.ascontiguousarray(rows)
     return pa.Array.from_buffers(pa.binary(16), len(data), [None, pa.py_buffer(data)])
 

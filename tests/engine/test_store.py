@@ -124,6 +124,33 @@ def test_a_v1_file_is_migrated_and_its_rollups_backfilled(db_path) -> None:
         assert [v for (v,) in versions] == list(range(1, SCHEMA_VERSION + 1))
 
 
+def test_enum_columns_hold_exactly_the_codes_vocabularies(engine) -> None:
+    """v6 froze the labels; a new reason, channel, scenario or currency needs a migration."""
+    from engine.currencies import ISO_4217
+    from engine.decision import REASON_NAMES
+    from engine.features import CHANNELS
+    from engine.schema import ENUM_TYPES
+    from engine.simulation.params import SCENARIOS
+
+    expected = {
+        "status": {"Approved", "Declined"},
+        "reason_code": {str(name) for name in REASON_NAMES},
+        "channel": set(CHANNELS),
+        "currency": set(ISO_4217),
+        "fraud_scenario": set(SCENARIOS),
+    }
+    for column, type_name in ENUM_TYPES.items():
+        (labels,) = engine.store.query(f"SELECT enum_range(NULL::{type_name})")[0]
+        assert labels == sorted(labels), f"{type_name} must sort like strings"
+        assert set(labels) == expected[column], column
+        (declared,) = engine.store.query(
+            "SELECT data_type FROM information_schema.columns "
+            "WHERE table_name = 'transactions' AND column_name = ?",
+            [column],
+        )[0]
+        assert declared.startswith("ENUM("), declared
+
+
 def test_a_locked_file_names_the_holder_and_what_to_do(db_path) -> None:
     holder = subprocess.Popen(
         [
