@@ -129,8 +129,7 @@ def _tickets(weights: np.ndarray, per_item: float, cap: int = 1_000_000) -> np.n
 class Population:
     """Every profile a run draws from (column-wise, indexed by code)."""
 
-    card_hash: pa.Array  # string per card: HMAC fingerprint, as the live path computes it
-    card_digest: np.ndarray  # (n_cards, 16) uint8: the same fingerprint's bytes, as stored
+    card_digest: np.ndarray  # (n_cards, 16) uint8: HMAC fingerprint, as the live path stores it
     card_bin: np.ndarray  # int8 index into TEST_BINS
     card_last4: np.ndarray  # int16, 0..9999
     card_home: np.ndarray  # int8 index into CURRENCIES
@@ -191,7 +190,6 @@ def build_population(params: SimulationParams, card_key: bytes) -> Population:
     numbers = (digits + 48).astype(np.uint8).view(f"S{CARD_LENGTH}").ravel().tolist()
     digest = b"".join([hmac.digest(card_key, number, "sha256")[:16] for number in numbers])
     card_digest = np.frombuffer(digest, dtype=np.uint8).reshape(n_cards, 16)
-    card_hash = hex_strings(card_digest)
     last4 = (digits[:, 12:] * np.array([1000, 100, 10, 1])).sum(axis=1).astype(np.int16)
     del digits, numbers
 
@@ -216,7 +214,6 @@ def build_population(params: SimulationParams, card_key: bytes) -> Population:
     if not online.any():
         online[:] = True
     return Population(
-        card_hash=card_hash,
         card_digest=card_digest,
         card_bin=bin_code,
         card_last4=last4,

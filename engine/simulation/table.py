@@ -35,7 +35,7 @@ def decimal_from_cents(cents: np.ndarray) -> pa.Array:
 
 def _coded(codes: np.ndarray, dictionary: pa.Array, missing: np.ndarray | None = None) -> pa.Array:
     indices = pa.array(codes.astype(np.int32, copy=False), pa.int32(), mask=missing)
-    return pa.DictionaryArray.from_arrays(indices, dictionary)
+    return pa.DictionaryArray.from_arrays(indices, dictionary, safe=False)  # codes are in range
 
 
 def _fixed_bytes(rows: np.ndarray) -> pa.Array:
