@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_bulk.py                 # 1M and 10M rows
     .venv/bin/python benchmarks/bench_bulk.py --sizes 1M,10M,50M
+    .venv/bin/python benchmarks/bench_bulk.py --sizes 10M --repeat 5   # medians, interleaved
 
 Each measurement runs in a fresh subprocess (so ``ru_maxrss`` is that run's peak) on a fresh
 database file:
@@ -193,6 +194,26 @@ def _spawn(mode: str, rows: int, args: argparse.Namespace, workdir: Path, lookup
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _print_row(rows: int, mode: str, r: dict, ratio: str) -> None:
+    print(f"{rows:>12,} {mode:>6} {r['seconds']:>8.2f} {rows / r['seconds']:>11,.0f} "
+          f"{r['cpu_seconds']:>7.2f} {r['peak_rss_mib']:>12,.0f} {r['db_mib']:>8,.0f} "
+          f"{ratio:>10}")  # fmt: skip
+
+
+def _print_medians(rows: int, runs: dict[str, list[dict]]) -> None:
+    for mode, done in runs.items():
+        if not done:
+            continue
+        rates = sorted(rows / r["seconds"] for r in done)
+        print(f"{rows:>12,} {mode:>6} median {statistics.median(rates):>11,.0f} rows/s over "
+              f"{len(rates)} runs (min {rates[0]:,.0f}, max {rates[-1]:,.0f}); peak RSS max "
+              f"{max(r['peak_rss_mib'] for r in done):,.0f} MiB")  # fmt: skip
+    if runs["floor"]:
+        pairs = zip(runs["full"], runs["floor"], strict=True)
+        ratios = [floor["seconds"] / full["seconds"] for full, floor in pairs]
+        print(f"{'':>12} full/floor median {statistics.median(ratios):.0%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1M,10M", help="comma-separated, e.g. 1M,10M,50M")
@@ -202,6 +223,12 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="512MB", help="DuckDB memory_limit (as the CLI)")
     parser.add_argument("--workdir", help="where the temporary databases go (default: a tmp dir)")
     parser.add_argument("--no-floor", action="store_true", help="skip the raw floor runs")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of (full, floor) per size, interleaved; medians printed when > 1",
+    )
     parser.add_argument("--worker", choices=["full", "floor"], help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
@@ -224,17 +251,20 @@ def main() -> None:
     print("-" * len(header))
     lookups = None
     for rows in sizes:
-        full = _spawn("full", rows, args, workdir, lookups=rows == max(sizes))
-        floor = None if args.no_floor else _spawn("floor", rows, args, workdir, lookups=False)
-        for mode, r in (("full", full), ("floor", floor)):
-            if r is None:
-                continue
-            ratio = f"{floor['seconds'] / full['seconds']:.0%}" if floor and mode == "full" else ""
-            print(f"{rows:>12,} {mode:>6} {r['seconds']:>8.2f} {rows / r['seconds']:>11,.0f} "
-                  f"{r['cpu_seconds']:>7.2f} {r['peak_rss_mib']:>12,.0f} {r['db_mib']:>8,.0f} "
-                  f"{ratio:>10}")  # fmt: skip
-        print(f"{'':>12} stages (s, overlapping): {json.dumps(full['timings'])}")
-        lookups = full.get("lookups", lookups)
+        runs: dict[str, list[dict]] = {"full": [], "floor": []}
+        for round_ in range(args.repeat):  # interleaved: both modes see the same machine state
+            full = _spawn("full", rows, args, workdir, lookups=rows == max(sizes) and not round_)
+            floor = None if args.no_floor else _spawn("floor", rows, args, workdir, lookups=False)
+            for mode, r in (("full", full), ("floor", floor)):
+                if r is None:
+                    continue
+                runs[mode].append(r)
+                ratio = f"{floor['seconds'] / full['seconds']:.0%}" if floor and r is full else ""
+                _print_row(rows, mode, r, ratio)
+            print(f"{'':>12} stages (s, overlapping): {json.dumps(full['timings'])}")
+            lookups = full.get("lookups", lookups)
+        if args.repeat > 1:
+            _print_medians(rows, runs)
     if lookups:
         print(f"\nlookups by id at {max(sizes):,} rows (200 random rows, ms):")
         for name, t in lookups.items():

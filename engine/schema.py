@@ -115,12 +115,16 @@ V5_CARD_HASH_UUID = """
 ALTER TABLE transactions ALTER card_hash SET DATA TYPE UUID USING CAST(card_hash AS UUID);
 """
 
-# v6: the closed vocabularies as ENUMs (one byte per row instead of a string): status, reason
-# code, channel, currency and fraud scenario. Appending 10M simulated rows costs ~8% less DuckDB
-# time. Labels are in alphabetical order, so ORDER BY, min and max sort as they did for strings.
-# They are frozen here; tests/engine/test_store.py checks them against the code, so a new reason
-# or currency needs a migration that widens its type.
-V6_ENUMS = """
+# v6: the table rebuilt for cheaper bulk appends (10M simulated rows: ~15% less DuckDB CPU):
+# - the closed vocabularies as ENUMs (one byte per row instead of a string): status, reason
+#   code, channel, currency and fraud scenario. Labels are in alphabetical order, so ORDER BY,
+#   min and max sort as they did for strings. They are frozen here; tests/engine/test_store.py
+#   checks them against the code, so a new reason or currency needs a migration that widens its
+#   type;
+# - BIN and last four digits as numbers instead of digit strings (read back zero-padded);
+# - each column's compression pinned to the method DuckDB picks for it anyway (storage_info of a
+#   10M-row run): DuckDB then skips trying every other method on each segment. Same file size.
+V6_REBUILD = """
 CREATE TYPE payment_status AS ENUM ('Approved', 'Declined');
 CREATE TYPE reason_code AS ENUM (
     'APPROVED', 'HIGH_AMOUNT', 'RANDOM_DECLINE', 'SCORE_THRESHOLD', 'VELOCITY_LIMIT'
@@ -143,11 +147,39 @@ CREATE TYPE currency_code AS ENUM (
     'TJS', 'TMT', 'TND', 'TOP', 'TRY', 'TTD', 'TWD', 'TZS', 'UAH', 'UGX', 'USD', 'UYU', 'UZS',
     'VES', 'VND', 'VUV', 'WST', 'XAF', 'XCD', 'XCG', 'XOF', 'XPF', 'YER', 'ZAR', 'ZMW', 'ZWG'
 );
-ALTER TABLE transactions ALTER status SET DATA TYPE payment_status;
-ALTER TABLE transactions ALTER reason_code SET DATA TYPE reason_code;
-ALTER TABLE transactions ALTER channel SET DATA TYPE payment_channel;
-ALTER TABLE transactions ALTER currency SET DATA TYPE currency_code;
-ALTER TABLE transactions ALTER fraud_scenario SET DATA TYPE fraud_scenario;
+CREATE TABLE transactions_v6 (  -- the columns of V1_TABLES (documented there), retyped
+    id UUID NOT NULL USING COMPRESSION bitpacking,
+    run_id INTEGER,
+    created_at TIMESTAMP NOT NULL USING COMPRESSION bitpacking,
+    card_hash UUID NOT NULL USING COMPRESSION uncompressed,  -- random bits: nothing to gain
+    card_bin INTEGER NOT NULL USING COMPRESSION bitpacking,  -- read back zero-padded (6)
+    card_last4 SMALLINT NOT NULL USING COMPRESSION bitpacking,  -- ... and (4)
+    card_length TINYINT NOT NULL,
+    amount DECIMAL(18, 2) NOT NULL USING COMPRESSION bitpacking,
+    currency currency_code NOT NULL USING COMPRESSION bitpacking,
+    merchant VARCHAR NOT NULL USING COMPRESSION dict_fsst,
+    channel payment_channel NOT NULL USING COMPRESSION bitpacking,
+    device_id VARCHAR USING COMPRESSION dict_fsst,
+    status payment_status NOT NULL USING COMPRESSION bitpacking,
+    reason_code reason_code NOT NULL USING COMPRESSION bitpacking,
+    risk_flag BOOLEAN NOT NULL USING COMPRESSION roaring,
+    score DOUBLE NOT NULL USING COMPRESSION alprd,
+    spending_velocity DOUBLE NOT NULL USING COMPRESSION alp,
+    device_trust_score DOUBLE NOT NULL USING COMPRESSION alp,
+    ip_risk_score DOUBLE NOT NULL USING COMPRESSION alp,
+    velocity_count INTEGER NOT NULL USING COMPRESSION bitpacking,
+    device_seen_count INTEGER NOT NULL USING COMPRESSION bitpacking,
+    device_other_cards INTEGER NOT NULL USING COMPRESSION bitpacking,
+    draw DOUBLE NOT NULL USING COMPRESSION alprd,
+    policy_version INTEGER NOT NULL,
+    latency_ms DOUBLE USING COMPRESSION alp,
+    is_fraud BOOLEAN USING COMPRESSION roaring,
+    fraud_scenario fraud_scenario USING COMPRESSION rle,  -- NULL except on fraud rows
+    label_available_at TIMESTAMP USING COMPRESSION rle
+);
+INSERT INTO transactions_v6 BY NAME SELECT * FROM transactions ORDER BY id;
+DROP TABLE transactions;
+ALTER TABLE transactions_v6 RENAME TO transactions;
 """
 ENUM_TYPES = {  # column -> its ENUM type (v6)
     "status": "payment_status",
@@ -163,6 +195,6 @@ MIGRATIONS: list[str] = [
     V3_IDEMPOTENCY,
     V4_SIMULATION_KEYS,
     V5_CARD_HASH_UUID,
-    V6_ENUMS,
+    V6_REBUILD,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -390,7 +390,10 @@ class Store:
             names = [d[0] for d in result.description]
         except duckdb.Error as exc:
             raise StoreError(f"The database read failed ({exc}).") from exc
-        return dict(zip(names, row, strict=True))
+        stored = dict(zip(names, row, strict=True))
+        stored["card_bin"] = f"{stored['card_bin']:06d}"  # stored as numbers (schema v6)
+        stored["card_last4"] = f"{stored['card_last4']:04d}"
+        return stored
 
     def fetch_audit(self, transaction_id: uuid.UUID) -> list[dict[str, Any]]:
         """Audit entries stored for a transaction, oldest first."""

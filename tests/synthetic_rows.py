@@ -63,8 +63,8 @@ def insert_rows(
             "run_id": pa.array([run_id] * n, pa.int32()),
             "created_at": pa.array(created, pa.timestamp("us")),
             "card_hash": pa.array([bytes(16)] * n, pa.binary(16)),
-            "card_bin": pa.array(["411111"] * n),
-            "card_last4": pa.array(["1111"] * n),
+            "card_bin": pa.array([411111] * n, pa.int32()),
+            "card_last4": pa.array([1111] * n, pa.int16()),
             "card_length": pa.array([16] * n, pa.int8()),
             "amount": pa.array(
                 [Decimal(int(c)).scaleb(-2) for c in cols["cents"]], pa.decimal128(18, 2)

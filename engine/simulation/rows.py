@@ -45,6 +45,17 @@ class Rows:
             return parts[0]
         return Rows(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Rows)))
 
+    def merged_by_time(self, later: Rows) -> Rows:
+        """Both batches (each in event order) as one in event order; on equal times, this
+        batch's rows come first. The same rows and order as a stable sort of the concatenation,
+        with one sequential copy per column instead of a concatenation and a gather."""
+        if not len(later):
+            return self
+        at = np.searchsorted(self.t_ms, later.t_ms, side="right")
+        return Rows(
+            *(np.insert(getattr(self, f.name), at, getattr(later, f.name)) for f in fields(Rows))
+        )
+
     @staticmethod
     def empty() -> Rows:
         """No rows (with the right dtypes)."""

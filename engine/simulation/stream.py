@@ -50,9 +50,7 @@ def hourly_blocks(params: SimulationParams, pop: Population) -> Iterator[Rows]:
         n_legit = max(need - len(landing), 0)
         debt = n_legit + len(landing) - need
         rows = legit_rows(stream_rng(params.seed, 2, h), pop, n_legit, t0)
-        if len(landing):
-            rows = Rows.concat([rows, landing])
-            rows = rows.take(np.argsort(rows.t_ms, kind="stable"))
+        rows = rows.merged_by_time(landing)
         if emitted + len(rows) > params.rows:
             rows = rows.take(slice(0, params.rows - emitted))
         emitted += len(rows)

@@ -82,3 +82,35 @@ def test_exact_row_count_and_event_time_window(sim_engine: Engine) -> None:
     assert count == 12_345 == run.rows_written
     assert str(first) >= "2026-01-01 00:00:00" and str(last) < "2026-01-03 00:00:00"
     assert draws == count  # a stored uniform draw per row
+
+
+def test_merging_by_time_equals_a_stable_sort_of_the_concatenation() -> None:
+    from dataclasses import fields
+
+    from engine.simulation.rows import Rows
+
+    rng = np.random.default_rng(3)
+
+    def batch(n: int) -> Rows:
+        return Rows(
+            t_ms=np.sort(rng.integers(0, 20, n)),  # few distinct times: many ties
+            card=rng.integers(0, 9, n),
+            merchant=rng.integers(0, 9, n).astype(np.int32),
+            channel=rng.integers(0, 5, n).astype(np.int8),
+            device=rng.integers(-1, 9, n),
+            currency=rng.integers(0, 5, n).astype(np.int8),
+            amount_cents=rng.integers(1, 9, n),
+            draw=rng.random(n),
+            latency_ms=rng.random(n),
+            scenario=rng.integers(-1, 4, n).astype(np.int8),
+            label_at_ms=np.arange(n),
+        )
+
+    for _ in range(200):
+        first, later = batch(int(rng.integers(0, 40))), batch(int(rng.integers(0, 10)))
+        joined = Rows.concat([first, later])
+        expected = joined.take(np.argsort(joined.t_ms, kind="stable"))
+        merged = first.merged_by_time(later)
+        for f in fields(Rows):
+            got, want = getattr(merged, f.name), getattr(expected, f.name)
+            assert got.dtype == want.dtype and np.array_equal(got, want), f.name
