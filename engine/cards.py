@@ -53,6 +53,27 @@ def fingerprint(card_number: str, key: bytes) -> CardFingerprint:
     )
 
 
+def fingerprint_digests(card_numbers: list[bytes], key: bytes) -> bytes:
+    """The stored fingerprints (``CardFingerprint.digest``) of many ASCII card numbers, joined.
+
+    The same HMAC-SHA256 as :func:`fingerprint` (RFC 2104), with the keyed inner and outer
+    SHA-256 states built once instead of once per number: 0.7 instead of 1.5 µs per card, which
+    is most of building a bulk run's population (on one core, before generation starts)."""
+    if len(key) > hashlib.sha256().block_size:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(hashlib.sha256().block_size, b"\0")
+    inner_start = hashlib.sha256(key.translate(hmac.trans_36))
+    outer_start = hashlib.sha256(key.translate(hmac.trans_5C))
+    digests = []
+    for number in card_numbers:
+        inner = inner_start.copy()
+        inner.update(number)
+        outer = outer_start.copy()
+        outer.update(inner.digest())
+        digests.append(outer.digest()[:FINGERPRINT_BYTES])
+    return b"".join(digests)
+
+
 def luhn_valid(card_number: str) -> bool:
     """True when the digits pass the Luhn check (used for synthetic cards)."""
     total = 0

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import hmac
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +22,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pyarrow as pa
 
+from engine.cards import fingerprint_digests
 from engine.features import CHANNELS
 from engine.simulation.latency_model import authorization_latency
 from engine.simulation.params import SimulationParams
@@ -188,7 +188,7 @@ def build_population(params: SimulationParams, card_key: bytes) -> Population:
     n_cards, n_merchants = population_size(params)
     bin_code, digits = _card_digits(params.seed, n_cards)
     numbers = (digits + 48).astype(np.uint8).view(f"S{CARD_LENGTH}").ravel().tolist()
-    digest = b"".join([hmac.digest(card_key, number, "sha256")[:16] for number in numbers])
+    digest = fingerprint_digests(numbers, card_key)
     card_digest = np.frombuffer(digest, dtype=np.uint8).reshape(n_cards, 16)
     last4 = (digits[:, 12:] * np.array([1000, 100, 10, 1])).sum(axis=1).astype(np.int16)
     del digits, numbers

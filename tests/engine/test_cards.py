@@ -76,3 +76,14 @@ def test_engine_creates_its_key_beside_the_database_and_reuses_it(tmp_path) -> N
 @pytest.mark.parametrize("card", ["4111111111111111", "5555555555554444"])
 def test_distinct_cards_get_distinct_fingerprints(card: str) -> None:
     assert fingerprint(card, b"key").card_hash != fingerprint(CARD, b"key").card_hash
+
+
+def test_bulk_fingerprints_equal_the_live_ones_for_any_key_length() -> None:
+    from engine.cards import fingerprint, fingerprint_digests
+
+    numbers = ["4000001234567890", "5555555555554444", "378282246310005", "4111111111111111111"]
+    for key in (b"", b"k", b"k" * 32, b"k" * 64, b"k" * 65, bytes(range(200))):
+        joined = fingerprint_digests([n.encode() for n in numbers], key)
+        assert [joined[i * 16 : (i + 1) * 16] for i in range(len(numbers))] == [
+            fingerprint(n, key).digest for n in numbers
+        ]
