@@ -107,18 +107,27 @@ class RequestContextMiddleware:
             return
 
         received = 0
+        overflowed = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, overflowed
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
+                    overflowed = True
                     raise _BodyTooLarge
             return message
 
+        async def send_unless_overflowed(message: Message) -> None:
+            # FastAPI turns the aborted body read into its own 400; too much body is a 413
+            # whichever handler read it.
+            if overflowed and message["type"] == "http.response.start":
+                raise _BodyTooLarge
+            await send_with_id(message)
+
         try:
-            await self.app(scope, limited_receive, send_with_id)
+            await self.app(scope, limited_receive, send_unless_overflowed)
         except _BodyTooLarge:
             status = 413
             await _send_error(send, 413, too_large, request_id, [(b"connection", b"close")])

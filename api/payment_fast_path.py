@@ -37,6 +37,8 @@ class PaymentFastPath:
             await self.app(scope, receive, send)
             return
         body, messages = await _read_body(receive)
+        if messages[-1]["type"] == "http.disconnect":
+            return  # the client left before its body was complete: nothing to decide or answer
         try:
             payment = PaymentRequest.model_validate_json(body)
         except ValidationError:

@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -82,6 +82,8 @@ class LiveWriter:
         self._active_policy = active_policy
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._accepting = True
+        self._accepting_lock = threading.Lock()
         self._last_batch_size = 1
         # committed, not yet written back: id -> latency_ms (only the writer thread mutates it)
         self._pending_latency: dict[uuid.UUID, float] = {}
@@ -108,17 +110,22 @@ class LiveWriter:
         return pending.future
 
     def _enqueue(self, pending: PendingPayment) -> None:
-        if self._thread.is_alive():
-            self._queue.put(pending)
-            return
+        with self._accepting_lock:  # never queued after stop(): nothing is left unanswered
+            if self._accepting and self._thread.is_alive():
+                self._queue.put(pending)
+                return
         error = StoreError("The payment writer has stopped (the engine is closing); retry later.")
-        pending.future.set_exception(error)
+        pending.future.set_exception(error)  # type: ignore[union-attr]
 
     def stop(self) -> None:
-        """Finish queued payments, write back the last latencies, stop the thread."""
-        if self._thread.is_alive():
+        """Stop taking payments, finish the queued ones, write back the last latencies and stop
+        the thread."""
+        with self._accepting_lock:
+            if not self._accepting:
+                return
+            self._accepting = False
             self._queue.put(_STOP)
-            self._thread.join(timeout=30)
+        self._thread.join(timeout=30)
 
     def pending_latency(self, transaction_id: uuid.UUID) -> float | None:
         """The measured latency of a committed payment not yet written back, if any."""
@@ -300,29 +307,36 @@ class LiveWriter:
 
 
 def _settle(batch: list[PendingPayment], outcomes: list[PaymentResult | BaseException]) -> None:
-    """Resolve each payment's future with its result or error: thread futures directly, asyncio
-    futures with one ``call_soon_threadsafe`` per event loop."""
+    """Resolve each payment's future with its result or error: asyncio futures first, with one
+    ``call_soon_threadsafe`` per event loop, then thread futures. A future its caller cancelled
+    (the client went away) is skipped: the payment is committed all the same."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, object]]] = {}
     for pending, outcome in zip(batch, outcomes, strict=True):
         if pending.loop is not None:
             by_loop.setdefault(pending.loop, []).append((pending.future, outcome))
-        elif isinstance(outcome, BaseException):
-            pending.future.set_exception(outcome)
-        else:
-            pending.future.set_result(outcome)
     for loop, settled in by_loop.items():
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
             loop.call_soon_threadsafe(_settle_on_loop, settled)
+    for pending, outcome in zip(batch, outcomes, strict=True):
+        if pending.loop is None:
+            _settle_one(pending.future, outcome)  # type: ignore[arg-type]
 
 
-def _settle_on_loop(settled: list[tuple[asyncio.Future, object]]) -> None:
-    for future, outcome in settled:
-        if future.done():  # the client went away and the request was cancelled
-            continue
+def _settle_one(future: Future[PaymentResult] | asyncio.Future, outcome: object) -> None:
+    if future.done():
+        return
+    try:
         if isinstance(outcome, BaseException):
             future.set_exception(outcome)
         else:
             future.set_result(outcome)
+    except (InvalidStateError, asyncio.InvalidStateError):  # cancelled meanwhile
+        pass
+
+
+def _settle_on_loop(settled: list[tuple[asyncio.Future, object]]) -> None:
+    for future, outcome in settled:
+        _settle_one(future, outcome)
 
 
 def _transaction_rows(

@@ -6,6 +6,8 @@ transaction, so users never have to delete their data after an upgrade.
 
 from __future__ import annotations
 
+import re
+
 # audit_log holds events about transactions and policies. A payment's decision entry is read from
 # its transactions row (written by the same commit); files from earlier builds may hold one here.
 V1_TABLES = """
@@ -198,3 +200,17 @@ MIGRATIONS: list[str] = [
     V6_REBUILD,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+_PINNED_COMPRESSION = re.compile(r" USING COMPRESSION \w+")
+_FIRST_PINNABLE_STORAGE = (1, 3)  # DICT_FSST cannot be chosen explicitly in older file formats
+
+
+def migration_sql(version: int, storage_version: str) -> str:
+    """The SQL of migration ``version`` for a file in DuckDB storage format ``storage_version``
+    (e.g. ``v1.2.0+``): files older than v1.3 get no pinned column compression (DuckDB then picks
+    each segment's compression itself, as it always did), everything else is the same."""
+    sql = MIGRATIONS[version - 1]
+    numbers = tuple(int(part) for part in re.findall(r"\d+", storage_version)[:2])
+    if numbers and numbers < _FIRST_PINNABLE_STORAGE:
+        sql = _PINNED_COMPRESSION.sub("", sql)
+    return sql

@@ -26,7 +26,7 @@ from engine.backup import RecoveryReport, recover_if_damaged, take_backup
 from engine.errors import StoreError, StoreLockedError
 from engine.latency import histogram_counts, percentile_from_histogram
 from engine.live_totals import LiveSnapshot
-from engine.schema import MIGRATIONS, SCHEMA_VERSION
+from engine.schema import SCHEMA_VERSION, migration_sql
 
 _UUID_COLUMNS = ("id", "card_hash")  # sent as 16-byte binary, stored as UUID
 LIVE_SOURCE = 0  # stats_rollup.source for live traffic; simulation runs use their run id
@@ -213,8 +213,14 @@ class Store:
             return
         with self.write() as cur:
             cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
+            (storage,) = cur.execute(
+                "SELECT tags['storage_version'] FROM duckdb_databases() "
+                "WHERE database_name = current_database()"
+            ).fetchone()
+            if isinstance(storage, list):  # DuckDB 1.x answers a MAP lookup with a list
+                storage = storage[0] if storage else None
             for version in range(current + 1, target + 1):
-                cur.execute(MIGRATIONS[version - 1])
+                cur.execute(migration_sql(version, storage or ""))
                 if version == 2:
                     self._backfill_rollups(cur)
                 cur.execute("INSERT INTO schema_version VALUES (?)", [version])

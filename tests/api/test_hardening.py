@@ -272,3 +272,16 @@ def test_rate_limit_answers_429_with_retry_after_never_500(open_client: Any) -> 
         _assert_envelope(limited, 429, "rate_limited")
     assert _rows(engine) == statuses.count(201)
     assert client.get("/stats").status_code == 200  # other routes are not limited
+
+
+@pytest.mark.parametrize("headers", [{}, {"Idempotency-Key": "big-1"}], ids=["plain", "keyed"])
+def test_an_oversized_chunked_body_is_a_413_on_every_path(
+    client: TestClient, engine: Engine, headers: dict
+) -> None:
+    body = json.dumps(payment_body(merchant="x" * (2 * 1024 * 1024))).encode()
+    pieces = (body[i : i + 65536] for i in range(0, len(body), 65536))  # no Content-Length
+    answer = client.post(
+        "/payment", content=pieces, headers={"Content-Type": "application/json", **headers}
+    )
+    _assert_envelope(answer, 413, "payload_too_large", "body")
+    assert _rows(engine) == 0

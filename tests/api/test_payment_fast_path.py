@@ -65,7 +65,46 @@ def test_a_body_sent_in_several_chunks_is_reassembled(engine) -> None:
     async def send(message: dict) -> None:
         sent.append(message)
 
-    scope = {
+    asyncio.run(app(_scope(), receive, send))
+    assert sent[0]["status"] == 201
+    answer = json.loads(sent[1]["body"])
+    assert (
+        engine.get_transaction(answer["transaction_id"]).merchant
+        == payment_body(merchant="Chunked Ltd")["merchant"]
+    )
+
+
+def test_the_fast_path_serves_valid_payments_without_the_route(client, engine, monkeypatch) -> None:
+    def route_reached(*_: object) -> None:
+        raise AssertionError("the FastAPI route handled a plain valid payment")
+
+    monkeypatch.setattr(engine, "submit", route_reached)
+    assert client.post("/payment", json=payment_body()).status_code == 201
+
+
+def test_a_client_that_leaves_mid_body_gets_nothing_stored(engine) -> None:
+    app = create_app(engine)
+    raw = json.dumps(payment_body()).encode()
+    messages = [
+        {"type": "http.request", "body": raw, "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app(_scope(), receive, send))
+    assert engine.stats().total == 0
+    assert not any(m.get("status") == 201 for m in sent)
+
+
+def _scope() -> dict:
+    """An ASGI scope for POST /payment with a JSON body."""
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -79,10 +118,3 @@ def test_a_body_sent_in_several_chunks_is_reassembled(engine) -> None:
         "client": ("127.0.0.1", 1234),
         "server": ("testserver", 80),
     }
-    asyncio.run(app(scope, receive, send))
-    assert sent[0]["status"] == 201
-    answer = json.loads(sent[1]["body"])
-    assert (
-        engine.get_transaction(answer["transaction_id"]).merchant
-        == payment_body(merchant="Chunked Ltd")["merchant"]
-    )

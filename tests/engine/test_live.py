@@ -244,3 +244,29 @@ def test_submit_async_settles_on_the_loop_and_survives_a_cancelled_waiter(engine
     assert len({r.transaction_id for r in results}) == 40
     assert {r.status for r in results} <= {"Approved", "Declined"}
     assert engine.stats().total == 41  # committed no later than the group answered after it
+
+
+def test_a_cancelled_thread_future_does_not_stop_the_writer(engine) -> None:
+    """Reviewer's repro: a cancelled concurrent future in the same group as an asyncio one."""
+    import asyncio
+
+    async def scenario() -> tuple:
+        with engine.store.write_lock:  # hold the writer so both land in one group
+            cancelled = engine.submit(_request(0, "10.00"))
+            assert cancelled.cancel()
+            waiting = engine.submit_async(_request(1, "11.00"))
+        return await asyncio.wait_for(waiting, timeout=30)
+
+    result = asyncio.run(scenario())
+    assert result.status in {"Approved", "Declined"}
+    assert engine._live._thread.is_alive()
+    assert engine.authorize(_request(2, "12.00")).transaction_id  # still taking payments
+    assert engine.stats().total == 3  # the cancelled caller's payment was committed too
+
+
+def test_payments_submitted_after_stop_fail_instead_of_waiting(engine) -> None:
+    from engine.errors import StoreError
+
+    engine._live.stop()
+    with pytest.raises(StoreError):
+        engine.submit(_request(0, "10.00")).result(timeout=5)

@@ -250,3 +250,36 @@ def test_an_in_memory_engine_works_and_writes_no_files(tmp_path, monkeypatch) ->
         assert eng.stats().total == 1
         assert eng.reset().total == 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_v5_file_in_an_older_duckdb_storage_format_still_migrates(db_path) -> None:
+    """DuckDB cannot pin DICT_FSST in files older than storage format v1.3: v6 then leaves the
+    compression to DuckDB instead of failing (and leaving the file unopenable)."""
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{db_path}' AS old (STORAGE_VERSION 'v1.2.0')")
+    con.execute("USE old")
+    con.execute("CREATE TABLE schema_version (version INTEGER)")
+    for version, sql in enumerate(MIGRATIONS[:5], start=1):
+        con.execute(sql)
+        con.execute("INSERT INTO schema_version VALUES (?)", [version])
+    con.execute(
+        "INSERT INTO transactions (id, created_at, card_hash, card_bin, card_last4, card_length, "
+        "amount, currency, merchant, channel, device_id, status, reason_code, risk_flag, score, "
+        "spending_velocity, device_trust_score, ip_risk_score, velocity_count, "
+        "device_seen_count, device_other_cards, draw, policy_version, latency_ms) VALUES "
+        "(?, now()::TIMESTAMP, uuid(), '012345', '0042', 16, 9.99, 'GBP', 'M', 'pos', NULL, "
+        "'Approved', 'APPROVED', false, 0.1, 0, 0.1, 0.3, 0, 0, 0, 0.5, 1, 2.5)",
+        [uuid.UUID(int=(1 << 76) | 1)],
+    )
+    con.close()
+
+    with Engine.open(db_path, seed=1, card_key="") as eng:
+        assert eng.store.schema_version() == SCHEMA_VERSION
+        stored = eng.get_transaction(uuid.UUID(int=(1 << 76) | 1))
+        assert (stored.card_last4, stored.card_masked[:6], stored.status) == (
+            "0042",
+            "012345",
+            "Approved",
+        )
+        _pay(eng, 1)
+        assert eng.stats().total == 2
