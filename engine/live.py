@@ -60,9 +60,7 @@ class PendingPayment:
     card: CardFingerprint
     received_ns: int
     idempotency: tuple[str, str] | None = None  # (Idempotency-Key, request hash)
-    # Set by the submit method: a thread future, or an asyncio future with its ``loop``.
-    future: Future[PaymentResult] | asyncio.Future[PaymentResult] | None = None
-    loop: asyncio.AbstractEventLoop | None = None
+    future: Future[PaymentResult] | asyncio.Future[PaymentResult] | None = None  # set on submit
 
 
 class LiveWriter:
@@ -104,8 +102,7 @@ class LiveWriter:
 
         The writer settles all of a group's futures on their loop with one thread-safe call
         (per-payment ``wrap_future`` wake-ups cost the loop a system call each)."""
-        pending.loop = asyncio.get_running_loop()
-        pending.future = pending.loop.create_future()
+        pending.future = asyncio.get_running_loop().create_future()
         self._enqueue(pending)
         return pending.future
 
@@ -312,13 +309,13 @@ def _settle(batch: list[PendingPayment], outcomes: list[PaymentResult | BaseExce
     (the client went away) is skipped: the payment is committed all the same."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, object]]] = {}
     for pending, outcome in zip(batch, outcomes, strict=True):
-        if pending.loop is not None:
-            by_loop.setdefault(pending.loop, []).append((pending.future, outcome))
+        if isinstance(pending.future, asyncio.Future):
+            by_loop.setdefault(pending.future.get_loop(), []).append((pending.future, outcome))
     for loop, settled in by_loop.items():
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
             loop.call_soon_threadsafe(_settle_on_loop, settled)
     for pending, outcome in zip(batch, outcomes, strict=True):
-        if pending.loop is None:
+        if not isinstance(pending.future, asyncio.Future):
             _settle_one(pending.future, outcome)  # type: ignore[arg-type]
 
 

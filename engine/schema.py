@@ -183,14 +183,6 @@ INSERT INTO transactions_v6 BY NAME SELECT * FROM transactions ORDER BY id;
 DROP TABLE transactions;
 ALTER TABLE transactions_v6 RENAME TO transactions;
 """
-ENUM_TYPES = {  # column -> its ENUM type (v6)
-    "status": "payment_status",
-    "reason_code": "reason_code",
-    "channel": "payment_channel",
-    "currency": "currency_code",
-    "fraud_scenario": "fraud_scenario",
-}
-
 MIGRATIONS: list[str] = [
     V1_TABLES,
     V2_ROLLUPS,

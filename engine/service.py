@@ -97,15 +97,11 @@ class Engine(SimulationMixin):
 
     def submit(self, request: PaymentRequest) -> Future[PaymentResult]:
         """Queue a validated payment; the future resolves after its decision is committed."""
-        received_ns = time.perf_counter_ns()
-        card = fingerprint(request.card_number, self._card_key)
-        return self._live.submit(PendingPayment(request, card, received_ns))
+        return self._live.submit(self._pending(request))
 
     def submit_async(self, request: PaymentRequest) -> asyncio.Future[PaymentResult]:
         """:meth:`submit` for callers on a running asyncio event loop: await the result."""
-        received_ns = time.perf_counter_ns()
-        card = fingerprint(request.card_number, self._card_key)
-        return self._live.submit_async(PendingPayment(request, card, received_ns))
+        return self._live.submit_async(self._pending(request))
 
     def submit_idempotent(
         self, request: PaymentRequest, key: str
@@ -114,13 +110,16 @@ class Engine(SimulationMixin):
 
         Raises :class:`IdempotencyConflictError` when the key was used for another request.
         """
+        pending = self._pending(request)
+        digest = request_hash(request, pending.card)
+        pending.idempotency = (key, digest)
+        return self._idempotency.run(key, digest, lambda: self._live.submit(pending))
+
+    def _pending(self, request: PaymentRequest) -> PendingPayment:
+        """The request as the writer takes it: received now, its card reduced to a fingerprint."""
         received_ns = time.perf_counter_ns()
-        card = fingerprint(request.card_number, self._card_key)
-        digest = request_hash(request, card)
-        return self._idempotency.run(
-            key,
-            digest,
-            lambda: self._live.submit(PendingPayment(request, card, received_ns, (key, digest))),
+        return PendingPayment(
+            request, fingerprint(request.card_number, self._card_key), received_ns
         )
 
     def _replay(self, transaction_id: uuid.UUID) -> PaymentResult:

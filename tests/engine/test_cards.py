@@ -87,3 +87,7 @@ def test_bulk_fingerprints_equal_the_live_ones_for_any_key_length() -> None:
         assert [joined[i * 16 : (i + 1) * 16] for i in range(len(numbers))] == [
             fingerprint(n, key).digest for n in numbers
         ]
+        # ... and both are RFC 2104 HMAC-SHA256 as the standard library computes it
+        assert [fingerprint(n, key).digest for n in numbers] == [
+            hmac.digest(key, n.encode(), "sha256")[:FINGERPRINT_BYTES] for n in numbers
+        ]
