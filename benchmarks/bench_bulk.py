@@ -51,7 +51,7 @@ def _full(db: Path, rows: int, args: argparse.Namespace) -> dict:
     from engine.service import Engine
 
     with Engine.open(db, card_key="bench-key") as engine:
-        engine.store.cursor().execute(f"SET memory_limit = '{args.memory_limit}'")  # as the CLI
+        engine.store.set_memory_limit(args.memory_limit)  # as the CLI
         start, cpu = time.perf_counter(), time.process_time()
         run = engine.simulate(
             {
@@ -111,7 +111,7 @@ def _floor(db: Path, rows: int, args: argparse.Namespace) -> dict:
     n_cards, n_merchants = population_size(params)
     pop = _random_dictionaries(n_cards, n_merchants)
     store, ids = Store(db), IdAllocator()
-    store.cursor().execute(f"SET memory_limit = '{args.memory_limit}'")
+    store.set_memory_limit(args.memory_limit)
     rng = np.random.default_rng(1)
     start, cpu = time.perf_counter(), time.process_time()
     for first in range(0, rows, args.chunk_rows):
@@ -139,9 +139,9 @@ def _floor(db: Path, rows: int, args: argparse.Namespace) -> dict:
         rollup = RollupDelta.from_columns(
             1, decisions.approved, chunk.amount_cents, chunk.latency_ms
         )
-        with store.write() as cur:
-            store.append_transactions(cur, table.add_column(0, "id", ids.next_block(k)))
-            store.add_to_rollups(cur, rollup)
+        with store.write() as tx:
+            tx.append_transactions(table.add_column(0, "id", ids.next_block(k)))
+            tx.add_to_rollups(rollup)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     store.close()
     return {

@@ -3,8 +3,8 @@
 One command: ``.venv/bin/python benchmarks/bench_stats.py [--sizes 100000 10000000]``.
 
 For each size it builds a fresh database in a temporary folder by appending synthetic rows through
-Arrow (``Store.append_transactions``) and adding them to the running totals in the same
-transaction (``Store.add_to_rollups`` with ``RollupDelta.from_columns``), ids from
+Arrow (``WriteTx.append_transactions``) and adding them to the running totals in the same
+transaction (``WriteTx.add_to_rollups`` with ``RollupDelta.from_columns``), ids from
 ``IdAllocator.next_block``. Rows belong to a simulation source (``run_id`` 1), as bulk-generated
 rows do. Then, in the same run:
 
@@ -116,8 +116,8 @@ def build(path: Path, rows: int, seed: int = 7) -> float:
     try:
         rng = np.random.default_rng(seed)
         ids = IdAllocator()
-        with store.write() as cur:
-            cur.execute(
+        with store.write() as tx:
+            tx.execute(
                 "INSERT INTO runs (id, created_at, status, seed, params, policy_version, "
                 "code_version, rows_planned, rows_written) VALUES (?, ?, 'completed', ?, '{}', "
                 "1, 'bench_stats', ?, ?)",
@@ -126,11 +126,9 @@ def build(path: Path, rows: int, seed: int = 7) -> float:
         for done in range(0, rows, CHUNK):
             n = min(CHUNK, rows - done)
             table, approved, cents, latency = synthetic_chunk(rng, ids, n, datetime(2026, 1, 1))
-            with store.write() as cur:
-                store.append_transactions(cur, table)
-                store.add_to_rollups(
-                    cur, RollupDelta.from_columns(RUN_ID, approved, cents, latency)
-                )
+            with store.write() as tx:
+                tx.append_transactions(table)
+                tx.add_to_rollups(RollupDelta.from_columns(RUN_ID, approved, cents, latency))
     finally:
         store.close()
     return time.perf_counter() - started

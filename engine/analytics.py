@@ -13,14 +13,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from engine.decision import REASON_TEXT, Reason
-from engine.errors import StoreError
 from engine.filters import RowFilter
-from engine.store import LIVE_SOURCE, Store
+from engine.store import LIVE_SOURCE, ReadTx, Store
 
 # Candidate widths of a time-series bucket; the first that gives at most MAX_BUCKETS wins.
 BUCKET_WIDTHS: tuple[timedelta, ...] = (
@@ -84,13 +82,6 @@ class FilterOptions:
     last_at: datetime | None
 
 
-def _run(cur: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> Any:
-    try:
-        return cur.execute(sql, params)
-    except duckdb.Error as exc:
-        raise StoreError(f"The dashboard query failed ({exc}).") from exc
-
-
 def bucket_width(first: datetime | None, last: datetime | None) -> timedelta:
     """The narrowest bucket giving at most :data:`MAX_BUCKETS` buckets over ``[first, last]``."""
     if first is None or last is None:
@@ -117,20 +108,17 @@ def _latency_source(filters: RowFilter, rows: int) -> tuple[str, dict[str, Any],
     )
 
 
-def kpis(cur: duckdb.DuckDBPyConnection, filters: RowFilter) -> Kpis:
+def kpis(tx: ReadTx, filters: RowFilter) -> Kpis:
     """Totals, approval rate, average ticket and latency percentiles of the selected rows."""
     where, params = filters.where()
-    total, approved, avg, first, last = _run(
-        cur,
+    total, approved, avg, first, last = tx.one(
         f"""SELECT count(*), coalesce(count_if(status = 'Approved'), 0), avg(amount),
                    min(created_at), max(created_at)
             FROM transactions {where}""",
         params,
-    ).fetchone()
+    )
     source, params, sampled = _latency_source(filters, int(total))
-    (quantiles,) = _run(
-        cur, f"SELECT quantile_cont(latency_ms, [0.5, 0.95, 0.99]) {source}", params
-    ).fetchone()
+    (quantiles,) = tx.one(f"SELECT quantile_cont(latency_ms, [0.5, 0.95, 0.99]) {source}", params)
     p50, p95, p99 = quantiles if quantiles and quantiles[0] is not None else (None, None, None)
     return Kpis(
         total=int(total),
@@ -147,33 +135,29 @@ def kpis(cur: duckdb.DuckDBPyConnection, filters: RowFilter) -> Kpis:
     )
 
 
-def time_series(
-    cur: duckdb.DuckDBPyConnection, filters: RowFilter, width: timedelta, rows: int
-) -> pd.DataFrame:
+def time_series(tx: ReadTx, filters: RowFilter, width: timedelta, rows: int) -> pd.DataFrame:
     """Per time bucket from the first to the last selected row (empty buckets included, with a
     NaN rate): count, approvals, approval rate and latency p50/p95/p99 (the latter from a sample
     when more than :data:`LATENCY_SAMPLE_ROWS` rows are selected)."""
     where, params = filters.where()
     width_us = int(width / timedelta(microseconds=1))
-    counts = _run(
-        cur,
+    counts = tx.frame(
         f"""SELECT epoch_us(created_at) // $width AS b, count(*) AS n,
                    count_if(status = 'Approved') AS approved
             FROM transactions {where} GROUP BY b ORDER BY b""",
         {**params, "width": width_us},
-    ).df()
+    )
     if len(counts):  # one row per bucket, empty ones included, so charts show gaps as gaps
         every = pd.DataFrame({"b": np.arange(counts["b"].min(), counts["b"].max() + 1)})
         counts = every.merge(counts, on="b", how="left").fillna({"n": 0, "approved": 0})
         counts = counts.astype({"n": "int64", "approved": "int64"})
     source, params, _ = _latency_source(filters, rows)
-    latency = _run(
-        cur,
+    latency = tx.frame(
         f"""SELECT epoch_us(created_at) // $width AS b,
                    quantile_cont(latency_ms, [0.5, 0.95, 0.99]) AS q
             {source} GROUP BY b""",
         {**params, "width": width_us},
-    ).df()
+    )
     frame = counts.merge(latency, on="b", how="left")
     frame.insert(0, "bucket", pd.to_datetime(frame["b"] * width_us, unit="us"))
     frame["approval_rate"] = frame["approved"] / frame["n"].where(frame["n"] > 0)
@@ -185,29 +169,27 @@ def time_series(
     return frame.drop(columns="b")
 
 
-def decline_reasons(cur: duckdb.DuckDBPyConnection, filters: RowFilter) -> pd.DataFrame:
+def decline_reasons(tx: ReadTx, filters: RowFilter) -> pd.DataFrame:
     """Declined rows per reason code, most frequent first."""
     where, params = filters.where()
-    frame = _run(
-        cur,
+    frame = tx.frame(
         f"""SELECT reason_code, count(*) AS n FROM transactions {where} AND status = 'Declined'
             GROUP BY reason_code ORDER BY n DESC""",
         params,
-    ).df()
+    )
     frame.insert(1, "reason", [REASON_TEXT[Reason[code]] for code in frame["reason_code"]])
     return frame
 
 
-def amount_histogram(cur: duckdb.DuckDBPyConnection, filters: RowFilter) -> pd.DataFrame:
+def amount_histogram(tx: ReadTx, filters: RowFilter) -> pd.DataFrame:
     """Counts of amounts in log-spaced bins (``AMOUNT_BINS_PER_DECADE`` per power of ten)."""
     where, params = filters.where()
     k = AMOUNT_BINS_PER_DECADE
-    frame = _run(
-        cur,
+    frame = tx.frame(
         f"""SELECT floor(log10(amount::DOUBLE) * {k})::INTEGER AS b, count(*) AS n
             FROM transactions {where} AND amount > 0 GROUP BY b ORDER BY b""",
         params,
-    ).df()
+    )
     frame["lo"] = 10.0 ** (frame["b"] / k)
     frame["hi"] = 10.0 ** ((frame["b"] + 1) / k)
     return frame[["lo", "hi", "n"]]
@@ -252,19 +234,19 @@ MEMO = _Memo()
 def dashboard(store: Store, filters: RowFilter, use_memo: bool = True) -> Dashboard:
     """Every dashboard aggregate for ``filters``, read from one snapshot; answered from
     :data:`MEMO` when the data has not changed since the same filters were last computed."""
-    with store.read() as cur:
+    with store.read() as tx:
         key = (id(store), str(store.path), filters, data_version(store))
         if use_memo and (hit := MEMO.get(key)) is not None:
             return hit
-        head = kpis(cur, filters)
+        head = kpis(tx, filters)
         width = bucket_width(head.first_at, head.last_at)
         result = Dashboard(
             filters=filters,
             kpis=head,
             bucket=width,
-            series=time_series(cur, filters, width, head.total),
-            reasons=decline_reasons(cur, filters),
-            amounts=amount_histogram(cur, filters),
+            series=time_series(tx, filters, width, head.total),
+            reasons=decline_reasons(tx, filters),
+            amounts=amount_histogram(tx, filters),
         )
     MEMO.put(key, result)
     return result
@@ -276,23 +258,20 @@ def filter_options(store: Store) -> FilterOptions:
     Runs and live traffic, channels and currencies come from small GROUP BYs, the time span from
     min/max (answered from zone maps); the result is memoized until the data changes.
     """
-    with store.read() as cur:
+    with store.read() as tx:
         key = ("options", id(store), str(store.path), data_version(store))
         if (hit := _OPTIONS_MEMO.get(key)) is not None:
             return hit
         sources = [
             int(row[0])
-            for row in _run(
-                cur,
+            for row in tx.rows(
                 "SELECT DISTINCT coalesce(run_id, 0) AS source FROM transactions ORDER BY source",
                 {},
-            ).fetchall()
+            )
         ]
-        channels = [r[0] for r in _run(cur, _DISTINCT.format(column="channel"), {}).fetchall()]
-        currencies = [r[0] for r in _run(cur, _DISTINCT.format(column="currency"), {}).fetchall()]
-        first, last = _run(
-            cur, "SELECT min(created_at), max(created_at) FROM transactions", {}
-        ).fetchone()
+        channels = [r[0] for r in tx.rows(_DISTINCT.format(column="channel"), {})]
+        currencies = [r[0] for r in tx.rows(_DISTINCT.format(column="currency"), {})]
+        first, last = tx.one("SELECT min(created_at), max(created_at) FROM transactions", {})
     options = FilterOptions(
         channels=channels,
         currencies=currencies,

@@ -17,13 +17,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
 from engine.decision import Reason
-from engine.errors import StoreError
 from engine.filters import RowFilter
 from engine.models import Money
 from engine.policy import Policy
@@ -226,13 +224,10 @@ def run_backtest(
     scenarios, in the same snapshot); the rest is arithmetic on at most a few thousand groups."""
     started = time.perf_counter()
     filters = filters or RowFilter()
-    with store.read() as cur:
-        names = [row[0] for row in cur.execute(*scenarios_sql(filters)).fetchall()]
+    with store.read() as tx:
+        names = [row[0] for row in tx.rows(*scenarios_sql(filters))]
         sql, params = grouped_decisions_sql(candidate, active, filters, names)
-        try:
-            groups = cur.execute(sql, params).df()
-        except duckdb.Error as exc:
-            raise StoreError(f"The backtest query failed ({exc}).") from exc
+        groups = tx.frame(sql, params)
     return _summarize(_unpack(groups, names), candidate, active, filters, started)
 
 

@@ -37,7 +37,7 @@ import pyarrow as pa
 from engine.cards import CardFingerprint
 from engine.decision import REASON_NAMES, REASON_TEXTS, Decisions, decide
 from engine.errors import StoreError
-from engine.features import FeatureState, HistoryCounts, normalize
+from engine.features import FeatureColumns, FeatureState, HistoryCounts, normalize
 from engine.ids import IdAllocator
 from engine.live_totals import LiveTotals
 from engine.models import Features, PaymentRequest, PaymentResult
@@ -50,6 +50,14 @@ _EPOCH = datetime(1970, 1, 1)
 LATENCY_FLUSH_ROWS = 512  # write latencies back inside a group's transaction from this many on
 LATENCY_IDLE_FLUSH_S = 0.05  # ... or on their own after this long without a new request
 GROUP_LINGER_S = 0.001  # longest wait for a group to reach the size of the previous one
+
+
+@dataclass(slots=True)
+class _Exclusive:
+    """A job the writer thread runs between two groups (a reset), and its completion."""
+
+    job: Callable[[], None]
+    done: Future[None]
 
 
 @dataclass(slots=True)
@@ -128,24 +136,37 @@ class LiveWriter:
         """The measured latency of a committed payment not yet written back, if any."""
         return self._pending_latency.get(transaction_id)
 
-    def reset_state(self) -> None:
-        """Forget live history and totals (caller holds the store's write lock)."""
+    def reset(self, clear_store: Callable[[], None]) -> None:
+        """Run ``clear_store`` on the writer thread between two groups, then forget live history
+        and totals: no group can be half-decided on history the reset deletes. Waits for it."""
+        job = _Exclusive(lambda: self._reset_now(clear_store), Future())
+        with self._accepting_lock:
+            running = self._accepting and self._thread.is_alive()
+            if running:
+                self._queue.put(job)
+        if not running:  # the writer has stopped: nothing else writes live rows
+            self._reset_now(clear_store)
+            return
+        job.done.result()
+
+    def _reset_now(self, clear_store: Callable[[], None]) -> None:
+        clear_store()
         self.features = FeatureState()
         self._pending_latency = {}
         self.totals.clear()
 
     def _load_history(self) -> None:
         """Rebuild the in-memory feature state and totals from live rows already on disk."""
-        with self._store.read() as cur:
-            total, approved, cents = cur.execute(
+        with self._store.read() as tx:
+            total, approved, cents = tx.one(
                 "SELECT count(*), count(*) FILTER (status = 'Approved'), "
                 "coalesce(sum(CAST(amount * 100 AS BIGINT)), 0) FROM transactions "
                 "WHERE run_id IS NULL"
-            ).fetchone()
-            latencies = cur.execute(
+            )
+            latencies = tx.numpy(
                 "SELECT latency_ms FROM transactions WHERE run_id IS NULL "
                 "AND latency_ms IS NOT NULL"
-            ).fetchnumpy()["latency_ms"]
+            )["latency_ms"]
         self.totals.load(int(total), int(approved), int(cents), np.asarray(latencies))
         rows = self._store.query(
             "SELECT card_hash, device_id, currency, epoch_ms(created_at) FROM transactions "
@@ -167,18 +188,23 @@ class LiveWriter:
                 continue
             if first is _STOP:
                 break
-            batch, stop_after = self._gather(first)  # type: ignore[arg-type]
+            if isinstance(first, _Exclusive):
+                _run_exclusive(first)
+                continue
+            batch, after = self._gather(first)  # type: ignore[arg-type]
             self._process(batch)
-            if stop_after:
+            if after is _STOP:
                 break
+            if after is not None:
+                _run_exclusive(after)
         self._flush_latency()
 
-    def _gather(self, first: PendingPayment) -> tuple[list[PendingPayment], bool]:
+    def _gather(self, first: PendingPayment) -> tuple[list[PendingPayment], object]:
         """The next group: ``first`` and what is queued, lingering up to ``GROUP_LINGER_S`` while
         the group is smaller than the last one. The clients the last commit answered are sending
         their next payments right now, and a commit costs about as much for 1 row as for 32: not
         waiting split 32 clients into groups of 31 and 1 (PostgreSQL's ``commit_delay`` idea).
-        Returns (group, whether a stop was requested)."""
+        Returns (group, the stop request or exclusive job that ended it, else None)."""
         batch = [first]
         wanted = min(self._last_batch_size, self._max_batch)
         deadline = time.monotonic() + GROUP_LINGER_S
@@ -192,34 +218,29 @@ class LiveWriter:
                 )
             except queue.Empty:
                 break
-            if item is _STOP:
-                return batch, True
+            if item is _STOP or isinstance(item, _Exclusive):
+                return batch, item
             batch.append(item)  # type: ignore[arg-type]
         self._last_batch_size = len(batch)
-        return batch, False
+        return batch, None
 
     def _flush_latency(self) -> None:
         if not self._pending_latency:
             return
         try:
-            with self._store.write_lock:
-                with self._store.write() as cur:
-                    self._write_pending_latency(cur)
-                self._pending_latency = {}
+            with self._store.write() as tx:
+                tx.set_latencies(*self._latencies_to_write())
         except Exception:
             log.exception("could not write back latencies")
-            self._pending_latency = {}
+        self._pending_latency = {}
 
-    def _write_pending_latency(self, cur: object) -> None:
-        """Write every pending latency to its row (caller clears after commit)."""
-        ids = list(self._pending_latency)
-        latencies = list(self._pending_latency.values())
-        self._store.set_latencies(cur, ids, latencies)  # type: ignore[arg-type]
+    def _latencies_to_write(self) -> tuple[list[uuid.UUID], list[float]]:
+        """(ids, latencies) of every committed payment whose latency is not on disk yet."""
+        return list(self._pending_latency), list(self._pending_latency.values())
 
     def _process(self, batch: list[PendingPayment]) -> None:
         try:
-            with self._store.write_lock:
-                results = self._decide_and_commit(batch)
+            results = self._decide_and_commit(batch)
         except Exception as exc:
             log.exception("payment batch failed; reloading live history")
             self.features = FeatureState()
@@ -232,75 +253,121 @@ class LiveWriter:
         _settle(batch, results)
 
     def _decide_and_commit(self, batch: list[PendingPayment]) -> list[PaymentResult]:
+        """Decide a group, commit it, count it in the live totals and build its answers."""
         policy = self._active_policy()
-        n = len(batch)
         now_us = time.time_ns() // 1000
         now = _EPOCH + timedelta(microseconds=now_us)
-        t_ms = now_us // 1000  # the same instant as created_at, as the history reload sees it
-        counts = np.empty((n, 4), dtype=np.int64)
+        history = self._observe(batch, now_us // 1000)  # t_ms: created_at as a reload sees it
+        decided = _decide(batch, history, self._rng.random(len(batch)), policy)
+        ids = [self._ids.next_id() for _ in batch]
+        self._commit(batch, ids, now, decided.rows(batch, ids, now, history, policy))
+        committed_ns = time.perf_counter_ns()
+        latencies = [round((committed_ns - p.received_ns) / 1e6, 3) for p in batch]
+        self.totals.add_decisions(decided.decisions.approved, decided.amount_cents)
+        self.totals.add_latencies(np.asarray(latencies))
+        self._pending_latency.update(zip(ids, latencies, strict=True))
+        return decided.results(ids, latencies, now, policy)
+
+    def _observe(self, batch: list[PendingPayment], t_ms: int) -> HistoryCounts:
+        """Each payment's history counts in arrival order, then the payment joins the history."""
+        counts = np.empty((len(batch), 4), dtype=np.int64)
         state = self.features
         for i, p in enumerate(batch):
             counts[i] = state.counts(
                 p.card.card_hash, p.request.device_id, p.request.currency, t_ms
             )
             state.observe(p.card.card_hash, p.request.device_id, p.request.currency, t_ms)
-        history = HistoryCounts(counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3] > 0)
-        has_device = np.array([p.request.device_id is not None for p in batch])
-        channel = np.array([p.request.channel for p in batch])
-        features = normalize(history, has_device, channel)
-        amount_cents = np.array([int(p.request.amount * 100) for p in batch], dtype=np.int64)
-        draws = self._rng.random(n)
-        decisions = decide(
-            amount_cents,
-            features.spending_velocity,
-            features.device_trust_score,
-            features.ip_risk_score,
-            history.velocity_count,
-            draws,
-            policy,
-        )
-        ids = [self._ids.next_id() for _ in range(n)]
-        rows = _transaction_rows(batch, ids, now, history, features, decisions, draws, policy)
+        return HistoryCounts(counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3] > 0)
+
+    def _commit(
+        self, batch: list[PendingPayment], ids: list[uuid.UUID], now: datetime, rows: pa.Table
+    ) -> None:
+        """One commit: the group's rows, its idempotency keys, and the latencies of earlier
+        groups once ``LATENCY_FLUSH_ROWS`` are pending (cleared only if the commit succeeds)."""
         write_back = len(self._pending_latency) >= LATENCY_FLUSH_ROWS
         keyed = [(p.idempotency, ids[i]) for i, p in enumerate(batch) if p.idempotency]
-        if write_back or keyed:
-            with self._store.write() as cur:
-                if write_back:
-                    self._write_pending_latency(cur)
-                self._store.append_transactions(cur, rows)
-                if keyed:
-                    self._store.insert_idempotency_keys(cur, keyed, now)
-        else:  # one statement: DuckDB's autocommit saves the BEGIN and COMMIT round trips
-            self._store.append_transactions_committed(rows)
-        committed_ns = time.perf_counter_ns()
-        latencies = [round((committed_ns - p.received_ns) / 1e6, 3) for p in batch]
-        self.totals.add_decisions(decisions.approved, amount_cents)
-        self.totals.add_latencies(np.asarray(latencies))
+        latencies = self._latencies_to_write() if write_back else None
+        self._store.append_live_group(rows, latencies, keyed, now)  # type: ignore[arg-type]
         if write_back:
-            self._pending_latency = dict(zip(ids, latencies, strict=True))
-        else:
-            self._pending_latency.update(zip(ids, latencies, strict=True))
-        # model_construct: every field is built here from checked values; skipping validation
-        # halves the per-payment cost of the answer on the hot path.
+            self._pending_latency = {}
+
+
+@dataclass(frozen=True, slots=True)
+class _DecidedGroup:
+    """A group's features and decisions, before it has ids."""
+
+    features: FeatureColumns
+    amount_cents: np.ndarray
+    draws: np.ndarray
+    decisions: Decisions
+
+    def rows(
+        self,
+        batch: list[PendingPayment],
+        ids: list[uuid.UUID],
+        now: datetime,
+        history: HistoryCounts,
+        policy: Policy,
+    ) -> pa.Table:
+        """The group as ``transactions`` rows."""
+        return _transaction_rows(
+            batch, ids, now, history, self.features, self.decisions, self.draws, policy
+        )
+
+    def results(
+        self, ids: list[uuid.UUID], latencies: list[float], now: datetime, policy: Policy
+    ) -> list[PaymentResult]:
+        """The answers. ``model_construct``: every field is built here from checked values;
+        skipping validation halves the per-payment cost of the answer on the hot path."""
+        d, f = self.decisions, self.features
         return [
             PaymentResult.model_construct(
                 transaction_id=ids[i],
-                status="Approved" if decisions.approved[i] else "Declined",
-                decision_reason=str(REASON_TEXTS[decisions.reason[i]]),
-                reason_code=str(REASON_NAMES[decisions.reason[i]]),
-                score=round(float(decisions.score[i]), 4),
+                status="Approved" if d.approved[i] else "Declined",
+                decision_reason=str(REASON_TEXTS[d.reason[i]]),
+                reason_code=str(REASON_NAMES[d.reason[i]]),
+                score=round(float(d.score[i]), 4),
                 latency_ms=latencies[i],
                 features=Features.model_construct(
-                    spending_velocity=float(features.spending_velocity[i]),
-                    device_trust_score=float(features.device_trust_score[i]),
-                    ip_risk_score=float(features.ip_risk_score[i]),
+                    spending_velocity=float(f.spending_velocity[i]),
+                    device_trust_score=float(f.device_trust_score[i]),
+                    ip_risk_score=float(f.ip_risk_score[i]),
                 ),
                 policy_version=policy.version,
-                risk_flag=bool(decisions.risk_flag[i]),
+                risk_flag=bool(d.risk_flag[i]),
                 created_at=now,
             )
-            for i in range(n)
+            for i in range(len(ids))
         ]
+
+
+def _decide(
+    batch: list[PendingPayment], history: HistoryCounts, draws: np.ndarray, policy: Policy
+) -> _DecidedGroup:
+    """Features and the one vectorized decision for a group."""
+    has_device = np.array([p.request.device_id is not None for p in batch])
+    channel = np.array([p.request.channel for p in batch])
+    features = normalize(history, has_device, channel)
+    amount_cents = np.array([int(p.request.amount * 100) for p in batch], dtype=np.int64)
+    decisions = decide(
+        amount_cents,
+        features.spending_velocity,
+        features.device_trust_score,
+        features.ip_risk_score,
+        history.velocity_count,
+        draws,
+        policy,
+    )
+    return _DecidedGroup(features, amount_cents, draws, decisions)
+
+
+def _run_exclusive(item: _Exclusive) -> None:
+    try:
+        item.job()
+    except BaseException as exc:
+        item.done.set_exception(exc)
+    else:
+        item.done.set_result(None)
 
 
 def _settle(batch: list[PendingPayment], outcomes: list[PaymentResult | BaseException]) -> None:
@@ -341,7 +408,7 @@ def _transaction_rows(
     ids: list[uuid.UUID],
     now: datetime,
     history: HistoryCounts,
-    features: object,
+    features: FeatureColumns,
     decisions: Decisions,
     draws: np.ndarray,
     policy: Policy,
@@ -364,9 +431,9 @@ def _transaction_rows(
             "reason_code": REASON_NAMES[decisions.reason],
             "risk_flag": decisions.risk_flag,
             "score": decisions.score,
-            "spending_velocity": features.spending_velocity,  # type: ignore[attr-defined]
-            "device_trust_score": features.device_trust_score,  # type: ignore[attr-defined]
-            "ip_risk_score": features.ip_risk_score,  # type: ignore[attr-defined]
+            "spending_velocity": features.spending_velocity,
+            "device_trust_score": features.device_trust_score,
+            "ip_risk_score": features.ip_risk_score,
             "velocity_count": history.velocity_count.astype(np.int32),
             "device_seen_count": history.device_seen_count.astype(np.int32),
             "device_other_cards": history.device_other_cards.astype(np.int32),

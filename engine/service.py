@@ -35,13 +35,15 @@ from engine.models import (
     StoredTransaction,
 )
 from engine.policy import DEFAULT_POLICY, Policy
-from engine.simulation.facade import SimulationMixin
+from engine.simulation.facade import Simulations
+from engine.simulation.params import RunRecord, SimulationParams
+from engine.simulation.runner import Progress
 from engine.store import Store, utc_now
 
 log = logging.getLogger("ptsim.engine")
 
 
-class Engine(SimulationMixin):
+class Engine:
     """Scores, decides and persists payments; answers stats, lookups and audit trails.
 
     Create one per process (it owns the database file) and :meth:`close` it on shutdown.
@@ -61,7 +63,7 @@ class Engine(SimulationMixin):
         self.ids = IdAllocator()
         self._policy_lock = threading.Lock()
         self._policy = self._load_or_create_policy()
-        self._init_simulations()
+        self.simulations = Simulations(self.store, self.ids, self._card_key, self.active_policy)
         if self.store.recovery is not None:
             print(f"WARNING: {self.store.recovery.message()}", flush=True)
         self._backups = _PeriodicBackup(self.store, self.settings.backup_interval_s)
@@ -82,7 +84,7 @@ class Engine(SimulationMixin):
 
     def close(self) -> None:
         """Stop simulation runs, drain queued payments, checkpoint and close the database."""
-        self._stop_simulations()
+        self.simulations.stop_all()
         self._backups.stop()
         self._live.stop()
         self.store.close()
@@ -134,6 +136,40 @@ class Engine(SimulationMixin):
         if not isinstance(request, PaymentRequest):
             request = PaymentRequest.model_validate(request)
         return self.submit(request).result()
+
+    # -- simulation runs (delegated to :class:`~engine.simulation.facade.Simulations`) ---------
+
+    def simulate(
+        self, params: SimulationParams | dict, progress: Progress | None = None
+    ) -> RunRecord:
+        """Generate a run synchronously and return its record (see :meth:`Simulations.simulate`)."""
+        return self.simulations.simulate(params, progress)
+
+    def start_simulation(self, params: SimulationParams | dict) -> int:
+        """Start a run in a background thread and return its id at once."""
+        return self.simulations.start_simulation(params)
+
+    def start_simulation_idempotent(
+        self, params: SimulationParams | dict, key: str
+    ) -> tuple[int, bool]:
+        """:meth:`start_simulation` under an Idempotency-Key: (run id, replayed?)."""
+        return self.simulations.start_simulation_idempotent(params, key)
+
+    def cancel_simulation(self, run_id: int) -> bool:
+        """Ask a background run to stop; False when it is not running in this process."""
+        return self.simulations.cancel_simulation(run_id)
+
+    def get_run(self, run_id: int) -> RunRecord:
+        """A run's record. Raises :class:`NotFoundError`."""
+        return self.simulations.get_run(run_id)
+
+    def list_runs(self) -> list[RunRecord]:
+        """Every run, newest first."""
+        return self.simulations.list_runs()
+
+    def run_content_hash(self, run_id: int) -> str:
+        """SHA-256 over a run's deterministic columns in event order (id and run_id excluded)."""
+        return self.simulations.run_content_hash(run_id)
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -233,10 +269,8 @@ class Engine(SimulationMixin):
 
         Background simulation runs are cancelled first (each stops after its current chunk), so
         none keeps writing rows for a run record the reset deleted."""
-        self._stop_simulations()
-        with self.store.write_lock:
-            self.store.reset()
-            self._live.reset_state()
+        self.simulations.stop_all()
+        self._live.reset(self.store.reset)
         log.warning("all transactions, audit entries and runs were deleted")
         return self.stats()
 
@@ -264,7 +298,7 @@ class Engine(SimulationMixin):
 
     def activate_policy(self, candidate: Policy, note: str = "activated") -> Policy:
         """Store ``candidate`` as a new version (with an audit entry) and make it active."""
-        with self.store.write_lock, self._policy_lock:
+        with self._policy_lock:
             version = self.store.insert_policy(candidate.knobs(), note)
             self._policy = Policy(**candidate.knobs(), version=version)
         log.info("policy version %s is active (%s)", version, note)

@@ -1,7 +1,11 @@
 """The DuckDB store: one connection per process, a cursor per thread, writes serialized.
 
-Driver errors never leave this module untranslated: they become :class:`StoreError` (or
-:class:`StoreLockedError` when another process holds the file) with one sentence saying what to do.
+This module (with :mod:`engine.backup` for file copies) is the only one that imports ``duckdb``.
+Callers get :class:`ReadTx` and :class:`WriteTx` objects, never a raw cursor: every query they run
+returns plain rows, numpy columns, a DataFrame or Arrow data, and every driver error is translated
+once, in :func:`_translated`, into :class:`StoreError` (or :class:`StoreLockedError` when another
+process holds the file) with one sentence saying what to do. Writes take the store's writer lock
+themselves; callers never hold it.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +24,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from engine.backup import RecoveryReport, recover_if_damaged, take_backup
@@ -29,6 +34,7 @@ from engine.live_totals import LiveSnapshot
 from engine.schema import SCHEMA_VERSION, migration_sql
 
 _UUID_COLUMNS = ("id", "card_hash")  # sent as 16-byte binary, stored as UUID
+Params = Sequence[Any] | Mapping[str, Any] | None
 LIVE_SOURCE = 0  # stats_rollup.source for live traffic; simulation runs use their run id
 
 
@@ -98,6 +104,192 @@ class RollupDelta:
         )
 
 
+def _execute(cur: duckdb.DuckDBPyConnection, sql: str, params: Params) -> Any:
+    """Execute with parameters only when there are some: a parameterless call may be a script
+    of several statements, which DuckDB cannot prepare."""
+    return cur.execute(sql, params) if params else cur.execute(sql)
+
+
+def _translated(exc: duckdb.Error, what: str) -> StoreError:
+    """The one place a driver error becomes an engine error (the caller raises it ``from``)."""
+    return StoreError(f"{what} ({exc}).")
+
+
+class ReadTx:
+    """Queries inside one read snapshot (or, from :meth:`Store.query`, autocommitted). Results
+    come back as plain Python rows, numpy columns, DataFrames or Arrow data."""
+
+    __slots__ = ("_cur",)
+    _FAILURE = "The database read failed"
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
+        self._cur = cur
+
+    def _run(self, sql: str, params: Params) -> duckdb.DuckDBPyConnection:
+        try:
+            return _execute(self._cur, sql, params)
+        except duckdb.Error as exc:
+            raise _translated(exc, self._FAILURE) from exc
+
+    def _fetch(self, sql: str, params: Params, how: str) -> Any:
+        return self._fetch_from(self._run(sql, params), how)
+
+    def _fetch_from(self, result: duckdb.DuckDBPyConnection, how: str) -> Any:
+        try:
+            return getattr(result, how)()
+        except duckdb.Error as exc:
+            raise _translated(exc, self._FAILURE) from exc
+
+    def rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+        """Every result row as a tuple."""
+        return self._fetch(sql, params, "fetchall")
+
+    def one(self, sql: str, params: Params = None) -> tuple[Any, ...] | None:
+        """The first result row, or None."""
+        return self._fetch(sql, params, "fetchone")
+
+    def numpy(self, sql: str, params: Params = None) -> dict[str, np.ndarray]:
+        """The result as numpy columns by name."""
+        return self._fetch(sql, params, "fetchnumpy")
+
+    def frame(self, sql: str, params: Params = None) -> pd.DataFrame:
+        """The result as a pandas DataFrame."""
+        return self._fetch(sql, params, "df")
+
+    def named_row(self, sql: str, params: Params = None) -> dict[str, Any] | None:
+        """The first result row as a column → value dict, or None."""
+        result = self._run(sql, params)
+        try:
+            row = result.fetchone()
+        except duckdb.Error as exc:
+            raise _translated(exc, self._FAILURE) from exc
+        if row is None:
+            return None
+        return dict(zip([d[0] for d in result.description], row, strict=True))
+
+
+class WriteTx(ReadTx):
+    """Statements inside one serialized write transaction (:meth:`Store.write`)."""
+
+    __slots__ = ()
+    _FAILURE = "The database write failed; nothing was saved"
+
+    def execute(self, sql: str, params: Params = None) -> int | None:
+        """Run a statement (or, without parameters, a script of several); the affected row
+        count when the (last) statement reports one."""
+        result = self._run(sql, params)
+        if result.description is None:
+            return None
+        row = self._fetch_from(result, "fetchone")
+        return int(row[0]) if row and isinstance(row[0], int) else None
+
+    def executemany(self, sql: str, rows: list[list[Any]]) -> None:
+        """Run one statement per parameter row."""
+        try:
+            self._cur.executemany(sql, rows)
+        except duckdb.Error as exc:
+            raise _translated(exc, self._FAILURE) from exc
+
+    def append_transactions(self, rows: pa.Table) -> None:
+        """Append rows (an Arrow table named like the columns; ``id`` and ``card_hash`` as
+        ``binary(16)``, read as UUIDs through Arrow's UUID type: half the cost of a SQL cast)."""
+        _append_transactions(self._cur, rows)
+
+    def add_to_rollups(self, delta: RollupDelta) -> None:
+        """Add a batch to the running totals and latency histogram of its source.
+
+        A plain UPDATE (the row exists after a source's first batch) costs about half of an
+        ``INSERT ... ON CONFLICT DO UPDATE``, which maintains the primary-key index per call."""
+        declined = delta.total - delta.approved
+        amount = Decimal(delta.amount_cents).scaleb(-2)
+        updated = self.execute(
+            "UPDATE stats_rollup SET total = total + ?, approved = approved + ?, "
+            "declined = declined + ?, amount_sum = amount_sum + ? WHERE source = ?",
+            [delta.total, delta.approved, declined, amount, delta.source],
+        )
+        if not updated:
+            self.execute(
+                "INSERT INTO stats_rollup VALUES (?, ?, ?, ?, ?)",
+                [delta.source, delta.total, delta.approved, declined, amount],
+            )
+        if len(delta.latency_buckets):
+            _hist = pa.table(  # read by name from the SQL below (DuckDB's replacement scan)
+                {
+                    "source": np.full(len(delta.latency_buckets), delta.source, dtype=np.int32),
+                    "bucket": delta.latency_buckets.astype(np.int32),
+                    "n": delta.latency_counts.astype(np.int64),
+                }
+            )
+            self._with_table(
+                "_hist",
+                _hist,
+                "INSERT INTO latency_histogram SELECT * FROM _hist "
+                "ON CONFLICT (source, bucket) DO UPDATE SET n = n + excluded.n",
+            )
+
+    def set_latencies(self, ids: list[uuid.UUID], latency_ms: list[float]) -> None:
+        """Write back measured latencies of committed live rows.
+
+        Ids grow with insertion, so the BETWEEN bounds let DuckDB's zone maps skip every row
+        group outside the batch instead of joining against the whole table."""
+        if not ids:
+            return
+        update = pa.table(
+            {
+                "id": pa.array([i.bytes for i in ids], pa.binary(16)),
+                "latency_ms": pa.array(latency_ms, pa.float64()),
+            }
+        )
+        self._with_table(
+            "_latency",
+            update,
+            "UPDATE transactions SET latency_ms = u.latency_ms "
+            "FROM (SELECT id::UUID AS id, latency_ms FROM _latency) u "
+            "WHERE transactions.id = u.id AND transactions.id BETWEEN ? AND ?",
+            [min(ids), max(ids)],
+        )
+
+    def insert_idempotency_keys(
+        self, keyed: list[tuple[tuple[str, str], uuid.UUID]], now: datetime
+    ) -> None:
+        """Record (key, request hash) → transaction id for the payments of this batch."""
+        self.executemany(
+            "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?)",
+            [[key, request_hash, tid, now] for (key, request_hash), tid in keyed],
+        )
+
+    def _with_table(self, name: str, table: pa.Table, sql: str, params: Params = None) -> None:
+        """Run ``sql`` with ``table`` registered as ``name`` for the statement."""
+        try:
+            self._cur.register(name, table)
+            try:
+                _execute(self._cur, sql, params)
+            finally:
+                self._cur.unregister(name)
+        except duckdb.Error as exc:
+            raise _translated(exc, self._FAILURE) from exc
+
+
+def _append_transactions(cur: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
+    """INSERT the Arrow ``rows`` into ``transactions``, translating driver errors.
+
+    The SQL reads ``_new_rows`` through DuckDB's replacement scan of this frame's locals: on the
+    live path (one call per group commit) that is cheaper than register/unregister, two more
+    round trips into DuckDB per call."""
+    for name in _UUID_COLUMNS:
+        column = rows.column(name)
+        uuids = [pa.ExtensionArray.from_storage(pa.uuid(), part) for part in column.chunks]
+        rows = rows.set_column(
+            rows.schema.get_field_index(name), name, pa.chunked_array(uuids, pa.uuid())
+        )
+    _new_rows = rows  # read by name from the SQL below
+    columns = ", ".join(rows.column_names)
+    try:
+        cur.execute(f"INSERT INTO transactions ({columns}) SELECT {columns} FROM _new_rows")
+    except duckdb.Error as exc:
+        raise _translated(exc, WriteTx._FAILURE) from exc
+
+
 class Store:
     """Owns the process's DuckDB connection. Thread-safe: reads use per-thread cursors, writes
     go through :meth:`write`, which holds the single writer lock for one transaction."""
@@ -117,16 +309,16 @@ class Store:
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._cursors_lock = threading.Lock()
-        self.write_lock = threading.RLock()
+        self._write_lock = threading.RLock()
         self._closed = False
         self.generation = 0  # committed writes so far: a cheap "has the data changed?" token
-        if memory_limit:  # validated by Settings; without a cap DuckDB caches up to 80% of RAM
-            self._con.execute(f"SET memory_limit = '{memory_limit}'")
+        if memory_limit:
+            self.set_memory_limit(memory_limit)
         self._migrate()
 
     # -- connection plumbing -------------------------------------------------------------------
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
         """This thread's cursor on the shared connection."""
         if self._closed:
             raise StoreError("The database is closed; restart the process.")
@@ -138,47 +330,82 @@ class Store:
                 self._cursors.append(cur)
         return cur
 
+    def set_memory_limit(self, limit: str) -> None:
+        """Cap DuckDB's buffer memory (a validated size such as ``512MB``); without a cap DuckDB
+        caches up to 80% of RAM."""
+        try:
+            self._con.execute(f"SET memory_limit = '{limit}'")
+        except duckdb.Error as exc:
+            raise _translated(exc, f"The memory limit {limit!r} was refused") from exc
+
     @contextmanager
-    def _transaction(self, failure: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _transaction(self, tx_type: type[ReadTx]) -> Iterator[Any]:
         """BEGIN … COMMIT on this thread's cursor; roll back and translate driver errors."""
-        cur = self.cursor()
+        cur = self._cursor()
         try:
             cur.begin()
-            yield cur
+            yield tx_type(cur)
             cur.commit()
         except BaseException as exc:
             with suppress(duckdb.Error):
                 cur.rollback()
             if isinstance(exc, duckdb.Error):
-                raise StoreError(failure.format(exc=exc)) from exc
+                raise _translated(exc, tx_type._FAILURE) from exc
             raise
 
     @contextmanager
-    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def write(self) -> Iterator[WriteTx]:
         """One serialized write transaction; rolled back if the block raises."""
-        with self.write_lock:
-            with self._transaction("The database write failed ({exc}); nothing was saved.") as cur:
-                yield cur
+        with self._write_lock:
+            with self._transaction(WriteTx) as tx:
+                yield tx
             self.generation += 1
 
     @contextmanager
-    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def read(self) -> Iterator[ReadTx]:
         """A consistent snapshot for several queries (DuckDB MVCC)."""
-        with self._transaction("The database read failed ({exc}).") as cur:
-            yield cur
+        with self._transaction(ReadTx) as tx:
+            yield tx
 
-    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         """Run one parameterized read and return all rows."""
+        return ReadTx(self._cursor()).rows(sql, params)
+
+    def batches(self, sql: str, params: Params, rows_per_batch: int) -> Iterator[pa.RecordBatch]:
+        """Stream one read's result as Arrow record batches of about ``rows_per_batch`` rows."""
         try:
-            return self.cursor().execute(sql, params or []).fetchall()
+            reader = _execute(self._cursor(), sql, params).to_arrow_reader(rows_per_batch)
+            yield from reader
         except duckdb.Error as exc:
-            raise StoreError(f"The database read failed ({exc}).") from exc
+            raise _translated(exc, ReadTx._FAILURE) from exc
+
+    def append_live_group(
+        self,
+        rows: pa.Table,
+        latencies: tuple[list[uuid.UUID], list[float]] | None = None,
+        keyed: list[tuple[tuple[str, str], uuid.UUID]] | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Commit one live group: its rows, plus latency write-backs of earlier groups and
+        idempotency keys when there are any. Without them this is one autocommitted INSERT:
+        DuckDB's autocommit saves the BEGIN and COMMIT round trips of the hot path."""
+        if latencies is None and not keyed:
+            with self._write_lock:
+                _append_transactions(self._cursor(), rows)
+                self.generation += 1
+            return
+        with self.write() as tx:
+            if latencies is not None:
+                tx.set_latencies(*latencies)
+            tx.append_transactions(rows)
+            if keyed:
+                tx.insert_idempotency_keys(keyed, now or utc_now())
 
     def close(self) -> None:
         """Checkpoint (folds the WAL into the file) and close."""
         if self._closed:
             return
-        with self.write_lock:
+        with self._write_lock:
             self._closed = True
             try:
                 if self.path is not None:
@@ -211,149 +438,36 @@ class Store:
             )
         if current >= target:
             return
-        with self.write() as cur:
-            cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
-            (storage,) = cur.execute(
+        with self.write() as tx:
+            tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)")
+            (storage,) = tx.one(
                 "SELECT tags['storage_version'] FROM duckdb_databases() "
                 "WHERE database_name = current_database()"
-            ).fetchone()
+            )
             if isinstance(storage, list):  # DuckDB 1.x answers a MAP lookup with a list
                 storage = storage[0] if storage else None
             for version in range(current + 1, target + 1):
-                cur.execute(migration_sql(version, storage or ""))
+                tx.execute(migration_sql(version, storage or ""))
                 if version == 2:
-                    self._backfill_rollups(cur)
-                cur.execute("INSERT INTO schema_version VALUES (?)", [version])
+                    self._backfill_rollups(tx)
+                tx.execute("INSERT INTO schema_version VALUES (?)", [version])
 
-    def _backfill_rollups(self, cur: duckdb.DuckDBPyConnection) -> None:
+    @staticmethod
+    def _backfill_rollups(tx: WriteTx) -> None:
         """Build the v2 running totals and histograms of simulation runs already in the file
         (live totals are rebuilt from the rows at every start-up, so none are stored)."""
-        sources = cur.execute(
-            "SELECT DISTINCT run_id FROM transactions WHERE run_id IS NOT NULL"
-        ).fetchall()
+        sources = tx.rows("SELECT DISTINCT run_id FROM transactions WHERE run_id IS NOT NULL")
         for (source,) in sources:
-            approved, cents, latency = (
-                cur.execute(
-                    "SELECT status = 'Approved', CAST(amount * 100 AS BIGINT), "
-                    # unknown latency (killed before its write-back): NaN, skipped by the histogram
-                    "coalesce(latency_ms, 'NaN'::DOUBLE) FROM transactions "
-                    "WHERE run_id = ?",
-                    [source],
-                )
-                .fetchnumpy()
-                .values()
-            )
-            self.add_to_rollups(cur, RollupDelta.from_columns(source, approved, cents, latency))
+            approved, cents, latency = tx.numpy(
+                "SELECT status = 'Approved', CAST(amount * 100 AS BIGINT), "
+                # unknown latency (killed before its write-back): NaN, skipped by the histogram
+                "coalesce(latency_ms, 'NaN'::DOUBLE) FROM transactions "
+                "WHERE run_id = ?",
+                [source],
+            ).values()
+            tx.add_to_rollups(RollupDelta.from_columns(source, approved, cents, latency))
 
     # -- writes --------------------------------------------------------------------------------
-
-    @staticmethod
-    def append_transactions(cur: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
-        """Append rows (an Arrow table named like the columns; ``id`` and ``card_hash`` as
-        ``binary(16)``, read as UUIDs through Arrow's UUID type: half the cost of a SQL cast).
-
-        The SQL reads ``_new_rows`` through DuckDB's replacement scan of this frame's locals:
-        on the live path (one call per group commit) that is cheaper than register/unregister,
-        two more round trips into DuckDB per call."""
-        for name in _UUID_COLUMNS:
-            column = rows.column(name)
-            uuids = [pa.ExtensionArray.from_storage(pa.uuid(), part) for part in column.chunks]
-            rows = rows.set_column(
-                rows.schema.get_field_index(name), name, pa.chunked_array(uuids, pa.uuid())
-            )
-        _new_rows = rows  # read by name from the SQL below
-        columns = ", ".join(rows.column_names)
-        cur.execute(f"INSERT INTO transactions ({columns}) SELECT {columns} FROM _new_rows")
-
-    def append_transactions_committed(self, rows: pa.Table) -> None:
-        """Append rows as one autocommitted statement (caller holds the write lock)."""
-        try:
-            self.append_transactions(self.cursor(), rows)
-        except duckdb.Error as exc:
-            raise StoreError(f"The database write failed ({exc}); nothing was saved.") from exc
-        self.generation += 1
-
-    @staticmethod
-    def add_to_rollups(cur: duckdb.DuckDBPyConnection, delta: RollupDelta) -> None:
-        """Add a batch to the running totals and latency histogram of its source.
-
-        A plain UPDATE (the row exists after a source's first batch) costs about half of an
-        ``INSERT ... ON CONFLICT DO UPDATE``, which maintains the primary-key index per call."""
-        declined = delta.total - delta.approved
-        amount = Decimal(delta.amount_cents).scaleb(-2)
-        (updated,) = cur.execute(
-            "UPDATE stats_rollup SET total = total + ?, approved = approved + ?, "
-            "declined = declined + ?, amount_sum = amount_sum + ? WHERE source = ?",
-            [delta.total, delta.approved, declined, amount, delta.source],
-        ).fetchone()
-        if not updated:
-            cur.execute(
-                "INSERT INTO stats_rollup VALUES (?, ?, ?, ?, ?)",
-                [delta.source, delta.total, delta.approved, declined, amount],
-            )
-        Store.add_latencies(cur, delta.source, delta.latency_buckets, delta.latency_counts)
-
-    @staticmethod
-    def add_latencies(
-        cur: duckdb.DuckDBPyConnection, source: int, buckets: np.ndarray, counts: np.ndarray
-    ) -> None:
-        """Add latency histogram counts for ``source``."""
-        if not len(buckets):
-            return
-        hist = pa.table(
-            {
-                "source": np.full(len(buckets), source, dtype=np.int32),
-                "bucket": buckets.astype(np.int32),
-                "n": counts.astype(np.int64),
-            }
-        )
-        cur.register("_hist", hist)
-        try:
-            cur.execute(
-                "INSERT INTO latency_histogram SELECT * FROM _hist "
-                "ON CONFLICT (source, bucket) DO UPDATE SET n = n + excluded.n"
-            )
-        finally:
-            cur.unregister("_hist")
-
-    @staticmethod
-    def set_latencies(
-        cur: duckdb.DuckDBPyConnection, ids: list[uuid.UUID], latency_ms: list[float]
-    ) -> None:
-        """Write back measured latencies of committed live rows.
-
-        Ids grow with insertion, so the BETWEEN bounds let DuckDB's zone maps skip every row
-        group outside the batch instead of joining against the whole table."""
-        if not ids:
-            return
-        update = pa.table(
-            {
-                "id": pa.array([i.bytes for i in ids], pa.binary(16)),
-                "latency_ms": pa.array(latency_ms, pa.float64()),
-            }
-        )
-        cur.register("_latency", update)
-        try:
-            cur.execute(
-                "UPDATE transactions SET latency_ms = u.latency_ms "
-                "FROM (SELECT id::UUID AS id, latency_ms FROM _latency) u "
-                "WHERE transactions.id = u.id AND transactions.id BETWEEN ? AND ?",
-                [min(ids), max(ids)],
-            )
-        finally:
-            cur.unregister("_latency")
-
-    @staticmethod
-    def insert_idempotency_keys(
-        cur: duckdb.DuckDBPyConnection,
-        keyed: list[tuple[tuple[str, str], uuid.UUID]],
-        now: datetime,
-    ) -> None:
-        """Record (key, request hash) → transaction id for the payments of this batch."""
-        cur.executemany(
-            "INSERT INTO idempotency_keys VALUES (?, ?, ?, ?)",
-            [[key, request_hash, tid, now] for (key, request_hash), tid in keyed],
-        )
 
     def find_idempotency_key(self, key: str) -> tuple[str, uuid.UUID] | None:
         """(request hash, transaction id) recorded for ``key``, or None."""
@@ -364,14 +478,12 @@ class Store:
 
     def purge_idempotency_keys(self, older_than: datetime) -> int:
         """Forget keys recorded before ``older_than``; return how many."""
-        with self.write() as cur:
-            return cur.execute(
-                "DELETE FROM idempotency_keys WHERE created_at < ?", [older_than]
-            ).fetchone()[0]
+        with self.write() as tx:
+            return tx.execute("DELETE FROM idempotency_keys WHERE created_at < ?", [older_than])
 
     def reset(self) -> None:
         """Delete all transactions, audit entries, runs and rollups in one transaction."""
-        with self.write() as cur:
+        with self.write() as tx:
             for table in (
                 "transactions",
                 "audit_log",
@@ -381,22 +493,17 @@ class Store:
                 "idempotency_keys",
                 "simulation_keys",
             ):
-                cur.execute(f"DELETE FROM {table}")
+                tx.execute(f"DELETE FROM {table}")
 
     # -- reads ---------------------------------------------------------------------------------
 
     def fetch_transaction(self, transaction_id: uuid.UUID) -> dict[str, Any] | None:
         """One stored transaction as a column → value dict, or None."""
-        cur = self.cursor()
-        try:
-            result = cur.execute("SELECT * FROM transactions WHERE id = ?", [transaction_id])
-            row = result.fetchone()
-            if row is None:
-                return None
-            names = [d[0] for d in result.description]
-        except duckdb.Error as exc:
-            raise StoreError(f"The database read failed ({exc}).") from exc
-        stored = dict(zip(names, row, strict=True))
+        stored = ReadTx(self._cursor()).named_row(
+            "SELECT * FROM transactions WHERE id = ?", [transaction_id]
+        )
+        if stored is None:
+            return None
         stored["card_bin"] = f"{stored['card_bin']:06d}"  # stored as numbers (schema v6)
         stored["card_last4"] = f"{stored['card_last4']:04d}"
         return stored
@@ -417,15 +524,15 @@ class Store:
         """Totals and latency percentiles: simulation runs' rollups (one read snapshot) plus the
         live traffic's in-memory totals. Rollup rows of source 0 from older files are ignored:
         live totals are rebuilt from the rows at start-up."""
-        with self.read() as cur:
-            total, approved, amount_sum = cur.execute(
+        with self.read() as tx:
+            total, approved, amount_sum = tx.one(
                 "SELECT coalesce(sum(total), 0), coalesce(sum(approved), 0), "
                 "coalesce(sum(amount_sum), 0) FROM stats_rollup WHERE source <> 0"
-            ).fetchone()
-            hist = cur.execute(
+            )
+            hist = tx.numpy(
                 "SELECT bucket, sum(n) AS n FROM latency_histogram WHERE source <> 0 "
                 "GROUP BY bucket"
-            ).fetchnumpy()
+            )
         buckets, where = np.unique(
             np.concatenate([np.asarray(hist["bucket"], dtype=np.int64), live.latency_buckets]),
             return_inverse=True,
@@ -447,7 +554,7 @@ class Store:
         """Write an online backup beside the database file; return its path."""
         if self.path is None:
             raise StoreError("An in-memory database has no file to back up; set PTSIM_DB.")
-        return take_backup(self._con, self.path, self.write_lock)
+        return take_backup(self._con, self.path, self._write_lock)
 
     def file_size_bytes(self) -> int:
         """Size of the database file plus its WAL (0 in memory)."""
@@ -475,16 +582,14 @@ class Store:
 
     def insert_policy(self, knobs: dict[str, Any], note: str) -> int:
         """Store a new policy version and its audit entry; return the version."""
-        with self.write() as cur:
-            version = cur.execute("SELECT coalesce(max(version), 0) + 1 FROM policies").fetchone()[
-                0
-            ]
+        with self.write() as tx:
+            (version,) = tx.one("SELECT coalesce(max(version), 0) + 1 FROM policies")
             now = utc_now()
             payload = json.dumps({"knobs": knobs, "note": note})
-            cur.execute(
+            tx.execute(
                 "INSERT INTO policies VALUES (?, ?, ?, ?)", [version, now, json.dumps(knobs), note]
             )
-            cur.execute(
+            tx.execute(
                 "INSERT INTO audit_log VALUES (NULL, ?, 'policy.activated', ?, ?)",
                 [now, version, payload],
             )

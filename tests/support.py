@@ -81,3 +81,15 @@ def payment_body(card: str = TEST_CARDS[1], amount: float | str = 42.50, **extra
     }
     body.update(extra)
     return body
+
+
+def read_frame(store: Any, sql: str, params: Any = None) -> Any:
+    """One read of ``store`` as a pandas DataFrame (through the store's own read snapshot)."""
+    with store.read() as tx:
+        return tx.frame(sql, params)
+
+
+def read_numpy(store: Any, sql: str, params: Any = None) -> dict[str, Any]:
+    """One read of ``store`` as numpy columns by name."""
+    with store.read() as tx:
+        return tx.numpy(sql, params)

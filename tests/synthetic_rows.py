@@ -92,9 +92,8 @@ def insert_rows(
             ),
         }
     )
-    with store.write() as cur:
-        Store.append_transactions(cur, table)
-        Store.add_to_rollups(
-            cur,
+    with store.write() as tx:
+        tx.append_transactions(table)
+        tx.add_to_rollups(
             RollupDelta.from_columns(run_id or 0, d.approved, cols["cents"], np.full(n, 2.5)),
         )

@@ -3,6 +3,7 @@ engine imports neither). Checked in a fresh interpreter so other tests' imports 
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -39,3 +40,39 @@ def test_engine_imports_no_web_or_ui_framework() -> None:
     for module in ("engine.service", "engine.store", "engine.live", "engine.decision"):
         assert module in report["modules"]
     assert report["loaded"] == [], f"engine pulled in {report['loaded']}"
+
+
+STORE_LAYER = {"engine/store.py", "engine/backup.py"}  # the one boundary that talks to DuckDB
+PRODUCT_PACKAGES = ("engine", "api", "workbench")
+
+
+def _product_modules() -> list[tuple[str, ast.Module]]:
+    return [
+        (path.relative_to(ROOT).as_posix(), ast.parse(path.read_text()))
+        for package in PRODUCT_PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+    ]
+
+
+def test_only_the_store_layer_imports_duckdb() -> None:
+    importers = set()
+    for name, tree in _product_modules():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import) and any(a.name == "duckdb" for a in node.names):
+                importers.add(name)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("duckdb"):
+                importers.add(name)
+    assert importers == STORE_LAYER
+
+
+def test_no_caller_reaches_into_the_store_connection_or_lock() -> None:
+    """Callers get read/write transaction objects; the cursor and the writer lock are private."""
+    private = {"_cursor", "_con", "_write_lock"}
+    offenders = []
+    for name, tree in _product_modules():
+        if name in STORE_LAYER:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in private | {"cursor", "write_lock"}:
+                offenders.append(f"{name}:{node.lineno} .{node.attr}")
+    assert offenders == []

@@ -106,7 +106,7 @@ def run_generate(args: argparse.Namespace) -> int:
     except EngineError as exc:
         print(f"ptsim: {exc}", file=sys.stderr)
         return 2
-    engine.store.cursor().execute(f"SET memory_limit = '{args.memory_limit}'")  # validated
+    engine.store.set_memory_limit(args.memory_limit)
     bar = tqdm(
         total=params.rows,
         unit=" rows",

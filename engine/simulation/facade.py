@@ -1,6 +1,7 @@
-"""The simulation methods of :class:`~engine.service.Engine` (kept here so the facade stays small).
+"""Bulk synthetic runs: start, follow, cancel, list and hash them.
 
-The mixin needs the engine's ``store``, ``ids``, ``_card_key`` and ``active_policy()``.
+:class:`Simulations` is the part of :class:`~engine.service.Engine` that owns simulation runs, as
+:class:`~engine.live.LiveWriter` owns the live path; the engine holds one and delegates to it.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,25 +41,30 @@ FROM transactions WHERE run_id = ? ORDER BY id
 """
 
 
-class SimulationMixin:
-    """Bulk synthetic generation runs: start, follow, list, hash."""
+class Simulations:
+    """Bulk synthetic generation runs over one store: start, follow, cancel, list, hash.
 
-    store: Store
-    ids: IdAllocator
-    _card_key: bytes
+    At start-up, runs a dead process left 'running' are marked interrupted."""
 
-    def active_policy(self) -> Policy:  # provided by Engine
-        raise NotImplementedError
-
-    def _init_simulations(self) -> None:
-        """At start-up: mark runs a dead process left 'running' as interrupted."""
+    def __init__(
+        self,
+        store: Store,
+        ids: IdAllocator,
+        card_key: bytes,
+        active_policy: Callable[[], Policy],
+    ) -> None:
+        self.store = store
+        self._ids = ids
+        self._card_key = card_key
+        self._active_policy = active_policy
         self._sim_threads: dict[int, tuple[threading.Thread, threading.Event]] = {}
         self._sim_lock = threading.Lock()
-        abandoned = records.mark_abandoned_runs(self.store)
+        self._keys = SimulationKeys(store)
+        abandoned = records.mark_abandoned_runs(store)
         if abandoned:
             log.warning("simulation runs %s were left running and are now interrupted", abandoned)
 
-    def _stop_simulations(self) -> None:
+    def stop_all(self) -> None:
         """Ask background runs to stop (they end 'interrupted') and wait for them."""
         with self._sim_lock:
             running = list(self._sim_threads.values())
@@ -69,7 +76,7 @@ class SimulationMixin:
     def _prepare_run(self, params: SimulationParams | dict) -> tuple[SimulationParams, int, Policy]:
         if not isinstance(params, SimulationParams):
             params = SimulationParams.model_validate(params)
-        policy = self.active_policy()
+        policy = self._active_policy()
         return params, records.create_run(self.store, params, policy.version), policy
 
     def simulate(
@@ -82,7 +89,7 @@ class SimulationMixin:
         marked interrupted (or failed) with a true ``rows_written``, and the exception propagates.
         """
         params, run_id, policy = self._prepare_run(params)
-        execute_run(self.store, self.ids, self._card_key, policy, run_id, params, progress)
+        execute_run(self.store, self._ids, self._card_key, policy, run_id, params, progress)
         return self.get_run(run_id)
 
     def start_simulation(self, params: SimulationParams | dict) -> int:
@@ -99,7 +106,7 @@ class SimulationMixin:
         def work() -> None:
             try:
                 execute_run(
-                    self.store, self.ids, self._card_key, policy, run_id, params, cancel=cancel
+                    self.store, self._ids, self._card_key, policy, run_id, params, cancel=cancel
                 )
             except SimulationCancelled:
                 log.warning("simulation run %s was cancelled; it is marked interrupted", run_id)
@@ -122,9 +129,7 @@ class SimulationMixin:
         with other parameters raises :class:`IdempotencyConflictError`."""
         if not isinstance(params, SimulationParams):
             params = SimulationParams.model_validate(params)
-        if not hasattr(self, "_sim_keys"):
-            self._sim_keys = SimulationKeys(self.store)
-        return self._sim_keys.start(key, params, self.start_simulation)
+        return self._keys.start(key, params, self.start_simulation)
 
     def cancel_simulation(self, run_id: int) -> bool:
         """Ask a background run to stop; False when it is not running in this process."""
@@ -148,10 +153,9 @@ class SimulationMixin:
         """SHA-256 over a run's deterministic columns in event order (id and run_id excluded):
         equal for equal seed, parameters and card key, whatever the chunk size."""
         self.get_run(run_id)  # NotFoundError for unknown runs
-        reader = self.store.cursor().sql(CONTENT_SQL, params=[run_id]).to_arrow_reader(200_000)
         digests: dict[str, hashlib._Hash] = {}
         rows = 0
-        for batch in reader:
+        for batch in self.store.batches(CONTENT_SQL, [run_id], 200_000):
             rows += batch.num_rows
             for name, column in zip(batch.schema.names, batch.columns, strict=True):
                 _hash_column(digests.setdefault(name, hashlib.sha256()), column)

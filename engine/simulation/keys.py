@@ -38,8 +38,8 @@ class SimulationKeys:
                     )
                 return int(rows[0][1]), True
             run_id = start(params)
-            with self._store.write() as cur:
-                cur.execute(
+            with self._store.write() as tx:
+                tx.execute(
                     "INSERT INTO simulation_keys VALUES (?, ?, ?, ?)",
                     [key, digest, run_id, utc_now()],
                 )

@@ -10,11 +10,9 @@ import json
 from importlib import metadata
 from typing import Any
 
-import duckdb
-
 from engine.errors import NotFoundError
 from engine.simulation.params import RunRecord, SimulationParams
-from engine.store import Store, utc_now
+from engine.store import Store, WriteTx, utc_now
 
 GENERATOR_VERSION = "1"
 _COLUMNS = (
@@ -34,9 +32,9 @@ def code_version() -> str:
 
 def create_run(store: Store, params: SimulationParams, policy_version: int) -> int:
     """Insert a 'running' record and return its id (ids start at 1: source 0 is live traffic)."""
-    with store.write() as cur:
-        run_id = cur.execute("SELECT coalesce(max(id), 0) + 1 FROM runs").fetchone()[0]
-        cur.execute(
+    with store.write() as tx:
+        (run_id,) = tx.one("SELECT coalesce(max(id), 0) + 1 FROM runs")
+        tx.execute(
             "INSERT INTO runs (id, created_at, status, seed, params, policy_version, "
             "code_version, rows_planned, rows_written, timings, summary) "
             "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, 0, '{}', '{}')",
@@ -53,11 +51,9 @@ def create_run(store: Store, params: SimulationParams, policy_version: int) -> i
     return int(run_id)
 
 
-def record_progress(
-    cur: duckdb.DuckDBPyConnection, run_id: int, rows_written: int, summary: dict[str, Any]
-) -> None:
+def record_progress(tx: WriteTx, run_id: int, rows_written: int, summary: dict[str, Any]) -> None:
     """Inside a chunk's transaction: the run now has ``rows_written`` rows."""
-    cur.execute(
+    tx.execute(
         "UPDATE runs SET rows_written = ?, summary = ? WHERE id = ?",
         [rows_written, json.dumps(summary), run_id],
     )
@@ -72,8 +68,8 @@ def finish_run(
     error: str | None = None,
 ) -> None:
     """Set the final status, timings, summary and error of a run."""
-    with store.write() as cur:
-        cur.execute(
+    with store.write() as tx:
+        tx.execute(
             "UPDATE runs SET status = ?, finished_at = ?, timings = ?, summary = ?, error = ? "
             "WHERE id = ?",
             [status, utc_now(), json.dumps(timings), json.dumps(summary), error, run_id],
@@ -83,10 +79,10 @@ def finish_run(
 def mark_abandoned_runs(store: Store) -> list[int]:
     """At start-up: runs a dead process left 'running' become 'interrupted'. Their committed
     chunks stay (rows_written was committed with them), so the record stays true."""
-    with store.write() as cur:
-        ids = [r[0] for r in cur.execute("SELECT id FROM runs WHERE status = 'running'").fetchall()]
+    with store.write() as tx:
+        ids = [r[0] for r in tx.rows("SELECT id FROM runs WHERE status = 'running'")]
         if ids:
-            cur.execute(
+            tx.execute(
                 "UPDATE runs SET status = 'interrupted', finished_at = ?, "
                 "error = 'the process running it stopped before it finished' "
                 "WHERE status = 'running'",

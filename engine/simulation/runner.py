@@ -213,11 +213,10 @@ def _write_chunk(
     rows = chunk.rows
     after = copy.deepcopy(summary)
     after.add(chunk.approved, rows.scenario, rows.amount_cents)  # type: ignore[arg-type]
-    with store.write() as cur:
-        table = chunk.table.add_column(0, "id", ids.next_block(len(rows)))
-        store.append_transactions(cur, table)
-        store.add_to_rollups(cur, chunk.rollup)
-        records.record_progress(cur, run_id, after.rows, after.as_dict())
+    with store.write() as tx:
+        tx.append_transactions(chunk.table.add_column(0, "id", ids.next_block(len(rows))))
+        tx.add_to_rollups(chunk.rollup)
+        records.record_progress(tx, run_id, after.rows, after.as_dict())
     for name in RunSummary.__slots__:
         setattr(summary, name, getattr(after, name))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -26,7 +27,19 @@ def filled(engine):
         engine.store, random_columns(1000, seed=2), run_id=2, first_index=10_000, currency="EUR"
     )
     engine.authorize({"card_number": "4111111111111111", "amount": "12.34", "merchant": "Shop"})
+    _wait_for_latency_write_back(engine)
     return engine
+
+
+def _wait_for_latency_write_back(engine: Engine) -> None:
+    """The writer writes the payment's latency back ~50 ms after the commit, and that write is a
+    data change: wait for it so memo checks see a settled data version."""
+    for _ in range(500):
+        if not engine.store.query("SELECT 1 FROM transactions WHERE latency_ms IS NULL"):
+            time.sleep(0.01)  # the write-back's generation bump follows its commit
+            return
+        time.sleep(0.01)
+    raise AssertionError("the latency was never written back")
 
 
 def test_everything_adds_up_to_the_kpis(filled):

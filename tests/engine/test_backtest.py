@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from support import read_numpy
 from synthetic_rows import insert_rows, random_columns
 
 from engine.backtest import CURVE_STEPS, decision_sql
@@ -24,18 +25,15 @@ def engine(tmp_path):
 def sql_decisions(engine: Engine, policy: Policy) -> dict[str, np.ndarray]:
     """Per-row score and reason from the SQL translation, in id order."""
     q = decision_sql(policy, "c")
-    rows = (
-        engine.store.cursor()
-        .execute(
-            f"""WITH base AS (
+    rows = read_numpy(
+        engine.store,
+        f"""WITH base AS (
                     SELECT id, CAST(amount * 100 AS BIGINT) AS cents, spending_velocity AS sv,
                            device_trust_score AS dt, ip_risk_score AS ip,
                            velocity_count AS vc, draw FROM transactions
                 ), scored AS (SELECT *, {q.score} AS c_score, {q.rest_reason} AS c_rest FROM base)
                 SELECT c_score, {q.reason} AS c_reason FROM scored ORDER BY id""",
-            q.params,
-        )
-        .fetchnumpy()
+        q.params,
     )
     return {"score": rows["c_score"], "reason": rows["c_reason"]}
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
@@ -211,7 +212,7 @@ def test_a_group_lingers_for_as_many_payments_as_the_last_one_held(engine, monke
     batch, stop = writer._gather(pending[0])
     gathered.set()
     late.join()
-    assert (batch, stop) == (pending[:4], False)
+    assert (batch, stop) == (pending[:4], None)
     assert writer._queue.get(timeout=5) == pending[4]
 
 
@@ -224,7 +225,7 @@ def test_a_single_client_never_waits_for_a_group(engine, monkeypatch) -> None:
     writer._last_batch_size = 1
     later = threading.Timer(0.2, writer._queue.put, args=("next",))
     later.start()
-    assert writer._gather("only") == (["only"], False)  # did not wait for "next"
+    assert writer._gather("only") == (["only"], None)  # did not wait for "next"
     later.join()
     assert writer._queue.get(timeout=5) == "next"
 
@@ -251,7 +252,7 @@ def test_a_cancelled_thread_future_does_not_stop_the_writer(engine) -> None:
     import asyncio
 
     async def scenario() -> tuple:
-        with engine.store.write_lock:  # hold the writer so both land in one group
+        with _writer_paused(engine):  # both land in one group
             cancelled = engine.submit(_request(0, "10.00"))
             assert cancelled.cancel()
             waiting = engine.submit_async(_request(1, "11.00"))
@@ -270,3 +271,20 @@ def test_payments_submitted_after_stop_fail_instead_of_waiting(engine) -> None:
     engine._live.stop()
     with pytest.raises(StoreError):
         engine.submit(_request(0, "10.00")).result(timeout=5)
+
+
+@contextlib.contextmanager
+def _writer_paused(engine):
+    """Keep the writer thread busy with an exclusive job until the block ends, so what the block
+    submits is queued and decided as one group."""
+    from engine.live import _Exclusive
+
+    started, release = threading.Event(), threading.Event()
+    job = _Exclusive(lambda: (started.set(), release.wait(30)), Future())
+    engine._live._queue.put(job)
+    assert started.wait(30)
+    try:
+        yield
+    finally:
+        release.set()
+    job.done.result(timeout=30)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from support import read_numpy
 
 from engine.decision import REASON_NAMES, decide
 from engine.features import CHANNELS, FeatureState, HistoryCounts, normalize
@@ -23,17 +24,14 @@ def test_bulk_and_live_paths_decide_identically(tmp_path: Path) -> None:
         run = eng.simulate(
             {"rows": 4_000, "seed": 21, "days": 1, "fraud_rate": 0.15, "chunk_rows": 613}
         )
-        stored = (
-            eng.store.cursor()
-            .sql(
-                "SELECT card_hash, device_id, currency, epoch_ms(created_at) AS t, channel, "
-                "CAST(amount * 100 AS BIGINT) AS cents, draw, spending_velocity, "
-                "device_trust_score, ip_risk_score, velocity_count, device_seen_count, "
-                "device_other_cards, score, status, reason_code, risk_flag, policy_version "
-                "FROM transactions WHERE run_id = ? ORDER BY id",
-                params=[run.id],
-            )
-            .fetchnumpy()
+        stored = read_numpy(
+            eng.store,
+            "SELECT card_hash, device_id, currency, epoch_ms(created_at) AS t, channel, "
+            "CAST(amount * 100 AS BIGINT) AS cents, draw, spending_velocity, "
+            "device_trust_score, ip_risk_score, velocity_count, device_seen_count, "
+            "device_other_cards, score, status, reason_code, risk_flag, policy_version "
+            "FROM transactions WHERE run_id = ? ORDER BY id",
+            [run.id],
         )
     n = len(stored["draw"])
     assert n == 4_000

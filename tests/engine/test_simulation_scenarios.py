@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from support import read_frame
 
 from engine.service import Engine
 from engine.simulation import SCENARIOS, SimulationParams
@@ -22,17 +23,14 @@ def rows(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
     path = tmp_path_factory.mktemp("scenarios") / "s.duckdb"
     with Engine.open(path, card_key=KEY.decode()) as eng:
         run = eng.simulate({"rows": 60_000, "seed": 5, "days": 7, "fraud_rate": 0.05})
-        frame = (
-            eng.store.cursor()
-            .sql(
-                "SELECT id::VARCHAR AS id, card_hash, card_bin, merchant, channel, device_id, "
-                "currency, CAST(amount * 100 AS BIGINT) AS cents, spending_velocity, "
-                "device_trust_score, ip_risk_score, velocity_count, device_seen_count, "
-                "device_other_cards, is_fraud, fraud_scenario, created_at, label_available_at, "
-                "latency_ms FROM transactions WHERE run_id = ? ORDER BY id",
-                params=[run.id],
-            )
-            .df()
+        frame = read_frame(
+            eng.store,
+            "SELECT id::VARCHAR AS id, card_hash, card_bin, merchant, channel, device_id, "
+            "currency, CAST(amount * 100 AS BIGINT) AS cents, spending_velocity, "
+            "device_trust_score, ip_risk_score, velocity_count, device_seen_count, "
+            "device_other_cards, is_fraud, fraud_scenario, created_at, label_available_at, "
+            "latency_ms FROM transactions WHERE run_id = ? ORDER BY id",
+            [run.id],
         )
     return frame
 
