@@ -10,7 +10,6 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.middleware import RateLimitMiddleware, RequestContextMiddleware
-from api.payment_fast_path import PaymentFastPath
 from api.routes import admin, backtest, health, payments, simulations, stats, transactions
 from engine.config import get_settings
 from engine.service import Engine
@@ -42,16 +41,18 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # No OpenTelemetry: with it on, FastAPI asks the global providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     if engine is not None:
         app.state.engine = engine
     install_error_handlers(app)
     settings = engine.settings if engine is not None else get_settings()
-    app.add_middleware(PaymentFastPath)  # innermost: after request ids, body limit, rate limit
+    app.add_middleware(payments.PaymentEndpoint)  # innermost: after ids, body limit, rate limit
     if settings.rate_limit:
         app.add_middleware(RateLimitMiddleware, per_second=settings.rate_limit)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
-    for module in (payments, transactions, stats, simulations, backtest, admin, health):
+    for module in (transactions, stats, simulations, backtest, admin, health):
         app.include_router(module.router)
     _answer_400_not_422(app)
     return app
@@ -77,8 +78,14 @@ def _answer_400_not_422(app: FastAPI) -> None:
                             }
                         },
                     }
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
         for name in ("HTTPValidationError", "ValidationError"):
-            schema.get("components", {}).get("schemas", {}).pop(name, None)
+            components.pop(name, None)
+        # POST /payment is served as plain ASGI (api/routes/payments.py), which documents it.
+        schema["paths"] = {payments.PATH: {"post": payments.openapi_operation()}, **schema["paths"]}
+        for name, model in payments.openapi_models().items():
+            components.update(model.pop("$defs", {}))
+            components[name] = model
         app.openapi_schema = schema
         return schema
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -43,6 +44,24 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+@dataclass(frozen=True, slots=True)
+class MappedError:
+    """How an exception is answered: status, envelope fields and extra headers."""
+
+    status: int
+    type: str
+    message: str
+    field: str | None = None
+    headers: dict[str, str] | None = None
+
+    def body(self, request_id: str | None) -> dict[str, Any]:
+        """The envelope as a JSON-ready dict."""
+        error = ErrorBody(
+            type=self.type, message=self.message, field=self.field, request_id=request_id
+        )
+        return ErrorResponse(error=error).model_dump()
+
+
 def error_response(
     status: int,
     type_: str,
@@ -51,11 +70,12 @@ def error_response(
     request: Request | None = None,
 ) -> JSONResponse:
     """Build the envelope as a response (with the request's id when known)."""
+    return _respond(MappedError(status, type_, message, field), request)
+
+
+def _respond(mapped: MappedError, request: Request | None) -> JSONResponse:
     request_id = getattr(request.state, "request_id", None) if request is not None else None
-    body = ErrorResponse(
-        error=ErrorBody(type=type_, message=message, field=field, request_id=request_id)
-    )
-    return JSONResponse(status_code=status, content=body.model_dump())
+    return JSONResponse(mapped.body(request_id), mapped.status, headers=mapped.headers)
 
 
 # Unknown keys are named in errors only when they look like field names: no run of 4+ digits.
@@ -70,6 +90,8 @@ def _describe_validation_error(error: dict[str, Any]) -> tuple[str | None, str]:
         return "body", "The request body is not valid JSON."
     if kind == "missing" and not loc:
         return "body", "A JSON request body is required."
+    if kind == "content_type":
+        return "body", "The request body must be JSON, sent with 'Content-Type: application/json'."
     if kind == "model_attributes_type" or (kind.endswith("_type") and not loc):
         return "body", "The request body must be a JSON object."
     if len(loc) == 2 and loc[0] == "header":  # e.g. ('header', 'idempotency-key')
@@ -94,37 +116,44 @@ def _allowed_methods(request: Request) -> list[str]:
     return allowed
 
 
+def map_error(exc: Exception) -> MappedError | None:
+    """The one mapping of validation and engine errors to answers (None: not a client or store
+    error, so a 500). Used by the app's exception handlers and by ``POST /payment``."""
+    if isinstance(exc, RequestValidationError):
+        field, message = _describe_validation_error(exc.errors()[0] if exc.errors() else {})
+        return MappedError(400, "validation_error", message, field)
+    if isinstance(exc, InvalidRequestError):
+        return MappedError(400, "validation_error", exc.message, exc.field)
+    if isinstance(exc, RecursionError):
+        return MappedError(400, "validation_error", "The JSON body is nested too deeply.", "body")
+    if isinstance(exc, IdempotencyConflictError):
+        return MappedError(409, "idempotency_error", str(exc), "Idempotency-Key")
+    if isinstance(exc, NotFoundError):
+        return MappedError(404, "not_found", str(exc))
+    if isinstance(exc, StoreError):
+        log.error("store error: %s", exc)
+        return MappedError(503, "store_unavailable", str(exc))
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map validation, engine and HTTP errors to the envelope."""
 
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        field, message = _describe_validation_error(exc.errors()[0] if exc.errors() else {})
-        return error_response(400, "validation_error", message, field, request)
+    async def _mapped(request: Request, exc: Exception) -> JSONResponse:
+        mapped = map_error(exc)
+        assert mapped is not None  # registered only for the classes map_error knows
+        return _respond(mapped, request)
 
-    @app.exception_handler(InvalidRequestError)
-    async def _invalid(request: Request, exc: InvalidRequestError) -> JSONResponse:
-        return error_response(400, "validation_error", exc.message, exc.field, request)
-
-    @app.exception_handler(RecursionError)
-    async def _too_deep(request: Request, _: RecursionError) -> JSONResponse:
-        return error_response(
-            400, "validation_error", "The JSON body is nested too deeply.", "body", request
-        )
-
-    @app.exception_handler(IdempotencyConflictError)
-    async def _conflict(request: Request, exc: IdempotencyConflictError) -> JSONResponse:
-        return error_response(409, "idempotency_error", str(exc), "Idempotency-Key", request)
-
-    @app.exception_handler(NotFoundError)
-    async def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
-        return error_response(404, "not_found", str(exc), None, request)
-
-    @app.exception_handler(StoreLockedError)
-    @app.exception_handler(StoreError)
-    async def _store(request: Request, exc: StoreError) -> JSONResponse:
-        log.error("store error: %s", exc)
-        return error_response(503, "store_unavailable", str(exc), None, request)
+    for known in (
+        RequestValidationError,
+        InvalidRequestError,
+        RecursionError,
+        IdempotencyConflictError,
+        NotFoundError,
+        StoreLockedError,
+        StoreError,
+    ):
+        app.add_exception_handler(known, _mapped)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -1,10 +1,12 @@
-"""The ASGI fast path for POST /payment answers exactly like the route and defers the rest."""
+"""POST /payment has one implementation (api/routes/payments.py): plain and keyed payments, bad
+bodies and engine errors all go through it, once, and a dependency override reaches all of them."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 
+import pytest
 from support import payment_body
 
 from api.app import create_app
@@ -15,9 +17,8 @@ def _shape(body: dict) -> dict:
     return {key: type(value).__name__ for key, value in body.items()}
 
 
-def test_fast_path_answers_with_the_routes_shape(client) -> None:
+def test_plain_and_keyed_payments_answer_the_same_shape(client) -> None:
     fast = client.post("/payment", json=payment_body())
-    # An Idempotency-Key sends the request through the FastAPI route.
     routed = client.post("/payment", json=payment_body(), headers={"Idempotency-Key": "k-1"})
     assert (fast.status_code, routed.status_code) == (201, 201)
     assert fast.headers["content-type"] == routed.headers["content-type"] == "application/json"
@@ -28,7 +29,7 @@ def test_fast_path_answers_with_the_routes_shape(client) -> None:
     assert stored.status_code == 200 and stored.json()["status"] == fast.json()["status"]
 
 
-def test_invalid_bodies_fall_through_to_the_routes_errors(client) -> None:
+def test_invalid_bodies_get_the_error_envelope(client) -> None:
     bad = {**payment_body(), "amount": -1}
     response = client.post("/payment", json=bad)
     assert response.status_code == 400
@@ -36,18 +37,30 @@ def test_invalid_bodies_fall_through_to_the_routes_errors(client) -> None:
     assert client.get("/stats").json()["total"] == 0
 
 
-def test_a_body_that_is_not_declared_json_goes_to_the_route(client) -> None:
+def test_a_body_that_is_not_declared_json_is_refused(client) -> None:
     response = client.post(
         "/payment", content=json.dumps(payment_body()), headers={"content-type": "text/plain"}
     )
     assert response.status_code == 400
+    assert response.json()["error"]["field"] == "body"
+    assert "Content-Type: application/json" in response.json()["error"]["message"]
     assert client.get("/stats").json()["total"] == 0
 
 
-def test_an_engine_that_cannot_write_gets_the_mapped_503(client, engine) -> None:
+def test_an_engine_that_cannot_write_gets_the_mapped_503_once(client, engine, monkeypatch) -> None:
     engine._live.stop()
+    calls = []
+    submit_async = engine.submit_async
+
+    def counted(payment):
+        calls.append(payment)
+        return submit_async(payment)
+
+    monkeypatch.setattr(engine, "submit_async", counted)
+    monkeypatch.setattr(engine, "submit", lambda *_: pytest.fail("submitted a second time"))
     response = client.post("/payment", json=payment_body())
     assert response.status_code == 503
+    assert len(calls) == 1  # no hidden resubmission
     assert response.json()["error"]["type"] == "store_unavailable"
     assert "Traceback" not in response.text
 
@@ -74,12 +87,28 @@ def test_a_body_sent_in_several_chunks_is_reassembled(engine) -> None:
     )
 
 
-def test_the_fast_path_serves_valid_payments_without_the_route(client, engine, monkeypatch) -> None:
-    def route_reached(*_: object) -> None:
-        raise AssertionError("the FastAPI route handled a plain valid payment")
+@pytest.mark.parametrize("override", ["takes-request", "takes-nothing"])
+def test_a_dependency_override_reaches_every_valid_payment(engine, tmp_path, override) -> None:
+    from fastapi.testclient import TestClient
 
-    monkeypatch.setattr(engine, "submit", route_reached)
-    assert client.post("/payment", json=payment_body()).status_code == 201
+    from api.deps import get_engine
+    from engine.service import Engine
+
+    with Engine.open(tmp_path / "other.duckdb", card_key="other-key") as other:
+        app = create_app(engine)
+
+        async def with_request(request) -> Engine:
+            return other
+
+        app.dependency_overrides[get_engine] = (
+            with_request if override == "takes-request" else (lambda: other)
+        )
+        with TestClient(app) as client:
+            plain = client.post("/payment", json=payment_body())
+            keyed = client.post("/payment", json=payment_body(), headers={"Idempotency-Key": "o"})
+        assert (plain.status_code, keyed.status_code) == (201, 201)
+        assert other.stats().total == 2
+        assert engine.stats().total == 0
 
 
 def test_a_client_that_leaves_mid_body_gets_nothing_stored(engine) -> None:
