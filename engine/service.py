@@ -39,6 +39,7 @@ from engine.simulation.facade import Simulations
 from engine.simulation.params import RunRecord, SimulationParams
 from engine.simulation.runner import Progress
 from engine.store import Store, utc_now
+from engine.transaction_row import NAMES
 
 log = logging.getLogger("ptsim.engine")
 
@@ -378,11 +379,10 @@ def _as_uuid(transaction_id: str | uuid.UUID) -> uuid.UUID:
     return parsed
 
 
-_COPIED_COLUMNS = (  # StoredTransaction fields stored under the same name
-    "id", "card_last4", "amount", "currency", "merchant", "channel", "device_id", "status",
-    "risk_flag", "created_at", "reason_code", "draw", "policy_version", "latency_ms", "run_id",
-    "is_fraud", "fraud_scenario",
-)  # fmt: skip
+# StoredTransaction fields stored under the same name (engine/transaction_row.py)
+_COPIED_COLUMNS = tuple(
+    name for name in StoredTransaction.model_fields if name in NAMES and name != "score"
+)  # the score is answered rounded to 4 decimals
 
 
 def _stored_transaction(row: dict[str, Any]) -> StoredTransaction:

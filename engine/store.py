@@ -32,9 +32,11 @@ from engine.errors import StoreError, StoreLockedError
 from engine.latency import histogram_counts, percentile_from_histogram
 from engine.live_totals import LiveSnapshot
 from engine.schema import SCHEMA_VERSION, migration_sql
+from engine.transaction_row import NAMES
 
 _UUID_COLUMNS = ("id", "card_hash")  # sent as 16-byte binary, stored as UUID
 Params = Sequence[Any] | Mapping[str, Any] | None
+_SELECT_ROW = f"SELECT {', '.join(NAMES)} FROM transactions WHERE id = ?"
 LIVE_SOURCE = 0  # stats_rollup.source for live traffic; simulation runs use their run id
 
 
@@ -499,9 +501,7 @@ class Store:
 
     def fetch_transaction(self, transaction_id: uuid.UUID) -> dict[str, Any] | None:
         """One stored transaction as a column → value dict, or None."""
-        stored = ReadTx(self._cursor()).named_row(
-            "SELECT * FROM transactions WHERE id = ?", [transaction_id]
-        )
+        stored = ReadTx(self._cursor()).named_row(_SELECT_ROW, [transaction_id])
         if stored is None:
             return None
         stored["card_bin"] = f"{stored['card_bin']:06d}"  # stored as numbers (schema v6)

@@ -20,6 +20,7 @@ from engine.simulation import records
 from engine.simulation.keys import SimulationKeys
 from engine.simulation.params import RunRecord, SimulationParams
 from engine.simulation.runner import Progress, SimulationCancelled, execute_run
+from engine.transaction_row import content_hash_sql
 
 if TYPE_CHECKING:
     from engine.ids import IdAllocator
@@ -29,16 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ptsim.simulation")
 BACKGROUND_CHUNK_ROWS = 100_000  # a ~0.2 s append: live payments never wait long behind a run
 
-# Deterministic content of a run's rows, in event (= id) order; id and run_id excluded.
-CONTENT_SQL = """
-SELECT epoch_ms(created_at) AS created_at, card_hash, card_bin, card_last4, card_length,
-       CAST(amount * 100 AS BIGINT) AS amount_cents, currency, merchant, channel, device_id,
-       status, reason_code, risk_flag, score, spending_velocity, device_trust_score,
-       ip_risk_score, velocity_count, device_seen_count, device_other_cards, draw,
-       policy_version, latency_ms, is_fraud, fraud_scenario,
-       epoch_ms(label_available_at) AS label_available_at
-FROM transactions WHERE run_id = ? ORDER BY id
-"""
+CONTENT_SQL = content_hash_sql()  # the run's deterministic columns, in event order
 
 
 class Simulations:
