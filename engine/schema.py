@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 # audit_log holds events about transactions and policies. A payment's decision entry is read from
-# its transactions row (written by the same commit); files from earlier builds may hold one here.
+# its transactions row (written by the same commit); v7 removes those earlier builds stored here.
 V1_TABLES = """
 CREATE TABLE transactions (
     id UUID NOT NULL,                 -- time-ordered (UUIDv7 layout): zone maps prune lookups
@@ -73,7 +73,7 @@ CREATE TABLE runs (
 
 # v2: running totals and a latency histogram per source (run id), kept in the same transaction as
 # the rows, so GET /stats reads a few hundred rows instead of scanning millions. Rows of source 0
-# (live traffic, in files written before live totals moved into memory) are ignored.
+# (live traffic, in files written before live totals moved into memory) are deleted by v7.
 V2_ROLLUPS = """
 CREATE TABLE stats_rollup (
     source INTEGER PRIMARY KEY,
@@ -183,6 +183,14 @@ INSERT INTO transactions_v6 BY NAME SELECT * FROM transactions ORDER BY id;
 DROP TABLE transactions;
 ALTER TABLE transactions_v6 RENAME TO transactions;
 """
+# v7: retire what older builds left behind, so reads no longer test for it on every query:
+# - live traffic's rollup rows (source 0): live totals live in memory and are rebuilt from the rows;
+# - 'payment.decided' audit entries: a payment's decision entry is read from its row.
+V7_RETIRE_LEGACY = """
+DELETE FROM stats_rollup WHERE source = 0;
+DELETE FROM latency_histogram WHERE source = 0;
+DELETE FROM audit_log WHERE event = 'payment.decided';
+"""
 MIGRATIONS: list[str] = [
     V1_TABLES,
     V2_ROLLUPS,
@@ -190,6 +198,7 @@ MIGRATIONS: list[str] = [
     V4_SIMULATION_KEYS,
     V5_CARD_HASH_UUID,
     V6_REBUILD,
+    V7_RETIRE_LEGACY,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

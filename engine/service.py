@@ -219,10 +219,9 @@ class Engine:
             latency_ms=row["latency_ms"],
             source="live" if live else f"simulation run {row['run_id']}",
         )
-        others = [  # files written before v0.1's derived entries also stored the decision
+        others = [
             AuditEntry(**entry, latency_ms=row["latency_ms"], source=decision.source)
             for entry in self.store.fetch_audit(parsed)
-            if entry["event"] != "payment.decided"
         ]
         return [decision, *others]
 

@@ -522,17 +522,13 @@ class Store:
 
     def rollup_snapshot(self, live: LiveSnapshot) -> dict[str, Any]:
         """Totals and latency percentiles: simulation runs' rollups (one read snapshot) plus the
-        live traffic's in-memory totals. Rollup rows of source 0 from older files are ignored:
-        live totals are rebuilt from the rows at start-up."""
+        live traffic's in-memory totals (rebuilt from the rows at start-up)."""
         with self.read() as tx:
             total, approved, amount_sum = tx.one(
                 "SELECT coalesce(sum(total), 0), coalesce(sum(approved), 0), "
-                "coalesce(sum(amount_sum), 0) FROM stats_rollup WHERE source <> 0"
+                "coalesce(sum(amount_sum), 0) FROM stats_rollup"
             )
-            hist = tx.numpy(
-                "SELECT bucket, sum(n) AS n FROM latency_histogram WHERE source <> 0 "
-                "GROUP BY bucket"
-            )
+            hist = tx.numpy("SELECT bucket, sum(n) AS n FROM latency_histogram GROUP BY bucket")
         buckets, where = np.unique(
             np.concatenate([np.asarray(hist["bucket"], dtype=np.int64), live.latency_buckets]),
             return_inverse=True,

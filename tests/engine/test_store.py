@@ -15,7 +15,7 @@ from engine.errors import NotFoundError, StoreLockedError
 from engine.latency import exact_percentile
 from engine.models import PaymentRequest
 from engine.policy import Policy
-from engine.schema import MIGRATIONS, SCHEMA_VERSION
+from engine.schema import MIGRATIONS, SCHEMA_VERSION, migration_sql
 from engine.service import Engine
 
 
@@ -289,3 +289,27 @@ def test_a_v5_file_in_an_older_duckdb_storage_format_still_migrates(db_path) -> 
         )
         _pay(eng, 1)
         assert eng.stats().total == 2
+
+
+def test_v7_retires_what_older_builds_left_behind(db_path) -> None:
+    """Live rollup rows (source 0) and stored 'payment.decided' entries are deleted by the
+    migration, so stats and audit reads no longer filter them on every query."""
+    con = duckdb.connect(str(db_path))
+    con.execute("CREATE TABLE schema_version (version INTEGER)")
+    for version in range(1, 7):
+        con.execute(migration_sql(version, ""))
+        con.execute("INSERT INTO schema_version VALUES (?)", [version])
+    tid = uuid.UUID(int=(1 << 76) | 1)
+    con.execute("INSERT INTO stats_rollup VALUES (0, 99, 99, 0, 1000.00)")
+    con.execute("INSERT INTO latency_histogram VALUES (0, 5000, 99)")
+    con.execute(
+        "INSERT INTO audit_log VALUES (?, now()::TIMESTAMP, 'payment.decided', 1, '{}')", [tid]
+    )
+    con.close()
+    with Engine.open(db_path, seed=1, card_key="") as eng:
+        assert eng.store.schema_version() == SCHEMA_VERSION >= 7
+        assert eng.stats().total == 0
+        assert eng.store.query("SELECT count(*) FROM stats_rollup WHERE source = 0") == [(0,)]
+        assert eng.store.query("SELECT count(*) FROM latency_histogram") == [(0,)]
+        decided = "SELECT count(*) FROM audit_log WHERE event = 'payment.decided'"
+        assert eng.store.query(decided) == [(0,)]
