@@ -33,11 +33,6 @@ class CardFingerprint:
         """The fingerprint as hex: the key of the card's history in memory."""
         return self.digest.hex()
 
-    @property
-    def masked(self) -> str:
-        """The card as shown to humans, e.g. ``400000******7890``."""
-        return mask(self.bin, self.last4, self.length)
-
 
 def mask(bin_: str, last4: str, length: int) -> str:
     """BIN, then asterisks, then the last four digits."""

@@ -257,10 +257,3 @@ class HistoryTracker:
         self._pair_codes = np.insert(self._pair_codes, at, unique_pairs[new])
         self._pair_counts = np.insert(self._pair_counts, at, chunk_counts[new])
         return seen, other
-
-
-def history_counts(
-    card: np.ndarray, device: np.ndarray, currency: np.ndarray, t_ms: np.ndarray
-) -> HistoryCounts:
-    """History counts of a whole stream in one go (see :class:`HistoryTracker`)."""
-    return HistoryTracker().update(card, device, currency, t_ms)

@@ -4,7 +4,7 @@ The same ``Idempotency-Key`` with the same request returns the first result (sam
 one row); with a different request it is refused. Concurrent requests with one key share the
 first request's future, so exactly one transaction is created. The key is stored in the same
 transaction as the payment, so the promise survives restarts and crashes; keys are kept at least
-24 hours (:data:`KEY_RETENTION`).
+48 hours (:data:`KEY_RETENTION`), then purged at start-up.
 """
 
 from __future__ import annotations

@@ -68,10 +68,6 @@ class SimulationParams(BaseModel):
         total = sum(self.scenario_mix.values())
         return {k: (v / total if total > 0 else 0.0) for k, v in self.scenario_mix.items()}
 
-    def content_dict(self) -> dict[str, Any]:
-        """The parameters that determine the rows (JSON-ready)."""
-        return self.model_dump(mode="json", exclude={"chunk_rows"})
-
 
 class RunRecord(BaseModel):
     """A simulation run as recorded in the ``runs`` table."""

@@ -28,7 +28,7 @@ def test_fingerprint_is_hmac_not_plain_sha256() -> None:
 def test_fingerprint_keeps_bin_last4_length_and_masks() -> None:
     fp = fingerprint(CARD, b"key")
     assert (fp.bin, fp.last4, fp.length) == ("400000", "7890", 16)
-    assert fp.masked == "400000******7890"
+    assert mask(fp.bin, fp.last4, fp.length) == "400000******7890"
     assert mask("378282", "0005", 15) == "378282*****0005"
     assert mask("123456", "7890", 10) == "1234567890"[:6] + "7890"
 

@@ -13,7 +13,6 @@ from engine.features import (
     FeatureState,
     HistoryCounts,
     HistoryTracker,
-    history_counts,
     normalize,
 )
 
@@ -60,7 +59,7 @@ def as_matrix(counts: HistoryCounts) -> np.ndarray:
 def test_live_and_bulk_history_counts_are_identical() -> None:
     stream = random_stream()
     live = live_counts(*stream)
-    bulk = as_matrix(history_counts(*stream))
+    bulk = as_matrix(HistoryTracker().update(*stream))
     # The stream must exercise every count, or the comparison proves little.
     assert live[:, 0].max() >= 3 and live[:, 1].max() >= 3 and live[:, 2].max() >= 3
     assert live[:, 3].sum() > 100
@@ -70,7 +69,7 @@ def test_live_and_bulk_history_counts_are_identical() -> None:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_chunked_tracker_equals_one_shot(seed: int) -> None:
     stream = random_stream(seed=seed, n=4_000)
-    one_shot = as_matrix(history_counts(*stream))
+    one_shot = as_matrix(HistoryTracker().update(*stream))
     rng = np.random.default_rng(seed)
     cuts = np.sort(rng.choice(np.arange(1, 4_000), size=25, replace=False))
     tracker = HistoryTracker()
@@ -83,7 +82,7 @@ def test_chunked_tracker_equals_one_shot(seed: int) -> None:
 
 def test_features_lie_in_the_unit_interval() -> None:
     card, device, currency, t_ms = random_stream(n=3_000)
-    counts = history_counts(card, device, currency, t_ms)
+    counts = HistoryTracker().update(card, device, currency, t_ms)
     channel = np.array(CHANNELS)[np.random.default_rng(5).integers(0, len(CHANNELS), len(card))]
     features = normalize(counts, device >= 0, channel)
     for column in (
@@ -150,13 +149,15 @@ def test_velocity_counts_only_the_trailing_hour() -> None:
     # The bulk path agrees on the same boundary cases.
     t = np.array([0, 30 * 60_000, HOUR - 1, HOUR, HOUR + 30 * 60_000, 3 * HOUR])
     card = np.zeros(len(t), dtype=np.int64)
-    counts = history_counts(card, np.full(len(t), -1), np.zeros(len(t), np.int64), t)
+    counts = HistoryTracker().update(card, np.full(len(t), -1), np.zeros(len(t), np.int64), t)
     assert counts.velocity_count.tolist() == [0, 1, 2, 2, 2, 0]
 
 
 def test_velocity_saturates_at_ten_payments() -> None:
     n = 15
     t = np.arange(n) * 1_000
-    counts = history_counts(np.zeros(n, np.int64), np.full(n, -1), np.zeros(n, np.int64), t)
+    counts = HistoryTracker().update(
+        np.zeros(n, np.int64), np.full(n, -1), np.zeros(n, np.int64), t
+    )
     features = normalize(counts, np.zeros(n, bool), np.full(n, "pos"))
     assert features.spending_velocity.tolist() == [min(i / 10, 1.0) for i in range(n)]
