@@ -376,7 +376,8 @@ class Store:
     def batches(self, sql: str, params: Params, rows_per_batch: int) -> Iterator[pa.RecordBatch]:
         """Stream one read's result as Arrow record batches of about ``rows_per_batch`` rows."""
         try:
-            reader = _execute(self._cursor(), sql, params).to_arrow_reader(rows_per_batch)
+            # a relation (.sql), not a DB-API result: Arrow from the latter copies every row
+            reader = self._cursor().sql(sql, params=params).to_arrow_reader(rows_per_batch)
             yield from reader
         except duckdb.Error as exc:
             raise _translated(exc, ReadTx._FAILURE) from exc
