@@ -230,7 +230,10 @@ class Engine:
         if row is None:
             raise NotFoundError(f"Transaction {transaction_id} not found.")
         if row["latency_ms"] is None and row["run_id"] is None:
-            row["latency_ms"] = self._live.pending_latency(row["id"])
+            pending = self._live.pending_latency(row["id"])
+            if pending is None:  # written back between the two reads: it is on disk now
+                return self.store.fetch_transaction(row["id"]) or row
+            row["latency_ms"] = pending
         return row
 
     def latest_transaction_id(self) -> uuid.UUID | None:
