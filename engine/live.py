@@ -35,7 +35,14 @@ import pandas  # noqa: F401  # pyarrow imports it on first use; pay that at star
 import pyarrow as pa
 
 from engine.cards import CardFingerprint
-from engine.decision import REASON_NAMES, REASON_TEXTS, Decisions, decide
+from engine.decision import (
+    REASON_NAMES,
+    Decisions,
+    Reason,
+    decide,
+    decision_reason,
+    risk_flag_text,
+)
 from engine.errors import StoreError
 from engine.features import FeatureState, HistoryCounts, normalize
 from engine.ids import IdAllocator
@@ -286,7 +293,7 @@ class LiveWriter:
             PaymentResult.model_construct(
                 transaction_id=ids[i],
                 status="Approved" if decisions.approved[i] else "Declined",
-                decision_reason=str(REASON_TEXTS[decisions.reason[i]]),
+                decision_reason=decision_reason(Reason(decisions.reason[i])),
                 reason_code=str(REASON_NAMES[decisions.reason[i]]),
                 score=round(float(decisions.score[i]), 4),
                 latency_ms=latencies[i],
@@ -296,7 +303,8 @@ class LiveWriter:
                     ip_risk_score=float(features.ip_risk_score[i]),
                 ),
                 policy_version=policy.version,
-                risk_flag=bool(decisions.risk_flag[i]),
+                risk_flag=risk_flag_text(bool(decisions.risk_flag[i]), Reason(decisions.reason[i])),
+                flagged_by_risk_rule=bool(decisions.risk_flag[i]),
                 created_at=now,
             )
             for i in range(n)

@@ -134,20 +134,33 @@ class Features(BaseModel):
     ip_risk_score: float
 
 
+_DECISION_REASON = "The decline reason; null for an approved payment."
+_REASON_CODE = (
+    "The rule that decided: APPROVED, SCORE_THRESHOLD, VELOCITY_LIMIT, HIGH_AMOUNT or "
+    + ("RANDOM_DECLINE.")
+)
+_RISK_FLAG = (
+    "The text of the risk rule that flagged the payment (e.g. 'High amount flagged by risk "
+    "heuristic.'), also when the random draw then approved it; null when no risk rule held."
+)
+_FLAGGED = "true exactly when risk_flag is not null: a risk rule (score, velocity, amount) held."
+
+
 class PaymentResult(BaseModel):
     """The decision returned for a payment, once it is committed to disk."""
 
     transaction_id: uuid.UUID
     status: Literal["Approved", "Declined"]
-    decision_reason: str
-    reason_code: str
+    decision_reason: str | None = Field(description=_DECISION_REASON)
+    reason_code: str = Field(description=_REASON_CODE)
     score: float
     latency_ms: float = Field(
         description="Time from the request reaching the engine to its decision being committed."
     )
     features: Features
     policy_version: int
-    risk_flag: bool
+    risk_flag: str | None = Field(description=_RISK_FLAG)
+    flagged_by_risk_rule: bool = Field(description=_FLAGGED)
     created_at: UtcDateTime
 
 
@@ -163,10 +176,11 @@ class StoredTransaction(BaseModel):
     channel: str
     device_id: str | None
     status: Literal["Approved", "Declined"]
-    risk_flag: bool
+    risk_flag: str | None = Field(description=_RISK_FLAG)
     created_at: UtcDateTime
-    decision_reason: str
-    reason_code: str
+    decision_reason: str | None = Field(description=_DECISION_REASON)
+    reason_code: str = Field(description=_REASON_CODE)
+    flagged_by_risk_rule: bool = Field(description=_FLAGGED)
     score: float
     features: Features
     draw: float
@@ -177,14 +191,39 @@ class StoredTransaction(BaseModel):
     fraud_scenario: str | None
 
 
+class AuditRequest(BaseModel):
+    """The request as the audit trail keeps it (card masked)."""
+
+    card: str
+    amount: Money
+    currency: str
+    merchant: str
+    channel: str
+    device_id: str | None
+
+
+class AuditDecision(BaseModel):
+    """The decision as the audit trail keeps it, with the draw the randomized rule used."""
+
+    status: Literal["Approved", "Declined"]
+    reason_code: str = Field(description=_REASON_CODE)
+    decision_reason: str | None = Field(description=_DECISION_REASON)
+    reason_text: str = Field(description="What the reason code means, approvals included.")
+    score: float
+    risk_flag: str | None = Field(description=_RISK_FLAG)
+    flagged_by_risk_rule: bool = Field(description=_FLAGGED)
+    draw: float = Field(description="The uniform random number the decision used.")
+
+
 class AuditEntry(BaseModel):
     """One entry of a transaction's audit trail."""
 
+    transaction_id: uuid.UUID
     event: str
     created_at: UtcDateTime
     policy_version: int | None
-    request: dict[str, object]
-    decision: dict[str, object]
+    request: AuditRequest | None = Field(description="Set on decision entries.")
+    decision: AuditDecision | None = Field(description="Set on decision entries.")
     features: dict[str, float]
     latency_ms: float | None
     source: str = Field(description="'live' or 'simulation run N'.")

@@ -20,14 +20,16 @@ from engine.analytics import Dashboard, FilterOptions
 from engine.backtest import BacktestResult, run_backtest
 from engine.cards import fingerprint, load_or_create_key, mask
 from engine.config import Settings, get_settings
-from engine.decision import REASON_TEXT, Reason
+from engine.decision import REASON_TEXT, Reason, decision_reason, risk_flag_text
 from engine.errors import NotFoundError
 from engine.filters import RowFilter
 from engine.idempotency import KEY_RETENTION, IdempotencyGuard, request_hash
 from engine.ids import IdAllocator, parse_id
 from engine.live import LiveWriter, PendingPayment
 from engine.models import (
+    AuditDecision,
     AuditEntry,
+    AuditRequest,
     Features,
     PaymentRequest,
     PaymentResult,
@@ -159,31 +161,29 @@ class Engine(SimulationMixin):
         stored = _stored_transaction(row)
         live = row["run_id"] is None
         decision = AuditEntry(
+            transaction_id=stored.id,
             event="payment.decided" if live else "simulation.decided",
             created_at=row["created_at"],
             policy_version=row["policy_version"],
-            request={
-                "card": stored.card_masked,
-                "amount": f"{row['amount']:.2f}",
-                "currency": row["currency"],
-                "merchant": row["merchant"],
-                "channel": row["channel"],
-                "device_id": row["device_id"],
-            },
-            decision={
-                "status": row["status"],
-                "reason_code": row["reason_code"],
-                "decision_reason": stored.decision_reason,
-                "score": row["score"],
-                "risk_flag": row["risk_flag"],
-                "draw": row["draw"],
-            },
+            request=AuditRequest(
+                card=stored.card_masked,
+                **stored.model_dump(
+                    include={"amount", "currency", "merchant", "channel", "device_id"}
+                ),
+            ),
+            decision=AuditDecision(
+                **stored.model_dump(include=_AUDITED_DECISION_FIELDS),
+                reason_text=REASON_TEXT[Reason[row["reason_code"]]],
+                score=row["score"],
+            ),
             features=stored.features.model_dump(),
             latency_ms=row["latency_ms"],
             source="live" if live else f"simulation run {row['run_id']}",
         )
         others = [  # files written before v0.1's derived entries also stored the decision
-            AuditEntry(**entry, latency_ms=row["latency_ms"], source=decision.source)
+            AuditEntry(
+                **entry, transaction_id=parsed, latency_ms=row["latency_ms"], source=decision.source
+            )
             for entry in self.store.fetch_audit(parsed)
             if entry["event"] != "payment.decided"
         ]
@@ -344,18 +344,27 @@ def _as_uuid(transaction_id: str | uuid.UUID) -> uuid.UUID:
     return parsed
 
 
+_AUDITED_DECISION_FIELDS = {  # the rest of AuditDecision: reason_text, and the unrounded score
+    "status", "reason_code", "decision_reason", "risk_flag", "flagged_by_risk_rule", "draw",
+}  # fmt: skip
+_AUDITED_DECISION_FIELDS = {  # AuditDecision's other fields: reason_text and the unrounded score
+    "status", "reason_code", "decision_reason", "risk_flag", "flagged_by_risk_rule", "draw",
+}  # fmt: skip
 _COPIED_COLUMNS = (  # StoredTransaction fields stored under the same name
     "id", "card_last4", "amount", "currency", "merchant", "channel", "device_id", "status",
-    "risk_flag", "created_at", "reason_code", "draw", "policy_version", "latency_ms", "run_id",
+    "created_at", "reason_code", "draw", "policy_version", "latency_ms", "run_id",
     "is_fraud", "fraud_scenario",
 )  # fmt: skip
 
 
 def _stored_transaction(row: dict[str, Any]) -> StoredTransaction:
+    reason = Reason[row["reason_code"]]
     return StoredTransaction(
         **{name: row[name] for name in _COPIED_COLUMNS},
         card_masked=mask(row["card_bin"], row["card_last4"], row["card_length"]),
-        decision_reason=REASON_TEXT[Reason[row["reason_code"]]],
+        decision_reason=decision_reason(reason),
+        risk_flag=risk_flag_text(row["risk_flag"], reason),  # the column holds the boolean
+        flagged_by_risk_rule=row["risk_flag"],
         score=round(row["score"], 4),
         features=Features(**{name: row[name] for name in Features.model_fields}),
     )
