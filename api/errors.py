@@ -7,8 +7,6 @@ hold a card number).
 from __future__ import annotations
 
 import logging
-import re
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +22,7 @@ from engine.errors import (
     StoreError,
     StoreLockedError,
 )
+from engine.validation import describe_first
 
 log = logging.getLogger("ptsim.api")
 
@@ -58,32 +57,6 @@ def error_response(
     return JSONResponse(status_code=status, content=body.model_dump())
 
 
-# Unknown keys are named in errors only when they look like field names: no run of 4+ digits.
-_NAMEABLE_FIELD = re.compile(r"^(?!.*[0-9]{4})[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
-
-
-def _describe_validation_error(error: dict[str, Any]) -> tuple[str | None, str]:
-    """(field, message) for the first pydantic error, without the offending input."""
-    loc = [str(part) for part in error.get("loc", ()) if part != "body"]
-    kind = error.get("type", "")
-    if kind == "json_invalid":
-        return "body", "The request body is not valid JSON."
-    if kind == "missing" and not loc:
-        return "body", "A JSON request body is required."
-    if kind == "model_attributes_type" or (kind.endswith("_type") and not loc):
-        return "body", "The request body must be a JSON object."
-    if len(loc) == 2 and loc[0] == "header":  # e.g. ('header', 'idempotency-key')
-        loc = ["-".join(part.capitalize() for part in loc[1].split("-"))]
-    field = ".".join(loc) or "body"
-    if kind == "extra_forbidden":
-        if not _NAMEABLE_FIELD.match(field):  # the key is client input and may hold a card number
-            return "body", "The request body has an unknown field."
-        return field, f"Unknown field '{field}'."
-    if kind == "missing":
-        return field, f"Field '{field}' is required."
-    return field, f"Field '{field}' is invalid: {error.get('msg', 'invalid value')}."
-
-
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this path (Starlette names only the first route's)."""
     allowed = []
@@ -99,7 +72,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        field, message = _describe_validation_error(exc.errors()[0] if exc.errors() else {})
+        field, message = describe_first(exc)
         return error_response(400, "validation_error", message, field, request)
 
     @app.exception_handler(InvalidRequestError)

@@ -18,6 +18,7 @@ from pydantic import (
 
 from engine.currencies import ISO_4217
 from engine.features import CHANNELS
+from engine.validation import DIGITS, NOT_ONLY_WHITESPACE, PRINTABLE_ASCII
 
 MAX_AMOUNT = Decimal("1000000.00")
 
@@ -35,9 +36,6 @@ UtcDateTime = Annotated[
         when_used="json",
     ),
 ]
-_NOT_ONLY_WHITESPACE = (
-    r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-)
 Channel = Literal["ecommerce", "mobile", "pos", "contactless", "moto"]
 assert set(Channel.__args__) == set(CHANNELS)  # type: ignore[attr-defined]
 
@@ -63,7 +61,7 @@ class PaymentRequest(BaseModel):
     )
 
     card_number: str = Field(
-        min_length=12, max_length=19, pattern=r"^[0-9]+$", description="12–19 digits."
+        min_length=12, max_length=19, pattern=DIGITS, description="12–19 digits."
     )
     # The documented form is a JSON number (strings such as "10.00" are still accepted from
     # Python callers); the schema states every bound the validator enforces.
@@ -96,7 +94,7 @@ class PaymentRequest(BaseModel):
         min_length=1,
         max_length=100,
         # At least one character that is not whitespace (leading/trailing whitespace is stripped).
-        pattern=_NOT_ONLY_WHITESPACE,
+        pattern=NOT_ONLY_WHITESPACE,
         description="Merchant name (surrounding whitespace is removed).",
     )
     channel: Channel = Field("ecommerce", description="How the card was presented.")
@@ -104,7 +102,7 @@ class PaymentRequest(BaseModel):
         None,
         min_length=1,
         max_length=64,
-        pattern=r"^[\x21-\x7e]+$",
+        pattern=PRINTABLE_ASCII,
         description="Device fingerprint (printable ASCII, no spaces).",
     )
 
@@ -114,7 +112,7 @@ class PaymentRequest(BaseModel):
         # Whitespace is stripped before max_length applies; the schema's maxLength is about the
         # text as sent, so check that too.
         if isinstance(value, str) and len(value) > 100:
-            raise ValueError("String should have at most 100 characters")
+            raise ValueError("must have at most 100 characters")
         return value
 
     @field_validator("currency")

@@ -12,6 +12,7 @@ from api.deps import EngineDep
 from api.errors import ErrorResponse
 from engine.idempotency import MAX_KEY_LENGTH
 from engine.models import PaymentRequest, PaymentResult
+from engine.validation import PRINTABLE_ASCII
 
 router = APIRouter(tags=["payments"])
 
@@ -35,7 +36,7 @@ async def create_payment(
         Header(
             min_length=1,
             max_length=MAX_KEY_LENGTH,
-            pattern=r"^[\x21-\x7e]+$",
+            pattern=PRINTABLE_ASCII,
             description="Retry-safe key: the same key and body return the first result.",
         ),
     ] = None,

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from engine.decision import REASON_TEXT, Reason
 from engine.features import CHANNELS
 from engine.models import PaymentRequest, PaymentResult
+from engine.validation import describe
 from workbench.ui import PAGES_DIR, engine, ms, status_heading
 
 CURRENCIES = ["GBP", "EUR", "USD", "JPY", "CHF", "AUD", "CAD", "SEK", "NOK", "PLN"]
@@ -59,8 +60,7 @@ if submitted:
     except ValidationError as exc:
         st.session_state.pop("submit_result", None)
         for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"]) or "request"
-            st.error(f"**{field}**: {error['msg']}")  # pydantic's message, never the input
+            st.error(describe(error, root="payment")[1])  # never the input
     else:
         st.session_state["submit_result"] = engine().authorize(request)
 
