@@ -227,14 +227,53 @@ class AuditEntry(BaseModel):
     source: str = Field(description="'live' or 'simulation run N'.")
 
 
+class LatencySummary(BaseModel):
+    """Nearest-rank latency percentiles (ms, four significant digits) of one kind of latency."""
+
+    count: int = Field(description="Selected rows that have a latency of this kind.")
+    p50: float
+    p95: float
+    p99: float
+
+
+class StatsSelection(BaseModel):
+    """Which rows the stats cover."""
+
+    source: Literal["all", "live"] | int = Field(
+        description="'all', 'live' (payments posted to this server) or a simulation run id."
+    )
+    since: UtcDateTime | None = Field(description="Inclusive lower bound on created_at.")
+    until: UtcDateTime | None = Field(description="Exclusive upper bound on created_at.")
+    rows: int = Field(description="Rows selected (the same as total).")
+
+
+LatencyKind = Literal["measured", "modelled", "mixed"]
+
+
 class Stats(BaseModel):
-    """Totals over every stored transaction, read from one consistent snapshot."""
+    """Totals and latency percentiles of the selected rows, read from one consistent snapshot.
+
+    Live traffic's latency is *measured* (request reaching the engine to its commit); a
+    simulation run's is *modelled* (the run's network model). ``p50_latency``/``p95_latency``/
+    ``p99_latency`` cover every selected row and ``latency_kind`` says which kind that is;
+    ``latency_measured`` and ``latency_modelled`` hold each kind alone."""
 
     total: int
     approved: int
     declined: int
     approval_rate: float = Field(description="approved / total, 4 decimal places.")
     avg_amount: Money = Field(description="Mean amount, 2 decimal places (currencies mixed).")
-    p50_latency: float
-    p95_latency: float
-    p99_latency: float
+    p50_latency: float = Field(description="ms over every selected row; 0.0 without latencies.")
+    p95_latency: float = Field(description="ms over every selected row; 0.0 without latencies.")
+    p99_latency: float = Field(description="ms over every selected row; 0.0 without latencies.")
+    latency_kind: LatencyKind | None = Field(
+        description="What p50/p95/p99_latency describe: 'measured' (only live rows), "
+        "'modelled' (only simulation rows), 'mixed' (both); null without latencies."
+    )
+    latency_measured: LatencySummary | None = Field(
+        description="Live rows' measured latency; null when the selection has none."
+    )
+    latency_modelled: LatencySummary | None = Field(
+        description="Simulation rows' modelled latency; null when the selection has none."
+    )
+    selection: StatsSelection

@@ -9,11 +9,12 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future
-from decimal import ROUND_HALF_EVEN, Decimal
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from engine import analytics
 from engine.analytics import Dashboard, FilterOptions
@@ -21,8 +22,8 @@ from engine.backtest import BacktestResult, run_backtest
 from engine.cards import fingerprint, load_or_create_key, mask
 from engine.config import Settings, get_settings
 from engine.decision import REASON_TEXT, Reason, decision_reason, risk_flag_text
-from engine.errors import NotFoundError
-from engine.filters import RowFilter
+from engine.errors import InvalidRequestError, NotFoundError
+from engine.filters import RowFilter, RunSelector
 from engine.idempotency import KEY_RETENTION, IdempotencyGuard, request_hash
 from engine.ids import IdAllocator, parse_id
 from engine.live import LiveWriter, PendingPayment
@@ -31,14 +32,18 @@ from engine.models import (
     AuditEntry,
     AuditRequest,
     Features,
+    LatencySummary,
     PaymentRequest,
     PaymentResult,
     Stats,
+    StatsSelection,
     StoredTransaction,
 )
 from engine.policy import DEFAULT_POLICY, Policy
 from engine.simulation.facade import SimulationMixin
+from engine.stats import Percentiles, selection_totals
 from engine.store import Store, utc_now
+from engine.validation import describe_first, quoted_field
 
 log = logging.getLogger("ptsim.engine")
 
@@ -204,29 +209,52 @@ class Engine(SimulationMixin):
 
     # -- stats ---------------------------------------------------------------------------------
 
-    def stats(self) -> Stats:
-        """Totals, approval rate, average ticket and latency percentiles (one snapshot).
+    def stats(
+        self,
+        source: RunSelector = "all",
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Stats:
+        """Totals, approval rate, average ticket and latency percentiles of the rows ``source``
+        (``"all"``, ``"live"`` or a run id) selects in ``[since, until)``, from one snapshot.
 
-        Read from running totals kept in the same transactions as the rows, so the cost does not
-        grow with the table; percentiles come from a 4-significant-digit latency histogram.
+        A whole source is read from running totals, so the cost does not grow with the table;
+        a time range is aggregated over its rows. Measured (live) and modelled (simulation)
+        latency are reported apart as well as together (:mod:`engine.stats`). Invalid values,
+        or a run that does not exist, raise :class:`InvalidRequestError` naming the argument.
         """
-        snap = self.store.rollup_snapshot(self._live.totals.snapshot())
-        total = snap["total"]
-        avg = (
-            (snap["amount_sum"] / total).quantize(Decimal("0.01"), ROUND_HALF_EVEN)
-            if total
-            else Decimal("0.00")
-        )
+        try:
+            filters = RowFilter(run=source, since=since, until=until)
+        except ValidationError as exc:
+            field, message = describe_first(exc, name=lambda f: quoted_field(_STATS_ARGS.get(f, f)))
+            raise InvalidRequestError(_STATS_ARGS.get(field, field), message) from None
+        self._require_run(filters.run, "source")
+        with self.store.read() as cur:
+            totals = selection_totals(cur, self._live.totals.snapshot(), filters)
         return Stats(
-            total=total,
-            approved=snap["approved"],
-            declined=snap["declined"],
-            approval_rate=round(snap["approved"] / total, 4) if total else 0.0,
-            avg_amount=avg,
-            p50_latency=snap["p50"],
-            p95_latency=snap["p95"],
-            p99_latency=snap["p99"],
+            total=totals.total,
+            approved=totals.approved,
+            declined=totals.declined,
+            approval_rate=round(totals.approved / totals.total, 4) if totals.total else 0.0,
+            avg_amount=totals.avg_amount,
+            p50_latency=totals.latency.p50,
+            p95_latency=totals.latency.p95,
+            p99_latency=totals.latency.p99,
+            latency_kind=totals.latency_kind,
+            latency_measured=_latency_summary(totals.measured),
+            latency_modelled=_latency_summary(totals.modelled),
+            selection=StatsSelection(
+                source=filters.run, since=filters.since, until=filters.until, rows=totals.total
+            ),
         )
+
+    def _require_run(self, run: RunSelector, field: str) -> None:
+        """Refuse a run id that names no simulation run (a selection of nothing by mistake)."""
+        if isinstance(run, int) and not self.store.query("SELECT 1 FROM runs WHERE id = ?", [run]):
+            raise InvalidRequestError(
+                field,
+                f"{quoted_field(field)} names no simulation run (GET /simulations lists them).",
+            )
 
     def reset(self) -> Stats:
         """Delete every transaction, audit entry and run in one transaction; return the stats.
@@ -288,13 +316,14 @@ class Engine(SimulationMixin):
         (``run="live" | "all" | <run id>``, ``since``, ``until``, ``channels``, ``currencies``).
         """
         chosen = filters if filters is not None else RowFilter(**filter_fields)
+        self._require_run(chosen.run, "filters.run")
         return run_backtest(self.store, candidate, self.active_policy(), chosen)
 
     def dashboard(self, filters: RowFilter | None = None, **filter_fields: Any) -> Dashboard:
         """KPIs, approval rate and latency over time, decline reasons and the amount
         distribution of the selected rows, aggregated in the database from one snapshot."""
         chosen = filters if filters is not None else RowFilter(**filter_fields)
-        return analytics.dashboard(self.store, chosen)
+        return analytics.dashboard(self.store, chosen, self._live.totals.snapshot)
 
     def filter_options(self) -> FilterOptions:
         """The channels, currencies, runs and time span present in the data (for filter UIs)."""
@@ -333,6 +362,17 @@ class _PeriodicBackup:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=60)
+
+
+_STATS_ARGS = {"run": "source"}  # RowFilter's names for what stats() calls its arguments
+
+
+def _latency_summary(percentiles: Percentiles) -> LatencySummary | None:
+    if not percentiles.count:
+        return None
+    return LatencySummary(
+        count=percentiles.count, p50=percentiles.p50, p95=percentiles.p95, p99=percentiles.p99
+    )
 
 
 def _as_uuid(transaction_id: str | uuid.UUID) -> uuid.UUID:

@@ -24,8 +24,7 @@ import pyarrow as pa
 
 from engine.backup import RecoveryReport, recover_if_damaged, take_backup
 from engine.errors import StoreError, StoreLockedError
-from engine.latency import histogram_counts, percentile_from_histogram
-from engine.live_totals import LiveSnapshot
+from engine.latency import histogram_counts
 from engine.schema import SCHEMA_VERSION, migration_sql
 
 _UUID_COLUMNS = ("id", "card_hash")  # sent as 16-byte binary, stored as UUID
@@ -96,6 +95,17 @@ class RollupDelta:
             latency_buckets=buckets,
             latency_counts=counts,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RunRollups:
+    """Running totals of simulation runs, as persisted beside their rows."""
+
+    total: int
+    approved: int
+    amount_sum: Decimal
+    latency_buckets: np.ndarray  # ascending
+    latency_counts: np.ndarray
 
 
 class Store:
@@ -413,35 +423,29 @@ class Store:
             for r in rows
         ]
 
-    def rollup_snapshot(self, live: LiveSnapshot) -> dict[str, Any]:
-        """Totals and latency percentiles: simulation runs' rollups (one read snapshot) plus the
-        live traffic's in-memory totals. Rollup rows of source 0 from older files are ignored:
-        live totals are rebuilt from the rows at start-up."""
-        with self.read() as cur:
-            total, approved, amount_sum = cur.execute(
-                "SELECT coalesce(sum(total), 0), coalesce(sum(approved), 0), "
-                "coalesce(sum(amount_sum), 0) FROM stats_rollup WHERE source <> 0"
-            ).fetchone()
-            hist = cur.execute(
-                "SELECT bucket, sum(n) AS n FROM latency_histogram WHERE source <> 0 "
-                "GROUP BY bucket"
-            ).fetchnumpy()
-        buckets, where = np.unique(
-            np.concatenate([np.asarray(hist["bucket"], dtype=np.int64), live.latency_buckets]),
-            return_inverse=True,
+    @staticmethod
+    def read_rollups(cur: duckdb.DuckDBPyConnection, run: int | None) -> RunRollups:
+        """The running totals and latency histogram of simulation run ``run`` (every run when
+        None), inside the caller's read transaction. Rollup rows of source 0 (live traffic, in
+        older files) are ignored: live totals are kept in memory (:mod:`engine.live_totals`)."""
+        where, params = ("source <> 0", []) if run is None else ("source = ?", [run])
+        total, approved, amount_sum = cur.execute(
+            "SELECT coalesce(sum(total), 0), coalesce(sum(approved), 0), "
+            f"coalesce(sum(amount_sum), 0) FROM stats_rollup WHERE {where}",
+            params,
+        ).fetchone()
+        hist = cur.execute(
+            f"SELECT bucket, sum(n) AS n FROM latency_histogram WHERE {where} "
+            "GROUP BY bucket ORDER BY bucket",
+            params,
+        ).fetchnumpy()
+        return RunRollups(
+            total=int(total),
+            approved=int(approved),
+            amount_sum=Decimal(amount_sum),
+            latency_buckets=np.asarray(hist["bucket"], dtype=np.int64),
+            latency_counts=np.asarray(hist["n"], dtype=np.int64),
         )
-        weights = np.concatenate([np.asarray(hist["n"], dtype=np.int64), live.latency_counts])
-        counts = np.bincount(where, weights=weights, minlength=len(buckets)).astype(np.int64)
-        total, approved = int(total) + live.total, int(approved) + live.approved
-        return {
-            "total": total,
-            "approved": approved,
-            "declined": total - approved,
-            "amount_sum": Decimal(amount_sum) + Decimal(live.amount_cents).scaleb(-2),
-            "p50": percentile_from_histogram(buckets, counts, 0.50),
-            "p95": percentile_from_histogram(buckets, counts, 0.95),
-            "p99": percentile_from_histogram(buckets, counts, 0.99),
-        }
 
     def backup(self) -> Path:
         """Write an online backup beside the database file; return its path."""
