@@ -26,12 +26,12 @@ MAX_AMOUNT = Decimal("1000000.00")
 Money = Annotated[
     Decimal, PlainSerializer(lambda value: float(value), return_type=float, when_used="json")
 ]
-# Timestamps are stored as naive UTC; JSON carries them as RFC 3339 date-times with the zone ("Z"),
+# Timestamps are stored as naive UTC; JSON carries them as RFC 3339 date-times in UTC ("Z"),
 # which is what the OpenAPI ``format: date-time`` promises (a zone-less time is not one).
 UtcDateTime = Annotated[
     datetime,
     PlainSerializer(
-        lambda value: value if value.tzinfo else value.replace(tzinfo=UTC),
+        lambda value: value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC),
         return_type=datetime,
         when_used="json",
     ),
