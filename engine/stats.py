@@ -138,8 +138,9 @@ def selection_totals_of_rows(cur: duckdb.DuckDBPyConnection, filters: RowFilter)
     scan, per kind (live or simulation) and overall (GROUPING SETS)."""
     where, params = filters.where()
     sql = f"""
-        SELECT grouping(live) = 1 AS overall, live, count(*), coalesce(count_if(status = 'Approved'), 0),
-               coalesce(sum(amount), 0), count(latency_ms),
+        SELECT grouping(live) = 1 AS overall, live, count(*),
+               coalesce(count_if(status = 'Approved'), 0), coalesce(sum(amount), 0),
+               count(latency_ms),
                quantile_disc(latency_ms, {list(QUANTILES)})
         FROM (SELECT run_id IS NULL AS live, status, amount, latency_ms
               FROM transactions {where})
