@@ -6,7 +6,7 @@ A filter becomes one parameterized SQL ``WHERE`` clause; values never enter the 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -21,6 +21,8 @@ from engine.currencies import ISO_4217
 from engine.models import Channel
 
 RunSelector = Literal["all", "live"] | int
+# An ISO 4217 code; the schema lists them (lower case is accepted and normalized, as in payments).
+CurrencyCode = Annotated[str, Field(json_schema_extra={"enum": sorted(ISO_4217)})]
 _RUNS = ("all", "live")
 _RUN_RULE = "must be 'all', 'live' or a positive run id"
 
@@ -46,7 +48,7 @@ class RowFilter(BaseModel):
         None, description="Only the rows within this span before the newest selected row."
     )
     channels: tuple[Channel, ...] = Field(default=(), max_length=20)
-    currencies: tuple[str, ...] = Field(default=(), max_length=200)
+    currencies: tuple[CurrencyCode, ...] = Field(default=(), max_length=200)
 
     @field_validator("since", "until", "latest", mode="before")
     @classmethod

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.deps import EngineDep
 from api.errors import ErrorResponse
 from engine.models import Stats
 
 router = APIRouter(tags=["stats"])
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$")
 
 
 class StatsQuery(BaseModel):
@@ -32,6 +34,14 @@ class StatsQuery(BaseModel):
     until: datetime | None = Field(
         None, description="RFC 3339; rows created before it (no offset = UTC)."
     )
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: object) -> object:
+        # pydantic would also read "0.5" or "1700000000" as seconds since 1970.
+        if isinstance(value, str) and not _RFC3339.match(value):
+            raise ValueError("must be an RFC 3339 date-time such as 2026-01-31T12:00:00Z")
+        return value
 
 
 @router.get(
