@@ -7,7 +7,6 @@ hold a card number).
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +24,7 @@ from engine.errors import (
     StoreError,
     StoreLockedError,
 )
+from engine.validation import describe_first
 
 log = logging.getLogger("ptsim.api")
 
@@ -78,34 +78,6 @@ def _respond(mapped: MappedError, request: Request | None) -> JSONResponse:
     return JSONResponse(mapped.body(request_id), mapped.status, headers=mapped.headers)
 
 
-# Unknown keys are named in errors only when they look like field names: no run of 4+ digits.
-_NAMEABLE_FIELD = re.compile(r"^(?!.*[0-9]{4})[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
-
-
-def _describe_validation_error(error: dict[str, Any]) -> tuple[str | None, str]:
-    """(field, message) for the first pydantic error, without the offending input."""
-    loc = [str(part) for part in error.get("loc", ()) if part != "body"]
-    kind = error.get("type", "")
-    if kind == "json_invalid":
-        return "body", "The request body is not valid JSON."
-    if kind == "missing" and not loc:
-        return "body", "A JSON request body is required."
-    if kind == "content_type":
-        return "body", "The request body must be JSON, sent with 'Content-Type: application/json'."
-    if kind == "model_attributes_type" or (kind.endswith("_type") and not loc):
-        return "body", "The request body must be a JSON object."
-    if len(loc) == 2 and loc[0] == "header":  # e.g. ('header', 'idempotency-key')
-        loc = ["-".join(part.capitalize() for part in loc[1].split("-"))]
-    field = ".".join(loc) or "body"
-    if kind == "extra_forbidden":
-        if not _NAMEABLE_FIELD.match(field):  # the key is client input and may hold a card number
-            return "body", "The request body has an unknown field."
-        return field, f"Unknown field '{field}'."
-    if kind == "missing":
-        return field, f"Field '{field}' is required."
-    return field, f"Field '{field}' is invalid: {error.get('msg', 'invalid value')}."
-
-
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this path (Starlette names only the first route's)."""
     allowed = []
@@ -120,7 +92,7 @@ def map_error(exc: Exception) -> MappedError | None:
     """The one mapping of validation and engine errors to answers (None: not a client or store
     error, so a 500). Used by the app's exception handlers and by ``POST /payment``."""
     if isinstance(exc, RequestValidationError):
-        field, message = _describe_validation_error(exc.errors()[0] if exc.errors() else {})
+        field, message = describe_first(exc)
         return MappedError(400, "validation_error", message, field)
     if isinstance(exc, InvalidRequestError):
         return MappedError(400, "validation_error", exc.message, exc.field)

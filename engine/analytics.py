@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -18,6 +19,10 @@ import pandas as pd
 
 from engine.decision import REASON_TEXT, Reason
 from engine.filters import RowFilter
+from engine.latency import reported
+from engine.live_totals import LiveSnapshot
+from engine.models import LatencyKind
+from engine.stats import selection_totals, selection_totals_of_rows
 from engine.store import LIVE_SOURCE, ReadTx, Store
 
 # Candidate widths of a time-series bucket; the first that gives at most MAX_BUCKETS wins.
@@ -39,7 +44,8 @@ LATENCY_SAMPLE_ROWS = 500_000
 
 @dataclass(frozen=True, slots=True)
 class Kpis:
-    """Headline numbers over the selected rows (latency percentiles over rows that have one)."""
+    """Headline numbers over the selected rows, the same as ``GET /stats`` for the selection
+    (:mod:`engine.stats`); latency percentiles are None when no selected row has one."""
 
     total: int
     approved: int
@@ -49,9 +55,9 @@ class Kpis:
     p50_latency: float | None
     p95_latency: float | None
     p99_latency: float | None
+    latency_kind: LatencyKind | None  # measured (live), modelled (simulation) or mixed
     first_at: datetime | None
     last_at: datetime | None
-    latency_sampled: bool = False  # percentiles from a sample of LATENCY_SAMPLE_ROWS rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +72,7 @@ class Dashboard:
     kpis: Kpis
     bucket: timedelta
     series: pd.DataFrame
+    series_sampled: bool  # the series' latency percentiles come from a LATENCY_SAMPLE_ROWS sample
     reasons: pd.DataFrame
     amounts: pd.DataFrame
 
@@ -93,52 +100,51 @@ def bucket_width(first: datetime | None, last: datetime | None) -> timedelta:
     return BUCKET_WIDTHS[-1]
 
 
-def _latency_source(filters: RowFilter, rows: int) -> tuple[str, dict[str, Any], bool]:
-    """``FROM ... WHERE ...`` for latency percentiles: every selected row, or, above
-    :data:`LATENCY_SAMPLE_ROWS` selected rows, a repeatable system sample of about that many
-    (exact percentiles over ten million rows would cost half a second per refresh)."""
+def _latency_source(filters: RowFilter, rows: int) -> tuple[str, dict[str, Any]]:
+    """``FROM ... WHERE ...`` for the time series' latency percentiles: every selected row, or,
+    above :data:`LATENCY_SAMPLE_ROWS` selected rows, a repeatable system sample of about that
+    many (per-bucket percentiles over ten million rows would cost half a second per refresh;
+    the KPIs are exact, see :mod:`engine.stats`)."""
     where, params = filters.where()
     if rows <= LATENCY_SAMPLE_ROWS:
-        return f"FROM transactions {where}", params, False
+        return f"FROM transactions {where}", params
     percent = max(0.01, min(100.0, 100.0 * LATENCY_SAMPLE_ROWS / rows))
-    return (
-        f"FROM transactions TABLESAMPLE {percent:.4f}% (system, 42) {where}",
-        params,
-        True,
-    )
+    return f"FROM transactions TABLESAMPLE {percent:.4f}% (system, 42) {where}", params
 
 
-def kpis(tx: ReadTx, filters: RowFilter) -> Kpis:
-    """Totals, approval rate, average ticket and latency percentiles of the selected rows."""
+def kpis(tx: ReadTx, filters: RowFilter, live: LiveSnapshot | None) -> Kpis:
+    """Totals, approval rate, average ticket and latency percentiles of the selected rows, by
+    :func:`engine.stats.selection_totals` (from running totals for a whole source when the live
+    totals are given), and the time span they cover."""
+    if live is None:  # without the live totals, count the rows
+        totals = selection_totals_of_rows(tx, filters)
+    else:
+        totals = selection_totals(tx, live, filters)
     where, params = filters.where()
-    total, approved, avg, first, last = tx.one(
-        f"""SELECT count(*), coalesce(count_if(status = 'Approved'), 0), avg(amount),
-                   min(created_at), max(created_at)
-            FROM transactions {where}""",
-        params,
+    first, last = tx.one(
+        f"SELECT min(created_at), max(created_at) FROM transactions {where}", params
     )
-    source, params, sampled = _latency_source(filters, int(total))
-    (quantiles,) = tx.one(f"SELECT quantile_cont(latency_ms, [0.5, 0.95, 0.99]) {source}", params)
-    p50, p95, p99 = quantiles if quantiles and quantiles[0] is not None else (None, None, None)
+    latency = totals.latency if totals.latency.count else None
     return Kpis(
-        total=int(total),
-        approved=int(approved),
-        declined=int(total - approved),
-        approval_rate=approved / total if total else 0.0,
-        avg_amount=Decimal(str(avg)).quantize(Decimal("0.01")) if avg is not None else Decimal(0),
-        p50_latency=p50,
-        p95_latency=p95,
-        p99_latency=p99,
+        total=totals.total,
+        approved=totals.approved,
+        declined=totals.declined,
+        approval_rate=totals.approved / totals.total if totals.total else 0.0,
+        avg_amount=totals.avg_amount,
+        p50_latency=latency.p50 if latency else None,
+        p95_latency=latency.p95 if latency else None,
+        p99_latency=latency.p99 if latency else None,
+        latency_kind=totals.latency_kind,
         first_at=first,
         last_at=last,
-        latency_sampled=sampled,
     )
 
 
 def time_series(tx: ReadTx, filters: RowFilter, width: timedelta, rows: int) -> pd.DataFrame:
     """Per time bucket from the first to the last selected row (empty buckets included, with a
-    NaN rate): count, approvals, approval rate and latency p50/p95/p99 (the latter from a sample
-    when more than :data:`LATENCY_SAMPLE_ROWS` rows are selected)."""
+    NaN rate): count, approvals, approval rate and latency p50/p95/p99, the same nearest-rank
+    percentiles as the KPIs (:mod:`engine.latency`), from a sample when more than
+    :data:`LATENCY_SAMPLE_ROWS` rows are selected."""
     where, params = filters.where()
     width_us = int(width / timedelta(microseconds=1))
     counts = tx.frame(
@@ -151,10 +157,10 @@ def time_series(tx: ReadTx, filters: RowFilter, width: timedelta, rows: int) -> 
         every = pd.DataFrame({"b": np.arange(counts["b"].min(), counts["b"].max() + 1)})
         counts = every.merge(counts, on="b", how="left").fillna({"n": 0, "approved": 0})
         counts = counts.astype({"n": "int64", "approved": "int64"})
-    source, params, _ = _latency_source(filters, rows)
+    source, params = _latency_source(filters, rows)
     latency = tx.frame(
         f"""SELECT epoch_us(created_at) // $width AS b,
-                   quantile_cont(latency_ms, [0.5, 0.95, 0.99]) AS q
+                   quantile_disc(latency_ms, [0.5, 0.95, 0.99]) AS q
             {source} GROUP BY b""",
         {**params, "width": width_us},
     )
@@ -164,7 +170,8 @@ def time_series(tx: ReadTx, filters: RowFilter, width: timedelta, rows: int) -> 
     quantiles = frame.pop("q")
     for i, name in enumerate(("p50", "p95", "p99")):
         frame[name] = [
-            q[i] if isinstance(q, (list, tuple, np.ndarray)) and len(q) else None for q in quantiles
+            reported(q[i]) if isinstance(q, (list, tuple, np.ndarray)) and len(q) else None
+            for q in quantiles
         ]
     return frame.drop(columns="b")
 
@@ -231,20 +238,28 @@ class _Memo:
 MEMO = _Memo()
 
 
-def dashboard(store: Store, filters: RowFilter, use_memo: bool = True) -> Dashboard:
+def dashboard(
+    store: Store,
+    filters: RowFilter,
+    live: Callable[[], LiveSnapshot] | None = None,
+    use_memo: bool = True,
+) -> Dashboard:
     """Every dashboard aggregate for ``filters``, read from one snapshot; answered from
-    :data:`MEMO` when the data has not changed since the same filters were last computed."""
+    :data:`MEMO` when the data has not changed since the same filters were last computed.
+    ``live`` gives the live traffic's running totals (the engine's), so the KPIs of a whole
+    source cost the same at any table size."""
     with store.read() as tx:
         key = (id(store), str(store.path), filters, data_version(store))
         if use_memo and (hit := MEMO.get(key)) is not None:
             return hit
-        head = kpis(tx, filters)
+        head = kpis(tx, filters, live() if live is not None else None)
         width = bucket_width(head.first_at, head.last_at)
         result = Dashboard(
             filters=filters,
             kpis=head,
             bucket=width,
             series=time_series(tx, filters, width, head.total),
+            series_sampled=head.total > LATENCY_SAMPLE_ROWS,
             reasons=decline_reasons(tx, filters),
             amounts=amount_histogram(tx, filters),
         )

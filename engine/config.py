@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from engine.errors import SettingsError
+from engine.validation import MEMORY_SIZE, describe_first
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = PROJECT_ROOT / "data" / "ptsim.duckdb"
@@ -35,7 +36,7 @@ class Settings(BaseSettings):
     )
     memory_limit: str = Field(
         "2GB",
-        pattern=r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$",
+        pattern=MEMORY_SIZE,
         description="DuckDB buffer memory of this process, e.g. 512MB or 2GB.",
     )
     max_connections: int = Field(
@@ -78,7 +79,7 @@ def parse_rate(text: str) -> float:
     """'100/s', '6000/min' or '50' (per second) → requests per second."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*(s|sec|second|m|min|minute))?\s*", text)
     if not match or float(match.group(1)) <= 0:
-        raise ValueError("expected a positive rate such as '100/s' or '6000/min'")
+        raise ValueError("must be a positive rate such as '100/s' or '6000/min'")
     value = float(match.group(1))
     return value / 60 if (match.group(2) or "s").startswith("m") else value
 
@@ -88,8 +89,5 @@ def get_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = "PTSIM_" + str(first["loc"][0]).upper() if first["loc"] else "PTSIM_*"
-        raise SettingsError(
-            f"Setting {name} is invalid ({first['msg']}); fix or unset it and start again."
-        ) from None
+        _, message = describe_first(exc, root="*", name=lambda field: f"PTSIM_{field.upper()}")
+        raise SettingsError(f"{message[:-1]}; fix or unset it and start again.") from None

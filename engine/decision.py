@@ -32,7 +32,25 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.RANDOM_DECLINE: "Randomized decline to simulate fraud checks.",
 }
 REASON_NAMES = np.array([reason.name for reason in Reason])
-REASON_TEXTS = np.array([REASON_TEXT[reason] for reason in Reason])
+
+
+def decision_reason(reason: Reason) -> str | None:
+    """The documented ``decision_reason``: the decline text, or None for an approval (the
+    approval's code stays in ``reason_code``)."""
+    return None if reason == Reason.APPROVED else REASON_TEXT[reason]
+
+
+def risk_flag_text(flagged: bool, reason: Reason) -> str | None:
+    """The documented ``risk_flag``: the text of the risk rule that flagged the payment, or None
+    when no risk rule held (randomized declines are not flags: only the draw decided them).
+
+    ``flagged`` is the stored boolean (:attr:`Decisions.risk_flag`: the score, velocity or
+    high-amount rule's condition held) and ``reason`` the decision's code. The score and velocity
+    rules always decline when they hold, and the high-amount rule declines when the draw says so;
+    so a flagged decline names its own rule, and a flagged approval the high-amount rule."""
+    if not flagged:
+        return None
+    return REASON_TEXT[Reason.HIGH_AMOUNT if reason == Reason.APPROVED else reason]
 
 
 @dataclass(frozen=True, slots=True)

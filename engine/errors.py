@@ -20,6 +20,10 @@ class InvalidRequestError(EngineError):
         self.message = message
 
 
+class UsageError(EngineError):
+    """A command was given arguments it cannot run with; the message says which and why."""
+
+
 class StoreError(EngineError):
     """The database failed; the message says what happened and what to do."""
 

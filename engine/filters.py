@@ -6,19 +6,25 @@ A filter becomes one parameterized SQL ``WHERE`` clause; values never enter the 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_serializer,
     field_validator,
-    model_validator,
 )
 
+from engine.currencies import ISO_4217
+from engine.models import Channel
+
 RunSelector = Literal["all", "live"] | int
+# An ISO 4217 code; the schema lists them (lower case is accepted and normalized, as in payments).
+CurrencyCode = Annotated[str, Field(json_schema_extra={"enum": sorted(ISO_4217)})]
 _RUNS = ("all", "live")
+_RUN_RULE = "must be 'all', 'live' or a positive run id"
 
 
 class RowFilter(BaseModel):
@@ -28,7 +34,9 @@ class RowFilter(BaseModel):
     simulation run id. ``since``/``until``: half-open ``[since, until)`` on ``created_at``
     (naive UTC; simulation rows carry simulated event time). ``latest``: only rows within this
     span before the newest row the other conditions select (a "last 24 hours" that works for
-    simulated time too). ``channels``/``currencies``: keep only these values (empty = all).
+    simulated time too). ``channels``/``currencies``: keep only these values (empty = all); each
+    must be a valid channel or ISO 4217 code (a valid value absent from the data selects no
+    rows; whether a run id exists is checked by the engine, which knows the runs).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -39,15 +47,15 @@ class RowFilter(BaseModel):
     latest: timedelta | None = Field(
         None, description="Only the rows within this span before the newest selected row."
     )
-    channels: tuple[str, ...] = Field(default=(), max_length=20)
-    currencies: tuple[str, ...] = Field(default=(), max_length=200)
+    channels: tuple[Channel, ...] = Field(default=(), max_length=20)
+    currencies: tuple[CurrencyCode, ...] = Field(default=(), max_length=200)
 
     @field_validator("since", "until", "latest", mode="before")
     @classmethod
     def _no_bare_numbers(cls, value: Any) -> Any:
         # The schema says ISO 8601 strings; pydantic's lax mode would take numbers as seconds.
         if isinstance(value, int | float):
-            raise ValueError("expected an ISO 8601 string (date-time or duration), not a number")
+            raise ValueError("must be an ISO 8601 string (a date-time or a duration), not a number")
         return value
 
     @field_serializer("latest", when_used="json")
@@ -64,18 +72,38 @@ class RowFilter(BaseModel):
     def _run_is_name_or_integer(cls, value: Any) -> Any:
         # The schema says "all" | "live" | integer; lax mode would take "5", 5.0 or true.
         if isinstance(value, bool | float) or (isinstance(value, str) and value not in _RUNS):
-            raise ValueError("'run' must be 'all', 'live' or a positive run id")
+            raise ValueError(_RUN_RULE)
         return value
 
-    @model_validator(mode="after")
-    def _ordered_range(self) -> RowFilter:
-        if self.since is not None and self.until is not None and self.since >= self.until:
-            raise ValueError("'since' must be earlier than 'until'")
-        if self.latest is not None and self.latest <= timedelta(0):
-            raise ValueError("'latest' must be a positive duration")
-        if isinstance(self.run, int) and self.run < 1:
-            raise ValueError("'run' must be 'all', 'live' or a positive run id")
-        return self
+    @field_validator("run")
+    @classmethod
+    def _positive_run_id(cls, value: RunSelector) -> RunSelector:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(_RUN_RULE)
+        return value
+
+    @field_validator("until")
+    @classmethod
+    def _after_since(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        since = info.data.get("since")
+        if value is not None and since is not None and _naive_utc(since) >= _naive_utc(value):
+            raise ValueError("must be later than 'since'")
+        return value
+
+    @field_validator("latest")
+    @classmethod
+    def _positive_span(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("must be a positive duration")
+        return value
+
+    @field_validator("currencies")
+    @classmethod
+    def _known_currencies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        codes = tuple(code.upper() for code in value)
+        if any(code not in ISO_4217 for code in codes):
+            raise ValueError("must hold ISO 4217 currency codes such as GBP, EUR or USD")
+        return codes
 
     def where(self) -> tuple[str, dict[str, Any]]:
         """``(sql, params)``: a ``WHERE`` clause (``"WHERE true"`` when unfiltered) with named

@@ -1,8 +1,11 @@
-"""Latency histograms with four significant digits, so percentiles stay exact to 0.05 %.
+"""The one latency percentile: nearest rank, reported at four significant digits.
 
 Latencies are kept as microsecond buckets rounded to four significant digits (1234 µs, 12.34 ms,
 123.4 ms, ...): a few tens of thousands of buckets at most, whatever the row count, from which
-p50/p95/p99 are read as nearest-rank percentiles.
+p50/p95/p99 are read as nearest-rank percentiles (:func:`percentile_from_histogram`). Rounding
+keeps order, so the nearest-rank percentile of the raw values, rounded the same way
+(:func:`reported`), is the same number: that is how a selection of stored rows is answered
+(DuckDB's ``quantile_disc`` is the nearest rank), and why ``GET /stats`` and the dashboard agree.
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ def percentile_from_histogram(buckets: np.ndarray, counts: np.ndarray, q: float)
     rank = max(int(np.ceil(q * total)), 1)
     index = int(np.searchsorted(np.cumsum(counts), rank))
     return round(float(buckets[index]) / 1000.0, 3)
+
+
+def reported(latency_ms: float) -> float:
+    """A raw latency (ms) as percentiles report it: its bucket, in ms."""
+    return round(float(bucket_of(np.array([latency_ms]))[0]) / 1000.0, 3)
 
 
 def exact_percentile(latency_ms: np.ndarray, q: float) -> float:

@@ -35,7 +35,14 @@ import pandas  # noqa: F401  # pyarrow imports it on first use; pay that at star
 import pyarrow as pa
 
 from engine.cards import CardFingerprint
-from engine.decision import REASON_NAMES, REASON_TEXTS, Decisions, decide
+from engine.decision import (
+    REASON_NAMES,
+    Decisions,
+    Reason,
+    decide,
+    decision_reason,
+    risk_flag_text,
+)
 from engine.errors import StoreError
 from engine.features import FeatureColumns, FeatureState, HistoryCounts, normalize
 from engine.ids import IdAllocator
@@ -324,7 +331,7 @@ class _DecidedGroup:
             PaymentResult.model_construct(
                 transaction_id=ids[i],
                 status="Approved" if d.approved[i] else "Declined",
-                decision_reason=str(REASON_TEXTS[d.reason[i]]),
+                decision_reason=decision_reason(Reason(d.reason[i])),
                 reason_code=str(REASON_NAMES[d.reason[i]]),
                 score=round(float(d.score[i]), 4),
                 latency_ms=latencies[i],
@@ -334,7 +341,8 @@ class _DecidedGroup:
                     ip_risk_score=float(f.ip_risk_score[i]),
                 ),
                 policy_version=policy.version,
-                risk_flag=bool(d.risk_flag[i]),
+                risk_flag=risk_flag_text(bool(d.risk_flag[i]), Reason(d.reason[i])),
+                flagged_by_risk_rule=bool(d.risk_flag[i]),
                 created_at=now,
             )
             for i in range(len(ids))

@@ -18,6 +18,7 @@ from pydantic import (
 
 from engine.currencies import ISO_4217
 from engine.features import CHANNELS
+from engine.validation import DIGITS, NOT_ONLY_WHITESPACE, PRINTABLE_ASCII
 
 MAX_AMOUNT = Decimal("1000000.00")
 
@@ -25,19 +26,16 @@ MAX_AMOUNT = Decimal("1000000.00")
 Money = Annotated[
     Decimal, PlainSerializer(lambda value: float(value), return_type=float, when_used="json")
 ]
-# Timestamps are stored as naive UTC; JSON carries them as RFC 3339 date-times with the zone ("Z"),
+# Timestamps are stored as naive UTC; JSON carries them as RFC 3339 date-times in UTC ("Z"),
 # which is what the OpenAPI ``format: date-time`` promises (a zone-less time is not one).
 UtcDateTime = Annotated[
     datetime,
     PlainSerializer(
-        lambda value: value if value.tzinfo else value.replace(tzinfo=UTC),
+        lambda value: value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC),
         return_type=datetime,
         when_used="json",
     ),
 ]
-_NOT_ONLY_WHITESPACE = (
-    r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
-)
 Channel = Literal["ecommerce", "mobile", "pos", "contactless", "moto"]
 assert set(Channel.__args__) == set(CHANNELS)  # type: ignore[attr-defined]
 
@@ -63,7 +61,7 @@ class PaymentRequest(BaseModel):
     )
 
     card_number: str = Field(
-        min_length=12, max_length=19, pattern=r"^[0-9]+$", description="12–19 digits."
+        min_length=12, max_length=19, pattern=DIGITS, description="12–19 digits."
     )
     # The documented form is a JSON number (strings such as "10.00" are still accepted from
     # Python callers); the schema states every bound the validator enforces.
@@ -96,7 +94,7 @@ class PaymentRequest(BaseModel):
         min_length=1,
         max_length=100,
         # At least one character that is not whitespace (leading/trailing whitespace is stripped).
-        pattern=_NOT_ONLY_WHITESPACE,
+        pattern=NOT_ONLY_WHITESPACE,
         description="Merchant name (surrounding whitespace is removed).",
     )
     channel: Channel = Field("ecommerce", description="How the card was presented.")
@@ -104,7 +102,7 @@ class PaymentRequest(BaseModel):
         None,
         min_length=1,
         max_length=64,
-        pattern=r"^[\x21-\x7e]+$",
+        pattern=PRINTABLE_ASCII,
         description="Device fingerprint (printable ASCII, no spaces).",
     )
 
@@ -114,7 +112,7 @@ class PaymentRequest(BaseModel):
         # Whitespace is stripped before max_length applies; the schema's maxLength is about the
         # text as sent, so check that too.
         if isinstance(value, str) and len(value) > 100:
-            raise ValueError("String should have at most 100 characters")
+            raise ValueError("must have at most 100 characters")
         return value
 
     @field_validator("currency")
@@ -134,20 +132,33 @@ class Features(BaseModel):
     ip_risk_score: float
 
 
+_DECISION_REASON = "The decline reason; null for an approved payment."
+_REASON_CODE = (
+    "The rule that decided: APPROVED, SCORE_THRESHOLD, VELOCITY_LIMIT, HIGH_AMOUNT or "
+    + ("RANDOM_DECLINE.")
+)
+_RISK_FLAG = (
+    "The text of the risk rule that flagged the payment (e.g. 'High amount flagged by risk "
+    "heuristic.'), also when the random draw then approved it; null when no risk rule held."
+)
+_FLAGGED = "true exactly when risk_flag is not null: a risk rule (score, velocity, amount) held."
+
+
 class PaymentResult(BaseModel):
     """The decision returned for a payment, once it is committed to disk."""
 
     transaction_id: uuid.UUID
     status: Literal["Approved", "Declined"]
-    decision_reason: str
-    reason_code: str
+    decision_reason: str | None = Field(description=_DECISION_REASON)
+    reason_code: str = Field(description=_REASON_CODE)
     score: float
     latency_ms: float = Field(
         description="Time from the request reaching the engine to its decision being committed."
     )
     features: Features
     policy_version: int
-    risk_flag: bool
+    risk_flag: str | None = Field(description=_RISK_FLAG)
+    flagged_by_risk_rule: bool = Field(description=_FLAGGED)
     created_at: UtcDateTime
 
 
@@ -163,10 +174,11 @@ class StoredTransaction(BaseModel):
     channel: str
     device_id: str | None
     status: Literal["Approved", "Declined"]
-    risk_flag: bool
+    risk_flag: str | None = Field(description=_RISK_FLAG)
     created_at: UtcDateTime
-    decision_reason: str
-    reason_code: str
+    decision_reason: str | None = Field(description=_DECISION_REASON)
+    reason_code: str = Field(description=_REASON_CODE)
+    flagged_by_risk_rule: bool = Field(description=_FLAGGED)
     score: float
     features: Features
     draw: float
@@ -177,27 +189,91 @@ class StoredTransaction(BaseModel):
     fraud_scenario: str | None
 
 
+class AuditRequest(BaseModel):
+    """The request as the audit trail keeps it (card masked)."""
+
+    card: str
+    amount: Money
+    currency: str
+    merchant: str
+    channel: str
+    device_id: str | None
+
+
+class AuditDecision(BaseModel):
+    """The decision as the audit trail keeps it, with the draw the randomized rule used."""
+
+    status: Literal["Approved", "Declined"]
+    reason_code: str = Field(description=_REASON_CODE)
+    decision_reason: str | None = Field(description=_DECISION_REASON)
+    reason_text: str = Field(description="What the reason code means, approvals included.")
+    score: float
+    risk_flag: str | None = Field(description=_RISK_FLAG)
+    flagged_by_risk_rule: bool = Field(description=_FLAGGED)
+    draw: float = Field(description="The uniform random number the decision used.")
+
+
 class AuditEntry(BaseModel):
     """One entry of a transaction's audit trail."""
 
+    transaction_id: uuid.UUID
     event: str
     created_at: UtcDateTime
     policy_version: int | None
-    request: dict[str, object]
-    decision: dict[str, object]
+    request: AuditRequest | None = Field(description="Set on decision entries.")
+    decision: AuditDecision | None = Field(description="Set on decision entries.")
     features: dict[str, float]
     latency_ms: float | None
     source: str = Field(description="'live' or 'simulation run N'.")
 
 
+class LatencySummary(BaseModel):
+    """Nearest-rank latency percentiles (ms, four significant digits) of one kind of latency."""
+
+    count: int = Field(description="Selected rows that have a latency of this kind.")
+    p50: float
+    p95: float
+    p99: float
+
+
+class StatsSelection(BaseModel):
+    """Which rows the stats cover."""
+
+    source: Literal["all", "live"] | int = Field(
+        description="'all', 'live' (payments posted to this server) or a simulation run id."
+    )
+    since: UtcDateTime | None = Field(description="Inclusive lower bound on created_at.")
+    until: UtcDateTime | None = Field(description="Exclusive upper bound on created_at.")
+    rows: int = Field(description="Rows selected (the same as total).")
+
+
+LatencyKind = Literal["measured", "modelled", "mixed"]
+
+
 class Stats(BaseModel):
-    """Totals over every stored transaction, read from one consistent snapshot."""
+    """Totals and latency percentiles of the selected rows, read from one consistent snapshot.
+
+    Live traffic's latency is *measured* (request reaching the engine to its commit); a
+    simulation run's is *modelled* (the run's network model). ``p50_latency``/``p95_latency``/
+    ``p99_latency`` cover every selected row and ``latency_kind`` says which kind that is;
+    ``latency_measured`` and ``latency_modelled`` hold each kind alone."""
 
     total: int
     approved: int
     declined: int
     approval_rate: float = Field(description="approved / total, 4 decimal places.")
     avg_amount: Money = Field(description="Mean amount, 2 decimal places (currencies mixed).")
-    p50_latency: float
-    p95_latency: float
-    p99_latency: float
+    p50_latency: float = Field(description="ms over every selected row; 0.0 without latencies.")
+    p95_latency: float = Field(description="ms over every selected row; 0.0 without latencies.")
+    p99_latency: float = Field(description="ms over every selected row; 0.0 without latencies.")
+    latency_kind: LatencyKind | None = Field(
+        description="What p50/p95/p99_latency describe: 'measured' (only live rows), "
+        "'modelled' (only simulation rows), 'mixed' (both); null without latencies."
+    )
+    latency_measured: LatencySummary | None = Field(
+        description="Live rows' measured latency; null when the selection has none."
+    )
+    latency_modelled: LatencySummary | None = Field(
+        description="Simulation rows' modelled latency; null when the selection has none."
+    )
+    selection: StatsSelection

@@ -37,7 +37,7 @@ class Policy(BaseModel):
     @model_validator(mode="after")
     def _weights_not_all_zero(self) -> Policy:
         if self.weight_device + self.weight_ip + self.weight_amount + self.weight_velocity <= 0:
-            raise ValueError("at least one score weight must be positive")
+            raise ValueError("At least one score weight must be positive")
         return self
 
     @property

@@ -9,37 +9,44 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future
-from decimal import ROUND_HALF_EVEN, Decimal
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from engine import analytics
 from engine.analytics import Dashboard, FilterOptions
 from engine.backtest import BacktestResult, run_backtest
 from engine.cards import fingerprint, load_or_create_key, mask
 from engine.config import Settings, get_settings
-from engine.decision import REASON_TEXT, Reason
-from engine.errors import NotFoundError
-from engine.filters import RowFilter
+from engine.decision import REASON_TEXT, Reason, decision_reason, risk_flag_text
+from engine.errors import InvalidRequestError, NotFoundError
+from engine.filters import RowFilter, RunSelector
 from engine.idempotency import KEY_RETENTION, IdempotencyGuard, request_hash
 from engine.ids import IdAllocator, parse_id
 from engine.live import LiveWriter, PendingPayment
 from engine.models import (
+    AuditDecision,
     AuditEntry,
+    AuditRequest,
     Features,
+    LatencySummary,
     PaymentRequest,
     PaymentResult,
     Stats,
+    StatsSelection,
     StoredTransaction,
 )
 from engine.policy import DEFAULT_POLICY, Policy
 from engine.simulation.facade import Simulations
 from engine.simulation.params import RunRecord, SimulationParams
 from engine.simulation.runner import Progress
+from engine.stats import Percentiles, selection_totals
 from engine.store import Store, utc_now
 from engine.transaction_row import NAMES
+from engine.validation import describe_first, quoted_field
 
 log = logging.getLogger("ptsim.engine")
 
@@ -196,31 +203,29 @@ class Engine:
         stored = _stored_transaction(row)
         live = row["run_id"] is None
         decision = AuditEntry(
+            transaction_id=stored.id,
             event="payment.decided" if live else "simulation.decided",
             created_at=row["created_at"],
             policy_version=row["policy_version"],
-            request={
-                "card": stored.card_masked,
-                "amount": f"{row['amount']:.2f}",
-                "currency": row["currency"],
-                "merchant": row["merchant"],
-                "channel": row["channel"],
-                "device_id": row["device_id"],
-            },
-            decision={
-                "status": row["status"],
-                "reason_code": row["reason_code"],
-                "decision_reason": stored.decision_reason,
-                "score": row["score"],
-                "risk_flag": row["risk_flag"],
-                "draw": row["draw"],
-            },
+            request=AuditRequest(
+                card=stored.card_masked,
+                **stored.model_dump(
+                    include={"amount", "currency", "merchant", "channel", "device_id"}
+                ),
+            ),
+            decision=AuditDecision(
+                **stored.model_dump(include=_AUDITED_DECISION_FIELDS),
+                reason_text=REASON_TEXT[Reason[row["reason_code"]]],
+                score=row["score"],
+            ),
             features=stored.features.model_dump(),
             latency_ms=row["latency_ms"],
             source="live" if live else f"simulation run {row['run_id']}",
         )
         others = [
-            AuditEntry(**entry, latency_ms=row["latency_ms"], source=decision.source)
+            AuditEntry(
+                **entry, transaction_id=parsed, latency_ms=row["latency_ms"], source=decision.source
+            )
             for entry in self.store.fetch_audit(parsed)
         ]
         return [decision, *others]
@@ -243,29 +248,52 @@ class Engine:
 
     # -- stats ---------------------------------------------------------------------------------
 
-    def stats(self) -> Stats:
-        """Totals, approval rate, average ticket and latency percentiles (one snapshot).
+    def stats(
+        self,
+        source: RunSelector = "all",
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Stats:
+        """Totals, approval rate, average ticket and latency percentiles of the rows ``source``
+        (``"all"``, ``"live"`` or a run id) selects in ``[since, until)``, from one snapshot.
 
-        Read from running totals kept in the same transactions as the rows, so the cost does not
-        grow with the table; percentiles come from a 4-significant-digit latency histogram.
+        A whole source is read from running totals, so the cost does not grow with the table;
+        a time range is aggregated over its rows. Measured (live) and modelled (simulation)
+        latency are reported apart as well as together (:mod:`engine.stats`). Invalid values,
+        or a run that does not exist, raise :class:`InvalidRequestError` naming the argument.
         """
-        snap = self.store.rollup_snapshot(self._live.totals.snapshot())
-        total = snap["total"]
-        avg = (
-            (snap["amount_sum"] / total).quantize(Decimal("0.01"), ROUND_HALF_EVEN)
-            if total
-            else Decimal("0.00")
-        )
+        try:
+            filters = RowFilter(run=source, since=since, until=until)
+        except ValidationError as exc:
+            field, message = describe_first(exc, name=lambda f: quoted_field(_STATS_ARGS.get(f, f)))
+            raise InvalidRequestError(_STATS_ARGS.get(field, field), message) from None
+        self._require_run(filters.run, "source")
+        with self.store.read() as tx:
+            totals = selection_totals(tx, self._live.totals.snapshot(), filters)
         return Stats(
-            total=total,
-            approved=snap["approved"],
-            declined=snap["declined"],
-            approval_rate=round(snap["approved"] / total, 4) if total else 0.0,
-            avg_amount=avg,
-            p50_latency=snap["p50"],
-            p95_latency=snap["p95"],
-            p99_latency=snap["p99"],
+            total=totals.total,
+            approved=totals.approved,
+            declined=totals.declined,
+            approval_rate=round(totals.approved / totals.total, 4) if totals.total else 0.0,
+            avg_amount=totals.avg_amount,
+            p50_latency=totals.latency.p50,
+            p95_latency=totals.latency.p95,
+            p99_latency=totals.latency.p99,
+            latency_kind=totals.latency_kind,
+            latency_measured=_latency_summary(totals.measured),
+            latency_modelled=_latency_summary(totals.modelled),
+            selection=StatsSelection(
+                source=filters.run, since=filters.since, until=filters.until, rows=totals.total
+            ),
         )
+
+    def _require_run(self, run: RunSelector, field: str) -> None:
+        """Refuse a run id that names no simulation run (a selection of nothing by mistake)."""
+        if isinstance(run, int) and not self.store.query("SELECT 1 FROM runs WHERE id = ?", [run]):
+            raise InvalidRequestError(
+                field,
+                f"{quoted_field(field)} names no simulation run (GET /simulations lists them).",
+            )
 
     def reset(self) -> Stats:
         """Delete every transaction, audit entry and run in one transaction; return the stats.
@@ -325,13 +353,14 @@ class Engine:
         (``run="live" | "all" | <run id>``, ``since``, ``until``, ``channels``, ``currencies``).
         """
         chosen = filters if filters is not None else RowFilter(**filter_fields)
+        self._require_run(chosen.run, "filters.run")
         return run_backtest(self.store, candidate, self.active_policy(), chosen)
 
     def dashboard(self, filters: RowFilter | None = None, **filter_fields: Any) -> Dashboard:
         """KPIs, approval rate and latency over time, decline reasons and the amount
         distribution of the selected rows, aggregated in the database from one snapshot."""
         chosen = filters if filters is not None else RowFilter(**filter_fields)
-        return analytics.dashboard(self.store, chosen)
+        return analytics.dashboard(self.store, chosen, self._live.totals.snapshot)
 
     def filter_options(self) -> FilterOptions:
         """The channels, currencies, runs and time span present in the data (for filter UIs)."""
@@ -372,6 +401,17 @@ class _PeriodicBackup:
             self._thread.join(timeout=60)
 
 
+_STATS_ARGS = {"run": "source"}  # RowFilter's names for what stats() calls its arguments
+
+
+def _latency_summary(percentiles: Percentiles) -> LatencySummary | None:
+    if not percentiles.count:
+        return None
+    return LatencySummary(
+        count=percentiles.count, p50=percentiles.p50, p95=percentiles.p95, p99=percentiles.p99
+    )
+
+
 def _as_uuid(transaction_id: str | uuid.UUID) -> uuid.UUID:
     if isinstance(transaction_id, uuid.UUID):
         return transaction_id
@@ -381,17 +421,26 @@ def _as_uuid(transaction_id: str | uuid.UUID) -> uuid.UUID:
     return parsed
 
 
-# StoredTransaction fields stored under the same name (engine/transaction_row.py)
+_AUDITED_DECISION_FIELDS = {  # AuditDecision's other fields: reason_text and the unrounded score
+    "status", "reason_code", "decision_reason", "risk_flag", "flagged_by_risk_rule", "draw",
+}  # fmt: skip
+# StoredTransaction fields stored under the same name (engine/transaction_row.py); the score is
+# answered rounded to 4 decimals and risk_flag as text (the column holds the rule's boolean)
 _COPIED_COLUMNS = tuple(
-    name for name in StoredTransaction.model_fields if name in NAMES and name != "score"
-)  # the score is answered rounded to 4 decimals
+    name
+    for name in StoredTransaction.model_fields
+    if name in NAMES and name not in {"score", "risk_flag"}
+)
 
 
 def _stored_transaction(row: dict[str, Any]) -> StoredTransaction:
+    reason = Reason[row["reason_code"]]
     return StoredTransaction(
         **{name: row[name] for name in _COPIED_COLUMNS},
         card_masked=mask(row["card_bin"], row["card_last4"], row["card_length"]),
-        decision_reason=REASON_TEXT[Reason[row["reason_code"]]],
+        decision_reason=decision_reason(reason),
+        risk_flag=risk_flag_text(row["risk_flag"], reason),  # the column holds the boolean
+        flagged_by_risk_rule=row["risk_flag"],
         score=round(row["score"], 4),
         features=Features(**{name: row[name] for name in Features.model_fields}),
     )

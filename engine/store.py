@@ -29,8 +29,7 @@ import pyarrow as pa
 
 from engine.backup import RecoveryReport, recover_if_damaged, take_backup
 from engine.errors import StoreError, StoreLockedError
-from engine.latency import histogram_counts, percentile_from_histogram
-from engine.live_totals import LiveSnapshot
+from engine.latency import histogram_counts
 from engine.schema import SCHEMA_VERSION, migration_sql
 from engine.transaction_row import NAMES
 
@@ -106,6 +105,17 @@ class RollupDelta:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class RunRollups:
+    """Running totals of simulation runs, as persisted beside their rows."""
+
+    total: int
+    approved: int
+    amount_sum: Decimal
+    latency_buckets: np.ndarray  # ascending
+    latency_counts: np.ndarray
+
+
 def _execute(cur: duckdb.DuckDBPyConnection, sql: str, params: Params) -> Any:
     """Execute with parameters only when there are some: a parameterless call may be a script
     of several statements, which DuckDB cannot prepare."""
@@ -157,6 +167,28 @@ class ReadTx:
     def frame(self, sql: str, params: Params = None) -> pd.DataFrame:
         """The result as a pandas DataFrame."""
         return self._fetch(sql, params, "df")
+
+    def rollups(self, run: int | None) -> RunRollups:
+        """The running totals and latency histogram of simulation run ``run`` (every run when
+        None). Live traffic's totals are kept in memory (:mod:`engine.live_totals`)."""
+        where, params = ("TRUE", None) if run is None else ("source = ?", [run])
+        total, approved, amount_sum = self.one(
+            "SELECT coalesce(sum(total), 0), coalesce(sum(approved), 0), "
+            f"coalesce(sum(amount_sum), 0) FROM stats_rollup WHERE {where}",
+            params,
+        )
+        hist = self.numpy(
+            f"SELECT bucket, sum(n) AS n FROM latency_histogram WHERE {where} "
+            "GROUP BY bucket ORDER BY bucket",
+            params,
+        )
+        return RunRollups(
+            total=int(total),
+            approved=int(approved),
+            amount_sum=Decimal(amount_sum),
+            latency_buckets=np.asarray(hist["bucket"], dtype=np.int64),
+            latency_counts=np.asarray(hist["n"], dtype=np.int64),
+        )
 
     def named_row(self, sql: str, params: Params = None) -> dict[str, Any] | None:
         """The first result row as a column → value dict, or None."""
@@ -520,32 +552,6 @@ class Store:
             {"created_at": r[0], "event": r[1], "policy_version": r[2], **json.loads(r[3])}
             for r in rows
         ]
-
-    def rollup_snapshot(self, live: LiveSnapshot) -> dict[str, Any]:
-        """Totals and latency percentiles: simulation runs' rollups (one read snapshot) plus the
-        live traffic's in-memory totals (rebuilt from the rows at start-up)."""
-        with self.read() as tx:
-            total, approved, amount_sum = tx.one(
-                "SELECT coalesce(sum(total), 0), coalesce(sum(approved), 0), "
-                "coalesce(sum(amount_sum), 0) FROM stats_rollup"
-            )
-            hist = tx.numpy("SELECT bucket, sum(n) AS n FROM latency_histogram GROUP BY bucket")
-        buckets, where = np.unique(
-            np.concatenate([np.asarray(hist["bucket"], dtype=np.int64), live.latency_buckets]),
-            return_inverse=True,
-        )
-        weights = np.concatenate([np.asarray(hist["n"], dtype=np.int64), live.latency_counts])
-        counts = np.bincount(where, weights=weights, minlength=len(buckets)).astype(np.int64)
-        total, approved = int(total) + live.total, int(approved) + live.approved
-        return {
-            "total": total,
-            "approved": approved,
-            "declined": total - approved,
-            "amount_sum": Decimal(amount_sum) + Decimal(live.amount_cents).scaleb(-2),
-            "p50": percentile_from_histogram(buckets, counts, 0.50),
-            "p95": percentile_from_histogram(buckets, counts, 0.95),
-            "p99": percentile_from_histogram(buckets, counts, 0.99),
-        }
 
     def backup(self) -> Path:
         """Write an online backup beside the database file; return its path."""

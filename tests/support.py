@@ -34,13 +34,19 @@ class CurlExample:
     path: str
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] | None = None
+    answer: Any = None  # the JSON block the README shows right after the command, if any
 
 
 def readme_curl_examples() -> list[CurlExample]:
-    """Every ``curl`` command in the README's bash blocks, in document order."""
-    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    """Every ``curl`` command in the README's bash blocks, in document order, each with the
+    JSON answer shown in the block that follows it (when the next block is a JSON block)."""
+    blocks = re.findall(r"```(bash|json)\n(.*?)```", README.read_text(), flags=re.DOTALL)
     examples = []
-    for block in blocks:
+    for i, (kind, block) in enumerate(blocks):
+        if kind != "bash":
+            continue
+        following = blocks[i + 1] if i + 1 < len(blocks) else ("", "")
+        answer = json.loads(following[1]) if following[0] == "json" else None
         start = block.find("curl ")
         if start < 0:
             continue
@@ -59,7 +65,7 @@ def readme_curl_examples() -> list[CurlExample]:
             elif word.startswith("http"):
                 url = word
         path = re.sub(r"^https?://[^/]+", "", url)
-        examples.append(CurlExample(method, path, headers, body))
+        examples.append(CurlExample(method, path, headers, body, answer))
     return examples
 
 

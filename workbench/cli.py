@@ -42,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``ptsim`` console script."""
+    """Entry point of the ``ptsim`` console script.
+
+    One error style for every subcommand: a sentence on stderr and exit code 2 (argparse reports
+    unusable arguments the same way), 130 after Ctrl-C."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
     try:

@@ -7,13 +7,14 @@ from pathlib import Path
 
 from engine.backup import list_backups, restore_backup
 from engine.config import get_settings
+from engine.errors import UsageError
 from engine.store import Store, open_connection
 
 
 def _db_path(args: argparse.Namespace) -> Path:
     settings = get_settings(**({"db": args.db} if args.db else {}))
     if settings.db_path is None:
-        raise SystemExit("ptsim: an in-memory database has no backups; pass --db or PTSIM_DB.")
+        raise UsageError("An in-memory database has no backups; pass --db or set PTSIM_DB.")
     return settings.db_path
 
 
@@ -39,8 +40,7 @@ def _restore(args: argparse.Namespace) -> int:
     backups = list_backups(db_path)
     backup = Path(args.backup) if args.backup else (backups[-1] if backups else None)
     if backup is None:
-        print(f"ptsim: no backup of {db_path} to restore (see `ptsim backup --list`).")
-        return 2
+        raise UsageError(f"There is no backup of {db_path} to restore (see `ptsim backup --list`).")
     if db_path.exists():
         open_connection(db_path).close()  # refuse while another process holds the file
     moved = restore_backup(backup, db_path)

@@ -13,8 +13,9 @@ import sys
 from tqdm import tqdm
 
 from engine.config import get_settings
-from engine.errors import EngineError
+from engine.errors import UsageError
 from engine.simulation.params import SCENARIOS, SimulationParams
+from engine.validation import describe_first
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -78,8 +79,14 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     return parser
 
 
+def _option(field: str) -> str:
+    """The command-line option that sets a SimulationParams field."""
+    return "--" + field.replace("_", "-")
+
+
 def run_generate(args: argparse.Namespace) -> int:
-    """Run ``generate``; returns the exit code (2 for a refused or invalid run)."""
+    """Run ``generate``; returns the exit code (an invalid or refused run raises an
+    :class:`~engine.errors.EngineError`, which :func:`workbench.cli.main` reports)."""
     from pydantic import ValidationError
 
     from engine.service import Engine
@@ -96,16 +103,9 @@ def run_generate(args: argparse.Namespace) -> int:
         fields["chunk_rows"] = args.chunk_rows
     try:
         params = SimulationParams(**fields)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "arguments"
-        print(f"ptsim generate: {name}: {first['msg']}", file=sys.stderr)
-        return 2
-    try:
-        engine = Engine(get_settings(**({"db": args.db} if args.db else {})))
-    except EngineError as exc:
-        print(f"ptsim: {exc}", file=sys.stderr)
-        return 2
+    except ValidationError as exc:  # main() prints it on stderr and exits with 2
+        raise UsageError(describe_first(exc, root="arguments", name=_option)[1]) from None
+    engine = Engine(get_settings(**({"db": args.db} if args.db else {})))
     engine.store.set_memory_limit(args.memory_limit)
     bar = tqdm(
         total=params.rows,

@@ -15,6 +15,7 @@ from engine.errors import InvalidRequestError
 from engine.filters import RowFilter
 from engine.policy import Policy
 from engine.service import Engine
+from engine.validation import describe_first, quoted_field
 
 router = APIRouter(tags=["backtest"])
 
@@ -69,15 +70,15 @@ def candidate_policy(engine: Engine, knobs: dict[str, Any]) -> Policy:
     for name, knob in knobs.items():
         if isinstance(knob, bool | str):  # lax mode would take true as 1 and "0.5" as 0.5
             field = f"candidate.{name}"
-            raise InvalidRequestError(field, f"Field '{field}' must be a JSON number or null.")
+            raise InvalidRequestError(
+                field, f"{quoted_field(field)} must be a JSON number or null."
+            )
     try:
         return Policy(**{**engine.active_policy().knobs(), **knobs, "version": 0})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in ("candidate", *first["loc"]))
-        if first["type"] == "extra_forbidden":
-            raise InvalidRequestError(field, f"Unknown policy knob '{field}'.") from None
-        raise InvalidRequestError(field, f"Field '{field}' is invalid: {first['msg']}.") from None
+        raise InvalidRequestError(
+            *describe_first(exc, prefix=("candidate",), root="candidate")
+        ) from None
 
 
 @router.post(

@@ -28,12 +28,13 @@ from api.middleware import ASGIApp, Receive, Scope, Send
 from engine.idempotency import MAX_KEY_LENGTH
 from engine.models import PaymentRequest, PaymentResult
 from engine.service import Engine
+from engine.validation import PRINTABLE_ASCII
 
 PATH = "/payment"
 IDEMPOTENCY_KEY = TypeAdapter(
     Annotated[
         str,
-        StringConstraints(min_length=1, max_length=MAX_KEY_LENGTH, pattern=r"^[\x21-\x7e]+$"),
+        StringConstraints(min_length=1, max_length=MAX_KEY_LENGTH, pattern=PRINTABLE_ASCII),
     ]
 )
 _JSON = b"application/json"

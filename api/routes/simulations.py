@@ -6,13 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from api.deps import EngineDep
 from api.errors import ErrorResponse
 from engine.errors import InvalidRequestError, NotFoundError
 from engine.idempotency import MAX_KEY_LENGTH
 from engine.simulation.params import DEFAULT_START, SCENARIOS, RunRecord, SimulationParams
+from engine.validation import PRINTABLE_ASCII, describe_first, quoted_field
 
 router = APIRouter(tags=["simulations"])
 
@@ -44,7 +45,7 @@ class SimulationRequest(BaseModel):
         # "5" as 5, which the schema refuses.
         inner = list(value.values()) if isinstance(value, dict) else [value]
         if any(isinstance(item, bool | str) for item in inner):
-            raise ValueError("expected a JSON number")
+            raise ValueError("must be a JSON number")
         return value
 
 
@@ -69,22 +70,22 @@ async def start_simulation(
     response: Response,
     idempotency_key: Annotated[
         str | None,
-        Header(min_length=1, max_length=MAX_KEY_LENGTH, pattern=r"^[\x21-\x7e]+$"),
+        Header(min_length=1, max_length=MAX_KEY_LENGTH, pattern=PRINTABLE_ASCII),
     ] = None,
 ) -> SimulationStarted:
     """Start a run in the server process (which owns the database); returns its id at once."""
     cap = engine.settings.max_simulation_rows
     if body.rows > cap:
         raise InvalidRequestError(
-            "rows", f"at most {cap} rows per request (PTSIM_MAX_SIMULATION_ROWS)."
+            "rows",
+            f"{quoted_field('rows')} must be at most {cap} per request "
+            "(PTSIM_MAX_SIMULATION_ROWS).",
         )
     fields = body.model_dump(exclude_none=True)
     try:
         params = SimulationParams(start=DEFAULT_START, **fields)
-    except ValueError as exc:  # pydantic's ValidationError: name the field, never a 500
-        errors = getattr(exc, "errors", lambda: [{}])()
-        field = ".".join(str(p) for p in errors[0].get("loc", ("body",))) or "body"
-        raise InvalidRequestError(field, str(errors[0].get("msg", exc))) from None
+    except ValidationError as exc:  # name the field, never a 500
+        raise InvalidRequestError(*describe_first(exc)) from None
     if idempotency_key is None:
         run_id, replayed = await run_in_threadpool(engine.start_simulation, params), False
     else:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from engine.models import UtcDateTime
 
@@ -17,6 +18,9 @@ SCENARIOS: tuple[str, ...] = (
 )
 DEFAULT_START = datetime(2026, 1, 1)  # naive UTC, like every stored timestamp
 RunStatus = Literal["running", "completed", "failed", "interrupted"]
+# Money in a run summary: stored as exact decimal strings, Decimal in Python, numbers in JSON
+# (the one JSON type of money in the API, as ``engine.models.Money``).
+SUMMARY_MONEY_KEYS = ("amount", "fraud_amount", "fraud_loss")
 
 
 class SimulationParams(BaseModel):
@@ -47,11 +51,11 @@ class SimulationParams(BaseModel):
     def _known_scenarios(cls, mix: dict[str, float]) -> dict[str, float]:
         unknown = sorted(set(mix) - set(SCENARIOS))
         if unknown:
-            raise ValueError(f"unknown scenario {unknown[0]!r}; choose from {', '.join(SCENARIOS)}")
+            raise ValueError(f"may only name the scenarios {', '.join(SCENARIOS)}")
         if any(not (0.0 <= weight < float("inf")) for weight in mix.values()):
-            raise ValueError("scenario weights must be finite and >= 0")
+            raise ValueError("must hold finite weights of at least 0")
         if mix and sum(mix.values()) <= 0:
-            raise ValueError("at least one scenario weight must be positive")
+            raise ValueError("must give at least one scenario a positive weight")
         return {name: float(mix.get(name, 0.0)) for name in SCENARIOS}
 
     @field_validator("start")
@@ -89,3 +93,18 @@ class RunRecord(BaseModel):
         "fraud_caught_rate, false_declines, fraud_amount, fraud_loss, per-scenario counts."
     )
     error: str | None
+
+    @field_validator("summary")
+    @classmethod
+    def _money_is_decimal(cls, summary: dict[str, Any]) -> dict[str, Any]:
+        return {
+            key: Decimal(str(value)) if key in SUMMARY_MONEY_KEYS else value
+            for key, value in summary.items()
+        }
+
+    @field_serializer("summary", when_used="json")
+    def _money_as_numbers(self, summary: dict[str, Any]) -> dict[str, Any]:
+        return {
+            key: float(value) if key in SUMMARY_MONEY_KEYS else value
+            for key, value in summary.items()
+        }

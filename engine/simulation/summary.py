@@ -49,7 +49,8 @@ class RunSummary:
         return self
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready summary; money as exact decimal strings."""
+        """The summary as stored (JSON-ready; money as exact decimal strings, which
+        :class:`~engine.simulation.params.RunRecord` reads back as Decimal)."""
 
         def money(cents: int) -> str:
             return str(Decimal(cents).scaleb(-2))

@@ -1,8 +1,11 @@
-"""Every curl example of the README's API reference works as documented, in document order."""
+"""Every curl example of the README's API reference works as documented, in document order: the
+status, and, where the README shows the answer, its shape (the same keys at every level and the
+same JSON type for every documented value, so "amount": 150.75 stays a number)."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi.testclient import TestClient
 from support import ADMIN_TOKEN, readme_curl_examples
@@ -35,6 +38,29 @@ def test_every_readme_curl_example_answers_as_documented(tmp_path) -> None:
             response = client.request(example.method, path, headers=headers, json=example.body)
             key = f"{example.method} /{path.split('/')[1]}"
             assert response.status_code == EXPECTED_STATUS.get(key, 200), (path, response.text)
+            if example.answer is not None:
+                assert_same_shape(example.answer, response.json(), path)
             if key == "POST /payment" and created_id is None:
                 created_id = response.json()["transaction_id"]
     engine.close()
+
+
+def assert_same_shape(documented: Any, actual: Any, where: str) -> None:
+    """``actual`` has the documented keys at every level, and every value the README shows
+    (other than null) has the same JSON type: number, string, boolean, object or list."""
+    if isinstance(documented, dict):
+        assert isinstance(actual, dict), where
+        assert set(actual) == set(documented), (where, set(actual) ^ set(documented))
+        for name, value in documented.items():
+            assert_same_shape(value, actual[name], f"{where}.{name}")
+    elif isinstance(documented, list):
+        assert isinstance(actual, list) and actual, where
+        assert_same_shape(documented[0], actual[0], f"{where}[0]")
+    elif documented is not None:
+        assert _json_type(actual) == _json_type(documented), (where, actual, documented)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    return "number" if isinstance(value, int | float) else type(value).__name__

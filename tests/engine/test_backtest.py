@@ -11,6 +11,7 @@ from synthetic_rows import insert_rows, random_columns
 
 from engine.backtest import CURVE_STEPS, decision_sql
 from engine.decision import Reason, decide
+from engine.errors import InvalidRequestError
 from engine.filters import RowFilter
 from engine.policy import DEFAULT_POLICY, Policy
 from engine.service import Engine
@@ -262,8 +263,13 @@ def test_filters_select_runs_live_rows_and_time_ranges(engine):
 
     day = engine.backtest(candidate, RowFilter(run=1, since=START, until=START + timedelta(days=1)))
     assert 0 < day.candidate.rows < 500
-    empty = engine.backtest(candidate, run=99).candidate
+    # a valid currency the selection does not hold selects nothing; a run that does not exist
+    # is a mistake, refused naming the field
+    empty = engine.backtest(candidate, run=1, currencies=("JPY",)).candidate
     assert empty.rows == 0 and empty.approval_rate == 0.0 and empty.recall is None
+    with pytest.raises(InvalidRequestError) as refused:
+        engine.backtest(candidate, run=99)
+    assert refused.value.field == "filters.run"
 
 
 def test_filter_rejects_an_inverted_time_range():

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from engine.decision import REASON_TEXT, Reason, decide, risk_score
+from engine.decision import (
+    REASON_TEXT,
+    Reason,
+    decide,
+    decision_reason,
+    risk_flag_text,
+    risk_score,
+)
 from engine.policy import DEFAULT_POLICY, Policy
 
 
@@ -137,3 +146,31 @@ def test_decision_is_a_pure_function_of_inputs_and_draws() -> None:
     one_by_one = [decide(*(a[i : i + 1] for a in args), policy) for i in range(n)]
     assert whole.reason.tolist() == [d.reason[0] for d in one_by_one]
     assert whole.score.tolist() == [d.score[0] for d in one_by_one]
+
+
+@given(
+    amount=st.integers(1, 200_000),
+    draw=st.floats(0, 1, exclude_max=True),
+    trust=st.floats(0, 1),
+    count=st.integers(0, 20),
+    score_threshold=st.one_of(st.none(), st.floats(0.05, 1)),
+    velocity_limit=st.one_of(st.none(), st.integers(1, 20)),
+)
+def test_documented_reason_and_risk_flag_texts(
+    amount, draw, trust, count, score_threshold, velocity_limit
+) -> None:
+    """README: decision_reason is null for an approval and the decline text otherwise;
+    risk_flag is the text of the first risk rule whose condition held (score, velocity, high
+    amount), whatever the draw said, and null when none held."""
+    policy = Policy(score_threshold=score_threshold, velocity_limit=velocity_limit)
+    d = _decide([amount], [draw], policy=policy, trust=trust, count=count)
+    reason = Reason(d.reason[0])
+    expected_reason = None if d.approved[0] else REASON_TEXT[reason]
+    assert decision_reason(reason) == expected_reason
+    held = [
+        (score_threshold is not None and d.score[0] >= score_threshold, Reason.SCORE_THRESHOLD),
+        (velocity_limit is not None and count >= velocity_limit, Reason.VELOCITY_LIMIT),
+        (amount > policy.amount_threshold_cents, Reason.HIGH_AMOUNT),
+    ]
+    first = next((REASON_TEXT[rule] for condition, rule in held if condition), None)
+    assert risk_flag_text(bool(d.risk_flag[0]), reason) == first

@@ -140,7 +140,7 @@ def test_unknown_run_and_invalid_params(sim_engine: Engine) -> None:
         sim_engine.get_run(999)
     with pytest.raises(ValueError):
         SimulationParams(rows=0)
-    with pytest.raises(ValueError, match="unknown scenario"):
+    with pytest.raises(ValueError, match="may only name the scenarios"):
         SimulationParams(rows=10, scenario_mix={"phishing": 1})
     with pytest.raises(ValueError):
         SimulationParams(rows=10, scenario_mix={"stolen_card": 0})

@@ -1,8 +1,9 @@
 """Schemathesis hooks for the live-server run (``make fuzz``, via ``SCHEMATHESIS_HOOKS``).
 
-JSON Schema cannot state three documented rules: a backtest time range must not be empty
-(``since < until``), a simulation may not ask for more rows than the server's configured cap
-(``PTSIM_MAX_SIMULATION_ROWS``), and a scenario mix needs one positive weight. Positive cases
+JSON Schema cannot state these documented rules: a backtest's or ``GET /stats``'s time range must
+not be empty (``since < until``), a run id must name a run that exists, a simulation may not ask
+for more rows than the server's configured cap (``PTSIM_MAX_SIMULATION_ROWS``), and a scenario
+mix needs one positive weight. Positive cases
 breaking them are dropped here; the in-process run (tests/reliability/test_fuzz.py) sends them
 and requires the documented 400 instead.
 """
@@ -16,10 +17,17 @@ from typing import Any
 import schemathesis
 
 
-def breaks_a_documented_rule(case: Any, max_rows: int) -> bool:
-    """A positive case the schema allows but a documented rule refuses with 400."""
+def breaks_a_documented_rule(case: Any, max_rows: int, runs: set[int] | None = None) -> bool:
+    """A positive case the schema allows but a documented rule refuses with 400. ``runs``: the
+    simulation runs that exist (None: unknown, so any run id counts as naming none)."""
     if case.meta is None or not case.meta.generation.mode.is_positive:
         return False
+    if case.path == "/stats":
+        query = case.query if isinstance(case.query, dict) else {}
+        source = str(query.get("source", "all"))
+        if source.isdigit() and (runs is None or int(source) not in runs):
+            return True  # a run id that names no run
+        return _inverted(query.get("since"), query.get("until"))
     body = case.body if isinstance(case.body, dict) else {}
     if case.path == "/simulations":
         mix = body.get("scenario_mix")
@@ -32,14 +40,22 @@ def breaks_a_documented_rule(case: Any, max_rows: int) -> bool:
     if isinstance(candidate, dict) and all(candidate.get(w, 1) == 0 for w in weights):
         return True  # at least one score weight must be positive
     filters = body.get("filters")
-    if not isinstance(filters, dict) or not filters.get("since") or not filters.get("until"):
+    if not isinstance(filters, dict):
+        return False
+    run = filters.get("run")
+    if isinstance(run, int) and not isinstance(run, bool) and (runs is None or run not in runs):
+        return True  # a run id that names no run
+    return _inverted(filters.get("since"), filters.get("until"))
+
+
+def _inverted(since: Any, until: Any) -> bool:
+    """Whether both bounds are given and the range [since, until) is empty."""
+    if not since or not until:
         return False
     try:
-        since = datetime.fromisoformat(filters["since"])
-        until = datetime.fromisoformat(filters["until"])
+        return _utc(datetime.fromisoformat(since)) >= _utc(datetime.fromisoformat(until))
     except (TypeError, ValueError):
         return False
-    return _utc(since) >= _utc(until)
 
 
 def _utc(moment: datetime) -> datetime:

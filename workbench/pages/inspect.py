@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from engine.decision import REASON_TEXT, Reason
 from engine.errors import NotFoundError
 from workbench.ui import engine, ms, offer_demo_seed, status_heading
 
@@ -43,7 +44,7 @@ if transaction_id.strip():
     else:
         approved = tx.status == "Approved"
         st.subheader(status_heading(tx.status, f": {tx.amount} {tx.currency}"))
-        (st.success if approved else st.error)(tx.decision_reason)
+        (st.success if approved else st.error)(REASON_TEXT[Reason[tx.reason_code]])
         cols = st.columns([1.6, 1, 1, 1])
         cols[0].metric("Card", tx.card_masked)
         cols[1].metric("Merchant", tx.merchant)

@@ -61,8 +61,10 @@ def live_panel() -> None:
         return
     notes = [f"{k.first_at:%Y-%m-%d %H:%M} → {k.last_at:%Y-%m-%d %H:%M} UTC"]
     notes.append(f"buckets of {data.bucket}")
-    if k.latency_sampled:
-        notes.append("latency percentiles from a ~500k-row sample")
+    if k.latency_kind:  # live latency is measured, a simulation's is modelled: say which
+        notes.append(f"latency {k.latency_kind}")
+    if data.series_sampled:
+        notes.append("chart latency percentiles from a ~500k-row sample")
     st.caption(" · ".join(notes))
     left, right = st.columns(2)
     left.plotly_chart(charts.approval_rate_chart(data.series), key="live_chart_approval")

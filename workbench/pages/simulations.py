@@ -9,6 +9,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from engine.simulation.params import SCENARIOS, RunRecord, SimulationParams
+from engine.validation import describe
 from workbench import charts
 from workbench.ui import engine
 
@@ -51,7 +52,7 @@ if start:
         )
     except ValidationError as exc:
         for error in exc.errors():
-            st.error(f"{'.'.join(map(str, error['loc'])) or 'parameters'}: {error['msg']}")
+            st.error(describe(error, root="parameters")[1])
     else:
         st.session_state["sim_watch"] = eng.start_simulation(params)
 

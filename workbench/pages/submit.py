@@ -5,8 +5,10 @@ from __future__ import annotations
 import streamlit as st
 from pydantic import ValidationError
 
+from engine.decision import REASON_TEXT, Reason
 from engine.features import CHANNELS
 from engine.models import PaymentRequest, PaymentResult
+from engine.validation import describe
 from workbench.ui import PAGES_DIR, engine, ms, status_heading
 
 CURRENCIES = ["GBP", "EUR", "USD", "JPY", "CHF", "AUD", "CAD", "SEK", "NOK", "PLN"]
@@ -58,8 +60,7 @@ if submitted:
     except ValidationError as exc:
         st.session_state.pop("submit_result", None)
         for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"]) or "request"
-            st.error(f"**{field}**: {error['msg']}")  # pydantic's message, never the input
+            st.error(describe(error, root="payment")[1])  # never the input
     else:
         st.session_state["submit_result"] = engine().authorize(request)
 
@@ -67,12 +68,12 @@ result: PaymentResult | None = st.session_state.get("submit_result")
 if result is not None:
     approved = result.status == "Approved"
     st.subheader(status_heading(result.status))
-    (st.success if approved else st.error)(result.decision_reason)
+    (st.success if approved else st.error)(REASON_TEXT[Reason[result.reason_code]])
     cols = st.columns(4)
     cols[0].metric("Risk score", f"{result.score:.3f}")
     cols[1].metric("Latency", ms(result.latency_ms))
     cols[2].metric("Policy version", result.policy_version)
-    cols[3].metric("Risk flag", "yes" if result.risk_flag else "no")
+    cols[3].metric("Risk flag", "yes" if result.flagged_by_risk_rule else "no")
     feats = st.columns(3)
     feats[0].metric("Spending velocity", f"{result.features.spending_velocity:.3f}")
     feats[1].metric("Device trust", f"{result.features.device_trust_score:.3f}")

@@ -8,6 +8,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from engine.policy import Policy
+from engine.validation import describe
 from workbench import charts
 from workbench.ui import (
     TIME_RANGES,
@@ -166,7 +167,7 @@ with results:
         candidate = candidate_from_state()
     except ValidationError as exc:
         for error in exc.errors():
-            st.error(f"{'.'.join(map(str, error['loc'])) or 'policy'}: {error['msg']}")
+            st.error(describe(error, root="policy")[1])
         st.stop()
     st.session_state["tune_candidate"] = candidate
     result = eng.backtest(candidate, row_filter(run, time_range))
