@@ -5,7 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.errors import NotFoundError
-from workbench.ui import engine, ms, offer_demo_seed, status_heading
+from workbench import formats
+from workbench.formats import Tile
+from workbench.ui import engine, kpi_row, offer_demo_seed, status_heading
 
 st.title("Inspect a transaction")
 eng = engine()
@@ -44,21 +46,23 @@ if transaction_id.strip():
         approved = tx.status == "Approved"
         st.subheader(status_heading(tx.status, f": {tx.amount} {tx.currency}"))
         (st.success if approved else st.error)(tx.decision_reason)
-        cols = st.columns([1.6, 1, 1, 1])
-        cols[0].metric("Card", tx.card_masked)
-        cols[1].metric("Merchant", tx.merchant)
-        cols[2].metric("Channel", tx.channel)
-        cols[3].metric("Risk score", f"{tx.score:.3f}")
-        cols = st.columns(4)
-        cols[0].metric("Latency", ms(tx.latency_ms))
-        cols[1].metric("Policy version", tx.policy_version)
-        cols[2].metric("Source", "live" if tx.run_id is None else f"run {tx.run_id}")
-        label = (
+        truth = (
             "unknown (live)"
             if tx.is_fraud is None
             else (f"fraud: {tx.fraud_scenario}" if tx.is_fraud else "legitimate")
         )
-        cols[3].metric("Ground truth", label)
+        kpi_row(
+            [
+                Tile("Card", tx.card_masked),
+                Tile("Merchant", tx.merchant),
+                Tile("Channel", tx.channel),
+                Tile("Risk score", f"{tx.score:.3f}", f"{tx.score:.6f}"),
+                Tile("Latency", formats.milliseconds(tx.latency_ms)),
+                Tile("Policy version", str(tx.policy_version)),
+                Tile("Source", "live" if tx.run_id is None else f"run {tx.run_id}"),
+                Tile("Ground truth", truth),
+            ]
+        )
         st.markdown("**Features**")
         st.dataframe(
             [
@@ -72,6 +76,15 @@ if transaction_id.strip():
                 }
             ],
             hide_index=True,
+            column_config={
+                "created_at": st.column_config.DatetimeColumn(
+                    "created_at (UTC)", format="YYYY-MM-DD HH:mm:ss"
+                ),
+                "spending_velocity": st.column_config.NumberColumn(format="%.3f"),
+                "device_trust_score": st.column_config.NumberColumn(format="%.3f"),
+                "ip_risk_score": st.column_config.NumberColumn(format="%.3f"),
+                "draw": st.column_config.NumberColumn(format="%.4f"),
+            },
         )
         st.markdown(f"**Audit trail** ({len(audit)} entr{'y' if len(audit) == 1 else 'ies'})")
         for entry in audit:
