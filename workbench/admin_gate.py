@@ -102,6 +102,7 @@ def admin_access(eng: Engine, key: str) -> bool:
             key=field,
             help=ASK,
             placeholder="PTSIM_ADMIN_TOKEN",
+            width=320,
         )
         st.form_submit_button(
             "Unlock admin actions",

@@ -19,21 +19,30 @@ from engine.backtest import BacktestResult, PolicyMetrics
 ACTIVE_COLOR = "#636efa"
 CANDIDATE_COLOR = "#ef553b"
 APPROVED_COLOR = "#00cc96"
-# The title sits at the very top of the figure and the legend in its own band between the title
-# and the plot (the top margin holds both), so a legend never covers the title.
+# The title sits at the top of the figure and the legend at its bottom, under the x axis (the
+# margins grow to hold it): a legend that wraps onto several rows in a narrow column never
+# covers the title or the plot.
 _LAYOUT: dict[str, Any] = {
-    "margin": {"l": 10, "r": 10, "t": 68, "b": 10},
+    "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
     "height": 320,
-    "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "xanchor": "left"},
+    "legend": {
+        "orientation": "h",
+        "xref": "container",
+        "x": 0,
+        "xanchor": "left",
+        "yref": "container",
+        "y": 0,
+        "yanchor": "bottom",
+    },
 }
 _TITLE: dict[str, Any] = {
     "x": 0,
     "xanchor": "left",
-    "xref": "paper",
+    "xref": "container",
     "y": 1,
     "yref": "container",
     "yanchor": "top",
-    "pad": {"t": 6},
+    "pad": {"t": 8, "l": 10},
     "font": {"size": 15},
 }
 # Ticks never finer than a second: a single payment would otherwise zoom to ".0005" labels.
@@ -111,6 +120,7 @@ def decline_reasons_chart(reasons: pd.DataFrame) -> go.Figure:
     fig = _figure(
         "Decline reasons",
         xaxis={"title": "declined payments", "range": [0, float(ordered["n"].max()) * 1.18]},
+        yaxis={"ticksuffix": "  "},  # a gap between the reason and its bar
     )
     fig.add_bar(
         x=ordered["n"],
@@ -148,7 +158,7 @@ def tradeoff_curve_chart(result: BacktestResult) -> go.Figure:
     """Approval rate vs fraud caught as the candidate's score threshold varies, with the active
     and candidate policies marked."""
     fig = _figure(
-        "Approval rate vs fraud caught (score threshold swept)",
+        "Approval rate vs fraud caught",
         xaxis={"title": "approval rate", "tickformat": ".0%"},
         yaxis={"title": "fraud caught (recall)", "tickformat": ".0%", "range": [0, 1.02]},
         height=380,
@@ -159,7 +169,7 @@ def tradeoff_curve_chart(result: BacktestResult) -> go.Figure:
             x=[p.approval_rate for p in points],
             y=[p.recall for p in points],
             mode="lines",
-            name="candidate, threshold swept",
+            name="candidate, score threshold swept",
             line={"color": "#999999"},
             text=[
                 "rule off" if p.score_threshold is None else f"threshold {p.score_threshold:.2f}"
@@ -191,9 +201,12 @@ def tradeoff_curve_chart(result: BacktestResult) -> go.Figure:
 def scenario_recall_chart(result: BacktestResult) -> go.Figure:
     """Fraud caught per scenario, active vs candidate."""
     fig = _figure(
-        "Fraud caught per scenario", yaxis={"tickformat": ".0%", "range": [0, 1]}, barmode="group"
+        "Fraud caught per scenario",
+        yaxis={"tickformat": ".0%", "range": [0, 1]},
+        barmode="group",
+        height=360,  # room for the legend and angled scenario names in a narrow column
     )
-    names = [s.scenario for s in result.scenarios]
+    names = [s.scenario.replace("_", " ") for s in result.scenarios]  # short, unangled labels
     fig.add_bar(
         x=names,
         y=[s.recall_active for s in result.scenarios],

@@ -96,7 +96,7 @@ def status_heading(status: str, suffix: str = "") -> str:
 def kpi_row(tiles: list[Tile]) -> None:
     """KPI tiles in a row that wraps onto a second line where the page is narrow, each as wide
     as its value, so a value is never cut off ("1,000…"); the exact value is the tooltip."""
-    row = st.container(horizontal=True, gap="large")
+    row = st.container(horizontal=True, gap="medium")
     for tile in tiles:
         row.metric(
             tile.label,

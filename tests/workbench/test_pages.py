@@ -12,6 +12,7 @@ from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 from streamlit.testing.v1 import AppTest
 
 from engine.policy import DEFAULT_POLICY
+from engine.simulation.params import SimulationParams
 from workbench import admin_gate
 
 TEST_CARDS = ["4000001234567890", "4111111111111111"]
@@ -141,12 +142,12 @@ def test_empty_database_offers_a_one_click_demo_seed(shared, app):
 
 def test_tuning_slider_changes_the_backtest_and_apply_reset_work(seeded, app):
     at = app("tuning")
-    before = at.dataframe[0].value.set_index("metric")
+    before = at.table[0].value.set_index("metric")
     assert (before["active"] == before["candidate"]).all()
 
     at.toggle(key="tune_score_enabled").set_value(True).run()
     at.slider(key="tune_score_threshold").set_value(0.45).run()
-    after = at.dataframe[0].value.set_index("metric")
+    after = at.table[0].value.set_index("metric")
     assert after.loc["Approval rate", "active"] == before.loc["Approval rate", "active"]
     assert after.loc["Approval rate", "candidate"] != before.loc["Approval rate", "candidate"]
     assert (
@@ -156,14 +157,14 @@ def test_tuning_slider_changes_the_backtest_and_apply_reset_work(seeded, app):
     assert len(at.get("plotly_chart")) == 2
 
     at.slider(key="tune_score_threshold").set_value(0.7).run()
-    looser = at.dataframe[0].value.set_index("metric")
+    looser = at.table[0].value.set_index("metric")
     assert looser.loc["Approval rate", "candidate"] != after.loc["Approval rate", "candidate"]
 
     # leaving the page and coming back keeps the candidate being edited
     at.switch_page("workbench/pages/admin.py").run()
     at.switch_page("workbench/pages/tuning.py").run()
     assert at.slider(key="tune_score_threshold").value == 0.7
-    assert at.dataframe[0].value.set_index("metric").equals(looser)
+    assert at.table[0].value.set_index("metric").equals(looser)
 
     version = seeded.active_policy().version
     unlock(at, "tune")
@@ -171,7 +172,7 @@ def test_tuning_slider_changes_the_backtest_and_apply_reset_work(seeded, app):
     active = seeded.active_policy()
     assert active.version == version + 1 and active.score_threshold == 0.7
     assert "now active" in at.success[0].value
-    applied = at.dataframe[0].value.set_index("metric")
+    applied = at.table[0].value.set_index("metric")
     assert (applied["active"] == applied["candidate"]).all()
 
     at.button(key="tune_reset").click().run()
@@ -191,6 +192,9 @@ def wait_for_run(engine, run_id: int) -> None:
 
 def test_simulations_page_starts_runs_and_compares_two(shared, app):
     at = app("simulations")
+    defaults = SimulationParams.model_fields  # the same defaults as the API and the CLI
+    assert at.slider(key="sim_fraud_rate").value == defaults["fraud_rate"].default
+    assert at.number_input(key="sim_days").value == defaults["days"].default
     at.number_input(key="sim_rows").set_value(3000)
     at.number_input(key="sim_days").set_value(2)
     at.number_input(key="sim_seed").set_value(5)
@@ -211,7 +215,7 @@ def test_simulations_page_starts_runs_and_compares_two(shared, app):
     at.run()
     runs = at.dataframe[0].value
     assert len(runs) == 2
-    compare = at.dataframe[1].value
+    compare = at.table[0].value
     assert list(compare.columns) == ["parameter / result", "run 1", "run 2"]
     assert {"2,000", "3,000"} <= set(compare.loc[compare["parameter / result"] == "rows"].iloc[0])
     assert len(at.get("plotly_chart")) == 1

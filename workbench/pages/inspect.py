@@ -64,27 +64,20 @@ if transaction_id.strip():
             ]
         )
         st.markdown("**Features**")
-        st.dataframe(
-            [
-                {
-                    "created_at": tx.created_at,
-                    "device_id": tx.device_id,
-                    **tx.features.model_dump(),
-                    "draw": tx.draw,
-                    "reason_code": tx.reason_code,
-                    "risk_flag": tx.risk_flag,
-                }
-            ],
+        # one attribute per row: fits the page at any width (a one-row table of eight columns
+        # hid its right half at 1024 px)
+        attributes = {
+            "created_at (UTC)": f"{tx.created_at:%Y-%m-%d %H:%M:%S}",
+            "device_id": tx.device_id or formats.DASH,
+            **{name: f"{value:.3f}" for name, value in tx.features.model_dump().items()},
+            "draw (:random:)": f"{tx.draw:.4f}",
+            "reason_code": tx.reason_code,
+            "risk_flag": str(tx.risk_flag),
+        }
+        st.table(
+            [{"attribute": name, "value": value} for name, value in attributes.items()],
             hide_index=True,
-            column_config={
-                "created_at": st.column_config.DatetimeColumn(
-                    "created_at (UTC)", format="YYYY-MM-DD HH:mm:ss"
-                ),
-                "spending_velocity": st.column_config.NumberColumn(format="%.3f"),
-                "device_trust_score": st.column_config.NumberColumn(format="%.3f"),
-                "ip_risk_score": st.column_config.NumberColumn(format="%.3f"),
-                "draw": st.column_config.NumberColumn(format="%.4f"),
-            },
+            width=480,
         )
         st.markdown(f"**Audit trail** ({len(audit)} entr{'y' if len(audit) == 1 else 'ies'})")
         for entry in audit:

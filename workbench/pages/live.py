@@ -28,19 +28,23 @@ if offer_demo_seed("live", eng):
     st.stop()
 
 options = eng.filter_options()
-with st.container(border=True):
-    cols = st.columns([2, 2, 3, 3, 2])
-    run = cols[0].selectbox("Traffic", run_choices(options), format_func=run_label, key="live_run")
-    time_range = cols[1].selectbox("Time range", list(TIME_RANGES), key="live_range")
-    channels = cols[2].multiselect("Channels", options.channels, key="live_channels")
-    currencies = cols[3].multiselect("Currencies", options.currencies, key="live_currencies")
-    refresh = cols[4].selectbox(
+# a row that wraps where the page is narrow (two lines at 1024 px, one from 1440 px), each
+# filter wide enough for its value ("Simulation run 12"), not five columns squeezed to "Simu…"
+with st.container(border=True, horizontal=True, gap="medium"):
+    run = st.selectbox(
+        "Traffic", run_choices(options), format_func=run_label, key="live_run", width=190
+    )
+    time_range = st.selectbox("Time range", list(TIME_RANGES), key="live_range", width=160)
+    refresh = st.selectbox(
         "Auto refresh",
         [2, 5, 10, 30, 0],
         index=1,
         format_func=lambda s: "off" if s == 0 else f"every {s} s",
         key="live_refresh",
+        width=130,
     )
+    channels = st.multiselect("Channels", options.channels, key="live_channels", width=190)
+    currencies = st.multiselect("Currencies", options.currencies, key="live_currencies", width=190)
 filters = row_filter(run, time_range, channels, currencies)
 st.caption(
     "Time ranges end at the newest payment in the selection (simulation runs carry simulated "

@@ -104,7 +104,8 @@ if "tune_amount_threshold" not in st.session_state:
 if message := st.session_state.pop("tune_message", None):
     st.success(message)
 
-knobs, results = st.columns([1, 2.4], gap="large")
+# the knobs column keeps room for its labels and buttons at 1024 px
+knobs, results = st.columns([1.25, 2.2], gap="medium")
 with knobs:
     st.subheader("Candidate policy")
     st.caption(f"Active: version {active.version}")
@@ -237,7 +238,8 @@ with results:
             with st.spinner("Generating the demo run…"):
                 seed_demo(eng)
             st.rerun()
-    st.dataframe(charts.comparison_table(result), hide_index=True, key="tune_table")
+    # a static table: it fits the column (wrapping labels), with no toolbar over its values
+    st.table(charts.comparison_table(result), hide_index=True)
     st.caption(
         f"{c.rows:,} payments re-decided in {result.elapsed_ms:,.0f} ms · "
         f"{result.newly_declined:,} newly declined · {result.newly_approved:,} newly approved"
