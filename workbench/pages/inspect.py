@@ -77,7 +77,7 @@ if transaction_id.strip():
         st.table(
             [{"attribute": name, "value": value} for name, value in attributes.items()],
             hide_index=True,
-            width=480,
+            width="content",
         )
         st.markdown(f"**Audit trail** ({len(audit)} entr{'y' if len(audit) == 1 else 'ies'})")
         for entry in audit:
