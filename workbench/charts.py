@@ -8,6 +8,7 @@ notebook draws exactly what the dashboard draws.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
@@ -18,22 +19,67 @@ from engine.backtest import BacktestResult, PolicyMetrics
 ACTIVE_COLOR = "#636efa"
 CANDIDATE_COLOR = "#ef553b"
 APPROVED_COLOR = "#00cc96"
+# The title sits at the top of the figure and the legend at its bottom, under the x axis (the
+# margins grow to hold it): a legend that wraps onto several rows in a narrow column never
+# covers the title or the plot.
 _LAYOUT: dict[str, Any] = {
     "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
     "height": 320,
-    "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+    "legend": {
+        "orientation": "h",
+        "xref": "container",
+        "x": 0,
+        "xanchor": "left",
+        "yref": "container",
+        "y": 0,
+        "yanchor": "bottom",
+    },
 }
+_TITLE: dict[str, Any] = {
+    "x": 0,
+    "xanchor": "left",
+    "xref": "container",
+    "y": 1,
+    "yref": "container",
+    "yanchor": "top",
+    "pad": {"t": 8, "l": 10},
+    "font": {"size": 15},
+}
+# Ticks never finer than a second: a single payment would otherwise zoom to ".0005" labels.
+_TIME_TICKS: list[dict[str, Any]] = [
+    {"dtickrange": [None, 60_000], "value": "%H:%M:%S<br>%b %d, %Y"},
+    {"dtickrange": [60_000, 86_400_000], "value": "%H:%M<br>%b %d, %Y"},
+    {"dtickrange": [86_400_000, None], "value": "%b %d<br>%Y"},
+]
+TIME_LABEL = "time (UTC)"
+SIMULATED_TIME = "simulated time (UTC)"
+WALL_CLOCK_TIME = "wall-clock time (UTC)"
 
 
 def _figure(title: str, **layout: Any) -> go.Figure:
     fig = go.Figure()
-    fig.update_layout(title={"text": title, "x": 0, "font": {"size": 15}}, **{**_LAYOUT, **layout})
+    fig.update_layout(title={"text": title, **_TITLE}, **{**_LAYOUT, **layout})
     return fig
 
 
-def approval_rate_chart(series: pd.DataFrame) -> go.Figure:
-    """Approval rate per time bucket (``series`` from :func:`engine.analytics.time_series`)."""
+def _time_axis(fig: go.Figure, buckets: pd.Series, bucket: timedelta | None, label: str) -> None:
+    """Name the kind of time on the x axis and span at least one bucket around the points."""
+    axis: dict[str, Any] = {"title": label, "tickformatstops": _TIME_TICKS}
+    if bucket is not None and len(buckets):
+        half = pd.Timedelta(bucket) / 2
+        axis["range"] = [buckets.min() - half, buckets.max() + half]
+    fig.update_xaxes(**axis)
+
+
+def approval_rate_chart(
+    series: pd.DataFrame, *, bucket: timedelta | None = None, time_label: str = TIME_LABEL
+) -> go.Figure:
+    """Approval rate per time bucket (``series`` from :func:`engine.analytics.time_series`).
+
+    ``bucket`` (the series' bucket width) keeps the axis at least one bucket wide;
+    ``time_label`` says which time it is (:data:`SIMULATED_TIME` or :data:`WALL_CLOCK_TIME`)."""
     fig = _figure("Approval rate over time", yaxis={"tickformat": ".0%", "rangemode": "tozero"})
+    _time_axis(fig, series["bucket"], bucket, time_label)
     fig.add_scatter(
         x=series["bucket"],
         y=series["approval_rate"],
@@ -47,9 +93,13 @@ def approval_rate_chart(series: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def latency_chart(series: pd.DataFrame) -> go.Figure:
-    """Latency p50/p95/p99 (ms) per time bucket."""
+def latency_chart(
+    series: pd.DataFrame, *, bucket: timedelta | None = None, time_label: str = TIME_LABEL
+) -> go.Figure:
+    """Latency p50/p95/p99 (ms) per time bucket (``bucket``, ``time_label``: as
+    :func:`approval_rate_chart`)."""
     fig = _figure("Latency percentiles over time", yaxis={"title": "ms", "rangemode": "tozero"})
+    _time_axis(fig, series["bucket"], bucket, time_label)
     for name, dash in (("p50", "solid"), ("p95", "dash"), ("p99", "dot")):
         fig.add_scatter(
             x=series["bucket"],
@@ -65,13 +115,21 @@ def latency_chart(series: pd.DataFrame) -> go.Figure:
 
 def decline_reasons_chart(reasons: pd.DataFrame) -> go.Figure:
     """Declines per reason (horizontal bars, most frequent on top)."""
-    fig = _figure("Decline reasons", xaxis={"title": "declined payments"})
     ordered = reasons.iloc[::-1]
+    # counts outside the bars (a short bar has no room inside), with room for them on the right
+    fig = _figure(
+        "Decline reasons",
+        xaxis={"title": "declined payments", "range": [0, float(ordered["n"].max()) * 1.18]},
+        yaxis={"ticksuffix": "  "},  # a gap between the reason and its bar
+    )
     fig.add_bar(
         x=ordered["n"],
         y=ordered["reason_code"],
         orientation="h",
         text=ordered["n"],
+        texttemplate="%{x:,}",
+        textposition="outside",
+        cliponaxis=False,
         customdata=ordered["reason"],
         hovertemplate="%{customdata}<br>%{x:,}<extra></extra>",
         marker_color=CANDIDATE_COLOR,
@@ -100,7 +158,7 @@ def tradeoff_curve_chart(result: BacktestResult) -> go.Figure:
     """Approval rate vs fraud caught as the candidate's score threshold varies, with the active
     and candidate policies marked."""
     fig = _figure(
-        "Approval rate vs fraud caught (score threshold swept)",
+        "Approval rate vs fraud caught",
         xaxis={"title": "approval rate", "tickformat": ".0%"},
         yaxis={"title": "fraud caught (recall)", "tickformat": ".0%", "range": [0, 1.02]},
         height=380,
@@ -111,7 +169,7 @@ def tradeoff_curve_chart(result: BacktestResult) -> go.Figure:
             x=[p.approval_rate for p in points],
             y=[p.recall for p in points],
             mode="lines",
-            name="candidate, threshold swept",
+            name="candidate, score threshold swept",
             line={"color": "#999999"},
             text=[
                 "rule off" if p.score_threshold is None else f"threshold {p.score_threshold:.2f}"
@@ -119,9 +177,11 @@ def tradeoff_curve_chart(result: BacktestResult) -> go.Figure:
             ],
             hovertemplate="%{text}<br>approve %{x:.1%}, catch %{y:.1%}<extra></extra>",
         )
-    for label, metrics, color, symbol in (
-        ("active", result.active, ACTIVE_COLOR, "circle"),
-        ("candidate", result.candidate, CANDIDATE_COLOR, "star"),
+    # the active label below its marker, the candidate's above: equal or close points never
+    # put one label on the other
+    for label, metrics, color, symbol, position in (
+        ("active", result.active, ACTIVE_COLOR, "circle", "bottom center"),
+        ("candidate", result.candidate, CANDIDATE_COLOR, "star", "top center"),
     ):
         if metrics.recall is None:
             continue
@@ -131,7 +191,7 @@ def tradeoff_curve_chart(result: BacktestResult) -> go.Figure:
             mode="markers+text",
             name=label,
             text=[label],
-            textposition="top center",
+            textposition=position,
             marker={"color": color, "size": 14, "symbol": symbol},
             hovertemplate=f"{label}<br>approve %{{x:.1%}}, catch %{{y:.1%}}<extra></extra>",
         )
@@ -141,9 +201,12 @@ def tradeoff_curve_chart(result: BacktestResult) -> go.Figure:
 def scenario_recall_chart(result: BacktestResult) -> go.Figure:
     """Fraud caught per scenario, active vs candidate."""
     fig = _figure(
-        "Fraud caught per scenario", yaxis={"tickformat": ".0%", "range": [0, 1]}, barmode="group"
+        "Fraud caught per scenario",
+        yaxis={"tickformat": ".0%", "range": [0, 1]},
+        barmode="group",
+        height=360,  # room for the legend and angled scenario names in a narrow column
     )
-    names = [s.scenario for s in result.scenarios]
+    names = [s.scenario.replace("_", " ") for s in result.scenarios]  # short, unangled labels
     fig.add_bar(
         x=names,
         y=[s.recall_active for s in result.scenarios],
@@ -250,7 +313,8 @@ def policy_sweep_chart(
     )
     roles = sweep["role"].dropna().unique() if "role" in sweep else []
     colors = {"default": ACTIVE_COLOR, "chosen": CANDIDATE_COLOR}
-    for role in roles:
+    positions = ("bottom center", "top center")  # alternate, so two roles' labels never meet
+    for i, role in enumerate(roles):
         picked = sweep[sweep["role"] == role]
         fig.add_scatter(
             x=picked["approval_rate"],
@@ -258,7 +322,7 @@ def policy_sweep_chart(
             mode="markers+text",
             name=str(role),
             text=[str(role)] * len(picked),
-            textposition="top center",
+            textposition=positions[i % 2],
             marker={"color": colors.get(str(role), APPROVED_COLOR), "size": 14, "symbol": "star"},
             customdata=picked["label"],
             hovertemplate="%{customdata}<br>approve %{x:.2%}, loss %{y:,.2f}<extra></extra>",
@@ -325,6 +389,7 @@ def label_delay_chart(known: pd.DataFrame, title: str | None = None) -> go.Figur
     """
     fig = _figure(
         title or "Fraud that happened vs fraud known (label delay)",
+        xaxis={"title": "as of (simulated time, UTC)"},
         yaxis={"title": "fraud payments", "rangemode": "tozero"},
     )
     fig.add_scatter(

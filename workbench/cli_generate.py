@@ -54,9 +54,13 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     )
     parser.add_argument("--rows", type=int, required=True, help="payments to generate")
     parser.add_argument("--seed", type=int, required=True, help="seed of every random process")
-    parser.add_argument("--days", type=int, default=30, help="simulated days (default 30)")
+    days, fraud_rate = (SimulationParams.model_fields[f].default for f in ("days", "fraud_rate"))
+    parser.add_argument("--days", type=int, default=days, help=f"simulated days (default {days})")
     parser.add_argument(
-        "--fraud-rate", type=float, default=0.01, help="expected share of fraud rows (0.01)"
+        "--fraud-rate",
+        type=float,
+        default=fraud_rate,
+        help=f"expected share of fraud rows (default {fraud_rate})",
     )
     parser.add_argument(
         "--scenario-mix",

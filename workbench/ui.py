@@ -11,10 +11,12 @@ from engine.analytics import FilterOptions
 from engine.filters import RowFilter
 from engine.service import Engine
 from engine.simulation.params import SimulationParams
+from workbench.formats import Tile
 from workbench.runtime import shared_engine
 
 PAGES_DIR = "workbench/pages"
-DEMO_PARAMS = SimulationParams(rows=20_000, seed=42, days=7, fraud_rate=0.02)
+# the fraud rate (and every other knob not named) is the engine's default, as in the API and CLI
+DEMO_PARAMS = SimulationParams(rows=20_000, seed=42, days=7)
 TIME_RANGES: dict[str, timedelta | None] = {
     "All time": None,
     "Latest hour": timedelta(hours=1),
@@ -84,21 +86,23 @@ def row_filter(
     )
 
 
-def pct(value: float | None) -> str:
-    """``0.1234`` → ``12.34%``; None → an en dash."""
-    return "–" if value is None else f"{value:.2%}"
-
-
-def ms(value: float | None) -> str:
-    """Milliseconds to three significant digits (fits a KPI tile); None → an en dash."""
-    if value is None:
-        return "–"
-    decimals = 2 if value < 10 else 1 if value < 100 else 0
-    return f"{value:,.{decimals}f} ms"
-
-
 def status_heading(status: str, suffix: str = "") -> str:
     """A coloured status heading with a Material icon (no emoji font needed)."""
     if status == "Approved":
         return f":green[:material/check_circle: {status}]{suffix}"
     return f":red[:material/block: {status}]{suffix}"
+
+
+def kpi_row(tiles: list[Tile]) -> None:
+    """KPI tiles in a row that wraps onto a second line where the page is narrow, each as wide
+    as its value, so a value is never cut off ("1,000…"); the exact value is the tooltip."""
+    row = st.container(horizontal=True, gap="medium")
+    for tile in tiles:
+        row.metric(
+            tile.label,
+            tile.value,
+            tile.delta,
+            delta_color=tile.delta_color,
+            help=tile.help,
+            width="content",
+        )

@@ -16,6 +16,7 @@ from engine.simulation.params import DEFAULT_START, SCENARIOS, RunRecord, Simula
 from engine.validation import PRINTABLE_ASCII, describe_first, quoted_field
 
 router = APIRouter(tags=["simulations"])
+_DEFAULT = SimulationParams.model_fields
 
 
 class SimulationRequest(BaseModel):
@@ -29,9 +30,12 @@ class SimulationRequest(BaseModel):
     rows: int = Field(ge=1, le=2_000_000_000, description="Payments to generate.")
     # 2**53 - 1: every JSON parser reads it exactly (a 2**63 bound becomes a float in generators
     # and clients, so values just above it look valid).
-    seed: int = Field(0, ge=0, le=2**53 - 1, description="Seed of every random process.")
-    days: int = Field(30, ge=1, le=3650)
-    fraud_rate: float = Field(0.01, ge=0.0, le=0.5, allow_inf_nan=False)
+    # defaults from SimulationParams: the API, the CLI and the dashboard agree
+    seed: int = Field(
+        _DEFAULT["seed"].default, ge=0, le=2**53 - 1, description="Seed of every random process."
+    )
+    days: int = Field(_DEFAULT["days"].default, ge=1, le=3650)
+    fraud_rate: float = Field(_DEFAULT["fraud_rate"].default, ge=0.0, le=0.5, allow_inf_nan=False)
     scenario_mix: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
         None,
         description="Relative weights by scenario: " + ", ".join(SCENARIOS) + ".",

@@ -15,13 +15,21 @@ from workbench.runtime import close_shared_engine, install_shared_engine
 
 APP = PROJECT_ROOT / "streamlit_app.py"
 PAGES = "workbench/pages"
+UI_ADMIN_TOKEN = "ui-admin-token"
 
 
 @pytest.fixture
-def shared(tmp_path: Path) -> Iterator[Engine]:
+def admin_token() -> str | None:
+    """PTSIM_ADMIN_TOKEN of the shared engine (``@pytest.mark.parametrize("admin_token",
+    [None])`` for a process without one)."""
+    return UI_ADMIN_TOKEN
+
+
+@pytest.fixture
+def shared(tmp_path: Path, admin_token: str | None) -> Iterator[Engine]:
     """An engine on a fresh file, installed as the process's shared engine (as ptsim serve
     does); closed afterwards."""
-    engine = Engine.open(tmp_path / "ui.duckdb", seed=7, card_key="")
+    engine = Engine.open(tmp_path / "ui.duckdb", seed=7, card_key="", admin_token=admin_token or "")
     install_shared_engine(engine)
     try:
         yield engine

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from engine.config import PROJECT_ROOT
@@ -38,7 +39,7 @@ def test_backtest_figures_mark_active_and_candidate(engine):
     result = engine.backtest(Policy(score_threshold=0.5))
     curve = charts.tradeoff_curve_chart(result)
     names = [t.name for t in curve.data]
-    assert names == ["candidate, threshold swept", "active", "candidate"]
+    assert names == ["candidate, score threshold swept", "active", "candidate"]
     assert curve.data[2].x[0] == result.candidate.approval_rate
     assert curve.data[1].y[0] == result.active.recall
     scenarios = charts.scenario_recall_chart(result)
@@ -74,3 +75,58 @@ def test_charts_and_engine_do_not_import_front_ends():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", engine_only], check=True, cwd=PROJECT_ROOT)
+
+
+def test_a_single_payment_gets_a_time_axis_of_whole_seconds_named_by_its_kind(tmp_path):
+    with Engine.open(tmp_path / "one.duckdb", seed=3, card_key="") as eng:
+        eng.authorize(
+            {
+                "card_number": "4111111111111111",
+                "amount": "9.99",
+                "currency": "GBP",
+                "merchant": "Shop",
+            }
+        )
+        data = eng.dashboard(run="live")
+    assert len(data.series) == 1
+    for fig in (
+        charts.approval_rate_chart(
+            data.series, bucket=data.bucket, time_label=charts.WALL_CLOCK_TIME
+        ),
+        charts.latency_chart(data.series, bucket=data.bucket, time_label=charts.WALL_CLOCK_TIME),
+    ):
+        axis = fig.layout.xaxis
+        assert axis.title.text == "wall-clock time (UTC)"
+        low, high = (pd.Timestamp(v) for v in axis.range)
+        assert high - low == data.bucket  # one bucket wide, not a zoom onto one instant
+        # no tick format shows fractions of a second ("%L" is milliseconds)
+        assert axis.tickformatstops and not any("%L" in s.value for s in axis.tickformatstops)
+
+
+def test_legends_sit_under_the_plot_never_on_the_title(engine):
+    result = engine.backtest(Policy(score_threshold=0.5))
+    for fig in (
+        charts.latency_chart(engine.dashboard().series),
+        charts.tradeoff_curve_chart(result),
+        charts.scenario_recall_chart(result),
+    ):
+        title, legend = fig.layout.title, fig.layout.legend
+        # the title hangs from the top of the figure, the legend stands on its bottom, both in
+        # figure (container) coordinates, so however many rows the legend wraps onto in a
+        # narrow column, plotly grows the bottom margin instead of covering the title
+        assert (title.yref, title.y, title.yanchor) == ("container", 1, "top")
+        assert (legend.yref, legend.y, legend.yanchor) == ("container", 0, "bottom")
+
+
+def test_point_labels_of_active_and_candidate_go_opposite_ways(engine):
+    same = engine.backtest(engine.active_policy())  # candidate == active: the markers coincide
+    curve = charts.tradeoff_curve_chart(same)
+    positions = {t.name: t.textposition for t in curve.data if t.mode == "markers+text"}
+    assert positions == {"active": "bottom center", "candidate": "top center"}
+
+
+def test_decline_counts_sit_outside_their_bars_and_fit(engine):
+    data = engine.dashboard()
+    bars = charts.decline_reasons_chart(data.reasons)
+    assert bars.data[0].textposition == "outside" and bars.data[0].cliponaxis is False
+    assert bars.layout.xaxis.range[1] > data.reasons["n"].max()

@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+from conftest import UI_ADMIN_TOKEN
+from streamlit.proto.Metric_pb2 import Metric as MetricProto
+from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
+from streamlit.testing.v1 import AppTest
+
 from engine.policy import DEFAULT_POLICY
+from engine.simulation.params import SimulationParams
+from workbench import admin_gate
 
 TEST_CARDS = ["4000001234567890", "4111111111111111"]
 
@@ -30,6 +38,17 @@ def metric(at, label: str) -> str:
 
 def button(at, label: str):
     return next(b for b in at.button if b.label == label)
+
+
+def colour(tile) -> str:
+    """The colour st.metric gives a tile's delta (GREEN, RED, GRAY)."""
+    return MetricProto.MetricColor.Name(tile.proto.color)
+
+
+def unlock(at, prefix: str, token: str = UI_ADMIN_TOKEN) -> None:
+    """Enter the admin token in the page's prompt (``prefix``: "admin" or "tune")."""
+    at.text_input(key=f"{prefix}_admin_token").set_value(token)
+    at.button(key=f"{prefix}_admin_unlock").click().run()
 
 
 def test_app_opens_on_the_live_dashboard(shared, app):
@@ -90,11 +109,18 @@ def test_live_dashboard_shows_kpis_charts_and_filters(seeded, app):
     seeded.authorize(payment_body())
     at = app()
     assert metric(at, "Payments") == "6,001"
-    assert len(at.get("plotly_chart")) == 4
+    # live (wall-clock) and simulated time are not drawn on one axis
+    assert len(at.get("plotly_chart")) == 2
+    assert "not drawn over time" in at.info[0].value
     at.selectbox(key="live_run").set_value("live").run()
     assert metric(at, "Payments") == "1"
+    keys = {c.key for c in at.get("plotly_chart")}
+    assert {"live_chart_approval", "live_chart_latency"} <= keys
+    assert any("wall-clock time" in c.value for c in at.caption)
     at.selectbox(key="live_run").set_value(1).run()
     assert metric(at, "Payments") == "6,000"
+    assert len(at.get("plotly_chart")) == 4
+    assert any("simulated time, buckets of 1 hour" in c.value for c in at.caption)
     at.multiselect(key="live_channels").set_value(["pos"]).run()
     pos = seeded.store.query(
         "SELECT count(*) FROM transactions WHERE run_id = 1 AND channel = 'pos'"
@@ -116,12 +142,12 @@ def test_empty_database_offers_a_one_click_demo_seed(shared, app):
 
 def test_tuning_slider_changes_the_backtest_and_apply_reset_work(seeded, app):
     at = app("tuning")
-    before = at.dataframe[0].value.set_index("metric")
+    before = at.table[0].value.set_index("metric")
     assert (before["active"] == before["candidate"]).all()
 
     at.toggle(key="tune_score_enabled").set_value(True).run()
     at.slider(key="tune_score_threshold").set_value(0.45).run()
-    after = at.dataframe[0].value.set_index("metric")
+    after = at.table[0].value.set_index("metric")
     assert after.loc["Approval rate", "active"] == before.loc["Approval rate", "active"]
     assert after.loc["Approval rate", "candidate"] != before.loc["Approval rate", "candidate"]
     assert (
@@ -131,21 +157,22 @@ def test_tuning_slider_changes_the_backtest_and_apply_reset_work(seeded, app):
     assert len(at.get("plotly_chart")) == 2
 
     at.slider(key="tune_score_threshold").set_value(0.7).run()
-    looser = at.dataframe[0].value.set_index("metric")
+    looser = at.table[0].value.set_index("metric")
     assert looser.loc["Approval rate", "candidate"] != after.loc["Approval rate", "candidate"]
 
     # leaving the page and coming back keeps the candidate being edited
     at.switch_page("workbench/pages/admin.py").run()
     at.switch_page("workbench/pages/tuning.py").run()
     assert at.slider(key="tune_score_threshold").value == 0.7
-    assert at.dataframe[0].value.set_index("metric").equals(looser)
+    assert at.table[0].value.set_index("metric").equals(looser)
 
     version = seeded.active_policy().version
+    unlock(at, "tune")
     at.button(key="tune_apply").click().run()
     active = seeded.active_policy()
     assert active.version == version + 1 and active.score_threshold == 0.7
     assert "now active" in at.success[0].value
-    applied = at.dataframe[0].value.set_index("metric")
+    applied = at.table[0].value.set_index("metric")
     assert (applied["active"] == applied["candidate"]).all()
 
     at.button(key="tune_reset").click().run()
@@ -165,6 +192,9 @@ def wait_for_run(engine, run_id: int) -> None:
 
 def test_simulations_page_starts_runs_and_compares_two(shared, app):
     at = app("simulations")
+    defaults = SimulationParams.model_fields  # the same defaults as the API and the CLI
+    assert at.slider(key="sim_fraud_rate").value == defaults["fraud_rate"].default
+    assert at.number_input(key="sim_days").value == defaults["days"].default
     at.number_input(key="sim_rows").set_value(3000)
     at.number_input(key="sim_days").set_value(2)
     at.number_input(key="sim_seed").set_value(5)
@@ -185,9 +215,9 @@ def test_simulations_page_starts_runs_and_compares_two(shared, app):
     at.run()
     runs = at.dataframe[0].value
     assert len(runs) == 2
-    compare = at.dataframe[1].value
+    compare = at.table[0].value
     assert list(compare.columns) == ["parameter / result", "run 1", "run 2"]
-    assert {"2000", "3000"} <= set(compare.loc[compare["parameter / result"] == "rows"].iloc[0])
+    assert {"2,000", "3,000"} <= set(compare.loc[compare["parameter / result"] == "rows"].iloc[0])
     assert len(at.get("plotly_chart")) == 1
 
 
@@ -195,6 +225,7 @@ def test_admin_reset_needs_confirmation(seeded, app):
     at = app("admin")
     assert metric(at, "Payments stored") == "6,000"
     assert str(seeded.store.path) in " ".join(m.value for m in at.markdown)
+    unlock(at, "admin")
     assert at.button(key="admin_reset").disabled  # nothing to click before confirming
 
     at.checkbox(key="admin_confirm").check().run()
@@ -223,5 +254,129 @@ def test_tuning_rejects_an_invalid_candidate_without_crashing(seeded, app):
     assert not at.exception
     assert "weight" in at.error[0].value
     version = seeded.active_policy().version
+    unlock(at, "tune")
     at.button(key="tune_apply").click().run()
     assert seeded.active_policy().version == version  # nothing invalid gets applied
+
+
+def test_tiles_are_compact_with_the_exact_value_on_hover(seeded, app):
+    seeded.simulate(seeded.list_runs()[0].params | {"rows": 100_000, "seed": 12})
+    at = app()
+    payments = next(m for m in at.metric if m.label == "Payments")
+    assert payments.value == "106K"
+    assert payments.proto.help == "Exactly 106,000."
+    assert metric(at, "Approval rate").endswith("%") and len(metric(at, "Approval rate")) <= 6
+
+
+def test_tuning_tiles_show_no_signed_zero_for_an_unchanged_metric(seeded, app):
+    at = app("tuning")
+    tiles = {m.label: m for m in at.metric}
+    assert set(tiles) == {"Approval rate", "Fraud caught", "Fraud loss", "False declines"}
+    for tile in tiles.values():  # candidate == active: a grey 0, no "+0.00" arrow
+        assert (tile.proto.delta, colour(tile)) == ("0", "GRAY"), tile.label
+    at.number_input(key="tune_amount_threshold").set_value(50.0).run()
+    tiles = {m.label: m for m in at.metric}
+    # lower is better for fraud loss and false declines: their fall is green, their rise red
+    assert tiles["Fraud loss"].proto.delta.startswith("-")
+    assert colour(tiles["Fraud loss"]) == "GREEN"
+    assert tiles["False declines"].proto.delta.startswith("+")
+    assert colour(tiles["False declines"]) == "RED"
+    assert tiles["Approval rate"].proto.delta.startswith("-")
+    assert colour(tiles["Approval rate"]) == "RED"
+
+
+# --- admin acts need PTSIM_ADMIN_TOKEN, entered once per browser session (issue 11) ---
+
+
+@pytest.mark.parametrize("admin_token", [None])
+def test_without_a_configured_token_admin_controls_are_disabled_and_say_how(seeded, app):
+    version = seeded.active_policy().version
+    at = app("admin")
+    assert admin_gate.NOT_CONFIGURED in [i.value for i in at.info]
+    assert "set PTSIM_ADMIN_TOKEN and restart" in admin_gate.NOT_CONFIGURED
+    assert at.button(key="admin_reset").disabled and at.button(key="admin_backup").disabled
+    assert at.checkbox(key="admin_confirm").disabled
+    assert not [t for t in at.text_input if t.key and t.key.endswith("_admin_token")]
+    at.switch_page("workbench/pages/tuning.py").run()
+    assert admin_gate.NOT_CONFIGURED in [i.value for i in at.info]
+    assert at.button(key="tune_apply").disabled and at.button(key="tune_reset").disabled
+    assert not at.button(key="tune_revert").disabled  # local to the page: no admin act
+    assert seeded.stats().total == 6000 and seeded.active_policy().version == version
+
+
+def test_a_configured_token_not_yet_entered_keeps_controls_disabled_and_asks(seeded, app):
+    at = app("admin")
+    assert at.text_input(key="admin_admin_token").proto.type == TextInputProto.PASSWORD
+    assert admin_gate.ASK in [c.value for c in at.caption]
+    assert at.button(key="admin_reset").disabled and at.button(key="admin_backup").disabled
+    at.switch_page("workbench/pages/tuning.py").run()
+    assert at.button(key="tune_apply").disabled and at.button(key="tune_reset").disabled
+    assert at.text_input(key="tune_admin_token").proto.type == TextInputProto.PASSWORD
+
+
+def test_a_wrong_token_is_refused_and_nothing_happens(seeded, app):
+    version = seeded.active_policy().version
+    at = app("admin")
+    unlock(at, "admin", token=UI_ADMIN_TOKEN + "x")
+    assert admin_gate.WRONG in [e.value for e in at.error]
+    assert at.button(key="admin_reset").disabled and at.checkbox(key="admin_confirm").disabled
+    assert at.text_input(key="admin_admin_token").value == ""  # not kept in the session
+    at.switch_page("workbench/pages/tuning.py").run()
+    unlock(at, "tune", token="")
+    assert admin_gate.WRONG in [e.value for e in at.error]
+    assert at.button(key="tune_apply").disabled
+    assert seeded.stats().total == 6000 and seeded.active_policy().version == version
+    assert UI_ADMIN_TOKEN not in texts(at)
+
+
+def test_the_right_token_unlocks_admin_acts_for_the_whole_session(seeded, app):
+    at = app("tuning")
+    unlock(at, "tune")
+    assert not at.error and not at.button(key="tune_apply").disabled
+    assert UI_ADMIN_TOKEN not in texts(at)
+    assert UI_ADMIN_TOKEN not in [str(v) for v in at.session_state.values()]
+    version = seeded.active_policy().version
+    at.button(key="tune_reset").click().run()
+    assert seeded.active_policy().version == version + 1
+    # entered once: the Admin page is unlocked too
+    at.switch_page("workbench/pages/admin.py").run()
+    assert not at.button(key="admin_backup").disabled
+    at.button(key="admin_backup").click().run()
+    assert "Backup written" in at.success[0].value
+    at.checkbox(key="admin_confirm").check().run()
+    at.button(key="admin_reset").click().run()
+    assert seeded.stats().total == 0
+    # locking again disables the controls
+    at.button(key="admin_admin_lock").click().run()
+    assert at.button(key="admin_reset").disabled
+
+
+def _guarded_button_page() -> None:
+    """A page whose admin button is enabled even when locked (as a crafted client would
+    trigger it): the act must still not run."""
+    import streamlit as st
+
+    from workbench import admin_gate
+    from workbench.ui import engine
+
+    eng = engine()
+
+    def act() -> None:
+        st.session_state["acted"] = True
+
+    admin_gate.admin_access(eng, "probe")
+    st.button("Act", key="probe_act", on_click=admin_gate.admin_only(eng, act))
+
+
+@pytest.mark.parametrize("admin_token", [UI_ADMIN_TOKEN, None])
+def test_admin_acts_are_checked_on_the_server_not_only_by_disabled_buttons(shared, admin_token):
+    at = AppTest.from_function(_guarded_button_page, default_timeout=30).run()
+    at.button(key="probe_act").click().run()
+    assert "acted" not in at.session_state
+    expected = admin_gate.REFUSED if admin_token else admin_gate.NOT_CONFIGURED
+    assert expected in [e.value for e in at.error]
+    if admin_token:
+        at.text_input(key="probe_admin_token").set_value(admin_token)
+        at.button(key="probe_admin_unlock").click().run()
+        at.button(key="probe_act").click().run()
+        assert at.session_state["acted"] is True

@@ -6,7 +6,9 @@ import streamlit as st
 
 from engine.decision import REASON_TEXT, Reason
 from engine.errors import NotFoundError
-from workbench.ui import engine, ms, offer_demo_seed, status_heading
+from workbench import formats
+from workbench.formats import Tile
+from workbench.ui import engine, kpi_row, offer_demo_seed, status_heading
 
 st.title("Inspect a transaction")
 eng = engine()
@@ -44,35 +46,40 @@ if transaction_id.strip():
     else:
         approved = tx.status == "Approved"
         st.subheader(status_heading(tx.status, f": {tx.amount} {tx.currency}"))
+        # decision_reason is null for approvals (the documented contract): show the reason text
         (st.success if approved else st.error)(REASON_TEXT[Reason[tx.reason_code]])
-        cols = st.columns([1.6, 1, 1, 1])
-        cols[0].metric("Card", tx.card_masked)
-        cols[1].metric("Merchant", tx.merchant)
-        cols[2].metric("Channel", tx.channel)
-        cols[3].metric("Risk score", f"{tx.score:.3f}")
-        cols = st.columns(4)
-        cols[0].metric("Latency", ms(tx.latency_ms))
-        cols[1].metric("Policy version", tx.policy_version)
-        cols[2].metric("Source", "live" if tx.run_id is None else f"run {tx.run_id}")
-        label = (
+        truth = (
             "unknown (live)"
             if tx.is_fraud is None
             else (f"fraud: {tx.fraud_scenario}" if tx.is_fraud else "legitimate")
         )
-        cols[3].metric("Ground truth", label)
-        st.markdown("**Features**")
-        st.dataframe(
+        kpi_row(
             [
-                {
-                    "created_at": tx.created_at,
-                    "device_id": tx.device_id,
-                    **tx.features.model_dump(),
-                    "draw": tx.draw,
-                    "reason_code": tx.reason_code,
-                    "risk_flag": tx.risk_flag,
-                }
-            ],
+                Tile("Card", tx.card_masked),
+                Tile("Merchant", tx.merchant),
+                Tile("Channel", tx.channel),
+                Tile("Risk score", f"{tx.score:.3f}", f"{tx.score:.6f}"),
+                Tile("Latency", formats.milliseconds(tx.latency_ms)),
+                Tile("Policy version", str(tx.policy_version)),
+                Tile("Source", "live" if tx.run_id is None else f"run {tx.run_id}"),
+                Tile("Ground truth", truth),
+            ]
+        )
+        st.markdown("**Features**")
+        # one attribute per row: fits the page at any width (a one-row table of eight columns
+        # hid its right half at 1024 px)
+        attributes = {
+            "created_at (UTC)": f"{tx.created_at:%Y-%m-%d %H:%M:%S}",
+            "device_id": tx.device_id or formats.DASH,
+            **{name: f"{value:.3f}" for name, value in tx.features.model_dump().items()},
+            "draw (:random:)": f"{tx.draw:.4f}",
+            "reason_code": tx.reason_code,
+            "risk_flag": tx.risk_flag or formats.DASH,
+        }
+        st.table(
+            [{"attribute": name, "value": value} for name, value in attributes.items()],
             hide_index=True,
+            width="content",
         )
         st.markdown(f"**Audit trail** ({len(audit)} entr{'y' if len(audit) == 1 else 'ies'})")
         for entry in audit:

@@ -10,8 +10,10 @@ from pydantic import ValidationError
 
 from engine.simulation.params import SCENARIOS, RunRecord, SimulationParams
 from engine.validation import describe
-from workbench import charts
+from workbench import charts, formats
 from workbench.ui import engine
+
+DEFAULTS = SimulationParams.model_fields  # one source of truth for the API, the CLI and here
 
 st.title("Simulations")
 st.caption(
@@ -26,11 +28,21 @@ with st.form("sim_form"):
     rows = cols[0].number_input(
         "Rows", min_value=1, max_value=max_rows, value=50_000, step=10_000, key="sim_rows"
     )
-    days = cols[1].number_input("Days", min_value=1, max_value=3650, value=7, key="sim_days")
-    fraud_rate = cols[2].slider(
-        "Fraud rate", 0.0, 0.2, value=0.02, step=0.005, format="%.3f", key="sim_fraud_rate"
+    days = cols[1].number_input(
+        "Days", min_value=1, max_value=3650, value=DEFAULTS["days"].default, key="sim_days"
     )
-    seed = cols[3].number_input("Seed", min_value=0, value=42, step=1, key="sim_seed")
+    fraud_rate = cols[2].slider(
+        "Fraud rate",
+        0.0,
+        0.2,
+        value=DEFAULTS["fraud_rate"].default,
+        step=0.005,
+        format="%.3f",
+        key="sim_fraud_rate",
+    )
+    seed = cols[3].number_input(
+        "Seed", min_value=0, value=DEFAULTS["seed"].default, step=1, key="sim_seed"
+    )
     st.markdown("**Scenario mix** (relative weights)")
     mix_cols = st.columns(len(SCENARIOS))
     mix = {
@@ -89,7 +101,7 @@ def run_row(record: RunRecord) -> dict[str, Any]:
     return {
         "run": record.id,
         "status": record.status,
-        "created_at": record.created_at,
+        "started": record.created_at,  # wall-clock time (UTC)
         "rows": record.rows_written,
         "days": p.get("days"),
         "fraud rate": p.get("fraud_rate"),
@@ -103,19 +115,52 @@ def run_row(record: RunRecord) -> dict[str, Any]:
     }
 
 
+def cell(name: str, value: Any) -> str:
+    """One value of the comparison table as text (its column mixes kinds of value)."""
+    if value is None:
+        return formats.DASH
+    if name in ("approval rate", "fraud caught"):
+        return formats.exact_percent(value) or formats.DASH
+    if name == "fraud rate":
+        return f"{value:.1%}"
+    if name == "fraud loss":
+        return formats.exact_money(value) or formats.DASH
+    if name == "started":
+        return f"{value:%Y-%m-%d %H:%M:%S} UTC"
+    if name == "seconds":
+        return f"{value:.1f} s"
+    if isinstance(value, int) and name not in ("run", "seed", "policy"):
+        return f"{value:,}"
+    return str(value)
+
+
 runs = eng.list_runs()
 st.subheader(f"Runs ({len(runs)})")
 if not runs:
     st.info("No runs yet: start one above.")
     st.stop()
+# the columns that tell runs apart, so the table fits the page at 1024 px; "Compare two runs"
+# below shows every parameter and result
 st.dataframe(
     [run_row(r) for r in runs],
     hide_index=True,
     key="sim_runs_table",
+    column_order=(
+        "run",
+        "status",
+        "rows",
+        "fraud rate",
+        "approval rate",
+        "fraud caught",
+        "fraud loss",
+    ),
     column_config={
+        "run": st.column_config.NumberColumn(format="plain"),
+        "rows": st.column_config.NumberColumn(format="localized"),
+        "fraud rate": st.column_config.NumberColumn(format="percent"),
         "approval rate": st.column_config.NumberColumn(format="percent"),
         "fraud caught": st.column_config.NumberColumn(format="percent"),
-        "fraud rate": st.column_config.NumberColumn(format="percent"),
+        "fraud loss": st.column_config.NumberColumn(format="%,.2f"),
     },
 )
 
@@ -139,10 +184,12 @@ second = cols[1].selectbox("Run B", ids, key="sim_compare_b", on_change=_picked)
 a, b = by_id[first], by_id[second]
 table = {
     "parameter / result": list(run_row(a)),
-    f"run {a.id}": [str(v) for v in run_row(a).values()],
-    f"run {b.id}": [str(v) for v in run_row(b).values()],
+    f"run {a.id}": [cell(k, v) for k, v in run_row(a).items()],
+    f"run {b.id}": [cell(k, v) for k, v in run_row(b).items()],
 }
-st.dataframe(table, hide_index=True, key="sim_compare_table")
+# static tables: every row visible and fitting the page (no inner scrollbar hiding the results
+# under the parameters, no toolbar over the values)
+st.table(table, hide_index=True)
 scenario_rows = [
     {
         "scenario": name,
@@ -153,7 +200,7 @@ scenario_rows = [
     }
     for name in SCENARIOS
 ]
-st.dataframe(scenario_rows, hide_index=True, key="sim_compare_scenarios")
+st.table(scenario_rows, hide_index=True)
 st.plotly_chart(
     charts.run_comparison_chart({f"run {a.id}": a.summary, f"run {b.id}": b.summary}),
     key="sim_compare_chart",

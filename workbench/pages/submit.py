@@ -9,7 +9,9 @@ from engine.decision import REASON_TEXT, Reason
 from engine.features import CHANNELS
 from engine.models import PaymentRequest, PaymentResult
 from engine.validation import describe
-from workbench.ui import PAGES_DIR, engine, ms, status_heading
+from workbench import formats
+from workbench.formats import Tile
+from workbench.ui import PAGES_DIR, engine, kpi_row, status_heading
 
 CURRENCIES = ["GBP", "EUR", "USD", "JPY", "CHF", "AUD", "CAD", "SEK", "NOK", "PLN"]
 EXAMPLE = PaymentRequest.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
@@ -68,16 +70,20 @@ result: PaymentResult | None = st.session_state.get("submit_result")
 if result is not None:
     approved = result.status == "Approved"
     st.subheader(status_heading(result.status))
+    # decision_reason is null for approvals (the documented contract): show the reason text
     (st.success if approved else st.error)(REASON_TEXT[Reason[result.reason_code]])
-    cols = st.columns(4)
-    cols[0].metric("Risk score", f"{result.score:.3f}")
-    cols[1].metric("Latency", ms(result.latency_ms))
-    cols[2].metric("Policy version", result.policy_version)
-    cols[3].metric("Risk flag", "yes" if result.flagged_by_risk_rule else "no")
-    feats = st.columns(3)
-    feats[0].metric("Spending velocity", f"{result.features.spending_velocity:.3f}")
-    feats[1].metric("Device trust", f"{result.features.device_trust_score:.3f}")
-    feats[2].metric("IP risk", f"{result.features.ip_risk_score:.3f}")
+    feats = result.features
+    kpi_row(
+        [
+            Tile("Risk score", f"{result.score:.3f}", f"{result.score:.6f}"),
+            Tile("Latency", formats.milliseconds(result.latency_ms)),
+            Tile("Policy version", str(result.policy_version)),
+            Tile("Risk flag", "yes" if result.flagged_by_risk_rule else "no", result.risk_flag),
+            Tile("Spending velocity", f"{feats.spending_velocity:.3f}"),
+            Tile("Device trust", f"{feats.device_trust_score:.3f}"),
+            Tile("IP risk", f"{feats.ip_risk_score:.3f}"),
+        ]
+    )
     st.caption(f"Transaction id `{result.transaction_id}` · reason code `{result.reason_code}`")
     st.session_state["inspect_pending_id"] = str(result.transaction_id)
     st.page_link(

@@ -9,12 +9,14 @@ from pydantic import ValidationError
 
 from engine.policy import Policy
 from engine.validation import describe
-from workbench import charts
+from workbench import charts, formats
+from workbench.admin_gate import admin_access, admin_only
+from workbench.formats import Tile
 from workbench.ui import (
     TIME_RANGES,
     engine,
+    kpi_row,
     offer_demo_seed,
-    pct,
     row_filter,
     run_choices,
     run_label,
@@ -86,6 +88,11 @@ def reset_default() -> None:
     )
 
 
+def versus(candidate: str | None, active: str | None) -> str:
+    """A tile's tooltip: both exact values."""
+    return f"Candidate {candidate}; active {active}."
+
+
 def revert_candidate() -> None:
     load_policy(eng.active_policy())
 
@@ -98,7 +105,8 @@ if "tune_amount_threshold" not in st.session_state:
 if message := st.session_state.pop("tune_message", None):
     st.success(message)
 
-knobs, results = st.columns([1, 2.4], gap="large")
+# the knobs column keeps room for its labels and buttons at 1024 px
+knobs, results = st.columns([1.25, 2.2], gap="medium")
 with knobs:
     st.subheader("Candidate policy")
     st.caption(f"Active: version {active.version}")
@@ -143,9 +151,17 @@ with knobs:
     options = eng.filter_options()
     run = st.selectbox("Backtest over", run_choices(options), format_func=run_label, key="tune_run")
     time_range = st.selectbox("Time range", list(TIME_RANGES), key="tune_range")
+    st.markdown("**Activate**")
+    unlocked = admin_access(eng, "tune")  # activating a policy is an admin act, as in the API
     buttons = st.columns(2)
     buttons[0].button(
-        "Apply", key="tune_apply", type="primary", on_click=apply_candidate, width="stretch"
+        "Apply",
+        key="tune_apply",
+        type="primary",
+        on_click=admin_only(eng, apply_candidate),
+        disabled=not unlocked,
+        width="stretch",
+        help="Make the candidate the active policy (a new version; needs the admin token).",
     )
     buttons[1].button(
         "Revert",
@@ -157,9 +173,11 @@ with knobs:
     st.button(
         "Reset to default",
         key="tune_reset",
-        on_click=reset_default,
+        on_click=admin_only(eng, reset_default),
+        disabled=not unlocked,
         width="stretch",
-        help="Make the original heuristic the active policy (a new version).",
+        help="Make the original heuristic the active policy (a new version; needs the admin "
+        "token).",
     )
 
 with results:
@@ -176,28 +194,43 @@ with results:
     if c.rows == 0:
         st.info("No stored payments match this selection.")
         st.stop()
-    cols = st.columns(4)
-    cols[0].metric(
-        "Approval rate",
-        pct(c.approval_rate),
-        f"{(c.approval_rate - a.approval_rate) * 100:+.2f} pp",
-    )
-    if c.recall is not None and a.recall is not None:
-        cols[1].metric("Fraud caught", pct(c.recall), f"{(c.recall - a.recall) * 100:+.2f} pp")
-        cols[2].metric(
-            "Fraud loss",
-            f"{c.fraud_loss:,.2f}",
-            f"{c.fraud_loss - a.fraud_loss:+,.2f}",
-            delta_color="inverse",
+    labelled = c.recall is not None and a.recall is not None
+    tiles = [
+        Tile(
+            "Approval rate",
+            formats.percent(c.approval_rate),
+            versus(formats.exact_percent(c.approval_rate), formats.exact_percent(a.approval_rate)),
+            formats.delta_pp(c.approval_rate, a.approval_rate),
         )
-        cols[3].metric(
-            "False declines",
-            f"{c.false_declines:,}",
-            f"{c.false_declines - a.false_declines:+,}",
-            delta_color="inverse",
-        )
+    ]
+    if labelled:
+        tiles += [
+            Tile(
+                "Fraud caught",
+                formats.percent(c.recall),
+                versus(formats.exact_percent(c.recall), formats.exact_percent(a.recall)),
+                formats.delta_pp(c.recall, a.recall),
+            ),
+            # lower is better for both: a fall is green
+            Tile(
+                "Fraud loss",
+                formats.money(c.fraud_loss),
+                versus(formats.exact_money(c.fraud_loss), formats.exact_money(a.fraud_loss)),
+                formats.delta_money(c.fraud_loss, a.fraud_loss),
+                delta_color="inverse",
+            ),
+            Tile(
+                "False declines",
+                formats.count(c.false_declines),
+                versus(f"{c.false_declines:,}", f"{a.false_declines:,}"),
+                formats.delta_count(c.false_declines, a.false_declines),
+                delta_color="inverse",
+            ),
+        ]
     else:
-        cols[1].metric("Fraud caught", "–")
+        tiles.append(Tile("Fraud caught", formats.DASH, "Needs labelled (simulated) payments."))
+    kpi_row(tiles)
+    if not labelled:
         st.warning(
             "This selection has no ground truth (live traffic is unlabelled): fraud caught, "
             "precision, fraud loss and false declines need simulation runs."
@@ -206,7 +239,8 @@ with results:
             with st.spinner("Generating the demo run…"):
                 seed_demo(eng)
             st.rerun()
-    st.dataframe(charts.comparison_table(result), hide_index=True, key="tune_table")
+    # a static table: it fits the column (wrapping labels), with no toolbar over its values
+    st.table(charts.comparison_table(result), hide_index=True)
     st.caption(
         f"{c.rows:,} payments re-decided in {result.elapsed_ms:,.0f} ms · "
         f"{result.newly_declined:,} newly declined · {result.newly_approved:,} newly approved"
