@@ -25,19 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bare_app import app as bare_app
 
 from api.app import create_app
-from engine.models import Features, PaymentResult
+from engine.models import Features, PaymentRequest, PaymentResult
 from engine.service import Engine
 
-BODY = json.dumps(
-    {
-        "card_number": "4000001234567890",
-        "amount": 150.75,
-        "currency": "GBP",
-        "merchant": "Amazon",
-        "channel": "ecommerce",
-        "device_id": "ios-demo-device",
-    }
-).encode()
+BODY = json.dumps(PaymentRequest.model_config["json_schema_extra"]["examples"][0]).encode()
 RESULT = PaymentResult.model_construct(
     transaction_id=uuid.uuid4(),
     status="Approved",
