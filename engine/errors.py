@@ -28,6 +28,10 @@ class StoreLockedError(StoreError):
     """Another process holds the database file (DuckDB allows one read-write process per file)."""
 
 
+class StoreDamagedError(StoreError):
+    """The database file or its WAL is damaged (failed checksums, lost commits)."""
+
+
 class NotFoundError(EngineError):
     """The requested transaction, run or audit trail does not exist."""
 

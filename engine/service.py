@@ -62,8 +62,8 @@ class Engine(SimulationMixin):
         self._policy_lock = threading.Lock()
         self._policy = self._load_or_create_policy()
         self._init_simulations()
-        if self.store.recovery is not None:
-            print(f"WARNING: {self.store.recovery.message()}", flush=True)
+        for problem in self.store.problems:
+            print(f"WARNING: {problem}", flush=True)
         self._backups = _PeriodicBackup(self.store, self.settings.backup_interval_s)
         self._idempotency = IdempotencyGuard(self.store, self._replay)
         self.store.purge_idempotency_keys(utc_now() - KEY_RETENTION)
@@ -241,16 +241,24 @@ class Engine(SimulationMixin):
         return self.stats()
 
     def health(self) -> dict[str, Any]:
-        """Whether the database answers, plus where it is."""
+        """Whether the database answers, what start-up found damaged or lost (``storage``),
+        plus where it is. ``degraded`` while any storage problem stands."""
         try:
             self.store.query("SELECT 1")
             reachable = True
         except Exception:
             reachable = False
         recovery = self.store.recovery
+        problems = list(self.store.problems)
+        if self.store.integrity_error:
+            problems.append(
+                f"A block of the database file failed its checksum ({self.store.integrity_error})"
+                "; stop the server and restore a backup with `ptsim restore`."
+            )
         return {
-            "status": "ok" if reachable else "degraded",
+            "status": "ok" if reachable and not problems else "degraded",
             "database": "reachable" if reachable else "unreachable",
+            "storage": problems,
             "recovered_from_backup": recovery.message() if recovery else None,
             "db_path": str(self.store.path) if self.store.path else ":memory:",
             "policy_version": self.active_policy().version,

@@ -7,6 +7,8 @@ Driver errors never leave this module untranslated: they become :class:`StoreErr
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 import threading
 import uuid
@@ -15,6 +17,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +25,22 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from engine.backup import RecoveryReport, recover_if_damaged, take_backup
-from engine.errors import StoreError, StoreLockedError
+from engine.backup import (
+    CORRUPT_BLOCK,
+    BackupRefusedError,
+    RecoveryReport,
+    recover_if_damaged,
+    remove_partial_backups,
+    salvage_wal,
+    take_backup,
+)
+from engine.commit_record import CommitRecord, Committed, id_time, read_record
+from engine.errors import StoreDamagedError, StoreError, StoreLockedError
 from engine.latency import histogram_counts, percentile_from_histogram
 from engine.live_totals import LiveSnapshot
 from engine.schema import SCHEMA_VERSION, migration_sql
 
+log = logging.getLogger("ptsim.store")
 _UUID_COLUMNS = ("id", "card_hash")  # sent as 16-byte binary, stored as UUID
 LIVE_SOURCE = 0  # stats_rollup.source for live traffic; simulation runs use their run id
 
@@ -71,6 +84,98 @@ def open_connection(path: Path | None, read_only: bool = False) -> duckdb.DuckDB
         ) from exc
 
 
+def _restrict_file_modes(db_path: Path) -> None:
+    """Files this process creates are its owner's only (database, WAL, backups, key, commit
+    record: DuckDB creates its files with the process umask); files already beside the database
+    from older versions are tightened too."""
+    os.umask(os.umask(0o077) | 0o077)
+    if not db_path.parent.exists():
+        return
+    for sibling in db_path.parent.glob(glob_escape(db_path.name) + "*"):
+        if sibling.is_dir():
+            sibling.chmod(0o700)
+            for inner in sibling.iterdir():
+                inner.chmod(0o600)
+        else:
+            sibling.chmod(0o600)
+
+
+def _committed_rows(con: duckdb.DuckDBPyConnection) -> Committed:
+    """Rows and newest id of the transactions table as the database holds them now."""
+    rows, newest = con.execute("SELECT count(*), max(id) FROM transactions").fetchone()
+    return Committed(rows, newest)
+
+
+def _describe_loss(db_path: Path, expected: Committed | None, found: Committed) -> str | None:
+    """One sentence naming the committed transactions the database no longer holds, or None."""
+    if expected is None or found.rows >= expected.rows:
+        return None
+    since = id_time(found.newest_id)
+    until = id_time(expected.newest_id)
+    window = "every one committed" if since is None else f"those committed after {_ms(since)}"
+    if until is not None:
+        window += f" up to {_ms(until)} UTC"
+    return (
+        f"{expected.rows - found.rows:,} committed transactions are missing from {db_path.name}: "
+        f"{expected.rows:,} had been committed but the database holds {found.rows:,}, so "
+        f"{window} are lost (its write-ahead log {db_path.name}.wal was damaged, cut short or "
+        "deleted, or an older copy of the file was put in place)."
+    )
+
+
+def _ms(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S.%f}"[:-3]
+
+
+def _damaged_sentence(db_path: Path, exc: Exception) -> str:
+    cause = str(exc.__cause__ or exc).splitlines()[0][:200]
+    return (
+        f"The database {db_path.name} is damaged ({cause}); nothing was changed. Start the "
+        "server on it to recover what can be recovered, or restore a backup with `ptsim restore`."
+    )
+
+
+def _probe_undamaged(db_path: Path, expected: Committed | None) -> None:
+    """Open ``db_path`` read-only (its WAL replays in memory only) and raise
+    :class:`StoreDamagedError` if it fails or lacks committed transactions; touches no file."""
+    if not db_path.exists():
+        return
+    try:
+        con = open_connection(db_path, read_only=True)
+    except StoreLockedError:
+        raise
+    except StoreError as exc:
+        raise StoreDamagedError(_damaged_sentence(db_path, exc)) from exc
+    try:
+        has_table = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'transactions'"
+        ).fetchone()[0]
+        loss = _describe_loss(db_path, expected, _committed_rows(con)) if has_table else None
+    except duckdb.Error as exc:
+        raise StoreDamagedError(_damaged_sentence(db_path, exc)) from exc
+    finally:
+        con.close()
+    if loss:
+        raise StoreDamagedError(
+            f"The database is damaged: {loss} Nothing was changed; start the server on it to "
+            "accept the loss and continue, or restore a backup with `ptsim restore`."
+        )
+
+
+@dataclass(slots=True)
+class _PendingRows:
+    """What the open write transaction does to the transaction rows (applied on commit)."""
+
+    added: int = 0
+    newest_id: uuid.UUID | None = None
+    cleared: bool = False
+
+    def applied_to(self, committed: Committed) -> Committed:
+        rows = 0 if self.cleared else committed.rows
+        newest = None if self.cleared else committed.newest_id
+        return Committed(rows + self.added, self.newest_id or newest)
+
+
 @dataclass(frozen=True, slots=True)
 class RollupDelta:
     """What a batch of new rows adds to one source's running totals."""
@@ -102,18 +207,32 @@ class Store:
     """Owns the process's DuckDB connection. Thread-safe: reads use per-thread cursors, writes
     go through :meth:`write`, which holds the single writer lock for one transaction."""
 
-    def __init__(self, path: Path | None, memory_limit: str | None = None) -> None:
+    def __init__(
+        self, path: Path | None, memory_limit: str | None = None, recover: bool = True
+    ) -> None:
+        """Open (or create) the database at ``path`` (None: in memory).
+
+        With ``recover`` (servers), a file that does not open is repaired as far as the damage
+        allows (:mod:`engine.backup`) and every loss found is listed in :attr:`problems`. Without
+        it (operator commands), a damaged file raises :class:`StoreDamagedError` and no file is
+        touched.
+        """
         self.path = path
         self.recovery: RecoveryReport | None = None
-        try:
-            self._con = open_connection(path)
-        except StoreLockedError:
-            raise
-        except StoreError as exc:
-            if path is None or not path.exists():
-                raise
-            self.recovery = recover_if_damaged(path, exc.__cause__ or exc)
-            self._con = open_connection(path)
+        self.problems: list[str] = []  # what start-up found damaged or lost, for logs and /health
+        self.integrity_error: str | None = None  # set when a block fails its checksum
+        self._record: CommitRecord | None = None
+        self._pending = _PendingRows()
+        self._backup_lock = threading.Lock()
+        expected = None
+        if path is not None:
+            expected = read_record(path)
+            if not recover:
+                _probe_undamaged(path, expected)  # before anything below touches a file
+            _restrict_file_modes(path)
+            for leftover in remove_partial_backups(path):
+                log.warning("removed %s, left by a backup that did not finish", leftover.name)
+        self._con = self._open(path, recover)
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._cursors_lock = threading.Lock()
@@ -123,6 +242,58 @@ class Store:
         if memory_limit:  # validated by Settings; without a cap DuckDB caches up to 80% of RAM
             self._con.execute(f"SET memory_limit = '{memory_limit}'")
         self._migrate()
+        if path is not None:
+            self._check_commits(path, expected)
+        for problem in self.problems:
+            log.error(problem)
+
+    def _check_commits(self, path: Path, expected: Committed | None) -> None:
+        """Compare what the database replayed with the commit record; start recording."""
+        try:
+            found = _committed_rows(self._con)
+        except duckdb.Error as exc:  # a damaged block: keep the old record, report the damage
+            raise_later = self._driver_error(exc, "The database read failed ({exc}).")
+            log.error("commits could not be checked: %s", raise_later)
+            return
+        loss = _describe_loss(path, expected, found)
+        if loss:
+            self.problems.append(loss)
+        self._record = CommitRecord(path, found)
+
+    def _open(self, path: Path | None, recover: bool) -> duckdb.DuckDBPyConnection:
+        """Connect; on a damaged file replay what the WAL still holds, else restore a backup."""
+        try:
+            return open_connection(path)
+        except StoreLockedError:
+            raise
+        except StoreError as exc:
+            if path is None or not path.exists():
+                raise
+            if not recover:
+                raise StoreDamagedError(_damaged_sentence(path, exc)) from exc
+            cause = exc.__cause__ or exc
+            salvaged = salvage_wal(path, cause, lambda: open_connection(path))
+            if salvaged is not None:
+                con, what = salvaged
+                self.problems.append(what)
+                return con
+            self.recovery = recover_if_damaged(path, cause)
+            self.problems.append(self.recovery.message())
+            return open_connection(path)
+
+    def _driver_error(self, exc: duckdb.Error, failure: str) -> StoreError:
+        """Translate a driver error; a block failing its checksum is recorded (``/health``
+        degraded) and named as damage, with what to do."""
+        if CORRUPT_BLOCK not in str(exc):
+            return StoreError(failure.format(exc=exc))
+        first = str(exc).splitlines()[0][:200]
+        if self.integrity_error is None:
+            log.error("the database file fails its checksums: %s", first)
+        self.integrity_error = first
+        return StoreDamagedError(
+            f"The database file is damaged: a block failed its checksum ({first}); stop the "
+            "server and restore a backup with `ptsim restore`."
+        )
 
     # -- connection plumbing -------------------------------------------------------------------
 
@@ -150,16 +321,17 @@ class Store:
             with suppress(duckdb.Error):
                 cur.rollback()
             if isinstance(exc, duckdb.Error):
-                raise StoreError(failure.format(exc=exc)) from exc
+                raise self._driver_error(exc, failure) from exc
             raise
 
     @contextmanager
     def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """One serialized write transaction; rolled back if the block raises."""
         with self.write_lock:
+            self._pending = _PendingRows()
             with self._transaction("The database write failed ({exc}); nothing was saved.") as cur:
                 yield cur
-            self.generation += 1
+            self._committed()
 
     @contextmanager
     def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -172,13 +344,13 @@ class Store:
         try:
             return self.cursor().execute(sql, params or []).fetchall()
         except duckdb.Error as exc:
-            raise StoreError(f"The database read failed ({exc}).") from exc
+            raise self._driver_error(exc, "The database read failed ({exc}).") from exc
 
     def close(self) -> None:
         """Checkpoint (folds the WAL into the file) and close."""
         if self._closed:
             return
-        with self.write_lock:
+        with self._backup_lock, self.write_lock:  # a running backup finishes first
             self._closed = True
             try:
                 if self.path is not None:
@@ -190,6 +362,8 @@ class Store:
                     with suppress(duckdb.Error):
                         cur.close()
             self._con.close()
+            if self._record is not None:
+                self._record.close()
 
     # -- schema --------------------------------------------------------------------------------
 
@@ -247,8 +421,7 @@ class Store:
 
     # -- writes --------------------------------------------------------------------------------
 
-    @staticmethod
-    def append_transactions(cur: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
+    def append_transactions(self, cur: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
         """Append rows (an Arrow table named like the columns; ``id`` and ``card_hash`` as
         ``binary(16)``, read as UUIDs through Arrow's UUID type: half the cost of a SQL cast).
 
@@ -264,14 +437,27 @@ class Store:
         _new_rows = rows  # read by name from the SQL below
         columns = ", ".join(rows.column_names)
         cur.execute(f"INSERT INTO transactions ({columns}) SELECT {columns} FROM _new_rows")
+        if rows.num_rows:  # ids grow with insertion: the last row's is the newest
+            self._pending.added += rows.num_rows
+            self._pending.newest_id = rows.column("id")[-1].as_py()
 
     def append_transactions_committed(self, rows: pa.Table) -> None:
         """Append rows as one autocommitted statement (caller holds the write lock)."""
+        self._pending = _PendingRows()
         try:
             self.append_transactions(self.cursor(), rows)
         except duckdb.Error as exc:
-            raise StoreError(f"The database write failed ({exc}); nothing was saved.") from exc
+            raise self._driver_error(
+                exc, "The database write failed ({exc}); nothing was saved."
+            ) from exc
+        self._committed()
+
+    def _committed(self) -> None:
+        """After a commit (write lock held): count it, and record rows added or cleared."""
         self.generation += 1
+        pending, self._pending = self._pending, _PendingRows()
+        if self._record is not None and (pending.added or pending.cleared):
+            self._record.write(pending.applied_to(self._record.committed))
 
     @staticmethod
     def add_to_rollups(cur: duckdb.DuckDBPyConnection, delta: RollupDelta) -> None:
@@ -382,6 +568,7 @@ class Store:
                 "simulation_keys",
             ):
                 cur.execute(f"DELETE FROM {table}")
+            self._pending.cleared = True
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -395,7 +582,7 @@ class Store:
                 return None
             names = [d[0] for d in result.description]
         except duckdb.Error as exc:
-            raise StoreError(f"The database read failed ({exc}).") from exc
+            raise self._driver_error(exc, "The database read failed ({exc}).") from exc
         stored = dict(zip(names, row, strict=True))
         stored["card_bin"] = f"{stored['card_bin']:06d}"  # stored as numbers (schema v6)
         stored["card_last4"] = f"{stored['card_last4']:04d}"
@@ -444,10 +631,22 @@ class Store:
         }
 
     def backup(self) -> Path:
-        """Write an online backup beside the database file; return its path."""
+        """Write a verified online backup beside the database file; return its path.
+
+        Payments keep committing meanwhile (no writer lock); one backup runs at a time. A source
+        that fails its checksums is refused (:class:`~engine.backup.BackupRefusedError`) and
+        recorded in :attr:`integrity_error`."""
         if self.path is None:
             raise StoreError("An in-memory database has no file to back up; set PTSIM_DB.")
-        return take_backup(self._con, self.path, self.write_lock)
+        if self._closed:
+            raise StoreError("The database is closed; restart the process.")
+        with self._backup_lock:
+            try:
+                return take_backup(self._con, self.path)
+            except BackupRefusedError as exc:
+                if isinstance(exc.__cause__, duckdb.Error) and CORRUPT_BLOCK in str(exc.__cause__):
+                    self._driver_error(exc.__cause__, "")  # records the damage for /health
+                raise
 
     def file_size_bytes(self) -> int:
         """Size of the database file plus its WAL (0 in memory)."""
