@@ -11,6 +11,11 @@ class SettingsError(EngineError):
     """A configuration variable is invalid; the message names it and the accepted values."""
 
 
+class CardKeyError(EngineError):
+    """The card-fingerprint key file is missing, empty, short or damaged; the message says what
+    to do."""
+
+
 class InvalidRequestError(EngineError):
     """Client input failed validation. ``field`` names the offending field; never echoes it."""
 

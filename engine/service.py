@@ -57,7 +57,13 @@ class Engine(SimulationMixin):
             else self.settings.db_path.with_name(self.settings.db_path.name + ".cardkey")
         )
         configured = self.settings.card_key.get_secret_value() if self.settings.card_key else None
-        self._card_key = load_or_create_key(key_file, configured)
+        try:
+            self._card_key = load_or_create_key(
+                key_file, configured, holds_fingerprints=key_file is not None and self._has_rows()
+            )
+        except BaseException:
+            self.store.close()  # a refused key must not leave the file open in this process
+            raise
         self.ids = IdAllocator()
         self._policy_lock = threading.Lock()
         self._policy = self._load_or_create_policy()
@@ -74,6 +80,10 @@ class Engine(SimulationMixin):
             self.active_policy,
             self.settings.max_batch,
         )
+
+    def _has_rows(self) -> bool:
+        """Whether any transaction (live or simulated, each with a card fingerprint) is stored."""
+        return bool(self.store.query("SELECT EXISTS (SELECT 1 FROM transactions)")[0][0])
 
     @classmethod
     def open(cls, db: str | Path = ":memory:", **settings: Any) -> Engine:
