@@ -1,13 +1,13 @@
 """Online backups beside the database, and start-up recovery of a damaged file or WAL.
 
-A backup is written by DuckDB itself (``COPY FROM DATABASE`` into a freshly attached file) inside
-one read transaction: MVCC gives it a consistent snapshot without the writer lock, so payments
-keep committing while it runs. The copy is then opened read-only and every column of every table
-is read (which makes DuckDB check every block's checksum) and its row counts compared with the
-snapshot's; only then is ``backup-<time>.partial`` renamed to ``backup-<time>.duckdb``. So every
-file named ``backup-*.duckdb`` was verified, the keep-:data:`KEEP_BACKUPS` rotation only ever
-removes verified backups in favour of a newer verified one, and a source block that fails its
-checksum makes the backup fail loudly instead of copying the damage.
+A backup is a byte copy of the database file taken right after a CHECKPOINT, written and then
+verified by a low-priority child process while payments keep committing (:func:`take_backup`).
+The copy is opened read-only and every column of every table is read (which makes DuckDB check
+every block's checksum) and its row counts compared with the checkpoint's; only then is
+``backup-<time>.partial`` renamed to ``backup-<time>.duckdb``. So every file named
+``backup-*.duckdb`` was verified, the keep-:data:`KEEP_BACKUPS` rotation only ever removes
+verified backups in favour of a newer verified one, and a source block that fails its checksum
+makes the backup fail loudly instead of copying the damage.
 
 Start-up, when the database does not open (:func:`salvage_wal`, :func:`recover_if_damaged`):
 
@@ -22,10 +22,15 @@ Each step is reported (ERROR log, console, ``GET /health``), never silent.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import shutil
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,13 +44,18 @@ from engine.errors import StoreError
 log = logging.getLogger("ptsim.backup")
 KEEP_BACKUPS = 3
 _STAMP = "%Y%m%dT%H%M%S%fZ"
-_ALIAS = "ptsim_backup"  # the attached copy's name inside the server's connection
 _CORRUPT_ENTRY = re.compile(r"Corrupt WAL file: entry at byte position (\d+)")
 CORRUPT_BLOCK = "Corrupt database file"  # DuckDB's message when a block fails its checksum
 
 
 class BackupRefusedError(StoreError):
-    """The backup was not written (the source failed its checksums, or the copy its check)."""
+    """The backup was not written (the source failed its checksums, or the copy its check).
+
+    ``source_damage`` is DuckDB's checksum message when the database file itself is damaged."""
+
+    def __init__(self, message: str, source_damage: str | None = None) -> None:
+        super().__init__(message)
+        self.source_damage = source_damage
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,67 +120,57 @@ def _first_line(error: object) -> str:
     return str(error).splitlines()[0][:200] if str(error) else type(error).__name__
 
 
-def take_backup(con: duckdb.DuckDBPyConnection, db_path: Path) -> Path:
+def take_backup(con: duckdb.DuckDBPyConnection, db_path: Path, write_lock: threading.RLock) -> Path:
     """Copy the database into a verified backup beside it; keep the newest :data:`KEEP_BACKUPS`.
 
-    Holds no writer lock: the copy reads one MVCC snapshot on its own cursor. Raises
-    :class:`BackupRefusedError` (existing backups untouched) when the source fails its checksums
-    or the copy fails verification.
+    The writer lock is held only for a CHECKPOINT (what a routine automatic checkpoint costs):
+    then the file holds exactly the committed state, and automatic checkpoints are paused while a
+    child process copies it and verifies the copy. That is safe because DuckDB never rewrites a
+    block the checkpointed header uses until the next checkpoint (a checkpoint writes new blocks,
+    then the header; appends in between use free blocks or grow the file), and the copy reads
+    the header first. The verification (every block's checksum, the row counts taken at the
+    checkpoint) is the safety net. New commits meanwhile go to the WAL only.
+
+    Raises :class:`BackupRefusedError` (existing backups untouched) when the source fails its
+    checksums or the copy fails verification.
     """
     folder = backup_dir(db_path)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     target = folder / f"backup-{_stamp()}.duckdb"
     partial = target.with_suffix(".partial")
+    started = time.perf_counter()
+    with write_lock:
+        try:
+            con.execute("CHECKPOINT")
+            counts = _row_counts(con, con.execute("SELECT current_database()").fetchone()[0])
+            (threshold,) = con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+            con.execute(f"SET checkpoint_threshold = '{_PAUSED_THRESHOLD}'")
+        except duckdb.Error as exc:
+            raise StoreError(f"Backup failed: the checkpoint did not complete ({exc}).") from exc
+    locked_ms = (time.perf_counter() - started) * 1000
     try:
-        counts = _copy_snapshot(con, partial)
-        _verify(partial, counts)
+        _copy_and_verify_in_child(db_path, partial, counts)
     except BaseException:
         partial.unlink(missing_ok=True)
-        wal_path(partial).unlink(missing_ok=True)
         raise
+    finally:
+        with write_lock:  # resume automatic checkpoints (the WAL may be past the threshold now)
+            con.execute(f"SET checkpoint_threshold = '{threshold.replace(' ', '')}'")
     partial.rename(target)  # only a verified copy ever gets a backup's name
     _sync_directory(folder)
     for old in list_backups(db_path)[:-KEEP_BACKUPS]:
         old.unlink(missing_ok=True)
-    log.info("backup written to %s", target.name)
+    log.info(
+        "backup written to %s (writer lock held %.0f ms for the checkpoint; %.1f s in all)",
+        target.name,
+        locked_ms,
+        time.perf_counter() - started,
+    )
     return target
 
 
-def _copy_snapshot(con: duckdb.DuckDBPyConnection, partial: Path) -> dict[str, int]:
-    """``COPY FROM DATABASE`` into ``partial`` in one read transaction; the snapshot's row
-    counts per table. The attached file gets the source's storage format."""
-    cur = con.cursor()
-    try:
-        source, storage = cur.execute(
-            "SELECT database_name, tags['storage_version'] FROM duckdb_databases() "
-            "WHERE database_name = current_database()"
-        ).fetchone()
-        if isinstance(storage, list):  # DuckDB 1.x answers a MAP lookup with a list
-            storage = storage[0] if storage else None
-        version = re.match(r"v\d+\.\d+\.\d+", storage or "")  # the tag reads e.g. 'v2.0.0+'
-        option = f" (STORAGE_VERSION '{version.group(0)}')" if version else ""
-        cur.execute(f"ATTACH {_quoted(partial)} AS {_ALIAS}{option}")
-        try:
-            cur.begin()
-            counts = _row_counts(cur, source)
-            cur.execute(f'COPY FROM DATABASE "{source}" TO {_ALIAS}')
-            cur.commit()
-        except BaseException:
-            cur.rollback()
-            raise
-        finally:
-            cur.execute(f"DETACH {_ALIAS}")  # closes the copy's file
-    except duckdb.Error as exc:
-        if CORRUPT_BLOCK in str(exc):
-            raise BackupRefusedError(
-                f"Backup refused: the database fails its checksums ({_first_line(exc)}); it is "
-                "damaged, so existing backups were kept untouched — stop the server and restore "
-                "one with `ptsim restore`."
-            ) from exc
-        raise StoreError(f"Backup failed: the copy did not complete ({_first_line(exc)}).") from exc
-    finally:
-        cur.close()
-    return counts
+_PAUSED_THRESHOLD = "1000000GB"
+_COPY_CHUNK = 16 << 20
 
 
 def _row_counts(cur: duckdb.DuckDBPyConnection, database: str) -> dict[str, int]:
@@ -184,29 +184,88 @@ def _row_counts(cur: duckdb.DuckDBPyConnection, database: str) -> dict[str, int]
     }
 
 
+def _copy_and_verify_in_child(source: Path, target: Path, counts: dict[str, int]) -> None:
+    """Copy and verify from a child process at the lowest CPU priority.
+
+    A child because DuckDB locks the database with POSIX ``fcntl`` locks, which belong to the
+    process and are all released when *any* descriptor of the file is closed in it: copying the
+    open database from this process silently dropped the server's lock. Lowest priority so the
+    copy's reads and the verification's decompression leave the CPU to live payments.
+    """
+    code = "import sys; from engine.backup import child_main; sys.exit(child_main(sys.argv[1:]))"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(source), str(target), json.dumps(counts)],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise StoreError(f"Backup failed: could not copy {source.name} ({exc}).") from exc
+    verdict = (done.stdout.strip().splitlines() or [""])[-1]
+    if done.returncode == 0 and verdict == "ok":
+        return
+    if verdict.startswith("source-damaged "):
+        damage = verdict.split(" ", 1)[1]
+        raise BackupRefusedError(
+            f"Backup refused: the database fails its checksums ({damage}); it is damaged, so "
+            "existing backups were kept untouched — stop the server and restore one with "
+            "`ptsim restore`.",
+            source_damage=damage,
+        )
+    detail = verdict.split(" ", 1)[-1] or (done.stderr.strip().splitlines() or ["no output"])[-1]
+    raise BackupRefusedError(f"Backup refused: the copy failed its check ({detail[:300]}).")
+
+
+def child_main(argv: list[str]) -> int:
+    """The backup child: copy ``argv[0]`` to ``argv[1]``, verify it against the row counts in
+    ``argv[2]`` (JSON) and print one verdict line: ``ok``, ``source-damaged <why>`` or
+    ``copy-bad <why>``."""
+    os.nice(19)
+    source, target, counts = Path(argv[0]), Path(argv[1]), json.loads(argv[2])
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with source.open("rb") as src, os.fdopen(fd, "wb", buffering=0) as dst:
+        # Sequential from offset 0, the header first. Synced every chunk: one fsync of hundreds
+        # of dirty megabytes at the end would stall the server's WAL syncs behind it.
+        while chunk := src.read(_COPY_CHUNK):
+            dst.write(chunk)
+            os.fdatasync(dst.fileno())
+    try:
+        _verify(target, counts)
+    except duckdb.Error as exc:
+        message = _first_line(exc)
+        location = re.search(r"block at location (\d+)", message)
+        if location and _same_bytes(source, target, int(location.group(1))):
+            print(f"source-damaged {message}")  # the original fails too: not a copying fault
+        else:
+            print(f"copy-bad {message}")
+        return 1
+    except ValueError as exc:
+        print(f"copy-bad {exc}")
+        return 1
+    print("ok")
+    return 0
+
+
+def _same_bytes(first: Path, second: Path, offset: int, length: int = 262_144) -> bool:
+    with first.open("rb") as a, second.open("rb") as b:
+        a.seek(offset)
+        b.seek(offset)
+        return a.read(length) == b.read(length)
+
+
 def _verify(backup: Path, expected: dict[str, int]) -> None:
     """Open ``backup`` read-only and read every column of every table: DuckDB checks each block's
     checksum as it reads it (``count`` alone is answered from metadata, so each column is hashed).
-    The row counts must be the snapshot's."""
-    try:
-        con = duckdb.connect(str(backup), read_only=True, config={"threads": 1})
-    except duckdb.Error as exc:
-        raise BackupRefusedError(
-            f"Backup refused: the copy does not open ({_first_line(exc)}); nothing was kept."
-        ) from exc
+    The row counts must be the checkpoint's. Raises ``duckdb.Error`` or ``ValueError``."""
+    con = duckdb.connect(str(backup), read_only=True, config={"threads": 1})
     try:
         found = _row_counts(con, con.execute("SELECT current_database()").fetchone()[0])
         if found != expected:
-            raise BackupRefusedError(
-                f"Backup refused: the copy's row counts {found} differ from the database's "
-                f"{expected}; nothing was kept."
-            )
+            raise ValueError(f"row counts {found} differ from the database's {expected}")
         for table in found:
             con.execute(f'SELECT count(*), max(hash(COLUMNS(*))) FROM "{table}"').fetchall()
-    except duckdb.Error as exc:
-        raise BackupRefusedError(
-            f"Backup refused: the copy fails its check ({_first_line(exc)}); nothing was kept."
-        ) from exc
     finally:
         con.close()
 

@@ -633,7 +633,7 @@ class Store:
     def backup(self) -> Path:
         """Write a verified online backup beside the database file; return its path.
 
-        Payments keep committing meanwhile (no writer lock); one backup runs at a time. A source
+        The writer lock is held for a CHECKPOINT only; one backup runs at a time. A source
         that fails its checksums is refused (:class:`~engine.backup.BackupRefusedError`) and
         recorded in :attr:`integrity_error`."""
         if self.path is None:
@@ -642,10 +642,11 @@ class Store:
             raise StoreError("The database is closed; restart the process.")
         with self._backup_lock:
             try:
-                return take_backup(self._con, self.path)
+                return take_backup(self._con, self.path, self.write_lock)
             except BackupRefusedError as exc:
-                if isinstance(exc.__cause__, duckdb.Error) and CORRUPT_BLOCK in str(exc.__cause__):
-                    self._driver_error(exc.__cause__, "")  # records the damage for /health
+                if exc.source_damage:
+                    self.integrity_error = exc.source_damage
+                    log.error("%s", exc)
                 raise
 
     def file_size_bytes(self) -> int:

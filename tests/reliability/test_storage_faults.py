@@ -323,21 +323,24 @@ def test_backups_are_verified_copies_and_rotation_keeps_the_newest(tmp_path: Pat
 
 
 def test_a_backup_that_fails_verification_keeps_no_file(tmp_path: Path, monkeypatch: Any) -> None:
+    """The child copies and verifies against the counts taken at the checkpoint; here those
+    counts are off by one, as a copy missing rows would be."""
     from engine import backup as backup_module
     from engine.service import Engine
 
+    real_counts = backup_module._row_counts
+
+    def one_row_more(cur: Any, database: str) -> dict[str, int]:
+        counts = real_counts(cur, database)
+        return {**counts, "transactions": counts["transactions"] + 1}
+
     db = tmp_path / "verify.duckdb"
-
-    def damage_then_verify(path: Path, counts: dict[str, int]) -> None:
-        _flip(path, path.stat().st_size // 2)
-        real_verify(path, {**counts, "transactions": counts["transactions"] + 1})
-
-    real_verify = backup_module._verify
-    monkeypatch.setattr(backup_module, "_verify", damage_then_verify)
     with Engine.open(db, seed=2, card_key="", backup_interval_s=0) as engine:
         engine.authorize(payment_body())
-        with pytest.raises(StoreError, match="Backup refused"):
+        monkeypatch.setattr(backup_module, "_row_counts", one_row_more)
+        with pytest.raises(StoreError, match="Backup refused: the copy failed its check"):
             engine.store.backup()
+        assert engine.health()["status"] == "ok"  # a bad copy is not damage of the database
     assert not list(db.with_name("verify.duckdb.backups").iterdir())
 
 
