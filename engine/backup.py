@@ -22,16 +22,19 @@ Each step is reported (ERROR log, console, ``GET /health``), never silent.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -223,6 +226,7 @@ def child_main(argv: list[str]) -> int:
     ``argv[2]`` (JSON) and print one verdict line: ``ok``, ``source-damaged <why>`` or
     ``copy-bad <why>``."""
     os.nice(19)
+    _die_with_parent()
     source, target, counts = Path(argv[0]), Path(argv[1]), json.loads(argv[2])
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with source.open("rb") as src, os.fdopen(fd, "wb", buffering=0) as dst:
@@ -246,6 +250,12 @@ def child_main(argv: list[str]) -> int:
         return 1
     print("ok")
     return 0
+
+
+def _die_with_parent() -> None:
+    """Linux: be killed when the server dies (a SIGKILLed server must not leave a copier)."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _same_bytes(first: Path, second: Path, offset: int, length: int = 262_144) -> bool:
