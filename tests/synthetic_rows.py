@@ -93,7 +93,7 @@ def insert_rows(
         }
     )
     with store.write() as cur:
-        Store.append_transactions(cur, table)
+        store.append_transactions(cur, table)
         Store.add_to_rollups(
             cur,
             RollupDelta.from_columns(run_id or 0, d.approved, cols["cents"], np.full(n, 2.5)),

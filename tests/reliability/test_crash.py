@@ -113,6 +113,7 @@ def _post_backup(url: str) -> None:
 
 
 @pytest.mark.slow  # PTSIM_CRASH_CYCLES=21 for the full run; make test runs 3 (one of each kind)
+@pytest.mark.timeout(120 + 90 * CYCLES)  # server starts on a busy machine take up to ~30 s
 def test_sigkill_under_load_loses_no_confirmed_payment(live_server: Any, tmp_path: Path) -> None:
     rng = np.random.default_rng(KILL_SEED)
     db = tmp_path / "crash.duckdb"
