@@ -91,13 +91,14 @@ def _restrict_file_modes(db_path: Path) -> None:
     os.umask(os.umask(0o077) | 0o077)
     if not db_path.parent.exists():
         return
-    for sibling in db_path.parent.glob(glob_escape(db_path.name) + "*"):
-        if sibling.is_dir():
-            sibling.chmod(0o700)
-            for inner in sibling.iterdir():
-                inner.chmod(0o600)
-        else:
-            sibling.chmod(0o600)
+    for sibling in [db_path, *db_path.parent.glob(glob_escape(db_path.name) + ".*")]:
+        with suppress(FileNotFoundError):  # a WAL may vanish meanwhile (another holder's)
+            if sibling.is_dir():
+                sibling.chmod(0o700)
+                for inner in sibling.iterdir():
+                    inner.chmod(0o600)
+            else:
+                sibling.chmod(0o600)
 
 
 def _committed_rows(con: duckdb.DuckDBPyConnection) -> Committed:
