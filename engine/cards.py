@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.errors import CardKeyError
+
 FINGERPRINT_BYTES = 16  # 128 bits of the HMAC: collision-free at any realistic card count
+MIN_KEY_BYTES = 16  # a key file's shortest acceptable key (generated keys have 32 bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,20 +93,69 @@ def luhn_valid(card_number: str) -> bool:
     return total % 10 == 0
 
 
-def load_or_create_key(path: Path | None, configured: str | None) -> bytes:
+def load_or_create_key(
+    path: Path | None, configured: str | None, holds_fingerprints: bool = False
+) -> bytes:
     """The HMAC key: the configured one, else the key file beside the db (created 0600 if absent).
 
-    An in-memory database (``path`` None) without a configured key gets a fresh random key.
+    An in-memory database (``path`` None) without a configured key gets a fresh random key. A key
+    file that is empty, short or not hex is refused, and so is a missing one when the database
+    already holds fingerprints (``holds_fingerprints``): a new key would silently unlink every
+    card from its history. Each refusal is a :class:`CardKeyError` with one sentence.
     """
     if configured:
         return configured.encode()
     if path is None:
         return secrets.token_bytes(32)
     if path.exists():
-        return bytes.fromhex(path.read_text().strip())
+        return _read_key(path)
+    if holds_fingerprints:
+        raise CardKeyError(
+            f"The card key file {path.name} is missing but the database already holds card "
+            "fingerprints made with it; put the file back (from your backup of it) or set "
+            "PTSIM_CARD_KEY to the same key: a new key would unlink every card from its history."
+        )
+    return _create_key(path)
+
+
+def _read_key(path: Path) -> bytes:
+    try:
+        key = bytes.fromhex(path.read_bytes().decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        raise CardKeyError(
+            f"The card key file {path.name} does not hold a hexadecimal key (it is damaged); "
+            "put back the original file or set PTSIM_CARD_KEY to the key it held."
+        ) from None
+    if len(key) < MIN_KEY_BYTES:
+        raise CardKeyError(
+            f"The card key file {path.name} holds a {len(key)}-byte key, fewer than the "
+            f"{MIN_KEY_BYTES} needed for card fingerprints to protect anything; put back the "
+            "original file or set PTSIM_CARD_KEY to the key it held."
+        )
+    return key
+
+
+def _create_key(path: Path) -> bytes:
+    """Write a new random key atomically: a complete, synced temporary file linked into place
+    (``link`` fails if another process created the key first; then that key is used)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key.hex())
+    temporary = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key.hex())
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return _read_key(path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
     return key

@@ -11,6 +11,11 @@ class SettingsError(EngineError):
     """A configuration variable is invalid; the message names it and the accepted values."""
 
 
+class CardKeyError(EngineError):
+    """The card-fingerprint key file is missing, empty, short or damaged; the message says what
+    to do."""
+
+
 class InvalidRequestError(EngineError):
     """Client input failed validation. ``field`` names the offending field; never echoes it."""
 
@@ -30,6 +35,10 @@ class StoreError(EngineError):
 
 class StoreLockedError(StoreError):
     """Another process holds the database file (DuckDB allows one read-write process per file)."""
+
+
+class StoreDamagedError(StoreError):
+    """The database file or its WAL is damaged (failed checksums, lost commits)."""
 
 
 class NotFoundError(EngineError):

@@ -67,13 +67,19 @@ class Engine:
             else self.settings.db_path.with_name(self.settings.db_path.name + ".cardkey")
         )
         configured = self.settings.card_key.get_secret_value() if self.settings.card_key else None
-        self._card_key = load_or_create_key(key_file, configured)
+        try:
+            self._card_key = load_or_create_key(
+                key_file, configured, holds_fingerprints=key_file is not None and self._has_rows()
+            )
+        except BaseException:
+            self.store.close()  # a refused key must not leave the file open in this process
+            raise
         self.ids = IdAllocator()
         self._policy_lock = threading.Lock()
         self._policy = self._load_or_create_policy()
         self.simulations = Simulations(self.store, self.ids, self._card_key, self.active_policy)
-        if self.store.recovery is not None:
-            print(f"WARNING: {self.store.recovery.message()}", flush=True)
+        for problem in self.store.problems:
+            print(f"WARNING: {problem}", flush=True)
         self._backups = _PeriodicBackup(self.store, self.settings.backup_interval_s)
         self._idempotency = IdempotencyGuard(self.store, self._replay)
         self.store.purge_idempotency_keys(utc_now() - KEY_RETENTION)
@@ -84,6 +90,10 @@ class Engine:
             self.active_policy,
             self.settings.max_batch,
         )
+
+    def _has_rows(self) -> bool:
+        """Whether any transaction (live or simulated, each with a card fingerprint) is stored."""
+        return bool(self.store.query("SELECT EXISTS (SELECT 1 FROM transactions)")[0][0])
 
     @classmethod
     def open(cls, db: str | Path = ":memory:", **settings: Any) -> Engine:
@@ -306,16 +316,24 @@ class Engine:
         return self.stats()
 
     def health(self) -> dict[str, Any]:
-        """Whether the database answers, plus where it is."""
+        """Whether the database answers, what start-up found damaged or lost (``storage``),
+        plus where it is. ``degraded`` while any storage problem stands."""
         try:
             self.store.query("SELECT 1")
             reachable = True
         except Exception:
             reachable = False
         recovery = self.store.recovery
+        problems = list(self.store.problems)
+        if self.store.integrity_error:
+            problems.append(
+                f"A block of the database file failed its checksum ({self.store.integrity_error})"
+                "; stop the server and restore a backup with `ptsim restore`."
+            )
         return {
-            "status": "ok" if reachable else "degraded",
+            "status": "ok" if reachable and not problems else "degraded",
             "database": "reachable" if reachable else "unreachable",
+            "storage": problems,
             "recovered_from_backup": recovery.message() if recovery else None,
             "db_path": str(self.store.path) if self.store.path else ":memory:",
             "policy_version": self.active_policy().version,

@@ -2,15 +2,18 @@
 
 This module (with :mod:`engine.backup` for file copies) is the only one that imports ``duckdb``.
 Callers get :class:`ReadTx` and :class:`WriteTx` objects, never a raw cursor: every query they run
-returns plain rows, numpy columns, a DataFrame or Arrow data, and every driver error is translated
-once, in :func:`_translated`, into :class:`StoreError` (or :class:`StoreLockedError` when another
-process holds the file) with one sentence saying what to do. Writes take the store's writer lock
-themselves; callers never hold it.
+returns plain rows, numpy columns, a DataFrame or Arrow data, and every driver error is
+translated once, in :meth:`Store.translated`, into :class:`StoreError` (:class:`StoreLockedError`
+when another process holds the file, :class:`StoreDamagedError` for a block failing its checksum)
+with one sentence saying what to do. Writes take the store's writer lock themselves; callers never
+hold it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 import threading
 import uuid
@@ -19,6 +22,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +31,22 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from engine.backup import RecoveryReport, recover_if_damaged, take_backup
-from engine.errors import StoreError, StoreLockedError
+from engine.backup import (
+    CORRUPT_BLOCK,
+    BackupRefusedError,
+    RecoveryReport,
+    recover_if_damaged,
+    remove_partial_backups,
+    salvage_wal,
+    take_backup,
+)
+from engine.commit_record import CommitRecord, Committed, id_time, read_record
+from engine.errors import StoreDamagedError, StoreError, StoreLockedError
 from engine.latency import histogram_counts
 from engine.schema import SCHEMA_VERSION, migration_sql
 from engine.transaction_row import NAMES
 
+log = logging.getLogger("ptsim.store")
 _UUID_COLUMNS = ("id", "card_hash")  # sent as 16-byte binary, stored as UUID
 Params = Sequence[Any] | Mapping[str, Any] | None
 _SELECT_ROW = f"SELECT {', '.join(NAMES)} FROM transactions WHERE id = ?"
@@ -76,6 +90,99 @@ def open_connection(path: Path | None, read_only: bool = False) -> duckdb.DuckDB
         raise StoreError(
             f"Cannot open the database {target} ({exc}); check the path and its permissions."
         ) from exc
+
+
+def _restrict_file_modes(db_path: Path) -> None:
+    """Files this process creates are its owner's only (database, WAL, backups, key, commit
+    record: DuckDB creates its files with the process umask); files already beside the database
+    from older versions are tightened too."""
+    os.umask(os.umask(0o077) | 0o077)
+    if not db_path.parent.exists():
+        return
+    for sibling in [db_path, *db_path.parent.glob(glob_escape(db_path.name) + ".*")]:
+        with suppress(FileNotFoundError):  # a WAL may vanish meanwhile (another holder's)
+            if sibling.is_dir():
+                sibling.chmod(0o700)
+                for inner in sibling.iterdir():
+                    inner.chmod(0o600)
+            else:
+                sibling.chmod(0o600)
+
+
+def _committed_rows(con: duckdb.DuckDBPyConnection) -> Committed:
+    """Rows and newest id of the transactions table as the database holds them now."""
+    rows, newest = con.execute("SELECT count(*), max(id) FROM transactions").fetchone()
+    return Committed(rows, newest)
+
+
+def _describe_loss(db_path: Path, expected: Committed | None, found: Committed) -> str | None:
+    """One sentence naming the committed transactions the database no longer holds, or None."""
+    if expected is None or found.rows >= expected.rows:
+        return None
+    since = id_time(found.newest_id)
+    until = id_time(expected.newest_id)
+    window = "every one committed" if since is None else f"those committed after {_ms(since)}"
+    if until is not None:
+        window += f" up to {_ms(until)} UTC"
+    return (
+        f"{expected.rows - found.rows:,} committed transactions are missing from {db_path.name}: "
+        f"{expected.rows:,} had been committed but the database holds {found.rows:,}, so "
+        f"{window} are lost (its write-ahead log {db_path.name}.wal was damaged, cut short or "
+        "deleted, or an older copy of the file was put in place)."
+    )
+
+
+def _ms(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S.%f}"[:-3]
+
+
+def _damaged_sentence(db_path: Path, exc: Exception) -> str:
+    cause = str(exc.__cause__ or exc).splitlines()[0][:200]
+    return (
+        f"The database {db_path.name} is damaged ({cause}); nothing was changed. Start the "
+        "server on it to recover what can be recovered, or restore a backup with `ptsim restore`."
+    )
+
+
+def _probe_undamaged(db_path: Path, expected: Committed | None) -> None:
+    """Open ``db_path`` read-only (its WAL replays in memory only) and raise
+    :class:`StoreDamagedError` if it fails or lacks committed transactions; touches no file."""
+    if not db_path.exists():
+        return
+    try:
+        con = open_connection(db_path, read_only=True)
+    except StoreLockedError:
+        raise
+    except StoreError as exc:
+        raise StoreDamagedError(_damaged_sentence(db_path, exc)) from exc
+    try:
+        has_table = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'transactions'"
+        ).fetchone()[0]
+        loss = _describe_loss(db_path, expected, _committed_rows(con)) if has_table else None
+    except duckdb.Error as exc:
+        raise StoreDamagedError(_damaged_sentence(db_path, exc)) from exc
+    finally:
+        con.close()
+    if loss:
+        raise StoreDamagedError(
+            f"The database is damaged: {loss} Nothing was changed; start the server on it to "
+            "accept the loss and continue, or restore a backup with `ptsim restore`."
+        )
+
+
+@dataclass(slots=True)
+class _PendingRows:
+    """What the open write transaction does to the transaction rows (applied on commit)."""
+
+    added: int = 0
+    newest_id: uuid.UUID | None = None
+    cleared: bool = False
+
+    def applied_to(self, committed: Committed) -> Committed:
+        rows = 0 if self.cleared else committed.rows
+        newest = None if self.cleared else committed.newest_id
+        return Committed(rows + self.added, self.newest_id or newest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,26 +229,25 @@ def _execute(cur: duckdb.DuckDBPyConnection, sql: str, params: Params) -> Any:
     return cur.execute(sql, params) if params else cur.execute(sql)
 
 
-def _translated(exc: duckdb.Error, what: str) -> StoreError:
-    """The one place a driver error becomes an engine error (the caller raises it ``from``)."""
-    return StoreError(f"{what} ({exc}).")
-
-
 class ReadTx:
     """Queries inside one read snapshot (or, from :meth:`Store.query`, autocommitted). Results
     come back as plain Python rows, numpy columns, DataFrames or Arrow data."""
 
-    __slots__ = ("_cur",)
+    __slots__ = ("_cur", "_store")
     _FAILURE = "The database read failed"
 
-    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, cur: duckdb.DuckDBPyConnection, store: Store) -> None:
         self._cur = cur
+        self._store = store
+
+    def _translated(self, exc: duckdb.Error) -> StoreError:
+        return self._store.translated(exc, self._FAILURE)
 
     def _run(self, sql: str, params: Params) -> duckdb.DuckDBPyConnection:
         try:
             return _execute(self._cur, sql, params)
         except duckdb.Error as exc:
-            raise _translated(exc, self._FAILURE) from exc
+            raise self._translated(exc) from exc
 
     def _fetch(self, sql: str, params: Params, how: str) -> Any:
         return self._fetch_from(self._run(sql, params), how)
@@ -150,7 +256,7 @@ class ReadTx:
         try:
             return getattr(result, how)()
         except duckdb.Error as exc:
-            raise _translated(exc, self._FAILURE) from exc
+            raise self._translated(exc) from exc
 
     def rows(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         """Every result row as a tuple."""
@@ -196,7 +302,7 @@ class ReadTx:
         try:
             row = result.fetchone()
         except duckdb.Error as exc:
-            raise _translated(exc, self._FAILURE) from exc
+            raise self._translated(exc) from exc
         if row is None:
             return None
         return dict(zip([d[0] for d in result.description], row, strict=True))
@@ -222,12 +328,15 @@ class WriteTx(ReadTx):
         try:
             self._cur.executemany(sql, rows)
         except duckdb.Error as exc:
-            raise _translated(exc, self._FAILURE) from exc
+            raise self._translated(exc) from exc
 
     def append_transactions(self, rows: pa.Table) -> None:
         """Append rows (an Arrow table named like the columns; ``id`` and ``card_hash`` as
         ``binary(16)``, read as UUIDs through Arrow's UUID type: half the cost of a SQL cast)."""
-        _append_transactions(self._cur, rows)
+        try:
+            self._store._append(self._cur, rows)
+        except duckdb.Error as exc:
+            raise self._translated(exc) from exc
 
     def add_to_rollups(self, delta: RollupDelta) -> None:
         """Add a batch to the running totals and latency histogram of its source.
@@ -301,11 +410,11 @@ class WriteTx(ReadTx):
             finally:
                 self._cur.unregister(name)
         except duckdb.Error as exc:
-            raise _translated(exc, self._FAILURE) from exc
+            raise self._translated(exc) from exc
 
 
-def _append_transactions(cur: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
-    """INSERT the Arrow ``rows`` into ``transactions``, translating driver errors.
+def _append_transactions(cur: duckdb.DuckDBPyConnection, rows: pa.Table) -> uuid.UUID | None:
+    """INSERT the Arrow ``rows`` into ``transactions``; return the newest id appended.
 
     The SQL reads ``_new_rows`` through DuckDB's replacement scan of this frame's locals: on the
     live path (one call per group commit) that is cheaper than register/unregister, two more
@@ -318,28 +427,40 @@ def _append_transactions(cur: duckdb.DuckDBPyConnection, rows: pa.Table) -> None
         )
     _new_rows = rows  # read by name from the SQL below
     columns = ", ".join(rows.column_names)
-    try:
-        cur.execute(f"INSERT INTO transactions ({columns}) SELECT {columns} FROM _new_rows")
-    except duckdb.Error as exc:
-        raise _translated(exc, WriteTx._FAILURE) from exc
+    cur.execute(f"INSERT INTO transactions ({columns}) SELECT {columns} FROM _new_rows")
+    return rows.column("id")[-1].as_py() if rows.num_rows else None  # ids grow with insertion
 
 
 class Store:
     """Owns the process's DuckDB connection. Thread-safe: reads use per-thread cursors, writes
     go through :meth:`write`, which holds the single writer lock for one transaction."""
 
-    def __init__(self, path: Path | None, memory_limit: str | None = None) -> None:
+    def __init__(
+        self, path: Path | None, memory_limit: str | None = None, recover: bool = True
+    ) -> None:
+        """Open (or create) the database at ``path`` (None: in memory).
+
+        With ``recover`` (servers), a file that does not open is repaired as far as the damage
+        allows (:mod:`engine.backup`) and every loss found is listed in :attr:`problems`. Without
+        it (operator commands), a damaged file raises :class:`StoreDamagedError` and no file is
+        touched.
+        """
         self.path = path
         self.recovery: RecoveryReport | None = None
-        try:
-            self._con = open_connection(path)
-        except StoreLockedError:
-            raise
-        except StoreError as exc:
-            if path is None or not path.exists():
-                raise
-            self.recovery = recover_if_damaged(path, exc.__cause__ or exc)
-            self._con = open_connection(path)
+        self.problems: list[str] = []  # what start-up found damaged or lost, for logs and /health
+        self.integrity_error: str | None = None  # set when a block fails its checksum
+        self._record: CommitRecord | None = None
+        self._pending = _PendingRows()
+        self._backup_lock = threading.Lock()
+        expected = None
+        if path is not None:
+            expected = read_record(path)
+            if not recover:
+                _probe_undamaged(path, expected)  # before anything below touches a file
+            _restrict_file_modes(path)
+            for leftover in remove_partial_backups(path):
+                log.warning("removed %s, left by a backup that did not finish", leftover.name)
+        self._con = self._open(path, recover)
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._cursors_lock = threading.Lock()
@@ -349,6 +470,59 @@ class Store:
         if memory_limit:
             self.set_memory_limit(memory_limit)
         self._migrate()
+        if path is not None:
+            self._check_commits(path, expected)
+        for problem in self.problems:
+            log.error(problem)
+
+    def _check_commits(self, path: Path, expected: Committed | None) -> None:
+        """Compare what the database replayed with the commit record; start recording."""
+        try:
+            found = _committed_rows(self._con)
+        except duckdb.Error as exc:  # a damaged block: keep the old record, report the damage
+            raise_later = self.translated(exc, ReadTx._FAILURE)
+            log.error("commits could not be checked: %s", raise_later)
+            return
+        loss = _describe_loss(path, expected, found)
+        if loss:
+            self.problems.append(loss)
+        self._record = CommitRecord(path, found)
+
+    def _open(self, path: Path | None, recover: bool) -> duckdb.DuckDBPyConnection:
+        """Connect; on a damaged file replay what the WAL still holds, else restore a backup."""
+        try:
+            return open_connection(path)
+        except StoreLockedError:
+            raise
+        except StoreError as exc:
+            if path is None or not path.exists():
+                raise
+            if not recover:
+                raise StoreDamagedError(_damaged_sentence(path, exc)) from exc
+            cause = exc.__cause__ or exc
+            salvaged = salvage_wal(path, cause, lambda: open_connection(path))
+            if salvaged is not None:
+                con, what = salvaged
+                self.problems.append(what)
+                return con
+            self.recovery = recover_if_damaged(path, cause)
+            self.problems.append(self.recovery.message())
+            return open_connection(path)
+
+    def translated(self, exc: duckdb.Error, what: str) -> StoreError:
+        """The one place a driver error becomes an engine error (the caller raises it ``from``):
+        one sentence saying what failed; a block failing its checksum is recorded (``/health``
+        degraded) and named as damage, with what to do."""
+        if CORRUPT_BLOCK not in str(exc):
+            return StoreError(f"{what} ({exc}).")
+        first = str(exc).splitlines()[0][:200]
+        if self.integrity_error is None:
+            log.error("the database file fails its checksums: %s", first)
+        self.integrity_error = first
+        return StoreDamagedError(
+            f"The database file is damaged: a block failed its checksum ({first}); stop the "
+            "server and restore a backup with `ptsim restore`."
+        )
 
     # -- connection plumbing -------------------------------------------------------------------
 
@@ -370,7 +544,7 @@ class Store:
         try:
             self._con.execute(f"SET memory_limit = '{limit}'")
         except duckdb.Error as exc:
-            raise _translated(exc, f"The memory limit {limit!r} was refused") from exc
+            raise self.translated(exc, f"The memory limit {limit!r} was refused") from exc
 
     @contextmanager
     def _transaction(self, tx_type: type[ReadTx]) -> Iterator[Any]:
@@ -378,22 +552,23 @@ class Store:
         cur = self._cursor()
         try:
             cur.begin()
-            yield tx_type(cur)
+            yield tx_type(cur, self)
             cur.commit()
         except BaseException as exc:
             with suppress(duckdb.Error):
                 cur.rollback()
             if isinstance(exc, duckdb.Error):
-                raise _translated(exc, tx_type._FAILURE) from exc
+                raise self.translated(exc, tx_type._FAILURE) from exc
             raise
 
     @contextmanager
     def write(self) -> Iterator[WriteTx]:
         """One serialized write transaction; rolled back if the block raises."""
         with self._write_lock:
+            self._pending = _PendingRows()
             with self._transaction(WriteTx) as tx:
                 yield tx
-            self.generation += 1
+            self._committed()
 
     @contextmanager
     def read(self) -> Iterator[ReadTx]:
@@ -403,7 +578,7 @@ class Store:
 
     def query(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         """Run one parameterized read and return all rows."""
-        return ReadTx(self._cursor()).rows(sql, params)
+        return ReadTx(self._cursor(), self).rows(sql, params)
 
     def batches(self, sql: str, params: Params, rows_per_batch: int) -> Iterator[pa.RecordBatch]:
         """Stream one read's result as Arrow record batches of about ``rows_per_batch`` rows."""
@@ -412,7 +587,7 @@ class Store:
             reader = self._cursor().sql(sql, params=params).to_arrow_reader(rows_per_batch)
             yield from reader
         except duckdb.Error as exc:
-            raise _translated(exc, ReadTx._FAILURE) from exc
+            raise self.translated(exc, ReadTx._FAILURE) from exc
 
     def append_live_group(
         self,
@@ -426,8 +601,12 @@ class Store:
         DuckDB's autocommit saves the BEGIN and COMMIT round trips of the hot path."""
         if latencies is None and not keyed:
             with self._write_lock:
-                _append_transactions(self._cursor(), rows)
-                self.generation += 1
+                self._pending = _PendingRows()
+                try:
+                    self._append(self._cursor(), rows)
+                except duckdb.Error as exc:
+                    raise self.translated(exc, WriteTx._FAILURE) from exc
+                self._committed()
             return
         with self.write() as tx:
             if latencies is not None:
@@ -436,11 +615,26 @@ class Store:
             if keyed:
                 tx.insert_idempotency_keys(keyed, now or utc_now())
 
+    def _append(self, cur: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
+        """Append ``rows`` in the open write (write lock held) and note them for the commit
+        record; driver errors are the caller's to translate."""
+        newest = _append_transactions(cur, rows)
+        if newest is not None:
+            self._pending.added += rows.num_rows
+            self._pending.newest_id = newest
+
+    def _committed(self) -> None:
+        """After a commit (write lock held): count it, and record rows added or cleared."""
+        self.generation += 1
+        pending, self._pending = self._pending, _PendingRows()
+        if self._record is not None and (pending.added or pending.cleared):
+            self._record.write(pending.applied_to(self._record.committed))
+
     def close(self) -> None:
         """Checkpoint (folds the WAL into the file) and close."""
         if self._closed:
             return
-        with self._write_lock:
+        with self._backup_lock, self._write_lock:  # a running backup finishes first
             self._closed = True
             try:
                 if self.path is not None:
@@ -452,6 +646,8 @@ class Store:
                     with suppress(duckdb.Error):
                         cur.close()
             self._con.close()
+            if self._record is not None:
+                self._record.close()
 
     # -- schema --------------------------------------------------------------------------------
 
@@ -529,12 +725,13 @@ class Store:
                 "simulation_keys",
             ):
                 tx.execute(f"DELETE FROM {table}")
+            self._pending.cleared = True
 
     # -- reads ---------------------------------------------------------------------------------
 
     def fetch_transaction(self, transaction_id: uuid.UUID) -> dict[str, Any] | None:
         """One stored transaction as a column → value dict, or None."""
-        stored = ReadTx(self._cursor()).named_row(_SELECT_ROW, [transaction_id])
+        stored = ReadTx(self._cursor(), self).named_row(_SELECT_ROW, [transaction_id])
         if stored is None:
             return None
         stored["card_bin"] = f"{stored['card_bin']:06d}"  # stored as numbers (schema v6)
@@ -554,10 +751,23 @@ class Store:
         ]
 
     def backup(self) -> Path:
-        """Write an online backup beside the database file; return its path."""
+        """Write a verified online backup beside the database file; return its path.
+
+        The writer lock is held for a CHECKPOINT only; one backup runs at a time. A source
+        that fails its checksums is refused (:class:`~engine.backup.BackupRefusedError`) and
+        recorded in :attr:`integrity_error`."""
         if self.path is None:
             raise StoreError("An in-memory database has no file to back up; set PTSIM_DB.")
-        return take_backup(self._con, self.path, self._write_lock)
+        if self._closed:
+            raise StoreError("The database is closed; restart the process.")
+        with self._backup_lock:
+            try:
+                return take_backup(self._con, self.path, self._write_lock)
+            except BackupRefusedError as exc:
+                if exc.source_damage:
+                    self.integrity_error = exc.source_damage
+                    log.error("%s", exc)
+                raise
 
     def file_size_bytes(self) -> int:
         """Size of the database file plus its WAL (0 in memory)."""

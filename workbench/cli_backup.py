@@ -27,7 +27,9 @@ def _backup(args: argparse.Namespace) -> int:
         if not backups:
             print(f"No backups of {db_path} yet.")
         return 0
-    store = Store(db_path)  # refuses with one sentence if the server holds the file
+    # Refuses with one sentence if the server holds the file, or if it is damaged (then no file
+    # is touched: recovering it is the server's job, restoring a backup the operator's).
+    store = Store(db_path, recover=False)
     try:
         print(f"Backup written to {store.backup()}")
     finally:

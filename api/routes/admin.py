@@ -30,10 +30,13 @@ async def reset(engine: EngineDep) -> Stats:
     responses={
         401: {"model": ErrorResponse, "description": "Missing or wrong token."},
         403: {"model": ErrorResponse, "description": "Admin routes disabled."},
-        503: {"model": ErrorResponse, "description": "In-memory database or backup failed."},
+        503: {
+            "model": ErrorResponse,
+            "description": "In-memory database, or backup failed or refused (damaged file).",
+        },
     },
 )
 async def backup(engine: EngineDep) -> dict[str, str]:
-    """Write an online backup beside the database file (the one to use while serving)."""
+    """Write a verified online backup beside the database file (the one to use while serving)."""
     path = await run_in_threadpool(engine.store.backup)
-    return {"backup": str(path)}
+    return {"backup": f"{path.parent.name}/{path.name}"}  # relative to the db's folder: no paths

@@ -215,14 +215,16 @@ def test_admin_token_wrong_missing_and_right(
 
 
 def test_admin_backup_writes_a_file_that_opens(
-    client: TestClient, admin_headers: dict[str, str]
+    client: TestClient, admin_headers: dict[str, str], engine: Engine
 ) -> None:
     import duckdb
 
     client.post("/payment", json=payment_body())
     answer = client.post("/admin/backup", headers=admin_headers)
     assert answer.status_code == 200
-    backup = Path(answer.json()["backup"])
+    name = answer.json()["backup"]  # relative to the database's folder, never an absolute path
+    assert not Path(name).is_absolute() and str(engine.store.path.parent) not in answer.text
+    backup = engine.store.path.parent / name
     assert backup.exists() and backup.stat().st_size > 0
     con = duckdb.connect(str(backup), read_only=True)
     try:

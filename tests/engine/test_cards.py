@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from engine.cards import FINGERPRINT_BYTES, fingerprint, load_or_create_key, luhn_valid, mask
+from engine.errors import CardKeyError
 
 CARD = "4000001234567890"
 
@@ -91,3 +96,57 @@ def test_bulk_fingerprints_equal_the_live_ones_for_any_key_length() -> None:
         assert [fingerprint(n, key).digest for n in numbers] == [
             hmac.digest(key, n.encode(), "sha256")[:FINGERPRINT_BYTES] for n in numbers
         ]
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [(b"", "0-byte key"), (b"abcd" * 4, "8-byte key"), (b"not a key \xff\n", "hexadecimal")],
+)
+def test_an_empty_short_or_garbage_key_file_is_refused(
+    tmp_path: Path, content: bytes, says: str
+) -> None:
+    path = tmp_path / "db.duckdb.cardkey"
+    path.write_bytes(content)
+    with pytest.raises(CardKeyError, match=says) as refused:
+        load_or_create_key(path, None)
+    assert "\n" not in str(refused.value) and path.read_bytes() == content  # left as found
+
+
+def test_a_missing_key_is_refused_once_the_database_holds_fingerprints(tmp_path: Path) -> None:
+    from engine.service import Engine
+
+    db = tmp_path / "keyed.duckdb"
+    with Engine.open(db, seed=1, card_key="") as eng:
+        eng.authorize({"card_number": CARD, "amount": "10.00", "merchant": "M"})
+    key_file = tmp_path / "keyed.duckdb.cardkey"
+    key_file.unlink()
+    with pytest.raises(CardKeyError, match="missing but the database already holds"):
+        Engine.open(db, seed=1, card_key="")
+    assert not key_file.exists()  # not silently replaced
+    with Engine.open(db, seed=1, card_key="k" * 32):  # the refusal closed the file
+        pass
+
+
+def test_the_key_is_written_atomically_and_kept_if_another_process_won(tmp_path: Path) -> None:
+    path = tmp_path / "db.duckdb.cardkey"
+    key = load_or_create_key(path, None)
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left
+    assert bytes.fromhex(path.read_text()) == key
+
+
+def test_the_cli_says_what_is_wrong_with_the_key_in_one_sentence(tmp_path: Path) -> None:
+    db = tmp_path / "cli.duckdb"
+    db.with_name("cli.duckdb.cardkey").write_bytes(b"")
+    ptsim = str(Path(sys.executable).with_name("ptsim"))
+    env = {**os.environ, "PTSIM_CARD_KEY": "", "PTSIM_BACKUP_INTERVAL_S": "0"}
+    done = subprocess.run(
+        [ptsim, "generate", "--rows", "10", "--seed", "1", "--db", str(db), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("ptsim: The card key file")

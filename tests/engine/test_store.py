@@ -18,6 +18,10 @@ from engine.policy import Policy
 from engine.schema import MIGRATIONS, SCHEMA_VERSION, migration_sql
 from engine.service import Engine
 
+# Files written by hand below hold rows but no key file: their fingerprints came from a key the
+# operator keeps, so it is configured (a missing key file is refused once rows exist).
+OLD_FILE_KEY = "old-file-card-key-0123456789"
+
 
 def _body(i: int, amount: str | None = None) -> dict:
     cards = ["4111111111111111", "5555555555554444", "4000001234567890", "6011111111111117"]
@@ -102,7 +106,7 @@ def test_a_v1_file_is_migrated_and_its_rollups_backfilled(db_path) -> None:
         )
     con.close()
 
-    with Engine.open(db_path, seed=1, card_key="") as eng:
+    with Engine.open(db_path, seed=1, card_key=OLD_FILE_KEY) as eng:
         assert eng.store.schema_version() == SCHEMA_VERSION >= 2
         stats = eng.stats()
         recount = _recount(eng)
@@ -118,7 +122,7 @@ def test_a_v1_file_is_migrated_and_its_rollups_backfilled(db_path) -> None:
         assert eng.get_transaction(rows[0][0]).amount == Decimal("10.50")
         _pay(eng, 1)
         assert eng.stats().total == 6
-    with Engine.open(db_path, seed=1, card_key="") as eng:  # migrating twice is a no-op
+    with Engine.open(db_path, seed=1, card_key=OLD_FILE_KEY) as eng:  # migrating twice is a no-op
         assert eng.stats().total == 6
         versions = eng.store.query("SELECT version FROM schema_version ORDER BY version")
         assert [v for (v,) in versions] == list(range(1, SCHEMA_VERSION + 1))
@@ -279,7 +283,7 @@ def test_a_v5_file_in_an_older_duckdb_storage_format_still_migrates(db_path) -> 
     )
     con.close()
 
-    with Engine.open(db_path, seed=1, card_key="") as eng:
+    with Engine.open(db_path, seed=1, card_key=OLD_FILE_KEY) as eng:
         assert eng.store.schema_version() == SCHEMA_VERSION
         stored = eng.get_transaction(uuid.UUID(int=(1 << 76) | 1))
         assert (stored.card_last4, stored.card_masked[:6], stored.status) == (

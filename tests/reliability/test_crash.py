@@ -1,11 +1,13 @@
 """Crash safety of the real server: SIGKILL under load loses no payment answered 201; a file that
 will not open is moved aside and the newest backup restored, loudly; ``ptsim backup``/``restore``.
 
-``PTSIM_CRASH_CYCLES`` (default 3) sets how many kill/restart cycles run.
+``PTSIM_CRASH_CYCLES`` (default 3) sets how many kill/restart cycles run; they rotate through a
+kill under plain load, during a simulation run and during a backup's copy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from typing import Any
 import duckdb
 import httpx
 import numpy as np
+import pytest
 from support import ADMIN_TOKEN, TEST_CARDS, payment_body
 
 from tests.reliability.live_server import PTSIM, live_server_fixture  # noqa: F401 (the fixture)
@@ -82,29 +85,67 @@ def _assert_present_with_audit(url: str, ids: list[str]) -> None:
             assert audit.json()[0]["event"] == "payment.decided"
 
 
+SIMULATION = {"rows": 300_000, "seed": 42, "days": 7, "fraud_rate": 0.01}
+
+
+def _kill_during(kind: str, server: Any, db: Path, rng: np.random.Generator) -> None:
+    """SIGKILL the server at a random moment of a plain load, a simulation run or a backup."""
+    if kind == "simulation":
+        answer = httpx.post(f"{server.url}/simulations", json=SIMULATION, timeout=30)
+        assert answer.status_code == 202, answer.text
+        time.sleep(float(rng.uniform(0.2, 1.5)))  # the run is writing chunks
+    elif kind == "backup":
+        folder = db.with_name(db.name + ".backups")
+        threading.Thread(target=_post_backup, args=(server.url,), daemon=True).start()
+        deadline = time.monotonic() + 30
+        while not list(folder.glob("*.partial")) and time.monotonic() < deadline:
+            time.sleep(0.005)  # kill once the copy has started
+        assert list(folder.glob("*.partial")), "the backup never started copying"
+        time.sleep(float(rng.uniform(0.0, 0.05)))
+    else:
+        time.sleep(float(rng.uniform(0.05, 1.0)))  # a random moment under load
+    server.kill()
+
+
+def _post_backup(url: str) -> None:
+    with contextlib.suppress(httpx.HTTPError):  # the server is killed under it
+        httpx.post(f"{url}/admin/backup", headers=AUTH, timeout=60)
+
+
+@pytest.mark.slow  # PTSIM_CRASH_CYCLES=21 for the full run; make test runs 3 (one of each kind)
+@pytest.mark.timeout(120 + 90 * CYCLES)  # server starts on a busy machine take up to ~30 s
 def test_sigkill_under_load_loses_no_confirmed_payment(live_server: Any, tmp_path: Path) -> None:
     rng = np.random.default_rng(KILL_SEED)
     db = tmp_path / "crash.duckdb"
     confirmed: list[str] = []
-    kills = 0
+    kinds: dict[str, int] = {}
     for cycle in range(CYCLES):
         server = live_server(db)
-        _assert_present_with_audit(server.url, confirmed)  # everything from earlier cycles
+        _assert_recovered_cleanly(server.url, db, confirmed)  # everything from earlier cycles
+        kind = ("load", "simulation", "backup")[cycle % 3]
         with Load(server.url, cycle) as load:
             deadline = time.monotonic() + 30  # generous: the machine may be busy
             while len(load.confirmed) < 20 and time.monotonic() < deadline:
                 time.sleep(0.02)
-            time.sleep(float(rng.uniform(0.05, 1.0)))  # a random moment under load
-            server.kill()
-            kills += 1
+            _kill_during(kind, server, db, rng)
+            kinds[kind] = kinds.get(kind, 0) + 1
         assert load.confirmed, f"cycle {cycle}: no payment confirmed before the kill"
         confirmed.extend(load.confirmed)
     server = live_server(db)
-    _assert_present_with_audit(server.url, confirmed)
+    _assert_recovered_cleanly(server.url, db, confirmed)
     stats = httpx.get(f"{server.url}/stats", timeout=10).json()
     assert stats["total"] >= len(confirmed)  # unanswered payments may also have committed
     assert server.stop() == 0
-    print(f"\ncrash: {kills} SIGKILLs survived, {len(confirmed)} confirmed ids checked")
+    survived = sum(kinds.values())
+    print(f"\ncrash: {survived} SIGKILLs survived {kinds}, {len(confirmed)} confirmed ids checked")
+
+
+def _assert_recovered_cleanly(url: str, db: Path, confirmed: list[str]) -> None:
+    """Every confirmed payment is there, nothing was reported lost, no half backup is left."""
+    _assert_present_with_audit(url, confirmed)
+    health = httpx.get(f"{url}/health", timeout=10).json()
+    assert health["status"] == "ok" and health["storage"] == [], health
+    assert not list(db.with_name(db.name + ".backups").glob("*.partial*"))
 
 
 def test_damaged_file_is_moved_aside_and_the_newest_backup_restored(
