@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api.errors import install_error_handlers
 from api.middleware import RateLimitMiddleware, RequestContextMiddleware
@@ -37,7 +38,9 @@ def create_app(engine: Engine | None = None) -> FastAPI:
             if owned:
                 app.state.engine.close()
 
-    app = FastAPI(
+    # /docs and /redoc from assets shipped in the fastapi-offline package, not a CDN: they render
+    # on a machine without internet (tests/e2e/test_docs_offline_e2e.py).
+    app = FastAPIOffline(
         title="Payment Transaction Simulator",
         version="0.1.0",
         description=DESCRIPTION,
