@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from api.deps import admin_failure_buckets
 from api.errors import install_error_handlers
 from api.middleware import RateLimitMiddleware, RequestContextMiddleware
 from api.payment_fast_path import PaymentFastPath
@@ -48,6 +49,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     )
     if engine is not None:
         app.state.engine = engine
+    app.state.admin_failures = admin_failure_buckets()
     install_error_handlers(app)
     settings = engine.settings if engine is not None else get_settings()
     app.add_middleware(PaymentFastPath)  # innermost: after request ids, body limit, rate limit

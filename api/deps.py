@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import hmac
+import math
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.middleware import TokenBuckets, client_address
 from engine.service import Engine
 
 _bearer = HTTPBearer(auto_error=False, description="PTSIM_ADMIN_TOKEN")
+# Wrong admin tokens per client: 10 at once, then one more every 6 s. A throttled client gets
+# 429 even with the right token, so throttling cannot be used to test guesses.
+ADMIN_FAILURE_BURST = 10
+ADMIN_FAILURES_PER_S = 1 / 6
+
+
+def admin_failure_buckets() -> TokenBuckets:
+    """The per-app record of wrong admin tokens (``create_app`` keeps one in ``app.state``)."""
+    return TokenBuckets(ADMIN_FAILURES_PER_S, ADMIN_FAILURE_BURST)
 
 
 async def get_engine(request: Request) -> Engine:
@@ -25,10 +36,12 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 def require_admin(
+    request: Request,
     engine: EngineDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """Admin routes deny by default: they need ``Authorization: Bearer $PTSIM_ADMIN_TOKEN``."""
+    """Admin routes deny by default: they need ``Authorization: Bearer $PTSIM_ADMIN_TOKEN``;
+    a client that sent too many wrong tokens is answered 429 until ``Retry-After`` passes."""
     configured = engine.settings.admin_token
     if configured is None:
         raise HTTPException(
@@ -36,8 +49,18 @@ def require_admin(
             "Admin routes are disabled: set PTSIM_ADMIN_TOKEN and send "
             "'Authorization: Bearer <token>'.",
         )
+    failures: TokenBuckets = request.app.state.admin_failures
+    client = client_address(request.scope)
+    if wait := failures.wait(client):
+        retry_after = str(max(1, math.ceil(wait)))
+        raise HTTPException(
+            429,
+            f"Too many wrong admin tokens from this client; retry after {retry_after} s.",
+            headers={"Retry-After": retry_after},
+        )
     supplied = credentials.credentials if credentials else ""
     if not hmac.compare_digest(supplied.encode(), configured.get_secret_value().encode()):
+        failures.take(client)
         raise HTTPException(
             401, "Missing or wrong admin token.", headers={"WWW-Authenticate": "Bearer"}
         )
