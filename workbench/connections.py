@@ -34,6 +34,7 @@ before reading still reads the answer instead of a connection reset.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 from typing import Any
 
@@ -48,11 +49,17 @@ LINGER_S = 2.0  # how long a refused connection is read and discarded before it 
 MAX_DISCARD_BYTES = 64 * 1024 * 1024
 
 _IDLE, _HEAD, _BODY, _BUSY, _LINGER, _CLOSED = range(6)
+_TIMED = (_IDLE, _HEAD, _BODY, _LINGER)  # the phases with a deadline
 _REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
 class ConnectionLimits:
-    """One server's connection bounds and the sweep that enforces their deadlines."""
+    """One server's connection bounds and the sweep that enforces their deadlines.
+
+    Each timed phase keeps its connections in a dict in the order they entered it; one phase
+    has one timeout, so that is deadline order: the sweep and the choice of a connection to
+    close both look only at the front (O(1), not a scan of every open connection).
+    """
 
     def __init__(
         self,
@@ -67,8 +74,14 @@ class ConnectionLimits:
         self.header_timeout_s = header_timeout_s
         self.body_timeout_s = body_timeout_s
         self.max_header_bytes = max_header_bytes
-        shortest = min(idle_timeout_s, header_timeout_s, body_timeout_s, LINGER_S)
-        self.sweep_interval_s = min(1.0, max(0.05, shortest / 4))
+        self.timeout_s = {
+            _IDLE: idle_timeout_s,
+            _HEAD: header_timeout_s,
+            _BODY: body_timeout_s,
+            _LINGER: LINGER_S,
+        }
+        self.sweep_interval_s = min(1.0, max(0.05, min(self.timeout_s.values()) / 4))
+        self.queues: dict[int, dict[GuardedProtocol, None]] = {phase: {} for phase in _TIMED}
         self.open: set[GuardedProtocol] = set()  # HTTP connections this guard still owns
         self._sweep: asyncio.TimerHandle | None = None
 
@@ -79,11 +92,7 @@ class ConnectionLimits:
             self._sweep = loop.call_later(self.sweep_interval_s, self._expire, loop)
         if len(self.open) <= self.max_connections:
             return True
-        victim = min(
-            (c for c in self.open if c.phase in (_IDLE, _HEAD) and c is not connection),
-            key=lambda c: c.deadline,
-            default=None,
-        )
+        victim = self._nearest_deadline((_IDLE, _HEAD), besides=connection)
         if victim is None:
             return False
         victim.close_now()
@@ -92,10 +101,23 @@ class ConnectionLimits:
     def release(self, connection: GuardedProtocol) -> None:
         self.open.discard(connection)
 
+    def _nearest_deadline(
+        self, phases: tuple[int, ...], besides: GuardedProtocol
+    ) -> GuardedProtocol | None:
+        best = None
+        for phase in phases:
+            for candidate in self.queues[phase]:  # the front is the nearest deadline
+                if candidate is not besides:
+                    if best is None or candidate.deadline < best.deadline:
+                        best = candidate
+                    break
+        return best
+
     def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()
-        for connection in [c for c in self.open if c.deadline <= now]:
-            connection.expire()
+        for queue in self.queues.values():
+            for connection in list(itertools.takewhile(lambda c: c.deadline <= now, queue)):
+                connection.expire()
         self._sweep = (
             loop.call_later(self.sweep_interval_s, self._expire, loop) if self.open else None
         )
@@ -114,7 +136,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limit_concurrency = None  # uvicorn's open-connection count is replaced, see admit()
-        self.phase = _IDLE
+        self.phase = _CLOSED  # until connection_made
         self.deadline = math.inf
         self._head_bytes = 0
         self._chunk_bytes = 0
@@ -125,11 +147,11 @@ class GuardedProtocol(HttpToolsProtocol):
     # -- the connection ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._enter(_IDLE, self.limits.idle_timeout_s)
+        self._enter(_IDLE)
         self._over_limit = not self.limits.admit(self, self.loop)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.phase = _CLOSED
+        self._enter(_CLOSED)
         self.limits.release(self)
         super().connection_lost(exc)
 
@@ -145,14 +167,14 @@ class GuardedProtocol(HttpToolsProtocol):
                 self._refuse_head_too_large()
 
     def handle_websocket_upgrade(self) -> None:
-        self.phase = _CLOSED  # the websocket protocol owns the socket from here
+        self._enter(_CLOSED)  # the websocket protocol owns the socket from here
         self.limits.release(self)
         super().handle_websocket_upgrade()
 
     # -- parser callbacks ---------------------------------------------------------------------
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._enter(_HEAD, self.limits.header_timeout_s)
+        self._enter(_HEAD)
         self._head_bytes = 0
         self._discarded = 0
 
@@ -162,7 +184,7 @@ class GuardedProtocol(HttpToolsProtocol):
         ):
             self._refuse_head_too_large()
             raise _Refused  # stops the parser; send_400_response below stays silent
-        self._enter(_BODY, self.limits.body_timeout_s)
+        self._enter(_BODY)
         if self._over_limit or len(self.tasks) >= self.limits.max_connections:
             self._close_after_response = True
             app, self.app = self.app, _service_unavailable  # type: ignore[assignment]
@@ -183,10 +205,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         if self.phase == _BODY:
-            if self.cycle.response_complete:
-                self._enter(_IDLE, self.limits.idle_timeout_s)
-            else:
-                self.phase, self.deadline = _BUSY, math.inf
+            self._enter(_IDLE if self.cycle.response_complete else _BUSY)
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
@@ -194,12 +213,20 @@ class GuardedProtocol(HttpToolsProtocol):
         if self._close_after_response:
             self._linger()
         elif self.phase == _BUSY and self.cycle.response_complete:  # not a pipelined request
-            self._enter(_IDLE, self.limits.idle_timeout_s)
+            self._enter(_IDLE)
 
     # -- deadlines and refusals ---------------------------------------------------------------
-    def _enter(self, phase: int, timeout_s: float) -> None:
+    def _enter(self, phase: int) -> None:
+        """Move to ``phase``: out of the old phase's queue, to the back of the new one's."""
+        queues = self.limits.queues
+        if self.phase in queues:
+            queues[self.phase].pop(self, None)
         self.phase = phase
-        self.deadline = self.loop.time() + timeout_s
+        if phase in queues:
+            self.deadline = self.loop.time() + self.limits.timeout_s[phase]
+            queues[phase][self] = None
+        else:
+            self.deadline = math.inf
 
     def expire(self) -> None:
         """The phase's deadline passed (called by the sweep)."""
@@ -215,7 +242,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def close_now(self) -> None:
         """Close at once (an idle connection, a finished linger, or room for a new one)."""
-        self.phase, self.deadline = _CLOSED, math.inf
+        self._enter(_CLOSED)
         self.limits.release(self)
         self._stop_application()
         if not self.transport.is_closing():
@@ -253,7 +280,7 @@ class GuardedProtocol(HttpToolsProtocol):
         (so its unread request does not turn our close into a reset that loses the answer)."""
         if self.phase in (_LINGER, _CLOSED):
             return
-        self.phase, self.deadline = _LINGER, self.loop.time() + LINGER_S
+        self._enter(_LINGER)
         if self.transport.is_closing():
             return
         self.flow.resume_reading()

@@ -88,3 +88,17 @@ def test_ptsim_api_refuses_to_start_on_all_interfaces_without_a_token(tmp_path: 
     message = done.stderr.strip()
     assert message.startswith("ptsim: PTSIM_HOST=0.0.0.0") and "\n" not in message
     assert not (tmp_path / "p.duckdb").exists()  # refused before anything was opened
+
+
+def test_the_docker_image_bakes_in_no_token_and_the_readme_says_how_to_pass_one() -> None:
+    root = Path(__file__).resolve().parents[2]
+    dockerfile = (root / "Dockerfile").read_text()
+    assert "PTSIM_HOST=0.0.0.0" in dockerfile
+    assert not [
+        line
+        for line in dockerfile.splitlines()
+        if "PTSIM_ADMIN_TOKEN=" in line and not line.lstrip().startswith("#")
+    ]
+    docker = (root / "README.md").read_text().split("## Docker", 1)[1].split("\n## ", 1)[0]
+    assert '-e PTSIM_ADMIN_TOKEN="$(openssl rand -hex 32)"' in docker
+    assert "PTSIM_ALLOW_PUBLIC_WITHOUT_TOKEN=true" in docker
