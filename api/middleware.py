@@ -89,7 +89,7 @@ class RequestContextMiddleware:
         request_id = supplied if supplied and _CLIENT_ID.match(supplied) else _next_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
-        status = 500
+        status = 499  # no answer started: the client left first (nginx's "client closed request")
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -139,6 +139,9 @@ class RequestContextMiddleware:
         except _BodyTooLarge:
             status = 413
             await _send_error(send, 413, too_large, request_id, _after_413(headers))
+        except Exception:
+            status = 500  # Starlette's outermost middleware answers it
+            raise
         finally:
             self._log(scope, request_id, status, started)
 

@@ -233,6 +233,13 @@ def test_a_trickled_body_answers_408_and_is_closed(fast_server: LiveServer) -> N
     _assert_envelope(error, "request_timeout")
     after = httpx.get(f"{fast_server.url}/stats", timeout=WAIT_S).json()["total"]
     assert after == before  # the half-sent payment was never decided
+    # The access log calls the abandoned request a 499 (client closed request), not a 500.
+    for _ in range(int(WAIT_S / 0.2)):  # the access log is written in batches
+        if '"status": 499' in fast_server.output():
+            break
+        time.sleep(0.2)
+    log = fast_server.output()
+    assert '"path": "/payment", "status": 499' in log and '"status": 500' not in log
 
 
 def test_a_huge_header_answers_431(default_server: LiveServer) -> None:
