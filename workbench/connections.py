@@ -185,6 +185,7 @@ class GuardedProtocol(HttpToolsProtocol):
             self._refuse_head_too_large()
             raise _Refused  # stops the parser; send_400_response below stays silent
         self._enter(_BODY)
+        previous = self.cycle
         if self._over_limit or len(self.tasks) >= self.limits.max_connections:
             self._close_after_response = True
             app, self.app = self.app, _service_unavailable  # type: ignore[assignment]
@@ -194,12 +195,15 @@ class GuardedProtocol(HttpToolsProtocol):
                 self.app = app
         else:
             super().on_headers_complete()
-        if not self.cycle.keep_alive:  # the client asked for close (or speaks HTTP/1.0)
-            self.cycle.transport = _CloseGently(self)  # type: ignore[assignment]
+        cycle = self.cycle
+        if cycle is previous:  # a WebSocket upgrade: no cycle, the WebSocket protocol takes over
+            self._enter(_BUSY)
+        elif not cycle.keep_alive:  # the client asked for close, or speaks HTTP/1.0
+            cycle.transport = _CloseGently(self)  # type: ignore[assignment]
 
     def on_body(self, body: bytes) -> None:
-        if self.cycle.response_complete:  # answered before its body was read: discard the rest
-            self._discard(len(body))
+        if self.phase == _BODY and self.cycle.response_complete:
+            self._discard(len(body))  # answered before its body was read: discard the rest
             return
         super().on_body(body)
 
