@@ -49,9 +49,9 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     )
     if engine is not None:
         app.state.engine = engine
-    app.state.admin_failures = admin_failure_buckets()
     install_error_handlers(app)
     settings = engine.settings if engine is not None else get_settings()
+    app.state.admin_failures = admin_failure_buckets(settings.admin_failure_limit)
     app.add_middleware(PaymentFastPath)  # innermost: after request ids, body limit, rate limit
     if settings.rate_limit:
         app.add_middleware(RateLimitMiddleware, per_second=settings.rate_limit)

@@ -13,15 +13,12 @@ from api.middleware import TokenBuckets, client_address
 from engine.service import Engine
 
 _bearer = HTTPBearer(auto_error=False, description="PTSIM_ADMIN_TOKEN")
-# Wrong admin tokens per client: 10 at once, then one more every 6 s. A throttled client gets
-# 429 even with the right token, so throttling cannot be used to test guesses.
-ADMIN_FAILURE_BURST = 10
-ADMIN_FAILURES_PER_S = 1 / 6
 
 
-def admin_failure_buckets() -> TokenBuckets:
-    """The per-app record of wrong admin tokens (``create_app`` keeps one in ``app.state``)."""
-    return TokenBuckets(ADMIN_FAILURES_PER_S, ADMIN_FAILURE_BURST)
+def admin_failure_buckets(per_second: float) -> TokenBuckets:
+    """Wrong admin tokens per client (``PTSIM_ADMIN_FAILURE_LIMIT``): a minute's worth at once,
+    then one every ``1 / per_second`` s (``create_app`` keeps one in ``app.state``)."""
+    return TokenBuckets(per_second, max(1, round(per_second * 60)))
 
 
 async def get_engine(request: Request) -> Engine:
@@ -41,7 +38,8 @@ def require_admin(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """Admin routes deny by default: they need ``Authorization: Bearer $PTSIM_ADMIN_TOKEN``;
-    a client that sent too many wrong tokens is answered 429 until ``Retry-After`` passes."""
+    a client that sent too many wrong tokens is answered 429 until ``Retry-After`` passes, even
+    with the right token, so the throttle never confirms a guess."""
     configured = engine.settings.admin_token
     if configured is None:
         raise HTTPException(

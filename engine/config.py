@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(
         32_768, ge=1024, le=16_777_216, description="Largest request line plus headers."
     )
+    admin_failure_limit: float = Field(
+        10 / 60,  # 10/min
+        gt=0,
+        description="Wrong admin tokens per client ('10/min'): a minute's worth at once, then 429.",
+    )
     allow_public_without_token: bool = Field(
         False, description="Serve on a non-loopback address with admin routes disabled."
     )
@@ -74,7 +79,7 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("rate_limit", mode="before")
+    @field_validator("rate_limit", "admin_failure_limit", mode="before")
     @classmethod
     def _parse_rate(cls, value: object) -> object:
         if value is None or value == "":

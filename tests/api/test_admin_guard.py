@@ -6,21 +6,41 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from support import payment_body
 
 from api.app import create_app
-from api.deps import ADMIN_FAILURE_BURST
 from engine.config import get_settings
 from engine.errors import SettingsError
 from engine.service import Engine
 from workbench.server import refuse_public_without_token
 
+
+@pytest.fixture
+def open_engine(tmp_path: Path) -> Iterator[Any]:
+    """A factory of engines with settings overrides; all closed afterwards."""
+    opened: list[Engine] = []
+
+    def make(**settings: Any) -> Engine:
+        engine = Engine.open(tmp_path / "g.duckdb", admin_token="secret", card_key="", **settings)
+        opened.append(engine)
+        return engine
+
+    try:
+        yield make
+    finally:
+        for engine in opened:
+            engine.close()
+
+
 PTSIM = str(Path(sys.executable).with_name("ptsim"))
 WRONG = {"Authorization": "Bearer not-the-token"}
+ADMIN_FAILURE_BURST = 10  # the default PTSIM_ADMIN_FAILURE_LIMIT, 10/min: a minute's worth at once
 
 
 def test_repeated_wrong_admin_tokens_are_throttled_even_the_right_one_then(
@@ -37,6 +57,13 @@ def test_repeated_wrong_admin_tokens_are_throttled_even_the_right_one_then(
         assert error["type"] == "rate_limited" and "admin token" in error["message"]
         assert error["request_id"] == answer.headers["Request-Id"]
     assert client.get("/stats").json()["total"] == 1  # nothing was reset
+
+
+def test_the_throttle_is_configurable(open_engine: Any) -> None:
+    engine = open_engine(admin_failure_limit="2/min")
+    with TestClient(create_app(engine)) as client:
+        statuses = [client.delete("/admin/reset", headers=WRONG).status_code for _ in range(3)]
+    assert statuses == [401, 401, 429]
 
 
 def test_throttling_is_per_client(engine: Engine, admin_headers: dict[str, str]) -> None:
