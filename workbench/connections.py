@@ -43,6 +43,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from api.middleware import Receive, Scope, Send, _error_bytes, _next_request_id
 
+_Base = HttpToolsProtocol  # called directly, not through super(): these run for every request
+
 LINGER_S = 2.0  # how long a refused connection is read and discarded before it is closed
 # How much of a refused or already-answered request is read and discarded at most (a 413'd
 # upload is read to its end so the client can read the answer; beyond this it is cut off).
@@ -137,6 +139,8 @@ class GuardedProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.limit_concurrency = None  # uvicorn's open-connection count is replaced, see admit()
         self.phase = _CLOSED  # until connection_made
+        self._queued = _CLOSED  # the phase whose queue holds this connection
+        self._begun = False  # a request began during the chunk being parsed
         self.deadline = math.inf
         self._head_bytes = 0
         self._chunk_bytes = 0
@@ -160,11 +164,16 @@ class GuardedProtocol(HttpToolsProtocol):
             self._discard(len(data))
             return
         self._chunk_bytes = len(data)
-        super().data_received(data)
+        _Base.data_received(self, data)
         if self.phase == _HEAD:  # the head is still incomplete after this whole chunk
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_header_bytes:
                 self._refuse_head_too_large()
+        # One queue move per chunk, not per phase it passed through (a whole request usually
+        # arrives in one chunk: idle -> busy); a new request re-enters even the same phase.
+        if self.phase != self._queued or self._begun:
+            self._begun = False
+            self._requeue()
 
     def handle_websocket_upgrade(self) -> None:
         self._enter(_CLOSED)  # the websocket protocol owns the socket from here
@@ -173,8 +182,9 @@ class GuardedProtocol(HttpToolsProtocol):
 
     # -- parser callbacks ---------------------------------------------------------------------
     def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._enter(_HEAD)
+        _Base.on_message_begin(self)
+        self.phase = _HEAD  # parser callbacks only set the phase; data_received requeues
+        self._begun = True
         self._head_bytes = 0
         self._discarded = 0
 
@@ -184,20 +194,20 @@ class GuardedProtocol(HttpToolsProtocol):
         ):
             self._refuse_head_too_large()
             raise _Refused  # stops the parser; send_400_response below stays silent
-        self._enter(_BODY)
+        self.phase = _BODY
         previous = self.cycle
         if self._over_limit or len(self.tasks) >= self.limits.max_connections:
             self._close_after_response = True
             app, self.app = self.app, _service_unavailable  # type: ignore[assignment]
             try:
-                super().on_headers_complete()
+                _Base.on_headers_complete(self)
             finally:
                 self.app = app
         else:
-            super().on_headers_complete()
+            _Base.on_headers_complete(self)
         cycle = self.cycle
         if cycle is previous:  # a WebSocket upgrade: no cycle, the WebSocket protocol takes over
-            self._enter(_BUSY)
+            self.phase = _BUSY
         elif not cycle.keep_alive:  # the client asked for close, or speaks HTTP/1.0
             cycle.transport = _CloseGently(self)  # type: ignore[assignment]
 
@@ -205,15 +215,15 @@ class GuardedProtocol(HttpToolsProtocol):
         if self.phase == _BODY and self.cycle.response_complete:
             self._discard(len(body))  # answered before its body was read: discard the rest
             return
-        super().on_body(body)
+        _Base.on_body(self, body)
 
     def on_message_complete(self) -> None:
         if self.phase == _BODY:
-            self._enter(_IDLE if self.cycle.response_complete else _BUSY)
-        super().on_message_complete()
+            self.phase = _IDLE if self.cycle.response_complete else _BUSY
+        _Base.on_message_complete(self)
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
+        _Base.on_response_complete(self)
         if self._close_after_response:
             self._linger()
         elif self.phase == _BUSY and self.cycle.response_complete:  # not a pipelined request
@@ -221,11 +231,16 @@ class GuardedProtocol(HttpToolsProtocol):
 
     # -- deadlines and refusals ---------------------------------------------------------------
     def _enter(self, phase: int) -> None:
-        """Move to ``phase``: out of the old phase's queue, to the back of the new one's."""
-        queues = self.limits.queues
-        if self.phase in queues:
-            queues[self.phase].pop(self, None)
+        """Move to ``phase`` now (outside the parser's callbacks)."""
         self.phase = phase
+        self._requeue()
+
+    def _requeue(self) -> None:
+        """Out of the queue it is in, to the back of its phase's queue (deadline from now)."""
+        queues = self.limits.queues
+        if self._queued in queues:
+            queues[self._queued].pop(self, None)
+        phase = self._queued = self.phase
         if phase in queues:
             self.deadline = self.loop.time() + self.limits.timeout_s[phase]
             queues[phase][self] = None
