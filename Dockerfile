@@ -2,6 +2,8 @@
 # Its steps are the same make targets a developer runs, so `make setup` / `make run` exercise them.
 FROM python:3.11-slim-bookworm
 
+# PTSIM_HOST=0.0.0.0: the servers serve beyond the container, so start-up refuses without an admin
+# token. Pass it at run time (docker run -e PTSIM_ADMIN_TOKEN=...); never bake one in here.
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \

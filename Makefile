@@ -50,7 +50,7 @@ fuzz: setup  ## schemathesis against a live `ptsim api` (longer than the in-proc
 	@rm -rf $(FUZZ_DIR) && mkdir -p $(FUZZ_DIR)
 	@port=$$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
 	export PTSIM_MAX_SIMULATION_ROWS=100000 SCHEMATHESIS_HOOKS=tests.reliability.fuzz_hooks; \
-	PTSIM_ADMIN_TOKEN=fuzz-token PTSIM_BACKUP_INTERVAL_S=0 PTSIM_RATE_LIMIT= PTSIM_HOST=127.0.0.1 \
+	PTSIM_ADMIN_TOKEN=fuzz-token PTSIM_ADMIN_FAILURE_LIMIT=1000000000/s PTSIM_BACKUP_INTERVAL_S=0 PTSIM_RATE_LIMIT= PTSIM_HOST=127.0.0.1 \
 	  $(BIN)/ptsim api --db $(CURDIR)/$(FUZZ_DIR)/fuzz.duckdb --api-port $$port \
 	  > $(FUZZ_DIR)/server.log 2>&1 & pid=$$!; \
 	until curl -fs http://127.0.0.1:$$port/health > /dev/null; do \

@@ -7,7 +7,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
+from api.deps import admin_failure_buckets
 from api.errors import install_error_handlers
 from api.middleware import RateLimitMiddleware, RequestContextMiddleware
 from api.routes import admin, backtest, health, payments, simulations, stats, transactions
@@ -36,7 +38,9 @@ def create_app(engine: Engine | None = None) -> FastAPI:
             if owned:
                 app.state.engine.close()
 
-    app = FastAPI(
+    # /docs and /redoc from assets shipped in the fastapi-offline package, not a CDN: they render
+    # on a machine without internet (tests/e2e/test_docs_offline_e2e.py).
+    app = FastAPIOffline(
         title="Payment Transaction Simulator",
         version="0.1.0",
         description=DESCRIPTION,
@@ -48,6 +52,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         app.state.engine = engine
     install_error_handlers(app)
     settings = engine.settings if engine is not None else get_settings()
+    app.state.admin_failures = admin_failure_buckets(settings.admin_failure_limit)
     app.add_middleware(payments.PaymentEndpoint)  # innermost: after ids, body limit, rate limit
     if settings.rate_limit:
         app.add_middleware(RateLimitMiddleware, per_second=settings.rate_limit)

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import hmac
+import math
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.middleware import TokenBuckets, client_address
 from engine.service import Engine
 
 _bearer = HTTPBearer(auto_error=False, description="PTSIM_ADMIN_TOKEN")
+
+
+def admin_failure_buckets(per_second: float) -> TokenBuckets:
+    """Wrong admin tokens per client (``PTSIM_ADMIN_FAILURE_LIMIT``): a minute's worth at once,
+    then one every ``1 / per_second`` s (``create_app`` keeps one in ``app.state``)."""
+    return TokenBuckets(per_second, max(1, round(per_second * 60)))
 
 
 async def get_engine(request: Request) -> Engine:
@@ -25,10 +33,13 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 def require_admin(
+    request: Request,
     engine: EngineDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """Admin routes deny by default: they need ``Authorization: Bearer $PTSIM_ADMIN_TOKEN``."""
+    """Admin routes deny by default: they need ``Authorization: Bearer $PTSIM_ADMIN_TOKEN``;
+    a client that sent too many wrong tokens is answered 429 until ``Retry-After`` passes, even
+    with the right token, so the throttle never confirms a guess."""
     configured = engine.settings.admin_token
     if configured is None:
         raise HTTPException(
@@ -36,8 +47,18 @@ def require_admin(
             "Admin routes are disabled: set PTSIM_ADMIN_TOKEN and send "
             "'Authorization: Bearer <token>'.",
         )
+    failures: TokenBuckets = request.app.state.admin_failures
+    client = client_address(request.scope)
+    if wait := failures.wait(client):
+        retry_after = str(max(1, math.ceil(wait)))
+        raise HTTPException(
+            429,
+            f"Too many wrong admin tokens from this client; retry after {retry_after} s.",
+            headers={"Retry-After": retry_after},
+        )
     supplied = credentials.credentials if credentials else ""
     if not hmac.compare_digest(supplied.encode(), configured.get_secret_value().encode()):
+        failures.take(client)
         raise HTTPException(
             401, "Missing or wrong admin token.", headers={"WWW-Authenticate": "Bearer"}
         )

@@ -137,7 +137,13 @@ def install_error_handlers(app: FastAPI) -> None:
                 "body",
                 request,
             )
-        kinds = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+        kinds = {
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+            429: "rate_limited",
+        }
         response = error_response(
             exc.status_code,
             kinds.get(exc.status_code, "http_error"),

@@ -63,6 +63,14 @@ async def _send_error(
     await send({"type": "http.response.body", "body": body})
 
 
+def _after_413(headers: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+    """A 413 keeps the connection open: the server reads and discards the rest of the body
+    (workbench/connections.py bounds how much and for how long), so a client that writes its
+    whole body before reading gets the answer, not a connection reset. A client waiting for
+    "100 Continue" sends no body at all, so its connection is simply closed."""
+    return [(b"connection", b"close")] if b"expect" in headers else []
+
+
 class RequestContextMiddleware:
     """Gives every request a ``Request-Id`` (the client's, if well-formed, else a new one),
     returns it as a header, stores it in ``scope["state"]`` for error bodies, refuses bodies
@@ -81,7 +89,7 @@ class RequestContextMiddleware:
         request_id = supplied if supplied and _CLIENT_ID.match(supplied) else _next_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
-        status = 500
+        status = 499  # no answer started: the client left first (nginx's "client closed request")
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -102,7 +110,7 @@ class RequestContextMiddleware:
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             status = 413
-            await _send_error(send, 413, too_large, request_id, [(b"connection", b"close")])
+            await _send_error(send, 413, too_large, request_id, _after_413(headers))
             self._log(scope, request_id, status, started)
             return
 
@@ -130,7 +138,10 @@ class RequestContextMiddleware:
             await self.app(scope, limited_receive, send_unless_overflowed)
         except _BodyTooLarge:
             status = 413
-            await _send_error(send, 413, too_large, request_id, [(b"connection", b"close")])
+            await _send_error(send, 413, too_large, request_id, _after_413(headers))
+        except Exception:
+            status = 500  # Starlette's outermost middleware answers it
+            raise
         finally:
             self._log(scope, request_id, status, started)
 
@@ -150,32 +161,64 @@ class RequestContextMiddleware:
             )
 
 
-class RateLimitMiddleware:
-    """Token bucket per client address on ``POST /payment``; 429 with ``Retry-After``."""
+class TokenBuckets:
+    """One token bucket per client: ``rate`` tokens a second, at most ``burst`` saved up.
 
-    def __init__(self, app: ASGIApp, per_second: float, burst: int | None = None) -> None:
-        self.app = app
-        self.rate = per_second
-        self.burst = float(burst or max(1, math.ceil(per_second)))
+    The one throttling mechanism: payments per client (:class:`RateLimitMiddleware`) and wrong
+    admin tokens per client (``api.deps.require_admin``). Thread-safe; forgets clients whose
+    bucket is full again once it tracks more than ``max_clients``, so it cannot grow without bound.
+    """
+
+    def __init__(self, rate: float, burst: float, max_clients: int = 100_000) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.max_clients = max_clients
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
-    def _take(self, client: str) -> float:
-        """0 when a token was taken, else seconds until one is available."""
+    def wait(self, client: str) -> float:
+        """0 when ``client`` has a token, else seconds until it will (takes nothing)."""
+        with self._lock:
+            tokens = self._tokens(client, time.monotonic())
+            return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
+    def take(self, client: str) -> float:
+        """Take a token: 0 when one was taken, else seconds until one is available."""
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(client, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            tokens = self._tokens(client, now)
             if tokens >= 1:
                 self._buckets[client] = (tokens - 1, now)
                 return 0.0
             self._buckets[client] = (tokens, now)
             return (1 - tokens) / self.rate
 
+    def _tokens(self, client: str, now: float) -> float:
+        if len(self._buckets) > self.max_clients:
+            self._forget_full(now)
+        tokens, last = self._buckets.get(client, (self.burst, now))
+        return min(self.burst, tokens + (now - last) * self.rate)
+
+    def _forget_full(self, now: float) -> None:
+        refill_s = self.burst / self.rate
+        self._buckets = {c: v for c, v in self._buckets.items() if now - v[1] < refill_s}
+
+
+def client_address(scope: Scope) -> str:
+    """The peer's address (behind a reverse proxy: the proxy's)."""
+    return (scope.get("client") or ("unknown", 0))[0]
+
+
+class RateLimitMiddleware:
+    """Token bucket per client address on ``POST /payment``; 429 with ``Retry-After``."""
+
+    def __init__(self, app: ASGIApp, per_second: float, burst: int | None = None) -> None:
+        self.app = app
+        self.buckets = TokenBuckets(per_second, burst or max(1, math.ceil(per_second)))
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/payment":
-            client = (scope.get("client") or ("unknown", 0))[0]
-            wait = self._take(client)
+            wait = self.buckets.take(client_address(scope))
             if wait > 0:
                 request_id = scope.get("state", {}).get("request_id", uuid.uuid4().hex)
                 retry_after = str(max(1, math.ceil(wait)))

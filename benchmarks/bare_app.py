@@ -51,6 +51,9 @@ def main() -> None:
     """Serve on 127.0.0.1 with the same settings as the real API."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--limit-concurrency", type=int, help="uvicorn's limit (bench_connections' reference)"
+    )
     args = parser.parse_args()
     uvicorn.run(
         app,
@@ -60,6 +63,8 @@ def main() -> None:
         http="httptools",
         access_log=False,
         log_level="warning",
+        limit_concurrency=args.limit_concurrency,
+        backlog=args.limit_concurrency or 2048,
     )
 
 

@@ -42,6 +42,26 @@ class Settings(BaseSettings):
     max_connections: int = Field(
         1024, ge=8, le=100_000, description="Open connections per server before 503s."
     )
+    idle_timeout_s: float = Field(
+        5.0, gt=0, le=3600, description="Seconds a connection may wait with no request."
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, le=3600, description="Seconds from a request's first byte to its last header."
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="Seconds from a request's headers to its last body byte."
+    )
+    max_header_bytes: int = Field(
+        32_768, ge=1024, le=16_777_216, description="Largest request line plus headers."
+    )
+    admin_failure_limit: float = Field(
+        10 / 60,  # 10/min
+        gt=0,
+        description="Wrong admin tokens per client ('10/min'): a minute's worth at once, then 429.",
+    )
+    allow_public_without_token: bool = Field(
+        False, description="Serve on a non-loopback address with admin routes disabled."
+    )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body.")
     rate_limit: float | None = Field(
         None, description="POST /payment per client and second ('100/s', '6000/min'); unset = off."
@@ -60,7 +80,7 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("rate_limit", mode="before")
+    @field_validator("rate_limit", "admin_failure_limit", mode="before")
     @classmethod
     def _parse_rate(cls, value: object) -> object:
         if value is None or value == "":

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import ipaddress
 import logging
 import logging.handlers
+import resource
 import signal
 import threading
 from collections.abc import Iterator
@@ -24,7 +26,9 @@ import uvloop
 from api.app import create_app
 from api.middleware import access_log
 from engine.config import PROJECT_ROOT, Settings
+from engine.errors import SettingsError
 from engine.service import Engine
+from workbench.connections import ConnectionLimits, guarded_protocol
 from workbench.runtime import close_shared_engine, install_shared_engine
 
 log = logging.getLogger("ptsim.server")
@@ -39,21 +43,68 @@ class _QuietServer(uvicorn.Server):
 
 
 def _config(app: object, settings: Settings, port: int) -> uvicorn.Config:
+    limits = ConnectionLimits(
+        max_connections=settings.max_connections,
+        idle_timeout_s=settings.idle_timeout_s,
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+    )
     return uvicorn.Config(
         app,
         host=settings.host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        # httptools with deadlines per connection phase, a header limit and a connection limit
+        # that makes room by closing idle sockets (workbench/connections.py); uvicorn's own
+        # limit_concurrency counted idle sockets and answered plain text, so it stays unset.
+        http=guarded_protocol(limits),
         access_log=False,
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=5,
-        # Past this many open connections uvicorn answers 503 instead of queueing without bound.
-        limit_concurrency=settings.max_connections,
         backlog=settings.max_connections,
-        timeout_keep_alive=5,
+        timeout_keep_alive=settings.idle_timeout_s,  # type: ignore[arg-type]  (any number works)
     )
+
+
+def refuse_public_without_token(settings: Settings) -> None:
+    """Serving beyond loopback without an admin token leaves admin routes unusable and the
+    dashboard's admin controls unguarded: refuse, unless explicitly allowed."""
+    if settings.admin_token or settings.allow_public_without_token or _is_loopback(settings.host):
+        return
+    raise SettingsError(
+        f"PTSIM_HOST={settings.host} serves beyond this machine without an admin token: set "
+        "PTSIM_ADMIN_TOKEN (e.g. to the output of 'openssl rand -hex 32'), bind "
+        "PTSIM_HOST=127.0.0.1, or set PTSIM_ALLOW_PUBLIC_WITHOUT_TOKEN=true."
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere
+
+
+def _raise_open_files_limit(settings: Settings, servers: int) -> None:
+    """Each open connection is a file descriptor: raise the soft limit towards what
+    ``max_connections`` needs (up to the hard limit), and say so when it cannot be reached."""
+    needed = servers * (settings.max_connections + 64) + 256  # + database, logs, browser fds
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        if target < needed:
+            log.warning(
+                "Open-file limit %d is below the %d that PTSIM_MAX_CONNECTIONS=%d needs; raise "
+                "'ulimit -n' or lower PTSIM_MAX_CONNECTIONS.",
+                target,
+                needed,
+                settings.max_connections,
+            )
 
 
 async def _serve(servers: list[_QuietServer], urls: list[str]) -> None:
@@ -79,6 +130,8 @@ async def _serve(servers: list[_QuietServer], urls: list[str]) -> None:
 
 def run(settings: Settings, with_dashboard: bool = True) -> int:
     """Start the engine, then the API (and the dashboard); block until Ctrl-C. Exit code."""
+    refuse_public_without_token(settings)
+    _raise_open_files_limit(settings, servers=2 if with_dashboard else 1)
     engine = Engine(settings)
     install_shared_engine(engine)
     _tune_garbage_collector()

@@ -9,7 +9,12 @@ from api.deps import AdminDep, EngineDep
 from api.errors import ErrorResponse
 from engine.models import Stats
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[AdminDep])
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    dependencies=[AdminDep],
+    responses={429: {"model": ErrorResponse, "description": "Too many wrong admin tokens."}},
+)
 
 
 @router.delete(

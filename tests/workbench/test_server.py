@@ -6,8 +6,23 @@ from __future__ import annotations
 def test_servers_bound_their_connections() -> None:
     from api.app import create_app
     from engine.config import get_settings
+    from workbench.connections import GuardedProtocol
     from workbench.server import _config
 
-    settings = get_settings(db=":memory:", max_connections=64)
+    settings = get_settings(
+        db=":memory:",
+        max_connections=64,
+        idle_timeout_s=2,
+        header_timeout_s=3,
+        body_timeout_s=4,
+        max_header_bytes=4096,
+    )
     config = _config(create_app(), settings, 18999)
-    assert config.limit_concurrency == 64 and config.host == "127.0.0.1"
+    assert config.host == "127.0.0.1"
+    # uvicorn's own limit counted idle sockets and answered plain text: the guard replaces it.
+    assert config.limit_concurrency is None
+    protocol = config.http
+    assert isinstance(protocol, type) and issubclass(protocol, GuardedProtocol)
+    limits = protocol.limits
+    assert (limits.max_connections, limits.max_header_bytes) == (64, 4096)
+    assert (limits.idle_timeout_s, limits.header_timeout_s, limits.body_timeout_s) == (2, 3, 4)
