@@ -8,7 +8,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from engine.policy import Policy
-from workbench import charts
+from workbench import cache, charts
 from workbench.ui import (
     TIME_RANGES,
     engine,
@@ -169,7 +169,7 @@ with results:
             st.error(f"{'.'.join(map(str, error['loc'])) or 'policy'}: {error['msg']}")
         st.stop()
     st.session_state["tune_candidate"] = candidate
-    result = eng.backtest(candidate, row_filter(run, time_range))
+    result = cache.backtest(eng, candidate, row_filter(run, time_range))
     c, a = result.candidate, result.active
     st.subheader("Candidate vs active")
     if c.rows == 0:
