@@ -15,14 +15,17 @@ What it does, per size:
    backups off) and Debian's Chromium through Playwright. For each page, ``--repeat`` times: a
    live payment is posted through the API (so no result cached by an earlier repetition can
    answer: the data version changed, as it does under live traffic), then a new tab opens the
-   page (the **first load**: from navigation until the script run finished, nothing is stale and
-   the page's charts are drawn) and performs the page's main interactions one after another, each
-   timed from the user's action (the click, the Enter key) until its result is rendered. The tab
-   shares its browser's HTTP cache with one untimed warm-up load, as a returning user's does.
-3. **Server.** After stopping the server, the same file is opened in this process and the same
-   page runs and interactions are timed through Streamlit's ``AppTest`` (script, engine calls,
-   figures and their protobuf, i.e. all the server does except the websocket), again with a
-   fresh data version before each repetition. Browser minus server is transport and rendering.
+   page (**open in a new tab**: from navigation until the script run finished, nothing is stale
+   and the page's charts are drawn), performs the page's main interactions one after another,
+   each timed from the user's action (the click, the Enter key) until its result is rendered,
+   and finally opens the page again **from the sidebar** of another page (same session, as a
+   user moving between pages does). Tabs share their browser's HTTP cache, warmed by one untimed
+   load, as a returning user's do.
+3. **Server.** The server is ``ptsim serve`` with one hook (``--serve``, below): it logs the start
+   and duration of every script run it executes (Streamlit's one function that runs a page:
+   script, engine calls, building the elements' messages). The server time of a step is the sum
+   of the full (non-fragment) runs that started between the action and the rendered result, so
+   browser minus server is session set-up, transport and rendering.
 
 "Done" in the browser is read from the page itself: Streamlit's root element carries
 ``data-test-script-state`` (``running`` while a script or fragment run is in progress,
