@@ -168,8 +168,10 @@ def grouped_decisions_sql(
     Each row gets one integer ``k`` packing (label, scenario, candidate score bin, candidate
     reason, candidate approves by rules 2-4, active reason); rows are counted and amounts summed
     per ``k`` in a single hash aggregation. ``scenarios`` lists the fraud scenario names to code
-    (1-based; 0 = none or unknown). The re-decided rows are a ``MATERIALIZED`` CTE so each score
-    is computed once however often it is referenced.
+    (1-based; 0 = none or unknown). The re-decided rows are a ``NOT MATERIALIZED`` CTE: its
+    projection still computes each score once per row (the key reads its column), and the rows
+    stream into the aggregation instead of being buffered first (buffering ten million rows was
+    a quarter of the query's CPU time).
     """
     where, params = filters.where()
     c = decision_sql(candidate, "c")
@@ -195,7 +197,7 @@ def grouped_decisions_sql(
                    device_trust_score AS dt, ip_risk_score AS ip, velocity_count AS vc, draw,
                    is_fraud, {scenario_code} AS sc
             FROM transactions {where}
-        ), scored AS MATERIALIZED (
+        ), scored AS NOT MATERIALIZED (
             SELECT is_fraud, sc, cents, {c.score} AS c_score, {c.rest_reason} AS c_rest,
                    {a.rest_reason} AS a_rest{a_score}
             FROM base

@@ -277,3 +277,15 @@ def test_filter_rejects_an_inverted_time_range():
 
     with pytest.raises(ValueError, match="since"):
         RowFilter(since=START, until=START)
+
+
+def test_backtest_query_streams_rows_into_its_aggregation(engine):
+    """The re-decided rows are not buffered in a materialized CTE before being grouped (that
+    buffer was a quarter of a 10M-row backtest's CPU time); the plan has no CTE operator."""
+    from engine.backtest import grouped_decisions_sql
+
+    sql, params = grouped_decisions_sql(
+        Policy(score_threshold=0.5), DEFAULT_POLICY, RowFilter(), ["stolen_card"]
+    )
+    plan = engine.store.query("EXPLAIN " + sql, params)[0][1]
+    assert "CTE" not in plan, plan

@@ -26,3 +26,18 @@ def test_servers_bound_their_connections() -> None:
     limits = protocol.limits
     assert (limits.max_connections, limits.max_header_bytes) == (64, 4096)
     assert (limits.idle_timeout_s, limits.header_timeout_s, limits.body_timeout_s) == (2, 3, 4)
+
+
+def test_served_sessions_watch_no_source_files() -> None:
+    """Streamlit's rerun-on-save file watching walks the project and adds a watch per imported
+    module for every new browser session; the served dashboard turns it off (config.toml)."""
+    import subprocess
+    import sys
+
+    from engine.config import PROJECT_ROOT
+
+    read = "import streamlit.config as c; print(c.get_option('server.fileWatcherType'))"
+    answer = subprocess.run(
+        [sys.executable, "-c", read], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    )
+    assert answer.stdout.strip() == "none", answer.stderr

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from engine.policy import Policy
 from engine.validation import describe
-from workbench import charts, formats
+from workbench import cache, charts, formats
 from workbench.admin_gate import admin_access, admin_only
 from workbench.formats import Tile
 from workbench.ui import (
@@ -188,7 +188,7 @@ with results:
             st.error(describe(error, root="policy")[1])
         st.stop()
     st.session_state["tune_candidate"] = candidate
-    result = eng.backtest(candidate, row_filter(run, time_range))
+    result = cache.backtest(eng, candidate, row_filter(run, time_range))
     c, a = result.candidate, result.active
     st.subheader("Candidate vs active")
     if c.rows == 0:

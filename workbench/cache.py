@@ -1,0 +1,34 @@
+"""Results the dashboard reuses while the data they were computed from has not changed.
+
+Streamlit reruns a page's whole script on every interaction, and a page opened again (from the
+sidebar, in a second tab, by a second analyst) asks again. A result is reused only while the
+store's data version (its count of committed writes) is the one it was computed at, so a new
+payment, run or policy version always gives a fresh result.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from engine import analytics
+from engine.backtest import BacktestResult
+from engine.filters import RowFilter
+from engine.policy import Policy
+from engine.service import Engine
+
+
+def backtest(eng: Engine, candidate: Policy, filters: RowFilter) -> BacktestResult:
+    """``eng.backtest(candidate, filters)``, reused while the data and the active policy are
+    unchanged (the version is read before computing, so a write racing the query makes the next
+    call recompute rather than keep a stale result)."""
+    return _backtest(
+        eng, analytics.data_version(eng.store), eng.active_policy(), candidate, filters
+    )
+
+
+@lru_cache(maxsize=16)
+def _backtest(
+    eng: Engine, version: int, active: Policy, candidate: Policy, filters: RowFilter
+) -> BacktestResult:
+    # version and active are part of the key only: the engine reads both itself
+    return eng.backtest(candidate, filters)
