@@ -6,6 +6,7 @@ A filter becomes one parameterized SQL ``WHERE`` clause; values never enter the 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -54,7 +55,7 @@ class RowFilter(BaseModel):
     @classmethod
     def _no_bare_numbers(cls, value: Any) -> Any:
         # The schema says ISO 8601 strings; pydantic's lax mode would take numbers as seconds.
-        if isinstance(value, int | float):
+        if isinstance(value, int | float | Decimal):  # Decimal: bodies read with exact numbers
             raise ValueError("must be an ISO 8601 string (a date-time or a duration), not a number")
         return value
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any
 
@@ -24,6 +23,7 @@ from pydantic import StringConstraints, TypeAdapter, ValidationError
 
 from api.deps import get_engine
 from api.errors import MappedError, map_error
+from api.exact_json import loads_exact, may_lose_precision
 from api.middleware import ASGIApp, Receive, Scope, Send
 from engine.idempotency import MAX_KEY_LENGTH
 from engine.models import PaymentRequest, PaymentResult
@@ -94,13 +94,16 @@ def _parse_payment(content_type: bytes | None, body: bytes) -> PaymentRequest:
         raise RequestValidationError([{"type": "missing", "loc": ("body",)}])
     if (content_type or b"").split(b";", 1)[0].strip().lower() != _JSON:
         raise RequestValidationError([{"type": "content_type", "loc": ("body",)}])
-    try:
-        return PaymentRequest.model_validate_json(body)
-    except ValidationError as exc:
-        errors = exc.errors(include_input=False)
+    if not may_lose_precision(body):
+        try:
+            return PaymentRequest.model_validate_json(body)
+        except ValidationError as exc:
+            errors = exc.errors(include_input=False)
+    else:  # a number too long for a float: read it exactly (the same checks, in Python mode)
+        errors = [{"type": "json_invalid", "loc": ("body",)}]
     if errors[0]["type"] == "json_invalid":  # e.g. a lone surrogate: name the field it is in
         try:
-            return PaymentRequest.model_validate(json.loads(body, parse_float=Decimal))
+            return PaymentRequest.model_validate(loads_exact(body))
         except ValidationError as exc:
             errors = exc.errors(include_input=False)
         except (ValueError, RecursionError):  # really not JSON

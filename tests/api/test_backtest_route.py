@@ -69,3 +69,25 @@ def test_bad_input_answers_400_naming_the_field(client, history, body, field):
     error = response.json()["error"]
     assert error["type"] == "validation_error"
     assert error["field"].startswith(field)
+
+
+@pytest.mark.parametrize(
+    "literal", ["500.000000000000000001", "0.009999999999999999999", "1000000.000000000000001"]
+)
+def test_amount_threshold_is_read_exactly(client, history, literal):
+    """A JSON number with more than two decimals, or just over the maximum, is not rounded by a
+    binary float into an accepted threshold."""
+    body = '{"candidate": {"amount_threshold": ' + literal + "}}"
+    response = client.post("/backtest", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["field"] == "candidate.amount_threshold"
+
+
+@pytest.mark.parametrize("text", ["1_000", "١٢٠٠"])
+def test_amount_threshold_text_is_plain_ascii(text):
+    from pydantic import ValidationError
+
+    from engine.policy import Policy
+
+    with pytest.raises(ValidationError):
+        Policy(amount_threshold=text)
