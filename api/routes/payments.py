@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from pydantic import StringConstraints, TypeAdapter, ValidationError
+from pydantic import AfterValidator, StringConstraints, TypeAdapter, ValidationError
 
 from api.deps import get_engine
 from api.errors import MappedError, map_error
@@ -27,6 +27,7 @@ from api.exact_json import loads_exact, may_lose_precision
 from api.middleware import ASGIApp, Receive, Scope, Send
 from engine.idempotency import MAX_KEY_LENGTH
 from engine.models import PaymentRequest, PaymentResult
+from engine.pan import refuse_pan
 from engine.service import Engine
 from engine.validation import PRINTABLE_ASCII
 
@@ -35,6 +36,7 @@ IDEMPOTENCY_KEY = TypeAdapter(
     Annotated[
         str,
         StringConstraints(min_length=1, max_length=MAX_KEY_LENGTH, pattern=PRINTABLE_ASCII),
+        AfterValidator(refuse_pan),  # keys are stored in full
     ]
 )
 _JSON = b"application/json"
