@@ -24,6 +24,7 @@ from engine.errors import (
     StoreError,
     StoreLockedError,
 )
+from engine.pan import mask_pans
 from engine.validation import describe_first
 
 log = logging.getLogger("ptsim.api")
@@ -101,7 +102,7 @@ def map_error(exc: Exception) -> MappedError | None:
     if isinstance(exc, IdempotencyConflictError):
         return MappedError(409, "idempotency_error", str(exc), "Idempotency-Key")
     if isinstance(exc, NotFoundError):
-        return MappedError(404, "not_found", str(exc))
+        return MappedError(404, "not_found", mask_pans(str(exc)))  # it may quote the path
     if isinstance(exc, StoreError):
         log.error("store error: %s", exc)
         return MappedError(503, "store_unavailable", str(exc))

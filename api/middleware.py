@@ -16,6 +16,8 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from engine.pan import contains_pan, mask_pans
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -24,12 +26,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 access_log = logging.getLogger("ptsim.access")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-# A run of 12-19 digits in a path may be a card number sent by mistake: never log it in full.
-_PAN_LIKE = re.compile(r"(?<![0-9A-Za-z-])([0-9]{6})[0-9]{2,9}([0-9]{4})(?![0-9A-Za-z-])")
 
 
 def _loggable_path(path: object) -> object:
-    return _PAN_LIKE.sub(r"\1…\2", path) if isinstance(path, str) else path
+    # A long run of digits in a path may be a card number sent by mistake: never log it in full.
+    return mask_pans(path) if isinstance(path, str) else path
 
 
 _ID_PREFIX = uuid.uuid4().hex[:16]  # unique per process; a counter makes each id unique within
@@ -86,7 +87,9 @@ class RequestContextMiddleware:
             return
         headers = dict(scope.get("headers") or [])
         supplied = headers.get(b"request-id", b"").decode("latin-1")
-        request_id = supplied if supplied and _CLIENT_ID.match(supplied) else _next_request_id()
+        # The id is echoed and logged: one holding a card number is replaced, like a malformed one.
+        usable = supplied and _CLIENT_ID.match(supplied) and not contains_pan(supplied)
+        request_id = supplied if usable else _next_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 499  # no answer started: the client left first (nginx's "client closed request")

@@ -6,6 +6,7 @@ A filter becomes one parameterized SQL ``WHERE`` clause; values never enter the 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -24,6 +25,9 @@ RunSelector = Literal["all", "live"] | int
 # An ISO 4217 code; the schema lists them (lower case is accepted and normalized, as in payments).
 CurrencyCode = Annotated[str, Field(json_schema_extra={"enum": sorted(ISO_4217)})]
 _RUNS = ("all", "live")
+# ``latest`` is subtracted from a stored timestamp in SQL; 10,000 years keeps the result inside
+# DuckDB's timestamp range (pydantic alone takes up to 999,999,999 days, which overflows it).
+MAX_LATEST = timedelta(days=3_652_500)
 _RUN_RULE = "must be 'all', 'live' or a positive run id"
 
 
@@ -54,7 +58,7 @@ class RowFilter(BaseModel):
     @classmethod
     def _no_bare_numbers(cls, value: Any) -> Any:
         # The schema says ISO 8601 strings; pydantic's lax mode would take numbers as seconds.
-        if isinstance(value, int | float):
+        if isinstance(value, int | float | Decimal):  # Decimal: bodies read with exact numbers
             raise ValueError("must be an ISO 8601 string (a date-time or a duration), not a number")
         return value
 
@@ -82,6 +86,11 @@ class RowFilter(BaseModel):
             raise ValueError(_RUN_RULE)
         return value
 
+    @field_validator("since", "until")
+    @classmethod
+    def _utc_in_range(cls, value: datetime | None) -> datetime | None:
+        return utc_in_range(value)
+
     @field_validator("until")
     @classmethod
     def _after_since(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
@@ -95,6 +104,8 @@ class RowFilter(BaseModel):
     def _positive_span(cls, value: timedelta | None) -> timedelta | None:
         if value is not None and value <= timedelta(0):
             raise ValueError("must be a positive duration")
+        if value is not None and value > MAX_LATEST:
+            raise ValueError("must be at most 3652500 days (10,000 years)")
         return value
 
     @field_validator("currencies")
@@ -134,6 +145,17 @@ class RowFilter(BaseModel):
             )
             params["f_latest"] = self.latest
         return "WHERE " + (" AND ".join(clauses) if clauses else "true"), params
+
+
+def utc_in_range(value: datetime | None) -> datetime | None:
+    """``value`` unchanged, or ``ValueError`` when it has no UTC equivalent between the years 1
+    and 9999 (``0001-01-01T00:00:00+01:00`` is in year 0 in UTC): a field validator."""
+    if value is not None and value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("must be a date-time between the years 1 and 9999 in UTC") from None
+    return value
 
 
 def _naive_utc(value: datetime) -> datetime:

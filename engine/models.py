@@ -18,7 +18,8 @@ from pydantic import (
 
 from engine.currencies import ISO_4217
 from engine.features import CHANNELS
-from engine.validation import DIGITS, NOT_ONLY_WHITESPACE, PRINTABLE_ASCII
+from engine.pan import refuse_pan
+from engine.validation import DIGITS, NOT_ONLY_WHITESPACE, PRINTABLE_ASCII, plain_decimal_text
 
 MAX_AMOUNT = Decimal("1000000.00")
 
@@ -105,6 +106,11 @@ class PaymentRequest(BaseModel):
         pattern=PRINTABLE_ASCII,
         description="Device fingerprint (printable ASCII, no spaces).",
     )
+
+    _plain_amount_text = field_validator("amount", mode="before")(plain_decimal_text)
+
+    # Free text is stored in full: a card number pasted into it would be too (PCI DSS 3.4).
+    _no_card_number = field_validator("merchant", "device_id")(refuse_pan)
 
     @field_validator("merchant", mode="before")
     @classmethod

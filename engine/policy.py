@@ -5,7 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from engine.validation import plain_decimal_text
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Weight = Annotated[float, Field(ge=0.0, le=10.0, allow_inf_nan=False)]
@@ -33,6 +35,8 @@ class Policy(BaseModel):
     weight_ip: Weight = 0.3
     weight_amount: Weight = 0.2
     weight_velocity: Weight = 0.1
+
+    _plain_threshold_text = field_validator("amount_threshold", mode="before")(plain_decimal_text)
 
     @model_validator(mode="after")
     def _weights_not_all_zero(self) -> Policy:

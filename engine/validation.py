@@ -78,12 +78,26 @@ DIGITS = r"^[0-9]+$"
 PRINTABLE_ASCII = r"^[\x21-\x7e]+$"
 NOT_ONLY_WHITESPACE = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 MEMORY_SIZE = r"^\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$"
+# Decimal text as the API accepts it: ASCII digits, an optional sign, point and exponent.
+# Python's Decimal() also reads "1_000" and non-ASCII digits ("١٢"), which no client means.
+DECIMAL_TEXT = re.compile(
+    r"[ \t]*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?[ \t]*", re.ASCII
+)
+DECIMAL_TEXT_RULE = "must be a decimal number written with the digits 0-9"
 _PATTERN_RULES = {
     DIGITS: "must hold digits only",
     PRINTABLE_ASCII: "must be printable ASCII without spaces",
     NOT_ONLY_WHITESPACE: "must not be only whitespace",
     MEMORY_SIZE: "must be a size such as 512MB or 2GB",
 }
+
+
+def plain_decimal_text(value: object) -> object:
+    """``value`` unchanged, or ``ValueError`` when it is a string that is not plain ASCII decimal
+    text (a ``mode="before"`` validator for money fields)."""
+    if isinstance(value, str) and not DECIMAL_TEXT.fullmatch(value):
+        raise ValueError(DECIMAL_TEXT_RULE)
+    return value
 
 
 def quoted_field(field: str) -> str:

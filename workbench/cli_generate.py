@@ -2,13 +2,17 @@
 
 The database belongs to one process at a time; when the server holds it, the command says so in
 one sentence (use the server's ``POST /simulations`` or another ``--db``) and exits with 2.
+Ctrl-C stops the run after the chunk being written commits: the run is marked ``interrupted``
+with its committed rows, one sentence goes to stderr and the exit code is 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
+import threading
 
 from tqdm import tqdm
 
@@ -83,6 +87,34 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     return parser
 
 
+# The shell's convention for a command stopped by SIGINT (128 + 2); ``ptsim`` returns it too.
+INTERRUPTED = 130
+
+
+class _CtrlC:
+    """While entered, Ctrl-C (SIGINT) only sets :attr:`pressed`; the run stops at its next commit.
+
+    A KeyboardInterrupt raised at an arbitrary point would land inside DuckDB, which turns it
+    into "Query interrupted" (a RuntimeError): the run was then marked failed with a traceback.
+    """
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._previous: object = None
+
+    def __enter__(self) -> _CtrlC:
+        if threading.current_thread() is threading.main_thread():  # only it may set handlers
+            self._previous = signal.signal(signal.SIGINT, self._press)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
+
+    def _press(self, signum: int, frame: object) -> None:
+        self.pressed = True
+
+
 def _option(field: str) -> str:
     """The command-line option that sets a SimulationParams field."""
     return "--" + field.replace("_", "-")
@@ -120,14 +152,28 @@ def run_generate(args: argparse.Namespace) -> int:
         desc="generate",
     )
 
+    stop = _CtrlC()
+    committed = 0
+
     def progress(written: int, planned: int) -> None:
+        nonlocal committed
+        committed = written
         bar.update(written - bar.n)
+        if stop.pressed:  # raised after a commit: the run ends 'interrupted' with these rows
+            raise KeyboardInterrupt
 
     try:
-        record = engine.simulate(params, progress=progress)
+        with stop:
+            record = engine.simulate(params, progress=progress)
     except KeyboardInterrupt:
-        print("ptsim generate: interrupted; committed chunks are kept", file=sys.stderr)
-        return 130
+        bar.close()
+        run = max(engine.list_runs(), key=lambda r: r.id, default=None)
+        print(
+            f"ptsim generate: interrupted; run {run.id if run else '?'} is marked "
+            f"{run.status if run else 'interrupted'} with its {committed:,} committed rows.",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
     finally:
         bar.close()
         engine.close()

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import EngineDep
 from api.errors import ErrorResponse
+from api.exact_json import ExactJsonRoute
 from engine.backtest import BacktestResult
 from engine.errors import InvalidRequestError
 from engine.filters import RowFilter
@@ -17,7 +18,8 @@ from engine.policy import Policy
 from engine.service import Engine
 from engine.validation import describe_first, quoted_field
 
-router = APIRouter(tags=["backtest"])
+# Bodies are read with exact numbers: amount_threshold is money (api/exact_json.py).
+router = APIRouter(tags=["backtest"], route_class=ExactJsonRoute)
 
 
 _NUMBER = {"type": "number"}

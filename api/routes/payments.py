@@ -14,19 +14,20 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-from decimal import Decimal
 from functools import cache
 from typing import Annotated, Any
 
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from pydantic import StringConstraints, TypeAdapter, ValidationError
+from pydantic import AfterValidator, StringConstraints, TypeAdapter, ValidationError
 
 from api.deps import get_engine
 from api.errors import MappedError, map_error
+from api.exact_json import loads_exact, may_lose_precision
 from api.middleware import ASGIApp, Receive, Scope, Send
 from engine.idempotency import MAX_KEY_LENGTH
 from engine.models import PaymentRequest, PaymentResult
+from engine.pan import refuse_pan
 from engine.service import Engine
 from engine.validation import PRINTABLE_ASCII
 
@@ -35,6 +36,7 @@ IDEMPOTENCY_KEY = TypeAdapter(
     Annotated[
         str,
         StringConstraints(min_length=1, max_length=MAX_KEY_LENGTH, pattern=PRINTABLE_ASCII),
+        AfterValidator(refuse_pan),  # keys are stored in full
     ]
 )
 _JSON = b"application/json"
@@ -94,13 +96,16 @@ def _parse_payment(content_type: bytes | None, body: bytes) -> PaymentRequest:
         raise RequestValidationError([{"type": "missing", "loc": ("body",)}])
     if (content_type or b"").split(b";", 1)[0].strip().lower() != _JSON:
         raise RequestValidationError([{"type": "content_type", "loc": ("body",)}])
-    try:
-        return PaymentRequest.model_validate_json(body)
-    except ValidationError as exc:
-        errors = exc.errors(include_input=False)
+    if not may_lose_precision(body):
+        try:
+            return PaymentRequest.model_validate_json(body)
+        except ValidationError as exc:
+            errors = exc.errors(include_input=False)
+    else:  # a number too long for a float: read it exactly (the same checks, in Python mode)
+        errors = [{"type": "json_invalid", "loc": ("body",)}]
     if errors[0]["type"] == "json_invalid":  # e.g. a lone surrogate: name the field it is in
         try:
-            return PaymentRequest.model_validate(json.loads(body, parse_float=Decimal))
+            return PaymentRequest.model_validate(loads_exact(body))
         except ValidationError as exc:
             errors = exc.errors(include_input=False)
         except (ValueError, RecursionError):  # really not JSON

@@ -12,6 +12,7 @@ from api.deps import EngineDep
 from api.errors import ErrorResponse
 from engine.errors import InvalidRequestError, NotFoundError
 from engine.idempotency import MAX_KEY_LENGTH
+from engine.pan import PAN_RULE, contains_pan
 from engine.simulation.params import DEFAULT_START, SCENARIOS, RunRecord, SimulationParams
 from engine.validation import PRINTABLE_ASCII, describe_first, quoted_field
 
@@ -78,6 +79,10 @@ async def start_simulation(
     ] = None,
 ) -> SimulationStarted:
     """Start a run in the server process (which owns the database); returns its id at once."""
+    if idempotency_key is not None and contains_pan(idempotency_key):  # keys are stored in full
+        raise InvalidRequestError(
+            "Idempotency-Key", f"{quoted_field('Idempotency-Key')} {PAN_RULE}."
+        )
     cap = engine.settings.max_simulation_rows
     if body.rows > cap:
         raise InvalidRequestError(

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.deps import EngineDep
 from api.errors import ErrorResponse
+from engine.filters import utc_in_range
 from engine.models import Stats
 
 router = APIRouter(tags=["stats"])
@@ -42,6 +43,11 @@ class StatsQuery(BaseModel):
         if isinstance(value, str) and not _RFC3339.match(value):
             raise ValueError("must be an RFC 3339 date-time such as 2026-01-31T12:00:00Z")
         return value
+
+    @field_validator("since", "until")
+    @classmethod
+    def _utc_in_range(cls, value: datetime | None) -> datetime | None:
+        return utc_in_range(value)
 
 
 @router.get(

@@ -4,6 +4,7 @@ card number is never echoed, and nothing is persisted."""
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
 from support import payment_body
@@ -67,6 +68,18 @@ CASES: list[tuple[str, dict, str, set[int]]] = [
     ("amount-3-decimals-number", _amount_literal("10.001"), "amount", {400}),
     ("amount-too-tiny", _amount_literal("1e-7"), "amount", {400}),
     ("amount-over-a-million", _json(_with(amount="1000000.01")), "amount", {400}),
+    # JSON numbers are read exactly, never through a binary float (api/exact_json.py)
+    ("amount-just-over-a-million", _amount_literal("1000000.000000000000001"), "amount", {400}),
+    (
+        "amount-many-decimals-near-a-cent",
+        _amount_literal("0.009999999999999999999"),
+        "amount",
+        {400},
+    ),
+    ("amount-many-decimals-exponent", _amount_literal("1.0000000000000000001e1"), "amount", {400}),
+    ("amount-underscores", _json(_with(amount="1_000")), "amount", {400}),
+    ("amount-arabic-indic-digits", _json(_with(amount="١٢")), "amount", {400}),
+    ("amount-fullwidth-digits", _json(_with(amount="１２")), "amount", {400}),
     ("amount-huge-integer", _amount_literal("9" * 5000), "body", {400}),  # no Python int
     ("card-non-digit", _json(_with(card_number="4111-1111-1111-1111")), "card_number", {400}),
     ("card-letters", _json(_with(card_number="4111111111111abc")), "card_number", {400}),
@@ -148,6 +161,18 @@ def test_a_valid_body_in_the_same_shape_is_accepted(client) -> None:
     assert client.post("/payment", json=VALID).status_code == 201
     assert client.post("/payment", **_amount_literal("12.34")).status_code == 201
     assert client.get("/stats").json()["total"] == 2
+
+
+@pytest.mark.parametrize(
+    ("literal", "stored"),
+    [("12.340000000000000000", "12.34"), ("999999.990000000000000", "999999.99"), ("1E+1", "10")],
+)
+def test_long_but_exact_amounts_are_stored_exactly(client, engine, literal, stored) -> None:
+    """Numbers too long for a float take the exact path and keep their value."""
+    response = client.post("/payment", **_amount_literal(literal))
+    assert response.status_code == 201, response.text
+    row = engine.store.query("SELECT amount FROM transactions")
+    assert [str(value) for (value,) in row] == [f"{Decimal(stored):.2f}"]
 
 
 @pytest.mark.parametrize("card_field_name", ["4111111111111111", "card 4111111111111111"])

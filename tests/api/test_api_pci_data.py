@@ -8,6 +8,32 @@ import logging
 
 from support import README_PAYMENT, TEST_CARDS, payment_body
 
+from engine.cards import luhn_valid
+
+
+def _spaced(card: str) -> str:
+    return " ".join(card[i : i + 4] for i in range(0, len(card), 4))
+
+
+def _dashed(card: str) -> str:
+    return _spaced(card).replace(" ", "-")
+
+
+def _free_text_with(card: str) -> list[tuple[str, str]]:
+    """(field, value) pairs of payment free text holding the card number in some form."""
+    return [
+        ("merchant", f"Shop {card}"),
+        ("merchant", f"Shop{card}x"),
+        ("merchant", _spaced(card)),
+        ("device_id", card),
+        ("device_id", f"dev-{_dashed(card)}"),
+    ]
+
+
+def _forms(card: str) -> list[str]:
+    """The card number as written together, in groups of four with spaces and with dashes."""
+    return [card, _spaced(card), _dashed(card)]
+
 
 def _drive_traffic(client, admin_headers) -> list[str]:
     """Payments, lookups, audits, stats and rejected requests with every test card."""
@@ -35,6 +61,23 @@ def _drive_traffic(client, admin_headers) -> list[str]:
         keep(client.post("/payment", json=payment_body(card + "0" * 5)))
         keep(client.get(f"/transaction/{card}"))
         keep(client.get(f"/audit/{card}"))
+        if not luhn_valid(card):  # the README's example card is not a real card number
+            continue
+        # Card numbers outside the card field: refused where stored, masked where echoed.
+        keep(client.get(f"/simulations/{card}"))  # 404 message quoting the path
+        keep(client.get(f"/x{card}y"))  # access log: the number touching letters
+        keep(client.get("/health", headers={"Request-Id": card}))  # echoed and logged
+        keep(client.get("/health", headers={"Request-Id": f"req-{card}"}))
+        for field, value in _free_text_with(card):
+            refused = client.post("/payment", json=payment_body(card, **{field: value}))
+            keep(refused)
+            assert refused.status_code == 400 and refused.json()["error"]["field"] == field
+        for key in (card, f"key-{card}", _dashed(card)):
+            for path, body in (("/payment", payment_body(card)), ("/simulations", {"rows": 10})):
+                refused = client.post(path, json=body, headers={"Idempotency-Key": key})
+                keep(refused)
+                assert refused.status_code == 400, refused.text
+                assert refused.json()["error"]["field"] == "Idempotency-Key"
     keep(client.get("/stats"))
     keep(client.get("/health"))
     return texts
@@ -78,11 +121,13 @@ def test_no_full_card_number_in_db_files_logs_or_responses(
     response_text = "\n".join(texts)
     for card in TEST_CARDS:
         digest = hashlib.sha256(card.encode()).hexdigest()
-        needles = [card.encode(), card.encode("utf-16-le"), digest.encode(), digest[:32].encode()]
+        forms = _forms(card)
+        needles = [card.encode("utf-16-le"), digest.encode(), digest[:32].encode()]
+        needles += [form.encode() for form in forms]
         for name, blob in blobs.items():
             for needle in needles:
                 assert needle not in blob, (card, name)
-        for needle in (card, digest, digest[:32]):
+        for needle in (*forms, digest, digest[:32]):
             assert needle not in log_text, card
             assert needle not in response_text, card
     # The masked form is what humans see.

@@ -61,6 +61,12 @@ def test_empty_candidate_equals_active_and_filters_select_a_run(client, history)
             "filters",
         ),
         ({"unknown": 1}, "unknown"),
+        # date-times with no UTC equivalent in years 1-9999 (were 500s) and a span that
+        # overflows DuckDB's timestamps when subtracted (was a 503)
+        ({"filters": {"since": "0001-01-01T00:00:00+01:00"}}, "filters.since"),
+        ({"filters": {"until": "9999-12-31T23:59:59-01:00"}}, "filters.until"),
+        ({"filters": {"latest": "P999999999D"}}, "filters.latest"),
+        ({"filters": {"latest": "P3652501D"}}, "filters.latest"),
     ],
 )
 def test_bad_input_answers_400_naming_the_field(client, history, body, field):
@@ -69,3 +75,38 @@ def test_bad_input_answers_400_naming_the_field(client, history, body, field):
     error = response.json()["error"]
     assert error["type"] == "validation_error"
     assert error["field"].startswith(field)
+
+
+@pytest.mark.parametrize(
+    "literal", ["500.000000000000000001", "0.009999999999999999999", "1000000.000000000000001"]
+)
+def test_amount_threshold_is_read_exactly(client, history, literal):
+    """A JSON number with more than two decimals, or just over the maximum, is not rounded by a
+    binary float into an accepted threshold."""
+    body = '{"candidate": {"amount_threshold": ' + literal + "}}"
+    response = client.post("/backtest", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["field"] == "candidate.amount_threshold"
+
+
+@pytest.mark.parametrize("text", ["1_000", "١٢٠٠"])
+def test_amount_threshold_text_is_plain_ascii(text):
+    from pydantic import ValidationError
+
+    from engine.policy import Policy
+
+    with pytest.raises(ValidationError):
+        Policy(amount_threshold=text)
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"since": "0001-01-01T00:00:00-01:00", "until": "9999-12-31T23:59:59+01:00"},
+        {"latest": "P3652500D"},  # the largest span: still inside DuckDB's timestamp range
+    ],
+)
+def test_extreme_but_valid_filters_select_every_row(client, history, filters):
+    response = client.post("/backtest", json={"filters": filters})
+    assert response.status_code == 200, response.text
+    assert response.json()["candidate"]["rows"] == 4000

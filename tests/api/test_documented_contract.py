@@ -258,6 +258,9 @@ def test_stats_say_what_they_cover(world) -> None:
         ("since=yesterday", "since"),
         ("until=2026-13-01T00:00:00Z", "until"),
         ("since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z", "until"),
+        # valid RFC 3339 whose UTC time is outside years 1-9999 (was a 500)
+        ("since=0001-01-01T00:00:00%2B01:00", "since"),
+        ("until=9999-12-31T23:59:59-01:00", "until"),
     ],
 )
 def test_stats_refuse_unknown_parameters_and_bad_values_naming_them(world, query, field) -> None:

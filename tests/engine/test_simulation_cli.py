@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -82,3 +85,53 @@ def test_locked_database_is_refused_in_one_sentence(tmp_path: Path) -> None:
     assert "Traceback" not in message and len(message.splitlines()) == 1
     assert f"process {holder.pid}" in message
     assert "POST /simulations" in message and "--db" in message
+
+
+def _wait_for_committed_rows(process: subprocess.Popen, deadline_s: float = 300) -> bytes:
+    """Read the progress bar from stderr until it shows committed rows; returns what was read."""
+    seen = b""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        chunk = os.read(process.stderr.fileno(), 4096)
+        if not chunk:
+            break
+        seen += chunk
+        counts = re.findall(rb"\|\s*([0-9.]+)([kM]?)/", seen)
+        if any(float(number) > 0 for number, _ in counts):
+            return seen
+    raise AssertionError(f"no progress before the deadline: {seen[-500:]!r}")
+
+
+def test_ctrl_c_marks_the_run_interrupted_with_its_committed_rows(tmp_path: Path) -> None:
+    """README: "Ctrl-C ... keeps committed chunks and marks the run `interrupted` with its true
+    row count". A real SIGINT mid-run, as a terminal sends it."""
+    db = tmp_path / "ctrl-c.duckdb"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "workbench.cli", "generate", "--rows", "3000000", "--seed", "3",
+         "--chunk-rows", "20000", "--db", str(db)],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PTSIM_CARD_KEY": "cli-key"},
+        # as from a terminal: SIGINT handled (a background job of a script would ignore it)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    try:
+        _wait_for_committed_rows(process)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    stderr = err.decode()
+    assert process.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr and b"completed" not in out
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("ptsim generate: interrupted; run 1 is marked interrupted with its ")
+    with Engine.open(db, card_key="cli-key") as eng:
+        run = eng.get_run(1)
+        stored = eng.store.query("SELECT count(*) FROM transactions WHERE run_id = 1")[0][0]
+    assert run.status == "interrupted"
+    assert 0 < run.rows_written == stored < 3_000_000
+    assert f"its {stored:,} committed rows." in last

@@ -2,8 +2,10 @@
 
 JSON Schema cannot state these documented rules: a backtest's or ``GET /stats``'s time range must
 not be empty (``since < until``), a run id must name a run that exists, a simulation may not ask
-for more rows than the server's configured cap (``PTSIM_MAX_SIMULATION_ROWS``), and a scenario
-mix needs one positive weight. Positive cases
+for more rows than the server's configured cap (``PTSIM_MAX_SIMULATION_ROWS``), a scenario
+mix needs one positive weight, free text and keys may not hold a card number (engine/pan.py), a
+date-time must have a UTC equivalent in the years 1-9999 and ``latest`` is at most 10,000 years.
+Positive cases
 breaking them are dropped here; the in-process run (tests/reliability/test_fuzz.py) sends them
 and requires the documented 400 instead.
 """
@@ -15,11 +17,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import schemathesis
+from pydantic import ValidationError
+
+from engine.filters import RowFilter
+from engine.pan import contains_pan
 
 
 def breaks_a_documented_rule(case: Any, max_rows: int, runs: set[int] | None = None) -> bool:
     """A positive case the schema allows but a documented rule refuses with 400. ``runs``: the
     simulation runs that exist (None: unknown, so any run id counts as naming none)."""
+    if _holds_a_card_number(case):  # any case, examples included: the answer is 400
+        return True
     if case.meta is None or not case.meta.generation.mode.is_positive:
         return False
     if case.path == "/stats":
@@ -27,7 +35,7 @@ def breaks_a_documented_rule(case: Any, max_rows: int, runs: set[int] | None = N
         source = str(query.get("source", "all"))
         if source.isdigit() and (runs is None or int(source) not in runs):
             return True  # a run id that names no run
-        return _inverted(query.get("since"), query.get("until"))
+        return _out_of_range(query) or _inverted(query.get("since"), query.get("until"))
     body = case.body if isinstance(case.body, dict) else {}
     if case.path == "/simulations":
         mix = body.get("scenario_mix")
@@ -45,7 +53,34 @@ def breaks_a_documented_rule(case: Any, max_rows: int, runs: set[int] | None = N
     run = filters.get("run")
     if isinstance(run, int) and not isinstance(run, bool) and (runs is None or run not in runs):
         return True  # a run id that names no run
-    return _inverted(filters.get("since"), filters.get("until"))
+    return _out_of_range(filters) or _inverted(filters.get("since"), filters.get("until"))
+
+
+def _holds_a_card_number(case: Any) -> bool:
+    """An Idempotency-Key, merchant or device id holding a card number is refused (400)."""
+    headers = dict(case.headers or {})  # a mapping, not always a dict
+    body = case.body if isinstance(case.body, dict) else {}
+    keys = [value for name, value in headers.items() if name.lower() == "idempotency-key"]
+    texts = [*keys, body.get("merchant"), body.get("device_id")]
+    return any(isinstance(text, str) and contains_pan(text) for text in texts)
+
+
+def _out_of_range(fields: dict[str, Any]) -> bool:
+    """A since/until with no UTC time in the years 1-9999, or a latest over 10,000 years."""
+    for name in ("since", "until"):
+        try:
+            _utc(datetime.fromisoformat(fields[name]))
+        except OverflowError:
+            return True
+        except (KeyError, TypeError, ValueError):
+            pass
+    latest = fields.get("latest")
+    if isinstance(latest, str):
+        try:
+            return RowFilter(latest=latest).latest is None
+        except ValidationError as exc:
+            return "10,000 years" in str(exc)
+    return False
 
 
 def _inverted(since: Any, until: Any) -> bool:
@@ -54,7 +89,7 @@ def _inverted(since: Any, until: Any) -> bool:
         return False
     try:
         return _utc(datetime.fromisoformat(since)) >= _utc(datetime.fromisoformat(until))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return False
 
 

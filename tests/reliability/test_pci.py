@@ -14,6 +14,7 @@ import duckdb
 import httpx
 from support import ADMIN_TOKEN, TEST_CARDS, payment_body
 
+from engine.cards import luhn_valid
 from tests.reliability.live_server import PTSIM, live_server_fixture  # noqa: F401 (the fixture)
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -42,17 +43,52 @@ def _drive(url: str) -> list[str]:
             ]
             assert all(400 <= r.status_code < 500 for r in rejected)
             lookups = [client.get(f"/transaction/{tid}"), client.get(f"/audit/{tid}")]
-            for response in [created, replay, conflict, *rejected, *lookups]:
+            outside = _outside_the_card_field(client, card) if luhn_valid(card) else []
+            for response in [created, replay, conflict, *rejected, *lookups, *outside]:
                 texts.append(response.text + repr(dict(response.headers)))
         texts.append(client.get("/stats").text)
     return texts
 
 
+def _grouped(card: str, separator: str) -> str:
+    return separator.join(card[i : i + 4] for i in range(0, len(card), 4))
+
+
+def _outside_the_card_field(client: httpx.Client, card: str) -> list[httpx.Response]:
+    """The card in free text, keys, headers and paths: refused where it would be stored (400
+    naming the field), masked or replaced where it would be echoed or logged."""
+    refused = {
+        "merchant": client.post("/payment", json=payment_body(card, merchant=f"Shop {card}")),
+        "device_id": client.post(
+            "/payment", json=payment_body(card, device_id=_grouped(card, "-"))
+        ),
+        "Idempotency-Key": client.post(
+            "/payment", json=payment_body(card), headers={"Idempotency-Key": f"k{card}"}
+        ),
+    }
+    simulation = client.post(
+        "/simulations", json={"rows": 10}, headers={"Idempotency-Key": _grouped(card, " ")}
+    )
+    for field, response in [*refused.items(), ("Idempotency-Key", simulation)]:
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["field"] == field
+    echoed = [
+        client.get(f"/simulations/{card}"),
+        client.get(f"/x{card}y"),
+        client.get("/health", headers={"Request-Id": card}),
+    ]
+    assert [r.status_code for r in echoed] == [404, 404, 200]
+    return [*refused.values(), simulation, *echoed]
+
+
 def _card_patterns(card: str) -> list[bytes]:
-    """The card as ASCII, UTF-16 and a little/big-endian 64-bit integer."""
+    """The card as ASCII (also in groups of four with spaces or dashes), UTF-16 and a
+    little/big-endian 64-bit integer."""
     number = int(card)
     return [
         card.encode(),
+        _grouped(card, " ").encode(),
+        _grouped(card, "-").encode(),
         card.encode("utf-16-le"),
         struct.pack("<q", number),
         struct.pack(">q", number),
@@ -85,7 +121,8 @@ def _scan(folder: Path, texts: list[str]) -> tuple[list[Path], list[str]]:
         for card in TEST_CARDS:
             found += [f"{path.name}: {card}" for p in _card_patterns(card) if p in data]
     for card in TEST_CARDS:
-        found += [f"response: {card}" for text in texts if card in text]
+        forms = (card, _grouped(card, " "), _grouped(card, "-"))
+        found += [f"response: {card}" for text in texts for form in forms if form in text]
     return files, found
 
 
@@ -114,7 +151,12 @@ def test_no_full_card_number_anywhere_on_disk_or_in_logs(live_server: Any, tmp_p
     files, found = _scan(db.parent, texts)
     log = server.log_path.read_text(errors="replace") + made.stdout + made.stderr
     assert "ptsim.access" in log  # the server's own log was captured
-    found += [f"server log: {card}" for card in TEST_CARDS if card in log]
+    found += [
+        f"server log: {card}"
+        for card in TEST_CARDS
+        for form in (card, _grouped(card, " "), _grouped(card, "-"))
+        if form in log
+    ]
     found += [f"{card} in {hit}" for card in TEST_CARDS for hit in _varchar_hits(db, card)]
     assert len([p for p in files if p.parent.name == "pci.duckdb.backups"]) == 2
     assert not found, found
