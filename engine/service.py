@@ -298,10 +298,11 @@ class Engine:
     def reset(self) -> Stats:
         """Delete every transaction, audit entry and run in one transaction; return the stats.
 
-        Background simulation runs are cancelled first (each stops after its current chunk), so
-        none keeps writing rows for a run record the reset deleted."""
-        self.simulations.stop_all()
-        self._live.reset(self.store.reset)
+        Background simulation runs are cancelled first (each stops after its current chunk) and
+        none starts until the store is cleared, so no row names a run record the reset deleted;
+        run ids are never reused afterwards."""
+        with self.simulations.stopped():
+            self._live.reset(self.store.reset)
         log.warning("all transactions, audit entries and runs were deleted")
         return self.stats()
 

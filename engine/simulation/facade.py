@@ -6,10 +6,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -51,6 +52,9 @@ class Simulations:
         self._active_policy = active_policy
         self._sim_threads: dict[int, tuple[threading.Thread, threading.Event]] = {}
         self._sim_lock = threading.Lock()
+        # held by a start from creating its record to registering its thread, and by a reset
+        # from stopping the runs to clearing the store: no start slips between the two
+        self._start_lock = threading.Lock()
         self._keys = SimulationKeys(store)
         abandoned = records.mark_abandoned_runs(store)
         if abandoned:
@@ -64,6 +68,17 @@ class Simulations:
             cancel.set()
         for thread, _ in running:
             thread.join(timeout=60)
+
+    @contextlib.contextmanager
+    def stopped(self) -> Iterator[None]:
+        """Stop every background run and hold off new starts for the block (a reset runs in it).
+
+        A start racing the reset either registered its run before (and is stopped here) or
+        starts after the block, with a new id. A run that outlives the stop's wait cannot write
+        either: each chunk checks, in its own transaction, that its run record still exists."""
+        with self._start_lock:
+            self.stop_all()
+            yield
 
     def _prepare_run(self, params: SimulationParams | dict) -> tuple[SimulationParams, int, Policy]:
         if not isinstance(params, SimulationParams):
@@ -92,6 +107,11 @@ class Simulations:
             params = SimulationParams.model_validate(params)
         if params.chunk_rows > BACKGROUND_CHUNK_ROWS:  # chunking never changes the rows
             params = params.model_copy(update={"chunk_rows": BACKGROUND_CHUNK_ROWS})
+        with self._start_lock:
+            return self._launch(params)
+
+    def _launch(self, params: SimulationParams) -> int:
+        """Create the record and register and start the thread (under the start lock)."""
         params, run_id, policy = self._prepare_run(params)
         cancel = threading.Event()
 
