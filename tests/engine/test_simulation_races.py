@@ -1,4 +1,4 @@
-"""Resets racing simulation starts: no row outlives its run record, no run id is handed out twice."""
+"""Resets racing simulation starts: no row outlives its run record, no run id is reused."""
 
 from __future__ import annotations
 
