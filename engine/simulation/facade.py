@@ -80,11 +80,13 @@ class Simulations:
             self.stop_all()
             yield
 
-    def _prepare_run(self, params: SimulationParams | dict) -> tuple[SimulationParams, int, Policy]:
+    def _prepare_run(
+        self, params: SimulationParams | dict, key: tuple[str, str] | None = None
+    ) -> tuple[SimulationParams, int, Policy]:
         if not isinstance(params, SimulationParams):
             params = SimulationParams.model_validate(params)
         policy = self._active_policy()
-        return params, records.create_run(self.store, params, policy.version), policy
+        return params, records.create_run(self.store, params, policy.version, key), policy
 
     def simulate(
         self, params: SimulationParams | dict, progress: Progress | None = None
@@ -99,20 +101,23 @@ class Simulations:
         execute_run(self.store, self._ids, self._card_key, policy, run_id, params, progress)
         return self.get_run(run_id)
 
-    def start_simulation(self, params: SimulationParams | dict) -> int:
+    def start_simulation(
+        self, params: SimulationParams | dict, key: tuple[str, str] | None = None
+    ) -> int:
         """Start a run in a background thread; return its id at once (follow it with
         :meth:`get_run`). Chunks are capped at :data:`BACKGROUND_CHUNK_ROWS` rows: each holds
-        the write lock while it is appended, and live payments wait for it."""
+        the write lock while it is appended, and live payments wait for it. ``key`` (an
+        Idempotency-Key and its request hash) is committed with the run's record."""
         if not isinstance(params, SimulationParams):
             params = SimulationParams.model_validate(params)
         if params.chunk_rows > BACKGROUND_CHUNK_ROWS:  # chunking never changes the rows
             params = params.model_copy(update={"chunk_rows": BACKGROUND_CHUNK_ROWS})
         with self._start_lock:
-            return self._launch(params)
+            return self._launch(params, key)
 
-    def _launch(self, params: SimulationParams) -> int:
+    def _launch(self, params: SimulationParams, key: tuple[str, str] | None) -> int:
         """Create the record and register and start the thread (under the start lock)."""
-        params, run_id, policy = self._prepare_run(params)
+        params, run_id, policy = self._prepare_run(params, key)
         cancel = threading.Event()
 
         def work() -> None:

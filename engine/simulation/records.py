@@ -30,8 +30,16 @@ def code_version() -> str:
     return f"ptsim {version}, generator {GENERATOR_VERSION}"
 
 
-def create_run(store: Store, params: SimulationParams, policy_version: int) -> int:
+def create_run(
+    store: Store,
+    params: SimulationParams,
+    policy_version: int,
+    key: tuple[str, str] | None = None,
+) -> int:
     """Insert a 'running' record and return its id (ids start at 1: source 0 is live traffic).
+
+    ``key`` (Idempotency-Key, request hash) is stored in the same transaction, as payments do:
+    a crash can never leave a keyed run whose key a replay would not find.
 
     Ids come from a persisted counter (schema v8) that a reset never clears, so an id is never
     handed out twice: rows of a run a reset deleted can never merge with a later run's."""
@@ -51,6 +59,8 @@ def create_run(store: Store, params: SimulationParams, policy_version: int) -> i
                 params.rows,
             ],
         )
+        if key is not None:
+            tx.execute("INSERT INTO simulation_keys VALUES (?, ?, ?, ?)", [*key, run_id, utc_now()])
     return int(run_id)
 
 

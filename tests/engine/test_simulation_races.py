@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -12,6 +15,7 @@ import pytest
 from engine.service import Engine
 from engine.simulation import facade
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RUN = {"rows": 20_000, "seed": 3, "days": 1, "chunk_rows": 2_000}
 ROUNDS = 6
 
@@ -93,3 +97,28 @@ def test_reset_landing_between_record_and_thread_start_stops_the_run(
     assert orphans(sim_engine) == []
     assert sim_engine.start_simulation(RUN) > first
     sim_engine.simulations.stop_all()
+
+
+def test_keyed_start_killed_after_creating_its_run_replays_that_run(tmp_path: Path) -> None:
+    """SIGKILL as the run's thread is launched (its record committed): the replay answers that
+    run, never a second one, because the key was committed with the record."""
+    db = tmp_path / "keyed.duckdb"
+    script = textwrap.dedent(
+        f"""
+        import os, signal, threading
+        from engine.service import Engine
+        eng = Engine.open({str(db)!r}, card_key="races-key")
+        threading.Thread.start = lambda self: os.kill(os.getpid(), signal.SIGKILL)
+        eng.start_simulation_idempotent({RUN!r}, "crash-key")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, timeout=120
+    )
+    assert done.returncode == -9, done.stderr.decode()
+    with Engine.open(db, card_key="races-key") as eng:
+        (first,) = eng.list_runs()
+        assert first.status == "interrupted"
+        run_id, replayed = eng.start_simulation_idempotent(RUN, "crash-key")
+        assert (run_id, replayed) == (first.id, True)
+        assert [run.id for run in eng.list_runs()] == [first.id]
