@@ -71,7 +71,13 @@ class Engine:
         self.ids = IdAllocator()
         self._policy_lock = threading.Lock()
         self._policy = self._load_or_create_policy()
-        self.simulations = Simulations(self.store, self.ids, self._card_key, self.active_policy)
+        self.simulations = Simulations(
+            self.store,
+            self.ids,
+            self._card_key,
+            self.active_policy,
+            self.settings.max_concurrent_simulations,
+        )
         if self.store.recovery is not None:
             print(f"WARNING: {self.store.recovery.message()}", flush=True)
         self._backups = _PeriodicBackup(self.store, self.settings.backup_interval_s)

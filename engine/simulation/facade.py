@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from engine.errors import NotFoundError
+from engine.errors import BusyError, NotFoundError
 from engine.simulation import records
 from engine.simulation.keys import SimulationKeys
 from engine.simulation.params import RunRecord, SimulationParams
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ptsim.simulation")
 BACKGROUND_CHUNK_ROWS = 100_000  # a ~0.2 s append: live payments never wait long behind a run
+BUSY_RETRY_AFTER_S = 30  # a 5M-row run takes minutes; a sooner retry would mostly be refused again
 
 CONTENT_SQL = content_hash_sql()  # the run's deterministic columns, in event order
 
@@ -45,11 +46,13 @@ class Simulations:
         ids: IdAllocator,
         card_key: bytes,
         active_policy: Callable[[], Policy],
+        max_running: int = 2,
     ) -> None:
         self.store = store
         self._ids = ids
         self._card_key = card_key
         self._active_policy = active_policy
+        self._max_running = max_running
         self._sim_threads: dict[int, tuple[threading.Thread, threading.Event]] = {}
         self._sim_lock = threading.Lock()
         # held by a start from creating its record to registering its thread, and by a reset
@@ -116,7 +119,19 @@ class Simulations:
             return self._launch(params, key)
 
     def _launch(self, params: SimulationParams, key: tuple[str, str] | None) -> int:
-        """Create the record and register and start the thread (under the start lock)."""
+        """Create the record and register and start the thread (under the start lock).
+
+        Beyond ``max_running`` background runs, nothing is created: :class:`BusyError`. A run's
+        memory is bounded (its chunks are capped and at most two wait while one is written; its
+        population grows with ``rows``, which the API caps), so the bound on runs bounds theirs."""
+        with self._sim_lock:
+            running = len(self._sim_threads)
+        if running >= self._max_running:
+            raise BusyError(
+                f"{running} simulation runs are already running (PTSIM_MAX_CONCURRENT_SIMULATIONS"
+                f"={self._max_running}); retry when one has finished.",
+                BUSY_RETRY_AFTER_S,
+            )
         params, run_id, policy = self._prepare_run(params, key)
         cancel = threading.Event()
 
