@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.heavy import HeavyWork
 from api.middleware import RateLimitMiddleware, RequestContextMiddleware
 from api.routes import admin, backtest, health, payments, simulations, stats, transactions
 from engine.config import get_settings
@@ -33,6 +34,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         try:
             yield
         finally:
+            app.state.heavy.shutdown()
             if owned:
                 app.state.engine.close()
 
@@ -48,6 +50,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         app.state.engine = engine
     install_error_handlers(app)
     settings = engine.settings if engine is not None else get_settings()
+    app.state.heavy = HeavyWork(settings.analytics_workers, settings.analytics_queue)
     app.add_middleware(payments.PaymentEndpoint)  # innermost: after ids, body limit, rate limit
     if settings.rate_limit:
         app.add_middleware(RateLimitMiddleware, per_second=settings.rate_limit)
