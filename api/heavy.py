@@ -26,7 +26,7 @@ class HeavyWork:
     """``workers`` threads plus at most ``queue`` waiting jobs; more raise :class:`BusyError`."""
 
     def __init__(self, workers: int, queue: int) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ptsim-analytics")
+        self._pool: ThreadPoolExecutor | None = None  # made on first use, again after shutdown
         self._workers = workers
         self._capacity = workers + queue
         self._lock = threading.Lock()
@@ -44,7 +44,10 @@ class HeavyWork:
                     RETRY_AFTER_S,
                 )
             self.in_flight += 1
-        future = self._pool.submit(fn, *args)
+            if self._pool is None:  # an app's lifespan may run more than once (tests)
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="ptsim-analytics")
+            pool = self._pool
+        future = pool.submit(fn, *args)
         future.add_done_callback(self._release)
         return await asyncio.wrap_future(future)
 
@@ -54,7 +57,10 @@ class HeavyWork:
 
     def shutdown(self) -> None:
         """Drop waiting jobs; running ones finish on their threads."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def get_heavy(request: Request) -> HeavyWork:
