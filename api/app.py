@@ -11,6 +11,7 @@ from fastapi_offline import FastAPIOffline
 
 from api.deps import admin_failure_buckets
 from api.errors import install_error_handlers
+from api.heavy import HeavyWork
 from api.middleware import RateLimitMiddleware, RequestContextMiddleware
 from api.routes import admin, backtest, health, payments, simulations, stats, transactions
 from engine.config import get_settings
@@ -35,6 +36,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         try:
             yield
         finally:
+            app.state.heavy.shutdown()
             if owned:
                 app.state.engine.close()
 
@@ -53,6 +55,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     install_error_handlers(app)
     settings = engine.settings if engine is not None else get_settings()
     app.state.admin_failures = admin_failure_buckets(settings.admin_failure_limit)
+    app.state.heavy = HeavyWork(settings.analytics_workers, settings.analytics_queue)
     app.add_middleware(payments.PaymentEndpoint)  # innermost: after ids, body limit, rate limit
     if settings.rate_limit:
         app.add_middleware(RateLimitMiddleware, per_second=settings.rate_limit)

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from engine.errors import (
+    BusyError,
     IdempotencyConflictError,
     InvalidRequestError,
     NotFoundError,
@@ -103,6 +104,8 @@ def map_error(exc: Exception) -> MappedError | None:
         return MappedError(409, "idempotency_error", str(exc), "Idempotency-Key")
     if isinstance(exc, NotFoundError):
         return MappedError(404, "not_found", mask_pans(str(exc)))  # it may quote the path
+    if isinstance(exc, BusyError):
+        return MappedError(429, "busy", str(exc), headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, StoreError):
         log.error("store error: %s", exc)
         return MappedError(503, "store_unavailable", str(exc))
@@ -123,6 +126,7 @@ def install_error_handlers(app: FastAPI) -> None:
         RecursionError,
         IdempotencyConflictError,
         NotFoundError,
+        BusyError,
         StoreLockedError,
         StoreError,
     ):

@@ -30,6 +30,15 @@ class Settings(BaseSettings):
         None, description="HMAC key for card fingerprints; generated next to the db if unset."
     )
     max_simulation_rows: int = Field(5_000_000, ge=1)
+    max_concurrent_simulations: int = Field(
+        2, ge=1, le=64, description="Background simulation runs at once; more answer 429."
+    )
+    analytics_workers: int = Field(
+        2, ge=1, le=64, description="Threads for backtests and /stats over a time range."
+    )
+    analytics_queue: int = Field(
+        8, ge=0, le=10_000, description="Heavy requests waiting for a thread before 429s."
+    )
     max_batch: int = Field(256, ge=1, le=10_000, description="Most payments per group commit.")
     backup_interval_s: float = Field(
         600.0, ge=0, description="Seconds between online backups beside the db (0 = off)."

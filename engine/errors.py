@@ -45,5 +45,14 @@ class NotFoundError(EngineError):
     """The requested transaction, run or audit trail does not exist."""
 
 
+class BusyError(EngineError):
+    """A bounded resource (simulation slots, the analytics queue) is full; nothing was started.
+    ``retry_after`` is a hint in whole seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class IdempotencyConflictError(EngineError):
     """An Idempotency-Key was reused with a different request body."""

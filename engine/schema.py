@@ -191,6 +191,18 @@ DELETE FROM stats_rollup WHERE source = 0;
 DELETE FROM latency_histogram WHERE source = 0;
 DELETE FROM audit_log WHERE event = 'payment.decided';
 """
+# v8: run ids from a persisted counter that a reset never clears: ``max(id) + 1`` handed a reset's
+# deleted ids to new runs, so a stale run's rows merged with a new run of the same id. The counter
+# starts past every id any table still names (rows a racing reset left behind included).
+V8_RUN_ID_COUNTER = """
+CREATE TABLE run_id_counter (last_id INTEGER NOT NULL);
+INSERT INTO run_id_counter SELECT greatest(
+    (SELECT coalesce(max(id), 0) FROM runs),
+    (SELECT coalesce(max(run_id), 0) FROM transactions),
+    (SELECT coalesce(max(source), 0) FROM stats_rollup),
+    (SELECT coalesce(max(run_id), 0) FROM simulation_keys)
+);
+"""
 MIGRATIONS: list[str] = [
     V1_TABLES,
     V2_ROLLUPS,
@@ -199,6 +211,7 @@ MIGRATIONS: list[str] = [
     V5_CARD_HASH_UUID,
     V6_REBUILD,
     V7_RETIRE_LEGACY,
+    V8_RUN_ID_COUNTER,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

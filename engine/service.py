@@ -77,7 +77,13 @@ class Engine:
         self.ids = IdAllocator()
         self._policy_lock = threading.Lock()
         self._policy = self._load_or_create_policy()
-        self.simulations = Simulations(self.store, self.ids, self._card_key, self.active_policy)
+        self.simulations = Simulations(
+            self.store,
+            self.ids,
+            self._card_key,
+            self.active_policy,
+            self.settings.max_concurrent_simulations,
+        )
         for problem in self.store.problems:
             print(f"WARNING: {problem}", flush=True)
         self._backups = _PeriodicBackup(self.store, self.settings.backup_interval_s)
@@ -308,10 +314,11 @@ class Engine:
     def reset(self) -> Stats:
         """Delete every transaction, audit entry and run in one transaction; return the stats.
 
-        Background simulation runs are cancelled first (each stops after its current chunk), so
-        none keeps writing rows for a run record the reset deleted."""
-        self.simulations.stop_all()
-        self._live.reset(self.store.reset)
+        Background simulation runs are cancelled first (each stops after its current chunk) and
+        none starts until the store is cleared, so no row names a run record the reset deleted;
+        run ids are never reused afterwards."""
+        with self.simulations.stopped():
+            self._live.reset(self.store.reset)
         log.warning("all transactions, audit entries and runs were deleted")
         return self.stats()
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import EngineDep
 from api.errors import ErrorResponse
 from api.exact_json import ExactJsonRoute
+from api.heavy import HeavyDep
 from engine.backtest import BacktestResult
 from engine.errors import InvalidRequestError
 from engine.filters import RowFilter
@@ -86,10 +86,13 @@ def candidate_policy(engine: Engine, knobs: dict[str, Any]) -> Policy:
 @router.post(
     "/backtest",
     response_model=BacktestResult,
-    responses={400: {"model": ErrorResponse, "description": "Invalid request; names the field."}},
+    responses={
+        400: {"model": ErrorResponse, "description": "Invalid request; names the field."},
+        429: {"model": ErrorResponse, "description": "The analytics queue is full; Retry-After."},
+    },
 )
-async def backtest(body: BacktestRequest, engine: EngineDep) -> BacktestResult:
+async def backtest(body: BacktestRequest, engine: EngineDep, heavy: HeavyDep) -> BacktestResult:
     """Re-decide stored payments under a candidate policy with their stored random draws and
     compare it with the active policy (approval, fraud caught, losses, false declines)."""
     candidate = candidate_policy(engine, body.candidate)
-    return await run_in_threadpool(engine.backtest, candidate, body.filters)
+    return await heavy.run(engine.backtest, candidate, body.filters)

@@ -65,6 +65,10 @@ class SimulationStarted(BaseModel):
 _ERRORS = {
     400: {"model": ErrorResponse, "description": "Invalid parameters or too many rows."},
     409: {"model": ErrorResponse, "description": "Idempotency-Key reused with other parameters."},
+    429: {
+        "model": ErrorResponse,
+        "description": "PTSIM_MAX_CONCURRENT_SIMULATIONS runs are running; see Retry-After.",
+    },
 }
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.deps import EngineDep
 from api.errors import ErrorResponse
+from api.heavy import HeavyDep
 from engine.filters import utc_in_range
 from engine.models import Stats
 
@@ -53,10 +54,18 @@ class StatsQuery(BaseModel):
 @router.get(
     "/stats",
     response_model=Stats,
-    responses={400: {"model": ErrorResponse, "description": "Invalid or unknown parameter."}},
+    responses={
+        400: {"model": ErrorResponse, "description": "Invalid or unknown parameter."},
+        429: {"model": ErrorResponse, "description": "Time range with the analytics queue full."},
+    },
 )
-async def get_stats(query: Annotated[StatsQuery, Query()], engine: EngineDep) -> Stats:
+async def get_stats(
+    query: Annotated[StatsQuery, Query()], engine: EngineDep, heavy: HeavyDep
+) -> Stats:
     """Totals, approval rate, average amount and latency percentiles (measured and modelled
     apart) of the selected rows, from one snapshot."""
     source = int(query.source) if query.source.isdigit() else query.source
-    return await run_in_threadpool(engine.stats, source, query.since, query.until)
+    if query.since is None and query.until is None:  # running totals: a few hundred rows
+        return await run_in_threadpool(engine.stats, source)
+    # a time range scans rows: heavy work, on the analytics pool (429 when it is full)
+    return await heavy.run(engine.stats, source, query.since, query.until)

@@ -6,16 +6,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
-from engine.errors import NotFoundError
+from engine.errors import BusyError, NotFoundError
 from engine.simulation import records
 from engine.simulation.keys import SimulationKeys
 from engine.simulation.params import RunRecord, SimulationParams
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ptsim.simulation")
 BACKGROUND_CHUNK_ROWS = 100_000  # a ~0.2 s append: live payments never wait long behind a run
+BUSY_RETRY_AFTER_S = 30  # a 5M-row run takes minutes; a sooner retry would mostly be refused again
 
 CONTENT_SQL = content_hash_sql()  # the run's deterministic columns, in event order
 
@@ -44,13 +46,18 @@ class Simulations:
         ids: IdAllocator,
         card_key: bytes,
         active_policy: Callable[[], Policy],
+        max_running: int = 2,
     ) -> None:
         self.store = store
         self._ids = ids
         self._card_key = card_key
         self._active_policy = active_policy
+        self._max_running = max_running
         self._sim_threads: dict[int, tuple[threading.Thread, threading.Event]] = {}
         self._sim_lock = threading.Lock()
+        # held by a start from creating its record to registering its thread, and by a reset
+        # from stopping the runs to clearing the store: no start slips between the two
+        self._start_lock = threading.Lock()
         self._keys = SimulationKeys(store)
         abandoned = records.mark_abandoned_runs(store)
         if abandoned:
@@ -65,11 +72,24 @@ class Simulations:
         for thread, _ in running:
             thread.join(timeout=60)
 
-    def _prepare_run(self, params: SimulationParams | dict) -> tuple[SimulationParams, int, Policy]:
+    @contextlib.contextmanager
+    def stopped(self) -> Iterator[None]:
+        """Stop every background run and hold off new starts for the block (a reset runs in it).
+
+        A start racing the reset either registered its run before (and is stopped here) or
+        starts after the block, with a new id. A run that outlives the stop's wait cannot write
+        either: each chunk checks, in its own transaction, that its run record still exists."""
+        with self._start_lock:
+            self.stop_all()
+            yield
+
+    def _prepare_run(
+        self, params: SimulationParams | dict, key: tuple[str, str] | None = None
+    ) -> tuple[SimulationParams, int, Policy]:
         if not isinstance(params, SimulationParams):
             params = SimulationParams.model_validate(params)
         policy = self._active_policy()
-        return params, records.create_run(self.store, params, policy.version), policy
+        return params, records.create_run(self.store, params, policy.version, key), policy
 
     def simulate(
         self, params: SimulationParams | dict, progress: Progress | None = None
@@ -84,15 +104,35 @@ class Simulations:
         execute_run(self.store, self._ids, self._card_key, policy, run_id, params, progress)
         return self.get_run(run_id)
 
-    def start_simulation(self, params: SimulationParams | dict) -> int:
+    def start_simulation(
+        self, params: SimulationParams | dict, key: tuple[str, str] | None = None
+    ) -> int:
         """Start a run in a background thread; return its id at once (follow it with
         :meth:`get_run`). Chunks are capped at :data:`BACKGROUND_CHUNK_ROWS` rows: each holds
-        the write lock while it is appended, and live payments wait for it."""
+        the write lock while it is appended, and live payments wait for it. ``key`` (an
+        Idempotency-Key and its request hash) is committed with the run's record."""
         if not isinstance(params, SimulationParams):
             params = SimulationParams.model_validate(params)
         if params.chunk_rows > BACKGROUND_CHUNK_ROWS:  # chunking never changes the rows
             params = params.model_copy(update={"chunk_rows": BACKGROUND_CHUNK_ROWS})
-        params, run_id, policy = self._prepare_run(params)
+        with self._start_lock:
+            return self._launch(params, key)
+
+    def _launch(self, params: SimulationParams, key: tuple[str, str] | None) -> int:
+        """Create the record and register and start the thread (under the start lock).
+
+        Beyond ``max_running`` background runs, nothing is created: :class:`BusyError`. A run's
+        memory is bounded (its chunks are capped and at most two wait while one is written; its
+        population grows with ``rows``, which the API caps), so the bound on runs bounds theirs."""
+        with self._sim_lock:
+            running = len(self._sim_threads)
+        if running >= self._max_running:
+            raise BusyError(
+                f"{running} simulation runs are already running (PTSIM_MAX_CONCURRENT_SIMULATIONS"
+                f"={self._max_running}); retry when one has finished.",
+                BUSY_RETRY_AFTER_S,
+            )
+        params, run_id, policy = self._prepare_run(params, key)
         cancel = threading.Event()
 
         def work() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from engine.errors import IdempotencyConflictError
 from engine.simulation.params import SimulationParams
-from engine.store import Store, utc_now
+from engine.store import Store
 
 
 class SimulationKeys:
@@ -20,9 +20,13 @@ class SimulationKeys:
         self._lock = threading.Lock()  # serializes keyed starts: one run per key
 
     def start(
-        self, key: str, params: SimulationParams, start: Callable[[SimulationParams], int]
+        self,
+        key: str,
+        params: SimulationParams,
+        start: Callable[[SimulationParams, tuple[str, str]], int],
     ) -> tuple[int, bool]:
-        """(run id, replayed?) for ``params`` under ``key``; ``start`` launches a new run."""
+        """(run id, replayed?) for ``params`` under ``key``. ``start(params, (key, hash))``
+        launches a new run and must store the key in the transaction creating its record."""
         digest = hashlib.sha256(
             json.dumps(params.model_dump(mode="json"), sort_keys=True).encode()
         ).hexdigest()
@@ -37,10 +41,4 @@ class SimulationKeys:
                         "use a new key for a new run."
                     )
                 return int(rows[0][1]), True
-            run_id = start(params)
-            with self._store.write() as tx:
-                tx.execute(
-                    "INSERT INTO simulation_keys VALUES (?, ?, ?, ?)",
-                    [key, digest, run_id, utc_now()],
-                )
-            return run_id, False
+            return start(params, (key, digest)), False

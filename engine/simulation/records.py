@@ -30,10 +30,21 @@ def code_version() -> str:
     return f"ptsim {version}, generator {GENERATOR_VERSION}"
 
 
-def create_run(store: Store, params: SimulationParams, policy_version: int) -> int:
-    """Insert a 'running' record and return its id (ids start at 1: source 0 is live traffic)."""
+def create_run(
+    store: Store,
+    params: SimulationParams,
+    policy_version: int,
+    key: tuple[str, str] | None = None,
+) -> int:
+    """Insert a 'running' record and return its id (ids start at 1: source 0 is live traffic).
+
+    ``key`` (Idempotency-Key, request hash) is stored in the same transaction, as payments do:
+    a crash can never leave a keyed run whose key a replay would not find.
+
+    Ids come from a persisted counter (schema v8) that a reset never clears, so an id is never
+    handed out twice: rows of a run a reset deleted can never merge with a later run's."""
     with store.write() as tx:
-        (run_id,) = tx.one("SELECT coalesce(max(id), 0) + 1 FROM runs")
+        (run_id,) = tx.one("UPDATE run_id_counter SET last_id = last_id + 1 RETURNING last_id")
         tx.execute(
             "INSERT INTO runs (id, created_at, status, seed, params, policy_version, "
             "code_version, rows_planned, rows_written, timings, summary) "
@@ -48,15 +59,19 @@ def create_run(store: Store, params: SimulationParams, policy_version: int) -> i
                 params.rows,
             ],
         )
+        if key is not None:
+            tx.execute("INSERT INTO simulation_keys VALUES (?, ?, ?, ?)", [*key, run_id, utc_now()])
     return int(run_id)
 
 
-def record_progress(tx: WriteTx, run_id: int, rows_written: int, summary: dict[str, Any]) -> None:
-    """Inside a chunk's transaction: the run now has ``rows_written`` rows."""
-    tx.execute(
+def record_progress(tx: WriteTx, run_id: int, rows_written: int, summary: dict[str, Any]) -> bool:
+    """Inside a chunk's transaction: the run now has ``rows_written`` rows. False when the run
+    has no record (a reset deleted it): the caller must roll the chunk back."""
+    updated = tx.execute(
         "UPDATE runs SET rows_written = ?, summary = ? WHERE id = ?",
         [rows_written, json.dumps(summary), run_id],
     )
+    return bool(updated)
 
 
 def finish_run(

@@ -216,7 +216,9 @@ def _write_chunk(
     with store.write() as tx:
         tx.append_transactions(chunk.table.add_column(0, "id", ids.next_block(len(rows))))
         tx.add_to_rollups(chunk.rollup)
-        records.record_progress(tx, run_id, after.rows, after.as_dict())
+        if not records.record_progress(tx, run_id, after.rows, after.as_dict()):
+            # checked in the chunk's own transaction: no row ever names a run that is gone
+            raise SimulationCancelled(f"Simulation run {run_id} was deleted by a reset.")
     for name in RunSummary.__slots__:
         setattr(summary, name, getattr(after, name))
 

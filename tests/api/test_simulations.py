@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from engine.errors import NotFoundError
 from engine.service import Engine
+from engine.simulation import facade
 
 RUN = {"rows": 5000, "seed": 11, "days": 2, "fraud_rate": 0.05}
 
@@ -110,3 +112,40 @@ def test_reset_cancels_a_running_simulation_first(sim_client) -> None:
     assert engine.store.query("SELECT count(*) FROM transactions") == [(0,)]
     with pytest.raises(NotFoundError):
         engine.get_run(run_id)
+
+
+def test_runs_beyond_the_concurrency_bound_answer_429_and_start_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PTSIM_MAX_CONCURRENT_SIMULATIONS=2: the third start is refused with Retry-After, stores
+    no run and no key, and a slot freed by a finished run is usable again."""
+    release = threading.Event()
+
+    def held_run(*args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        release.wait(timeout=60)  # the run stays 'running' until the test lets it go
+
+    monkeypatch.setattr(facade, "execute_run", held_run)
+    engine = Engine.open(tmp_path / "bound.duckdb", backup_interval_s=0)
+    assert engine.settings.max_concurrent_simulations == 2
+    try:
+        with TestClient(create_app(engine)) as client:
+            assert [client.post("/simulations", json=RUN).status_code for _ in range(2)] == [
+                202
+            ] * 2
+            refused = client.post("/simulations", json=RUN, headers={"Idempotency-Key": "k-429"})
+            assert refused.status_code == 429
+            assert int(refused.headers["Retry-After"]) >= 1
+            error = refused.json()["error"]
+            assert (
+                error["type"] == "busy" and "PTSIM_MAX_CONCURRENT_SIMULATIONS" in error["message"]
+            )
+            assert error["request_id"]
+            assert len(client.get("/simulations").json()) == 2
+            assert engine.store.query("SELECT count(*) FROM simulation_keys") == [(0,)]
+            release.set()
+            engine.simulations.stop_all()
+            again = client.post("/simulations", json=RUN, headers={"Idempotency-Key": "k-429"})
+            assert again.status_code == 202 and "Idempotent-Replayed" not in again.headers
+    finally:
+        release.set()
+        engine.close()

@@ -8,6 +8,7 @@ from typing import Any
 import streamlit as st
 from pydantic import ValidationError
 
+from engine.errors import BusyError
 from engine.simulation.params import SCENARIOS, RunRecord, SimulationParams
 from engine.validation import describe
 from workbench import charts, formats
@@ -66,7 +67,10 @@ if start:
         for error in exc.errors():
             st.error(describe(error, root="parameters")[1])
     else:
-        st.session_state["sim_watch"] = eng.start_simulation(params)
+        try:
+            st.session_state["sim_watch"] = eng.start_simulation(params)
+        except BusyError as exc:  # PTSIM_MAX_CONCURRENT_SIMULATIONS runs already running
+            st.error(str(exc))
 
 watched = st.session_state.get("sim_watch")
 running = watched is not None and eng.get_run(watched).status == "running"
