@@ -10,6 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# Debian's chromium, driven by Playwright's executable_path (it never downloads a browser)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 README = Path(__file__).resolve().parent.parent / "README.md"
 ADMIN_TOKEN = "test-admin-token"
 SEED = 7

@@ -32,21 +32,12 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from support import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 START_TIMEOUT_S = 120  # a cold `make run` may still have to build the virtual environment
 STOP_TIMEOUT_S = 30
 UI_TIMEOUT_MS = 30_000  # the CI machine is slow and shared

@@ -16,21 +16,12 @@ from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from support import CHROMIUM, CHROMIUM_ARGS
 
 from tests.reliability.live_server import live_server_fixture  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
 UI_TIMEOUT_MS = 30_000  # the machine is slow and shared
 
