@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     max_concurrent_simulations: int = Field(
         2, ge=1, le=64, description="Background simulation runs at once; more answer 429."
     )
+    run_pacing: float = Field(
+        1.0,
+        ge=0.0,
+        le=100.0,
+        allow_inf_nan=False,
+        description="While live payments flow, a server run writes 4,000-row slices and pauses "
+        "this many times each slice's write time after it (0: never pace).",
+    )
     analytics_workers: int = Field(
         2, ge=1, le=64, description="Threads for backtests and /stats over a time range."
     )

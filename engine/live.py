@@ -51,6 +51,8 @@ from engine.models import Features, PaymentRequest, PaymentResult
 from engine.policy import Policy
 from engine.store import Store
 
+LIVE_ACTIVE_WINDOW_S = 1.0  # a group this recent means live clients are waiting on the writer
+
 log = logging.getLogger("ptsim.live")
 _STOP = object()
 _EPOCH = datetime(1970, 1, 1)
@@ -98,6 +100,7 @@ class LiveWriter:
         self._accepting = True
         self._accepting_lock = threading.Lock()
         self._last_batch_size = 1
+        self._last_group_at = -LIVE_ACTIVE_WINDOW_S  # monotonic time of the last group decided
         # committed, not yet written back: id -> latency_ms (only the writer thread mutates it)
         self._pending_latency: dict[uuid.UUID, float] = {}
         self.totals = LiveTotals()
@@ -138,6 +141,11 @@ class LiveWriter:
             self._accepting = False
             self._queue.put(_STOP)
         self._thread.join(timeout=30)
+
+    def recently_active(self) -> bool:
+        """True when a payment group was decided within :data:`LIVE_ACTIVE_WINDOW_S` (server
+        runs then give way, see :mod:`engine.simulation.pacing`)."""
+        return time.monotonic() - self._last_group_at < LIVE_ACTIVE_WINDOW_S
 
     def pending_latency(self, transaction_id: uuid.UUID) -> float | None:
         """The measured latency of a committed payment not yet written back, if any."""
@@ -246,6 +254,7 @@ class LiveWriter:
         return list(self._pending_latency), list(self._pending_latency.values())
 
     def _process(self, batch: list[PendingPayment]) -> None:
+        self._last_group_at = time.monotonic()
         try:
             results = self._decide_and_commit(batch)
         except Exception as exc:

@@ -41,6 +41,7 @@ from engine.models import (
 )
 from engine.policy import DEFAULT_POLICY, Policy
 from engine.simulation.facade import Simulations
+from engine.simulation.pacing import RunPacer
 from engine.simulation.params import RunRecord, SimulationParams
 from engine.simulation.runner import Progress
 from engine.stats import Percentiles, selection_totals
@@ -83,6 +84,7 @@ class Engine:
             self._card_key,
             self.active_policy,
             self.settings.max_concurrent_simulations,
+            RunPacer(lambda: self._live.recently_active(), self.settings.run_pacing),
         )
         for problem in self.store.problems:
             print(f"WARNING: {problem}", flush=True)

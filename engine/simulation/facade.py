@@ -19,6 +19,7 @@ import pyarrow as pa
 from engine.errors import BusyError, NotFoundError
 from engine.simulation import records
 from engine.simulation.keys import SimulationKeys
+from engine.simulation.pacing import RunPacer
 from engine.simulation.params import RunRecord, SimulationParams
 from engine.simulation.runner import Progress, SimulationCancelled, execute_run
 from engine.transaction_row import content_hash_sql
@@ -47,12 +48,14 @@ class Simulations:
         card_key: bytes,
         active_policy: Callable[[], Policy],
         max_running: int = 2,
+        pacer: RunPacer | None = None,
     ) -> None:
         self.store = store
         self._ids = ids
         self._card_key = card_key
         self._active_policy = active_policy
         self._max_running = max_running
+        self._pacer = pacer
         self._sim_threads: dict[int, tuple[threading.Thread, threading.Event]] = {}
         self._sim_lock = threading.Lock()
         # held by a start from creating its record to registering its thread, and by a reset
@@ -109,7 +112,8 @@ class Simulations:
     ) -> int:
         """Start a run in a background thread; return its id at once (follow it with
         :meth:`get_run`). Chunks are capped at :data:`BACKGROUND_CHUNK_ROWS` rows: each holds
-        the write lock while it is appended, and live payments wait for it. ``key`` (an
+        the write lock while it is appended, and live payments wait for it; while they flow,
+        the pacer (if any) writes smaller slices and pauses between them. ``key`` (an
         Idempotency-Key and its request hash) is committed with the run's record."""
         if not isinstance(params, SimulationParams):
             params = SimulationParams.model_validate(params)
@@ -138,7 +142,14 @@ class Simulations:
         def work() -> None:
             try:
                 execute_run(
-                    self.store, self._ids, self._card_key, policy, run_id, params, cancel=cancel
+                    self.store,
+                    self._ids,
+                    self._card_key,
+                    policy,
+                    run_id,
+                    params,
+                    cancel=cancel,
+                    pacer=self._pacer,
                 )
             except SimulationCancelled:
                 log.warning("simulation run %s was cancelled; it is marked interrupted", run_id)

@@ -28,6 +28,7 @@ from engine.features import HistoryTracker, normalize
 from engine.ids import IdAllocator
 from engine.policy import Policy
 from engine.simulation import records
+from engine.simulation.pacing import RunPacer
 from engine.simulation.params import SimulationParams
 from engine.simulation.population import Population, build_population
 from engine.simulation.rows import Rows
@@ -160,9 +161,11 @@ def execute_run(
     params: SimulationParams,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    pacer: RunPacer | None = None,
 ) -> None:
     """Generate and persist run ``run_id`` (created by :func:`records.create_run`) and finish
-    its record. Re-raises what stopped it, after marking the record interrupted or failed."""
+    its record. Re-raises what stopped it, after marking the record interrupted or failed.
+    ``pacer`` (server runs) makes the run give way to live payments while they flow."""
     timings = Timings()
     summary = RunSummary()
     start = time.perf_counter()
@@ -182,8 +185,7 @@ def execute_run(
             if isinstance(item, BaseException):
                 raise item
             assert isinstance(item, DecidedChunk)
-            with timings.stage("write_s"):
-                _write_chunk(store, ids, run_id, item, summary)
+            _write_chunk(store, ids, run_id, item, summary, timings, pacer, cancel)
             if progress is not None:
                 progress(summary.rows, params.rows)
     except (KeyboardInterrupt, SimulationCancelled) as exc:
@@ -207,6 +209,45 @@ def execute_run(
 
 
 def _write_chunk(
+    store: Store,
+    ids: IdAllocator,
+    run_id: int,
+    chunk: DecidedChunk,
+    summary: RunSummary,
+    timings: Timings,
+    pacer: RunPacer | None,
+    cancel: threading.Event | None,
+) -> None:
+    """Write a chunk in one transaction, or in the pacer's slices (one transaction each, with
+    a pause after each while live payments flow)."""
+    parts = pacer.slices(len(chunk.rows)) if pacer is not None else [slice(0, len(chunk.rows))]
+    for part in parts:
+        if cancel is not None and cancel.is_set():
+            raise SimulationCancelled(f"Simulation run {run_id} was cancelled.")
+        started = time.perf_counter()
+        with timings.stage("write_s"):
+            _write_part(
+                store,
+                ids,
+                run_id,
+                chunk if len(parts) == 1 else _part(chunk, part, run_id),
+                summary,
+            )
+        if pacer is not None:
+            with timings.stage("paced_s"):
+                pacer.yield_after(time.perf_counter() - started, cancel)
+
+
+def _part(chunk: DecidedChunk, part: slice, run_id: int) -> DecidedChunk:
+    """Rows ``part`` of a chunk, with their own rollups."""
+    rows = chunk.rows.take(part)
+    approved = chunk.approved[part]  # type: ignore[index]
+    table = chunk.table.slice(part.start, part.stop - part.start)
+    rollup = RollupDelta.from_columns(run_id, approved, rows.amount_cents, rows.latency_ms)
+    return DecidedChunk(table, rollup, rows, approved)
+
+
+def _write_part(
     store: Store, ids: IdAllocator, run_id: int, chunk: DecidedChunk, summary: RunSummary
 ) -> None:
     """Rows, rollups and rows_written in one transaction (ids allocated in insertion order)."""

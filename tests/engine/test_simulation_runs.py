@@ -14,6 +14,7 @@ import pytest
 from engine.errors import NotFoundError
 from engine.service import Engine
 from engine.simulation import SimulationParams
+from engine.simulation.pacing import RunPacer
 from engine.simulation.runner import SimulationCancelled
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -145,3 +146,37 @@ def test_unknown_run_and_invalid_params(sim_engine: Engine) -> None:
     with pytest.raises(ValueError):
         SimulationParams(rows=10, scenario_mix={"stolen_card": 0})
     assert SimulationCancelled.__mro__[1].__name__ == "EngineError"
+
+
+def test_a_run_gives_way_to_live_payments_without_changing_its_rows(tmp_path: Path) -> None:
+    """While payments flow, a server run writes small slices and pauses between them
+    (engine/simulation/pacing.py); its rows, rollups and record are those of an unpaced run."""
+    params = {**PARAMS, "rows": 60_000, "chunk_rows": 20_000}
+    payment = {
+        "card_number": "4000001234567890",
+        "amount": "12.50",
+        "currency": "GBP",
+        "merchant": "Pacing test",
+        "channel": "ecommerce",
+    }
+    with Engine.open(tmp_path / "paced.duckdb", card_key="runs-key", run_pacing=1.0) as eng:
+        eng.authorize(payment)  # live traffic is flowing when the run starts
+        run_id = eng.start_simulation(params)
+        while eng.get_run(run_id).status == "running":
+            eng.authorize(payment)
+        paced = eng.get_run(run_id)
+        assert paced.status == "completed" and paced.rows_written == 60_000
+        assert paced.timings.get("paced_s", 0) > 0
+        assert_consistent(eng, run_id)
+        unpaced = eng.simulate(params)  # synchronous runs are never paced
+        assert "paced_s" not in unpaced.timings
+        assert eng.run_content_hash(run_id) == eng.run_content_hash(unpaced.id)
+
+
+def test_pacing_off_or_without_live_traffic_writes_whole_chunks() -> None:
+    active = {"now": False}
+    pacer = RunPacer(lambda: active["now"], factor=1.0, slice_rows=4_000)
+    assert pacer.slices(10_000) == [slice(0, 10_000)]
+    active["now"] = True
+    assert pacer.slices(10_000) == [slice(0, 4_000), slice(4_000, 8_000), slice(8_000, 10_000)]
+    assert RunPacer(lambda: True, factor=0.0).slices(100_000) == [slice(0, 100_000)]
