@@ -360,14 +360,11 @@ RUN_LOG = "bench-script-run"
 RUN_LINE = re.compile(rf"{RUN_LOG} ([0-9.]+) ([0-9.]+) ([01])")
 
 
-def serve_with_run_timing(argv: list[str]) -> int:
-    """``ptsim serve`` with one stdout line per script (or fragment) run: when it started (epoch
-    seconds), how long it ran (ms) and whether it was a fragment run. The hook wraps the one
-    function Streamlit's script runner calls to execute a page, so it times the script, the
-    engine calls and building the elements' messages; sending them is the event loop's job."""
+def _time_script_runs() -> None:
+    """Wrap the one function Streamlit's script runner calls to execute a page, so every script
+    (or fragment) run prints when it started (epoch s), how long it ran (ms) and whether it was
+    a fragment run."""
     from streamlit.runtime.scriptrunner import script_runner
-
-    from workbench.cli import main as ptsim
 
     execute = script_runner.exec_func_with_error_handling
 
@@ -381,14 +378,36 @@ def serve_with_run_timing(argv: list[str]) -> int:
             print(f"{RUN_LOG} {started:.6f} {ms:.3f} {fragment}", flush=True)
 
     script_runner.exec_func_with_error_handling = timed
+
+
+def serve_floor_with_run_timing(port: str) -> int:
+    """``streamlit run benchmarks/floor_app.py`` with the same hook and the same flags as the
+    dashboard."""
+    from streamlit.web import cli
+
+    _time_script_runs()
+    args = ["run", str(ROOT / "benchmarks" / "floor_app.py"), "--server.address=127.0.0.1"]
+    args += ["--browser.gatherUsageStats=false", "--server.headless=true", f"--server.port={port}"]
+    return cli.main(args=[*args, "--server.fileWatcherType=none"], standalone_mode=False) or 0
+
+
+def serve_with_run_timing(argv: list[str]) -> int:
+    """``ptsim serve`` with one stdout line per script (or fragment) run: when it started (epoch
+    seconds), how long it ran (ms) and whether it was a fragment run. The hook wraps the one
+    function Streamlit's script runner calls to execute a page, so it times the script, the
+    engine calls and building the elements' messages; sending them is the event loop's job."""
+    from workbench.cli import main as ptsim
+
+    _time_script_runs()
     return ptsim(["serve", *argv])
 
 
 class Server:
     """The real server (``ptsim serve`` with the run-timing hook) on free ports in its own
-    process group; its output is kept for errors and its script-run lines are parsed."""
+    process group; its output is kept for errors and its script-run lines are parsed. With no
+    ``db``: the floor app (:mod:`floor_app`) alone."""
 
-    def __init__(self, db: Path) -> None:
+    def __init__(self, db: Path | None) -> None:
         self.api_port = free_port()
         self.ui_port = free_port()
         while self.ui_port == self.api_port:
@@ -399,11 +418,15 @@ class Server:
             "PTSIM_BACKUP_INTERVAL_S": "0",
             "PYTHONUNBUFFERED": "1",
         }
+        self.floor = db is None
         self.lines: list[str] = []
         self.runs: list[tuple[float, float, bool]] = []  # (started epoch s, ms, fragment run)
         command = [sys.executable, __file__, "--serve", "--api-port", str(self.api_port)]
+        command += ["--ui-port", str(self.ui_port)]
+        if self.floor:
+            command = [sys.executable, __file__, "--serve-floor", str(self.ui_port)]
         self.proc = subprocess.Popen(
-            [*command, "--ui-port", str(self.ui_port)],
+            command,
             env=env,
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
@@ -437,7 +460,7 @@ class Server:
             if self.proc.poll() is not None:
                 break
             with contextlib.suppress(httpx.HTTPError):
-                api = httpx.get(f"{self.api}/health", timeout=5).status_code
+                api = 200 if self.floor else httpx.get(f"{self.api}/health", timeout=5).status_code
                 if (
                     api == 200
                     and httpx.get(f"{self.ui}/_stcore/health", timeout=5).status_code == 200
@@ -448,6 +471,8 @@ class Server:
         raise SystemExit("ptsim serve did not become ready:\n" + "\n".join(self.lines[-50:]))
 
     def post_payment(self) -> None:
+        if self.floor:
+            return
         answer = httpx.post(f"{self.api}/payment", json=PAYMENT, timeout=30)
         if answer.status_code != 201:
             raise SystemExit(f"POST /payment answered {answer.status_code}: {answer.text}")
@@ -580,17 +605,47 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+FLOOR_SPECS = [
+    PageSpec(
+        "floor: empty page",
+        "",
+        0,
+        [
+            Step("open in a new tab", "load"),
+            Step(
+                "click a button",
+                "other",
+                lambda tab: tab.get_by_role("button", name="Count").click(),
+            ),
+        ],
+    ),
+    PageSpec("floor: one plotly chart", "chart", 1, [Step("open in a new tab", "load")]),
+]
+
+
+def measure_floor(repeat: int) -> Times:
+    """Streamlit's own floor, measured like the dashboard's pages: :mod:`floor_app`."""
+    server = Server(None)
+    try:
+        server.wait_ready()
+        return measure(server, FLOOR_SPECS, repeat, [0])
+    finally:
+        server.stop()
+
+
 def report(rows: int, specs: list[PageSpec], times: Times) -> None:
-    """The table: medians per step, the target that applies and whether the browser met it."""
+    """The table: medians per step, the target that applies and whether the browser met it;
+    the floor's rows (Streamlit alone, same run) first."""
     print("\n| page | action | rows | browser median ms | server median ms | target ms | result |")
     print("|---|---|---:|---:|---:|---:|---|")
-    for spec in specs:
+    for spec in [s for s in FLOOR_SPECS if (s.page, s.steps[0].name) in times] + specs:
         for step in spec.steps:
             browser, server = times[(spec.page, step.name)]
             b, s = statistics.median(browser), statistics.median(server)
             limit = target(step.kind) * 1000
+            size = "—" if spec in FLOOR_SPECS else f"{rows:,}"
             print(
-                f"| {spec.page} | {step.name} | {rows:,} | {b:,.0f} | {s:,.0f} | {limit:,.0f} | "
+                f"| {spec.page} | {step.name} | {size} | {b:,.0f} | {s:,.0f} | {limit:,.0f} | "
                 f"{'pass' if b <= limit else 'FAIL'} |",
                 flush=True,
             )
@@ -609,6 +664,8 @@ def temporary_folder(keep: Path | None) -> Iterator[Path]:
 def main() -> None:
     if sys.argv[1:2] == ["--serve"]:  # the server subprocess Server starts
         raise SystemExit(serve_with_run_timing(sys.argv[2:]))
+    if sys.argv[1:2] == ["--serve-floor"]:
+        raise SystemExit(serve_floor_with_run_timing(sys.argv[2]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="*", default=[1_000_000, 10_000_000])
     parser.add_argument("--repeat", type=int, default=5)
@@ -645,6 +702,7 @@ def main() -> None:
                 times = measure(server, specs, args.repeat, counter)
             finally:
                 server.stop()
+            times |= measure_floor(args.repeat)
             report(rows, specs, times)
             print(f"\nload average after: {load()}")
 
