@@ -19,7 +19,7 @@ import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from glob import escape as glob_escape
@@ -30,6 +30,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine.backup import (
     CORRUPT_BLOCK,
@@ -178,6 +179,7 @@ class _PendingRows:
     added: int = 0
     newest_id: uuid.UUID | None = None
     cleared: bool = False
+    sources: set[int] = field(default_factory=set)  # sources whose rows changed (0 = live)
 
     def applied_to(self, committed: Committed) -> Committed:
         rows = 0 if self.cleared else committed.rows
@@ -377,6 +379,7 @@ class WriteTx(ReadTx):
         group outside the batch instead of joining against the whole table."""
         if not ids:
             return
+        self._store._pending.sources.add(LIVE_SOURCE)
         update = pa.table(
             {
                 "id": pa.array([i.bytes for i in ids], pa.binary(16)),
@@ -467,6 +470,8 @@ class Store:
         self._write_lock = threading.RLock()
         self._closed = False
         self.generation = 0  # committed writes so far: a cheap "has the data changed?" token
+        self._epoch = 0  # resets so far
+        self._source_generation: dict[int, int] = {}  # source -> generation of its last change
         if memory_limit:
             self.set_memory_limit(memory_limit)
         self._migrate()
@@ -622,13 +627,30 @@ class Store:
         if newest is not None:
             self._pending.added += rows.num_rows
             self._pending.newest_id = newest
+            runs = (
+                pc.unique(rows.column("run_id")).to_pylist()
+                if "run_id" in rows.schema.names
+                else [None]
+            )
+            self._pending.sources.update(LIVE_SOURCE if run is None else int(run) for run in runs)
 
     def _committed(self) -> None:
         """After a commit (write lock held): count it, and record rows added or cleared."""
         self.generation += 1
         pending, self._pending = self._pending, _PendingRows()
+        if pending.cleared:
+            self._epoch += 1
+            self._source_generation.clear()
+        for source in pending.sources:
+            self._source_generation[source] = self.generation
         if self._record is not None and (pending.added or pending.cleared):
             self._record.write(pending.applied_to(self._record.committed))
+
+    def source_version(self, source: int) -> tuple[int, int]:
+        """A token that changes whenever one source's rows (0 = live traffic, else a run id)
+        are added, cleared or get their latency written back, and not when other sources
+        change: a completed run's results stay reusable while live payments flow."""
+        return self._epoch, self._source_generation.get(source, 0)
 
     def close(self) -> None:
         """Checkpoint (folds the WAL into the file) and close."""

@@ -2,8 +2,9 @@
 
 Streamlit reruns a page's whole script on every interaction, and a page opened again (from the
 sidebar, in a second tab, by a second analyst) asks again. A result is reused only while the
-store's data version (its count of committed writes) is the one it was computed at, so a new
-payment, run or policy version always gives a fresh result.
+data it reads is unchanged (:func:`engine.analytics.data_version`: a backtest over one completed
+run stays valid while live payments flow), so new rows or a new active policy always give a fresh
+result.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ def backtest(eng: Engine, candidate: Policy, filters: RowFilter) -> BacktestResu
     unchanged (the version is read before computing, so a write racing the query makes the next
     call recompute rather than keep a stale result)."""
     return _backtest(
-        eng, analytics.data_version(eng.store), eng.active_policy(), candidate, filters
+        eng, analytics.data_version(eng.store, filters), eng.active_policy(), candidate, filters
     )
 
 
 @lru_cache(maxsize=16)
 def _backtest(
-    eng: Engine, version: int, active: Policy, candidate: Policy, filters: RowFilter
+    eng: Engine, version: object, active: Policy, candidate: Policy, filters: RowFilter
 ) -> BacktestResult:
     # version and active are part of the key only: the engine reads both itself
     return eng.backtest(candidate, filters)

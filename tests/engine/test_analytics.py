@@ -122,9 +122,25 @@ def test_unchanged_data_is_answered_from_the_memo(filled):
     first = filled.dashboard(run=1)
     assert filled.dashboard(run=1) is first
     assert filled.dashboard(run=2) is not first
+    whole = filled.dashboard()
     filled.authorize({"card_number": "4111111111111111", "amount": "5.00", "merchant": "Shop"})
     after = filled.dashboard()
-    assert after.kpis.total == 4002
-    assert filled.dashboard(run=1) is not first  # any new row changes the data version
+    assert after is not whole and after.kpis.total == 4002  # the whole table changed
+    assert filled.dashboard(run=1) is first  # a live payment leaves run 1's rows as they were
+    insert_rows(filled.store, random_columns(10, seed=9), run_id=1, first_index=20_000)
+    again = filled.dashboard(run=1)
+    assert again is not first and again.kpis.total == 3010  # a new row of run 1 does not
     filled.reset()
     assert filled.dashboard().kpis.total == 0
+    assert filled.dashboard(run=1).kpis.total == 0  # a reset clears every source's version
+
+
+def test_filter_options_follow_new_live_values_and_new_runs(filled):
+    before = filled.filter_options()
+    filled.authorize(
+        {"card_number": "4111111111111111", "amount": "5.00", "currency": "JPY", "merchant": "S"}
+    )
+    assert filled.filter_options().currencies == ["EUR", "GBP", "JPY"]
+    insert_rows(filled.store, random_columns(5, seed=3), run_id=3, first_index=30_000)
+    options = filled.filter_options()
+    assert options.runs == [1, 2, 3] and options.channels == before.channels
