@@ -9,7 +9,6 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from api.deps import admin_failure_buckets
 from api.errors import install_error_handlers
 from api.heavy import HeavyWork
 from api.middleware import RateLimitMiddleware, RequestContextMiddleware
@@ -54,7 +53,6 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         app.state.engine = engine
     install_error_handlers(app)
     settings = engine.settings if engine is not None else get_settings()
-    app.state.admin_failures = admin_failure_buckets(settings.admin_failure_limit)
     app.state.heavy = HeavyWork(settings.analytics_workers, settings.analytics_queue)
     app.add_middleware(payments.PaymentEndpoint)  # innermost: after ids, body limit, rate limit
     if settings.rate_limit:

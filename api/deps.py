@@ -9,16 +9,10 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.middleware import TokenBuckets, client_address
+from api.middleware import client_address
 from engine.service import Engine
 
 _bearer = HTTPBearer(auto_error=False, description="PTSIM_ADMIN_TOKEN")
-
-
-def admin_failure_buckets(per_second: float) -> TokenBuckets:
-    """Wrong admin tokens per client (``PTSIM_ADMIN_FAILURE_LIMIT``): a minute's worth at once,
-    then one every ``1 / per_second`` s (``create_app`` keeps one in ``app.state``)."""
-    return TokenBuckets(per_second, max(1, round(per_second * 60)))
 
 
 async def get_engine(request: Request) -> Engine:
@@ -47,7 +41,7 @@ def require_admin(
             "Admin routes are disabled: set PTSIM_ADMIN_TOKEN and send "
             "'Authorization: Bearer <token>'.",
         )
-    failures: TokenBuckets = request.app.state.admin_failures
+    failures = engine.admin_failures
     client = client_address(request.scope)
     if wait := failures.wait(client):
         retry_after = str(max(1, math.ceil(wait)))

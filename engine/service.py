@@ -46,6 +46,7 @@ from engine.simulation.params import RunRecord, SimulationParams
 from engine.simulation.runner import Progress
 from engine.stats import Percentiles, selection_totals
 from engine.store import Store, utc_now
+from engine.throttle import admin_failure_buckets
 from engine.transaction_row import NAMES
 from engine.validation import describe_first, quoted_field
 
@@ -76,6 +77,8 @@ class Engine:
             self.store.close()  # a refused key must not leave the file open in this process
             raise
         self.ids = IdAllocator()
+        self.admin_failures = admin_failure_buckets(self.settings.admin_failure_limit)
+        """Wrong admin tokens per client, shared by the API and the dashboard."""
         self._policy_lock = threading.Lock()
         self._policy = self._load_or_create_policy()
         self.simulations = Simulations(

@@ -4,9 +4,10 @@ Every write the API reserves for admins (reset, backup, activating a policy; lat
 disputes, shadow runs, routing) is a dashboard control drawn with ``disabled=not unlocked`` and
 an ``on_click`` wrapped by :func:`admin_only`; :func:`admin_access` draws the prompt. The token
 (``PTSIM_ADMIN_TOKEN``, engine settings) is entered once per browser session: a correct entry
-sets a flag in ``st.session_state``; the token itself is compared in constant time, never kept
-in the session and never displayed. Without a configured token the controls stay disabled and
-say how to enable them.
+sets a flag in ``st.session_state``; wrong entries draw on the same per-client budget as the
+API's (``PTSIM_ADMIN_FAILURE_LIMIT``, ``Engine.admin_failures``). The token itself is compared
+in constant time, never kept in the session and never displayed. Without a configured token the
+controls stay disabled and say how to enable them.
 
 Usage on a page::
 
@@ -17,6 +18,7 @@ Usage on a page::
 from __future__ import annotations
 
 import hmac
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +29,10 @@ from engine.service import Engine
 NOT_CONFIGURED = "Admin actions are disabled: set PTSIM_ADMIN_TOKEN and restart ptsim serve."
 ASK = "Admin actions need the admin token (PTSIM_ADMIN_TOKEN); enter it once per browser session."
 WRONG = "Wrong admin token: nothing was changed."
+THROTTLED = (
+    "Too many wrong admin tokens from this client (PTSIM_ADMIN_FAILURE_LIMIT); retry after "
+    "{seconds} s. Nothing was checked or changed."
+)
 REFUSED = "Admin actions are locked: enter the admin token first; nothing was changed."
 _UNLOCKED = "admin_unlocked"  # session flag: this browser session entered the right token
 _NOTICE = "admin_gate_notice"  # a refusal to show on the next run (set inside callbacks)
@@ -65,12 +71,25 @@ def admin_only(eng: Engine, act: Callable[..., Any]) -> Callable[..., None]:
     return guarded
 
 
+def _client() -> str:
+    """The browser's address, as the API keys its clients (so a guess through either counts
+    against the same budget); sessions without one share a key."""
+    address = st.context.ip_address  # None without one (and not a str under AppTest)
+    return address if isinstance(address, str) and address else "dashboard"
+
+
 def _check_entry(eng: Engine, field: str) -> None:
     supplied = str(st.session_state.get(field) or "")
     st.session_state[field] = ""  # the token does not stay in the session (nor in the input)
-    if token_matches(eng, supplied):
+    client = _client()
+    if wait := eng.admin_failures.wait(client):
+        # refused before comparing, even when right: the throttle never confirms a guess
+        st.session_state[_UNLOCKED] = False
+        st.session_state[_NOTICE] = THROTTLED.format(seconds=max(1, math.ceil(wait)))
+    elif token_matches(eng, supplied):
         st.session_state[_UNLOCKED] = True
     else:
+        eng.admin_failures.take(client)
         st.session_state[_UNLOCKED] = False
         st.session_state[_NOTICE] = WRONG
 

@@ -12,8 +12,10 @@ from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 from streamlit.testing.v1 import AppTest
 
 from engine.policy import DEFAULT_POLICY
+from engine.service import Engine
 from engine.simulation.params import SimulationParams
 from workbench import admin_gate
+from workbench.runtime import close_shared_engine, install_shared_engine
 
 TEST_CARDS = ["4000001234567890", "4111111111111111"]
 
@@ -327,6 +329,29 @@ def test_a_wrong_token_is_refused_and_nothing_happens(seeded, app):
     assert at.button(key="tune_apply").disabled
     assert seeded.stats().total == 6000 and seeded.active_policy().version == version
     assert UI_ADMIN_TOKEN not in texts(at)
+
+
+def test_repeated_wrong_tokens_are_throttled_even_before_a_right_one(tmp_path, app):
+    """The dashboard's prompt draws on the engine's per-client budget of wrong tokens (shared
+    with the API's admin routes): past it, even the right token is refused unchecked."""
+    engine = Engine.open(
+        tmp_path / "throttle.duckdb", card_key="", admin_token=UI_ADMIN_TOKEN,
+        admin_failure_limit="2/min",
+    )  # fmt: skip
+    install_shared_engine(engine)
+    try:
+        at = app("admin")
+        for _ in range(2):  # the budget: a minute's worth, two wrong tokens
+            unlock(at, "admin", token="wrong")
+            assert admin_gate.WRONG in [e.value for e in at.error]
+        unlock(at, "admin", token="wrong")
+        unlock(at, "admin")  # the right token, while throttled
+        refusals = [e.value for e in at.error]
+        assert any("Too many wrong admin tokens" in text for text in refusals), refusals
+        assert at.button(key="admin_reset").disabled
+        assert engine.admin_failures.wait("dashboard") > 0  # the API's routes see the same budget
+    finally:
+        close_shared_engine()
 
 
 def test_the_right_token_unlocks_admin_acts_for_the_whole_session(seeded, app):
