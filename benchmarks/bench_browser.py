@@ -137,6 +137,7 @@ class Step:
     act: Callable[[Any], None] | None = None  # does the action in the browser tab
     prepare: Callable[[Any], None] | None = None  # untimed: e.g. open a dropdown, type a value
     changes: str | None = CHANGED  # the elements whose text the action changes
+    fragment: bool = False  # the action reruns a fragment (not the page): count fragment runs
 
 
 @dataclass
@@ -242,6 +243,7 @@ def page_specs(sim_id: str, repetition: list[int], base_url: list[str]) -> list[
                     "authorize a payment -> decision card",
                     "other",
                     lambda tab: tab.get_by_role("button", name="Authorize payment").click(),
+                    fragment=True,
                 ),
             ],
         ),
@@ -477,14 +479,17 @@ class Server:
         if answer.status_code != 201:
             raise SystemExit(f"POST /payment answered {answer.status_code}: {answer.text}")
 
-    def script_ms(self, since: float, until: float) -> float:
+    def script_ms(self, since: float, until: float, fragments: bool = False) -> float:
         """Milliseconds of full script runs that started in ``[since, until]`` (fragment-only
-        runs are the live panel's auto refresh, not the user's action). Waits briefly for the
-        line of a run the browser has already seen finish."""
+        runs are the live panel's auto refresh, not the user's action), or of every run with
+        ``fragments`` (a step whose action reruns a fragment). Waits briefly for the line of a
+        run the browser has already seen finish."""
         deadline = time.monotonic() + 2
         while True:
             full = [
-                ms for start, ms, fragment in self.runs if since <= start <= until and not fragment
+                ms
+                for start, ms, fragment in self.runs
+                if since <= start <= until and (fragments or not fragment)
             ]
             if full or time.monotonic() > deadline:
                 return sum(full) if full else float("nan")
@@ -590,7 +595,7 @@ def timed_step(
         step.act(tab)
         wait_done(tab, mark, spec.charts, step.changes, before)
     browser_ms = (time.perf_counter() - start) * 1000
-    return browser_ms, server.script_ms(since, time.time())
+    return browser_ms, server.script_ms(since, time.time(), step.fragment)
 
 
 # --------------------------------------------------------------------------- report
