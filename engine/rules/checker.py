@@ -37,9 +37,12 @@ def check_condition(expr: t.Expr, text: str, lists: Mapping[str, str]) -> None:
     if kind != "bool":
         raise _error(
             expr,
-            f"a condition must be true or false, but {_show(expr, text)} is a {kind}: "
+            f"a condition must be true or false, but {_show(expr, text)} is {_NOUNS[kind]}: "
             "compare it, e.g. :amount: > 500",
         )
+
+
+_NOUNS = {"number": "a number", "text": "text", "bool": "true or false", "card": "a card"}
 
 
 def _error(node: t.Expr | t.ListRef, message: str) -> RuleError:
@@ -107,7 +110,7 @@ class _Checker:
     def expect(self, node: t.Expr, wanted: str, why: str) -> None:
         kind = self.type_of(node)
         if kind != wanted:
-            raise _error(node, f"{why}, but {self.show(node)} is a {kind}")
+            raise _error(node, f"{why}, but {self.show(node)} is {_NOUNS[kind]}")
 
     def compare(self, node: t.Compare) -> None:
         left, right = self.type_of(node.left), self.type_of(node.right)
@@ -123,7 +126,8 @@ class _Checker:
         if node.op in ORDERING and left != "number":
             raise _error(
                 node.left,
-                f"{node.op} orders numbers, but {self.show(node.left)} is a {left}: use = or !=",
+                f"{node.op} orders numbers, but {self.show(node.left)} is {_NOUNS[left]}: "
+                "use = or !=",
             )
         self.vocabulary(node.left, node.right)
         self.vocabulary(node.right, node.left)
@@ -150,7 +154,7 @@ class _Checker:
         if kind not in ("number", "text"):
             raise _error(
                 node.value,
-                f"in (...) tests numbers or text, but {self.show(node.value)} is a {kind}"
+                f"in (...) tests numbers or text, but {self.show(node.value)} is {_NOUNS[kind]}"
                 + (": use a card list" if kind == "card" else ""),
             )
         for item in node.target:

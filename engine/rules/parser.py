@@ -137,7 +137,15 @@ def _syntax_error(text: str, error: UnexpectedInput) -> RuleError:
         return RuleError(message, line=error.line, column=error.column)
     assert isinstance(error, UnexpectedToken)
     token = error.token
-    expected = _expected_words(set(error.expected))
+    # The LALR state's lookahead set can offer tokens that cannot follow here (a ')' without an
+    # open parenthesis); asking the parser which tokens it would accept is exact.
+    accepted = set(error.interactive_parser.accepts()) if error.interactive_parser else set()
+    expected = _expected_words(accepted or set(error.expected))
+    if token.value == "=" and text[token.start_pos - 1 : token.start_pos] == "=":
+        return RuleError("write = to compare, not ==", line=token.line, column=token.column)
+    if token.type == "CMP" and "_AND" in accepted:  # after a whole comparison
+        message = "comparisons do not chain: join two with and, e.g. :amount: > 1 and :amount: < 5"
+        return RuleError(message, line=token.line, column=token.column)
     if token.type == "$END":
         end = len(text.rstrip())
         line, column = _line_column(text, end)
@@ -145,8 +153,6 @@ def _syntax_error(text: str, error: UnexpectedInput) -> RuleError:
             f"the condition ends too early: expected {expected}", line=line, column=column
         )
     message = f"unexpected {_token_text(token)}: expected {expected}"
-    if token.value == "=" and text[token.start_pos - 1 : token.start_pos] == "=":
-        message = "write = to compare, not =="
     return RuleError(message, line=token.line, column=token.column)
 
 
