@@ -10,6 +10,7 @@ from engine.rules.catalogue import CATALOGUE, Attribute, attributes_json
 from engine.rules.errors import RuleError
 from engine.rules.lists import KINDS as LIST_KINDS
 from engine.rules.lists import ListSpec
+from engine.rules.numpy_eval import Coded
 from engine.rules.policy import (
     ACTION_NAMES,
     Action,
@@ -31,6 +32,7 @@ __all__ = [
     "LIST_KINDS",
     "Action",
     "Attribute",
+    "Coded",
     "CompiledPolicy",
     "ListSpec",
     "MembershipSql",

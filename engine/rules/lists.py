@@ -34,6 +34,8 @@ class ListSpec:
 def card_bytes(item: object) -> bytes:
     """A card list item as the 16 bytes of its fingerprint."""
     raw = item.bytes if isinstance(item, uuid.UUID) else item
+    if isinstance(raw, np.bytes_):  # an element of an 'S16' array: numpy strips trailing NULs
+        raw = bytes(raw).ljust(16, b"\0")
     if not isinstance(raw, bytes) or len(raw) != 16:
         raise ValueError("card list items must be 16-byte fingerprints (bytes or uuid.UUID)")
     return raw

@@ -21,7 +21,7 @@ from engine.rules.catalogue import CATALOGUE
 from engine.rules.checker import check_condition
 from engine.rules.errors import RuleError
 from engine.rules.lists import ListSpec
-from engine.rules.numpy_eval import BoolFn, Env, NumpyCompiler
+from engine.rules.numpy_eval import BoolFn, Coded, Env, NumpyCompiler
 from engine.rules.parser import parse_condition
 from engine.rules.sql import MembershipSql, SqlCompiler, default_membership_sql
 
@@ -150,16 +150,17 @@ class CompiledPolicy:
 
     def matches(
         self,
-        inputs: Mapping[str, np.ndarray],
+        inputs: Mapping[str, np.ndarray | Coded],
         missing: Mapping[str, np.ndarray] | None = None,
         n_rows: int | None = None,
     ) -> np.ndarray:
         """Each rule's condition on each row: an n_rules x n_rows bool matrix.
 
         ``inputs`` maps every name in :attr:`attributes` to an array (dtypes: each catalogue
-        entry's ``dtype``; docs/rules.md lists them); ``missing`` maps nullable attributes to
-        bool masks (true = missing; absent = none missing). ``n_rows`` is needed only when the
-        rules read no attribute at all.
+        entry's ``dtype``; docs/rules.md lists them), or for text and card attributes to a
+        :class:`Coded` (codes into labels). ``missing`` maps nullable attributes to bool masks
+        (true = missing; absent = none missing). ``n_rows`` is needed only when the rules read
+        no attribute at all.
         """
         env = _env(self.attributes, inputs, missing or {}, n_rows)
         result = np.empty((len(self.rules), env.n), dtype=bool)
@@ -169,7 +170,7 @@ class CompiledPolicy:
 
     def decide(
         self,
-        inputs: Mapping[str, np.ndarray],
+        inputs: Mapping[str, np.ndarray | Coded],
         missing: Mapping[str, np.ndarray] | None = None,
         n_rows: int | None = None,
     ) -> Outcome:
@@ -303,7 +304,7 @@ def _references(conditions: Any) -> tuple[set[str], set[str]]:
 
 def _env(
     needed: frozenset[str],
-    inputs: Mapping[str, np.ndarray],
+    inputs: Mapping[str, np.ndarray | Coded],
     missing: Mapping[str, np.ndarray],
     n_rows: int | None,
 ) -> Env:
@@ -328,9 +329,20 @@ def _env(
     return Env(values, masks, n)
 
 
-def _column(name: str, values: np.ndarray) -> np.ndarray:
+def _column(name: str, values: np.ndarray | Coded) -> np.ndarray | Coded:
     """An input as the dtype the evaluator computes with; a wrong kind is a caller's bug."""
     attribute = CATALOGUE[name]
+    if isinstance(values, Coded):
+        if attribute.type not in ("text", "card"):
+            raise TypeError(f"input {name} is a {attribute.type}: pass an array, not codes")
+        codes = np.asarray(values.codes)
+        if codes.dtype.kind not in "iu":
+            raise TypeError(f"the codes of input {name} must be integers, not {codes.dtype}")
+        labels = values.labels  # kept as given: results over labels are cached by identity
+        checked = _column(name, labels)
+        if checked is not labels and not np.shares_memory(checked, labels):
+            raise TypeError(f"the labels of input {name} must hold {attribute.dtype} already")
+        return Coded(codes, labels)
     array = np.asarray(values)
     if attribute.form in ("money", "integer") or name == "card_bin":
         expected, ok = "integers", array.dtype.kind in "iu"

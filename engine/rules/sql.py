@@ -163,7 +163,7 @@ class SqlCompiler:
         attribute = CATALOGUE[name]
         if name == "risk_score":
             if self.risk_score_sql is None:
-                raise ValueError("the policy reads :risk_score:: pass its SQL (risk_score_sql)")
+                raise ValueError("the policy reads :risk_score:, so pass its SQL as risk_score_sql")
             return f"CAST(({self.risk_score_sql}) AS DOUBLE)"
         if attribute.form == "money":
             return f"(CAST({_minor(name)} AS DOUBLE) / CAST(100 AS DOUBLE))"

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rules_db import database, inputs, row, sql_matches
 
-from engine.rules import ListSpec, compile_policy
+from engine.rules import Coded, ListSpec, compile_policy
 
 MONEY = ["amount", "amount_in_gbp", "amount_per_card_24h"]
 INTEGERS = [
@@ -175,17 +175,35 @@ def stored_row(draw: st.DrawFn) -> dict:
     )
 
 
+def coded(values: dict[str, np.ndarray]) -> dict[str, object]:
+    """Text and card columns as codes into labels (as bulk chunks carry them), with a label no
+    row uses."""
+    result: dict[str, object] = dict(values)
+    for name in ("merchant", "device_id", "currency", "channel", "card_bin", "card"):
+        column = values[name]
+        spare = {"card": b"\x07" * 16, "card_bin": 777777}.get(name, "unused")
+        labels = sorted({v for v in column.tolist() if v is not None} | {spare})
+        index = {label: i for i, label in enumerate(labels)}
+        codes = np.array([index.get(v, -1) for v in column.tolist()], dtype=np.int32)
+        result[name] = Coded(codes, np.array(labels, dtype=column.dtype))
+    return result
+
+
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    rules=policy_rules, rows=st.lists(stored_row(), min_size=1, max_size=12), cut=st.integers(0, 12)
+    rules=policy_rules,
+    rows=st.lists(stored_row(), min_size=1, max_size=12),
+    cut=st.integers(0, 12),
+    dictionary_encoded=st.booleans(),
 )
 def test_numpy_groups_numpy_chunks_and_sql_agree(
-    rules: list[dict], rows: list[dict], cut: int
+    rules: list[dict], rows: list[dict], cut: int, dictionary_encoded: bool
 ) -> None:
     policy = compile_policy(rules, LISTS)
     values, missing = inputs(rows)
 
-    chunk = policy.matches(values, missing, n_rows=len(rows))  # the bulk path: one chunk
+    chunk_values = coded(values) if dictionary_encoded else values
+    chunk = policy.matches(chunk_values, missing, n_rows=len(rows))  # the bulk path: one chunk
     cut = min(cut, len(rows))
     groups = [  # the live path: the same rows in two groups
         policy.matches(
