@@ -146,11 +146,9 @@ class NumpyCompiler:
                 inner = self.condition(operand)
                 return lambda env: ~inner(env)
             case t.And(operands=operands):
-                parts = [self.condition(o) for o in operands]
-                return lambda env: np.logical_and.reduce([p(env) for p in parts])
+                return _fold(operator.and_, [self.condition(o) for o in operands])
             case t.Or(operands=operands):
-                parts = [self.condition(o) for o in operands]
-                return lambda env: np.logical_or.reduce([p(env) for p in parts])
+                return _fold(operator.or_, [self.condition(o) for o in operands])
             case t.Compare():
                 return self.compare(node)
             case t.Member():
@@ -194,6 +192,8 @@ class NumpyCompiler:
         def compare(env: Env) -> np.ndarray:
             (x, x_missing), (y, y_missing) = a(env), b(env)
             result = fn(x, y)
+            if np.ndim(result) == 0:  # arithmetic on literals only
+                result = np.full(env.n, result)
             if check_a:
                 result &= np.isfinite(x)
             if check_b:
@@ -206,8 +206,8 @@ class NumpyCompiler:
         """A number-typed node as float64 values and a missing mask."""
         match node:
             case t.Number(value=value):
-                number = float(value)
-                return lambda env: (np.full(env.n, number), None)
+                number = np.float64(float(value))  # a scalar: numpy broadcasts it
+                return lambda env: (number, None)
             case t.Attr(name=name):
                 return lambda env: (env.floats(name), env.mask(name))
             case t.Neg(operand=operand):
@@ -299,7 +299,7 @@ class NumpyCompiler:
         name = node.value.name
         if name == BIN_ATTRIBUTE:
             bins = sorted_bins(items)
-            lookup: Callable[[np.ndarray], np.ndarray] = lambda v: np.isin(v, bins)  # noqa: E731
+            lookup: Callable[[np.ndarray], np.ndarray] = lambda v: _in_sorted(v, bins)  # noqa: E731
         else:
             members = text_items(items)
             lookup = lambda v: _in_set(v, members)  # noqa: E731
@@ -321,6 +321,20 @@ class NumpyCompiler:
                 members = text_items(spec.items)
                 self._lookups[key] = lambda v: _in_set(v, members)
         return self._lookups[key]
+
+
+def _fold(combine: Callable[[np.ndarray, np.ndarray], np.ndarray], parts: list[BoolFn]) -> BoolFn:
+    """``parts[0] combine parts[1] combine ...``: pairwise, cheaper than a ufunc reduce over a
+    stacked list for the few operands a condition has."""
+    first, rest = parts[0], parts[1:]
+
+    def fold(env: Env) -> np.ndarray:
+        result = first(env)
+        for part in rest:
+            result = combine(result, part(env))
+        return result
+
+    return fold
 
 
 def _membership(found: _PerValue, name: str, negated: bool) -> BoolFn:

@@ -102,8 +102,18 @@ def _parser() -> Lark:
 def parse_condition(text: str) -> t.Expr:
     """Parse a condition into its typed tree; raises :class:`RuleError` with the position of
     the offending token (syntax, more than :data:`MAX_CONDITION_CHARS` characters, nesting
-    deeper than :data:`MAX_NESTING`)."""
-    if not isinstance(text, str) or not text.strip():
+    deeper than :data:`MAX_NESTING`).
+
+    Trees are immutable, so the trees of the last conditions parsed are kept and shared: a
+    policy compiled again (saved, backtested, activated) parses only its new conditions."""
+    if not isinstance(text, str):
+        raise RuleError("the condition must be text", line=1, column=1)
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=2_048)
+def _parse(text: str) -> t.Expr:
+    if not text.strip():
         raise RuleError(
             "the condition is empty: write one such as :amount: > 500", line=1, column=1
         )

@@ -87,14 +87,10 @@ def decide_from_matches(matches: np.ndarray, actions: np.ndarray) -> Outcome:
     approves with action ``none``. Every path (live, bulk, SQL match words) decides here.
     """
     actions = np.asarray(actions, dtype=np.int8)
-    order = np.concatenate([np.flatnonzero(actions == a) for a in _RULE_ACTIONS.values()])
-    n_rows = matches.shape[1]
-    if len(order) == 0:
-        rule_index = np.full(n_rows, -1, dtype=np.int16)
-    else:
-        ordered = matches[order]
-        first = ordered.argmax(axis=0)
-        rule_index = np.where(ordered.any(axis=0), order[first], -1).astype(np.int16)
+    order = np.concatenate([np.flatnonzero(actions == int(a)) for a in _RULE_ACTIONS.values()])
+    rule_index = np.full(matches.shape[1], -1, dtype=np.int16)
+    for i in order[::-1]:  # the last write wins, so the first rule in evaluation order decides
+        np.putmask(rule_index, matches[i], i)
     action = np.where(rule_index >= 0, actions[rule_index], Action.NONE).astype(np.int8)
     return Outcome(
         rule_index=rule_index,

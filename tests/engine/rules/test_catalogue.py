@@ -4,6 +4,7 @@ evaluators, with an example that compiles."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from engine.rules import CATALOGUE, ListSpec, attributes_json, compile_policy
 
@@ -64,3 +65,9 @@ def test_each_attribute_says_how_it_is_read() -> None:
         "payments_per_device_1h",
         "cards_per_device_24h",
     }
+
+
+def test_docs_rules_md_lists_every_attribute() -> None:
+    text = (Path(__file__).resolve().parents[3] / "docs" / "rules.md").read_text()
+    rows = {line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| `:")}
+    assert rows == {f"`:{name}:`" for name in CATALOGUE}
