@@ -191,15 +191,20 @@ class CompiledPolicy:
         membership = membership_sql or default_membership_sql(self.lists, f"{prefix}list_")
         kinds = {name: spec.kind for name, spec in self.lists.items()}
         compiler = SqlCompiler(prefix, membership, risk_score_sql, kinds)
-        rules = [compiler.condition(rule.condition) for rule in self.rules]
+        # CASE WHEN reads NULL as false: the words need no coalesce below and/or.
+        lenient = [compiler.condition(rule.condition, null_is_false=True) for rule in self.rules]
         words = [
             " + ".join(
                 f"CASE WHEN {sql} THEN {1 << (i % BITS_PER_WORD)} ELSE 0 END"
-                for i, sql in enumerate(rules[start : start + BITS_PER_WORD], start)
+                for i, sql in enumerate(lenient[start : start + BITS_PER_WORD], start)
             )
-            for start in range(0, len(rules), BITS_PER_WORD)
+            for start in range(0, len(lenient), BITS_PER_WORD)
         ]
-        return SqlPlan(rules=rules, words=[f"({w})" for w in words], params=compiler.params)
+        return SqlPlan(
+            rules=[f"coalesce({sql}, FALSE)" for sql in lenient],
+            words=[f"({w})" for w in words],
+            params=compiler.params,
+        )
 
     def unpack_words(self, words: np.ndarray) -> np.ndarray:
         """Match words of this policy's :attr:`SqlPlan.words` (n x n_words) as its match
@@ -349,9 +354,9 @@ def _column(name: str, values: np.ndarray | Coded) -> np.ndarray | Coded:
     elif attribute.type == "bool":
         expected, ok = "bools", array.dtype.kind == "b"
     elif attribute.type == "card":
-        expected, ok = "16-byte fingerprints ('S16')", array.dtype.kind in "SO"
+        expected = "16-byte fingerprints ('S16')"
+        ok = array.dtype == np.dtype("S16") or array.dtype.kind == "O"
         array = array.astype("S16", copy=False) if ok else array
-        ok = ok and array.dtype.itemsize == 16
     else:
         expected, ok = "text", array.dtype.kind in "UOT"
     if not ok:

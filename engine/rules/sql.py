@@ -2,9 +2,9 @@
 
 It follows ``docs/rules.md`` exactly as the numpy evaluator does. Every value written in a rule
 is a bound parameter (named ``$<prefix><n>``) or an integer this module computed itself; no text
-of a rule reaches SQL, and list names only reach the caller's ``membership_sql``. Every
-expression is two-valued (never NULL): comparisons with a possibly missing operand are wrapped
-in ``coalesce(..., FALSE)``.
+of a rule reaches SQL, and list names only reach the caller's ``membership_sql``. A comparison
+with a possibly missing operand is NULL there; ``coalesce(..., FALSE)`` makes it false wherever
+NULL would not already read as false (see :meth:`SqlCompiler.condition`).
 
 This module only writes SQL text; the store layer runs it.
 """
@@ -59,10 +59,6 @@ def money_literal(cents: int) -> str:
     return f"{'-' if cents < 0 else ''}{units}.{hundredths:02d}"
 
 
-def _wrap(sql: str, nullable: bool) -> str:
-    return f"coalesce({sql}, FALSE)" if nullable else sql
-
-
 class SqlCompiler:
     """Compiles checked conditions; collects the parameters they bind in :attr:`params`."""
 
@@ -81,6 +77,7 @@ class SqlCompiler:
         self.list_kinds = list_kinds
         self.params: dict[str, Any] = {}
         self._count = 0
+        self._null_is_false = False
 
     def param(self, value: object) -> str:
         name = f"{self.prefix}{self._count}"
@@ -88,8 +85,22 @@ class SqlCompiler:
         self.params[name] = value
         return f"${name}"
 
-    def condition(self, node: t.Expr) -> str:
-        """A bool-typed node as a non-NULL DuckDB boolean expression."""
+    def condition(self, node: t.Expr, null_is_false: bool = False) -> str:
+        """A bool-typed node as a DuckDB boolean expression: never NULL, or, when
+        ``null_is_false``, NULL only where it is false (for ``CASE WHEN``, ``WHERE`` and
+        ``FILTER``, which read NULL as false: ``and``/``or`` keep that reading, so only the
+        operands of ``not`` and of bool comparisons need ``coalesce``, which costs a pass)."""
+        saved, self._null_is_false = self._null_is_false, null_is_false
+        try:
+            return self._condition(node)
+        finally:
+            self._null_is_false = saved
+
+    def wrap(self, sql: str, nullable: bool) -> str:
+        """A comparison that is NULL where an operand is missing, made false there."""
+        return f"coalesce({sql}, FALSE)" if nullable and not self._null_is_false else sql
+
+    def _condition(self, node: t.Expr) -> str:
         match node:
             case t.Boolean(value=value):
                 return _TRUE if value else _FALSE
@@ -98,9 +109,9 @@ class SqlCompiler:
             case t.Not(operand=operand):
                 return f"(NOT {self.condition(operand)})"
             case t.And(operands=operands):
-                return "(" + " AND ".join(self.condition(o) for o in operands) + ")"
+                return "(" + " AND ".join(self._condition(o) for o in operands) + ")"
             case t.Or(operands=operands):
-                return "(" + " OR ".join(self.condition(o) for o in operands) + ")"
+                return "(" + " OR ".join(self._condition(o) for o in operands) + ")"
             case t.Compare():
                 return self.compare(node)
             case t.Member():
@@ -127,18 +138,27 @@ class SqlCompiler:
         if left_scale is not None and isinstance(right, t.Number):
             assert isinstance(left, t.Attr)
             limit = exact.threshold(op, Fraction(right.value) * 10**left_scale)
-            return _against_threshold(left.name, limit)
+            return self.against_threshold(left.name, limit)
         if left_scale is not None and right_scale is not None:
             assert isinstance(left, t.Attr) and isinstance(right, t.Attr)
             scale = max(left_scale, right_scale)
             a = f"({_minor(left.name)} * {10 ** (scale - left_scale)})"
             b = f"({_minor(right.name)} * {10 ** (scale - right_scale)})"
             sql = f"({a} {_sql_op(op)} {b})"
-            return _wrap(sql, _nullable(left) or _nullable(right))
+            return self.wrap(sql, _nullable(left) or _nullable(right))
         a, b = self.floats(left), self.floats(right)
         checks = [f"isfinite({x})" for x, n in ((a, left), (b, right)) if exact.is_arithmetic(n)]
         sql = " AND ".join([f"({a} {_sql_op(op)} {b})", *checks])
-        return _wrap(f"({sql})", _nullable(left) or _nullable(right))
+        return self.wrap(f"({sql})", _nullable(left) or _nullable(right))
+
+    def against_threshold(self, name: str, limit: exact.Threshold) -> str:
+        attribute = CATALOGUE[name]
+        if limit.op == "never":
+            return _FALSE
+        if limit.op == "present":
+            return f"({attribute.sql} IS NOT NULL)" if attribute.nullable else _TRUE
+        k = money_literal(limit.k) if attribute.form == "money" else str(limit.k)
+        return self.wrap(f"({attribute.sql} {_sql_op(limit.op)} {k})", attribute.nullable)
 
     def floats(self, node: t.Expr) -> str:
         """A number-typed node as a DOUBLE expression (NULL where missing)."""
@@ -182,10 +202,10 @@ class SqlCompiler:
                     return _FALSE if op == "=" else _TRUE
                 return f"({BIN_ATTRIBUTE} {_sql_op(op)} {number})"
             sql = f"({CATALOGUE[left.name].sql} {_sql_op(op)} {self.param(right.value)})"
-            return _wrap(sql, _nullable(left))
+            return self.wrap(sql, _nullable(left))
         assert isinstance(right, t.Attr)
         sql = f"({CATALOGUE[left.name].sql} {_sql_op(op)} {CATALOGUE[right.name].sql})"
-        return _wrap(sql, _nullable(left) or _nullable(right))
+        return self.wrap(sql, _nullable(left) or _nullable(right))
 
     # --- membership --------------------------------------------------------------------------
 
@@ -215,7 +235,7 @@ class SqlCompiler:
             return f"({BIN_ATTRIBUTE} {'NOT IN' if node.negated else 'IN'} ({values}))"
         values = ", ".join(self.param(item) for item in items)
         sql = f"({CATALOGUE[name].sql} {'NOT IN' if node.negated else 'IN'} ({values}))"
-        return _wrap(sql, _nullable(node.value))
+        return self.wrap(sql, _nullable(node.value))
 
     def list_member(self, node: t.Member) -> str:
         assert isinstance(node.value, t.Attr) and isinstance(node.target, t.ListRef)
@@ -231,9 +251,9 @@ class SqlCompiler:
         if clash:
             raise ValueError(f"membership_sql reused the compiler's parameter names {clash}")
         self.params.update(params)
-        found = f"coalesce({sql}, FALSE)"
         if not node.negated:
-            return found
+            return self.wrap(sql, True)
+        found = f"coalesce({sql}, FALSE)"
         if _nullable(node.value):  # a missing value is in no list and not out of it either
             return f"({value_sql} IS NOT NULL AND NOT {found})"
         return f"(NOT {found})"
@@ -257,16 +277,6 @@ def _minor(name: str) -> str:
     if attribute.form == "money":
         return f"CAST({attribute.sql} * 100 AS BIGINT)"
     return f"CAST({attribute.sql} AS BIGINT)"
-
-
-def _against_threshold(name: str, limit: exact.Threshold) -> str:
-    attribute = CATALOGUE[name]
-    if limit.op == "never":
-        return _FALSE
-    if limit.op == "present":
-        return f"({attribute.sql} IS NOT NULL)" if attribute.nullable else _TRUE
-    k = money_literal(limit.k) if attribute.form == "money" else str(limit.k)
-    return _wrap(f"({attribute.sql} {_sql_op(limit.op)} {k})", attribute.nullable)
 
 
 def _sql_op(op: str) -> str:

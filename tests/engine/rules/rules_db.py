@@ -168,12 +168,16 @@ def inputs(rows: Sequence[dict[str, Any]]) -> tuple[dict[str, np.ndarray], dict[
 def sql_matches(
     con: duckdb.DuckDBPyConnection, policy: CompiledPolicy, **sql_options: Any
 ) -> np.ndarray:
-    """Each rule's SQL on each row (rules x rows), read back through the match words."""
+    """Each rule's SQL on each row (rules x rows), read back through the match words; the
+    plan's per-rule expressions must say the same and never be NULL."""
     plan = policy.sql(risk_score_sql=RISK_SCORE_SQL, **sql_options)
-    words = con.execute(
-        f"SELECT {', '.join(plan.words)} FROM transactions ORDER BY id", plan.params
-    ).fetchall()
-    return policy.unpack_words(np.array(words, dtype=np.int64))
+    columns = ", ".join(plan.words + plan.rules)
+    rows = con.execute(f"SELECT {columns} FROM transactions ORDER BY id", plan.params).fetchall()
+    words = np.array([r[: len(plan.words)] for r in rows], dtype=np.int64)
+    by_words = policy.unpack_words(words.reshape(len(rows), len(plan.words)))
+    by_rules = [list(r[len(plan.words) :]) for r in rows]
+    assert np.array(by_rules, dtype=object).T.tolist() == by_words.tolist()
+    return by_words
 
 
 def numpy_matches(policy: CompiledPolicy, rows: Sequence[dict[str, Any]]) -> np.ndarray:

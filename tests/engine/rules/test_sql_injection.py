@@ -70,7 +70,7 @@ def test_numbers_reach_sql_as_parameters_or_integers_the_compiler_wrote() -> Non
         ]
     )
     plan = policy.sql(prefix="p_")
-    assert plan.rules[0] == "(amount > 500.00)"  # written from the integer 50000 (hundredths)
+    assert plan.rules[0] == "coalesce((amount > 500.00), FALSE)"  # from 50000 hundredths
     assert "0.3" not in plan.rules[1] and plan.params == {"p_0": 3.0, "p_1": 0.3}
 
 
