@@ -9,6 +9,7 @@ them (:func:`decide_from_matches`). Semantics: ``docs/rules.md``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -87,9 +88,9 @@ def decide_from_matches(matches: np.ndarray, actions: np.ndarray) -> Outcome:
     approves with action ``none``. Every path (live, bulk, SQL match words) decides here.
     """
     actions = np.asarray(actions, dtype=np.int8)
-    order = np.concatenate([np.flatnonzero(actions == int(a)) for a in _RULE_ACTIONS.values()])
+    order = _evaluation_order(actions.tobytes())
     rule_index = np.full(matches.shape[1], -1, dtype=np.int16)
-    for i in order[::-1]:  # the last write wins, so the first rule in evaluation order decides
+    for i in order[::-1]:  # the last write wins: the first rule in evaluation order decides
         np.putmask(rule_index, matches[i], i)
     action = np.where(rule_index >= 0, actions[rule_index], Action.NONE).astype(np.int8)
     return Outcome(
@@ -98,6 +99,13 @@ def decide_from_matches(matches: np.ndarray, actions: np.ndarray) -> Outcome:
         approved=action != Action.BLOCK,
         review=action == Action.REVIEW,
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _evaluation_order(actions: bytes) -> np.ndarray:
+    """Rule indices in evaluation order (allow, block, review; each in written order)."""
+    codes = np.frombuffer(actions, dtype=np.int8)
+    return np.concatenate([np.flatnonzero(codes == int(a)) for a in _RULE_ACTIONS.values()])
 
 
 def hour_and_weekday(t_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -330,6 +338,22 @@ def _env(
     return Env(values, masks, n)
 
 
+_DTYPES = {
+    name: np.dtype(
+        np.int64
+        if a.form in ("money", "integer") or name == "card_bin"
+        else np.float64
+        if a.form == "double"
+        else bool
+        if a.type == "bool"
+        else "S16"
+        if a.type == "card"
+        else object
+    )
+    for name, a in CATALOGUE.items()
+}
+
+
 def _column(name: str, values: np.ndarray | Coded) -> np.ndarray | Coded:
     """An input as the dtype the evaluator computes with; a wrong kind is a caller's bug."""
     attribute = CATALOGUE[name]
@@ -344,6 +368,8 @@ def _column(name: str, values: np.ndarray | Coded) -> np.ndarray | Coded:
         if checked is not labels and not np.shares_memory(checked, labels):
             raise TypeError(f"the labels of input {name} must hold {attribute.dtype} already")
         return Coded(codes, labels)
+    if type(values) is np.ndarray and values.dtype == _DTYPES.get(name):  # the common case
+        return values
     array = np.asarray(values)
     if attribute.form in ("money", "integer") or name == "card_bin":
         expected, ok = "integers", array.dtype.kind in "iu"
