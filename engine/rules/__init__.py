@@ -2,8 +2,22 @@
 
 Parsed once (lark, :mod:`engine.rules.parser`), type-checked against the attribute catalogue
 (:mod:`engine.rules.catalogue`, :mod:`engine.rules.checker`) and compiled to a numpy evaluator
-(live groups, bulk chunks) and to DuckDB SQL (backtests) that agree row for row. Semantics,
-input dtypes and what the SQL needs: ``docs/rules.md``.
+(live groups, bulk chunks) and to DuckDB SQL (backtests) that agree row for row.
+
+Semantics (``docs/rules.md`` has the whole of it, input dtypes and what the SQL needs):
+
+* **Order**: allow rules in order, the first match approves and stops; then block rules, the
+  first match declines (its name is the reason); then review rules, the first match approves
+  and marks for review; no match approves with action ``none`` (:func:`decide_from_matches`).
+* **Missing values** (no device, no GBP rate, a division by zero, a non-finite arithmetic
+  result): a comparison or ``in``/``not in`` involving one is false; ``not``/``and``/``or`` are
+  two-valued on top, so ``not (:device_id: = 'x')`` is true without a device.
+* **Numbers**: a bare money or integer attribute compares exactly with a literal (in minor
+  units: ``:amount: > 500.005`` is ``hundredths > 50000``) or with another such attribute;
+  arithmetic is float64, left to right, identical in numpy and DuckDB DOUBLE; ``:random:`` and
+  the scores compare as doubles.
+* **Text** compares exactly; ``:card_bin:`` is six-digit text (stored as a number);
+  ``:card:`` is only usable with card lists.
 """
 
 from engine.rules.catalogue import CATALOGUE, Attribute, attributes_json

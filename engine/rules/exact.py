@@ -1,4 +1,4 @@
-"""What both evaluators share about numbers: exact comparisons and how an operand is read.
+"""What both evaluators share: exact comparisons, operand types, BIN literals.
 
 A bare money or integer attribute compared with a literal is compared exactly, as integers: the
 literal is scaled to the attribute's minor units as a fraction and the comparison rewritten to

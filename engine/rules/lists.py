@@ -17,6 +17,7 @@ import numpy as np
 from engine.rules.exact import bin_number
 
 KINDS = ("card", "bin", "device", "merchant", "currency", "text")
+MAX_ITEMS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,8 @@ class ListSpec:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown list kind {self.kind!r}: one of {', '.join(KINDS)}")
+        if len(self.items) > MAX_ITEMS:
+            raise ValueError(f"a list holds at most {MAX_ITEMS:,} items, not {len(self.items):,}")
 
 
 def card_bytes(item: object) -> bytes:

@@ -85,3 +85,11 @@ def test_coded_inputs_are_for_text_and_cards_with_labels_of_the_documented_dtype
         policy.matches(
             {"card_bin": Coded(codes, np.array([412345], np.int32)), "amount": np.array([1])}
         )
+
+
+def test_list_specs_know_their_kinds_and_size_limit() -> None:
+    with pytest.raises(ValueError, match="unknown list kind 'cards'"):
+        ListSpec("cards", [])
+    with pytest.raises(ValueError, match="at most 1,000,000 items, not 1,000,001"):
+        ListSpec("text", range(1_000_001))
+    ListSpec("text", range(1_000_000))
