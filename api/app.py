@@ -12,7 +12,16 @@ from fastapi_offline import FastAPIOffline
 from api.errors import install_error_handlers
 from api.heavy import HeavyWork
 from api.middleware import RateLimitMiddleware, RequestContextMiddleware
-from api.routes import admin, backtest, health, payments, simulations, stats, transactions
+from api.routes import (
+    admin,
+    attributes,
+    backtest,
+    health,
+    payments,
+    simulations,
+    stats,
+    transactions,
+)
 from engine.config import get_settings
 from engine.service import Engine
 
@@ -58,7 +67,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     if settings.rate_limit:
         app.add_middleware(RateLimitMiddleware, per_second=settings.rate_limit)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
-    for module in (transactions, stats, simulations, backtest, admin, health):
+    for module in (transactions, stats, simulations, backtest, attributes, admin, health):
         app.include_router(module.router)
     _answer_400_not_422(app)
     return app
