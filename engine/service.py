@@ -26,6 +26,7 @@ from engine.errors import InvalidRequestError, NotFoundError
 from engine.filters import RowFilter, RunSelector
 from engine.idempotency import KEY_RETENTION, IdempotencyGuard, request_hash
 from engine.ids import IdAllocator, parse_id
+from engine.lists import Lists
 from engine.live import LiveWriter, PendingPayment
 from engine.models import (
     AuditDecision,
@@ -75,6 +76,7 @@ class Engine:
         except BaseException:
             self.store.close()  # a refused key must not leave the file open in this process
             raise
+        self.lists = Lists(self.store, self._card_key)  # named lists for rules (@name)
         self.ids = IdAllocator()
         self._policy_lock = threading.Lock()
         self._policy = self._load_or_create_policy()
