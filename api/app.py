@@ -13,7 +13,16 @@ from api.deps import admin_failure_buckets
 from api.errors import install_error_handlers
 from api.heavy import HeavyWork
 from api.middleware import RateLimitMiddleware, RequestContextMiddleware
-from api.routes import admin, backtest, health, payments, simulations, stats, transactions
+from api.routes import (
+    admin,
+    backtest,
+    health,
+    lists,
+    payments,
+    simulations,
+    stats,
+    transactions,
+)
 from engine.config import get_settings
 from engine.service import Engine
 
@@ -59,8 +68,12 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.add_middleware(payments.PaymentEndpoint)  # innermost: after ids, body limit, rate limit
     if settings.rate_limit:
         app.add_middleware(RateLimitMiddleware, per_second=settings.rate_limit)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
-    for module in (transactions, stats, simulations, backtest, admin, health):
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        route_limits=(lists.body_limit(settings.max_list_body_bytes),),
+    )
+    for module in (transactions, stats, simulations, backtest, lists, admin, health):
         app.include_router(module.router)
     _answer_400_not_422(app)
     return app

@@ -120,6 +120,8 @@ def check_name(name: str, field: str = "name") -> str:
             f"{quoted_field(field)} must start with a letter or '_' and hold at most 64 letters, "
             "digits or '_'.",
         )
+    if contains_pan(name):  # names are stored, echoed and logged in full
+        raise InvalidRequestError(field, f"{quoted_field(field)} {PAN_RULE}.")
     return name
 
 
