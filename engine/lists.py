@@ -313,7 +313,7 @@ class Lists:
         unless kind and items equal the newest version's (then nothing is written and
         ``changed`` is False). Records a ``list.updated`` audit entry with the new version."""
         check_name(name)
-        note = _checked_note(note)
+        note = checked_note(note)
         prepared = prepare_items(kind, items, self._card_key)  # before the writer lock: CPU only
         digest = content_hash(kind, prepared)
         with self._store.write() as tx:
@@ -460,7 +460,9 @@ class Lists:
         return sql, {f"{key}_name": name, f"{key}_version": summary.version}
 
 
-def _checked_note(note: str | None) -> str:
+def checked_note(note: str | None) -> str:
+    """The note stripped, or :class:`InvalidRequestError` when too long or holding a card
+    number."""
     note = (note or "").strip()
     if len(note) > MAX_NOTE_CHARS:
         raise InvalidRequestError(
