@@ -1,4 +1,5 @@
-"""Admin: where the data lives, an online backup and a reset, behind the admin token."""
+"""Admin: where the data lives, named lists, an online backup and a reset, behind the admin
+token."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import streamlit as st
 from engine.errors import EngineError
 from workbench import formats
 from workbench.admin_gate import admin_access, admin_only
+from workbench.lists_section import lists_section
 from workbench.ui import engine, kpi_row
 
 st.title("Admin")
@@ -32,6 +34,9 @@ if notice := st.session_state.pop("admin_notice", None):
 
 st.subheader("Admin access")
 unlocked = admin_access(eng, "admin")
+
+st.subheader("Lists")
+lists_section(eng, unlocked)
 
 st.subheader("Back up now")
 st.caption(
