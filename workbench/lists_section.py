@@ -73,7 +73,8 @@ def _save(eng: Engine) -> None:
         return
     summary = outcome.summary
     state[_NOTICE] = (
-        f"List {summary.name} saved as version {summary.version} ({summary.item_count:,} items)."
+        f"List {summary.name} saved as version {summary.version} "
+        f"({summary.item_count:,} item{'' if summary.item_count == 1 else 's'})."
         if outcome.changed
         else f"List {summary.name} is unchanged: version {summary.version} already holds "
         "these items, so no version was made."

@@ -498,11 +498,19 @@ def test_admin_page_uploads_lists_read_back_through_the_api(page: Page, server: 
     expect(save).to_be_enabled()
 
     def upload(name: str, kind: str, items: str) -> None:
-        page.locator(".st-key-lists_name input").fill(name)
-        page.locator(".st-key-lists_kind").click()
-        page.get_by_role("option", name=kind, exact=True).click()
-        page.locator(".st-key-lists_items textarea").fill(items)
-        settle(page)
+        # each field is committed (Tab) and its rerun finished before the next is touched: a
+        # rerun landing while the kind's dropdown is open would close it
+        for key, value in (("lists_name", name), ("lists_items", items)):
+            field = page.locator(f".st-key-{key} input, .st-key-{key} textarea")
+            field.fill(value)
+            field.press("Tab")
+            settle(page)
+        caption = page.get_by_text(re.compile(rf"^{kind}: "))  # the chosen kind's caption
+        if not caption.count():
+            page.locator(".st-key-lists_kind button[aria-label='Open']").click()
+            page.get_by_role("option", name=kind, exact=True).click()
+            settle(page)
+        expect(caption).to_be_visible()
         save.click()
         settle(page)
 
