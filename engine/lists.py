@@ -534,17 +534,19 @@ def _readable(summary: ListVersion) -> ListVersion:
 
 
 def _fingerprints(column: pa.ChunkedArray) -> np.ndarray:
-    """A BLOB column of 16-byte values as an ``'S16'`` array, without a Python object per row."""
+    """A BLOB column of 16-byte values as an ``'S16'`` array: one view of Arrow's data buffer,
+    not a Python object per row (row by row only if the layout is not the plain one)."""
     array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    if len(array) == 0:
-        return np.empty(0, dtype=f"S{FINGERPRINT_BYTES}")
-    offsets = np.frombuffer(
-        array.buffers()[1], dtype=np.int64 if array.type == pa.large_binary() else np.int32
-    )
-    start = int(offsets[array.offset])
-    return np.frombuffer(
-        array.buffers()[2], dtype=f"S{FINGERPRINT_BYTES}", count=len(array), offset=start
-    )
+    width = FINGERPRINT_BYTES
+    if array.type in (pa.binary(), pa.large_binary()) and len(array) and not array.null_count:
+        offset_type = np.int64 if array.type == pa.large_binary() else np.int32
+        offsets = np.frombuffer(array.buffers()[1], dtype=offset_type)
+        start, end = int(offsets[array.offset]), int(offsets[array.offset + len(array)])
+        if end - start == width * len(array):  # every value 16 bytes, back to back
+            return np.frombuffer(
+                array.buffers()[2], dtype=f"S{width}", count=len(array), offset=start
+            )
+    return np.array(array.to_pylist(), dtype=f"S{width}")
 
 
 def _audit_payload(summary: ListVersion) -> dict[str, Any]:
