@@ -17,6 +17,7 @@ from api.routes import (
     attributes,
     backtest,
     health,
+    lists,
     payments,
     simulations,
     stats,
@@ -66,8 +67,12 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.add_middleware(payments.PaymentEndpoint)  # innermost: after ids, body limit, rate limit
     if settings.rate_limit:
         app.add_middleware(RateLimitMiddleware, per_second=settings.rate_limit)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
-    for module in (transactions, stats, simulations, backtest, attributes, admin, health):
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        route_limits=(lists.body_limit(settings.max_list_body_bytes),),
+    )
+    for module in (transactions, stats, simulations, backtest, attributes, lists, admin, health):
         app.include_router(module.router)
     _answer_400_not_422(app)
     return app

@@ -72,14 +72,27 @@ def _after_413(headers: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:
     return [(b"connection", b"close")] if b"expect" in headers else []
 
 
+BodyLimit = tuple[str, re.Pattern[str], int]  # (method, path pattern, largest body in bytes)
+
+
 class RequestContextMiddleware:
     """Gives every request a ``Request-Id`` (the client's, if well-formed, else a new one),
     returns it as a header, stores it in ``scope["state"]`` for error bodies, refuses bodies
-    over ``max_body_bytes`` with 413, and logs one JSON line per request (never a body)."""
+    over ``max_body_bytes`` with 413 (or over the limit of the first ``route_limits`` entry whose
+    method and path match), and logs one JSON line per request (never a body)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, route_limits: tuple[BodyLimit, ...] = ()
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.route_limits = route_limits
+
+    def _limit(self, scope: Scope) -> int:
+        for method, path, limit in self.route_limits:
+            if scope["method"] == method and path.fullmatch(scope["path"]):
+                return limit
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -104,14 +117,15 @@ class RequestContextMiddleware:
                 message["headers"] = headers_out
             await send(message)
 
+        max_body_bytes = self._limit(scope)
         too_large = _error_bytes(
             "payload_too_large",
-            f"The request body exceeds {self.max_body_bytes} bytes.",
+            f"The request body exceeds {max_body_bytes} bytes.",
             request_id,
             "body",
         )
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
             status = 413
             await _send_error(send, 413, too_large, request_id, _after_413(headers))
             self._log(scope, request_id, status, started)
@@ -125,7 +139,7 @@ class RequestContextMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > max_body_bytes:
                     overflowed = True
                     raise _BodyTooLarge
             return message

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
         False, description="Serve on a non-loopback address with admin routes disabled."
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body.")
+    max_list_body_bytes: int = Field(
+        67_108_864,
+        ge=1024,
+        le=1_073_741_824,
+        description="Largest accepted body of PUT /lists/{name} (a 1,000,000-card list is ~20 MB).",
+    )
     rate_limit: float | None = Field(
         None, description="POST /payment per client and second ('100/s', '6000/min'); unset = off."
     )

@@ -203,6 +203,34 @@ INSERT INTO run_id_counter SELECT greatest(
     (SELECT coalesce(max(run_id), 0) FROM simulation_keys)
 );
 """
+# v9: named lists for rules (``@name``), one immutable snapshot per version (engine/lists.py). A
+# policy version pins (name, version) pairs, so old versions stay readable until pruned. Card
+# lists keep only fingerprints, as UUIDs like transactions.card_hash (semi-joined without a cast);
+# every other kind keeps normalised text. No index on the items: 1,000,000 rows append in one
+# Arrow insert, and a version's rows are contiguous, so zone maps find them.
+V9_LISTS = """
+CREATE TABLE list_versions (
+    name VARCHAR NOT NULL,
+    version INTEGER NOT NULL,
+    kind VARCHAR NOT NULL,            -- card | bin | device | merchant | currency | text
+    created_at TIMESTAMP NOT NULL,
+    item_count INTEGER NOT NULL,
+    content_hash VARCHAR NOT NULL,    -- SHA-256 of the kind and the sorted, normalised items
+    note VARCHAR NOT NULL,
+    pruned_at TIMESTAMP,              -- when its items were deleted (never for the newest)
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE list_items (             -- items of bin, device, merchant, currency, text lists
+    name VARCHAR NOT NULL,
+    version INTEGER NOT NULL,
+    item VARCHAR NOT NULL
+);
+CREATE TABLE list_cards (             -- items of card lists: HMAC fingerprints only
+    name VARCHAR NOT NULL,
+    version INTEGER NOT NULL,
+    card_hash UUID NOT NULL
+);
+"""
 MIGRATIONS: list[str] = [
     V1_TABLES,
     V2_ROLLUPS,
@@ -212,6 +240,7 @@ MIGRATIONS: list[str] = [
     V6_REBUILD,
     V7_RETIRE_LEGACY,
     V8_RUN_ID_COUNTER,
+    V9_LISTS,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -26,6 +26,7 @@ from engine.errors import InvalidRequestError, NotFoundError
 from engine.filters import RowFilter, RunSelector
 from engine.idempotency import KEY_RETENTION, IdempotencyGuard, request_hash
 from engine.ids import IdAllocator, parse_id
+from engine.lists import Lists
 from engine.live import LiveWriter, PendingPayment
 from engine.models import (
     AuditDecision,
@@ -76,6 +77,7 @@ class Engine:
         except BaseException:
             self.store.close()  # a refused key must not leave the file open in this process
             raise
+        self.lists = Lists(self.store, self._card_key)  # named lists for rules (@name)
         self.ids = IdAllocator()
         self.admin_failures = admin_failure_buckets(self.settings.admin_failure_limit)
         """Wrong admin tokens per client, shared by the API and the dashboard."""

@@ -298,6 +298,14 @@ class ReadTx:
             latency_counts=np.asarray(hist["n"], dtype=np.int64),
         )
 
+    def arrow(self, sql: str, params: Params = None) -> pa.Table:
+        """The result as an Arrow table (UUIDs come as text: cast them to BLOB for bytes)."""
+        try:
+            # a relation (.sql), not a DB-API result: Arrow from the latter copies every row
+            return self._cur.sql(sql, params=params).to_arrow_table()
+        except duckdb.Error as exc:
+            raise self._translated(exc) from exc
+
     def named_row(self, sql: str, params: Params = None) -> dict[str, Any] | None:
         """The first result row as a column → value dict, or None."""
         result = self._run(sql, params)
@@ -331,6 +339,13 @@ class WriteTx(ReadTx):
             self._cur.executemany(sql, rows)
         except duckdb.Error as exc:
             raise self._translated(exc) from exc
+
+    def execute_with_table(
+        self, name: str, table: pa.Table, sql: str, params: Params = None
+    ) -> None:
+        """Run ``sql`` (e.g. a bulk ``INSERT ... SELECT ... FROM <name>``) with the Arrow
+        ``table`` readable as ``name``; a ``pa.uuid()`` column is read as UUIDs."""
+        self._with_table(name, table, sql, params)
 
     def append_transactions(self, rows: pa.Table) -> None:
         """Append rows (an Arrow table named like the columns; ``id`` and ``card_hash`` as

@@ -490,6 +490,49 @@ def test_simulations_and_admin_pages(page: Page, server: MainJob, demo_data: Non
     assert ADMIN_TOKEN not in html_without_inputs(page)
 
 
+def test_admin_page_uploads_lists_read_back_through_the_api(page: Page, server: MainJob) -> None:
+    open_page(page, server, "admin", "Admin")
+    save = page.locator(".st-key-lists_save button")
+    expect(save).to_be_disabled()  # behind the admin gate, like every admin act
+    unlock_admin(page, "admin")
+    expect(save).to_be_enabled()
+
+    def upload(name: str, kind: str, items: str) -> None:
+        # each field is committed (Tab) and its rerun finished before the next is touched: a
+        # rerun landing while the kind's dropdown is open would close it
+        for key, value in (("lists_name", name), ("lists_items", items)):
+            field = page.locator(f".st-key-{key} input, .st-key-{key} textarea")
+            field.fill(value)
+            field.press("Tab")
+            settle(page)
+        caption = page.get_by_text(re.compile(rf"^{kind}: "))  # the chosen kind's caption
+        if not caption.count():
+            page.locator(".st-key-lists_kind button[aria-label='Open']").click()
+            page.get_by_role("option", name=kind, exact=True).click()
+            settle(page)
+        expect(caption).to_be_visible()
+        save.click()
+        settle(page)
+
+    upload("risky_bins", "bin", "498765\n412345\n412345")
+    expect(page.get_by_text("List risky_bins saved as version 1 (2 items).")).to_be_visible()
+    answer = httpx.get(f"{server.api}/lists/risky_bins", timeout=10).json()
+    assert (answer["kind"], answer["items"]) == ("bin", ["412345", "498765"])
+
+    upload("risky_bins", "bin", "4123456")  # refused naming the line; nothing stored
+    expect(
+        page.get_by_text(re.compile(r"^Line 1 of the items must be exactly 6 digits"))
+    ).to_be_visible()
+    assert httpx.get(f"{server.api}/lists/risky_bins", timeout=10).json()["version"] == 1
+
+    upload("stolen_cards", "card", CARD)
+    expect(page.get_by_text("List stolen_cards saved as version 1 (1 item).")).to_be_visible()
+    expect(page.get_by_test_id("stDataFrame")).to_be_visible()
+    fingerprint = httpx.get(f"{server.api}/lists/stolen_cards", timeout=10).json()["items"][0]
+    assert len(fingerprint) == 32
+    assert CARD not in html_without_inputs(page)  # the page shows fingerprints, never numbers
+
+
 def test_screenshots_of_every_page() -> None:
     names = {p.stem for p in SCREENSHOTS.glob("*.png")}
     names &= {p.stem.removesuffix("-top") for p in SCREENSHOTS.glob("*-top.png")}

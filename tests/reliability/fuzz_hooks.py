@@ -4,7 +4,8 @@ JSON Schema cannot state these documented rules: a backtest's or ``GET /stats``'
 not be empty (``since < until``), a run id must name a run that exists, a simulation may not ask
 for more rows than the server's configured cap (``PTSIM_MAX_SIMULATION_ROWS``), a scenario
 mix needs one positive weight, free text and keys may not hold a card number (engine/pan.py), a
-date-time must have a UTC equivalent in the years 1-9999 and ``latest`` is at most 10,000 years.
+date-time must have a UTC equivalent in the years 1-9999, ``latest`` is at most 10,000 years,
+and a list's name and items follow its kind's rules (engine/lists.py).
 Positive cases
 breaking them are dropped here; the in-process run (tests/reliability/test_fuzz.py) sends them
 and requires the documented 400 instead.
@@ -19,14 +20,16 @@ from typing import Any
 import schemathesis
 from pydantic import ValidationError
 
+from engine.errors import InvalidRequestError
 from engine.filters import RowFilter
+from engine.lists import check_name, checked_note, prepare_items
 from engine.pan import contains_pan
 
 
 def breaks_a_documented_rule(case: Any, max_rows: int, runs: set[int] | None = None) -> bool:
     """A positive case the schema allows but a documented rule refuses with 400. ``runs``: the
     simulation runs that exist (None: unknown, so any run id counts as naming none)."""
-    if _holds_a_card_number(case):  # any case, examples included: the answer is 400
+    if _holds_a_card_number(case) or _breaks_a_list_rule(case):  # any case: the answer is 400
         return True
     if case.meta is None or not case.meta.generation.mode.is_positive:
         return False
@@ -63,6 +66,21 @@ def _holds_a_card_number(case: Any) -> bool:
     keys = [value for name, value in headers.items() if name.lower() == "idempotency-key"]
     texts = [*keys, body.get("merchant"), body.get("device_id")]
     return any(isinstance(text, str) and contains_pan(text) for text in texts)
+
+
+def _breaks_a_list_rule(case: Any) -> bool:
+    """A list name, note or item the engine refuses (the schema says only "strings")."""
+    if not case.path.startswith("/lists/"):
+        return False
+    body = case.body if isinstance(case.body, dict) else {}
+    try:
+        check_name(str((case.path_parameters or {}).get("name", "")))
+        if case.method.upper() == "PUT" and isinstance(body.get("items"), list):
+            prepare_items(str(body.get("kind")), body["items"], b"fuzz-card-key-0123456789")
+            checked_note(body.get("note") if isinstance(body.get("note"), str) else None)
+    except InvalidRequestError:
+        return True
+    return False
 
 
 def _out_of_range(fields: dict[str, Any]) -> bool:

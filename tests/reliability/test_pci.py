@@ -1,6 +1,6 @@
-"""PCI-style data check on the real server: after payments and rejected requests carrying full
-test card numbers, no card number is in the database file, its WAL, the backups, the card-key
-file or the server's log, as text, as SQL-visible values, or as a 64-bit integer."""
+"""PCI-style data check on the real server: after payments, a card list and rejected requests
+carrying full test card numbers, no card number is in the database file, its WAL, the backups,
+the card-key file or the server's log, as text, as SQL-visible values, or as a 64-bit integer."""
 
 from __future__ import annotations
 
@@ -46,8 +46,29 @@ def _drive(url: str) -> list[str]:
             outside = _outside_the_card_field(client, card) if luhn_valid(card) else []
             for response in [created, replay, conflict, *rejected, *lookups, *outside]:
                 texts.append(response.text + repr(dict(response.headers)))
+        texts += _card_lists(client)
         texts.append(client.get("/stats").text)
     return texts
+
+
+def _card_lists(client: httpx.Client) -> list[str]:
+    """A card list of every test card (stored as fingerprints only), read back, and lists of
+    other kinds that carry the cards (refused naming the item); the answers' text."""
+    put = client.put(
+        "/lists/stolen_cards", json={"kind": "card", "items": TEST_CARDS}, headers=AUTH
+    )
+    assert put.status_code == 200 and put.json()["item_count"] == len(TEST_CARDS), put.text
+    refused = [
+        client.put(
+            "/lists/shops", json={"kind": "merchant", "items": [f"Shop {card}"]}, headers=AUTH
+        )
+        for card in TEST_CARDS
+        if luhn_valid(card)
+    ] + [client.put("/lists/bins", json={"kind": "bin", "items": TEST_CARDS}, headers=AUTH)]
+    assert all(r.status_code == 400 and r.json()["error"]["field"] == "items[0]" for r in refused)
+    read = [client.get("/lists/stolen_cards"), client.get("/lists")]
+    assert all(r.status_code == 200 for r in read)
+    return [r.text for r in [put, *refused, *read]]
 
 
 def _grouped(card: str, separator: str) -> str:

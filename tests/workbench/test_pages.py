@@ -405,3 +405,75 @@ def test_admin_acts_are_checked_on_the_server_not_only_by_disabled_buttons(share
         at.button(key="probe_admin_unlock").click().run()
         at.button(key="probe_act").click().run()
         assert at.session_state["acted"] is True
+
+
+# --- lists: see them, upload or replace one behind the admin gate (issue 12) ---
+
+
+def test_lists_are_uploaded_behind_the_admin_gate_and_shown(shared, app):
+    at = app("admin")
+    assert "No lists yet" in texts(at)
+    assert at.button(key="lists_save").disabled  # locked until the token is entered
+
+    unlock(at, "admin")
+    at.text_input(key="lists_name").set_value("risky_bins")
+    at.selectbox(key="lists_kind").set_value("bin")
+    at.text_area(key="lists_items").set_value("412345\n\n498765\n412345\n")
+    at.button(key="lists_save").click().run()
+    assert not at.exception, at.exception
+    assert "List risky_bins saved as version 1 (2 items)." in [s.value for s in at.success]
+    assert shared.lists.page("risky_bins")[1] == ["412345", "498765"]
+    table = at.dataframe[0].value
+    assert table.to_dict("records")[0]["list"] == "@risky_bins"
+    assert (table.iloc[0]["kind"], table.iloc[0]["items"], table.iloc[0]["version"]) == (
+        "bin",
+        2,
+        1,
+    )
+    assert "412345\n498765" in at.code[0].value
+
+    at.text_input(key="lists_name").set_value("risky_bins")
+    at.selectbox(key="lists_kind").set_value("bin")
+    at.text_area(key="lists_items").set_value("498765\n412345")
+    at.button(key="lists_save").click().run()
+    assert "unchanged" in at.success[0].value and len(shared.lists.versions("risky_bins")) == 1
+
+
+def test_a_refused_list_names_the_line_and_stores_nothing(shared, app):
+    at = app("admin")
+    unlock(at, "admin")
+    at.text_input(key="lists_name").set_value("stolen")
+    at.selectbox(key="lists_kind").set_value("card")
+    at.text_area(key="lists_items").set_value(f"{TEST_CARDS[1]}\n\n12")
+    at.button(key="lists_save").click().run()
+    assert [e.value for e in at.error] == [
+        "Line 3 of the items must be a card number of 12–19 digits."
+    ]
+    assert shared.lists.summaries() == []
+
+
+def test_a_card_list_shows_fingerprints_never_numbers(shared, app):
+    shared.lists.put("stolen", "card", TEST_CARDS)
+    at = app("admin")
+    shown = at.code[0].value
+    assert len(shown.splitlines()) == 2 and all(len(line) == 32 for line in shown.splitlines())
+    everything = texts(at) + shown + at.dataframe[0].value.to_string()
+    assert not any(card in everything for card in TEST_CARDS)
+    assert "card fingerprints" in texts(at)
+
+
+def _lists_drawn_enabled() -> None:
+    """The lists section with its button enabled in a locked session (a crafted client)."""
+    from workbench.lists_section import lists_section
+    from workbench.ui import engine
+
+    lists_section(engine(), unlocked=True)
+
+
+def test_a_locked_session_cannot_save_a_list_by_sending_the_click(shared):
+    at = AppTest.from_function(_lists_drawn_enabled, default_timeout=30).run()
+    at.text_input(key="lists_name").set_value("vip")
+    at.text_area(key="lists_items").set_value("Amazon")
+    at.button(key="lists_save").click().run()
+    assert shared.lists.summaries() == []
+    assert admin_gate.REFUSED in at.session_state["admin_gate_notice"]

@@ -1,4 +1,5 @@
-"""Admin: where the data lives, an online backup and a reset, behind the admin token."""
+"""Admin: where the data lives, named lists, an online backup and a reset, behind the admin
+token."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import streamlit as st
 from engine.errors import EngineError
 from workbench import formats
 from workbench.admin_gate import admin_access, admin_only
+from workbench.lists_section import lists_section
 from workbench.ui import engine, kpi_row
 
 st.title("Admin")
@@ -33,6 +35,9 @@ if notice := st.session_state.pop("admin_notice", None):
 st.subheader("Admin access")
 unlocked = admin_access(eng, "admin")
 
+st.subheader("Lists")
+lists_section(eng, unlocked)
+
 st.subheader("Back up now")
 st.caption(
     "An online backup beside the database file (payments keep being served); the newest few "
@@ -58,7 +63,7 @@ st.button(
 st.subheader("Reset data")
 st.warning(
     "Reset deletes every transaction, audit entry and simulation run in one transaction. "
-    "Policies are kept. This cannot be undone."
+    "Policies and lists are kept. This cannot be undone."
 )
 confirmed = st.checkbox(
     "I understand: delete all transactions, audit entries and runs",
