@@ -70,7 +70,7 @@ def create_app(engine: Engine | None = None) -> FastAPI:
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
-        route_limits=(lists.body_limit(settings.max_list_body_bytes),),
+        route_limits=(lists.body_limit(settings.max_list_body_bytes, settings.admin_token),),
     )
     for module in (transactions, stats, simulations, backtest, attributes, lists, admin, health):
         app.include_router(module.router)

@@ -72,7 +72,8 @@ def _after_413(headers: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:
     return [(b"connection", b"close")] if b"expect" in headers else []
 
 
-BodyLimit = tuple[str, re.Pattern[str], int]  # (method, path pattern, largest body in bytes)
+# (method, path pattern, largest body in bytes, who may send it: the scope's headers -> bool)
+BodyLimit = tuple[str, re.Pattern[str], int, Callable[[Scope], bool]]
 
 
 class RequestContextMiddleware:
@@ -89,8 +90,8 @@ class RequestContextMiddleware:
         self.route_limits = route_limits
 
     def _limit(self, scope: Scope) -> int:
-        for method, path, limit in self.route_limits:
-            if scope["method"] == method and path.fullmatch(scope["path"]):
+        for method, path, limit, allowed in self.route_limits:
+            if scope["method"] == method and path.fullmatch(scope["path"]) and allowed(scope):
                 return limit
         return self.max_body_bytes
 

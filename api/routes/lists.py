@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, WithJsonSchema
+from starlette.types import Scope
 
 from api.deps import AdminDep, EngineDep
 from api.errors import ErrorResponse
@@ -158,6 +160,16 @@ async def put_list(name: ListName, body: ListUpload, engine: EngineDep) -> ListC
     return ListChange(**ListSummary.of(outcome.summary).model_dump(), changed=outcome.changed)
 
 
-def body_limit(max_list_body_bytes: int) -> BodyLimit:
-    """The body limit of ``PUT /lists/{name}`` (for ``RequestContextMiddleware``)."""
-    return ("PUT", ITEMS_PATH, max_list_body_bytes)
+def body_limit(max_list_body_bytes: int, admin_token: SecretStr | None) -> BodyLimit:
+    """The body limit of ``PUT /lists/{name}`` (for ``RequestContextMiddleware``), granted only
+    to a request that carries the admin token: anyone else would be refused 401 anyway, and
+    must not make the server read and parse up to 64 MiB first (they get the general limit)."""
+    expected = b"Bearer " + admin_token.get_secret_value().encode() if admin_token else None
+
+    def is_admin(scope: Scope) -> bool:
+        if expected is None:
+            return False
+        supplied = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), b"")
+        return hmac.compare_digest(supplied, expected)
+
+    return ("PUT", ITEMS_PATH, max_list_body_bytes, is_admin)

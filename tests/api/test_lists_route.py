@@ -155,6 +155,14 @@ def test_put_lists_has_its_own_body_limit(limited: TestClient) -> None:
         "field": "body",
         "request_id": over.headers["request-id"],
     }
+    # without the admin token the route has the general limit: no 64 MiB parse before the 401
+    anonymous = limited.put("/lists/bins", json={"kind": "bin", "items": items})
+    assert anonymous.status_code == 413
+    assert anonymous.json()["error"]["message"] == "The request body exceeds 4096 bytes."
+    wrong = limited.put(
+        "/lists/bins", json={"kind": "bin", "items": items}, headers={"Authorization": "Bearer x"}
+    )
+    assert wrong.status_code == 413
     # every other route keeps the general limit, lists' other methods included
     assert limited.post("/simulations", content=b"{" + b" " * 5000 + b"}").status_code == 413
     assert limited.get("/lists/bins", params={"pad": "x"}).status_code == 200
