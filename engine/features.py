@@ -232,7 +232,12 @@ class FeatureState:
         return (velocity, seen, other, foreign, per_day, pence, per_hour, cards, devices, age)
 
     def observe(
-        self, card_hash: str, device_id: str | None, currency: str, t_ms: int, gbp_pence: int
+        self,
+        card_hash: str,
+        device_id: str | None,
+        currency: str,
+        t_ms: int,
+        gbp_pence: int = NO_GBP,
     ) -> None:
         """Record a decided payment so later payments see it (``gbp_pence`` :data:`NO_GBP`
         without a reference rate)."""
