@@ -344,12 +344,11 @@ def _grow(array: np.ndarray, size: int, fill: int) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class _Order:
-    """Rows of a block in (group, position) order: group codes, block-local rows, times, and
-    (group, time) packed into one sortable key (None when codes or times do not fit)."""
+    """Rows of a block in (group, position) order: group codes and block-local rows (int32),
+    and (group, time) packed into one sortable key (None when codes or times do not fit)."""
 
     groups: np.ndarray
     rows: np.ndarray
-    t: np.ndarray
     key: np.ndarray | None
 
     @staticmethod
@@ -360,24 +359,25 @@ class _Order:
         the time the packed keys count from."""
         rows = np.arange(len(codes), dtype=np.int64) if mask is None else np.flatnonzero(mask)
         keys = np.sort((codes[rows] << _POSITION_BITS) | rows)
-        groups, rows = keys >> _POSITION_BITS, keys & _POSITION_MASK
-        return _Order(groups, rows, t_ms[rows], _packed(groups, t_ms[rows], origin))
+        return _Order.sorted(keys >> _POSITION_BITS, keys & _POSITION_MASK, t_ms, origin)
 
-    def then(self, later: _Order, offset: int, origin: int) -> _Order:
-        """This order merged with ``later``'s (whose rows are shifted by ``offset``)."""
-        rows = np.concatenate([self.rows, later.rows + offset])
-        groups = np.concatenate([self.groups, later.groups])
+    @staticmethod
+    def sorted(groups: np.ndarray, rows: np.ndarray, t_ms: np.ndarray, origin: int) -> _Order:
+        """From rows already in (group, position) order; ``t_ms`` indexed by row."""
+        t = t_ms[rows]
+        fits = not len(groups) or (
+            int(groups[-1]) < (1 << _GROUP_BITS) and int(t.max()) - origin < (1 << _TIME_BITS)
+        )
+        key = (groups.astype(np.int64) << _TIME_BITS) | (t - origin) if fits else None
+        return _Order(groups.astype(np.int32), rows.astype(np.int32), key)
+
+    def then(self, later: _Order, offset: int, t_ms: np.ndarray, origin: int) -> _Order:
+        """This order merged with ``later``'s (whose rows are shifted by ``offset``); ``t_ms``
+        holds the times of both blocks' rows."""
+        rows = np.concatenate([self.rows, later.rows + offset]).astype(np.int64)
+        groups = np.concatenate([self.groups, later.groups]).astype(np.int64)
         by = np.argsort((groups << _POSITION_BITS) | rows, kind="stable")  # two sorted runs
-        t = np.concatenate([self.t, later.t])[by]
-        return _Order(groups[by], rows[by], t, _packed(groups[by], t, origin))
-
-
-def _packed(groups: np.ndarray, t_ms: np.ndarray, origin: int) -> np.ndarray | None:
-    """(group << 40) | (t − origin): one int64 that sorts like (group, time), when it fits."""
-    if not len(groups):
-        return groups
-    fits = int(groups[-1]) < (1 << _GROUP_BITS) and int(t_ms.max()) - origin < (1 << _TIME_BITS)
-    return (groups << _TIME_BITS) | (t_ms - origin) if fits else None
+        return _Order.sorted(groups[by], rows[by], t_ms, origin)
 
 
 @dataclass(slots=True)
@@ -399,13 +399,14 @@ class _Block:
     def merged(self, later: _Block, origin: int) -> _Block:
         """This block followed by ``later`` as one block."""
         n = len(self.t)
+        t = np.concatenate([self.t, later.t])
         return _Block(
             self.start,
-            np.concatenate([self.t, later.t]),
+            t,
             np.concatenate([self.pence, later.pence]),
             np.concatenate([self.next_gap, later.next_gap]),
-            self.by_card.then(later.by_card, n, origin),
-            self.by_device.then(later.by_device, n, origin),
+            self.by_card.then(later.by_card, n, t, origin),
+            self.by_device.then(later.by_device, n, t, origin),
         )
 
 
@@ -417,12 +418,13 @@ class _Arrivals:
     order: _Order
     starts: np.ndarray
     rank: np.ndarray
+    t_ms: np.ndarray  # the chunk's times, by row
 
     @staticmethod
-    def of(order: _Order) -> _Arrivals:
+    def of(order: _Order, t_ms: np.ndarray) -> _Arrivals:
         """From a chunk's order of one kind."""
         starts = _group_starts(order.groups)
-        return _Arrivals(order, starts, _rank_in_groups(starts))
+        return _Arrivals(order, starts, _rank_in_groups(starts), t_ms)
 
 
 @dataclass(slots=True)
@@ -504,7 +506,10 @@ class HistoryTracker:
         by_card = _Order.of(card, t_ms, origin)
         by_device = _Order.of(device, t_ms, origin, has_device)
         self._append(_Block(start, t_ms, pence, next_gap, by_card, by_device))
-        arrivals = {"card": _Arrivals.of(by_card), "device": _Arrivals.of(by_device)}
+        arrivals = {
+            "card": _Arrivals.of(by_card, t_ms),
+            "device": _Arrivals.of(by_device, t_ms),
+        }
         sums = {}
         for name, window in self._windows.items():
             a = arrivals[window.group]
@@ -723,7 +728,12 @@ class HistoryTracker:
             if query_key is not None and leaving.key is not None:
                 upper = np.searchsorted(leaving.key, query_key, side="right")
             else:
-                upper = _count_left(leaving, groups, queries.t - window.span)
+                upper = _count_left(
+                    leaving.groups,
+                    block.t[leaving.rows],
+                    groups,
+                    arrivals.t_ms[queries.rows] - window.span,
+                )
             for measure, value, total in zip(window.measures, values, window.totals, strict=True):
                 if measure == "count":
                     by_group = np.bincount(leaving.groups, minlength=len(total))
@@ -758,23 +768,21 @@ class _Subset:
         return self._order.rows[self._inside]
 
     @functools.cached_property
-    def t(self) -> np.ndarray:
-        return self._order.t[self._inside]
-
-    @functools.cached_property
     def key(self) -> np.ndarray | None:
         return None if self._order.key is None else self._order.key[self._inside]
 
 
-def _count_left(leaving: _Order | _Subset, groups: np.ndarray, horizon: np.ndarray) -> np.ndarray:
+def _count_left(
+    leaving_groups: np.ndarray, leaving_t: np.ndarray, groups: np.ndarray, horizon: np.ndarray
+) -> np.ndarray:
     """For each query (group, horizon), sorted by group then time: how many leaving rows are of
     an earlier group, or of its group at or before its horizon (the unpacked way: a merge)."""
-    n = len(leaving.t)
+    n = len(leaving_t)
     order = np.lexsort(
         (
             np.r_[np.zeros(n, np.int8), np.ones(len(horizon), np.int8)],
-            np.r_[leaving.t, horizon],
-            np.r_[leaving.groups, groups],
+            np.r_[leaving_t, horizon],
+            np.r_[leaving_groups, groups],
         )
     )
     return np.flatnonzero(order >= n) - np.arange(len(horizon))
