@@ -188,12 +188,14 @@ class FeatureState:
 
     Event times must not decrease (the live writer stamps groups with a clock that never runs
     back). Windows forget payments as they leave them: on each lookup of a card or device, and
-    for every card and device once per :data:`SWEEP_MS` of event time, so memory holds at most
-    the last week of payments, plus each card's first payment and each (card, device) pair's
-    count, which ``card_age_days``, the home currency and ``device_seen_count`` need for ever.
+    for every card and device in a sweep each :data:`SWEEP_MS` of event time, so memory holds
+    the last week of payments (and what the sweep has not reached yet), plus each card's first
+    payment and each (card, device) pair's count, which ``card_age_days``, the home currency and
+    ``device_seen_count`` need for ever.
     """
 
     SWEEP_MS = HOUR_MS
+    SWEEP_BATCH = 64
 
     def __init__(self) -> None:
         self._first: dict[str, tuple[int, str]] = {}  # card -> (first time, home currency)
@@ -201,6 +203,8 @@ class FeatureState:
         self._cards: dict[str, _CardWindows] = {}
         self._devices: dict[str, _DeviceWindows] = {}
         self._next_sweep: int | None = None
+        self._sweep_cards: list[str] = []  # still to check in the current sweep
+        self._sweep_devices: list[str] = []
 
     def counts(
         self, card_hash: str, device_id: str | None, currency: str, t_ms: int
@@ -267,16 +271,22 @@ class FeatureState:
             recent.cards.move_to_end(card)
 
     def _sweep(self, t_ms: int) -> None:
-        """Once per ``SWEEP_MS`` of event time, forget cards and devices whose windows are
-        empty (lookups only forget what they touch)."""
-        if self._next_sweep is None:
+        """Forget cards and devices whose windows are empty (lookups only forget what they
+        touch): once per ``SWEEP_MS`` of event time a sweep lists every card and device, and
+        each lookup then checks ``SWEEP_BATCH`` of them, so no payment waits for a whole sweep."""
+        if not (self._sweep_cards or self._sweep_devices):
+            if self._next_sweep is None:
+                self._next_sweep = t_ms + self.SWEEP_MS
+            if t_ms < self._next_sweep:
+                return
             self._next_sweep = t_ms + self.SWEEP_MS
-        if t_ms < self._next_sweep:
-            return
-        self._next_sweep = t_ms + self.SWEEP_MS
-        for table in (self._cards, self._devices):
-            for key in [key for key, windows in table.items() if windows.evict(t_ms)]:
-                del table[key]
+            self._sweep_cards, self._sweep_devices = list(self._cards), list(self._devices)
+        for table, keys in ((self._cards, self._sweep_cards), (self._devices, self._sweep_devices)):
+            for _ in range(min(self.SWEEP_BATCH, len(keys))):
+                key = keys.pop()
+                windows = table.get(key)
+                if windows is not None and windows.evict(t_ms):
+                    del table[key]
 
     def restore(
         self,
@@ -296,6 +306,7 @@ class FeatureState:
         for device, card, n in pairs:
             self._pairs.setdefault(device, {})[card] = n
         self._cards, self._devices, self._next_sweep = {}, {}, None
+        self._sweep_cards, self._sweep_devices = [], []
         for card, device, t in week_pairs:
             windows = self._cards.get(card)
             if windows is None:

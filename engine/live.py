@@ -187,8 +187,6 @@ class LiveWriter:
                 "SELECT latency_ms FROM transactions WHERE run_id IS NULL "
                 "AND latency_ms IS NOT NULL"
             )["latency_ms"]
-        self.totals.load(int(total), int(approved), int(cents), np.asarray(latencies))
-        with self._store.read() as tx:
             (newest_us,) = tx.one(
                 "SELECT coalesce(epoch_us(max(created_at)), 0) FROM transactions "
                 "WHERE run_id IS NULL"
@@ -215,7 +213,8 @@ class LiveWriter:
                 "WHERE run_id IS NULL AND epoch_ms(created_at) > ? ORDER BY id",
                 [newest - DAY_MS],
             )
-        self._last_us = newest_us
+        self.totals.load(int(total), int(approved), int(cents), np.asarray(latencies))
+        self._last_us = max(self._last_us, newest_us)
         self.features.restore(  # UUID columns -> the live hex keys
             [(card.hex, t, currency) for card, t, currency in first],
             [(device, card.hex, n) for device, card, n in pairs],
