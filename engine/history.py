@@ -93,32 +93,37 @@ WITH base AS (
            {GBP_PENCE_SQL} AS gbp,
            {ms} - min({ms}) OVER (PARTITION BY run_id) AS since_start
     FROM transactions WHERE {where}
-), keyed AS (
+), by_card AS (
     SELECT *,
-        row_number() OVER (PARTITION BY run_id, card_hash, t ORDER BY id) - 1 AS tie_card_hash,
-        row_number() OVER (PARTITION BY run_id, device_id, t ORDER BY id) - 1 AS tie_device_id
-    FROM base
-), ordered AS (
+        since_start * {1 << _TIE_BITS} + tie_card_hash AS key_card_hash
+    FROM (SELECT *, row_number() OVER (PARTITION BY run_id, card_hash, t ORDER BY id) - 1
+                    AS tie_card_hash FROM base)
+), by_device AS (  -- rows with a device only: the others' device columns are NULL
     SELECT *,
-        since_start * {1 << _TIE_BITS} + tie_card_hash AS key_card_hash,
         since_start * {1 << _TIE_BITS} + tie_device_id AS key_device_id
-    FROM keyed
+    FROM (SELECT *, row_number() OVER (PARTITION BY run_id, device_id, t ORDER BY id) - 1
+                    AS tie_device_id FROM base WHERE device_id IS NOT NULL)
+), device_columns AS (
+    SELECT id,
+        CAST({_window("count(*)", "device_id", HOUR_MS)} AS INTEGER) AS payments_per_device_1h,
+        CAST({_window("count(DISTINCT card_hash)", "device_id", DAY_MS)} AS INTEGER)
+            AS cards_per_device_24h
+    FROM by_device
+), card_columns AS (
+    SELECT
+        id,
+        {_money("gbp")} AS amount_in_gbp,
+        CAST({_window("count(*)", "card_hash", DAY_MS)} AS INTEGER) AS payments_per_card_24h,
+        {_money(f"coalesce({day_pence}, 0)")} AS amount_per_card_24h,
+        CAST({_window("count(DISTINCT device_id)", "card_hash", WEEK_MS)} AS INTEGER)
+            AS devices_per_card_7d,
+        CAST((t - first_value(t) OVER (PARTITION BY run_id, card_hash ORDER BY id)) // {DAY_MS}
+             AS INTEGER) AS card_age_days,
+        CAST({_window("count(*)", "card_hash", HOUR_MS)} AS INTEGER) AS velocity_count
+    FROM by_card
 )
-SELECT
-    id,
-    {_money("gbp")} AS amount_in_gbp,
-    CAST({_window("count(*)", "card_hash", DAY_MS)} AS INTEGER) AS payments_per_card_24h,
-    {_money(f"coalesce({day_pence}, 0)")} AS amount_per_card_24h,
-    CASE WHEN device_id IS NOT NULL THEN
-        CAST({_window("count(*)", "device_id", HOUR_MS)} AS INTEGER) END
-        AS payments_per_device_1h,
-    CASE WHEN device_id IS NOT NULL THEN
-        CAST({_window("count(DISTINCT card_hash)", "device_id", DAY_MS)} AS INTEGER) END
-        AS cards_per_device_24h,
-    CAST({_window("count(DISTINCT device_id)", "card_hash", WEEK_MS)} AS INTEGER)
-        AS devices_per_card_7d,
-    CAST((t - first_value(t) OVER (PARTITION BY run_id, card_hash ORDER BY id)) // {DAY_MS}
-         AS INTEGER) AS card_age_days,
-    CAST({_window("count(*)", "card_hash", HOUR_MS)} AS INTEGER) AS velocity_count
-FROM ordered
+SELECT c.id, c.amount_in_gbp, c.payments_per_card_24h, c.amount_per_card_24h,
+       d.payments_per_device_1h, d.cards_per_device_24h, c.devices_per_card_7d,
+       c.card_age_days, c.velocity_count
+FROM card_columns c LEFT JOIN device_columns d USING (id)
 """
