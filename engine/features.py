@@ -447,13 +447,13 @@ class _Window:
     adds its weight when it arrives and takes back its leaving weight once it is ``span`` old;
     for ``distinct`` a row adds 1 unless its pair was already in the window (its previous
     payment less than ``span`` earlier) and takes 1 back unless the pair came again before it
-    left. ``totals`` hold each group's sum over the window; ``cursor`` is the stream position of
+    left. ``totals`` hold each group's sum over the window; ``oldest`` is the stream position of
     the oldest row still inside the window."""
 
     group: str  # "card" or "device"
     span: int
     measures: tuple[str, ...]
-    cursor: int = 0
+    oldest: int = 0  # stream position of the oldest row still inside the window
     totals: list[np.ndarray] = field(default_factory=list)
 
 
@@ -675,7 +675,7 @@ class HistoryTracker:
             blocks.append(block)
 
     def _forget_old_blocks(self) -> None:
-        oldest = min(window.cursor for window in self._windows.values())
+        oldest = min(window.oldest for window in self._windows.values())
         keep = bisect.bisect_right([b.stop for b in self._blocks], oldest)
         del self._blocks[:keep]
 
@@ -725,9 +725,9 @@ class HistoryTracker:
         query_key = None if queries.key is None else queries.key - window.span
         groups = queries.groups
         for block in self._blocks:
-            if block.stop <= window.cursor:
+            if block.stop <= window.oldest:
                 continue
-            lo = window.cursor - block.start
+            lo = window.oldest - block.start
             hi = lo + int(np.searchsorted(block.t[lo:], last, side="right"))
             if hi == lo:
                 break
@@ -759,7 +759,7 @@ class HistoryTracker:
                     left = np.concatenate([[0], np.cumsum(weights)])[upper]
                 value -= left - (np.cumsum(by_group) - by_group)[groups]
                 total -= by_group
-            window.cursor = block.start + hi
+            window.oldest = block.start + hi
             if hi < len(block.t):
                 break
 
