@@ -132,10 +132,10 @@ def _floor(db: Path, rows: int, args: argparse.Namespace) -> dict:
             label_at_ms=i[1].astype(np.int64),
         )
         small = (i[5] % 7).astype(np.int64)
-        counts = HistoryCounts(small, small, small, u[3] < 0.03)
+        counts = HistoryCounts(small, small, small, u[3] < 0.03, *[small] * 6)
         features = FeatureColumns(u[3], u[4], u[5])
         decisions = Decisions(u[2], u[2] < 0.9, (i[2] % 5).astype(np.int8), u[4] < 0.1)
-        table = transactions_table(chunk, pop, counts, features, decisions, 1, 1)
+        table = transactions_table(chunk, pop, counts, features, decisions, 1, 1, i[4] % 99_999)
         rollup = RollupDelta.from_columns(
             1, decisions.approved, chunk.amount_cents, chunk.latency_ms
         )

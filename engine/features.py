@@ -1,6 +1,7 @@
-"""Risk features computed from history, with one definition for the live and the bulk path.
+"""Risk features and history attributes computed from history, with one definition for the live
+path, the bulk path and the SQL back-fill.
 
-All three features lie in [0, 1]:
+**Features** (all three lie in [0, 1]):
 
 * ``spending_velocity`` = min(n / 10, 1), where n is the number of this card's earlier payments
   in the trailing hour (event time) before this one.
@@ -12,19 +13,59 @@ All three features lie in [0, 1]:
   no device id is sent (anonymous origin), +0.25 when the currency differs from the card's home
   currency (the currency of its first payment: a cross-border origin), clipped to 1.
 
-The live path keeps the history it needs in memory (:class:`FeatureState`) and updates it in
-arrival order; the bulk path computes the same counts with sorts over a whole stream
-(:func:`history_counts`). A test runs one stream through both and requires identical counts.
+**History attributes** (stored columns; the rule language reads them). Every window is in event
+time (simulated time in a run) and looks back from the payment at ``t``: an earlier payment at
+``t'`` is in a window of length ``W`` when ``t' > t − W`` (so one exactly ``W`` earlier has left
+it). "Earlier" means earlier in the stream's order: event time, and for payments in the same
+millisecond arrival order (row order in a run, id order on disk); the payment itself and later
+arrivals in the same millisecond never count. A stream is live traffic (all rows without a run)
+or one simulation run.
+
+=========================  ==============================================================
+``velocity_count``         the card's earlier payments in the trailing hour
+                           (= ``payments_per_card_1h``)
+``device_seen_count``      the card's earlier payments on this device, all time
+                           (``is_new_device`` = a device is sent and this count is 0)
+``device_other_cards``     distinct other cards seen on this device before, all time
+``payments_per_card_24h``  the card's earlier payments in the trailing 24 h
+``amount_per_card_24h``    the sum of those payments' ``amount_in_gbp``; a payment in a
+                           currency without a reference rate adds 0 (GBP, exact pence)
+``payments_per_device_1h`` earlier payments on this device (any card) in the trailing hour;
+                           NULL without a device id
+``cards_per_device_24h``   distinct cards among the earlier payments on this device in the
+                           trailing 24 h (this card included if it used the device there);
+                           NULL without a device id
+``devices_per_card_7d``    distinct devices among the card's earlier payments in the trailing
+                           7 days (payments without a device id add none); 0 when none
+``card_age_days``          whole days (floor) from the card's first payment in the stream to
+                           this one; 0 for the first payment
+=========================  ==============================================================
+
+``amount_in_gbp`` (the amount converted with :mod:`engine.fx`, NULL without a rate) is stored
+beside them. The live path keeps the history it needs in memory (:class:`FeatureState`), updated
+in arrival order with memory bounded by the longest window (plus, per card, its first payment
+and, per (card, device) pair, its payment count); the bulk path computes the same values over
+chunks of a stream (:class:`HistoryTracker`); :mod:`engine.history` states them as DuckDB window
+functions (the schema v10 back-fill). Tests run one stream through all three and require
+identical values.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
-from dataclasses import dataclass
+import bisect
+import functools
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
 
 import numpy as np
 
-VELOCITY_WINDOW_MS = 3_600_000
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+WEEK_MS = 7 * DAY_MS
+VELOCITY_WINDOW_MS = HOUR_MS
+LONGEST_WINDOW_MS = WEEK_MS  # nothing older is needed, except first payments and pair counts
+NO_DEVICE = -1  # device-scoped counts of a payment without a device id (stored as NULL)
+NO_GBP = -1  # amount in pence of a currency without a reference rate (adds 0 to sums)
 VELOCITY_SATURATION = 10
 NO_DEVICE_TRUST = 0.1
 CHANNEL_IP_RISK: dict[str, float] = {
@@ -42,12 +83,29 @@ FOREIGN_CURRENCY_IP_RISK = 0.25
 
 @dataclass(frozen=True, slots=True)
 class HistoryCounts:
-    """Raw, integer facts about each payment's history (column-wise)."""
+    """Raw, integer facts about each payment's history (column-wise int64; see the module
+    docstring for each definition). Device-scoped counts hold :data:`NO_DEVICE` for payments
+    without a device id; ``amount_per_card_24h`` is in pence."""
 
-    velocity_count: np.ndarray  # earlier payments of the card in the trailing window
-    device_seen_count: np.ndarray  # earlier payments of the card on this device
-    device_other_cards: np.ndarray  # distinct other cards seen on this device before
+    velocity_count: np.ndarray
+    device_seen_count: np.ndarray
+    device_other_cards: np.ndarray
     foreign_currency: np.ndarray  # bool: currency differs from the card's home currency
+    payments_per_card_24h: np.ndarray
+    amount_per_card_24h: np.ndarray
+    payments_per_device_1h: np.ndarray
+    cards_per_device_24h: np.ndarray
+    devices_per_card_7d: np.ndarray
+    card_age_days: np.ndarray
+
+    @staticmethod
+    def from_rows(rows: np.ndarray) -> HistoryCounts:
+        """From an (n, 10) integer matrix, one row per payment in field order (the live path's
+        :meth:`FeatureState.counts` tuples)."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1, 10)
+        columns = [rows[:, i] for i in range(10)]
+        columns[3] = columns[3] > 0
+        return HistoryCounts(*columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,40 +141,189 @@ def normalize(counts: HistoryCounts, has_device: np.ndarray, channel: np.ndarray
     return FeatureColumns(velocity.astype(np.float64), trust.astype(np.float64), ip_risk)
 
 
-class FeatureState:
-    """The live path's history, in memory, updated in arrival order (one writer thread)."""
+class _CardWindows:
+    """One card's recent payments: what its windows still hold (oldest first)."""
+
+    __slots__ = ("day", "day_pence", "devices", "hour")
 
     def __init__(self) -> None:
-        self._card_times: dict[str, deque[int]] = defaultdict(deque)
-        self._pair_count: dict[tuple[str, str], int] = defaultdict(int)
-        self._device_cards: dict[str, set[str]] = defaultdict(set)
-        self._home_currency: dict[str, str] = {}
+        self.hour: deque[int] = deque()  # times, trailing hour
+        self.day: deque[tuple[int, int]] = deque()  # (time, pence), trailing 24 h
+        self.day_pence = 0
+        self.devices: OrderedDict[str, int] = OrderedDict()  # device -> last time, 7 days
+
+    def evict(self, t_ms: int) -> bool:
+        """Forget what left each window at ``t_ms``; True when nothing is left."""
+        hour, day, devices = self.hour, self.day, self.devices
+        while hour and hour[0] <= t_ms - HOUR_MS:
+            hour.popleft()
+        while day and day[0][0] <= t_ms - DAY_MS:
+            self.day_pence -= day.popleft()[1]
+        while devices and next(iter(devices.values())) <= t_ms - WEEK_MS:
+            devices.popitem(last=False)
+        return not (hour or day or devices)
+
+
+class _DeviceWindows:
+    """One device's recent payments (oldest first)."""
+
+    __slots__ = ("cards", "hour")
+
+    def __init__(self) -> None:
+        self.hour: deque[int] = deque()  # times, trailing hour
+        self.cards: OrderedDict[str, int] = OrderedDict()  # card -> last time, trailing 24 h
+
+    def evict(self, t_ms: int) -> bool:
+        """Forget what left each window at ``t_ms``; True when nothing is left."""
+        hour, cards = self.hour, self.cards
+        while hour and hour[0] <= t_ms - HOUR_MS:
+            hour.popleft()
+        while cards and next(iter(cards.values())) <= t_ms - DAY_MS:
+            cards.popitem(last=False)
+        return not (hour or cards)
+
+
+class FeatureState:
+    """The live path's history, in memory, updated in arrival order (one writer thread).
+
+    Event times must not decrease (the live writer stamps groups with a clock that never runs
+    back). Windows forget payments as they leave them: on each lookup of a card or device, and
+    for every card and device in a sweep each :data:`SWEEP_MS` of event time, so memory holds
+    the last week of payments (and what the sweep has not reached yet), plus each card's first
+    payment and each (card, device) pair's count, which ``card_age_days``, the home currency and
+    ``device_seen_count`` need for ever.
+    """
+
+    SWEEP_MS = HOUR_MS
+    SWEEP_BATCH = 64
+
+    def __init__(self) -> None:
+        self._first: dict[str, tuple[int, str]] = {}  # card -> (first time, home currency)
+        self._pairs: dict[str, dict[str, int]] = {}  # device -> card -> payments, all time
+        self._cards: dict[str, _CardWindows] = {}
+        self._devices: dict[str, _DeviceWindows] = {}
+        self._next_sweep: int | None = None
+        self._sweep_cards: list[str] = []  # still to check in the current sweep
+        self._sweep_devices: list[str] = []
 
     def counts(
         self, card_hash: str, device_id: str | None, currency: str, t_ms: int
-    ) -> tuple[int, int, int, bool]:
-        """History counts for a payment at event time ``t_ms``, before observing it."""
-        times = self._card_times.get(card_hash)
-        velocity = 0
-        if times:
-            while times and times[0] <= t_ms - VELOCITY_WINDOW_MS:
-                times.popleft()
-            velocity = len(times)
+    ) -> tuple[int, ...]:
+        """History counts for a payment at event time ``t_ms``, before observing it, in
+        :class:`HistoryCounts` field order (``foreign_currency`` as 0/1)."""
+        self._sweep(t_ms)
+        first = self._first.get(card_hash)
+        age = 0 if first is None else (t_ms - first[0]) // DAY_MS
+        foreign = int(first is not None and first[1] != currency)
+        velocity = per_day = pence = devices = 0
+        windows = self._cards.get(card_hash)
+        if windows is not None:
+            windows.evict(t_ms)
+            velocity, per_day = len(windows.hour), len(windows.day)
+            pence, devices = windows.day_pence, len(windows.devices)
         seen = other = 0
+        per_hour = cards = NO_DEVICE
         if device_id is not None:
-            seen = self._pair_count.get((card_hash, device_id), 0)
-            cards = self._device_cards.get(device_id, ())
-            other = len(cards) - (card_hash in cards)
-        home = self._home_currency.get(card_hash, currency)
-        return velocity, seen, other, home != currency
+            pairs = self._pairs.get(device_id)
+            if pairs:
+                seen = pairs.get(card_hash, 0)
+                other = len(pairs) - (seen > 0)
+            per_hour = cards = 0
+            recent = self._devices.get(device_id)
+            if recent is not None:
+                recent.evict(t_ms)
+                per_hour, cards = len(recent.hour), len(recent.cards)
+        return (velocity, seen, other, foreign, per_day, pence, per_hour, cards, devices, age)
 
-    def observe(self, card_hash: str, device_id: str | None, currency: str, t_ms: int) -> None:
-        """Record a decided payment so later payments see it."""
-        self._card_times[card_hash].append(t_ms)
-        self._home_currency.setdefault(card_hash, currency)
+    def observe(
+        self,
+        card_hash: str,
+        device_id: str | None,
+        currency: str,
+        t_ms: int,
+        gbp_pence: int = NO_GBP,
+    ) -> None:
+        """Record a decided payment so later payments see it (``gbp_pence`` :data:`NO_GBP`
+        without a reference rate)."""
+        self._first.setdefault(card_hash, (t_ms, currency))
         if device_id is not None:
-            self._pair_count[(card_hash, device_id)] += 1
-            self._device_cards[device_id].add(card_hash)
+            pairs = self._pairs.setdefault(device_id, {})
+            pairs[card_hash] = pairs.get(card_hash, 0) + 1
+        self._remember(card_hash, device_id, t_ms, gbp_pence)
+
+    def _remember(self, card: str, device: str | None, t_ms: int, gbp_pence: int) -> None:
+        """Add a payment to the windows only."""
+        windows = self._cards.get(card)
+        if windows is None:
+            windows = self._cards[card] = _CardWindows()
+        windows.hour.append(t_ms)
+        pence = max(gbp_pence, 0)
+        windows.day.append((t_ms, pence))
+        windows.day_pence += pence
+        if device is not None:
+            windows.devices[device] = t_ms
+            windows.devices.move_to_end(device)
+            recent = self._devices.get(device)
+            if recent is None:
+                recent = self._devices[device] = _DeviceWindows()
+            recent.hour.append(t_ms)
+            recent.cards[card] = t_ms
+            recent.cards.move_to_end(card)
+
+    def _sweep(self, t_ms: int) -> None:
+        """Forget cards and devices whose windows are empty (lookups only forget what they
+        touch): once per ``SWEEP_MS`` of event time a sweep lists every card and device, and
+        each lookup then checks ``SWEEP_BATCH`` of them, so no payment waits for a whole sweep."""
+        if not (self._sweep_cards or self._sweep_devices):
+            if self._next_sweep is None:
+                self._next_sweep = t_ms + self.SWEEP_MS
+            if t_ms < self._next_sweep:
+                return
+            self._next_sweep = t_ms + self.SWEEP_MS
+            self._sweep_cards, self._sweep_devices = list(self._cards), list(self._devices)
+        for table, keys in ((self._cards, self._sweep_cards), (self._devices, self._sweep_devices)):
+            for _ in range(min(self.SWEEP_BATCH, len(keys))):
+                key = keys.pop()
+                windows = table.get(key)
+                if windows is not None and windows.evict(t_ms):
+                    del table[key]
+
+    def restore(
+        self,
+        first: list[tuple[str, int, str]],
+        pairs: list[tuple[str, str, int]],
+        week_pairs: list[tuple[str, str, int]],
+        day: list[tuple[str, str | None, int, int]],
+    ) -> None:
+        """Rebuild the state from stored aggregates instead of replaying every payment: ``first``
+        (card, first time, home currency) and ``pairs`` (device, card, payments) over the whole
+        stream; ``week_pairs`` (card, device, last time) of the (card, device) pairs used in the
+        last :data:`WEEK_MS`, by last time; ``day`` (card, device, time, pence): the payments of
+        the last :data:`DAY_MS`, in stream order. Both windows end at the stream's newest
+        payment; nothing older can be in a window of a later payment."""
+        self._first = {card: (t, currency) for card, t, currency in first}
+        self._pairs = {}
+        for device, card, n in pairs:
+            self._pairs.setdefault(device, {})[card] = n
+        self._cards, self._devices, self._next_sweep = {}, {}, None
+        self._sweep_cards, self._sweep_devices = [], []
+        for card, device, t in week_pairs:
+            windows = self._cards.get(card)
+            if windows is None:
+                windows = self._cards[card] = _CardWindows()
+            windows.devices[device] = t
+        for card, device, t, pence in day:
+            self._remember(card, device, t, pence)
+        if day or week_pairs:
+            newest = max(day[-1][2] if day else 0, week_pairs[-1][2] if week_pairs else 0)
+            self._next_sweep = newest  # the next payment (at or after it) sweeps at once
+
+
+_POSITION_BITS = 32  # sort keys: group code << 32 | stream position (runs are < 2^31 rows)
+_POSITION_MASK = (1 << _POSITION_BITS) - 1
+_NEVER = 1 << 62  # gap to a pair's previous / next payment when there is none (yet)
+_TIME_BITS, _GROUP_BITS = 40, 22  # packed (group, time) keys: 34 years of ms, 4M codes
+_MIN_BLOCK_ROWS = 65_536  # smaller chunks are merged into blocks of about this size
 
 
 def _group_starts(sorted_keys: np.ndarray) -> np.ndarray:
@@ -132,6 +339,12 @@ def _rank_in_groups(starts: np.ndarray) -> np.ndarray:
     return index - np.maximum.accumulate(np.where(starts, index, 0))
 
 
+def _sum_before_in_groups(weights: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per element, the sum of the (non-negative) weights before it in its run."""
+    exclusive = np.cumsum(weights) - weights
+    return exclusive - np.maximum.accumulate(np.where(starts, exclusive, 0))
+
+
 def _grow(array: np.ndarray, size: int, fill: int) -> np.ndarray:
     if size <= len(array):
         return array
@@ -140,27 +353,150 @@ def _grow(array: np.ndarray, size: int, fill: int) -> np.ndarray:
     return grown
 
 
+@dataclass(frozen=True, slots=True)
+class _Order:
+    """Rows of a block in (group, position) order: group codes and block-local rows (int32),
+    and (group, time) packed into one sortable key (None when codes or times do not fit)."""
+
+    groups: np.ndarray
+    rows: np.ndarray
+    key: np.ndarray | None
+
+    @staticmethod
+    def of(
+        codes: np.ndarray, t_ms: np.ndarray, origin: int, mask: np.ndarray | None = None
+    ) -> _Order:
+        """The rows (those ``mask`` selects) sorted by code, ties in row order; ``origin`` is
+        the time the packed keys count from."""
+        rows = np.arange(len(codes), dtype=np.int64) if mask is None else np.flatnonzero(mask)
+        keys = np.sort((codes[rows] << _POSITION_BITS) | rows)
+        return _Order.sorted(keys >> _POSITION_BITS, keys & _POSITION_MASK, t_ms, origin)
+
+    @staticmethod
+    def sorted(groups: np.ndarray, rows: np.ndarray, t_ms: np.ndarray, origin: int) -> _Order:
+        """From rows already in (group, position) order; ``t_ms`` indexed by row."""
+        t = t_ms[rows]
+        fits = not len(groups) or (
+            int(groups[-1]) < (1 << _GROUP_BITS) and int(t.max()) - origin < (1 << _TIME_BITS)
+        )
+        key = (groups.astype(np.int64) << _TIME_BITS) | (t - origin) if fits else None
+        return _Order(groups.astype(np.int32), rows.astype(np.int32), key)
+
+    def then(self, later: _Order, offset: int, t_ms: np.ndarray, origin: int) -> _Order:
+        """This order merged with ``later``'s (whose rows are shifted by ``offset``); ``t_ms``
+        holds the times of both blocks' rows."""
+        rows = np.concatenate([self.rows, later.rows + offset]).astype(np.int64)
+        groups = np.concatenate([self.groups, later.groups]).astype(np.int64)
+        by = np.argsort((groups << _POSITION_BITS) | rows, kind="stable")  # two sorted runs
+        return _Order.sorted(groups[by], rows[by], t_ms, origin)
+
+
+@dataclass(slots=True)
+class _Block:
+    """Consecutive rows of the stream, kept while a window may still need them, with their
+    card and device orders: a window takes its leaving rows from them without sorting again."""
+
+    start: int  # stream position of the first row
+    t: np.ndarray
+    pence: np.ndarray  # amount in GBP pence, 0 without a rate
+    next_gap: np.ndarray  # ms to the (card, device) pair's next payment: _NEVER, −1 no device
+    by_card: _Order
+    by_device: _Order
+
+    @property
+    def stop(self) -> int:
+        return self.start + len(self.t)
+
+    def merged(self, later: _Block, origin: int) -> _Block:
+        """This block followed by ``later`` as one block."""
+        n = len(self.t)
+        t = np.concatenate([self.t, later.t])
+        return _Block(
+            self.start,
+            t,
+            np.concatenate([self.pence, later.pence]),
+            np.concatenate([self.next_gap, later.next_gap]),
+            self.by_card.then(later.by_card, n, t, origin),
+            self.by_device.then(later.by_device, n, t, origin),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Arrivals:
+    """A chunk's rows of one group kind, in group order, as every window of that kind reads
+    them: their order, where each group starts and each row's rank in its group."""
+
+    order: _Order
+    starts: np.ndarray
+    rank: np.ndarray
+    t_ms: np.ndarray  # the chunk's times, by row
+
+    @staticmethod
+    def of(order: _Order, t_ms: np.ndarray) -> _Arrivals:
+        """From a chunk's order of one kind."""
+        starts = _group_starts(order.groups)
+        return _Arrivals(order, starts, _rank_in_groups(starts), t_ms)
+
+
+@dataclass(slots=True)
+class _Window:
+    """Running sums over one trailing window, per card or per device.
+
+    ``measures`` name the sums: ``count`` (payments), ``pence`` (their GBP amounts) or
+    ``distinct`` (distinct (card, device) pairs: devices per card, cards per device). Each row
+    adds its weight when it arrives and takes back its leaving weight once it is ``span`` old;
+    for ``distinct`` a row adds 1 unless its pair was already in the window (its previous
+    payment less than ``span`` earlier) and takes 1 back unless the pair came again before it
+    left. ``totals`` hold each group's sum over the window; ``oldest`` is the stream position of
+    the oldest row still inside the window."""
+
+    group: str  # "card" or "device"
+    span: int
+    measures: tuple[str, ...]
+    oldest: int = 0  # stream position of the oldest row still inside the window
+    totals: list[np.ndarray] = field(default_factory=list)
+
+
 class HistoryTracker:
     """Vectorized :class:`FeatureState` for a stream fed in chunks, in event order.
 
     Codes are dense non-negative integers (device −1 = none); ``t_ms`` is non-decreasing across
     chunks and ties are broken by row order, like arrival order on the live path. State between
-    chunks: the rows still inside the velocity window, each card's home currency, each
-    (device, card) pair's payment count and each device's distinct-card count.
+    chunks: each card's home currency and first payment time, each (device, card) pair's count
+    and last payment, each device's distinct-card count, each window's per-group sums, and the
+    rows of the last week in blocks with their group-sorted keys. No chunk re-sorts the rows of
+    a window: a row's leaving weight is taken from the block it arrived in, already in order.
     """
 
     def __init__(self) -> None:
-        self._tail_card = np.empty(0, dtype=np.int64)
-        self._tail_t = np.empty(0, dtype=np.int64)
+        self._rows = 0  # stream position of the next row
+        self._origin: int | None = None  # time origin of packed (group, time) keys
         self._home = np.full(0, -1, dtype=np.int64)
+        self._first_t = np.zeros(0, dtype=np.int64)
         self._device_cards = np.zeros(0, dtype=np.int64)
         self._pair_codes = np.empty(0, dtype=np.int64)  # sorted (device << 32 | card)
         self._pair_counts = np.empty(0, dtype=np.int64)
+        self._pair_last_t = np.empty(0, dtype=np.int64)
+        self._pair_last_at = np.empty(0, dtype=np.int64)  # stream position of the last payment
+        self._blocks: list[_Block] = []
+        self._windows = {
+            "hour": _Window("card", HOUR_MS, ("count",)),
+            "day": _Window("card", DAY_MS, ("count", "pence")),
+            "week": _Window("card", WEEK_MS, ("distinct",)),
+            "device_hour": _Window("device", HOUR_MS, ("count",)),
+            "device_day": _Window("device", DAY_MS, ("distinct",)),
+        }
 
     def update(
-        self, card: np.ndarray, device: np.ndarray, currency: np.ndarray, t_ms: np.ndarray
+        self,
+        card: np.ndarray,
+        device: np.ndarray,
+        currency: np.ndarray,
+        t_ms: np.ndarray,
+        gbp_pence: np.ndarray | None = None,
     ) -> HistoryCounts:
-        """History counts for the next chunk of the stream, then remember it."""
+        """History counts for the next chunk of the stream, then remember it. ``gbp_pence``
+        holds each amount in GBP pence (:data:`NO_GBP` without a rate; None: all 0)."""
         card = np.asarray(card, dtype=np.int64)
         device = np.asarray(device, dtype=np.int64)
         currency = np.asarray(currency, dtype=np.int64)
@@ -168,46 +504,83 @@ class HistoryTracker:
         n = len(card)
         if n == 0:
             empty = np.empty(0, dtype=np.int64)
-            return HistoryCounts(empty, empty, empty, np.empty(0, dtype=bool))
-        velocity = self._velocity(card, t_ms)
-        foreign = self._foreign_currency(card, currency)
-        seen, other = self._device_history(card, device)
-        return HistoryCounts(velocity, seen, other, foreign)
+            return HistoryCounts(empty, empty, empty, np.empty(0, dtype=bool), *[empty] * 6)
+        pence = np.zeros(n, np.int64) if gbp_pence is None else np.maximum(gbp_pence, 0)
+        start = self._rows
+        self._rows += n
+        foreign, age = self._card_facts(card, currency, t_ms)
+        has_device = device >= 0
+        seen, other, prev_gap, next_gap = self._device_history(card, device, t_ms, start)
+        if self._origin is None:  # packed keys count from here: t − span − origin > 0
+            self._origin = int(t_ms[0]) - LONGEST_WINDOW_MS - 1
+        origin = self._origin
+        by_card = _Order.of(card, t_ms, origin)
+        by_device = _Order.of(device, t_ms, origin, has_device)
+        self._append(_Block(start, t_ms, pence, next_gap, by_card, by_device))
+        arrivals = {
+            "card": _Arrivals.of(by_card, t_ms),
+            "device": _Arrivals.of(by_device, t_ms),
+        }
+        sums = {}
+        for name, window in self._windows.items():
+            a = arrivals[window.group]
+            entering = [
+                None  # a count: each row adds 1
+                if measure == "count"
+                else pence[a.order.rows]
+                if measure == "pence"
+                else (prev_gap[a.order.rows] >= window.span).astype(np.int64)
+                for measure in window.measures
+            ]
+            sums[name] = self._advance(window, a, entering, n, int(t_ms[-1]))
+        self._forget_old_blocks()
+        return HistoryCounts(
+            velocity_count=sums["hour"][0],
+            device_seen_count=seen,
+            device_other_cards=other,
+            foreign_currency=foreign,
+            payments_per_card_24h=sums["day"][0],
+            amount_per_card_24h=sums["day"][1],
+            payments_per_device_1h=np.where(has_device, sums["device_hour"][0], NO_DEVICE),
+            cards_per_device_24h=np.where(has_device, sums["device_day"][0], NO_DEVICE),
+            devices_per_card_7d=sums["week"][0],
+            card_age_days=age,
+        )
 
-    def _velocity(self, card: np.ndarray, t_ms: np.ndarray) -> np.ndarray:
-        ctx = len(self._tail_card)
-        all_card = np.concatenate([self._tail_card, card])
-        all_t = np.concatenate([self._tail_t, t_ms])
-        total = len(all_card)
-        by_card = np.argsort(all_card * total + np.arange(total))
-        origin = int(all_t[0])
-        span = int(all_t[-1]) - origin + VELOCITY_WINDOW_MS + 1
-        key = all_card[by_card] * span + (all_t[by_card] - origin)
-        first_in_window = np.searchsorted(key, key - VELOCITY_WINDOW_MS, side="right")
-        counts = np.empty(total, dtype=np.int64)
-        counts[by_card] = np.arange(total) - first_in_window
-        keep = all_t > int(all_t[-1]) - VELOCITY_WINDOW_MS
-        self._tail_card, self._tail_t = all_card[keep], all_t[keep]
-        return counts[ctx:]
+    # -- per card, per pair ----------------------------------------------------------------------
 
-    def _foreign_currency(self, card: np.ndarray, currency: np.ndarray) -> np.ndarray:
-        self._home = _grow(self._home, int(card.max()) + 1, -1)
+    def _card_facts(
+        self, card: np.ndarray, currency: np.ndarray, t_ms: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(foreign currency, card age in days) per row; remembers each new card's first
+        payment."""
+        size = int(card.max()) + 1
+        self._home = _grow(self._home, size, -1)
+        self._first_t = _grow(self._first_t, size, 0)
         first_currency = np.full(len(self._home), -1, dtype=np.int64)
+        first_t = np.zeros(len(self._home), dtype=np.int64)
         first_currency[card[::-1]] = currency[::-1]  # the last write wins: the first payment
-        unset = self._home < 0
+        first_t[card[::-1]] = t_ms[::-1]
+        unset = (self._home < 0) & (first_currency >= 0)
         self._home[unset] = first_currency[unset]
-        return self._home[card] != currency
+        self._first_t[unset] = first_t[unset]
+        return self._home[card] != currency, (t_ms - self._first_t[card]) // DAY_MS
 
     def _device_history(
-        self, card: np.ndarray, device: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, card: np.ndarray, device: np.ndarray, t_ms: np.ndarray, start: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per row: the card's earlier payments on this device, the device's other cards, and
+        the ms since the pair's previous payment and until its next one (as far as known;
+        :data:`_NEVER` when there is none, −1 for rows without a device)."""
         n = len(card)
         seen = np.zeros(n, dtype=np.int64)
         other = np.zeros(n, dtype=np.int64)
+        prev_gap = np.full(n, -1, dtype=np.int64)
+        next_gap = np.full(n, -1, dtype=np.int64)
         rows = np.flatnonzero(device >= 0)
         if not len(rows):
-            return seen, other
-        d_card, d_dev = card[rows], device[rows]
+            return seen, other, prev_gap, next_gap
+        d_card, d_dev, d_t = card[rows], device[rows], t_ms[rows]
         m = len(rows)
         pair = (d_dev << 32) | d_card
         compact = d_dev * (int(d_card.max()) + 1) + d_card
@@ -216,7 +589,9 @@ class HistoryTracker:
         else:
             by_pair = np.argsort(pair, kind="stable")
         pair_sorted = pair[by_pair]
+        t_sorted = d_t[by_pair]
         starts = _group_starts(pair_sorted)
+        ends = np.append(starts[1:], True)
         insert_at = np.searchsorted(self._pair_codes, pair_sorted)
         position = np.minimum(insert_at, max(len(self._pair_codes) - 1, 0))
         known = (
@@ -229,31 +604,196 @@ class HistoryTracker:
         seen_d = np.empty(m, dtype=np.int64)
         seen_d[by_pair] = seen_sorted
 
+        # The pair's previous and next payment: the neighbour in the chunk, else (previous) the
+        # pair's last payment before the chunk, whose "next" is then this chunk's first one.
+        prev_sorted = np.full(m, _NEVER, dtype=np.int64)
+        prev_sorted[1:] = np.where(starts[1:], _NEVER, t_sorted[1:] - t_sorted[:-1])
+        renewed = starts & known
+        if renewed.any():
+            prev_sorted[renewed] = t_sorted[renewed] - self._pair_last_t[position[renewed]]
+            self._set_next_t(self._pair_last_at[position[renewed]], t_sorted[renewed])
+        next_sorted = np.full(m, _NEVER, dtype=np.int64)
+        next_sorted[:-1] = np.where(ends[:-1], _NEVER, t_sorted[1:] - t_sorted[:-1])
+        prev_gap[rows[by_pair]] = prev_sorted
+        next_gap[rows[by_pair]] = next_sorted
+
         # Distinct cards on the device before each row: the device's count before this chunk
         # plus first-ever pair occurrences earlier in the chunk.
         self._device_cards = _grow(self._device_cards, int(d_dev.max()) + 1, 0)
         first_ever = (seen_d == 0).astype(np.int64)
         by_dev = np.argsort(d_dev * m + np.arange(m))
         firsts = first_ever[by_dev]
-        inclusive = np.cumsum(firsts)
-        dev_starts = _group_starts(d_dev[by_dev])
-        base = np.maximum.accumulate(np.where(dev_starts, inclusive - firsts, 0))
         distinct_before = np.empty(m, dtype=np.int64)
-        distinct_before[by_dev] = inclusive - firsts - base + self._device_cards[d_dev[by_dev]]
+        distinct_before[by_dev] = (
+            _sum_before_in_groups(firsts, _group_starts(d_dev[by_dev]))
+            + self._device_cards[d_dev[by_dev]]
+        )
         self._device_cards += np.bincount(
             d_dev, weights=first_ever, minlength=len(self._device_cards)
         ).astype(np.int64)
         seen[rows] = seen_d
         other[rows] = distinct_before - (seen_d > 0)
 
-        # Merge this chunk's pair counts into the sorted state in linear time: known pairs add
-        # to their counts, new pairs are inserted at their sorted positions.
+        # Merge this chunk's pairs into the sorted state in linear time: known pairs add to
+        # their counts and move their last payment, new pairs are inserted in order.
         unique_pairs = pair_sorted[starts]
         chunk_counts = np.diff(np.append(np.flatnonzero(starts), m))
+        last_t = t_sorted[ends]
+        last_at = start + rows[by_pair][ends]
         unique_known = known[starts]
-        self._pair_counts[position[starts][unique_known]] += chunk_counts[unique_known]
+        at_known = position[starts][unique_known]
+        self._pair_counts[at_known] += chunk_counts[unique_known]
+        self._pair_last_t[at_known] = last_t[unique_known]
+        self._pair_last_at[at_known] = last_at[unique_known]
         new = ~unique_known
         at = insert_at[starts][new]
         self._pair_codes = np.insert(self._pair_codes, at, unique_pairs[new])
         self._pair_counts = np.insert(self._pair_counts, at, chunk_counts[new])
-        return seen, other
+        self._pair_last_t = np.insert(self._pair_last_t, at, last_t[new])
+        self._pair_last_at = np.insert(self._pair_last_at, at, last_at[new])
+        return seen, other, prev_gap, next_gap
+
+    def _set_next_t(self, positions: np.ndarray, t_ms: np.ndarray) -> None:
+        """Record the next payment's time on earlier rows still kept in a block."""
+        if not self._blocks:
+            return
+        starts = np.array([b.start for b in self._blocks])
+        which = np.searchsorted(starts, positions, side="right") - 1
+        for i in np.unique(which[which >= 0]).tolist():
+            block = self._blocks[i]
+            hit = (which == i) & (positions < block.stop)
+            local = positions[hit] - block.start
+            block.next_gap[local] = t_ms[hit] - block.t[local]
+
+    # -- windows ---------------------------------------------------------------------------------
+
+    def _append(self, block: _Block) -> None:
+        blocks = self._blocks
+        if blocks and len(blocks[-1].t) < _MIN_BLOCK_ROWS and len(block.t) < _MIN_BLOCK_ROWS:
+            blocks[-1] = blocks[-1].merged(block, self._origin)
+        else:
+            blocks.append(block)
+
+    def _forget_old_blocks(self) -> None:
+        oldest = min(window.oldest for window in self._windows.values())
+        keep = bisect.bisect_right([b.stop for b in self._blocks], oldest)
+        del self._blocks[:keep]
+
+    def _advance(
+        self,
+        window: _Window,
+        arrivals: _Arrivals,
+        entering: list[np.ndarray | None],
+        n: int,
+        last_t: int,
+    ) -> list[np.ndarray]:
+        """Each measure of ``window`` for the chunk's rows (row order; rows without a device
+        get 0 from a device window), then move the window past the chunk. ``entering`` holds
+        what each arriving row adds (in group order; None: 1)."""
+        if not len(arrivals.order.groups):
+            return [np.zeros(n, dtype=np.int64) for _ in window.measures]
+        groups = arrivals.order.groups
+        size = int(groups[-1]) + 1
+        window.totals = [_grow(total, size, 0) for total in window.totals] or [
+            np.zeros(size, dtype=np.int64) for _ in window.measures
+        ]
+        values = []
+        for total, weights in zip(window.totals, entering, strict=True):
+            if weights is None:
+                values.append(total[groups] + arrivals.rank)
+                total += np.bincount(groups, minlength=len(total))
+            else:
+                values.append(total[groups] + _sum_before_in_groups(weights, arrivals.starts))
+                total += np.bincount(groups, weights, len(total)).astype(np.int64)
+        self._take_leaving(window, arrivals, values, last_t - window.span)
+        out = []
+        for value in values:
+            column = np.zeros(n, dtype=np.int64)
+            column[arrivals.order.rows] = value
+            out.append(column)
+        return out
+
+    def _take_leaving(
+        self, window: _Window, arrivals: _Arrivals, values: list[np.ndarray], last: int
+    ) -> None:
+        """Subtract, from each chunk row's values, the rows of its group that left the window
+        by its time (t' <= t − span), and from the totals every row that left by the chunk's
+        last time (``last`` = its time − span). Leaving rows are read from their blocks'
+        orders, oldest block first; one sorted search per block finds, for every chunk row,
+        how many rows of its group have left."""
+        queries = arrivals.order
+        query_key = None if queries.key is None else queries.key - window.span
+        groups = queries.groups
+        for block in self._blocks:
+            if block.stop <= window.oldest:
+                continue
+            lo = window.oldest - block.start
+            hi = lo + int(np.searchsorted(block.t[lo:], last, side="right"))
+            if hi == lo:
+                break
+            order = block.by_device if window.group == "device" else block.by_card
+            leaving = order
+            if lo > 0 or hi < len(block.t):
+                inside = (order.rows >= lo) & (order.rows < hi)
+                leaving = _Subset(order, inside)
+            if query_key is not None and leaving.key is not None:
+                upper = np.searchsorted(leaving.key, query_key, side="right")
+            else:
+                upper = _count_left(
+                    leaving.groups,
+                    block.t[leaving.rows],
+                    groups,
+                    arrivals.t_ms[queries.rows] - window.span,
+                )
+            for measure, value, total in zip(window.measures, values, window.totals, strict=True):
+                if measure == "count":
+                    by_group = np.bincount(leaving.groups, minlength=len(total))
+                    left = upper
+                else:
+                    weights = (
+                        block.pence[leaving.rows]
+                        if measure == "pence"
+                        else (block.next_gap[leaving.rows] >= window.span).astype(np.int64)
+                    )
+                    by_group = np.bincount(leaving.groups, weights, len(total)).astype(np.int64)
+                    left = np.concatenate([[0], np.cumsum(weights)])[upper]
+                value -= left - (np.cumsum(by_group) - by_group)[groups]
+                total -= by_group
+            window.oldest = block.start + hi
+            if hi < len(block.t):
+                break
+
+
+class _Subset:
+    """The rows of an order that ``inside`` selects, each field taken only when read."""
+
+    def __init__(self, order: _Order, inside: np.ndarray) -> None:
+        self._order, self._inside = order, inside
+
+    @functools.cached_property
+    def groups(self) -> np.ndarray:
+        return self._order.groups[self._inside]
+
+    @functools.cached_property
+    def rows(self) -> np.ndarray:
+        return self._order.rows[self._inside]
+
+    @functools.cached_property
+    def key(self) -> np.ndarray | None:
+        return None if self._order.key is None else self._order.key[self._inside]
+
+
+def _count_left(
+    leaving_groups: np.ndarray, leaving_t: np.ndarray, groups: np.ndarray, horizon: np.ndarray
+) -> np.ndarray:
+    """For each query (group, horizon), sorted by group then time: how many leaving rows are of
+    an earlier group, or of its group at or before its horizon (the unpacked way: a merge)."""
+    n = len(leaving_t)
+    order = np.lexsort(
+        (
+            np.r_[np.zeros(n, np.int8), np.ones(len(horizon), np.int8)],
+            np.r_[leaving_t, horizon],
+            np.r_[leaving_groups, groups],
+        )
+    )
+    return np.flatnonzero(order >= n) - np.arange(len(horizon))

@@ -44,7 +44,17 @@ from engine.decision import (
     risk_flag_text,
 )
 from engine.errors import StoreError
-from engine.features import FeatureColumns, FeatureState, HistoryCounts, normalize
+from engine.features import (
+    DAY_MS,
+    NO_GBP,
+    WEEK_MS,
+    FeatureColumns,
+    FeatureState,
+    HistoryCounts,
+    normalize,
+)
+from engine.fx import gbp_pence, rate_arrays
+from engine.history import GBP_PENCE_SQL, attribute_columns
 from engine.ids import IdAllocator
 from engine.live_totals import LiveTotals
 from engine.models import Features, PaymentRequest, PaymentResult
@@ -101,6 +111,7 @@ class LiveWriter:
         self._accepting_lock = threading.Lock()
         self._last_batch_size = 1
         self._last_group_at = -LIVE_ACTIVE_WINDOW_S  # monotonic time of the last group decided
+        self._last_us = 0  # event time never runs back, even when the wall clock does
         # committed, not yet written back: id -> latency_ms (only the writer thread mutates it)
         self._pending_latency: dict[uuid.UUID, float] = {}
         self.totals = LiveTotals()
@@ -171,7 +182,9 @@ class LiveWriter:
         self.totals.clear()
 
     def _load_history(self) -> None:
-        """Rebuild the in-memory feature state and totals from live rows already on disk."""
+        """Rebuild the in-memory feature state and totals from live rows already on disk: totals
+        and per-card and per-pair aggregates over every live row, and only the rows the windows
+        can still hold (the last week's pairs, the last day's payments) one by one."""
         with self._store.read() as tx:
             total, approved, cents = tx.one(
                 "SELECT count(*), count(*) FILTER (status = 'Approved'), "
@@ -182,13 +195,40 @@ class LiveWriter:
                 "SELECT latency_ms FROM transactions WHERE run_id IS NULL "
                 "AND latency_ms IS NOT NULL"
             )["latency_ms"]
+            (newest_us,) = tx.one(
+                "SELECT coalesce(epoch_us(max(created_at)), 0) FROM transactions "
+                "WHERE run_id IS NULL"
+            )
+            newest = newest_us // 1000
+            first = tx.rows(
+                "SELECT card_hash, epoch_ms(arg_min(created_at, id)), "
+                "CAST(arg_min(currency, id) AS VARCHAR) FROM transactions "
+                "WHERE run_id IS NULL GROUP BY card_hash"
+            )
+            pairs = tx.rows(
+                "SELECT device_id, card_hash, count(*) FROM transactions "
+                "WHERE run_id IS NULL AND device_id IS NOT NULL GROUP BY ALL"
+            )
+            week_pairs = tx.rows(
+                "SELECT card_hash, device_id, max(epoch_ms(created_at)) AS last FROM transactions "
+                "WHERE run_id IS NULL AND device_id IS NOT NULL AND epoch_ms(created_at) > ? "
+                "GROUP BY ALL ORDER BY last",
+                [newest - WEEK_MS],
+            )
+            day = tx.rows(
+                "SELECT card_hash, device_id, epoch_ms(created_at), "
+                f"coalesce({GBP_PENCE_SQL}, {NO_GBP}) FROM transactions "
+                "WHERE run_id IS NULL AND epoch_ms(created_at) > ? ORDER BY id",
+                [newest - DAY_MS],
+            )
         self.totals.load(int(total), int(approved), int(cents), np.asarray(latencies))
-        rows = self._store.query(
-            "SELECT card_hash, device_id, currency, epoch_ms(created_at) FROM transactions "
-            "WHERE run_id IS NULL ORDER BY id"
+        self._last_us = max(self._last_us, newest_us)
+        self.features.restore(  # UUID columns -> the live hex keys
+            [(card.hex, t, currency) for card, t, currency in first],
+            [(device, card.hex, n) for device, card, n in pairs],
+            [(card.hex, device, t) for card, device, t in week_pairs],
+            [(card.hex, device, t, pence) for card, device, t, pence in day],
         )
-        for card_hash, device_id, currency, t_ms in rows:  # UUID column -> the live hex key
-            self.features.observe(card_hash.hex, device_id, currency, t_ms)
 
     # -- writer thread -------------------------------------------------------------------------
 
@@ -271,12 +311,13 @@ class LiveWriter:
     def _decide_and_commit(self, batch: list[PendingPayment]) -> list[PaymentResult]:
         """Decide a group, commit it, count it in the live totals and build its answers."""
         policy = self._active_policy()
-        now_us = time.time_ns() // 1000
+        now_us = self._last_us = max(time.time_ns() // 1000, self._last_us)
         now = _EPOCH + timedelta(microseconds=now_us)
-        history = self._observe(batch, now_us // 1000)  # t_ms: created_at as a reload sees it
+        pence = _gbp_pence(batch)
+        history = self._observe(batch, now_us // 1000, pence)  # t_ms: created_at as on disk
         decided = _decide(batch, history, self._rng.random(len(batch)), policy)
         ids = [self._ids.next_id() for _ in batch]
-        self._commit(batch, ids, now, decided.rows(batch, ids, now, history, policy))
+        self._commit(batch, ids, now, decided.rows(batch, ids, now, history, pence, policy))
         committed_ns = time.perf_counter_ns()
         latencies = [round((committed_ns - p.received_ns) / 1e6, 3) for p in batch]
         self.totals.add_decisions(decided.decisions.approved, decided.amount_cents)
@@ -284,16 +325,15 @@ class LiveWriter:
         self._pending_latency.update(zip(ids, latencies, strict=True))
         return decided.results(ids, latencies, now, policy)
 
-    def _observe(self, batch: list[PendingPayment], t_ms: int) -> HistoryCounts:
+    def _observe(self, batch: list[PendingPayment], t_ms: int, pence: np.ndarray) -> HistoryCounts:
         """Each payment's history counts in arrival order, then the payment joins the history."""
-        counts = np.empty((len(batch), 4), dtype=np.int64)
+        counts = np.empty((len(batch), 10), dtype=np.int64)
         state = self.features
         for i, p in enumerate(batch):
-            counts[i] = state.counts(
-                p.card.card_hash, p.request.device_id, p.request.currency, t_ms
-            )
-            state.observe(p.card.card_hash, p.request.device_id, p.request.currency, t_ms)
-        return HistoryCounts(counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3] > 0)
+            card, device, currency = p.card.card_hash, p.request.device_id, p.request.currency
+            counts[i] = state.counts(card, device, currency, t_ms)
+            state.observe(card, device, currency, t_ms, int(pence[i]))
+        return HistoryCounts.from_rows(counts)
 
     def _commit(
         self, batch: list[PendingPayment], ids: list[uuid.UUID], now: datetime, rows: pa.Table
@@ -323,12 +363,16 @@ class _DecidedGroup:
         ids: list[uuid.UUID],
         now: datetime,
         history: HistoryCounts,
+        gbp_pence: np.ndarray,
         policy: Policy,
     ) -> pa.Table:
         """The group as ``transactions`` rows."""
-        return _transaction_rows(
+        table = _transaction_rows(
             batch, ids, now, history, self.features, self.decisions, self.draws, policy
         )
+        for name, column in attribute_columns(history, gbp_pence).items():
+            table = table.append_column(name, column)
+        return table
 
     def results(
         self, ids: list[uuid.UUID], latencies: list[float], now: datetime, policy: Policy
@@ -376,6 +420,14 @@ def _decide(
         policy,
     )
     return _DecidedGroup(features, amount_cents, draws, decisions)
+
+
+def _gbp_pence(batch: list[PendingPayment]) -> np.ndarray:
+    """Each payment's amount in GBP pence (:data:`~engine.features.NO_GBP` without a rate)."""
+    cents = np.array([int(p.request.amount * 100) for p in batch], dtype=np.int64)
+    numerators, denominators = rate_arrays([p.request.currency for p in batch])
+    pence, known = gbp_pence(cents, numerators, denominators)
+    return np.where(known, pence, NO_GBP)
 
 
 def _run_exclusive(item: _Exclusive) -> None:

@@ -138,6 +138,33 @@ class Features(BaseModel):
     ip_risk_score: float
 
 
+class TransactionAttributes(BaseModel):
+    """The payment's point-in-time attributes as stored: what the decision saw. History counts
+    use event time and exclude the payment itself (definitions in :mod:`engine.features`)."""
+
+    amount_in_gbp: Money | None = Field(
+        description="The amount in GBP at the fixed reference rates (engine/fx.py); null for a "
+        "currency without a rate."
+    )
+    payments_per_card_1h: int = Field(description="The card's earlier payments in 1 h.")
+    payments_per_card_24h: int = Field(description="The card's earlier payments in 24 h.")
+    amount_per_card_24h: Money = Field(
+        description="Those payments' amount_in_gbp summed (no rate: adds 0)."
+    )
+    payments_per_device_1h: int | None = Field(
+        description="Earlier payments on this device (any card) in 1 h; null without a device."
+    )
+    cards_per_device_24h: int | None = Field(
+        description="Distinct cards among the earlier payments on this device in 24 h; null "
+        "without a device."
+    )
+    devices_per_card_7d: int = Field(
+        description="Distinct devices among the card's earlier payments in 7 days."
+    )
+    is_new_device: bool = Field(description="A device id was sent and this card never used it.")
+    card_age_days: int = Field(description="Whole days since the card's first payment.")
+
+
 _DECISION_REASON = "The decline reason; null for an approved payment."
 _REASON_CODE = (
     "The rule that decided: APPROVED, SCORE_THRESHOLD, VELOCITY_LIMIT, HIGH_AMOUNT or "
@@ -187,6 +214,7 @@ class StoredTransaction(BaseModel):
     flagged_by_risk_rule: bool = Field(description=_FLAGGED)
     score: float
     features: Features
+    attributes: TransactionAttributes
     draw: float
     policy_version: int
     latency_ms: float | None

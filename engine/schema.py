@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from engine.history import attributes_sql
+
 # audit_log holds events about transactions and policies. A payment's decision entry is read from
 # its transactions row (written by the same commit); v7 removes those earlier builds stored here.
 V1_TABLES = """
@@ -231,6 +233,54 @@ CREATE TABLE list_cards (             -- items of card lists: HMAC fingerprints 
     card_hash UUID NOT NULL
 );
 """
+# v10: the history attributes of issue 12 (engine/features.py defines them), stored in every row;
+# the table is rebuilt with them (as v6: pinned compression, NOT NULL where always known) and
+# existing rows are back-filled per stream with the window functions of engine/history.py.
+V10_HISTORY_ATTRIBUTES = f"""
+CREATE TABLE transactions_v10 (  -- the columns of V6_REBUILD, with the history attributes
+    id UUID NOT NULL USING COMPRESSION bitpacking,
+    run_id INTEGER,
+    created_at TIMESTAMP NOT NULL USING COMPRESSION bitpacking,
+    card_hash UUID NOT NULL USING COMPRESSION uncompressed,
+    card_bin INTEGER NOT NULL USING COMPRESSION bitpacking,
+    card_last4 SMALLINT NOT NULL USING COMPRESSION bitpacking,
+    card_length TINYINT NOT NULL,
+    amount DECIMAL(18, 2) NOT NULL USING COMPRESSION bitpacking,
+    currency currency_code NOT NULL USING COMPRESSION bitpacking,
+    merchant VARCHAR NOT NULL USING COMPRESSION dict_fsst,
+    channel payment_channel NOT NULL USING COMPRESSION bitpacking,
+    device_id VARCHAR USING COMPRESSION dict_fsst,
+    status payment_status NOT NULL USING COMPRESSION bitpacking,
+    reason_code reason_code NOT NULL USING COMPRESSION bitpacking,
+    risk_flag BOOLEAN NOT NULL USING COMPRESSION roaring,
+    score DOUBLE NOT NULL USING COMPRESSION alprd,
+    spending_velocity DOUBLE NOT NULL USING COMPRESSION alp,
+    device_trust_score DOUBLE NOT NULL USING COMPRESSION alp,
+    ip_risk_score DOUBLE NOT NULL USING COMPRESSION alp,
+    velocity_count INTEGER NOT NULL USING COMPRESSION bitpacking,
+    device_seen_count INTEGER NOT NULL USING COMPRESSION bitpacking,
+    device_other_cards INTEGER NOT NULL USING COMPRESSION bitpacking,
+    amount_in_gbp DECIMAL(18, 2) USING COMPRESSION bitpacking,  -- NULL: no reference rate
+    payments_per_card_24h INTEGER NOT NULL USING COMPRESSION bitpacking,
+    amount_per_card_24h DECIMAL(18, 2) NOT NULL USING COMPRESSION bitpacking,
+    payments_per_device_1h INTEGER USING COMPRESSION bitpacking,  -- NULL: no device id
+    cards_per_device_24h INTEGER USING COMPRESSION bitpacking,  -- NULL: no device id
+    devices_per_card_7d INTEGER NOT NULL USING COMPRESSION bitpacking,
+    card_age_days INTEGER NOT NULL USING COMPRESSION bitpacking,
+    draw DOUBLE NOT NULL USING COMPRESSION alprd,
+    policy_version INTEGER NOT NULL,
+    latency_ms DOUBLE USING COMPRESSION alp,
+    is_fraud BOOLEAN USING COMPRESSION roaring,
+    fraud_scenario fraud_scenario USING COMPRESSION rle,
+    label_available_at TIMESTAMP USING COMPRESSION rle
+);
+INSERT INTO transactions_v10 BY NAME
+SELECT t.*, a.* EXCLUDE (id, velocity_count)
+FROM transactions t JOIN ({attributes_sql()}) a USING (id)
+ORDER BY id;
+DROP TABLE transactions;
+ALTER TABLE transactions_v10 RENAME TO transactions;
+"""
 MIGRATIONS: list[str] = [
     V1_TABLES,
     V2_ROLLUPS,
@@ -241,6 +291,7 @@ MIGRATIONS: list[str] = [
     V7_RETIRE_LEGACY,
     V8_RUN_ID_COUNTER,
     V9_LISTS,
+    V10_HISTORY_ATTRIBUTES,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -39,6 +39,7 @@ from engine.models import (
     Stats,
     StatsSelection,
     StoredTransaction,
+    TransactionAttributes,
 )
 from engine.policy import DEFAULT_POLICY, Policy
 from engine.simulation.facade import Simulations
@@ -475,4 +476,16 @@ def _stored_transaction(row: dict[str, Any]) -> StoredTransaction:
         flagged_by_risk_rule=row["risk_flag"],
         score=round(row["score"], 4),
         features=Features(**{name: row[name] for name in Features.model_fields}),
+        attributes=_attributes(row),
+    )
+
+
+def _attributes(row: dict[str, Any]) -> TransactionAttributes:
+    """The stored attributes; the 1-hour card count and the new-device flag are read from
+    ``velocity_count`` and ``device_seen_count``, which have always been stored."""
+    stored = {name: row[name] for name in TransactionAttributes.model_fields if name in row}
+    return TransactionAttributes(
+        **stored,
+        payments_per_card_1h=row["velocity_count"],
+        is_new_device=row["device_id"] is not None and row["device_seen_count"] == 0,
     )

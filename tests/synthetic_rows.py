@@ -83,6 +83,19 @@ def insert_rows(
             "velocity_count": pa.array(np.asarray(cols["vc"], np.int32)),
             "device_seen_count": pa.array([1] * n, pa.int32()),
             "device_other_cards": pa.array([0] * n, pa.int32()),
+            # history attributes: plain defaults (these rows are hand-made, not a stream)
+            "amount_in_gbp": pa.array(
+                [Decimal(int(c)).scaleb(-2) for c in cols["cents"]]
+                if currency == "GBP"
+                else [None] * n,
+                pa.decimal128(18, 2),
+            ),
+            "payments_per_card_24h": pa.array([0] * n, pa.int32()),
+            "amount_per_card_24h": pa.array([Decimal("0.00")] * n, pa.decimal128(18, 2)),
+            "payments_per_device_1h": pa.array([0] * n, pa.int32()),
+            "cards_per_device_24h": pa.array([0] * n, pa.int32()),
+            "devices_per_card_7d": pa.array([0] * n, pa.int32()),
+            "card_age_days": pa.array([0] * n, pa.int32()),
             "draw": np.asarray(cols["draw"], np.float64),
             "policy_version": pa.array([1] * n, pa.int32()),
             "latency_ms": np.full(n, 2.5),

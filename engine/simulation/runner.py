@@ -20,17 +20,19 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 
 from engine.decision import decide
 from engine.errors import EngineError
-from engine.features import HistoryTracker, normalize
+from engine.features import NO_GBP, HistoryTracker, normalize
+from engine.fx import gbp_pence, rate_arrays
 from engine.ids import IdAllocator
 from engine.policy import Policy
 from engine.simulation import records
 from engine.simulation.pacing import RunPacer
 from engine.simulation.params import SimulationParams
-from engine.simulation.population import Population, build_population
+from engine.simulation.population import CURRENCIES, Population, build_population
 from engine.simulation.rows import Rows
 from engine.simulation.stream import chunks
 from engine.simulation.summary import RunSummary
@@ -42,6 +44,7 @@ Progress = Callable[[int, int], None]  # (rows_written, rows_planned)
 _QUEUE_DEPTH = 2  # chunks ready while one is written: bounded memory, and the producer
 # keeps working through the writer's slower chunks (1 -> 2: ~+3% rows/s at 10M)
 _DONE = object()
+_GBP_RATES = rate_arrays(CURRENCIES)  # indexed by the population's currency codes
 
 
 class SimulationCancelled(EngineError):
@@ -94,7 +97,8 @@ def decided_chunks(
         if rows is None:
             return
         with timings.stage("features_s"):
-            counts = tracker.update(rows.card, rows.device, rows.currency, rows.t_ms)
+            pence = _gbp_pence(rows)
+            counts = tracker.update(rows.card, rows.device, rows.currency, rows.t_ms, pence)
             features = normalize(counts, rows.device >= 0, rows.channel)
         with timings.stage("decide_s"):
             decisions = decide(
@@ -108,12 +112,19 @@ def decided_chunks(
             )
         with timings.stage("arrow_s"):
             table = transactions_table(
-                rows, pop, counts, features, decisions, run_id, policy.version
+                rows, pop, counts, features, decisions, run_id, policy.version, pence
             )
             rollup = RollupDelta.from_columns(
                 run_id, decisions.approved, rows.amount_cents, rows.latency_ms
             )
         yield DecidedChunk(table, rollup, rows, decisions.approved)
+
+
+def _gbp_pence(rows: Rows) -> np.ndarray:
+    """Each row's amount in GBP pence (``NO_GBP`` without a reference rate)."""
+    numerators, denominators = (rates[rows.currency] for rates in _GBP_RATES)
+    pence, known = gbp_pence(rows.amount_cents, numerators, denominators)
+    return np.where(known, pence, NO_GBP)
 
 
 class _Producer(threading.Thread):

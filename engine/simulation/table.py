@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from engine.decision import REASON_NAMES, Decisions
 from engine.features import CHANNELS, FeatureColumns, HistoryCounts
+from engine.history import attribute_columns
 from engine.simulation.params import SCENARIOS
 from engine.simulation.population import CARD_LENGTH, CURRENCIES, TEST_BINS, Population
 from engine.simulation.rows import Rows
@@ -51,8 +52,10 @@ def transactions_table(
     decisions: Decisions,
     run_id: int,
     policy_version: int,
+    gbp_pence: np.ndarray,
 ) -> pa.Table:
-    """Every ``transactions`` column except ``id`` (allocated at write time, in order)."""
+    """Every ``transactions`` column except ``id`` (allocated at write time, in order);
+    ``gbp_pence`` holds each amount in GBP pence (``NO_GBP`` without a rate)."""
     n = len(rows)
     card = rows.card
     no_device = rows.device < 0
@@ -80,6 +83,7 @@ def transactions_table(
             "velocity_count": counts.velocity_count.astype(np.int32),
             "device_seen_count": counts.device_seen_count.astype(np.int32),
             "device_other_cards": counts.device_other_cards.astype(np.int32),
+            **attribute_columns(counts, gbp_pence),
             "draw": rows.draw,
             "policy_version": np.full(n, policy_version, dtype=np.int32),
             "latency_ms": rows.latency_ms,

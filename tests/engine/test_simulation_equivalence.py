@@ -46,11 +46,10 @@ def test_bulk_and_live_paths_decide_identically(tmp_path: Path) -> None:
             str(stored["currency"][i]),
             int(stored["t"][i]),
         )
-        velocity, seen, other, foreign = state.counts(*args)
+        history = state.counts(*args)
         state.observe(*args)
-        counts = HistoryCounts(
-            np.array([velocity]), np.array([seen]), np.array([other]), np.array([foreign])
-        )
+        velocity, seen, other = history[:3]
+        counts = HistoryCounts.from_rows(np.array([history]))
         features = normalize(
             counts, np.array([device is not None]), np.array([stored["channel"][i]])
         )

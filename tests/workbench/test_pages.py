@@ -95,6 +95,8 @@ def test_inspect_is_prefilled_with_the_latest_and_looks_up_any_id(seeded, app):
     assert metric(at, "Source") == "live"
     assert any("payment.decided" in e.label for e in at.expander)
     assert TEST_CARDS[0] not in texts(at)
+    shown = dict(at.table[0].value[["attribute", "value"]].itertuples(index=False))
+    assert shown["payments_per_card_24h"] == "0" and shown["amount_in_gbp"] == "42.50"
 
     run_row = seeded.store.query("SELECT min(id) FROM transactions WHERE run_id = 1")[0][0]
     at.text_input(key="inspect_id").set_value(str(run_row))

@@ -30,6 +30,15 @@ with st.form("inspect_form"):
     st.form_submit_button("Look up", type="primary")
 
 
+def _shown(value: object) -> str:
+    """A history attribute as text: null (no device, no rate) as a dash."""
+    if value is None:
+        return formats.DASH
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
 def _latest() -> None:
     latest = eng.latest_transaction_id()
     st.session_state["inspect_id"] = "" if latest is None else str(latest)
@@ -72,6 +81,7 @@ if transaction_id.strip():
             "created_at (UTC)": f"{tx.created_at:%Y-%m-%d %H:%M:%S}",
             "device_id": tx.device_id or formats.DASH,
             **{name: f"{value:.3f}" for name, value in tx.features.model_dump().items()},
+            **{name: _shown(value) for name, value in tx.attributes.model_dump().items()},
             "draw (:random:)": f"{tx.draw:.4f}",
             "reason_code": tx.reason_code,
             "risk_flag": tx.risk_flag or formats.DASH,
