@@ -1,12 +1,13 @@
 """Backtests: re-decide stored history under a candidate policy and compare it with the active one.
 
-Every stored row keeps its features and the uniform draw its randomized rule used, so re-deciding
-it under another policy with the *same* draws (common random numbers) shows the effect of the
-policy alone. The re-decision runs inside DuckDB as a SQL translation of
-:func:`engine.decision.decide` (:func:`decision_sql`; a test proves both give identical scores,
-decisions and reasons, edge cases included), aggregated in one scan to a few thousand groups, so
-a backtest over ten million rows answers in well under a second and no raw rows leave the
-database.
+Every stored row keeps its attributes and the uniform draw its randomized rules used, so
+re-deciding it under another policy with the *same* draws (common random numbers) shows the
+effect of the policy alone. Both policies' rules run inside DuckDB as the SQL the rule compiler
+writes (:meth:`~engine.rules.CompiledPolicy.sql`), packed into match-bit words; one scan groups
+the rows by (label, scenario, candidate score bin, candidate words, active words), and the
+decisions are then taken from the match bits by the same
+:func:`~engine.rules.decide_from_matches` the live and bulk paths use, over a few thousand
+groups. No raw rows leave the database.
 """
 
 from __future__ import annotations
@@ -21,12 +22,16 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from engine.decision import Reason
+from engine.decision import Decider, Reason, reason_codes, risk_score_sql
 from engine.filters import RowFilter
+from engine.lists import Lists
 from engine.models import Money
-from engine.policy import Policy
+from engine.policy import SCORE_RULE, Policy
+from engine.rules import decide_from_matches
 from engine.store import Store
 
+_APPROVING = (Reason.APPROVED, Reason.REVIEW_BY_RULE, Reason.ALLOWED_BY_RULE)
+DECLINE_REASONS = tuple(r for r in Reason if r not in _APPROVING)
 CURVE_STEPS = 100
 """The score-threshold curve has a point at every multiple of ``1 / CURVE_STEPS``."""
 
@@ -74,6 +79,35 @@ class CurvePoint(BaseModel):
     recall: float | None
 
 
+class RuleFigures(BaseModel):
+    """What one candidate rule does over the selected rows (amounts in GBP at the reference
+    rates; rows without a rate add nothing to ``amount_decided``)."""
+
+    index: int
+    name: str
+    action: str
+    matched: int = Field(description="Rows where the rule's condition is true.")
+    decided: int = Field(description="Rows this rule decided (first match in evaluation order).")
+    fraud_decided: int = Field(description="Fraud rows this rule decided.")
+    unique_fraud: int = Field(
+        description="Fraud rows this rule matches and no other block or review rule does: "
+        "what it alone catches (0 for allow rules)."
+    )
+    false_positives: int = Field(
+        description="Legitimate labelled rows this block or review rule decided (0 for allow "
+        "rules, which approve)."
+    )
+    amount_decided: Money = Field(description="GBP amount of the rows this rule decided.")
+
+
+class OverlapCell(BaseModel):
+    """Fraud rows two block or review rules both match."""
+
+    a: str
+    b: str
+    fraud_both: int
+
+
 class BacktestResult(BaseModel):
     """Candidate vs active over the same rows and the same stored draws."""
 
@@ -86,64 +120,14 @@ class BacktestResult(BaseModel):
     newly_approved: int = Field(description="Rows the active policy declines, the candidate not.")
     scenarios: list[ScenarioRecall]
     curve: list[CurvePoint] = Field(
-        description="Approval rate vs fraud caught as the candidate's score threshold varies."
+        description="Approval rate vs fraud caught with a block rule ':risk_score: >= t' in "
+        "place of the candidate's own score-threshold rule, for t = 0, 0.01, ..., 1 (None: none)."
+    )
+    rules: list[RuleFigures] = Field(description="Per candidate rule, in the policy's order.")
+    overlap: list[OverlapCell] = Field(
+        description="Per pair of candidate block/review rules, the fraud rows both match."
     )
     elapsed_ms: float
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionSql:
-    """SQL expressions equivalent to :func:`~engine.decision.decide` for one policy.
-
-    They read the columns ``cents`` (BIGINT amount in minor units), ``sv``, ``dt``, ``ip``
-    (the features), ``vc`` (velocity count) and ``draw``; :attr:`reason` reads the columns
-    ``<prefix>_score`` and ``<prefix>_rest`` computed from :attr:`score` and
-    :attr:`rest_reason`.
-    """
-
-    score: str  # the risk score
-    rest_reason: str  # the reason code by rules 2-4 (velocity, high amount, random decline)
-    reason: str  # the reason code, reading the columns `<prefix>_score` and `<prefix>_rest`
-    params: dict[str, Any]
-
-
-def decision_sql(policy: Policy, prefix: str) -> DecisionSql:
-    """Translate ``policy`` into SQL (parameters named ``$<prefix>_*``), mirroring
-    :func:`engine.decision.decide` operation by operation so floating-point results match."""
-    p = prefix
-    params: dict[str, Any] = {
-        f"{p}_wd": float(policy.weight_device),
-        f"{p}_wi": float(policy.weight_ip),
-        f"{p}_wa": float(policy.weight_amount),
-        f"{p}_wv": float(policy.weight_velocity),
-        f"{p}_den": 2.0 * policy.amount_threshold_cents,
-        f"{p}_thr": policy.amount_threshold_cents,
-        f"{p}_hp": float(policy.high_amount_decline_prob),
-        f"{p}_bp": float(policy.base_decline_prob),
-    }
-    score = (
-        f"greatest(least((((${p}_wd * (1.0::DOUBLE - dt)) + (${p}_wi * ip)) "
-        f"+ (${p}_wa * least(cents::DOUBLE / ${p}_den, 1.0::DOUBLE))) + (${p}_wv * sv), "
-        "1.0::DOUBLE), 0.0::DOUBLE)"
-    )
-    velocity = ""
-    if policy.velocity_limit is not None:
-        params[f"{p}_vl"] = int(policy.velocity_limit)
-        velocity = f"WHEN vc >= ${p}_vl THEN {int(Reason.VELOCITY_LIMIT)} "
-    rest_reason = (
-        f"(CASE {velocity}"
-        f"WHEN cents > ${p}_thr AND draw < ${p}_hp THEN {int(Reason.HIGH_AMOUNT)} "
-        f"WHEN cents <= ${p}_thr AND draw < ${p}_bp THEN {int(Reason.RANDOM_DECLINE)} "
-        f"ELSE {int(Reason.APPROVED)} END)"
-    )
-    if policy.score_threshold is not None:
-        params[f"{p}_st"] = float(policy.score_threshold)
-        reason = (
-            f"(CASE WHEN {p}_score >= ${p}_st THEN {int(Reason.SCORE_THRESHOLD)} ELSE {p}_rest END)"
-        )
-    else:
-        reason = f"{p}_rest"
-    return DecisionSql(score=score, rest_reason=rest_reason, reason=reason, params=params)
 
 
 def _score_bin(score: str) -> str:
@@ -157,26 +141,39 @@ def _score_bin(score: str) -> str:
     )
 
 
-_N_REASONS = len(Reason)
+@dataclass(frozen=True, slots=True)
+class _Side:
+    """One policy of a backtest: compiled, with its match-word SQL."""
+
+    decider: Decider
+    words: list[str]
+    params: dict[str, Any]
+
+
+def _side(decider: Decider, prefix: str, lists: Lists) -> _Side:
+    def membership(name: str, value_sql: str) -> tuple[str, dict[str, Any]]:
+        return lists.membership_sql(name, dict(decider.policy.lists)[name], value_sql, "l_")
+
+    plan = decider.rules.sql(
+        prefix=prefix,
+        membership_sql=membership,
+        risk_score_sql=risk_score_sql(decider.policy.score_weights),
+    )
+    return _Side(decider, plan.words, plan.params)
 
 
 def grouped_decisions_sql(
-    candidate: Policy, active: Policy, filters: RowFilter, scenarios: list[str]
+    candidate: _Side, active: _Side, filters: RowFilter, scenarios: list[str]
 ) -> tuple[str, dict[str, Any]]:
     """The one aggregating query of a backtest.
 
-    Each row gets one integer ``k`` packing (label, scenario, candidate score bin, candidate
-    reason, candidate approves by rules 2-4, active reason); rows are counted and amounts summed
-    per ``k`` in a single hash aggregation. ``scenarios`` lists the fraud scenario names to code
-    (1-based; 0 = none or unknown). The re-decided rows are a ``NOT MATERIALIZED`` CTE: its
-    projection still computes each score once per row (the key reads its column), and the rows
-    stream into the aggregation instead of being buffered first (buffering ten million rows was
-    a quarter of the query's CPU time).
+    Each row gets an integer ``k`` packing (label, scenario, candidate score bin) and both
+    policies' match words; rows are counted and amounts summed per distinct combination in a
+    single hash aggregation. ``scenarios`` lists the fraud scenario names to code (1-based;
+    0 = none or unknown).
     """
     where, params = filters.where()
-    c = decision_sql(candidate, "c")
-    a = decision_sql(active, "a")
-    params = {**params, **c.params, **a.params}
+    params = {**params, **candidate.params, **active.params}
     scenario_code = "0"
     if scenarios:
         whens = " ".join(f"WHEN $s{i} THEN {i + 1}" for i in range(len(scenarios)))
@@ -184,25 +181,25 @@ def grouped_decisions_sql(
             f"CASE WHEN is_fraud THEN (CASE fraud_scenario {whens} ELSE 0 END) ELSE 0 END"
         )
         params.update({f"s{i}": name for i, name in enumerate(scenarios)})
-    a_score = f", {a.score} AS a_score" if active.score_threshold is not None else ""
-    r, b, n_sc = _N_REASONS, CURVE_STEPS + 1, len(scenarios) + 1
+    b, n_sc = CURVE_STEPS + 1, len(scenarios) + 1
+    score = risk_score_sql(candidate.decider.policy.score_weights)
     key = (
-        "((((((CASE WHEN is_fraud IS NULL THEN 0 WHEN is_fraud THEN 2 ELSE 1 END) "
-        f"* {n_sc} + sc) * {b} + {_score_bin('c_score')}) * {r} + {c.reason}) * 2 "
-        f"+ CASE WHEN c_rest = 0 THEN 1 ELSE 0 END) * {r} + {a.reason})::BIGINT"
+        "(((CASE WHEN is_fraud IS NULL THEN 0 WHEN is_fraud THEN 2 ELSE 1 END) "
+        f"* {n_sc} + {scenario_code}) * {b} + {_score_bin('c_score')})::BIGINT"
     )
+    c_words = [f"{w} AS cw{i}" for i, w in enumerate(candidate.words)]
+    a_words = [f"{w} AS aw{i}" for i, w in enumerate(active.words)]
+    word_names = [f"cw{i}" for i in range(len(c_words))] + [f"aw{i}" for i in range(len(a_words))]
     sql = f"""
-        WITH base AS (
-            SELECT CAST(amount * 100 AS BIGINT) AS cents, spending_velocity AS sv,
-                   device_trust_score AS dt, ip_risk_score AS ip, velocity_count AS vc, draw,
-                   is_fraud, {scenario_code} AS sc
+        WITH scored AS NOT MATERIALIZED (
+            SELECT is_fraud, fraud_scenario, CAST(amount * 100 AS BIGINT) AS cents,
+                   CAST(amount_in_gbp * 100 AS BIGINT) AS pence, {score} AS c_score,
+                   {", ".join(c_words + a_words)}
             FROM transactions {where}
-        ), scored AS NOT MATERIALIZED (
-            SELECT is_fraud, sc, cents, {c.score} AS c_score, {c.rest_reason} AS c_rest,
-                   {a.rest_reason} AS a_rest{a_score}
-            FROM base
         )
-        SELECT {key} AS k, count(*) AS n, sum(cents) AS cents FROM scored GROUP BY k
+        SELECT {key} AS k, {", ".join(word_names)}, count(*) AS n, sum(cents) AS cents,
+               sum(pence) AS pence
+        FROM scored GROUP BY ALL
     """
     used = set(re.findall(r"\$(\w+)", sql))
     return sql, {name: value for name, value in params.items() if name in used}
@@ -219,71 +216,150 @@ def scenarios_sql(filters: RowFilter) -> tuple[str, dict[str, Any]]:
 
 
 def run_backtest(
-    store: Store, candidate: Policy, active: Policy, filters: RowFilter | None = None
+    store: Store,
+    lists: Lists,
+    candidate: Decider,
+    active: Decider,
+    filters: RowFilter | None = None,
 ) -> BacktestResult:
     """Re-decide the rows selected by ``filters`` under ``candidate`` and ``active`` with their
     stored draws, and report both. One aggregating DuckDB query (after a small one listing the
-    scenarios, in the same snapshot); the rest is arithmetic on at most a few thousand groups."""
+    scenarios, in the same snapshot); the rest is arithmetic on at most a few thousand groups.
+    ``lists`` holds the lists the policies pin (read as semi-joins in the query)."""
     started = time.perf_counter()
     filters = filters or RowFilter()
+    c_side, a_side = _side(candidate, "c_", lists), _side(active, "a_", lists)
     with store.read() as tx:
         names = [row[0] for row in tx.rows(*scenarios_sql(filters))]
-        sql, params = grouped_decisions_sql(candidate, active, filters, names)
+        sql, params = grouped_decisions_sql(c_side, a_side, filters, names)
         groups = tx.frame(sql, params)
-    return _summarize(_unpack(groups, names), candidate, active, filters, started)
-
-
-def _unpack(groups: pd.DataFrame, scenarios: list[str]) -> pd.DataFrame:
-    """Decode the packed key into label, scenario, score bin and reason columns."""
-    k = groups["k"].to_numpy(dtype=np.int64)
-    r, b, n_sc = _N_REASONS, CURVE_STEPS + 1, len(scenarios) + 1
-    k, a_reason = np.divmod(k, r)
-    k, rest_ok = np.divmod(k, 2)
-    k, c_reason = np.divmod(k, r)
-    k, c_bin = np.divmod(k, b)
-    label, sc = np.divmod(k, n_sc)
-    names = np.array(["(none)", *scenarios], dtype=object)
-    return pd.DataFrame(
-        {
-            "labelled": label > 0,
-            "fraud": label == 2,
-            "scenario": names[sc],
-            "c_bin": c_bin,
-            "c_reason": c_reason,
-            "c_rest_approved": rest_ok.astype(bool),
-            "a_reason": a_reason,
-            "n": groups["n"].to_numpy(dtype=np.int64),
-            "cents": groups["cents"].fillna(0).to_numpy(dtype=np.int64),
-        }
+    g = _Groups.of(groups, names, candidate, active)
+    return BacktestResult(
+        filters=filters,
+        candidate_policy=candidate.policy,
+        active_policy=active.policy,
+        candidate=_metrics(g, g.c_approved, g.c_reason),
+        active=_metrics(g, g.a_approved, g.a_reason),
+        newly_declined=int(g.n[g.a_approved & ~g.c_approved].sum()),
+        newly_approved=int(g.n[~g.a_approved & g.c_approved].sum()),
+        scenarios=_scenarios(g),
+        curve=_curve(g.n, g.fraud, g.c_bin, g.c_rest_approved),
+        rules=_rule_figures(g, candidate.policy),
+        overlap=_overlap(g, candidate.policy),
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
     )
 
 
-def _summarize(
-    g: pd.DataFrame,
-    candidate: Policy,
-    active: Policy,
-    filters: RowFilter,
-    started: float,
-) -> BacktestResult:
-    n = g["n"].to_numpy(dtype=np.int64)
-    cents = g["cents"].to_numpy(dtype=np.int64)
-    labelled = g["labelled"].to_numpy(dtype=bool)
-    fraud = g["fraud"].to_numpy(dtype=bool)
-    legit = labelled & ~fraud
-    c_ok = g["c_reason"].to_numpy() == Reason.APPROVED
-    a_ok = g["a_reason"].to_numpy() == Reason.APPROVED
+@dataclass(frozen=True, slots=True)
+class _Groups:
+    """The aggregated rows, decoded: one entry per group, and both policies' decisions."""
 
-    cand = _metrics(n, cents, labelled, fraud, legit, g["c_reason"].to_numpy())
-    act = _metrics(n, cents, labelled, fraud, legit, g["a_reason"].to_numpy())
+    n: np.ndarray
+    cents: np.ndarray
+    pence: np.ndarray
+    labelled: np.ndarray
+    fraud: np.ndarray
+    scenario: np.ndarray
+    c_bin: np.ndarray
+    c_matches: np.ndarray  # rules x groups
+    c_rule: np.ndarray
+    c_approved: np.ndarray
+    c_reason: np.ndarray
+    c_rest_approved: np.ndarray  # approved without the candidate's score-threshold rule
+    a_approved: np.ndarray
+    a_reason: np.ndarray
 
-    scenarios: list[ScenarioRecall] = []
-    names = g["scenario"].to_numpy()
-    for name in sorted(set(names[fraud])):
-        rows = fraud & (names == name)
-        total = int(n[rows].sum())
-        cc = int(n[rows & ~c_ok].sum())
-        ca = int(n[rows & ~a_ok].sum())
-        scenarios.append(
+    @property
+    def legit(self) -> np.ndarray:
+        return self.labelled & ~self.fraud
+
+    @staticmethod
+    def of(
+        groups: pd.DataFrame, scenarios: list[str], candidate: Decider, active: Decider
+    ) -> _Groups:
+        k = groups["k"].to_numpy(dtype=np.int64)
+        k, c_bin = np.divmod(k, CURVE_STEPS + 1)
+        label, sc = np.divmod(k, len(scenarios) + 1)
+        names = np.array(["(none)", *scenarios], dtype=object)
+        c_matches = _matches(groups, "cw", candidate)
+        a_matches = _matches(groups, "aw", active)
+        c = decide_from_matches(c_matches, candidate.rules.actions)
+        a = decide_from_matches(a_matches, active.rules.actions)
+        return _Groups(
+            n=groups["n"].to_numpy(dtype=np.int64),
+            cents=groups["cents"].fillna(0).to_numpy(dtype=np.int64),
+            pence=groups["pence"].fillna(0).to_numpy(dtype=np.int64),
+            labelled=label > 0,
+            fraud=label == 2,
+            scenario=names[sc],
+            c_bin=c_bin,
+            c_matches=c_matches,
+            c_rule=c.rule_index,
+            c_approved=c.approved,
+            c_reason=_reasons(c.rule_index, candidate.policy),
+            c_rest_approved=_without_score_rule(c_matches, candidate),
+            a_approved=a.approved,
+            a_reason=_reasons(a.rule_index, active.policy),
+        )
+
+
+def _matches(groups: pd.DataFrame, prefix: str, decider: Decider) -> np.ndarray:
+    columns = [c for c in groups.columns if re.fullmatch(rf"{prefix}\d+", c)]
+    words = groups[columns].to_numpy(dtype=np.int64)
+    return decider.rules.unpack_words(words)
+
+
+def _reasons(rule_index: np.ndarray, policy: Policy) -> np.ndarray:
+    codes = reason_codes(policy)
+    return np.where(rule_index >= 0, codes[rule_index], Reason.APPROVED).astype(np.int8)
+
+
+def _without_score_rule(matches: np.ndarray, decider: Decider) -> np.ndarray:
+    """Whether each group is approved once the candidate's score-threshold rule (the block
+    rule :meth:`Policy.from_knobs` names after the original text) is taken out: the curve puts
+    its own threshold in that rule's place."""
+    scored = [i for i, r in enumerate(decider.policy.rules) if r.name == SCORE_RULE]
+    if scored:
+        matches = matches.copy()
+        matches[scored] = False
+    return decide_from_matches(matches, decider.rules.actions).approved
+
+
+def _metrics(g: _Groups, approved: np.ndarray, reason: np.ndarray) -> PolicyMetrics:
+    n, ok = g.n, approved
+    rows = int(n.sum())
+    n_approved = int(n[ok].sum())
+    fraud_total = int(n[g.fraud].sum())
+    caught = int(n[g.fraud & ~ok].sum())
+    declined_labelled = int(n[g.labelled & ~ok].sum())
+    return PolicyMetrics(
+        rows=rows,
+        approved=n_approved,
+        declined=rows - n_approved,
+        approval_rate=n_approved / rows if rows else 0.0,
+        decline_rate=(rows - n_approved) / rows if rows else 0.0,
+        labelled=int(n[g.labelled].sum()),
+        fraud=fraud_total,
+        fraud_caught=caught,
+        recall=caught / fraud_total if fraud_total else None,
+        precision=caught / declined_labelled if declined_labelled else None,
+        fraud_loss=Decimal(int(g.cents[g.fraud & ok].sum())).scaleb(-2),
+        false_declines=int(n[g.legit & ~ok].sum()),
+        false_decline_amount=Decimal(int(g.cents[g.legit & ~ok].sum())).scaleb(-2),
+        declines_by_reason={
+            r.name: int(n[~ok & (reason == r)].sum()) for r in Reason if r in DECLINE_REASONS
+        },
+    )
+
+
+def _scenarios(g: _Groups) -> list[ScenarioRecall]:
+    out = []
+    for name in sorted(set(g.scenario[g.fraud])):
+        rows = g.fraud & (g.scenario == name)
+        total = int(g.n[rows].sum())
+        cc = int(g.n[rows & ~g.c_approved].sum())
+        ca = int(g.n[rows & ~g.a_approved].sum())
+        out.append(
             ScenarioRecall(
                 scenario=str(name),
                 fraud=total,
@@ -293,53 +369,50 @@ def _summarize(
                 recall_active=ca / total if total else 0.0,
             )
         )
-
-    return BacktestResult(
-        filters=filters,
-        candidate_policy=candidate,
-        active_policy=active,
-        candidate=cand,
-        active=act,
-        newly_declined=int(n[a_ok & ~c_ok].sum()),
-        newly_approved=int(n[~a_ok & c_ok].sum()),
-        scenarios=scenarios,
-        curve=_curve(n, fraud, g["c_bin"].to_numpy(), g["c_rest_approved"].to_numpy(dtype=bool)),
-        elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
-    )
+    return out
 
 
-def _metrics(
-    n: np.ndarray,
-    cents: np.ndarray,
-    labelled: np.ndarray,
-    fraud: np.ndarray,
-    legit: np.ndarray,
-    reason: np.ndarray,
-) -> PolicyMetrics:
-    ok = reason == Reason.APPROVED
-    rows = int(n.sum())
-    approved = int(n[ok].sum())
-    fraud_total = int(n[fraud].sum())
-    caught = int(n[fraud & ~ok].sum())
-    declined_labelled = int(n[labelled & ~ok].sum())
-    return PolicyMetrics(
-        rows=rows,
-        approved=approved,
-        declined=rows - approved,
-        approval_rate=approved / rows if rows else 0.0,
-        decline_rate=(rows - approved) / rows if rows else 0.0,
-        labelled=int(n[labelled].sum()),
-        fraud=fraud_total,
-        fraud_caught=caught,
-        recall=caught / fraud_total if fraud_total else None,
-        precision=caught / declined_labelled if declined_labelled else None,
-        fraud_loss=Decimal(int(cents[fraud & ok].sum())).scaleb(-2),
-        false_declines=int(n[legit & ~ok].sum()),
-        false_decline_amount=Decimal(int(cents[legit & ~ok].sum())).scaleb(-2),
-        declines_by_reason={
-            r.name: int(n[reason == r].sum()) for r in Reason if r is not Reason.APPROVED
-        },
-    )
+def _catching(policy: Policy) -> list[int]:
+    """The indices of the block and review rules (those that catch)."""
+    return [i for i, r in enumerate(policy.rules) if r.action in ("block", "review")]
+
+
+def _rule_figures(g: _Groups, policy: Policy) -> list[RuleFigures]:
+    catching = _catching(policy)
+    catching_count = g.c_matches[catching].sum(axis=0) if catching else np.zeros(len(g.n))
+    figures = []
+    for i, rule in enumerate(policy.rules):
+        matched = g.c_matches[i]
+        decided = g.c_rule == i
+        catches = rule.action != "allow"
+        alone = matched & (catching_count == 1) if catches else np.zeros_like(matched)
+        figures.append(
+            RuleFigures(
+                index=i,
+                name=rule.name,
+                action=rule.action,
+                matched=int(g.n[matched].sum()),
+                decided=int(g.n[decided].sum()),
+                fraud_decided=int(g.n[decided & g.fraud].sum()),
+                unique_fraud=int(g.n[alone & g.fraud].sum()),
+                false_positives=int(g.n[decided & g.legit].sum()) if catches else 0,
+                amount_decided=Decimal(int(g.pence[decided].sum())).scaleb(-2),
+            )
+        )
+    return figures
+
+
+def _overlap(g: _Groups, policy: Policy) -> list[OverlapCell]:
+    catching = _catching(policy)
+    fraud_n = np.where(g.fraud, g.n, 0)
+    m = g.c_matches[catching].astype(np.int64)
+    both = (m * fraud_n) @ m.T  # both[i, j] = fraud rows rules i and j both match
+    return [
+        OverlapCell(a=policy.rules[i].name, b=policy.rules[j].name, fraud_both=int(both[x, y]))
+        for x, i in enumerate(catching)
+        for y, j in enumerate(catching)
+        if x < y
+    ]
 
 
 def _curve(

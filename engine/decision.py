@@ -1,69 +1,132 @@
-"""The one decision function: features and a uniform draw in, score, status and reason out.
+"""The one decision function: a policy's rules over a batch's attributes, vectorized with numpy.
 
-It is vectorized over numpy arrays. The live path calls it on each group-commit batch, the bulk
-generator on each chunk and the backtest on stored history, so all three decide identically.
+The live path calls :meth:`Decider.decide` on each group-commit batch and the bulk generator on
+each chunk; backtests run the same compiled rules as DuckDB SQL (:mod:`engine.backtest`) and
+decide from their match bits with the same :func:`~engine.rules.decide_from_matches`, so all
+three decide identically.
+
+Risk flags (the documented ``risk_flag``): a block or review rule *flags* a payment when its risk
+condition holds, whatever the random draw then decided. The risk condition is the rule's
+condition without its top-level ``and`` terms that read ``:random:`` (the draw samples, it does
+not measure risk); a rule whose every term reads ``:random:``, or that says ``flags_risk:
+false``, never flags. The first flagging rule in evaluation order is named.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
 
-from engine.policy import Policy
+from engine.policy import (
+    HIGH_AMOUNT_RULE,
+    RANDOM_DECLINE_RULE,
+    SCORE_RULE,
+    VELOCITY_RULE,
+    Policy,
+    ScoreWeights,
+)
+from engine.rules import (
+    ACTION_NAMES,
+    Action,
+    Coded,
+    CompiledPolicy,
+    ListSpec,
+    compile_policy,
+    references,
+)
+from engine.rules import tree as t
+from engine.rules.policy import Rule
 
 
 class Reason(IntEnum):
-    """Reason codes, stored as their names; the order is also the rule order."""
+    """Reason codes, stored as their names. The first five are the original rules' (a block
+    rule named with an original decline text keeps its code); the others say which kind of
+    rule decided."""
 
     APPROVED = 0
     SCORE_THRESHOLD = 1
     VELOCITY_LIMIT = 2
     HIGH_AMOUNT = 3
     RANDOM_DECLINE = 4
+    BLOCKED_BY_RULE = 5
+    REVIEW_BY_RULE = 6
+    ALLOWED_BY_RULE = 7
 
 
 REASON_TEXT: dict[Reason, str] = {
     Reason.APPROVED: "Approved: passed risk checks.",
-    Reason.SCORE_THRESHOLD: "Risk score at or above the policy's score threshold.",
-    Reason.VELOCITY_LIMIT: "Too many payments on this card within the velocity window.",
-    Reason.HIGH_AMOUNT: "High amount flagged by risk heuristic.",
-    Reason.RANDOM_DECLINE: "Randomized decline to simulate fraud checks.",
+    Reason.SCORE_THRESHOLD: SCORE_RULE,
+    Reason.VELOCITY_LIMIT: VELOCITY_RULE,
+    Reason.HIGH_AMOUNT: HIGH_AMOUNT_RULE,
+    Reason.RANDOM_DECLINE: RANDOM_DECLINE_RULE,
+    Reason.BLOCKED_BY_RULE: "Declined by a block rule of the policy.",
+    Reason.REVIEW_BY_RULE: "Approved and marked for review by a review rule of the policy.",
+    Reason.ALLOWED_BY_RULE: "Approved by an allow rule of the policy.",
 }
 REASON_NAMES = np.array([reason.name for reason in Reason])
-
-
-def decision_reason(reason: Reason) -> str | None:
-    """The documented ``decision_reason``: the decline text, or None for an approval (the
-    approval's code stays in ``reason_code``)."""
-    return None if reason == Reason.APPROVED else REASON_TEXT[reason]
-
-
-def risk_flag_text(flagged: bool, reason: Reason) -> str | None:
-    """The documented ``risk_flag``: the text of the risk rule that flagged the payment, or None
-    when no risk rule held (randomized declines are not flags: only the draw decided them).
-
-    ``flagged`` is the stored boolean (:attr:`Decisions.risk_flag`: the score, velocity or
-    high-amount rule's condition held) and ``reason`` the decision's code. The score and velocity
-    rules always decline when they hold, and the high-amount rule declines when the draw says so;
-    so a flagged decline names its own rule, and a flagged approval the high-amount rule."""
-    if not flagged:
-        return None
-    return REASON_TEXT[Reason.HIGH_AMOUNT if reason == Reason.APPROVED else reason]
+ACTION_LABELS = np.array(ACTION_NAMES)  # Action codes -> the stored rule_action labels
+_ORIGINAL_RULES = {REASON_TEXT[r]: r for r in Reason if 1 <= r <= 4}
+_BY_ACTION = {
+    "block": Reason.BLOCKED_BY_RULE,
+    "review": Reason.REVIEW_BY_RULE,
+    "allow": Reason.ALLOWED_BY_RULE,
+}
+RANDOM_ATTRIBUTE = "random"
 
 
 @dataclass(frozen=True, slots=True)
 class Decisions:
     """Column-wise decisions for a batch of payments."""
 
-    score: np.ndarray  # float64 in [0, 1]
+    score: np.ndarray  # float64 in [0, 1]: the policy's risk score
     approved: np.ndarray  # bool
     reason: np.ndarray  # int8 Reason codes
-    risk_flag: np.ndarray  # bool: some risk rule flagged the payment, whatever the draw said
+    rule_index: np.ndarray  # int16: the deciding rule's index in the policy, -1 for none
+    action: np.ndarray  # int8 Action codes (NONE when no rule matched)
+    flag_rule: np.ndarray  # int16: the index of the rule that flagged the payment, -1 for none
+
+    @property
+    def risk_flag(self) -> np.ndarray:
+        """Whether some rule flagged the payment (bool)."""
+        return self.flag_rule >= 0
+
+    @property
+    def review(self) -> np.ndarray:
+        """Whether a review rule decided (the payment is approved and marked for review)."""
+        return self.action == Action.REVIEW
 
     def __len__(self) -> int:
         return len(self.score)
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """One decision in the documented words (what the API answers)."""
+
+    decision_reason: str | None  # the deciding block rule's name; None when approved
+    risk_flag: str | None  # the flagging rule's name
+    action: str  # allow | block | review | none
+    rule: str | None  # the deciding rule's name
+
+    @property
+    def review(self) -> bool:
+        """Whether a review rule decided."""
+        return self.action == "review"
+
+
+def explain(policy: Policy, rule_index: int, flag_rule: int) -> Explanation:
+    """A decision of ``policy`` (its deciding and flagging rule indices, -1 for none) in
+    words."""
+    rule = policy.rules[rule_index] if rule_index >= 0 else None
+    return Explanation(
+        decision_reason=rule.name if rule is not None and rule.action == "block" else None,
+        risk_flag=policy.rules[flag_rule].name if flag_rule >= 0 else None,
+        action=rule.action if rule is not None else "none",
+        rule=rule.name if rule is not None else None,
+    )
 
 
 def risk_score(
@@ -71,65 +134,146 @@ def risk_score(
     spending_velocity: np.ndarray,
     device_trust: np.ndarray,
     ip_risk: np.ndarray,
-    policy: Policy,
+    weights: ScoreWeights,
 ) -> np.ndarray:
-    """score = w_d·(1 − device_trust) + w_ip·ip_risk + w_a·min(amount / 2·threshold, 1)
-    + w_v·velocity, clipped to [0, 1]."""
+    """score = w_d·(1 − device_trust) + w_ip·ip_risk + w_a·min(amount / amount_scale, 1)
+    + w_v·velocity, clipped to [0, 1] (:func:`risk_score_sql` is the same in SQL)."""
     amount_part = np.minimum(
-        np.asarray(amount_cents, dtype=np.float64) / (2.0 * policy.amount_threshold_cents), 1.0
+        np.asarray(amount_cents, dtype=np.float64) / float(weights.amount_scale_cents), 1.0
     )
     score = (
-        policy.weight_device * (1.0 - device_trust)
-        + policy.weight_ip * ip_risk
-        + policy.weight_amount * amount_part
-        + policy.weight_velocity * spending_velocity
+        weights.device * (1.0 - device_trust)
+        + weights.ip * ip_risk
+        + weights.amount * amount_part
+        + weights.velocity * spending_velocity
     )
     return np.clip(score, 0.0, 1.0)
 
 
-def decide(
-    amount_cents: np.ndarray,
-    spending_velocity: np.ndarray,
-    device_trust: np.ndarray,
-    ip_risk: np.ndarray,
-    velocity_count: np.ndarray,
-    draw: np.ndarray,
-    policy: Policy,
-) -> Decisions:
-    """Apply ``policy`` to a batch. Rules, first match wins:
+def risk_score_sql(weights: ScoreWeights) -> str:
+    """:func:`risk_score` as a DuckDB DOUBLE expression over a ``transactions`` row, operation
+    by operation in the same order, so both give the same doubles. Weights are written as
+    exact literals (they are numbers the model validated, never text)."""
 
-    1. score ≥ ``score_threshold`` (if set) → decline SCORE_THRESHOLD;
-    2. prior payments of the card in the velocity window ≥ ``velocity_limit`` (if set)
-       → decline VELOCITY_LIMIT;
-    3. amount > ``amount_threshold``: decline HIGH_AMOUNT when draw < high_amount_decline_prob;
-    4. otherwise decline RANDOM_DECLINE when draw < base_decline_prob;
-    else approve. ``draw`` holds the stored uniform numbers, so re-deciding history under another
-    policy uses the same randomness (common random numbers).
-    """
-    amount_cents = np.asarray(amount_cents, dtype=np.int64)
-    score = risk_score(amount_cents, spending_velocity, device_trust, ip_risk, policy)
-    high_amount = amount_cents > policy.amount_threshold_cents
-    by_score = (
-        score >= policy.score_threshold
-        if policy.score_threshold is not None
-        else np.zeros(len(score), dtype=bool)
+    def lit(value: float) -> str:
+        return f"{float(value)!r}::DOUBLE"
+
+    cents = "CAST(amount * 100 AS BIGINT)::DOUBLE"
+    return (
+        f"greatest(least(((({lit(weights.device)} * (1.0::DOUBLE - device_trust_score)) "
+        f"+ ({lit(weights.ip)} * ip_risk_score)) "
+        f"+ ({lit(weights.amount)} * least({cents} / {lit(weights.amount_scale_cents)}, "
+        f"1.0::DOUBLE))) + ({lit(weights.velocity)} * spending_velocity), 1.0::DOUBLE), "
+        "0.0::DOUBLE)"
     )
-    by_velocity = (
-        np.asarray(velocity_count) >= policy.velocity_limit
-        if policy.velocity_limit is not None
-        else np.zeros(len(score), dtype=bool)
+
+
+def reason_codes(policy: Policy) -> np.ndarray:
+    """Each rule's reason code (int8): its original code when it is a block rule named with an
+    original decline text, else by its action."""
+    return np.array(
+        [
+            _ORIGINAL_RULES.get(rule.name, Reason.BLOCKED_BY_RULE)
+            if rule.action == "block"
+            else _BY_ACTION[rule.action]
+            for rule in policy.rules
+        ],
+        dtype=np.int8,
     )
-    random_decline = np.where(
-        high_amount, draw < policy.high_amount_decline_prob, draw < policy.base_decline_prob
-    )
-    reason = np.select(
-        [by_score, by_velocity, high_amount & random_decline, random_decline],
-        [Reason.SCORE_THRESHOLD, Reason.VELOCITY_LIMIT, Reason.HIGH_AMOUNT, Reason.RANDOM_DECLINE],
-        default=Reason.APPROVED,
-    ).astype(np.int8)
-    return Decisions(
-        score=score,
-        approved=reason == Reason.APPROVED,
-        reason=reason,
-        risk_flag=by_score | by_velocity | high_amount,
-    )
+
+
+class Decider:
+    """A policy compiled once for the numpy paths (live groups and bulk chunks).
+
+    ``lists`` maps every list the rules read to its pinned contents. Construction checks the
+    rules (:class:`~engine.rules.RuleError` when they do not compile)."""
+
+    def __init__(self, policy: Policy, lists: Mapping[str, ListSpec] | None = None) -> None:
+        self.policy = policy
+        self.rules = compile_policy([r.public() for r in policy.rules], lists)
+        self.reasons = reason_codes(policy)
+        self._flags, self._flag_source = _flag_conditions(policy, self.rules)
+        flag_attributes = self._flags.attributes if self._flags else frozenset()
+        self.attributes: frozenset[str] = self.rules.attributes | flag_attributes
+        """Every attribute :meth:`decide` reads (``risk_score`` included when a rule reads
+        it)."""
+
+    def decide(
+        self,
+        score: np.ndarray,
+        inputs: Mapping[str, np.ndarray | Coded],
+        missing: Mapping[str, np.ndarray] | None = None,
+    ) -> Decisions:
+        """Decide a batch: ``score`` is the policy's :func:`risk_score` of each row; ``inputs``
+        and ``missing`` hold the attributes :attr:`attributes` names (see
+        :meth:`~engine.rules.CompiledPolicy.matches`)."""
+        n = len(score)
+        matches = self.rules.matches(inputs, missing, n_rows=n)
+        outcome = self.rules.decide_matches(matches)
+        reason = np.where(
+            outcome.rule_index >= 0, self.reasons[outcome.rule_index], Reason.APPROVED
+        ).astype(np.int8)
+        return Decisions(
+            score=score,
+            approved=outcome.approved,
+            reason=reason,
+            rule_index=outcome.rule_index,
+            action=outcome.action,
+            flag_rule=self._flag_rule(matches, inputs, missing, n),
+        )
+
+    def _flag_rule(
+        self,
+        matches: np.ndarray,
+        inputs: Mapping[str, np.ndarray | Coded],
+        missing: Mapping[str, np.ndarray] | None,
+        n: int,
+    ) -> np.ndarray:
+        flags = self._flags.matches(inputs, missing, n_rows=n) if self._flags else None
+        flag_rule = np.full(n, -1, dtype=np.int16)
+        for rule, source in reversed(self._flag_source):  # the first in order writes last
+            held = matches[rule] if source < 0 else flags[source]  # type: ignore[index]
+            np.putmask(flag_rule, held, rule)
+        return flag_rule
+
+
+def _flag_conditions(
+    policy: Policy, compiled: CompiledPolicy
+) -> tuple[CompiledPolicy | None, list[tuple[int, int]]]:
+    """The flagging rules in evaluation order (block, then review) as ``(rule index, source)``:
+    source -1 when the rule's own match is its risk condition, else the index of its risk
+    condition in the returned policy of risk conditions."""
+    sources: list[tuple[int, int]] = []
+    conditions: list[Rule] = []
+    for action in ("block", "review"):
+        for i, spec in enumerate(policy.rules):
+            if spec.action != action or not spec.flags_risk:
+                continue
+            rule = compiled.rules[i]
+            risk = _risk_condition(rule.condition)
+            if risk is None:
+                continue
+            if risk is rule.condition:
+                sources.append((i, -1))
+            else:
+                sources.append((i, len(conditions)))
+                conditions.append(Rule(rule.name, rule.action, rule.when, risk))
+    flags = CompiledPolicy(tuple(conditions), compiled.lists) if conditions else None
+    return flags, sources
+
+
+def _risk_condition(condition: t.Expr) -> t.Expr | None:
+    """The condition without its top-level ``and`` terms reading ``:random:`` (itself when it
+    reads no draw or is not a conjunction); None when nothing but the draw is left."""
+    if RANDOM_ATTRIBUTE not in references([condition])[0]:
+        return condition
+    if not isinstance(condition, t.And):
+        return None if _only_random(condition) else condition
+    kept = tuple(o for o in condition.operands if RANDOM_ATTRIBUTE not in references([o])[0])
+    if not kept:
+        return None
+    return kept[0] if len(kept) == 1 else t.And(kept, condition.pos)
+
+
+def _only_random(condition: t.Expr) -> bool:
+    return references([condition])[0] == {RANDOM_ATTRIBUTE}

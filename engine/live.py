@@ -36,12 +36,12 @@ import pyarrow as pa
 
 from engine.cards import CardFingerprint
 from engine.decision import (
+    ACTION_LABELS,
     REASON_NAMES,
+    Decider,
     Decisions,
-    Reason,
-    decide,
-    decision_reason,
-    risk_flag_text,
+    explain,
+    risk_score,
 )
 from engine.errors import StoreError
 from engine.features import (
@@ -59,6 +59,7 @@ from engine.ids import IdAllocator
 from engine.live_totals import LiveTotals
 from engine.models import Features, PaymentRequest, PaymentResult
 from engine.policy import Policy
+from engine.rule_inputs import BatchFacts, rule_inputs
 from engine.store import Store
 
 LIVE_ACTIVE_WINDOW_S = 1.0  # a group this recent means live clients are waiting on the writer
@@ -98,13 +99,13 @@ class LiveWriter:
         store: Store,
         rng: np.random.Generator,
         ids: IdAllocator,
-        active_policy: Callable[[], Policy],
+        active_decider: Callable[[], Decider],
         max_batch: int,
     ) -> None:
         self._store = store
         self._rng = rng
         self._ids = ids
-        self._active_policy = active_policy
+        self._active_decider = active_decider
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._accepting = True
@@ -310,12 +311,14 @@ class LiveWriter:
 
     def _decide_and_commit(self, batch: list[PendingPayment]) -> list[PaymentResult]:
         """Decide a group, commit it, count it in the live totals and build its answers."""
-        policy = self._active_policy()
+        decider = self._active_decider()
+        policy = decider.policy
         now_us = self._last_us = max(time.time_ns() // 1000, self._last_us)
         now = _EPOCH + timedelta(microseconds=now_us)
         pence = _gbp_pence(batch)
-        history = self._observe(batch, now_us // 1000, pence)  # t_ms: created_at as on disk
-        decided = _decide(batch, history, self._rng.random(len(batch)), policy)
+        t_ms = now_us // 1000  # created_at as on disk
+        history = self._observe(batch, t_ms, pence)
+        decided = _decide(batch, history, self._rng.random(len(batch)), pence, t_ms, decider)
         ids = [self._ids.next_id() for _ in batch]
         self._commit(batch, ids, now, decided.rows(batch, ids, now, history, pence, policy))
         committed_ns = time.perf_counter_ns()
@@ -380,45 +383,75 @@ class _DecidedGroup:
         """The answers. ``model_construct``: every field is built here from checked values;
         skipping validation halves the per-payment cost of the answer on the hot path."""
         d, f = self.decisions, self.features
-        return [
-            PaymentResult.model_construct(
-                transaction_id=ids[i],
-                status="Approved" if d.approved[i] else "Declined",
-                decision_reason=decision_reason(Reason(d.reason[i])),
-                reason_code=str(REASON_NAMES[d.reason[i]]),
-                score=round(float(d.score[i]), 4),
-                latency_ms=latencies[i],
-                features=Features.model_construct(
-                    spending_velocity=float(f.spending_velocity[i]),
-                    device_trust_score=float(f.device_trust_score[i]),
-                    ip_risk_score=float(f.ip_risk_score[i]),
-                ),
-                policy_version=policy.version,
-                risk_flag=risk_flag_text(bool(d.risk_flag[i]), Reason(d.reason[i])),
-                flagged_by_risk_rule=bool(d.risk_flag[i]),
-                created_at=now,
+        answers = []
+        for i in range(len(ids)):
+            said = explain(policy, int(d.rule_index[i]), int(d.flag_rule[i]))
+            answers.append(
+                PaymentResult.model_construct(
+                    transaction_id=ids[i],
+                    status="Approved" if d.approved[i] else "Declined",
+                    decision_reason=said.decision_reason,
+                    reason_code=str(REASON_NAMES[d.reason[i]]),
+                    score=round(float(d.score[i]), 4),
+                    latency_ms=latencies[i],
+                    features=Features.model_construct(
+                        spending_velocity=float(f.spending_velocity[i]),
+                        device_trust_score=float(f.device_trust_score[i]),
+                        ip_risk_score=float(f.ip_risk_score[i]),
+                    ),
+                    policy_version=policy.version,
+                    risk_flag=said.risk_flag,
+                    flagged_by_risk_rule=said.risk_flag is not None,
+                    action=said.action,
+                    rule=said.rule,
+                    review=said.review,
+                    created_at=now,
+                )
             )
-            for i in range(len(ids))
-        ]
+        return answers
 
 
 def _decide(
-    batch: list[PendingPayment], history: HistoryCounts, draws: np.ndarray, policy: Policy
+    batch: list[PendingPayment],
+    history: HistoryCounts,
+    draws: np.ndarray,
+    gbp_pence: np.ndarray,
+    t_ms: int,
+    decider: Decider,
 ) -> _DecidedGroup:
     """Features and the one vectorized decision for a group."""
+    n = len(batch)
     has_device = np.array([p.request.device_id is not None for p in batch])
     channel = np.array([p.request.channel for p in batch])
     features = normalize(history, has_device, channel)
     amount_cents = np.array([int(p.request.amount * 100) for p in batch], dtype=np.int64)
-    decisions = decide(
+    score = risk_score(
         amount_cents,
         features.spending_velocity,
         features.device_trust_score,
         features.ip_risk_score,
-        history.velocity_count,
-        draws,
-        policy,
+        decider.policy.score_weights,
     )
+    facts = BatchFacts(
+        amount_cents=amount_cents,
+        gbp_pence=gbp_pence,
+        has_device=has_device,
+        card_bin=np.array([int(p.card.bin) for p in batch], dtype=np.int64),
+        counts=history,
+        features=features,
+        score=score,
+        t_ms=np.full(n, t_ms, dtype=np.int64),
+        draw=draws,
+        text={
+            "currency": lambda: np.array([p.request.currency for p in batch], dtype=object),
+            "merchant": lambda: np.array([p.request.merchant for p in batch], dtype=object),
+            "channel": lambda: channel.astype(object),
+            "device_id": lambda: np.array([p.request.device_id for p in batch], dtype=object),
+            "card": lambda: np.array([p.card.digest for p in batch], dtype="S16"),
+        },
+    )
+    values, missing = rule_inputs(facts, decider.attributes)
+    decisions = decider.decide(score, values, missing)
     return _DecidedGroup(features, amount_cents, draws, decisions)
 
 
@@ -499,6 +532,9 @@ def _transaction_rows(
             "status": np.where(decisions.approved, "Approved", "Declined"),
             "reason_code": REASON_NAMES[decisions.reason],
             "risk_flag": decisions.risk_flag,
+            "rule_index": decisions.rule_index,
+            "action": ACTION_LABELS[decisions.action],
+            "flag_rule": decisions.flag_rule,
             "score": decisions.score,
             "spending_velocity": features.spending_velocity,
             "device_trust_score": features.device_trust_score,

@@ -165,16 +165,20 @@ class TransactionAttributes(BaseModel):
     card_age_days: int = Field(description="Whole days since the card's first payment.")
 
 
-_DECISION_REASON = "The decline reason; null for an approved payment."
+_DECISION_REASON = "The decline reason (the deciding block rule's name); null when approved."
 _REASON_CODE = (
-    "The rule that decided: APPROVED, SCORE_THRESHOLD, VELOCITY_LIMIT, HIGH_AMOUNT or "
-    + ("RANDOM_DECLINE.")
+    "The kind of rule that decided: APPROVED (no rule matched), the original rules' "
+    "SCORE_THRESHOLD, VELOCITY_LIMIT, HIGH_AMOUNT, RANDOM_DECLINE, or BLOCKED_BY_RULE, "
+    "REVIEW_BY_RULE, ALLOWED_BY_RULE."
 )
 _RISK_FLAG = (
-    "The text of the risk rule that flagged the payment (e.g. 'High amount flagged by risk "
-    "heuristic.'), also when the random draw then approved it; null when no risk rule held."
+    "The name of the rule that flagged the payment (e.g. 'High amount flagged by risk "
+    "heuristic.'), also when the random draw then approved it; null when no rule flagged it."
 )
-_FLAGGED = "true exactly when risk_flag is not null: a risk rule (score, velocity, amount) held."
+_FLAGGED = "true exactly when risk_flag is not null."
+_ACTION = "The deciding rule's action: allow, block or review; none when no rule matched."
+_RULE = "The name of the rule that decided, or null when no rule matched."
+_REVIEW = "true when a review rule decided: approved and marked for review."
 
 
 class PaymentResult(BaseModel):
@@ -192,6 +196,9 @@ class PaymentResult(BaseModel):
     policy_version: int
     risk_flag: str | None = Field(description=_RISK_FLAG)
     flagged_by_risk_rule: bool = Field(description=_FLAGGED)
+    action: Literal["allow", "block", "review", "none"] = Field(description=_ACTION)
+    rule: str | None = Field(description=_RULE)
+    review: bool = Field(description=_REVIEW)
     created_at: UtcDateTime
 
 
@@ -212,6 +219,9 @@ class StoredTransaction(BaseModel):
     decision_reason: str | None = Field(description=_DECISION_REASON)
     reason_code: str = Field(description=_REASON_CODE)
     flagged_by_risk_rule: bool = Field(description=_FLAGGED)
+    action: Literal["allow", "block", "review", "none"] = Field(description=_ACTION)
+    rule: str | None = Field(description=_RULE)
+    review: bool = Field(description=_REVIEW)
     score: float
     features: Features
     attributes: TransactionAttributes
@@ -244,6 +254,9 @@ class AuditDecision(BaseModel):
     score: float
     risk_flag: str | None = Field(description=_RISK_FLAG)
     flagged_by_risk_rule: bool = Field(description=_FLAGGED)
+    action: Literal["allow", "block", "review", "none"] = Field(description=_ACTION)
+    rule: str | None = Field(description=_RULE)
+    review: bool = Field(description=_REVIEW)
     draw: float = Field(description="The uniform random number the decision used.")
 
 

@@ -281,6 +281,66 @@ ORDER BY id;
 DROP TABLE transactions;
 ALTER TABLE transactions_v10 RENAME TO transactions;
 """
+# v11: policies as rules (issue 12). Each row records which rule decided (its index in the
+# policy version's rules, -1 for none), the rule's action, and which rule flagged it; reason_code
+# gains the codes of rule kinds. Rows of earlier builds were decided by the knob rules that
+# Policy.from_knobs writes in a fixed order (score threshold and velocity limit when set, high
+# amount, randomized decline), so their rule indices follow from their reason code and their
+# policy's knobs. The table is rebuilt (as v6 and v10) so the enum keeps its name and the new
+# columns their pinned compression. A policy stored from now on holds its definition (rules,
+# score weights, list pins) as JSON; knobs stay for the policies made from them. Activation is
+# its own record: a stored policy is a draft until activated, and the newest activation rules.
+_V11_COLUMNS = V10_HISTORY_ATTRIBUTES.split("CREATE TABLE transactions_v10 (")[1].split(");")[0]
+_V11_COLUMNS = _V11_COLUMNS.split("\n", 1)[1].replace(
+    "    risk_flag BOOLEAN NOT NULL USING COMPRESSION roaring,\n",
+    "    risk_flag BOOLEAN NOT NULL USING COMPRESSION roaring,\n"
+    "    rule_index SMALLINT NOT NULL USING COMPRESSION bitpacking,  -- -1: no rule matched\n"
+    "    action rule_action NOT NULL USING COMPRESSION bitpacking,\n"
+    "    flag_rule SMALLINT NOT NULL USING COMPRESSION bitpacking,  -- -1: no rule flagged\n",
+)
+_KNOB_RULES = """(SELECT version,
+        CAST(json_extract_string(knobs, '$.score_threshold') IS NOT NULL AS SMALLINT) AS s,
+        CAST(json_extract_string(knobs, '$.velocity_limit') IS NOT NULL AS SMALLINT) AS v
+    FROM policies)"""
+V11_RULES = f"""
+ALTER TABLE transactions ADD COLUMN reason_text VARCHAR;  -- the enum is redefined below
+UPDATE transactions SET reason_text = CAST(reason_code AS VARCHAR);
+ALTER TABLE transactions DROP COLUMN reason_code;
+DROP TYPE reason_code;
+CREATE TYPE reason_code AS ENUM (
+    'ALLOWED_BY_RULE', 'APPROVED', 'BLOCKED_BY_RULE', 'HIGH_AMOUNT', 'RANDOM_DECLINE',
+    'REVIEW_BY_RULE', 'SCORE_THRESHOLD', 'VELOCITY_LIMIT'
+);
+CREATE TYPE rule_action AS ENUM ('allow', 'block', 'none', 'review');
+CREATE TABLE transactions_v11 (  -- the columns of V10_HISTORY_ATTRIBUTES and the rule columns
+{_V11_COLUMNS});
+INSERT INTO transactions_v11 BY NAME
+SELECT t.* EXCLUDE (reason_text), t.reason_text AS reason_code,
+    CAST(CASE t.reason_text
+        WHEN 'SCORE_THRESHOLD' THEN 0
+        WHEN 'VELOCITY_LIMIT' THEN coalesce(k.s, 0)
+        WHEN 'HIGH_AMOUNT' THEN coalesce(k.s + k.v, 0)
+        WHEN 'RANDOM_DECLINE' THEN coalesce(k.s + k.v, 0) + 1
+        ELSE -1 END AS SMALLINT) AS rule_index,
+    CASE WHEN t.status = 'Declined' THEN 'block' ELSE 'none' END AS action,
+    CAST(CASE
+        WHEN NOT t.risk_flag THEN -1
+        WHEN t.reason_text = 'SCORE_THRESHOLD' THEN 0
+        WHEN t.reason_text = 'VELOCITY_LIMIT' THEN coalesce(k.s, 0)
+        ELSE coalesce(k.s + k.v, 0) END AS SMALLINT) AS flag_rule  -- else: the high amount
+FROM transactions t LEFT JOIN {_KNOB_RULES} k ON k.version = t.policy_version
+ORDER BY t.id;
+DROP TABLE transactions;
+ALTER TABLE transactions_v11 RENAME TO transactions;
+ALTER TABLE policies ADD COLUMN definition VARCHAR;  -- JSON (Policy.definition); NULL: knobs
+ALTER TABLE policies ALTER knobs DROP NOT NULL;
+CREATE TABLE policy_activations (
+    version INTEGER NOT NULL,
+    activated_at TIMESTAMP NOT NULL,
+    note VARCHAR NOT NULL
+);
+INSERT INTO policy_activations SELECT version, created_at, note FROM policies ORDER BY version;
+"""
 MIGRATIONS: list[str] = [
     V1_TABLES,
     V2_ROLLUPS,
@@ -292,6 +352,7 @@ MIGRATIONS: list[str] = [
     V8_RUN_ID_COUNTER,
     V9_LISTS,
     V10_HISTORY_ATTRIBUTES,
+    V11_RULES,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

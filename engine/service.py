@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
@@ -21,12 +21,12 @@ from engine.analytics import Dashboard, FilterOptions
 from engine.backtest import BacktestResult, run_backtest
 from engine.cards import fingerprint, load_or_create_key, mask
 from engine.config import Settings, get_settings
-from engine.decision import REASON_TEXT, Reason, decision_reason, risk_flag_text
+from engine.decision import REASON_TEXT, Decider, Reason, explain
 from engine.errors import InvalidRequestError, NotFoundError
 from engine.filters import RowFilter, RunSelector
 from engine.idempotency import KEY_RETENTION, IdempotencyGuard, request_hash
 from engine.ids import IdAllocator, parse_id
-from engine.lists import Lists
+from engine.lists import Lists, PutOutcome
 from engine.live import LiveWriter, PendingPayment
 from engine.models import (
     AuditDecision,
@@ -41,7 +41,8 @@ from engine.models import (
     StoredTransaction,
     TransactionAttributes,
 )
-from engine.policy import DEFAULT_POLICY, Policy
+from engine.policies import Policies
+from engine.policy import DEFAULT_POLICY, Policy, ScoreWeights
 from engine.simulation.facade import Simulations
 from engine.simulation.pacing import RunPacer
 from engine.simulation.params import RunRecord, SimulationParams
@@ -82,13 +83,14 @@ class Engine:
         self.ids = IdAllocator()
         self.admin_failures = admin_failure_buckets(self.settings.admin_failure_limit)
         """Wrong admin tokens per client, shared by the API and the dashboard."""
+        self.policies = Policies(self.store, self.lists)
         self._policy_lock = threading.Lock()
-        self._policy = self._load_or_create_policy()
+        self._decider = self._load_or_create_decider()
         self.simulations = Simulations(
             self.store,
             self.ids,
             self._card_key,
-            self.active_policy,
+            self.active_decider,
             self.settings.max_concurrent_simulations,
             RunPacer(lambda: self._live.recently_active(), self.settings.run_pacing),
         )
@@ -101,7 +103,7 @@ class Engine:
             self.store,
             np.random.default_rng(self.settings.seed),
             self.ids,
-            self.active_policy,
+            self.active_decider,
             self.settings.max_batch,
         )
 
@@ -208,7 +210,7 @@ class Engine:
     def get_transaction(self, transaction_id: str | uuid.UUID) -> StoredTransaction:
         """One stored transaction, card masked. Raises :class:`NotFoundError`."""
         row = self._row(transaction_id)
-        return _stored_transaction(row)
+        return _stored_transaction(row, self.policies.get(row["policy_version"]))
 
     def get_audit(self, transaction_id: str | uuid.UUID) -> list[AuditEntry]:
         """The audit trail of a transaction, oldest first. Raises :class:`NotFoundError`.
@@ -224,7 +226,7 @@ class Engine:
             row = self._row(parsed)
         except NotFoundError:
             raise NotFoundError(f"No audit trail for transaction {transaction_id}.") from None
-        stored = _stored_transaction(row)
+        stored = _stored_transaction(row, self.policies.get(row["policy_version"]))
         live = row["run_id"] is None
         decision = AuditEntry(
             transaction_id=stored.id,
@@ -358,23 +360,76 @@ class Engine:
 
     def active_policy(self) -> Policy:
         """The policy new decisions use."""
-        return self._policy
+        return self._decider.policy
+
+    def active_decider(self) -> Decider:
+        """The active policy compiled with its pinned lists (what the live path and new runs
+        decide with)."""
+        return self._decider
+
+    def policy(self, version: int) -> Policy:
+        """Stored policy version ``version``; :class:`NotFoundError` when there is none."""
+        return self.policies.get(version)
+
+    def policy_history(self) -> list[Policy]:
+        """Every stored policy version, newest first."""
+        return self.policies.all()
+
+    def draft_policy(
+        self,
+        rules: Sequence[Any],
+        score_weights: ScoreWeights | None = None,
+        note: str = "",
+    ) -> Policy:
+        """A checked policy that is not stored (version 0), pinning the lists' newest
+        versions. Raises :class:`~engine.rules.RuleError` naming the rule and position."""
+        return self.policies.draft(rules, score_weights, note)
+
+    def create_policy(
+        self,
+        rules: Sequence[Any],
+        score_weights: ScoreWeights | None = None,
+        note: str = "",
+    ) -> Policy:
+        """Check and store a policy as a new version; nothing becomes active."""
+        return self.policies.store(self.draft_policy(rules, score_weights, note))
+
+    def activate_version(self, version: int, note: str = "activated") -> Policy:
+        """Make stored version ``version`` active (an audit entry records it)."""
+        with self._policy_lock:
+            policy = self.policies.activate(version, note)
+            self._decider = self.policies.decider(policy)
+        log.info("policy version %s is active (%s)", version, note)
+        return policy
 
     def activate_policy(self, candidate: Policy, note: str = "activated") -> Policy:
-        """Store ``candidate`` as a new version (with an audit entry) and make it active."""
-        with self._policy_lock:
-            version = self.store.insert_policy(candidate.knobs(), note)
-            self._policy = Policy(**candidate.knobs(), version=version)
-        log.info("policy version %s is active (%s)", version, note)
-        return self._policy
+        """Store ``candidate`` (re-checked, its lists pinned as they are now) as a new version
+        and make it active."""
+        draft = self.policies.draft(
+            [rule.model_dump() for rule in candidate.rules],
+            candidate.score_weights,
+            knobs=candidate.knobs,
+        )
+        return self.activate_version(self.policies.store(draft, note).version, note)
 
     def reset_policy(self) -> Policy:
         """Make the original heuristic active again (as a new version)."""
         return self.activate_policy(DEFAULT_POLICY, note="reset to default")
 
-    def policy_history(self) -> list[dict[str, Any]]:
-        """Every stored policy version, newest first."""
-        return self.store.list_policies()
+    def put_list(self, name: str, kind: str, items: Sequence[object], note: str = "") -> PutOutcome:
+        """Replace list ``name``'s items (:meth:`engine.lists.Lists.put`). When the active
+        policy reads the list, a copy pinning its new version is stored and activated, so
+        decisions from now on use the new items and older ones stay reproducible."""
+        outcome = self.lists.put(name, kind, items, note)
+        if outcome.changed and name in dict(self.active_policy().lists):
+            with self._policy_lock:
+                active = self.active_policy()
+                fresh = self.policies.repin(active)
+            if fresh is not None:
+                reason = f"list {name} changed (version {outcome.summary.version})"
+                stored = self.policies.store(fresh, f"{active.note} [{reason}]".strip())
+                self.activate_version(stored.version, reason)
+        return outcome
 
     # -- backtests and dashboard reads -----------------------------------------------------------
 
@@ -387,7 +442,8 @@ class Engine:
         """
         chosen = filters if filters is not None else RowFilter(**filter_fields)
         self._require_run(chosen.run, "filters.run")
-        return run_backtest(self.store, candidate, self.active_policy(), chosen)
+        decider = self.policies.decider(candidate)
+        return run_backtest(self.store, self.lists, decider, self.active_decider(), chosen)
 
     def dashboard(self, filters: RowFilter | None = None, **filter_fields: Any) -> Dashboard:
         """KPIs, approval rate and latency over time, decline reasons and the amount
@@ -399,13 +455,12 @@ class Engine:
         """The channels, currencies, runs and time span present in the data (for filter UIs)."""
         return analytics.filter_options(self.store)
 
-    def _load_or_create_policy(self) -> Policy:
-        latest = self.store.latest_policy_row()
-        if latest is None:
-            version = self.store.insert_policy(DEFAULT_POLICY.knobs(), "default policy")
-            return Policy(**DEFAULT_POLICY.knobs(), version=version)
-        version, knobs = latest
-        return Policy(**json.loads(knobs), version=version)
+    def _load_or_create_decider(self) -> Decider:
+        active = self.policies.active_version()
+        if active is None:
+            stored = self.policies.store(DEFAULT_POLICY, "default policy")
+            return self.policies.decider(self.policies.activate(stored.version, "default policy"))
+        return self.policies.decider(self.policies.get(active))
 
 
 class _PeriodicBackup:
@@ -456,24 +511,30 @@ def _as_uuid(transaction_id: str | uuid.UUID) -> uuid.UUID:
 
 _AUDITED_DECISION_FIELDS = {  # AuditDecision's other fields: reason_text and the unrounded score
     "status", "reason_code", "decision_reason", "risk_flag", "flagged_by_risk_rule", "draw",
+    "action", "rule", "review",
 }  # fmt: skip
 # StoredTransaction fields stored under the same name (engine/transaction_row.py); the score is
 # answered rounded to 4 decimals and risk_flag as text (the column holds the rule's boolean)
 _COPIED_COLUMNS = tuple(
     name
     for name in StoredTransaction.model_fields
-    if name in NAMES and name not in {"score", "risk_flag"}
+    if name in NAMES and name not in {"score", "risk_flag", "action"}
 )
 
 
-def _stored_transaction(row: dict[str, Any]) -> StoredTransaction:
-    reason = Reason[row["reason_code"]]
+def _stored_transaction(row: dict[str, Any], policy: Policy) -> StoredTransaction:
+    """A stored row in the documented words; ``policy`` is the version that decided it (its
+    rules name the deciding and flagging rules the row records by index)."""
+    said = explain(policy, row["rule_index"], row["flag_rule"])
     return StoredTransaction(
         **{name: row[name] for name in _COPIED_COLUMNS},
         card_masked=mask(row["card_bin"], row["card_last4"], row["card_length"]),
-        decision_reason=decision_reason(reason),
-        risk_flag=risk_flag_text(row["risk_flag"], reason),  # the column holds the boolean
+        decision_reason=said.decision_reason,
+        risk_flag=said.risk_flag,  # the column holds the boolean
         flagged_by_risk_rule=row["risk_flag"],
+        action=said.action,
+        rule=said.rule,
+        review=said.review,
         score=round(row["score"], 4),
         features=Features(**{name: row[name] for name in Features.model_fields}),
         attributes=_attributes(row),

@@ -1,7 +1,7 @@
 """Hand-made stored transactions for backtest and dashboard tests (no generator involved).
 
 ``insert_rows`` appends rows with chosen features, draws and labels; every other column gets a
-plain default. Decisions stored with the rows come from the real :func:`decide` under
+plain default. Decisions stored with the rows come from the engine's own decider under
 ``policy``, as the live path and the generator would store them.
 """
 
@@ -12,8 +12,9 @@ from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
+from knob_reference import decide_as_engine
 
-from engine.decision import REASON_NAMES, decide
+from engine.decision import ACTION_LABELS, REASON_NAMES
 from engine.policy import DEFAULT_POLICY, Policy
 from engine.store import RollupDelta, Store
 
@@ -52,7 +53,9 @@ def insert_rows(
     """Append rows built from ``cols`` (see :func:`random_columns`); labels as given
     (pass ``is_fraud=None`` entries for unlabelled rows)."""
     n = len(cols["cents"])
-    d = decide(cols["cents"], cols["sv"], cols["dt"], cols["ip"], cols["vc"], cols["draw"], policy)
+    d = decide_as_engine(
+        policy, cols["cents"], cols["sv"], cols["dt"], cols["ip"], cols["vc"], cols["draw"]
+    )
     raw = np.zeros((n, 16), dtype=np.uint8)
     raw[:, :8] = np.arange(first_index, first_index + n, dtype=">u8").view(np.uint8).reshape(n, 8)
     created = [START + timedelta(minutes=int(m)) for m in cols.get("minutes", np.zeros(n))]
@@ -76,6 +79,9 @@ def insert_rows(
             "status": pa.array(np.where(d.approved, "Approved", "Declined")),
             "reason_code": pa.array(REASON_NAMES[d.reason]),
             "risk_flag": pa.array(d.risk_flag),
+            "rule_index": pa.array(d.rule_index, pa.int16()),
+            "action": pa.array(ACTION_LABELS[d.action]),
+            "flag_rule": pa.array(d.flag_rule, pa.int16()),
             "score": d.score,
             "spending_velocity": np.asarray(cols["sv"], np.float64),
             "device_trust_score": np.asarray(cols["dt"], np.float64),

@@ -36,6 +36,7 @@ from engine.rules.policy import (
     decide_from_matches,
     hour_and_weekday,
     pack_words,
+    references,
     unpack_words,
 )
 from engine.rules.sql import MembershipSql, default_membership_sql
@@ -60,5 +61,6 @@ __all__ = [
     "default_membership_sql",
     "hour_and_weekday",
     "pack_words",
+    "references",
     "unpack_words",
 ]

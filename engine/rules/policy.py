@@ -144,7 +144,7 @@ class CompiledPolicy:
         self.names = tuple(rule.name for rule in rules)
         self.actions = np.array([rule.action for rule in rules], dtype=np.int8)
         self.lists = dict(lists)
-        attributes, used_lists = _references(rule.condition for rule in rules)
+        attributes, used_lists = references(rule.condition for rule in rules)
         self.attributes = frozenset(attributes)
         """The attributes the rules read: the inputs :meth:`matches` needs."""
         self.used_lists = frozenset(used_lists)
@@ -288,7 +288,7 @@ def _check_name(index: int, name: str) -> None:
         raise RuleError(problem, rule=index, part="name")
 
 
-def _references(conditions: Any) -> tuple[set[str], set[str]]:
+def references(conditions: Any) -> tuple[set[str], set[str]]:
     """The attributes and lists the conditions read."""
     names: set[str] = set()
     lists: set[str] = set()

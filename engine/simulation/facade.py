@@ -25,8 +25,8 @@ from engine.simulation.runner import Progress, SimulationCancelled, execute_run
 from engine.transaction_row import content_hash_sql
 
 if TYPE_CHECKING:
+    from engine.decision import Decider
     from engine.ids import IdAllocator
-    from engine.policy import Policy
     from engine.store import Store
 
 log = logging.getLogger("ptsim.simulation")
@@ -46,14 +46,14 @@ class Simulations:
         store: Store,
         ids: IdAllocator,
         card_key: bytes,
-        active_policy: Callable[[], Policy],
+        active_decider: Callable[[], Decider],
         max_running: int = 2,
         pacer: RunPacer | None = None,
     ) -> None:
         self.store = store
         self._ids = ids
         self._card_key = card_key
-        self._active_policy = active_policy
+        self._active_decider = active_decider
         self._max_running = max_running
         self._pacer = pacer
         self._sim_threads: dict[int, tuple[threading.Thread, threading.Event]] = {}
@@ -88,11 +88,12 @@ class Simulations:
 
     def _prepare_run(
         self, params: SimulationParams | dict, key: tuple[str, str] | None = None
-    ) -> tuple[SimulationParams, int, Policy]:
+    ) -> tuple[SimulationParams, int, Decider]:
         if not isinstance(params, SimulationParams):
             params = SimulationParams.model_validate(params)
-        policy = self._active_policy()
-        return params, records.create_run(self.store, params, policy.version, key), policy
+        decider = self._active_decider()
+        run_id = records.create_run(self.store, params, decider.policy.version, key)
+        return params, run_id, decider
 
     def simulate(
         self, params: SimulationParams | dict, progress: Progress | None = None
@@ -103,8 +104,8 @@ class Simulations:
         (or an exception from ``progress``) stops the run: committed chunks stay, the record is
         marked interrupted (or failed) with a true ``rows_written``, and the exception propagates.
         """
-        params, run_id, policy = self._prepare_run(params)
-        execute_run(self.store, self._ids, self._card_key, policy, run_id, params, progress)
+        params, run_id, decider = self._prepare_run(params)
+        execute_run(self.store, self._ids, self._card_key, decider, run_id, params, progress)
         return self.get_run(run_id)
 
     def start_simulation(
@@ -136,7 +137,7 @@ class Simulations:
                 f"={self._max_running}); retry when one has finished.",
                 BUSY_RETRY_AFTER_S,
             )
-        params, run_id, policy = self._prepare_run(params, key)
+        params, run_id, decider = self._prepare_run(params, key)
         cancel = threading.Event()
 
         def work() -> None:
@@ -145,7 +146,7 @@ class Simulations:
                     self.store,
                     self._ids,
                     self._card_key,
-                    policy,
+                    decider,
                     run_id,
                     params,
                     cancel=cancel,

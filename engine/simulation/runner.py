@@ -23,16 +23,17 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from engine.decision import decide
+from engine.decision import Decider, risk_score
 from engine.errors import EngineError
-from engine.features import NO_GBP, HistoryTracker, normalize
+from engine.features import CHANNELS, NO_GBP, HistoryTracker, normalize
 from engine.fx import gbp_pence, rate_arrays
 from engine.ids import IdAllocator
-from engine.policy import Policy
+from engine.rule_inputs import BatchFacts, rule_inputs
+from engine.rules import Coded
 from engine.simulation import records
 from engine.simulation.pacing import RunPacer
 from engine.simulation.params import SimulationParams
-from engine.simulation.population import CURRENCIES, Population, build_population
+from engine.simulation.population import CURRENCIES, TEST_BINS, Population, build_population
 from engine.simulation.rows import Rows
 from engine.simulation.stream import chunks
 from engine.simulation.summary import RunSummary
@@ -84,12 +85,14 @@ class Timings:
 def decided_chunks(
     params: SimulationParams,
     pop: Population,
-    policy: Policy,
+    decider: Decider,
     run_id: int,
     timings: Timings,
 ) -> Iterator[DecidedChunk]:
     """The run's chunks, each with history features and decisions (pure computation)."""
     tracker = HistoryTracker()
+    labels = _Labels(pop)
+    weights = decider.policy.score_weights
     stream = chunks(params, pop, params.chunk_rows)
     while True:
         with timings.stage("generate_s"):
@@ -101,23 +104,75 @@ def decided_chunks(
             counts = tracker.update(rows.card, rows.device, rows.currency, rows.t_ms, pence)
             features = normalize(counts, rows.device >= 0, rows.channel)
         with timings.stage("decide_s"):
-            decisions = decide(
+            score = risk_score(
                 rows.amount_cents,
                 features.spending_velocity,
                 features.device_trust_score,
                 features.ip_risk_score,
-                counts.velocity_count,
-                rows.draw,
-                policy,
+                weights,
             )
+            facts = BatchFacts(
+                amount_cents=rows.amount_cents,
+                gbp_pence=pence,
+                has_device=rows.device >= 0,
+                card_bin=_BINS[pop.card_bin[rows.card]],
+                counts=counts,
+                features=features,
+                score=score,
+                t_ms=rows.t_ms,
+                draw=rows.draw,
+                text=labels.coded(rows),
+            )
+            decisions = decider.decide(score, *rule_inputs(facts, decider.attributes))
         with timings.stage("arrow_s"):
             table = transactions_table(
-                rows, pop, counts, features, decisions, run_id, policy.version, pence
+                rows, pop, counts, features, decisions, run_id, decider.policy.version, pence
             )
             rollup = RollupDelta.from_columns(
                 run_id, decisions.approved, rows.amount_cents, rows.latency_ms
             )
         yield DecidedChunk(table, rollup, rows, decisions.approved)
+
+
+_BINS = np.array([int(b) for b in TEST_BINS], dtype=np.int64)
+_CURRENCY_LABELS = np.array(CURRENCIES, dtype=object)
+_CHANNEL_LABELS = np.array(CHANNELS, dtype=object)
+
+
+class _Labels:
+    """A run's text attributes as codes into label arrays built once per run (the compiled
+    rules test each label set once, by identity), each only when a rule first reads it."""
+
+    def __init__(self, pop: Population) -> None:
+        self._pop = pop
+        self._merchants: np.ndarray | None = None
+        self._devices: np.ndarray | None = None
+        self._cards: np.ndarray | None = None
+
+    def coded(self, rows: Rows) -> dict[str, Callable[[], Coded]]:
+        """Producers of each text attribute of ``rows``."""
+        return {
+            "currency": lambda: Coded(rows.currency, _CURRENCY_LABELS),
+            "channel": lambda: Coded(rows.channel, _CHANNEL_LABELS),
+            "merchant": lambda: Coded(rows.merchant, self.merchants()),
+            "device_id": lambda: Coded(np.maximum(rows.device, 0), self.devices()),
+            "card": lambda: Coded(rows.card, self.cards()),
+        }
+
+    def merchants(self) -> np.ndarray:
+        if self._merchants is None:
+            self._merchants = np.asarray(self._pop.merchant_names.to_pylist(), dtype=object)
+        return self._merchants
+
+    def devices(self) -> np.ndarray:
+        if self._devices is None:
+            self._devices = np.asarray(self._pop.device_names.to_pylist(), dtype=object)
+        return self._devices
+
+    def cards(self) -> np.ndarray:
+        if self._cards is None:
+            self._cards = np.ascontiguousarray(self._pop.card_digest).view("S16").ravel()
+        return self._cards
 
 
 def _gbp_pence(rows: Rows) -> np.ndarray:
@@ -167,7 +222,7 @@ def execute_run(
     store: Store,
     ids: IdAllocator,
     card_key: bytes,
-    policy: Policy,
+    decider: Decider,
     run_id: int,
     params: SimulationParams,
     progress: Progress | None = None,
@@ -185,7 +240,7 @@ def execute_run(
     try:
         with timings.stage("population_s"):
             pop = build_population(params, card_key)
-        producer = _Producer(decided_chunks(params, pop, policy, run_id, timings))
+        producer = _Producer(decided_chunks(params, pop, decider, run_id, timings))
         producer.start()
         while True:
             if cancel is not None and cancel.is_set():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from engine.decision import REASON_NAMES, Decisions
+from engine.decision import ACTION_LABELS, REASON_NAMES, Decisions
 from engine.features import CHANNELS, FeatureColumns, HistoryCounts
 from engine.history import attribute_columns
 from engine.simulation.params import SCENARIOS
@@ -21,6 +21,7 @@ _CURRENCIES = pa.array(CURRENCIES, pa.string())
 _CHANNELS = pa.array(CHANNELS, pa.string())
 _STATUS = pa.array(["Approved", "Declined"], pa.string())
 _REASONS = pa.array(REASON_NAMES.tolist(), pa.string())
+_ACTIONS = pa.array(ACTION_LABELS.tolist(), pa.string())
 _SCENARIOS = pa.array(SCENARIOS, pa.string())
 
 
@@ -76,6 +77,9 @@ def transactions_table(
             "status": _coded((~decisions.approved).astype(np.int32), _STATUS),
             "reason_code": _coded(decisions.reason, _REASONS),
             "risk_flag": decisions.risk_flag,
+            "rule_index": decisions.rule_index,
+            "action": _coded(decisions.action, _ACTIONS),
+            "flag_rule": decisions.flag_rule,
             "score": decisions.score,
             "spending_velocity": features.spending_velocity,
             "device_trust_score": features.device_trust_score,

@@ -1,4 +1,5 @@
-"""Backtests: SQL re-decision equals decide(), metrics are right, candidate == active is a no-op."""
+"""Backtests: the SQL re-decision equals the numpy decider, metrics are right, candidate ==
+active is a no-op, and per-rule figures and overlaps count what they say."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from knob_reference import decide_as_engine
 from support import read_numpy
 from synthetic_rows import insert_rows, random_columns
 
-from engine.backtest import CURVE_STEPS, decision_sql
-from engine.decision import Reason, decide
+from engine.backtest import CURVE_STEPS
+from engine.decision import Decider, Reason, reason_codes, risk_score_sql
 from engine.errors import InvalidRequestError
 from engine.filters import RowFilter
 from engine.policy import DEFAULT_POLICY, Policy
@@ -24,24 +26,27 @@ def engine(tmp_path):
 
 
 def sql_decisions(engine: Engine, policy: Policy) -> dict[str, np.ndarray]:
-    """Per-row score and reason from the SQL translation, in id order."""
-    q = decision_sql(policy, "c")
+    """Per-row score and reason from the compiled SQL (match words decided in numpy, as a
+    backtest does), in id order."""
+    decider = Decider(policy)
+    score_sql = risk_score_sql(policy.score_weights)
+    plan = decider.rules.sql(prefix="c_", risk_score_sql=score_sql)
+    words = ", ".join(f"{w} AS w{i}" for i, w in enumerate(plan.words))
     rows = read_numpy(
         engine.store,
-        f"""WITH base AS (
-                    SELECT id, CAST(amount * 100 AS BIGINT) AS cents, spending_velocity AS sv,
-                           device_trust_score AS dt, ip_risk_score AS ip,
-                           velocity_count AS vc, draw FROM transactions
-                ), scored AS (SELECT *, {q.score} AS c_score, {q.rest_reason} AS c_rest FROM base)
-                SELECT c_score, {q.reason} AS c_reason FROM scored ORDER BY id""",
-        q.params,
+        f"SELECT {score_sql} AS c_score, {words} FROM transactions ORDER BY id",
+        plan.params,
     )
-    return {"score": rows["c_score"], "reason": rows["c_reason"]}
+    matrix = np.column_stack([rows[f"w{i}"] for i in range(len(plan.words))])
+    outcome = decider.rules.decide_matches(decider.rules.unpack_words(matrix))
+    codes = reason_codes(policy)
+    reason = np.where(outcome.rule_index >= 0, codes[outcome.rule_index], Reason.APPROVED)
+    return {"score": rows["c_score"], "reason": reason}
 
 
 def numpy_decisions(cols: dict[str, np.ndarray], policy: Policy):
-    return decide(
-        cols["cents"], cols["sv"], cols["dt"], cols["ip"], cols["vc"], cols["draw"], policy
+    return decide_as_engine(
+        policy, cols["cents"], cols["sv"], cols["dt"], cols["ip"], cols["vc"], cols["draw"]
     )
 
 
@@ -79,18 +84,18 @@ def policies_for(cols: dict[str, np.ndarray]) -> list[Policy]:
     """Default, plus policies whose score threshold equals a row's score exactly."""
     base = [
         DEFAULT_POLICY,
-        Policy(velocity_limit=5),
-        Policy(amount_threshold=Decimal("123.45"), high_amount_decline_prob=0.5),
-        Policy(weight_device=10, weight_ip=10, weight_amount=10, weight_velocity=10),
-        Policy(score_threshold=0.0),
-        Policy(score_threshold=1.0, weight_amount=5),
-        Policy(base_decline_prob=0.0, high_amount_decline_prob=1.0),
+        Policy.from_knobs(velocity_limit=5),
+        Policy.from_knobs(amount_threshold=Decimal("123.45"), high_amount_decline_prob=0.5),
+        Policy.from_knobs(weight_device=10, weight_ip=10, weight_amount=10, weight_velocity=10),
+        Policy.from_knobs(score_threshold=0.0),
+        Policy.from_knobs(score_threshold=1.0, weight_amount=5),
+        Policy.from_knobs(base_decline_prob=0.0, high_amount_decline_prob=1.0),
     ]
     for row in (0, 2, 3, 7, 8):
         for knobs in ({}, {"weight_ip": 0.7, "weight_amount": 0.05}):
-            probe = Policy(**knobs)
+            probe = Policy.from_knobs(**knobs)
             score = float(numpy_decisions(cols, probe).score[row])
-            base.append(Policy(**knobs, score_threshold=score, velocity_limit=5))
+            base.append(Policy.from_knobs(**knobs, score_threshold=score, velocity_limit=5))
     return base
 
 
@@ -114,7 +119,7 @@ def test_edge_rows_hit_each_boundary_as_decide_says():
     assert d.reason[3] == Reason.RANDOM_DECLINE
     assert d.reason[4] == Reason.HIGH_AMOUNT
     assert d.reason[5] == Reason.RANDOM_DECLINE
-    v = numpy_decisions(cols, Policy(velocity_limit=5))
+    v = numpy_decisions(cols, Policy.from_knobs(velocity_limit=5))
     assert v.reason[1] == Reason.VELOCITY_LIMIT and v.reason[8] != Reason.VELOCITY_LIMIT
 
 
@@ -124,7 +129,7 @@ def test_sql_translation_matches_decide_on_random_rows_and_policies(engine, seed
     insert_rows(engine.store, cols)
     rng = np.random.default_rng(seed + 100)
     for _ in range(8):
-        policy = Policy(
+        policy = Policy.from_knobs(
             amount_threshold=Decimal(int(rng.integers(1, 200_000))).scaleb(-2),
             high_amount_decline_prob=float(rng.random()),
             base_decline_prob=float(rng.random() * 0.3),
@@ -160,7 +165,9 @@ def reference_metrics(cols, policy):
 def test_metrics_match_a_row_by_row_reference(engine):
     cols = random_columns(5000, seed=11)
     insert_rows(engine.store, cols)
-    candidate = Policy(score_threshold=0.62, velocity_limit=9, amount_threshold=Decimal("300"))
+    candidate = Policy.from_knobs(
+        score_threshold=0.62, velocity_limit=9, amount_threshold=Decimal("300")
+    )
     result = engine.backtest(candidate)
     for name, metrics, policy in (
         ("candidate", result.candidate, candidate),
@@ -205,7 +212,7 @@ def test_hand_computed_numbers_on_four_rows(engine):
     }
     insert_rows(engine.store, cols)
     # active (default): row 1 high amount, draw .2 < .3: declined; row 3 draw .05 < .1: declined
-    result = engine.backtest(Policy(velocity_limit=5))
+    result = engine.backtest(Policy.from_knobs(velocity_limit=5))
     a, c = result.active, result.candidate
     assert (a.approved, a.fraud_caught, a.false_declines) == (2, 1, 1)
     assert a.fraud_loss == Decimal("600.00")
@@ -222,8 +229,10 @@ def test_hand_computed_numbers_on_four_rows(engine):
 
 def test_candidate_equal_to_active_gives_identical_metrics(engine):
     insert_rows(engine.store, random_columns(2000, seed=5))
-    active = engine.activate_policy(Policy(score_threshold=0.7, velocity_limit=6), "test")
-    result = engine.backtest(Policy(**active.knobs()))
+    active = engine.activate_policy(
+        Policy.from_knobs(score_threshold=0.7, velocity_limit=6), "test"
+    )
+    result = engine.backtest(Policy.from_knobs(active.knobs))
     assert result.candidate == result.active
     assert result.newly_declined == result.newly_approved == 0
     assert all(s.recall_active == s.recall_candidate for s in result.scenarios)
@@ -233,7 +242,7 @@ def test_curve_passes_through_the_candidate_point(engine):
     cols = random_columns(4000, seed=9)
     insert_rows(engine.store, cols)
     for threshold in (0.35, 0.5, 0.57, 0.29):
-        result = engine.backtest(Policy(score_threshold=threshold))
+        result = engine.backtest(Policy.from_knobs(score_threshold=threshold))
         point = result.curve[round(threshold * CURVE_STEPS)]
         assert point.score_threshold == threshold
         assert point.approval_rate == pytest.approx(result.candidate.approval_rate)
@@ -252,7 +261,7 @@ def test_filters_select_runs_live_rows_and_time_ranges(engine):
     live["is_fraud"] = np.array([None] * 40, dtype=object)
     live["scenario"] = np.array([None] * 40, dtype=object)
     insert_rows(engine.store, live, run_id=None, first_index=20_000)
-    candidate = Policy(score_threshold=0.5)
+    candidate = Policy.from_knobs(score_threshold=0.5)
     assert engine.backtest(candidate).candidate.rows == 840
     assert engine.backtest(candidate, run=2).candidate.rows == 300
     only_live = engine.backtest(candidate, run="live").candidate
@@ -282,10 +291,15 @@ def test_filter_rejects_an_inverted_time_range():
 def test_backtest_query_streams_rows_into_its_aggregation(engine):
     """The re-decided rows are not buffered in a materialized CTE before being grouped (that
     buffer was a quarter of a 10M-row backtest's CPU time); the plan has no CTE operator."""
-    from engine.backtest import grouped_decisions_sql
+    from engine.backtest import _side, grouped_decisions_sql
 
-    sql, params = grouped_decisions_sql(
-        Policy(score_threshold=0.5), DEFAULT_POLICY, RowFilter(), ["stolen_card"]
-    )
+    sides = [
+        _side(Decider(policy), prefix, engine.lists)
+        for policy, prefix in (
+            (Policy.from_knobs(score_threshold=0.5), "c_"),
+            (DEFAULT_POLICY, "a_"),
+        )
+    ]
+    sql, params = grouped_decisions_sql(*sides, RowFilter(), ["stolen_card"])
     plan = engine.store.query("EXPLAIN " + sql, params)[0][1]
     assert "CTE" not in plan, plan

@@ -62,7 +62,7 @@ def _recount(eng: Engine) -> dict:
 def test_reopening_a_file_keeps_data_and_policy_version(db_path) -> None:
     with Engine.open(db_path, seed=1, card_key="") as eng:
         results = _pay_many(eng, 20, wave=7)
-        policy = eng.activate_policy(Policy(score_threshold=0.95), note="kept")
+        policy = eng.activate_policy(Policy.from_knobs(score_threshold=0.95), note="kept")
         before = eng.stats()
     with Engine.open(db_path, seed=1, card_key="") as eng:
         assert eng.stats() == before

@@ -6,7 +6,7 @@ from engine.filters import RowFilter
 from engine.policy import Policy
 from workbench import cache
 
-CANDIDATE = Policy(score_threshold=0.5)
+CANDIDATE = Policy.from_knobs(score_threshold=0.5)
 
 
 def count_backtests(engine, monkeypatch) -> list[int]:
@@ -34,9 +34,9 @@ def test_backtest_is_reused_until_a_payment_changes_the_data(seeded, monkeypatch
 def test_backtest_differs_per_candidate_filter_and_active_policy(seeded, monkeypatch):
     calls = count_backtests(seeded, monkeypatch)
     cache.backtest(seeded, CANDIDATE, RowFilter())
-    cache.backtest(seeded, Policy(score_threshold=0.6), RowFilter())
+    cache.backtest(seeded, Policy.from_knobs(score_threshold=0.6), RowFilter())
     cache.backtest(seeded, CANDIDATE, RowFilter(run=1))
     assert len(calls) == 3
-    seeded.activate_policy(Policy(velocity_limit=5), "test")
+    seeded.activate_policy(Policy.from_knobs(velocity_limit=5), "test")
     after = cache.backtest(seeded, CANDIDATE, RowFilter())
     assert len(calls) == 4 and after.active_policy.velocity_limit == 5

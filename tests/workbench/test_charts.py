@@ -36,7 +36,7 @@ def test_dashboard_figures_plot_the_engines_aggregates(engine):
 
 
 def test_backtest_figures_mark_active_and_candidate(engine):
-    result = engine.backtest(Policy(score_threshold=0.5))
+    result = engine.backtest(Policy.from_knobs(score_threshold=0.5))
     curve = charts.tradeoff_curve_chart(result)
     names = [t.name for t in curve.data]
     assert names == ["candidate, score threshold swept", "active", "candidate"]
@@ -51,7 +51,7 @@ def test_backtest_figures_mark_active_and_candidate(engine):
 
 
 def test_unlabelled_backtest_has_no_curve_markers(engine):
-    result = engine.backtest(Policy(score_threshold=0.5), run="live")
+    result = engine.backtest(Policy.from_knobs(score_threshold=0.5), run="live")
     assert charts.tradeoff_curve_chart(result).data == ()
     assert charts.comparison_table(result).set_index("metric").loc["Precision", "change"] == "–"
 
@@ -104,7 +104,7 @@ def test_a_single_payment_gets_a_time_axis_of_whole_seconds_named_by_its_kind(tm
 
 
 def test_legends_sit_under_the_plot_never_on_the_title(engine):
-    result = engine.backtest(Policy(score_threshold=0.5))
+    result = engine.backtest(Policy.from_knobs(score_threshold=0.5))
     for fig in (
         charts.latency_chart(engine.dashboard().series),
         charts.tradeoff_curve_chart(result),

@@ -8,10 +8,11 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from knob_reference import decide
 from rules_db import database, inputs, numpy_matches, row, sql_matches
 
-from engine.decision import Reason, decide
-from engine.policy import DEFAULT_POLICY
+from engine.decision import Reason
+from engine.policy import Knobs
 from engine.rules import Action, ListSpec, compile_policy, hour_and_weekday
 
 LISTS = {
@@ -228,7 +229,7 @@ def test_the_default_policy_as_rules_decides_as_the_heuristic() -> None:
     cents = rng.choice([50_000, 50_001, 49_999, 100, 1_000_000], size=2_000)
     draw = rng.choice([0.1, 0.3, np.nextafter(0.1, 0), np.nextafter(0.3, 0), 0.5], size=2_000)
     zeros = np.zeros(2_000)
-    heuristic = decide(cents, zeros, zeros, zeros, zeros.astype(int), draw, DEFAULT_POLICY)
+    heuristic = decide(cents, zeros, zeros, zeros, zeros.astype(int), draw, Knobs())
     outcome = policy.decide({"amount": cents, "random": draw})
     expected = np.select(
         [heuristic.reason == Reason.HIGH_AMOUNT, heuristic.reason == Reason.RANDOM_DECLINE],
