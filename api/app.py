@@ -19,6 +19,7 @@ from api.routes import (
     health,
     lists,
     payments,
+    policies,
     simulations,
     stats,
     transactions,
@@ -72,7 +73,17 @@ def create_app(engine: Engine | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         route_limits=(lists.body_limit(settings.max_list_body_bytes, settings.admin_token),),
     )
-    for module in (transactions, stats, simulations, backtest, attributes, lists, admin, health):
+    for module in (
+        transactions,
+        stats,
+        simulations,
+        backtest,
+        policies,
+        attributes,
+        lists,
+        admin,
+        health,
+    ):
         app.include_router(module.router)
     _answer_400_not_422(app)
     return app

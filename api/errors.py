@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -26,6 +26,7 @@ from engine.errors import (
     StoreLockedError,
 )
 from engine.pan import mask_pans
+from engine.rules import RuleError
 from engine.validation import describe_first
 
 log = logging.getLogger("ptsim.api")
@@ -37,6 +38,8 @@ class ErrorBody(BaseModel):
     type: str
     message: str
     field: str | None = None
+    line: int | None = Field(None, description="For a rule condition: the 1-based line.")
+    column: int | None = Field(None, description="For a rule condition: the 1-based column.")
     request_id: str | None = None
 
 
@@ -55,13 +58,21 @@ class MappedError:
     message: str
     field: str | None = None
     headers: dict[str, str] | None = None
+    line: int | None = None
+    column: int | None = None
 
     def body(self, request_id: str | None) -> dict[str, Any]:
-        """The envelope as a JSON-ready dict."""
+        """The envelope as a JSON-ready dict (``line``/``column`` only when known)."""
         error = ErrorBody(
-            type=self.type, message=self.message, field=self.field, request_id=request_id
+            type=self.type,
+            message=self.message,
+            field=self.field,
+            line=self.line,
+            column=self.column,
+            request_id=request_id,
         )
-        return ErrorResponse(error=error).model_dump()
+        unknown = {name for name in ("line", "column") if getattr(self, name) is None}
+        return ErrorResponse(error=error).model_dump(exclude={"error": unknown})
 
 
 def error_response(
@@ -98,6 +109,10 @@ def map_error(exc: Exception) -> MappedError | None:
         return MappedError(400, "validation_error", message, field)
     if isinstance(exc, InvalidRequestError):
         return MappedError(400, "validation_error", exc.message, exc.field)
+    if isinstance(exc, RuleError):
+        return MappedError(
+            400, "validation_error", mask_pans(exc.message), exc.field, None, exc.line, exc.column
+        )
     if isinstance(exc, RecursionError):
         return MappedError(400, "validation_error", "The JSON body is nested too deeply.", "body")
     if isinstance(exc, IdempotencyConflictError):
@@ -123,6 +138,7 @@ def install_error_handlers(app: FastAPI) -> None:
     for known in (
         RequestValidationError,
         InvalidRequestError,
+        RuleError,
         RecursionError,
         IdempotencyConflictError,
         NotFoundError,

@@ -65,9 +65,7 @@ def _save(eng: Engine) -> None:
     items, numbers = _lines(text)
     name = str(state.get("lists_name") or "").strip()
     try:
-        outcome = eng.lists.put(
-            name, state["lists_kind"], items, str(state.get("lists_note") or "")
-        )
+        outcome = eng.put_list(name, state["lists_kind"], items, str(state.get("lists_note") or ""))
     except InvalidRequestError as exc:
         state[_ERROR] = _where(exc, numbers, source)
         return

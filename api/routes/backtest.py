@@ -14,7 +14,8 @@ from api.heavy import HeavyDep
 from engine.backtest import BacktestResult
 from engine.errors import InvalidRequestError
 from engine.filters import RowFilter
-from engine.policy import Policy
+from engine.policy import Knobs, Policy, ScoreWeights
+from engine.rules import RuleError
 from engine.service import Engine
 from engine.validation import describe_first, quoted_field
 
@@ -42,45 +43,92 @@ _KNOBS: dict[str, Any] = {
 
 
 class BacktestRequest(BaseModel):
-    """A candidate policy (knobs left out keep the active policy's value; ``null`` switches an
-    optional rule off) and which stored rows to re-decide."""
+    """A candidate policy and which stored rows to re-decide. The candidate is either rules
+    (``{"rules": [...], "score_weights"?: {...}}``) or knobs (knobs left out keep the active
+    policy's value, or the default's when the active policy was written as rules; ``null``
+    switches an optional rule off)."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
             "examples": [
                 {
+                    "candidate": {
+                        "rules": [
+                            {
+                                "name": "Card testing",
+                                "action": "block",
+                                "when": ":cards_per_device_24h: >= 5 and :amount_in_gbp: < 5",
+                            }
+                        ]
+                    },
+                    "filters": {"run": "all"},
+                },
+                {
                     "candidate": {"score_threshold": 0.6, "velocity_limit": 8},
                     "filters": {"run": "all"},
-                }
+                },
             ]
         },
     )
 
     candidate: dict[str, Any] = Field(
         default_factory=dict,
-        json_schema_extra={"properties": _KNOBS, "additionalProperties": False},
-        description="Policy knobs: amount_threshold, high_amount_decline_prob, "
-        "base_decline_prob, score_threshold, velocity_limit, weight_device, weight_ip, "
-        "weight_amount, weight_velocity.",
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "properties": {"rules": {"type": "array"}, "score_weights": {"type": "object"}},
+                    "required": ["rules"],
+                    "additionalProperties": False,
+                },
+                {"properties": _KNOBS, "additionalProperties": False},
+            ]
+        },
+        description="Rules (as POST /policies takes them) with optional score_weights, or "
+        "policy knobs: amount_threshold, high_amount_decline_prob, base_decline_prob, "
+        "score_threshold, velocity_limit, weight_device, weight_ip, weight_amount, "
+        "weight_velocity.",
     )
     filters: RowFilter = Field(default_factory=RowFilter)
 
 
-def candidate_policy(engine: Engine, knobs: dict[str, Any]) -> Policy:
-    """The active policy with ``knobs`` applied; invalid knobs raise InvalidRequestError."""
-    for name, knob in knobs.items():
+def candidate_policy(engine: Engine, candidate: dict[str, Any]) -> Policy:
+    """The candidate as a checked draft policy; invalid input raises InvalidRequestError or
+    RuleError (fields prefixed ``candidate.``)."""
+    if "rules" in candidate:
+        return _rules_candidate(engine, candidate)
+    for name, knob in candidate.items():
         if isinstance(knob, bool | str):  # lax mode would take true as 1 and "0.5" as 0.5
             field = f"candidate.{name}"
             raise InvalidRequestError(
                 field, f"{quoted_field(field)} must be a JSON number or null."
             )
+    base = engine.active_policy().knobs or Knobs()
     try:
-        return Policy(**{**engine.active_policy().knobs(), **knobs, "version": 0})
+        return Policy.from_knobs(base, **candidate)
     except ValidationError as exc:
         raise InvalidRequestError(
             *describe_first(exc, prefix=("candidate",), root="candidate")
         ) from None
+
+
+def _rules_candidate(engine: Engine, candidate: dict[str, Any]) -> Policy:
+    unknown = sorted(set(candidate) - {"rules", "score_weights"})
+    if unknown:
+        field = f"candidate.{unknown[0]}"
+        raise InvalidRequestError(
+            field, f"{quoted_field(field)} is not allowed beside rules (rules, score_weights)."
+        )
+    try:
+        weights = ScoreWeights.model_validate(candidate.get("score_weights") or {})
+    except ValidationError as exc:
+        raise InvalidRequestError(
+            *describe_first(exc, prefix=("candidate", "score_weights"), root="candidate")
+        ) from None
+    try:
+        return engine.draft_policy(candidate["rules"], weights)
+    except RuleError as error:
+        raise error.under("candidate") from None
 
 
 @router.post(

@@ -152,11 +152,10 @@ async def get_list(
     responses=_ADMIN_ERRORS,
 )
 async def put_list(name: ListName, body: ListUpload, engine: EngineDep) -> ListChange:
-    """Replace a list's items (creating the list if new) as a new version; admin token."""
+    """Replace a list's items (creating the list if new) as a new version; admin token. When
+    the active policy reads the list, a copy pinning the new version becomes active."""
     check_name(name)
-    outcome = await run_in_threadpool(
-        engine.lists.put, name, body.kind, body.items, body.note or ""
-    )
+    outcome = await run_in_threadpool(engine.put_list, name, body.kind, body.items, body.note or "")
     return ListChange(**ListSummary.of(outcome.summary).model_dump(), changed=outcome.changed)
 
 

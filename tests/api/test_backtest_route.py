@@ -1,4 +1,5 @@
-"""POST /backtest: candidate knobs over the active policy, filters, and 400s for bad input."""
+"""POST /backtest: candidate rules or knobs over the active policy, per-rule figures and overlap,
+filters, and 400s for bad input."""
 
 from __future__ import annotations
 
@@ -21,10 +22,13 @@ def test_backtest_compares_candidate_with_active(client, history):
     body = response.json()
     assert body["candidate"]["rows"] == body["active"]["rows"] == 4000
     assert body["candidate"]["fraud_caught"] > body["active"]["fraud_caught"]
-    assert body["candidate_policy"]["score_threshold"] == 0.55
+    assert body["candidate_policy"]["knobs"]["score_threshold"] == 0.55
     # knobs left out keep the active policy's values
-    assert body["candidate_policy"]["base_decline_prob"] == 0.10
-    assert body["active_policy"]["score_threshold"] is None
+    assert body["candidate_policy"]["knobs"]["base_decline_prob"] == 0.10
+    assert body["active_policy"]["knobs"]["score_threshold"] is None
+    assert [r["name"] for r in body["rules"]] == [
+        r["name"] for r in body["candidate_policy"]["rules"]
+    ]
     assert len(body["curve"]) > 100
     assert isinstance(body["candidate"]["fraud_loss"], float)  # money is a JSON number
     assert {s["scenario"] for s in body["scenarios"]} <= {
@@ -34,9 +38,9 @@ def test_backtest_compares_candidate_with_active(client, history):
         "compromised_merchant",
     }
     # the engine call gives the same numbers
-    direct = history.backtest(
-        history.active_policy().model_copy(update={"score_threshold": 0.55, "velocity_limit": 8})
-    )
+    from engine.policy import Policy
+
+    direct = history.backtest(Policy.from_knobs(score_threshold=0.55, velocity_limit=8))
     assert body["candidate"]["approved"] == direct.candidate.approved
 
 
@@ -96,7 +100,7 @@ def test_amount_threshold_text_is_plain_ascii(text):
     from engine.policy import Policy
 
     with pytest.raises(ValidationError):
-        Policy(amount_threshold=text)
+        Policy.from_knobs(amount_threshold=text)
 
 
 @pytest.mark.parametrize(
@@ -110,3 +114,109 @@ def test_extreme_but_valid_filters_select_every_row(client, history, filters):
     response = client.post("/backtest", json={"filters": filters})
     assert response.status_code == 200, response.text
     assert response.json()["candidate"]["rows"] == 4000
+
+
+RULES = [
+    {"name": "fast", "action": "block", "when": ":payments_per_card_1h: >= 6"},
+    {"name": "risky", "action": "review", "when": ":risk_score: >= 0.6"},
+    {"name": "tiny", "action": "allow", "when": ":amount: < 2"},
+]
+
+
+def test_a_rules_candidate_reports_each_rule_and_their_overlap(client, history):
+    """Per rule: matched, decided, fraud decided, unique fraud, false positives, amount (GBP);
+    per pair of block/review rules: the fraud both match. Checked against the engine's own
+    decisions of every stored row (the numpy decider over the same columns)."""
+    from knob_reference import decide_as_engine
+    from support import read_numpy
+
+    from engine.policy import Policy, RuleSpec
+
+    response = client.post("/backtest", json={"candidate": {"rules": RULES}})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    rows = read_numpy(
+        history.store,
+        "SELECT CAST(amount * 100 AS BIGINT) AS cents, spending_velocity, device_trust_score, "
+        "ip_risk_score, velocity_count, draw, is_fraud, CAST(amount_in_gbp * 100 AS BIGINT) AS p "
+        "FROM transactions ORDER BY id",
+    )
+    policy = Policy(rules=tuple(RuleSpec(**r) for r in RULES))
+    d = decide_as_engine(
+        policy,
+        rows["cents"],
+        rows["spending_velocity"],
+        rows["device_trust_score"],
+        rows["ip_risk_score"],
+        rows["velocity_count"],
+        rows["draw"],
+    )
+    from engine.decision import Decider
+
+    decider = Decider(policy)
+    score = d.score
+    matches = decider.rules.matches(
+        {
+            "payments_per_card_1h": rows["velocity_count"].astype("int64"),
+            "risk_score": score,
+            "amount": rows["cents"],
+        }
+    )
+    fraud = rows["is_fraud"].astype(bool)
+    figures = {f["name"]: f for f in body["rules"]}
+    for i, rule in enumerate(RULES):
+        decided = d.rule_index == i
+        f = figures[rule["name"]]
+        assert f["matched"] == int(matches[i].sum())
+        assert f["decided"] == int(decided.sum())
+        assert f["fraud_decided"] == int((decided & fraud).sum())
+        catching = matches[:2].sum(axis=0)
+        unique = matches[i] & (catching == 1) & fraud if i < 2 else matches[i] & False
+        assert f["unique_fraud"] == int(unique.sum())
+        assert f["false_positives"] == (int((decided & ~fraud).sum()) if i < 2 else 0)
+        assert f["amount_decided"] == pytest.approx(int(rows["p"][decided].sum()) / 100)
+    assert body["overlap"] == [
+        {"a": "fast", "b": "risky", "fraud_both": int((matches[0] & matches[1] & fraud).sum())}
+    ]
+    assert body["candidate"]["approved"] == int(d.approved.sum())
+    assert body["candidate"]["declines_by_reason"]["BLOCKED_BY_RULE"] == int((~d.approved).sum())
+
+
+@pytest.mark.parametrize(
+    ("rules", "field", "line", "column", "message"),
+    [
+        ([{"name": "a", "action": "block", "when": ":amout: > 5"}], "candidate.rules[0].when",
+         1, 1, "did you mean :amount:"),
+        ([RULES[0], {"name": "b", "action": "block", "when": ":channel: > 300"}],
+         "candidate.rules[1].when", 1, 13, "cannot compare :channel: (text) with 300 (number)"),
+        ([{"name": "c", "action": "block", "when": ":merchant: in @vip"}],
+         "candidate.rules[0].when", 1, 15, "unknown list @vip"),
+        ([{"name": "d", "action": "stop", "when": "true"}], "candidate.rules[0].action",
+         None, None, "allow, block or review"),
+    ],
+)  # fmt: skip
+def test_bad_candidate_rules_answer_400_with_field_line_and_column(
+    client, history, rules, field, line, column, message
+):
+    response = client.post("/backtest", json={"candidate": {"rules": rules}})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["field"], error.get("line"), error.get("column")) == (field, line, column)
+    assert message in error["message"]
+
+
+def test_a_rules_candidate_takes_score_weights_and_refuses_other_fields(client, history):
+    rules = [{"name": "s", "action": "block", "when": ":risk_score: >= 0.5"}]
+    light = client.post("/backtest", json={"candidate": {"rules": rules}}).json()
+    heavy = client.post(
+        "/backtest",
+        json={"candidate": {"rules": rules, "score_weights": {"device": 3, "ip": 3}}},
+    ).json()
+    assert heavy["candidate"]["declined"] > light["candidate"]["declined"]
+    bad = client.post(
+        "/backtest", json={"candidate": {"rules": rules, "score_weights": {"ip": -1}}}
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "candidate.score_weights.ip"
+    mixed = client.post("/backtest", json={"candidate": {"rules": rules, "velocity_limit": 3}})
+    assert mixed.status_code == 400
+    assert mixed.json()["error"]["field"] == "candidate.velocity_limit"
