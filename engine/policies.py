@@ -33,7 +33,7 @@ class Policies:
         self._store = store
         self._lists = lists
         self._cache: dict[int, Policy] = {}
-        self._deciders: dict[tuple[Any, ...], Decider] = {}
+        self._deciders: dict[Policy, Decider] = {}
         self._lock = threading.Lock()
 
     # -- checking and storing ----------------------------------------------------------------
@@ -145,9 +145,9 @@ class Policies:
         return {pin for policy in self.all() for pin in policy.lists}
 
     def decider(self, policy: Policy) -> Decider:
-        """``policy`` compiled for the numpy paths with its pinned lists (cached by
-        definition)."""
-        key = (policy.rules, policy.lists)
+        """``policy`` compiled for the numpy paths with its pinned lists (cached per policy:
+        the decider also carries the version and weights the paths record and score with)."""
+        key = policy
         with self._lock:
             if (cached := self._deciders.get(key)) is not None:
                 return cached
