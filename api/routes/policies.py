@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import AdminDep, EngineDep
 from api.errors import ErrorResponse
 from api.exact_json import ExactJsonRoute
+from engine.models import Money
 from engine.policy import Policy, ScoreWeights
 from engine.service import Engine
 
@@ -32,6 +33,16 @@ class RuleOut(BaseModel):
     )
 
 
+class ScoreWeightsOut(BaseModel):
+    """The risk score's weights (money as a JSON number, as everywhere)."""
+
+    device: float
+    ip: float
+    amount: float
+    velocity: float
+    amount_scale: Money = Field(description="The amount at which the amount part reaches 1.")
+
+
 class PolicyOut(BaseModel):
     """A stored policy version."""
 
@@ -40,7 +51,7 @@ class PolicyOut(BaseModel):
     active: bool
     note: str
     rules: list[RuleOut]
-    score_weights: ScoreWeights
+    score_weights: ScoreWeightsOut
     lists: dict[str, int] = Field(description="The version of every list the rules read.")
 
     @staticmethod
