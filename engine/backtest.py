@@ -27,7 +27,7 @@ from engine.filters import RowFilter
 from engine.lists import Lists
 from engine.models import Money
 from engine.policy import SCORE_RULE, Policy
-from engine.rules import decide_from_matches
+from engine.rules import Action, decide_from_matches
 from engine.store import Store
 
 _APPROVING = (Reason.APPROVED, Reason.REVIEW_BY_RULE, Reason.ALLOWED_BY_RULE)
@@ -243,7 +243,7 @@ def run_backtest(
         newly_declined=int(g.n[g.a_approved & ~g.c_approved].sum()),
         newly_approved=int(g.n[~g.a_approved & g.c_approved].sum()),
         scenarios=_scenarios(g),
-        curve=_curve(g.n, g.fraud, g.c_bin, g.c_rest_approved),
+        curve=_curve(g.n, g.fraud, g.c_bin, g.c_rest_approved, g.c_allowed),
         rules=_rule_figures(g, candidate.policy),
         overlap=_overlap(g, candidate.policy),
         elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
@@ -266,6 +266,7 @@ class _Groups:
     c_approved: np.ndarray
     c_reason: np.ndarray
     c_rest_approved: np.ndarray  # approved without the candidate's score-threshold rule
+    c_allowed: np.ndarray  # an allow rule of the candidate matched
     a_approved: np.ndarray
     a_reason: np.ndarray
 
@@ -298,6 +299,7 @@ class _Groups:
             c_approved=c.approved,
             c_reason=_reasons(c.rule_index, candidate.policy),
             c_rest_approved=_without_score_rule(c_matches, candidate),
+            c_allowed=c_matches[candidate.rules.actions == Action.ALLOW].any(axis=0),
             a_approved=a.approved,
             a_reason=_reasons(a.rule_index, active.policy),
         )
@@ -416,35 +418,33 @@ def _overlap(g: _Groups, policy: Policy) -> list[OverlapCell]:
 
 
 def _curve(
-    n: np.ndarray, fraud: np.ndarray, score_bin: np.ndarray, rest_ok: np.ndarray
+    n: np.ndarray,
+    fraud: np.ndarray,
+    score_bin: np.ndarray,
+    rest_ok: np.ndarray,
+    allowed: np.ndarray,
 ) -> list[CurvePoint]:
     """Approval rate and recall at each score threshold k/STEPS, plus the rule switched off.
 
-    A row is declined at threshold k/STEPS when its score bin is ≥ k or rules 2-4 decline it.
+    At threshold k/STEPS a row is approved when the candidate without its score-threshold rule
+    approves it (``rest_ok``) and either an allow rule matched it (allow rules come first, so
+    no threshold reaches it) or its score bin is below k.
     """
     rows = int(n.sum())
     fraud_total = int(n[fraud].sum())
     bins = np.clip(score_bin.astype(np.int64), 0, CURVE_STEPS)
-    # approved_below[k] = approvable rows with bin < k; fraud_missed_below likewise for fraud.
-    ok_by_bin = np.bincount(bins[rest_ok], weights=n[rest_ok], minlength=CURVE_STEPS + 1)
+    # shifted <= k  <=>  approved at threshold k (given rest_ok); index STEPS + 1: no threshold
+    shifted = np.where(allowed, 0, bins + 1)
+    size = CURVE_STEPS + 2
+    approved_at = np.cumsum(np.bincount(shifted[rest_ok], weights=n[rest_ok], minlength=size))
     fraud_ok = rest_ok & fraud
-    fraud_ok_by_bin = np.bincount(bins[fraud_ok], weights=n[fraud_ok], minlength=CURVE_STEPS + 1)
-    approved_below = np.concatenate(([0.0], np.cumsum(ok_by_bin)))
-    fraud_missed_below = np.concatenate(([0.0], np.cumsum(fraud_ok_by_bin)))
-    points = []
-    for k in range(CURVE_STEPS + 1):
-        points.append(
-            CurvePoint(
-                score_threshold=k / CURVE_STEPS,
-                approval_rate=approved_below[k] / rows if rows else 0.0,
-                recall=(fraud_total - fraud_missed_below[k]) / fraud_total if fraud_total else None,
-            )
-        )
-    points.append(
+    missed_at = np.cumsum(np.bincount(shifted[fraud_ok], weights=n[fraud_ok], minlength=size))
+    thresholds = [k / CURVE_STEPS for k in range(CURVE_STEPS + 1)] + [None]
+    return [
         CurvePoint(
-            score_threshold=None,
-            approval_rate=approved_below[-1] / rows if rows else 0.0,
-            recall=(fraud_total - fraud_missed_below[-1]) / fraud_total if fraud_total else None,
+            score_threshold=threshold,
+            approval_rate=approved_at[k] / rows if rows else 0.0,
+            recall=(fraud_total - missed_at[k]) / fraud_total if fraud_total else None,
         )
-    )
-    return points
+        for k, threshold in enumerate(thresholds)
+    ]

@@ -303,3 +303,23 @@ def test_backtest_query_streams_rows_into_its_aggregation(engine):
     sql, params = grouped_decisions_sql(*sides, RowFilter(), ["stolen_card"])
     plan = engine.store.query("EXPLAIN " + sql, params)[0][1]
     assert "CTE" not in plan, plan
+
+
+def test_the_curve_never_declines_what_an_allow_rule_approves(engine):
+    """Allow rules come first: at every threshold the rows they match stay approved, and the
+    point at the candidate's own threshold is the candidate."""
+    from engine.policy import SCORE_RULE, RuleSpec
+
+    cols = random_columns(3000, seed=4)
+    insert_rows(engine.store, cols)
+    candidate = Policy(
+        rules=(
+            RuleSpec(name="small", action="allow", when=":amount: < 20"),
+            RuleSpec(name=SCORE_RULE, action="block", when=":risk_score: >= 0.5"),
+        )
+    )
+    result = engine.backtest(candidate)
+    small = float((cols["cents"] < 2_000).mean())
+    assert result.curve[0].approval_rate == pytest.approx(small)
+    assert result.curve[50].approval_rate == pytest.approx(result.candidate.approval_rate)
+    assert result.curve[-1].approval_rate == 1.0  # no threshold, no other block rule
