@@ -9,8 +9,9 @@ In one run, on synthetic data shaped like stored payments:
 * **numpy**: ``CompiledPolicy.decide`` of the 20-rule policy with two list lookups (a card list
   of 100,000 fingerprints and a merchant list of 1,000) on a 64-row group (a live group commit)
   and a 100,000-row chunk (bulk generation), next to the reference measured on the same rows:
-  today's ``engine.decision.decide`` with the default knobs; plus the default policy written as
-  two rules, and the 20 rules with a 100,000-item *device* list (text: a hash set) instead;
+  the engine's ``Decider`` of the default policy (its two rules and risk flags), what the live
+  and bulk paths run by default; plus the default policy's two rules alone, and the 20 rules
+  with a 100,000-item *device* list (text: a hash set) instead;
 * **SQL**: a DuckDB file of ``--sql-rows`` rows with the stored column types; one backtest-style
   query ``SELECT words, count(*), count(*) FILTER (is_fraud) GROUP BY words`` of the 20-rule
   policy, with the lists bound as list parameters (the compiler's default) and with the lists
@@ -38,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engine.currencies import ISO_4217  # noqa: E402
-from engine.decision import decide  # noqa: E402
+from engine.decision import Decider  # noqa: E402
 from engine.features import CHANNELS  # noqa: E402
 from engine.policy import DEFAULT_POLICY  # noqa: E402
 from engine.rules import (  # noqa: E402
@@ -260,6 +261,7 @@ def bench_numpy(repeat: int) -> list[tuple[str, float, float]]:
     twenty = policy(RULES_20, lists(cards))
     with_devices = policy(RULES_20_DEVICES, lists(cards, device_list=True))
     default = policy(DEFAULT_RULES, {})
+    engine_default = Decider(DEFAULT_POLICY)  # what the live and bulk paths run by default
     out = []
     for label, rows, coded in (
         ("64-row group", slice(0, 64), False),
@@ -267,13 +269,13 @@ def bench_numpy(repeat: int) -> list[tuple[str, float, float]]:
         ("100k-row chunk, coded", slice(None), True),
     ):
         values, missing, d = numpy_inputs(data, cards, rows, coded)
+        score = np.zeros(len(d["amount"]))
         reference = median_ms(
-            lambda d=d: decide(
-                d["amount"], d["spending_velocity"], d["device_trust_score"],
-                d["ip_risk_score"], d["velocity_count"], d["draw"], DEFAULT_POLICY,
+            lambda d=d, s=score: engine_default.decide(
+                s, {"amount": d["amount"], "random": d["draw"]}
             ),
             repeat,
-        )  # fmt: skip
+        )
         for name, compiled in (
             ("default policy as 2 rules", default),
             ("20 rules, card list 100k + merchant list 1k", twenty),
