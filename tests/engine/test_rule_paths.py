@@ -103,6 +103,12 @@ def test_live_and_bulk_decisions_are_what_the_backtest_sql_re_decides(rules, see
         _live_payments(engine, seed)
         stored = read_numpy(engine.store, STORED)
         again = _sql_decisions(engine)
+        # the catalogue reads "has a device" from payments_per_device_1h being non-NULL
+        mismatched = engine.store.query(
+            "SELECT count(*) FROM transactions "
+            "WHERE (device_id IS NULL) != (payments_per_device_1h IS NULL)"
+        )
+        assert mismatched == [(0,)]
     assert stored["live"].sum() == 24 and len(stored["live"]) == 424
     for field in ("rule_index", "action", "reason", "status"):
         assert stored[field].astype(str).tolist() == again[field].astype(str).tolist(), field
