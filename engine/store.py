@@ -812,35 +812,3 @@ class Store:
             return 0
         wal = self.path.with_name(self.path.name + ".wal")
         return sum(p.stat().st_size for p in (self.path, wal) if p.exists())
-
-    # -- policies ------------------------------------------------------------------------------
-
-    def latest_policy_row(self) -> tuple[int, str] | None:
-        """(version, knobs JSON) of the newest policy, or None when none is stored."""
-        rows = self.query("SELECT version, knobs FROM policies ORDER BY version DESC LIMIT 1")
-        return rows[0] if rows else None
-
-    def list_policies(self) -> list[dict[str, Any]]:
-        """Every policy version, newest first."""
-        rows = self.query(
-            "SELECT version, created_at, knobs, note FROM policies ORDER BY version DESC"
-        )
-        return [
-            {"version": v, "created_at": c, "knobs": json.loads(k), "note": n}
-            for v, c, k, n in rows
-        ]
-
-    def insert_policy(self, knobs: dict[str, Any], note: str) -> int:
-        """Store a new policy version and its audit entry; return the version."""
-        with self.write() as tx:
-            (version,) = tx.one("SELECT coalesce(max(version), 0) + 1 FROM policies")
-            now = utc_now()
-            payload = json.dumps({"knobs": knobs, "note": note})
-            tx.execute(
-                "INSERT INTO policies VALUES (?, ?, ?, ?)", [version, now, json.dumps(knobs), note]
-            )
-            tx.execute(
-                "INSERT INTO audit_log VALUES (NULL, ?, 'policy.activated', ?, ?)",
-                [now, version, payload],
-            )
-        return version
