@@ -395,7 +395,7 @@ def results(candidate: Policy, run: object, time_range: str) -> None:
         "matches and no other block or review rule does — what dropping it would lose."
     )
     st.dataframe(charts.rule_table(result), hide_index=True, key="tune_rule_table")
-    if len(result.overlap) > 0:
+    if labelled and result.overlap:  # fraud rows both match: needs labels
         st.plotly_chart(charts.overlap_heatmap(result), key="tune_chart_overlap")
 
 
