@@ -428,10 +428,7 @@ def rule_table(result: BacktestResult) -> pd.DataFrame:
             "#": [r.index for r in result.rules],
             "rule": [r.name for r in result.rules],
             "action": [r.action for r in result.rules],
-            **{
-                label: [getattr(r, field) for r in result.rules]
-                for label, field in RULE_COLUMNS
-            },
+            **{label: [getattr(r, field) for r in result.rules] for label, field in RULE_COLUMNS},
             "amount decided (GBP)": [f"{r.amount_decided:,.2f}" for r in result.rules],
         }
     )

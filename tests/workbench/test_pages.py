@@ -529,13 +529,13 @@ def test_invalid_rule_text_shows_the_error_at_its_line_and_stores_nothing(seeded
     rules_mode(at)
     versions = len(seeded.policy_history())
     at.text_area(key="tune_rules_text").set_value(
-        VALID_RULES.replace(":device_trust_score: < 0.2", ":device_trust_score: < 0.2\n  or :nope: = 1")
+        VALID_RULES.replace(
+            ":device_trust_score: < 0.2", ":device_trust_score: < 0.2\n  or :nope: = 1"
+        )
     ).run()
     assert not at.exception
     errors = [e.value for e in at.error]
-    assert errors == [
-        "Line 9, column 6 (rules[1].when): unknown attribute :nope:"
-    ], errors
+    assert errors == ["Line 9, column 6 (rules[1].when): unknown attribute :nope:"], errors
     assert "   9 |   or :nope: = 1\n     |      ^" in [c.value for c in at.code]
     assert not at.table and not at.get("plotly_chart")  # nothing backtested
     assert at.button(key="tune_save").disabled
@@ -561,8 +561,13 @@ def test_a_valid_draft_is_saved_as_a_new_version_not_active_and_backtested(seede
         "#", "rule", "action", "matched", "decided", "fraud caught", "unique fraud",
         "false positives", "amount decided (GBP)",
     ]  # fmt: skip
-    result = seeded.backtest(seeded.draft_policy(__import__("workbench.rule_text").rule_text.rules(
-        __import__("workbench.rule_text").rule_text.parse(VALID_RULES))))
+    result = seeded.backtest(
+        seeded.draft_policy(
+            __import__("workbench.rule_text").rule_text.rules(
+                __import__("workbench.rule_text").rule_text.parse(VALID_RULES)
+            )
+        )
+    )
     for shown, figures in zip(table.to_dict("records"), result.rules, strict=True):
         assert (shown["matched"], shown["fraud caught"], shown["unique fraud"]) == (
             figures.matched, figures.fraud_decided, figures.unique_fraud,

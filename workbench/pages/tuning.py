@@ -97,7 +97,9 @@ def knob_candidate() -> Policy:
         score_threshold=round(state["tune_score_threshold"], 4)
         if state["tune_score_enabled"]
         else None,
-        velocity_limit=int(state["tune_velocity_limit"]) if state["tune_velocity_enabled"] else None,
+        velocity_limit=int(state["tune_velocity_limit"])
+        if state["tune_velocity_enabled"]
+        else None,
         **{f"weight_{name}": round(state[f"tune_weight_{name}"], 4) for name, _ in WEIGHTS},
     )
 
@@ -335,8 +337,9 @@ def tiles(c, a) -> list[Tile]:
         )
     ]
     if c.recall is None or a.recall is None:
-        return shown + [Tile("Fraud caught", formats.DASH, "Needs labelled (simulated) payments.")]
-    return shown + [
+        return [*shown, Tile("Fraud caught", formats.DASH, "Needs labelled (simulated) payments.")]
+    return [
+        *shown,
         Tile(
             "Fraud caught",
             formats.percent(c.recall),
