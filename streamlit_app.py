@@ -20,7 +20,7 @@ PAGES = [
     ),
     st.Page("workbench/pages/submit.py", title="Submit payment", icon=":material/credit_card:"),
     st.Page("workbench/pages/inspect.py", title="Inspect", icon=":material/search:"),
-    st.Page("workbench/pages/tuning.py", title="Threshold tuning", icon=":material/tune:"),
+    st.Page("workbench/pages/tuning.py", title="Rule workbench", icon=":material/tune:"),
     st.Page("workbench/pages/simulations.py", title="Simulations", icon=":material/science:"),
     st.Page("workbench/pages/admin.py", title="Admin", icon=":material/admin_panel_settings:"),
 ]

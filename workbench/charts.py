@@ -408,3 +408,61 @@ def label_delay_chart(known: pd.DataFrame, title: str | None = None) -> go.Figur
         fill="tozeroy",
     )
     return fig
+
+
+RULE_COLUMNS: Sequence[tuple[str, str]] = (
+    ("matched", "matched"),
+    ("decided", "decided"),
+    ("fraud caught", "fraud_decided"),
+    ("unique fraud", "unique_fraud"),
+    ("false positives", "false_positives"),
+)
+
+
+def rule_table(result: BacktestResult) -> pd.DataFrame:
+    """One row per candidate rule, in the policy's order: what it matched and decided, the
+    fraud it caught (decided), the fraud only it catches, its false positives and the GBP
+    amount it decided."""
+    return pd.DataFrame(
+        {
+            "#": [r.index for r in result.rules],
+            "rule": [r.name for r in result.rules],
+            "action": [r.action for r in result.rules],
+            **{label: [getattr(r, field) for r in result.rules] for label, field in RULE_COLUMNS},
+            "amount decided (GBP)": [f"{r.amount_decided:,.2f}" for r in result.rules],
+        }
+    )
+
+
+def _short(name: str, limit: int = 28) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def overlap_heatmap(result: BacktestResult) -> go.Figure:
+    """Fraud rows each pair of candidate block/review rules both match (symmetric; the diagonal
+    is blank: a rule with itself says nothing about redundancy)."""
+    names = [r.name for r in result.rules if r.action != "allow"]
+    where = {name: i for i, name in enumerate(names)}
+    z: list[list[int | None]] = [[None] * len(names) for _ in names]
+    for cell in result.overlap:
+        i, j = where[cell.a], where[cell.b]
+        z[i][j] = z[j][i] = cell.fraud_both
+    labels = [f"{i + 1}. {_short(n)}" for i, n in enumerate(names)]
+    fig = _figure(
+        "Fraud both rules match",
+        height=max(320, 120 + 36 * len(names)),
+        yaxis={"autorange": "reversed"},
+    )
+    fig.add_heatmap(
+        z=z,
+        x=labels,
+        y=labels,
+        customdata=[[[a, b] for b in names] for a in names],
+        colorscale="Reds",
+        hoverongaps=False,
+        texttemplate="%{z:,}",
+        hovertemplate="%{customdata[0]}<br>and %{customdata[1]}<br>"
+        "%{z:,} fraud rows both match<extra></extra>",
+        colorbar={"title": "fraud rows"},
+    )
+    return fig

@@ -7,8 +7,9 @@ download here). The tests run in file order and share the server's data:
 1. the Live dashboard on the empty database seeds the demo run, then follows a payment posted
    through the REST API (its total KPI refreshes itself);
 2. a payment submitted in the Submit form is read back through ``GET /transaction/{id}``;
-3. Threshold tuning re-runs its backtest when a knob changes, and applies it once the admin token
-   is entered; the Admin page refuses a wrong token and takes a backup with the right one;
+3. The rule workbench re-runs its backtest when a knob changes, and activates it once the admin
+   token is entered and the activation confirmed; the Admin page refuses a wrong token and takes
+   a backup with the right one;
 4. every page is screenshotted at 1024, 1440 and 1920 px into ``test-artifacts/screenshots/``
    (the README's come from here), and no KPI tile is cut off at any of those widths;
 5. SIGINT to ``make run``'s process group shuts down cleanly: database closed, no WAL left.
@@ -400,7 +401,7 @@ def test_submit_in_dashboard_reads_back_through_api(page: Page, server: MainJob)
 def test_threshold_tuning_backtests_a_changed_knob(
     page: Page, server: MainJob, demo_data: None
 ) -> None:
-    open_page(page, server, "tuning", "Threshold tuning")
+    open_page(page, server, "tuning", "Rule workbench")
     expect(page.get_by_role("heading", name="Candidate vs active")).to_be_visible()
     approval = metric(page, "Approval rate")
     summary = page.get_by_text(re.compile(r"payments re-decided in .* newly approved"))
@@ -427,10 +428,12 @@ def test_threshold_tuning_backtests_a_changed_knob(
     expect(metric(page, "Fraud caught").get_by_test_id("stMetricValue")).to_be_visible()
     screenshot(page, "tuning")
 
-    # applying activates a policy: an admin act, locked until the token is entered
-    apply = page.get_by_role("button", name="Apply", exact=True)
+    # activating a policy is an admin act, locked until the token is entered and confirmed
+    apply = page.get_by_role("button", name="Activate", exact=True)
     expect(apply).to_be_disabled()
     unlock_admin(page, "tune")
+    expect(apply).to_be_disabled()
+    page.locator(".st-key-tune_confirm label").click()
     expect(apply).to_be_enabled()
     apply.click()
     expect(page.get_by_text(re.compile(r"Policy version \d+ is now active"))).to_be_visible()

@@ -39,4 +39,4 @@ def test_backtest_differs_per_candidate_filter_and_active_policy(seeded, monkeyp
     assert len(calls) == 3
     seeded.activate_policy(Policy.from_knobs(velocity_limit=5), "test")
     after = cache.backtest(seeded, CANDIDATE, RowFilter())
-    assert len(calls) == 4 and after.active_policy.velocity_limit == 5
+    assert len(calls) == 4 and after.active_policy.knobs.velocity_limit == 5

@@ -158,7 +158,8 @@ def test_tuning_slider_changes_the_backtest_and_apply_reset_work(seeded, app):
         after.loc["Fraud caught (recall)", "candidate"]
         != after.loc["Fraud caught (recall)", "active"]
     )
-    assert len(at.get("plotly_chart")) == 2
+    # the curve, recall per scenario and the overlap of the block rules
+    assert len(at.get("plotly_chart")) == 3
 
     at.slider(key="tune_score_threshold").set_value(0.7).run()
     looser = at.table[0].value.set_index("metric")
@@ -172,9 +173,11 @@ def test_tuning_slider_changes_the_backtest_and_apply_reset_work(seeded, app):
 
     version = seeded.active_policy().version
     unlock(at, "tune")
+    assert at.button(key="tune_apply").disabled  # not before the confirmation
+    at.checkbox(key="tune_confirm").check().run()
     at.button(key="tune_apply").click().run()
     active = seeded.active_policy()
-    assert active.version == version + 1 and active.score_threshold == 0.7
+    assert active.version == version + 1 and active.knobs.score_threshold == 0.7
     assert "now active" in at.success[0].value
     applied = at.table[0].value.set_index("metric")
     assert (applied["active"] == applied["candidate"]).all()
@@ -247,7 +250,7 @@ def test_tuning_on_unlabelled_live_traffic_offers_labelled_data(shared, app):
     assert len(at.get("plotly_chart")) == 0
     at.button(key="tune_demo_seed_labels").click().run()
     assert len(shared.list_runs()) == 1
-    assert not at.warning and len(at.get("plotly_chart")) == 2
+    assert not at.warning and len(at.get("plotly_chart")) == 3
 
 
 def test_tuning_rejects_an_invalid_candidate_without_crashing(seeded, app):
@@ -259,8 +262,10 @@ def test_tuning_rejects_an_invalid_candidate_without_crashing(seeded, app):
     assert "weight" in at.error[0].value
     version = seeded.active_policy().version
     unlock(at, "tune")
-    at.button(key="tune_apply").click().run()
-    assert seeded.active_policy().version == version  # nothing invalid gets applied
+    # nothing invalid can be confirmed, applied or saved
+    assert at.checkbox(key="tune_confirm").disabled and at.button(key="tune_apply").disabled
+    assert at.button(key="tune_save").disabled
+    assert seeded.active_policy().version == version
 
 
 def test_tiles_are_compact_with_the_exact_value_on_hover(seeded, app):
@@ -304,6 +309,7 @@ def test_without_a_configured_token_admin_controls_are_disabled_and_say_how(seed
     at.switch_page("workbench/pages/tuning.py").run()
     assert admin_gate.NOT_CONFIGURED in [i.value for i in at.info]
     assert at.button(key="tune_apply").disabled and at.button(key="tune_reset").disabled
+    assert at.checkbox(key="tune_confirm").disabled
     assert not at.button(key="tune_revert").disabled  # local to the page: no admin act
     assert seeded.stats().total == 6000 and seeded.active_policy().version == version
 
@@ -359,7 +365,10 @@ def test_repeated_wrong_tokens_are_throttled_even_before_a_right_one(tmp_path, a
 def test_the_right_token_unlocks_admin_acts_for_the_whole_session(seeded, app):
     at = app("tuning")
     unlock(at, "tune")
-    assert not at.error and not at.button(key="tune_apply").disabled
+    assert not at.error and not at.button(key="tune_reset").disabled
+    assert not at.checkbox(key="tune_confirm").disabled
+    at.checkbox(key="tune_confirm").check().run()
+    assert not at.button(key="tune_apply").disabled
     assert UI_ADMIN_TOKEN not in texts(at)
     assert UI_ADMIN_TOKEN not in [str(v) for v in at.session_state.values()]
     version = seeded.active_policy().version
@@ -479,3 +488,135 @@ def test_a_locked_session_cannot_save_a_list_by_sending_the_click(shared):
     at.button(key="lists_save").click().run()
     assert shared.lists.summaries() == []
     assert admin_gate.REFUSED in at.session_state["admin_gate_notice"]
+
+
+# --- the rule workbench: rules as text, drafts, per-rule figures, activation (issue 12) ---
+
+VALID_RULES = """name: Big spender
+action: block
+when: :amount: > 400
+  and :risk_score: >= 0.5
+
+name: Risky device
+action: review
+when: :device_trust_score: < 0.2
+"""
+
+
+def rules_mode(at) -> None:
+    at.radio(key="tune_mode").set_value("Rules").run()
+
+
+def rule_table(at):
+    return next(d.value for d in at.dataframe if "unique fraud" in d.value.columns)
+
+
+def test_switching_to_rules_prefills_the_active_policy_and_shows_the_catalogue(seeded, app):
+    at = app("tuning")
+    assert at.title[0].value == "Rule workbench"
+    rules_mode(at)
+    text = at.text_area(key="tune_rules_text").value
+    assert "name: High amount flagged by risk heuristic." in text and "action: block" in text
+    catalogue = next(d.value for d in at.dataframe if "definition" in d.value.columns)
+    assert {":amount:", ":payments_per_card_24h:", ":random:"} <= set(catalogue["name"])
+    # the candidate is the knob candidate written out: nothing differs from the active policy
+    compared = at.table[0].value.set_index("metric")
+    assert (compared["active"] == compared["candidate"]).all()
+
+
+def test_invalid_rule_text_shows_the_error_at_its_line_and_stores_nothing(seeded, app):
+    at = app("tuning")
+    rules_mode(at)
+    versions = len(seeded.policy_history())
+    at.text_area(key="tune_rules_text").set_value(
+        VALID_RULES.replace(
+            ":device_trust_score: < 0.2", ":device_trust_score: < 0.2\n  or :nope: = 1"
+        )
+    ).run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert errors == ["Line 9, column 6 (rules[1].when): unknown attribute :nope:"], errors
+    assert "   9 |   or :nope: = 1\n     |      ^" in [c.value for c in at.code]
+    assert not at.table and not at.get("plotly_chart")  # nothing backtested
+    assert at.button(key="tune_save").disabled
+    unlock(at, "tune")
+    assert at.checkbox(key="tune_confirm").disabled and at.button(key="tune_apply").disabled
+    assert len(seeded.policy_history()) == versions and seeded.active_policy().version == 1
+
+    at.text_area(key="tune_rules_text").set_value("name: only a name\nactoin: block").run()
+    assert [e.value for e in at.error] == [
+        "Line 2: expected 'name:', 'action:', 'when:' or 'flags_risk:' (only a condition "
+        "continues on the next lines; a blank line ends a rule)"
+    ]
+
+
+def test_a_valid_draft_is_saved_as_a_new_version_not_active_and_backtested(seeded, app):
+    at = app("tuning")
+    rules_mode(at)
+    at.text_area(key="tune_rules_text").set_value(VALID_RULES).run()
+    assert not at.error, [e.value for e in at.error]
+    table = rule_table(at)
+    assert list(table["rule"]) == ["Big spender", "Risky device"]
+    assert list(table.columns) == [
+        "#", "rule", "action", "matched", "decided", "fraud caught", "unique fraud",
+        "false positives", "amount decided (GBP)",
+    ]  # fmt: skip
+    result = seeded.backtest(
+        seeded.draft_policy(
+            __import__("workbench.rule_text").rule_text.rules(
+                __import__("workbench.rule_text").rule_text.parse(VALID_RULES)
+            )
+        )
+    )
+    for shown, figures in zip(table.to_dict("records"), result.rules, strict=True):
+        assert (shown["matched"], shown["fraud caught"], shown["unique fraud"]) == (
+            figures.matched, figures.fraud_decided, figures.unique_fraud,
+        )  # fmt: skip
+        assert shown["false positives"] == figures.false_positives and figures.matched > 0
+    assert "tune_chart_overlap" in {c.key for c in at.get("plotly_chart")}
+
+    at.text_input(key="tune_note").set_value("big spenders").run()
+    at.button(key="tune_save").click().run()
+    stored = seeded.policy_history()[0]
+    assert stored.version == 2 and stored.note == "big spenders"
+    assert [r.name for r in stored.rules] == ["Big spender", "Risky device"]
+    assert seeded.active_policy().version == 1  # saved, not active
+    assert "Draft saved as policy version 2 (not active)" in at.success[0].value
+    history = next(d.value for d in at.dataframe if "created_at" in d.value.columns)
+    assert history.to_dict("records")[0] | {"created_at": None} == {
+        "version": 2, "created_at": None, "note": "big spenders", "rules": 2, "active": "",
+    }  # fmt: skip
+    assert history.set_index("version").loc[1, "active"] == "● active"
+
+
+def test_activating_a_saved_draft_needs_the_token_and_the_confirmation(seeded, app):
+    at = app("tuning")
+    rules_mode(at)
+    at.text_area(key="tune_rules_text").set_value(VALID_RULES).run()
+    at.button(key="tune_save").click().run()
+    assert at.button(key="tune_apply").disabled and at.checkbox(key="tune_confirm").disabled
+    unlock(at, "tune")
+    assert at.button(key="tune_apply").disabled  # unlocked, not yet confirmed
+    assert seeded.active_policy().version == 1
+    at.checkbox(key="tune_confirm").check().run()
+    at.button(key="tune_apply").click().run()
+    active = seeded.active_policy()
+    assert active.version == 2  # the saved draft itself, no copy
+    assert len(seeded.policy_history()) == 2
+    assert "Policy version 2 is now active." in at.success[0].value
+    assert at.checkbox(key="tune_confirm").value is False
+    applied = at.table[0].value.set_index("metric")
+    assert (applied["active"] == applied["candidate"]).all()
+    assert at.radio(key="tune_mode").value == "Rules"  # a rules policy has no knobs
+
+
+def test_a_stored_version_loads_into_the_editor(seeded, app):
+    seeded.create_policy([{"name": "Night", "action": "review", "when": ":hour_of_day: < 5"}])
+    at = app("tuning")
+    at.selectbox(key="tune_load_version").set_value(2)
+    at.button(key="tune_load").click().run()
+    assert at.radio(key="tune_mode").value == "Rules"
+    assert at.text_area(key="tune_rules_text").value == (
+        "name: Night\naction: review\nwhen: :hour_of_day: < 5\n"
+    )
+    assert list(rule_table(at)["rule"]) == ["Night"]

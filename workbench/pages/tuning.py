@@ -1,17 +1,21 @@
-"""Threshold tuning: edit a candidate policy and backtest it over history in place."""
+"""Rule workbench: write a candidate policy as rules (or with the nine knobs), backtest it over
+history in place, save it as a draft version and activate it."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
+import pandas as pd
 import streamlit as st
 from pydantic import ValidationError
 
-from engine.policy import Policy
+from engine.policy import Knobs, Policy, ScoreWeights
+from engine.rules import RuleError, attributes_json
 from engine.validation import describe
-from workbench import cache, charts, formats
+from workbench import cache, charts, formats, rule_text
 from workbench.admin_gate import admin_access, admin_only
 from workbench.formats import Tile
+from workbench.lists_section import lists_section
 from workbench.ui import (
     TIME_RANGES,
     engine,
@@ -23,41 +27,70 @@ from workbench.ui import (
     seed_demo,
 )
 
+RULES, KNOBS = "Rules", "Knobs"
 WEIGHTS = (
-    ("weight_device", "Weight: 1 − device trust"),
-    ("weight_ip", "Weight: IP risk"),
-    ("weight_amount", "Weight: amount"),
-    ("weight_velocity", "Weight: spending velocity"),
+    ("device", "Weight: 1 − device trust"),
+    ("ip", "Weight: IP risk"),
+    ("amount", "Weight: amount"),
+    ("velocity", "Weight: spending velocity"),
 )
+DEFAULT_NOTE = "from the rule workbench"
 
-st.title("Threshold tuning")
+st.title("Rule workbench")
 st.caption(
-    "Edit a candidate policy; every change re-decides the stored payments with their stored "
+    "Write a candidate policy; every change re-decides the stored payments with their stored "
     "random draws (common random numbers), so differences come from the policy alone."
 )
 eng = engine()
 if offer_demo_seed("tune", eng):
     st.stop()
+state = st.session_state
+
+
+# -- the candidate's widgets ---------------------------------------------------------------
+
+
+def set_knobs(knobs: Knobs) -> None:
+    """Put ``knobs`` into the knob widgets (the weights are widgets of both modes)."""
+    state["tune_amount_threshold"] = float(knobs.amount_threshold)
+    state["tune_high_amount_decline_prob"] = float(knobs.high_amount_decline_prob)
+    state["tune_base_decline_prob"] = float(knobs.base_decline_prob)
+    state["tune_score_enabled"] = knobs.score_threshold is not None
+    state["tune_score_threshold"] = float(knobs.score_threshold or 0.6)
+    state["tune_velocity_enabled"] = knobs.velocity_limit is not None
+    state["tune_velocity_limit"] = int(knobs.velocity_limit or 10)
+
+
+def set_weights(weights: ScoreWeights) -> None:
+    for name, _ in WEIGHTS:
+        state[f"tune_weight_{name}"] = float(getattr(weights, name))
+    state["tune_amount_scale"] = float(weights.amount_scale)
 
 
 def load_policy(policy: Policy) -> None:
-    """Put ``policy``'s knobs into the candidate widgets."""
-    state = st.session_state
-    state["tune_amount_threshold"] = float(policy.amount_threshold)
-    state["tune_high_amount_decline_prob"] = float(policy.high_amount_decline_prob)
-    state["tune_base_decline_prob"] = float(policy.base_decline_prob)
-    state["tune_score_enabled"] = policy.score_threshold is not None
-    state["tune_score_threshold"] = float(policy.score_threshold or 0.6)
-    state["tune_velocity_enabled"] = policy.velocity_limit is not None
-    state["tune_velocity_limit"] = int(policy.velocity_limit or 10)
-    for name, _ in WEIGHTS:
-        state[f"tune_{name}"] = float(getattr(policy, name))
+    """Make ``policy`` the candidate being edited: knobs mode when it was written from knobs."""
+    set_knobs(policy.knobs or Knobs())
+    set_weights(policy.score_weights)
+    state["tune_rules_text"] = rule_text.render(policy.rules)
+    state["tune_mode"] = KNOBS if policy.knobs else RULES
+    state.pop("tune_saved", None)
 
 
-def candidate_from_state() -> Policy:
-    """The candidate policy the widgets describe (raises ValidationError when invalid)."""
-    state = st.session_state
-    return Policy(
+def switch_mode() -> None:
+    """Carry the candidate over: knobs become their rules; rules keep the knobs last used."""
+    last = state.get("tune_candidate")
+    if last is None:
+        return
+    if state["tune_mode"] == RULES:
+        state["tune_rules_text"] = rule_text.render(last.rules)
+        state["tune_amount_scale"] = float(last.score_weights.amount_scale)
+    elif last.knobs is not None:
+        set_knobs(last.knobs)
+
+
+def knob_candidate() -> Policy:
+    """The knob widgets' policy (ValidationError when invalid)."""
+    return Policy.from_knobs(
         amount_threshold=Decimal(str(round(state["tune_amount_threshold"], 2))),
         high_amount_decline_prob=round(state["tune_high_amount_decline_prob"], 4),
         base_decline_prob=round(state["tune_base_decline_prob"], 4),
@@ -67,25 +100,106 @@ def candidate_from_state() -> Policy:
         velocity_limit=int(state["tune_velocity_limit"])
         if state["tune_velocity_enabled"]
         else None,
-        **{name: round(state[f"tune_{name}"], 4) for name, _ in WEIGHTS},
+        **{f"weight_{name}": round(state[f"tune_weight_{name}"], 4) for name, _ in WEIGHTS},
     )
 
 
-def apply_candidate() -> None:
+def rules_candidate() -> Policy:
+    """The rule text's policy, checked by the engine (RuleTextError, RuleError with the rule
+    and position, or ValidationError for the weights)."""
+    text = str(state.get("tune_rules_text") or "")
+    blocks = rule_text.parse(text)
+    weights = ScoreWeights(
+        amount_scale=Decimal(str(round(state["tune_amount_scale"], 2))),
+        **{name: round(state[f"tune_weight_{name}"], 4) for name, _ in WEIGHTS},
+    )
     try:
-        policy = eng.activate_policy(candidate_from_state(), "applied from threshold tuning")
-    except ValidationError:
+        return eng.draft_policy(rule_text.rules(blocks), weights)
+    except RuleError as exc:
+        raise rule_text.RuleTextError(rule_text.locate(exc, blocks)) from exc
+
+
+def build_candidate() -> tuple[Policy | None, list[str], rule_text.TextError | None]:
+    """``(candidate, problems, text error)``: the candidate, or why there is none."""
+    try:
+        return (knob_candidate() if state["tune_mode"] == KNOBS else rules_candidate()), [], None
+    except ValidationError as exc:
+        return None, [describe(e, root="policy")[1] for e in exc.errors()], None
+    except rule_text.RuleTextError as exc:
+        return None, [exc.error.describe()], exc.error
+
+
+# -- acts --------------------------------------------------------------------------------------
+
+
+def note() -> str:
+    return str(state.get("tune_note") or "").strip() or DEFAULT_NOTE
+
+
+def save_draft() -> None:
+    """Store the candidate as a new version; nothing becomes active."""
+    candidate, _, _ = build_candidate()
+    if candidate is None:
+        return  # the page shows why; nothing invalid is stored
+    saved = eng.create_policy(
+        [rule.model_dump() for rule in candidate.rules], candidate.score_weights, note()
+    )
+    state["tune_saved"] = saved.version
+    state["tune_message"] = (
+        f"Draft saved as policy version {saved.version} (not active): backtest it here, then "
+        "activate it."
+    )
+
+
+def _saved_draft(candidate: Policy) -> Policy | None:
+    """The draft saved from this page, when it still is the candidate."""
+    if (version := state.get("tune_saved")) is None:
+        return None
+    saved = eng.policy(version)
+    same = (saved.rules, saved.score_weights, saved.lists) == (
+        candidate.rules,
+        candidate.score_weights,
+        candidate.lists,
+    )
+    return saved if same else None
+
+
+def activate_candidate() -> None:
+    """Make the candidate active (its saved draft when it has one, else a new version)."""
+    if not state.get("tune_confirm"):
+        state["tune_problem"] = "Tick the confirmation first: nothing was activated."
         return
+    candidate, _, _ = build_candidate()
+    if candidate is None:
+        return
+    saved = _saved_draft(candidate)
+    if saved is not None:
+        policy = eng.activate_version(saved.version, note())
+    else:
+        policy = eng.activate_policy(candidate, note())
     load_policy(policy)
-    st.session_state["tune_message"] = f"Policy version {policy.version} is now active."
+    state["tune_confirm"] = False
+    state["tune_message"] = f"Policy version {policy.version} is now active."
 
 
 def reset_default() -> None:
     policy = eng.reset_policy()
     load_policy(policy)
-    st.session_state["tune_message"] = (
-        f"The default heuristic is active again (version {policy.version})."
-    )
+    state["tune_message"] = f"The default heuristic is active again (version {policy.version})."
+
+
+def revert_candidate() -> None:
+    load_policy(eng.active_policy())
+
+
+def load_version() -> None:
+    version = state.get("tune_load_version")
+    if version is not None:
+        load_policy(eng.policy(int(version)))
+        state["tune_message"] = f"Policy version {version} loaded into the editor."
+
+
+# -- drawing -------------------------------------------------------------------------------
 
 
 def versus(candidate: str | None, active: str | None) -> str:
@@ -93,23 +207,25 @@ def versus(candidate: str | None, active: str | None) -> str:
     return f"Candidate {candidate}; active {active}."
 
 
-def revert_candidate() -> None:
-    load_policy(eng.active_policy())
+def show_text_error(error: rule_text.TextError) -> None:
+    """The refusal under the editor, with the offending line and a caret at the column."""
+    st.error(error.describe(), icon=":material/error:")
+    st.code(rule_text.excerpt(str(state.get("tune_rules_text") or ""), error), language=None)
 
 
-active = eng.active_policy()
-if "tune_amount_threshold" not in st.session_state:
-    # first visit, or back from another page (Streamlit drops the state of widgets not drawn):
-    # restore the candidate being edited, else start from the active policy
-    load_policy(st.session_state.get("tune_candidate") or active)
-if message := st.session_state.pop("tune_message", None):
-    st.success(message)
+def catalogue() -> None:
+    attributes = pd.DataFrame(attributes_json())
+    attributes["name"] = ":" + attributes["name"] + ":"
+    st.markdown("**Attributes** — write them as `:name:`; lists as `@name`")
+    st.dataframe(
+        attributes[["name", "type", "definition", "example"]],
+        hide_index=True,
+        height=360,
+        column_config={"definition": st.column_config.TextColumn(width="large")},
+    )
 
-# the knobs column keeps room for its labels and buttons at 1024 px
-knobs, results = st.columns([1.25, 2.2], gap="medium")
-with knobs:
-    st.subheader("Candidate policy")
-    st.caption(f"Active: version {active.version}")
+
+def knob_editor() -> None:
     st.number_input(
         "Amount threshold",
         min_value=0.01,
@@ -134,7 +250,7 @@ with knobs:
         1.0,
         step=0.01,
         key="tune_score_threshold",
-        disabled=not st.session_state["tune_score_enabled"],
+        disabled=not state["tune_score_enabled"],
     )
     st.toggle("Velocity limit rule", key="tune_velocity_enabled")
     st.number_input(
@@ -143,32 +259,61 @@ with knobs:
         max_value=10_000,
         step=1,
         key="tune_velocity_limit",
-        disabled=not st.session_state["tune_velocity_enabled"],
+        disabled=not state["tune_velocity_enabled"],
     )
+
+
+def weights_editor(mode: str) -> None:
     with st.expander("Score weights"):
         for name, label in WEIGHTS:
-            st.number_input(label, 0.0, 10.0, step=0.05, format="%.2f", key=f"tune_{name}")
-    options = eng.filter_options()
-    run = st.selectbox("Backtest over", run_choices(options), format_func=run_label, key="tune_run")
-    time_range = st.selectbox("Time range", list(TIME_RANGES), key="tune_range")
+            st.number_input(label, 0.0, 10.0, step=0.05, format="%.2f", key=f"tune_weight_{name}")
+        if mode == RULES:  # the knobs tie the scale to twice the amount threshold
+            st.number_input(
+                "Amount scale (GBP)",
+                0.01,
+                2_000_000.0,
+                step=100.0,
+                format="%.2f",
+                key="tune_amount_scale",
+                help="The amount term is min(amount / scale, 1).",
+            )
+
+
+def activation_controls(candidate: Policy | None) -> bool:
+    """Save, activate (admin, confirmed), revert and reset; True when admin acts are open."""
+    st.text_input("Note", key="tune_note", placeholder=DEFAULT_NOTE)
+    st.button(
+        "Save draft",
+        key="tune_save",
+        on_click=save_draft,
+        disabled=candidate is None,
+        width="stretch",
+        help="Store the candidate as a new policy version without activating it.",
+    )
     st.markdown("**Activate**")
     unlocked = admin_access(eng, "tune")  # activating a policy is an admin act, as in the API
+    st.checkbox(
+        "New payments will be decided by this candidate",
+        key="tune_confirm",
+        disabled=not unlocked or candidate is None,
+    )
     buttons = st.columns(2)
     buttons[0].button(
-        "Apply",
+        "Activate",
         key="tune_apply",
         type="primary",
-        on_click=admin_only(eng, apply_candidate),
-        disabled=not unlocked,
+        on_click=admin_only(eng, activate_candidate),
+        disabled=not unlocked or candidate is None or not state.get("tune_confirm"),
         width="stretch",
-        help="Make the candidate the active policy (a new version; needs the admin token).",
+        help="Make the candidate the active policy (its saved draft, else a new version; needs "
+        "the admin token and the confirmation).",
     )
     buttons[1].button(
         "Revert",
         key="tune_revert",
         on_click=revert_candidate,
         width="stretch",
-        help="Back to the active policy's knobs.",
+        help="Back to the active policy.",
     )
     st.button(
         "Reset to default",
@@ -179,23 +324,11 @@ with knobs:
         help="Make the original heuristic the active policy (a new version; needs the admin "
         "token).",
     )
+    return unlocked
 
-with results:
-    try:
-        candidate = candidate_from_state()
-    except ValidationError as exc:
-        for error in exc.errors():
-            st.error(describe(error, root="policy")[1])
-        st.stop()
-    st.session_state["tune_candidate"] = candidate
-    result = cache.backtest(eng, candidate, row_filter(run, time_range))
-    c, a = result.candidate, result.active
-    st.subheader("Candidate vs active")
-    if c.rows == 0:
-        st.info("No stored payments match this selection.")
-        st.stop()
-    labelled = c.recall is not None and a.recall is not None
-    tiles = [
+
+def tiles(c, a) -> list[Tile]:
+    shown = [
         Tile(
             "Approval rate",
             formats.percent(c.approval_rate),
@@ -203,33 +336,44 @@ with results:
             formats.delta_pp(c.approval_rate, a.approval_rate),
         )
     ]
-    if labelled:
-        tiles += [
-            Tile(
-                "Fraud caught",
-                formats.percent(c.recall),
-                versus(formats.exact_percent(c.recall), formats.exact_percent(a.recall)),
-                formats.delta_pp(c.recall, a.recall),
-            ),
-            # lower is better for both: a fall is green
-            Tile(
-                "Fraud loss",
-                formats.money(c.fraud_loss),
-                versus(formats.exact_money(c.fraud_loss), formats.exact_money(a.fraud_loss)),
-                formats.delta_money(c.fraud_loss, a.fraud_loss),
-                delta_color="inverse",
-            ),
-            Tile(
-                "False declines",
-                formats.count(c.false_declines),
-                versus(f"{c.false_declines:,}", f"{a.false_declines:,}"),
-                formats.delta_count(c.false_declines, a.false_declines),
-                delta_color="inverse",
-            ),
-        ]
-    else:
-        tiles.append(Tile("Fraud caught", formats.DASH, "Needs labelled (simulated) payments."))
-    kpi_row(tiles)
+    if c.recall is None or a.recall is None:
+        return [*shown, Tile("Fraud caught", formats.DASH, "Needs labelled (simulated) payments.")]
+    return [
+        *shown,
+        Tile(
+            "Fraud caught",
+            formats.percent(c.recall),
+            versus(formats.exact_percent(c.recall), formats.exact_percent(a.recall)),
+            formats.delta_pp(c.recall, a.recall),
+        ),
+        # lower is better for both: a fall is green
+        Tile(
+            "Fraud loss",
+            formats.money(c.fraud_loss),
+            versus(formats.exact_money(c.fraud_loss), formats.exact_money(a.fraud_loss)),
+            formats.delta_money(c.fraud_loss, a.fraud_loss),
+            delta_color="inverse",
+        ),
+        Tile(
+            "False declines",
+            formats.count(c.false_declines),
+            versus(f"{c.false_declines:,}", f"{a.false_declines:,}"),
+            formats.delta_count(c.false_declines, a.false_declines),
+            delta_color="inverse",
+        ),
+    ]
+
+
+def results(candidate: Policy, run: object, time_range: str) -> None:
+    """Candidate vs active over the selection, then what each candidate rule does."""
+    result = cache.backtest(eng, candidate, row_filter(run, time_range))
+    c, a = result.candidate, result.active
+    st.subheader("Candidate vs active")
+    if c.rows == 0:
+        st.info("No stored payments match this selection.")
+        return
+    labelled = c.recall is not None and a.recall is not None
+    kpi_row(tiles(c, a))
     if not labelled:
         st.warning(
             "This selection has no ground truth (live traffic is unlabelled): fraud caught, "
@@ -245,15 +389,116 @@ with results:
         f"{c.rows:,} payments re-decided in {result.elapsed_ms:,.0f} ms · "
         f"{result.newly_declined:,} newly declined · {result.newly_approved:,} newly approved"
     )
-    if c.recall is not None:
+    if labelled:
         st.plotly_chart(charts.tradeoff_curve_chart(result), key="tune_chart_curve")
         st.plotly_chart(charts.scenario_recall_chart(result), key="tune_chart_scenarios")
-    with st.expander("Policy history"):
-        st.dataframe(
-            [
-                {"version": p["version"], "created_at": p["created_at"], "note": p["note"]}
-                | p["knobs"]
-                for p in eng.policy_history()
-            ],
-            hide_index=True,
+    st.subheader("Per rule")
+    st.caption(
+        "Fraud caught: fraud rows the rule decided (first match). Unique fraud: fraud rows it "
+        "matches and no other block or review rule does — what dropping it would lose."
+    )
+    st.dataframe(charts.rule_table(result), hide_index=True, key="tune_rule_table")
+    if labelled and result.overlap:  # fraud rows both match: needs labels
+        st.plotly_chart(charts.overlap_heatmap(result), key="tune_chart_overlap")
+
+
+def history(active: Policy) -> None:
+    policies = eng.policy_history()
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "version": [p.version for p in policies],
+                "created_at": [p.created_at for p in policies],
+                "note": [p.note for p in policies],
+                "rules": [len(p.rules) for p in policies],
+                "active": ["● active" if p.version == active.version else "" for p in policies],
+            }
+        ),
+        hide_index=True,
+        key="tune_history",
+    )
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    row.selectbox("Version", [p.version for p in policies], key="tune_load_version", width=160)
+    row.button("Load into the editor", key="tune_load", on_click=load_version)
+
+
+# -- the page ----------------------------------------------------------------------------------
+
+active = eng.active_policy()
+# first visit, or back from another page (Streamlit drops the state of widgets not drawn):
+# restore the candidate being edited, else start from the active policy
+base = state.get("tune_candidate") or active
+if "tune_mode" not in state:
+    state["tune_mode"] = state.get("tune_mode_kept") or (KNOBS if active.knobs else RULES)
+if "tune_weight_device" not in state:
+    set_weights(base.score_weights)
+if "tune_amount_scale" not in state:
+    state["tune_amount_scale"] = float(base.score_weights.amount_scale)
+if state["tune_mode"] == KNOBS and "tune_amount_threshold" not in state:
+    set_knobs(base.knobs or Knobs())
+if state["tune_mode"] == RULES and "tune_rules_text" not in state:
+    state["tune_rules_text"] = state.get("tune_rules_kept") or rule_text.render(base.rules)
+if message := state.pop("tune_message", None):
+    st.success(message)
+if problem := state.pop("tune_problem", None):
+    st.error(problem)
+
+top = st.container(horizontal=True, vertical_alignment="center")
+mode = top.radio(
+    "Edit the candidate as",
+    (RULES, KNOBS),
+    key="tune_mode",
+    horizontal=True,
+    on_change=switch_mode,
+    help="Knobs: the original heuristic's nine settings, written as rules for you.",
+)
+state["tune_mode_kept"] = mode
+top.caption(f"Active: version {active.version} ({len(active.rules)} rules)")
+
+if mode == RULES:
+    editor, beside = st.columns([3, 2], gap="medium")
+    with editor:
+        st.text_area(
+            "Candidate rules — one block per rule: name:, action: (allow, block or review), "
+            "when: (the condition may go on over the next lines); a blank line between rules",
+            key="tune_rules_text",
+            height=360,
         )
+        state["tune_rules_kept"] = state["tune_rules_text"]
+        st.caption(
+            "Allow rules are tried first (a match approves), then block rules (a match declines "
+            "with the rule's name as the reason), then review rules (approve and mark)."
+        )
+    with beside:
+        catalogue()
+
+candidate, problems, text_error = build_candidate()
+if candidate is not None:
+    state["tune_candidate"] = candidate
+
+# the controls column keeps room for its labels and buttons at 1024 px
+controls, outcome = st.columns([1.25, 2.2], gap="medium")
+with controls:
+    if mode == KNOBS:
+        st.subheader("Candidate policy")
+        knob_editor()
+    weights_editor(mode)
+    options = eng.filter_options()
+    run = st.selectbox("Backtest over", run_choices(options), format_func=run_label, key="tune_run")
+    time_range = st.selectbox("Time range", list(TIME_RANGES), key="tune_range")
+    unlocked = activation_controls(candidate)
+
+with outcome:
+    if text_error is not None:
+        show_text_error(text_error)
+        st.info("Nothing is backtested, saved or activated until the rules are valid.")
+    elif candidate is None:
+        for text in problems:
+            st.error(text)
+    else:
+        results(candidate, run, time_range)
+
+with st.expander("Policy history"):
+    history(active)
+with st.expander("Lists — rules read them as @name"):
+    lists_section(eng, unlocked)
