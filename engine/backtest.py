@@ -189,7 +189,12 @@ def grouped_decisions_sql(
     )
     c_words = [f"{w} AS cw{i}" for i, w in enumerate(candidate.words)]
     a_words = [f"{w} AS aw{i}" for i, w in enumerate(active.words)]
-    word_names = [f"cw{i}" for i in range(len(c_words))] + [f"aw{i}" for i in range(len(a_words))]
+    n_c, n_a = len(candidate.decider.rules.rules), len(active.decider.rules.rules)
+    if _packs(n_c, n_a, n_sc):  # one BIGINT group key: (key, candidate bits, active bits)
+        grouped = f"({key} * {1 << (n_c + n_a)} + cw0 + aw0 * {1 << n_c})::BIGINT AS k"
+    else:
+        names = [f"cw{i}" for i in range(len(c_words))] + [f"aw{i}" for i in range(len(a_words))]
+        grouped = f"{key} AS k, {', '.join(names)}"
     sql = f"""
         WITH scored AS NOT MATERIALIZED (
             SELECT is_fraud, fraud_scenario, CAST(amount * 100 AS BIGINT) AS cents,
@@ -197,12 +202,18 @@ def grouped_decisions_sql(
                    {", ".join(c_words + a_words)}
             FROM transactions {where}
         )
-        SELECT {key} AS k, {", ".join(word_names)}, count(*) AS n, sum(cents) AS cents,
-               sum(pence) AS pence
+        SELECT {grouped}, count(*) AS n, sum(cents) AS cents, sum(pence) AS pence
         FROM scored GROUP BY ALL
     """
     used = set(re.findall(r"\$(\w+)", sql))
     return sql, {name: value for name, value in params.items() if name in used}
+
+
+def _packs(n_candidate: int, n_active: int, n_scenarios: int) -> bool:
+    """Whether both policies' match bits and the (label, scenario, score bin) key fit one
+    non-negative BIGINT: hashing one integer per row is cheaper than hashing several columns."""
+    key_bits = (3 * n_scenarios * (CURVE_STEPS + 1)).bit_length()
+    return n_candidate + n_active + key_bits <= 62
 
 
 def scenarios_sql(filters: RowFilter) -> tuple[str, dict[str, Any]]:
@@ -279,11 +290,18 @@ class _Groups:
         groups: pd.DataFrame, scenarios: list[str], candidate: Decider, active: Decider
     ) -> _Groups:
         k = groups["k"].to_numpy(dtype=np.int64)
+        n_c, n_a = len(candidate.rules.rules), len(active.rules.rules)
+        if _packs(n_c, n_a, len(scenarios) + 1):
+            c_words = (k & ((1 << n_c) - 1)).reshape(-1, 1)
+            a_words = ((k >> n_c) & ((1 << n_a) - 1)).reshape(-1, 1)
+            k = k >> (n_c + n_a)
+        else:
+            c_words, a_words = _words(groups, "cw"), _words(groups, "aw")
+        c_matches = candidate.rules.unpack_words(c_words)
+        a_matches = active.rules.unpack_words(a_words)
         k, c_bin = np.divmod(k, CURVE_STEPS + 1)
         label, sc = np.divmod(k, len(scenarios) + 1)
         names = np.array(["(none)", *scenarios], dtype=object)
-        c_matches = _matches(groups, "cw", candidate)
-        a_matches = _matches(groups, "aw", active)
         c = decide_from_matches(c_matches, candidate.rules.actions)
         a = decide_from_matches(a_matches, active.rules.actions)
         return _Groups(
@@ -305,10 +323,9 @@ class _Groups:
         )
 
 
-def _matches(groups: pd.DataFrame, prefix: str, decider: Decider) -> np.ndarray:
+def _words(groups: pd.DataFrame, prefix: str) -> np.ndarray:
     columns = [c for c in groups.columns if re.fullmatch(rf"{prefix}\d+", c)]
-    words = groups[columns].to_numpy(dtype=np.int64)
-    return decider.rules.unpack_words(words)
+    return groups[columns].to_numpy(dtype=np.int64)
 
 
 def _reasons(rule_index: np.ndarray, policy: Policy) -> np.ndarray:

@@ -323,3 +323,25 @@ def test_the_curve_never_declines_what_an_allow_rule_approves(engine):
     assert result.curve[0].approval_rate == pytest.approx(small)
     assert result.curve[50].approval_rate == pytest.approx(result.candidate.approval_rate)
     assert result.curve[-1].approval_rate == 1.0  # no threshold, no other block rule
+
+
+def test_policies_too_wide_for_one_group_key_give_the_same_figures(engine):
+    """Up to 62 match bits in all, the group key is one BIGINT; beyond, the words are grouped as
+    columns. A wide policy padded with never-matching rules reports what its live rules do."""
+    from engine.policy import RuleSpec
+
+    insert_rows(engine.store, random_columns(2000, seed=8))
+    live = (
+        RuleSpec(name="fast", action="block", when=":payments_per_card_1h: >= 7"),
+        RuleSpec(name="odd", action="review", when=":risk_score: >= 0.55"),
+    )
+    padding = tuple(
+        RuleSpec(name=f"never {i}", action="block", when=f":amount: < -{i + 1}") for i in range(70)
+    )
+    narrow = engine.backtest(Policy(rules=live))
+    wide = engine.backtest(Policy(rules=padding + live))
+    assert wide.candidate == narrow.candidate
+    assert [r.model_dump(exclude={"index"}) for r in wide.rules[70:]] == [
+        r.model_dump(exclude={"index"}) for r in narrow.rules
+    ]
+    assert wide.curve == narrow.curve
