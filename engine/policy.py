@@ -8,16 +8,33 @@ dashboard's knob editor and ``POST /backtest``'s knob form can start from it.
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
+from engine.models import UtcDateTime
 from engine.validation import plain_decimal_text
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+def _number_only(value: Any) -> Any:
+    """Weights are JSON numbers: lax validation would read true as 1 and "0.5" as 0.5."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be a number")
+    return value
+
+
 Weight = Annotated[float, Field(ge=0.0, le=10.0, allow_inf_nan=False)]
+StrictWeight = Annotated[Weight, BeforeValidator(_number_only)]
 
 # The names of the rules Policy.from_knobs writes: the original decline texts, so a decision made
 # by one of them keeps its documented decision_reason and reason_code.
@@ -73,12 +90,17 @@ class ScoreWeights(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    device: Weight = 0.4
-    ip: Weight = 0.3
-    amount: Weight = 0.2
-    velocity: Weight = 0.1
+    device: StrictWeight = 0.4
+    ip: StrictWeight = 0.3
+    amount: StrictWeight = 0.2
+    velocity: StrictWeight = 0.1
     amount_scale: Decimal = Field(
-        Decimal("1000"), gt=0, le=Decimal("2000000"), max_digits=12, decimal_places=2
+        Decimal("1000"),
+        gt=0,
+        le=Decimal("2000000"),
+        max_digits=12,
+        decimal_places=2,
+        json_schema_extra={"multipleOf": 0.01},  # what decimal_places means, for the schema
     )
 
     _plain_scale_text = field_validator("amount_scale", mode="before")(plain_decimal_text)
@@ -104,7 +126,7 @@ class Policy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     version: int = Field(0, ge=0)
-    created_at: datetime | None = None
+    created_at: UtcDateTime | None = None
     note: str = ""
     rules: tuple[RuleSpec, ...]
     score_weights: ScoreWeights = ScoreWeights()

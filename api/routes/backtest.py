@@ -11,6 +11,7 @@ from api.deps import EngineDep
 from api.errors import ErrorResponse
 from api.exact_json import ExactJsonRoute
 from api.heavy import HeavyDep
+from api.routes.policies import RULES_SCHEMA
 from engine.backtest import BacktestResult
 from engine.errors import InvalidRequestError
 from engine.filters import RowFilter
@@ -77,7 +78,10 @@ class BacktestRequest(BaseModel):
         json_schema_extra={
             "anyOf": [
                 {
-                    "properties": {"rules": {"type": "array"}, "score_weights": {"type": "object"}},
+                    "properties": {
+                        "rules": {"type": "array", **RULES_SCHEMA},
+                        "score_weights": ScoreWeights.model_json_schema(),
+                    },
                     "required": ["rules"],
                     "additionalProperties": False,
                 },

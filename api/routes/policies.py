@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
@@ -12,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import AdminDep, EngineDep
 from api.errors import ErrorResponse
 from api.exact_json import ExactJsonRoute
-from engine.models import Money
+from engine.models import Money, UtcDateTime
 from engine.policy import Policy, ScoreWeights
 from engine.service import Engine
 
@@ -47,7 +46,7 @@ class PolicyOut(BaseModel):
     """A stored policy version."""
 
     version: int
-    created_at: datetime
+    created_at: UtcDateTime
     active: bool
     note: str
     rules: list[RuleOut]
@@ -58,6 +57,21 @@ class PolicyOut(BaseModel):
     def of(policy: Policy, active_version: int) -> PolicyOut:
         """The API view of ``policy``."""
         return PolicyOut.model_validate(policy.public(policy.version == active_version))
+
+
+# What JSON Schema can say of rules; the compiler checks the rest (names, conditions, lists).
+RULE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "action": {"enum": ["allow", "block", "review"]},
+        "when": {"type": "string", "minLength": 1, "maxLength": 4000},
+        "flags_risk": {"type": "boolean"},
+    },
+    "required": ["name", "action", "when"],
+    "additionalProperties": False,
+}
+RULES_SCHEMA: dict[str, Any] = {"items": RULE_SCHEMA, "minItems": 1, "maxItems": 200}
 
 
 class PolicyIn(BaseModel):
@@ -84,7 +98,8 @@ class PolicyIn(BaseModel):
 
     rules: list[Any] = Field(
         description='1–200 rules {"name", "action": "allow"|"block"|"review", "when"}; '
-        "GET /attributes lists what a condition can read."
+        "GET /attributes lists what a condition can read.",
+        json_schema_extra=RULES_SCHEMA,
     )
     score_weights: ScoreWeights | None = None
     note: str = Field("", max_length=500)

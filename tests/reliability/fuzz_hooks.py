@@ -24,12 +24,15 @@ from engine.errors import InvalidRequestError
 from engine.filters import RowFilter
 from engine.lists import check_name, checked_note, prepare_items
 from engine.pan import contains_pan
+from engine.rules import RuleError, compile_policy
 
 
 def breaks_a_documented_rule(case: Any, max_rows: int, runs: set[int] | None = None) -> bool:
     """A positive case the schema allows but a documented rule refuses with 400. ``runs``: the
     simulation runs that exist (None: unknown, so any run id counts as naming none)."""
     if _holds_a_card_number(case) or _breaks_a_list_rule(case):  # any case: the answer is 400
+        return True
+    if _breaks_the_rule_language(case):
         return True
     if case.meta is None or not case.meta.generation.mode.is_positive:
         return False
@@ -57,6 +60,27 @@ def breaks_a_documented_rule(case: Any, max_rows: int, runs: set[int] | None = N
     if isinstance(run, int) and not isinstance(run, bool) and (runs is None or run not in runs):
         return True  # a run id that names no run
     return _out_of_range(filters) or _inverted(filters.get("since"), filters.get("until"))
+
+
+def _breaks_the_rule_language(case: Any) -> bool:
+    """Rules the compiler refuses (syntax, attributes, lists, types, duplicate names: the schema
+    says only "a string"), or score weights that are all zero."""
+    if case.method.upper() != "POST" or case.path not in ("/policies", "/backtest"):
+        return False
+    body = case.body if isinstance(case.body, dict) else {}
+    holder = body.get("candidate") if case.path == "/backtest" else body
+    if not isinstance(holder, dict) or "rules" not in holder:
+        return False
+    weights = holder.get("score_weights")
+    if isinstance(weights, dict) and all(
+        weights.get(w, 1) == 0 for w in ("device", "ip", "amount", "velocity")
+    ):
+        return True
+    try:
+        compile_policy(holder["rules"], {})
+    except RuleError:
+        return True
+    return False
 
 
 def _holds_a_card_number(case: Any) -> bool:
