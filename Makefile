@@ -31,8 +31,12 @@ browser:  ## Debian's Chromium for the end-to-end test (installed as root when m
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Chromium is missing: run 'sudo apt-get install chromium' (needed by the browser test)"; exit 1; fi; }
 
+# Two workers (CI has two cores): the suite waits on servers, kernels and a browser as much as it
+# computes. --dist loadfile keeps each file on one worker, so module fixtures are shared and the
+# end-to-end tests keep their order. PYTEST_WORKERS=0 runs everything in one process.
+PYTEST_WORKERS ?= 2
 test: setup browser  ## every test: unit, API, dashboard, notebooks, end-to-end
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 lint: setup  ## ruff check + format check
 	$(BIN)/ruff check .

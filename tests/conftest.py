@@ -6,6 +6,7 @@ Nothing here is autouse: modules that do not ask for a fixture pay nothing for i
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,3 +57,21 @@ def client(engine: Any) -> Iterator[Any]:
 def admin_headers() -> dict[str, str]:
     """The bearer header the ``engine`` fixture's admin token accepts."""
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give every test a node id of its own, and refuse a collection where two share one.
+
+    pytest 9 builds a test's node id from its function name and callspec, and schemathesis's
+    per-operation items have no callspec: all of tests/reliability/test_fuzz.py's operations came
+    out as one id. pytest-xdist (``make test`` runs two workers) schedules by node id, so it ran
+    one operation and silently dropped the others. Their operation label becomes the id's
+    parameter, as schemathesis meant; any duplicate left fails the collection instead."""
+    for item in items:
+        label = getattr(item, "operation_label", None)  # set on schemathesis's items only
+        if label and item.id.params is None:
+            item._id = item.id.with_params(label)
+    counts = Counter(item.nodeid for item in items)
+    duplicates = sorted(nodeid for nodeid, n in counts.items() if n > 1)
+    if duplicates:
+        raise pytest.UsageError(f"tests share a node id (pytest-xdist would run one): {duplicates}")

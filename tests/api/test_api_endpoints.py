@@ -101,7 +101,14 @@ def test_get_transaction_returns_the_documented_keys_with_the_card_masked(client
 
 @pytest.mark.parametrize(
     "tid",
-    [str(uuid.uuid4()), "not-a-uuid", "1234", "x" * 300, "%00", "'; DROP TABLE transactions; --"],
+    [
+        pytest.param(str(uuid.uuid4()), id="unknown-uuid"),  # xdist workers must collect one name
+        "not-a-uuid",
+        "1234",
+        "x" * 300,
+        "%00",
+        "'; DROP TABLE transactions; --",
+    ],
 )
 def test_unknown_or_malformed_transaction_id_is_404(client, tid) -> None:
     _assert_envelope(client.get(f"/transaction/{tid}"), 404)

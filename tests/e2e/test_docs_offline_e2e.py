@@ -11,14 +11,13 @@ render), so the test allows blocked images there and nothing else (no script, st
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 from support import CHROMIUM, CHROMIUM_ARGS
 
-from tests.reliability.live_server import live_server_fixture  # noqa: F401 (the fixture)
+from tests.reliability.live_server import LiveServer
 
 pytestmark = pytest.mark.e2e
 
@@ -60,9 +59,16 @@ def offline_page(browser: Browser) -> Iterator[tuple[Page, list[str]]]:
         context.close()
 
 
-@pytest.fixture
-def api_url(live_server: Any) -> str:
-    return live_server().url
+@pytest.fixture(scope="module")
+def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One ``ptsim api`` for the module: both tests only read its documentation pages."""
+    folder = tmp_path_factory.mktemp("docs")
+    server = LiveServer(folder / "live.duckdb", folder / "server.log")
+    try:
+        server.wait_ready()
+        yield server.url
+    finally:
+        server.kill()
 
 
 def test_swagger_ui_lists_the_operations_offline(

@@ -1,7 +1,8 @@
 """32 concurrent clients against the real server for a bounded time, mixing payments, stats,
 lookups and audit reads, with one admin reset in the middle.
 
-``PTSIM_CONCURRENCY_S`` (default 10) sets the duration; ``PTSIM_CONCURRENCY_CLIENTS`` (32) the
+``PTSIM_CONCURRENCY_S`` (default 4, enough requests on both sides of the reset for every check;
+docs/reliability.md's figures use 10) sets the duration; ``PTSIM_CONCURRENCY_CLIENTS`` (32) the
 number of clients. Every request goes to 127.0.0.1; the run is seeded.
 """
 
@@ -16,12 +17,13 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 from support import ADMIN_TOKEN, TEST_CARDS, payment_body
 
 from engine.service import Engine
 from tests.reliability.live_server import live_server_fixture  # noqa: F401 (the fixture)
 
-DURATION_S = float(os.environ.get("PTSIM_CONCURRENCY_S", "10"))
+DURATION_S = float(os.environ.get("PTSIM_CONCURRENCY_S", "4"))
 CLIENTS = int(os.environ.get("PTSIM_CONCURRENCY_CLIENTS", "32"))
 SEED = 424242
 
@@ -90,6 +92,7 @@ def _requests(url: str, worker: int, run: Run) -> None:
                     run.confirmed.append((tid, sent, received))
 
 
+@pytest.mark.slow  # long by design: PTSIM_CONCURRENCY_S=10 for the documented figures
 def test_32_clients_with_a_reset_in_the_middle(live_server: Any, tmp_path: Path) -> None:
     db = tmp_path / "busy.duckdb"
     server = live_server(db)

@@ -7,6 +7,7 @@ The longer live-server run is ``make fuzz``.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -45,9 +46,19 @@ def _open_engine() -> tuple[Any, Path]:
 
 
 # Schemathesis loads the schema when the module is imported, so the engine is opened here and
-# closed (its folder removed) by the module fixture below.
+# closed (its folder removed) by the module fixture below, or at exit by a pytest-xdist worker
+# that collected this module but ran none of it.
 ENGINE, FOLDER = _open_engine()
 schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(ENGINE))
+
+
+def _close_once() -> None:
+    if FOLDER.exists():
+        ENGINE.close()
+        shutil.rmtree(FOLDER, ignore_errors=True)
+
+
+atexit.register(_close_once)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -55,10 +66,9 @@ def _close_engine() -> Iterator[None]:
     try:
         yield
     finally:
-        ENGINE.close()
+        _close_once()
         if CASES:
             print(f"\nfuzz: {sum(CASES.values())} cases over {len(CASES)} operations: {CASES}")
-        shutil.rmtree(FOLDER, ignore_errors=True)
 
 
 @schema.parametrize()
