@@ -327,13 +327,11 @@ class LiveWriter:
 
     def _observe(self, batch: list[PendingPayment], t_ms: int, pence: np.ndarray) -> HistoryCounts:
         """Each payment's history counts in arrival order, then the payment joins the history."""
-        counts = np.empty((len(batch), 10), dtype=np.int64)
-        state = self.features
-        for i, p in enumerate(batch):
-            card, device, currency = p.card.card_hash, p.request.device_id, p.request.currency
-            counts[i] = state.counts(card, device, currency, t_ms)
-            state.observe(card, device, currency, t_ms, int(pence[i]))
-        return HistoryCounts.from_rows(counts)
+        payments = [
+            (p.card.card_hash, p.request.device_id, p.request.currency, gbp)
+            for p, gbp in zip(batch, pence.tolist(), strict=True)
+        ]
+        return self.features.observe_group(payments, t_ms)
 
     def _commit(
         self, batch: list[PendingPayment], ids: list[uuid.UUID], now: datetime, rows: pa.Table
