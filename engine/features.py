@@ -54,7 +54,8 @@ from __future__ import annotations
 
 import bisect
 import functools
-from collections import OrderedDict, deque
+import itertools
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -141,46 +142,98 @@ def normalize(counts: HistoryCounts, has_device: np.ndarray, channel: np.ndarray
     return FeatureColumns(velocity.astype(np.float64), trust.astype(np.float64), ip_risk)
 
 
-class _CardWindows:
-    """One card's recent payments: what its windows still hold (oldest first)."""
+_NOTHING_DUE = 1 << 62  # a window's due time when nothing in it can leave
 
-    __slots__ = ("day", "day_pence", "devices", "hour")
+
+class _CardWindows:
+    """One card's recent payments, oldest first: the times and pence of its last 24 hours (the
+    hour window is their tail from ``hour_at``) and its devices of the last 7 days. ``due`` is
+    the earliest event time at which something leaves a window: lookups before it skip
+    :meth:`evict` (a live group's payments share one time, and most cards pay rarely)."""
+
+    __slots__ = ("day_pence", "devices", "due", "hour_at", "pence", "times")
 
     def __init__(self) -> None:
-        self.hour: deque[int] = deque()  # times, trailing hour
-        self.day: deque[tuple[int, int]] = deque()  # (time, pence), trailing 24 h
+        self.times: list[int] = []  # trailing 24 h
+        self.pence: list[int] = []  # GBP pence of each, 0 without a rate
+        self.hour_at = 0  # times[hour_at:] are in the trailing hour
         self.day_pence = 0
         self.devices: OrderedDict[str, int] = OrderedDict()  # device -> last time, 7 days
+        self.due = _NOTHING_DUE
+
+    def add(self, t_ms: int, pence: int, device: str | None) -> None:
+        """Remember a payment (``pence`` >= 0) at ``t_ms``, the newest time so far."""
+        self.times.append(t_ms)
+        self.pence.append(pence)
+        self.day_pence += pence
+        if device is not None:
+            self.devices[device] = t_ms
+            self.devices.move_to_end(device)
+        if t_ms + HOUR_MS < self.due:  # it leaves the hour first
+            self.due = t_ms + HOUR_MS
 
     def evict(self, t_ms: int) -> bool:
         """Forget what left each window at ``t_ms``; True when nothing is left."""
-        hour, day, devices = self.hour, self.day, self.devices
-        while hour and hour[0] <= t_ms - HOUR_MS:
-            hour.popleft()
-        while day and day[0][0] <= t_ms - DAY_MS:
-            self.day_pence -= day.popleft()[1]
-        while devices and next(iter(devices.values())) <= t_ms - WEEK_MS:
-            devices.popitem(last=False)
-        return not (hour or day or devices)
+        times, devices = self.times, self.devices
+        if t_ms >= self.due:
+            n, hour, day = len(times), self.hour_at, 0
+            while hour < n and times[hour] <= t_ms - HOUR_MS:
+                hour += 1
+            while day < n and times[day] <= t_ms - DAY_MS:
+                day += 1
+            if day:
+                self.day_pence -= sum(self.pence[:day])
+                del times[:day], self.pence[:day]
+            self.hour_at = hour - day  # every payment that left the day left the hour
+            while devices and next(iter(devices.values())) <= t_ms - WEEK_MS:
+                devices.popitem(last=False)
+            due = _NOTHING_DUE
+            if times:
+                due = times[0] + DAY_MS
+                if self.hour_at < len(times):
+                    due = min(due, times[self.hour_at] + HOUR_MS)
+            if devices:
+                due = min(due, next(iter(devices.values())) + WEEK_MS)
+            self.due = due
+        return not (times or devices)
 
 
 class _DeviceWindows:
-    """One device's recent payments (oldest first)."""
+    """One device's recent payments, oldest first: the times of its last hour and its cards of
+    the last 24 hours; ``due`` as for :class:`_CardWindows`."""
 
-    __slots__ = ("cards", "hour")
+    __slots__ = ("cards", "due", "times")
 
     def __init__(self) -> None:
-        self.hour: deque[int] = deque()  # times, trailing hour
+        self.times: list[int] = []  # trailing hour
         self.cards: OrderedDict[str, int] = OrderedDict()  # card -> last time, trailing 24 h
+        self.due = _NOTHING_DUE
+
+    def add(self, t_ms: int, card: str) -> None:
+        """Remember a payment of ``card`` at ``t_ms``, the newest time so far."""
+        self.times.append(t_ms)
+        self.cards[card] = t_ms
+        self.cards.move_to_end(card)
+        if t_ms + HOUR_MS < self.due:
+            self.due = t_ms + HOUR_MS
 
     def evict(self, t_ms: int) -> bool:
         """Forget what left each window at ``t_ms``; True when nothing is left."""
-        hour, cards = self.hour, self.cards
-        while hour and hour[0] <= t_ms - HOUR_MS:
-            hour.popleft()
-        while cards and next(iter(cards.values())) <= t_ms - DAY_MS:
-            cards.popitem(last=False)
-        return not (hour or cards)
+        times, cards = self.times, self.cards
+        if t_ms >= self.due:
+            hour = 0
+            while hour < len(times) and times[hour] <= t_ms - HOUR_MS:
+                hour += 1
+            del times[:hour]
+            while cards and next(iter(cards.values())) <= t_ms - DAY_MS:
+                cards.popitem(last=False)
+            due = _NOTHING_DUE
+            if times:
+                due = times[0] + HOUR_MS
+            if cards:
+                due = min(due, next(iter(cards.values())) + DAY_MS)
+            self.due = due
+        return not (times or cards)
 
 
 class FeatureState:
@@ -192,10 +245,13 @@ class FeatureState:
     the last week of payments (and what the sweep has not reached yet), plus each card's first
     payment and each (card, device) pair's count, which ``card_age_days``, the home currency and
     ``device_seen_count`` need for ever.
+
+    :meth:`observe_group` is the live path's call (a group's lookups and updates in one pass);
+    :meth:`counts` and :meth:`observe` are the same steps one at a time.
     """
 
     SWEEP_MS = HOUR_MS
-    SWEEP_BATCH = 64
+    SWEEP_BATCH = 64  # keys checked per payment while a sweep runs
 
     def __init__(self) -> None:
         self._first: dict[str, tuple[int, str]] = {}  # card -> (first time, home currency)
@@ -211,29 +267,8 @@ class FeatureState:
     ) -> tuple[int, ...]:
         """History counts for a payment at event time ``t_ms``, before observing it, in
         :class:`HistoryCounts` field order (``foreign_currency`` as 0/1)."""
-        self._sweep(t_ms)
-        first = self._first.get(card_hash)
-        age = 0 if first is None else (t_ms - first[0]) // DAY_MS
-        foreign = int(first is not None and first[1] != currency)
-        velocity = per_day = pence = devices = 0
-        windows = self._cards.get(card_hash)
-        if windows is not None:
-            windows.evict(t_ms)
-            velocity, per_day = len(windows.hour), len(windows.day)
-            pence, devices = windows.day_pence, len(windows.devices)
-        seen = other = 0
-        per_hour = cards = NO_DEVICE
-        if device_id is not None:
-            pairs = self._pairs.get(device_id)
-            if pairs:
-                seen = pairs.get(card_hash, 0)
-                other = len(pairs) - (seen > 0)
-            per_hour = cards = 0
-            recent = self._devices.get(device_id)
-            if recent is not None:
-                recent.evict(t_ms)
-                per_hour, cards = len(recent.hour), len(recent.cards)
-        return (velocity, seen, other, foreign, per_day, pence, per_hour, cards, devices, age)
+        self._sweep(t_ms, self.SWEEP_BATCH)
+        return self._step(card_hash, device_id, currency, t_ms, None)
 
     def observe(
         self,
@@ -245,35 +280,79 @@ class FeatureState:
     ) -> None:
         """Record a decided payment so later payments see it (``gbp_pence`` :data:`NO_GBP`
         without a reference rate)."""
-        self._first.setdefault(card_hash, (t_ms, currency))
-        if device_id is not None:
-            pairs = self._pairs.setdefault(device_id, {})
-            pairs[card_hash] = pairs.get(card_hash, 0) + 1
-        self._remember(card_hash, device_id, t_ms, gbp_pence)
+        self._step(card_hash, device_id, currency, t_ms, max(gbp_pence, 0))
 
-    def _remember(self, card: str, device: str | None, t_ms: int, gbp_pence: int) -> None:
-        """Add a payment to the windows only."""
+    def observe_group(
+        self, payments: list[tuple[str, str | None, str, int]], t_ms: int
+    ) -> HistoryCounts:
+        """For each (card hash, device id, currency, GBP pence or :data:`NO_GBP`) of a group at
+        event time ``t_ms``, in arrival order: its :meth:`counts`, then it is observed. Equal
+        to calling the two per payment, with one sweep step for the whole group."""
+        self._sweep(t_ms, self.SWEEP_BATCH * len(payments))
+        step = self._step
+        rows = [
+            step(card, device, currency, t_ms, pence if pence > 0 else 0)
+            for card, device, currency, pence in payments
+        ]
+        flat = np.fromiter(itertools.chain.from_iterable(rows), np.int64, 10 * len(rows))
+        return HistoryCounts.from_rows(flat)
+
+    def _step(
+        self, card: str, device: str | None, currency: str, t_ms: int, pence: int | None
+    ) -> tuple[int, ...]:
+        """The payment's counts (:meth:`counts` without the sweep); then, unless ``pence`` is
+        None, the payment (``pence`` >= 0) joins the history."""
+        record = pence is not None
+        first = self._first.get(card)
+        if first is not None:
+            age, foreign = (t_ms - first[0]) // DAY_MS, int(first[1] != currency)
+        else:
+            age = foreign = 0
+            if record:
+                self._first[card] = (t_ms, currency)
         windows = self._cards.get(card)
-        if windows is None:
-            windows = self._cards[card] = _CardWindows()
-        windows.hour.append(t_ms)
-        pence = max(gbp_pence, 0)
-        windows.day.append((t_ms, pence))
-        windows.day_pence += pence
-        if device is not None:
-            windows.devices[device] = t_ms
-            windows.devices.move_to_end(device)
+        if windows is not None:
+            if t_ms >= windows.due:
+                windows.evict(t_ms)
+            per_day = len(windows.times)
+            velocity = per_day - windows.hour_at
+            amount, devices = windows.day_pence, len(windows.devices)
+        else:
+            velocity = per_day = amount = devices = 0
+            if record:
+                windows = self._cards[card] = _CardWindows()
+        if device is None:
+            seen = other = 0
+            per_hour = cards = NO_DEVICE
+        else:
+            pairs = self._pairs.get(device)
+            if pairs is not None:
+                seen = pairs.get(card, 0)
+                other = len(pairs) - (seen > 0)
+            else:
+                seen = other = 0
+                if record:
+                    pairs = self._pairs[device] = {}
             recent = self._devices.get(device)
-            if recent is None:
-                recent = self._devices[device] = _DeviceWindows()
-            recent.hour.append(t_ms)
-            recent.cards[card] = t_ms
-            recent.cards.move_to_end(card)
+            if recent is not None:
+                if t_ms >= recent.due:
+                    recent.evict(t_ms)
+                per_hour, cards = len(recent.times), len(recent.cards)
+            else:
+                per_hour = cards = 0
+                if record:
+                    recent = self._devices[device] = _DeviceWindows()
+            if record:
+                pairs[card] = seen + 1  # type: ignore[index]
+                recent.add(t_ms, card)  # type: ignore[union-attr]
+        if record:
+            windows.add(t_ms, pence, device)  # type: ignore[union-attr, arg-type]
+        return (velocity, seen, other, foreign, per_day, amount, per_hour, cards, devices, age)
 
-    def _sweep(self, t_ms: int) -> None:
+    def _sweep(self, t_ms: int, batch: int) -> None:
         """Forget cards and devices whose windows are empty (lookups only forget what they
         touch): once per ``SWEEP_MS`` of event time a sweep lists every card and device, and
-        each lookup then checks ``SWEEP_BATCH`` of them, so no payment waits for a whole sweep."""
+        each lookup then checks ``batch`` of them, so no payment waits for a whole sweep."""
         if not (self._sweep_cards or self._sweep_devices):
             if self._next_sweep is None:
                 self._next_sweep = t_ms + self.SWEEP_MS
@@ -282,7 +361,7 @@ class FeatureState:
             self._next_sweep = t_ms + self.SWEEP_MS
             self._sweep_cards, self._sweep_devices = list(self._cards), list(self._devices)
         for table, keys in ((self._cards, self._sweep_cards), (self._devices, self._sweep_devices)):
-            for _ in range(min(self.SWEEP_BATCH, len(keys))):
+            for _ in range(min(batch, len(keys))):
                 key = keys.pop()
                 windows = table.get(key)
                 if windows is not None and windows.evict(t_ms):
@@ -312,11 +391,25 @@ class FeatureState:
             if windows is None:
                 windows = self._cards[card] = _CardWindows()
             windows.devices[device] = t
+            windows.due = min(windows.due, t + WEEK_MS)
         for card, device, t, pence in day:
-            self._remember(card, device, t, pence)
+            self._remember(card, device, t, max(pence, 0))
         if day or week_pairs:
             newest = max(day[-1][2] if day else 0, week_pairs[-1][2] if week_pairs else 0)
             self._next_sweep = newest  # the next payment (at or after it) sweeps at once
+
+    def _remember(self, card: str, device: str | None, t_ms: int, pence: int) -> None:
+        """Add a payment to the windows only (first payments and pair counts are restored
+        whole)."""
+        windows = self._cards.get(card)
+        if windows is None:
+            windows = self._cards[card] = _CardWindows()
+        windows.add(t_ms, pence, device)
+        if device is not None:
+            recent = self._devices.get(device)
+            if recent is None:
+                recent = self._devices[device] = _DeviceWindows()
+            recent.add(t_ms, card)
 
 
 _POSITION_BITS = 32  # sort keys: group code << 32 | stream position (runs are < 2^31 rows)

@@ -48,11 +48,18 @@ _FRACTIONS = {code: gbp_fraction(code) for code in RATES_PER_EUR}
 
 def to_gbp(amount: Decimal, currency: str) -> Decimal | None:
     """``amount`` of ``currency`` in GBP, to the penny (half to even); None without a rate."""
+    pence = pence_in_gbp(int(amount * 100), currency)
+    return None if pence is None else Decimal(pence).scaleb(-2)
+
+
+def pence_in_gbp(cents: int, currency: str) -> int | None:
+    """An amount in minor units of ``currency`` in GBP pence (half to even), as
+    :func:`gbp_pence` computes it for arrays; None without a rate. For a few amounts (a live
+    group) plain integers are cheaper than numpy's per-call overhead."""
     rate = _FRACTIONS.get(currency)
     if rate is None:
         return None
-    pence = _round_half_even(int(amount * 100) * rate.numerator, rate.denominator)
-    return Decimal(pence).scaleb(-2)
+    return _round_half_even(cents * rate.numerator, rate.denominator)
 
 
 def _round_half_even(numerator: int, denominator: int) -> int:

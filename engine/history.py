@@ -34,35 +34,37 @@ ATTRIBUTE_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _decimal_from_pence(pence: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
-    """DECIMAL(18, 2) values from int64 pence, exactly (NULL where ``missing``)."""
+def _decimal_from_pence(pence: np.ndarray, validity: pa.Buffer | None = None) -> pa.Array:
+    """DECIMAL(18, 2) values from int64 pence, exactly (NULL where ``validity`` is unset)."""
     n = len(pence)
     words = np.empty((n, 2), dtype="<i8")
     words[:, 0] = pence
     words[:, 1] = pence >> 63  # sign extension into the high word
-    validity = None if missing is None else pa.array(~missing).buffers()[1]
-    nulls = 0 if missing is None else int(missing.sum())
-    return pa.Array.from_buffers(
-        pa.decimal128(18, 2), n, [validity, pa.py_buffer(words)], null_count=nulls
-    )
+    return pa.Array.from_buffers(pa.decimal128(18, 2), n, [validity, pa.py_buffer(words)])
 
 
-def _int32(values: np.ndarray, missing_value: int | None = None) -> pa.Array:
-    values = values.astype(np.int32)
-    if missing_value is None:
-        return pa.array(values, pa.int32())
-    return pa.array(values, pa.int32(), mask=values == missing_value)
+def _int32(values: np.ndarray, validity: pa.Buffer | None = None) -> pa.Array:
+    """INTEGER values (NULL where ``validity`` is unset)."""
+    column = np.ascontiguousarray(values, dtype=np.int32)
+    return pa.Array.from_buffers(pa.int32(), len(column), [validity, pa.py_buffer(column)])
+
+
+def _validity(missing: np.ndarray) -> pa.Buffer | None:
+    """An Arrow validity bitmap that is unset where ``missing`` (None when nothing is)."""
+    return pa.array(~missing).buffers()[1] if missing.any() else None
 
 
 def attribute_columns(counts: HistoryCounts, gbp_pence: np.ndarray) -> dict[str, pa.Array]:
     """The stored history attribute columns (and ``amount_in_gbp``) of a batch of rows;
-    ``gbp_pence`` holds :data:`~engine.features.NO_GBP` for amounts without a rate."""
+    ``gbp_pence`` holds :data:`~engine.features.NO_GBP` for amounts without a rate. Built from
+    buffers: one bitmap for the device-scoped NULLs (both are NULL exactly without a device)."""
+    device = _validity(counts.payments_per_device_1h == NO_DEVICE)
     return {
-        "amount_in_gbp": _decimal_from_pence(gbp_pence, gbp_pence == NO_GBP),
+        "amount_in_gbp": _decimal_from_pence(gbp_pence, _validity(gbp_pence == NO_GBP)),
         "payments_per_card_24h": _int32(counts.payments_per_card_24h),
         "amount_per_card_24h": _decimal_from_pence(counts.amount_per_card_24h),
-        "payments_per_device_1h": _int32(counts.payments_per_device_1h, NO_DEVICE),
-        "cards_per_device_24h": _int32(counts.cards_per_device_24h, NO_DEVICE),
+        "payments_per_device_1h": _int32(counts.payments_per_device_1h, device),
+        "cards_per_device_24h": _int32(counts.cards_per_device_24h, device),
         "devices_per_card_7d": _int32(counts.devices_per_card_7d),
         "card_age_days": _int32(counts.card_age_days),
     }

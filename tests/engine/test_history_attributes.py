@@ -419,3 +419,44 @@ def test_start_up_restores_the_state_a_full_replay_would_build(tmp_path: Path) -
         for (card, device), currency in probes.items():  # lookups in time order, as live
             key = (card, device, currency, t)
             assert restored.counts(*key) == replayed.counts(*key), key
+
+
+def live_groups(card, device, currency, t_ms, pence) -> np.ndarray:
+    """The live writer's way: payments of one event time (ties) as groups of up to 5, each
+    through :meth:`FeatureState.observe_group` in one pass."""
+    state = FeatureState()
+    parts = []
+    starts = np.flatnonzero(np.r_[True, t_ms[1:] != t_ms[:-1]])
+    for a, b in itertools.pairwise([*starts.tolist(), len(t_ms)]):
+        for lo in range(a, b, 5):
+            rows = range(lo, min(lo + 5, b))
+            payments = [
+                (
+                    f"card-{card[i]}",
+                    None if device[i] < 0 else f"dev-{device[i]}",
+                    f"CUR{currency[i]}",
+                    int(pence[i]),
+                )
+                for i in rows
+            ]
+            parts.append(as_matrix(state.observe_group(payments, int(t_ms[lo]))))
+    return np.vstack(parts)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_live_groups_in_one_pass_compute_the_definitions(seed: int) -> None:
+    stream = edge_stream(seed)
+    assert (np.diff(stream[3]) == 0).sum() > 200  # many groups hold several payments
+    np.testing.assert_array_equal(live_groups(*stream), brute_force(*stream))
+
+
+def test_live_group_state_memory_is_bounded_by_the_longest_window() -> None:
+    """Windows are evicted lazily (only once something in them is due to leave), and the sweep
+    still forgets what nothing looks up again."""
+    state = FeatureState()
+    for i in range(2_000):  # 2,000 cards, one payment each, an hour apart: 83 days
+        state.observe_group([(f"card-{i}", f"dev-{i}", "GBP", 100)], i * HOUR_MS)
+    assert len(state._cards) <= 2 * 7 * 24 and len(state._devices) <= 2 * 7 * 24
+    assert len(state._first) == 2_000
+    counts = state.observe_group([("card-0", "dev-0", "GBP", 1)], 2_000 * HOUR_MS)
+    assert as_matrix(counts).tolist() == [[0, 1, 0, 0, 0, 0, 0, 0, 0, 83]]
