@@ -150,14 +150,17 @@ class _Side:
     params: dict[str, Any]
 
 
-def _side(decider: Decider, prefix: str, lists: Lists) -> _Side:
+def _side(decider: Decider, prefix: str, lists: Lists, score_column: str | None = None) -> _Side:
+    """``decider``'s rules as match-word SQL; ``:risk_score:`` reads ``score_column`` when given
+    (the backtest computes each policy's score once, in a column), else its expression."""
+
     def membership(name: str, value_sql: str) -> tuple[str, dict[str, Any]]:
         return lists.membership_sql(name, dict(decider.policy.lists)[name], value_sql, "l_")
 
     plan = decider.rules.sql(
         prefix=prefix,
         membership_sql=membership,
-        risk_score_sql=risk_score_sql(decider.policy.score_weights),
+        risk_score_sql=score_column or risk_score_sql(decider.policy.score_weights),
     )
     return _Side(decider, plan.words, plan.params)
 
@@ -182,7 +185,9 @@ def grouped_decisions_sql(
         )
         params.update({f"s{i}": name for i, name in enumerate(scenarios)})
     b, n_sc = CURVE_STEPS + 1, len(scenarios) + 1
-    score = risk_score_sql(candidate.decider.policy.score_weights)
+    c_weights = candidate.decider.policy.score_weights
+    a_weights = active.decider.policy.score_weights
+    a_score = "" if a_weights == c_weights else f", {risk_score_sql(a_weights)} AS a_score"
     key = (
         "(((CASE WHEN is_fraud IS NULL THEN 0 WHEN is_fraud THEN 2 ELSE 1 END) "
         f"* {n_sc} + {scenario_code}) * {b} + {_score_bin('c_score')})::BIGINT"
@@ -196,11 +201,14 @@ def grouped_decisions_sql(
         names = [f"cw{i}" for i in range(len(c_words))] + [f"aw{i}" for i in range(len(a_words))]
         grouped = f"{key} AS k, {', '.join(names)}"
     sql = f"""
-        WITH scored AS NOT MATERIALIZED (
-            SELECT is_fraud, fraud_scenario, CAST(amount * 100 AS BIGINT) AS cents,
-                   CAST(amount_in_gbp * 100 AS BIGINT) AS pence, {score} AS c_score,
-                   {", ".join(c_words + a_words)}
+        WITH selected AS NOT MATERIALIZED (
+            SELECT *, {risk_score_sql(c_weights)} AS c_score{a_score}
             FROM transactions {where}
+        ), scored AS NOT MATERIALIZED (
+            SELECT is_fraud, fraud_scenario, CAST(amount * 100 AS BIGINT) AS cents,
+                   CAST(amount_in_gbp * 100 AS BIGINT) AS pence, c_score,
+                   {", ".join(c_words + a_words)}
+            FROM selected
         )
         SELECT {grouped}, count(*) AS n, sum(cents) AS cents, sum(pence) AS pence
         FROM scored GROUP BY ALL
@@ -239,7 +247,9 @@ def run_backtest(
     ``lists`` holds the lists the policies pin (read as semi-joins in the query)."""
     started = time.perf_counter()
     filters = filters or RowFilter()
-    c_side, a_side = _side(candidate, "c_", lists), _side(active, "a_", lists)
+    same_weights = candidate.policy.score_weights == active.policy.score_weights
+    c_side = _side(candidate, "c_", lists, "c_score")
+    a_side = _side(active, "a_", lists, "c_score" if same_weights else "a_score")
     with store.read() as tx:
         names = [row[0] for row in tx.rows(*scenarios_sql(filters))]
         sql, params = grouped_decisions_sql(c_side, a_side, filters, names)
