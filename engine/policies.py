@@ -140,10 +140,6 @@ class Policies:
         with self._store.read() as tx:
             return _active_version(tx)
 
-    def pinned_lists(self) -> set[tuple[str, int]]:
-        """Every (list, version) some stored policy pins (what list pruning must keep)."""
-        return {pin for policy in self.all() for pin in policy.lists}
-
     def decider(self, policy: Policy) -> Decider:
         """``policy`` compiled for the numpy paths with its pinned lists (cached per policy:
         the decider also carries the version and weights the paths record and score with)."""
