@@ -110,3 +110,18 @@ def read_numpy(store: Any, sql: str, params: Any = None) -> dict[str, Any]:
     """One read of ``store`` as numpy columns by name."""
     with store.read() as tx:
         return tx.numpy(sql, params)
+
+
+def database_at_schema(path: Path, version: int) -> Any:
+    """A new DuckDB file at ``path`` migrated to schema ``version`` only, as an older build
+    left it; returns the open connection (the caller fills it, then closes it)."""
+    import duckdb
+
+    from engine.schema import MIGRATIONS
+
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE schema_version (version INTEGER)")
+    for number, sql in enumerate(MIGRATIONS[:version], start=1):
+        con.execute(sql)
+        con.execute("INSERT INTO schema_version VALUES (?)", [number])
+    return con

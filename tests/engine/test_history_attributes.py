@@ -20,7 +20,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
-from support import payment_body, read_frame
+from support import database_at_schema, payment_body, read_frame
 
 from engine import features
 from engine.features import (
@@ -34,7 +34,6 @@ from engine.features import (
     HistoryTracker,
 )
 from engine.history import attributes_sql
-from engine.schema import MIGRATIONS
 from engine.service import Engine
 
 # the stored columns in HistoryCounts terms (amount in pence); velocity_count is the 1 h count
@@ -300,11 +299,7 @@ def test_the_v10_migration_back_fills_an_older_file_with_the_trackers_values(
             eng.authorize(payment_body(card=card, device_id="phone-1", currency="AED"))
         expected = stored_attributes(eng.store, "TRUE")
     old = tmp_path / "old.duckdb"
-    with duckdb.connect(str(old)) as con:
-        con.execute("CREATE TABLE schema_version (version INTEGER)")
-        for version, sql in enumerate(MIGRATIONS[:8], start=1):
-            con.execute(sql)
-            con.execute("INSERT INTO schema_version VALUES (?)", [version])
+    with database_at_schema(old, 8) as con:
         con.execute(f"ATTACH '{tmp_path / 'new.duckdb'}' AS new (READ_ONLY)")
         con.execute(
             "INSERT INTO transactions BY NAME SELECT * EXCLUDE "

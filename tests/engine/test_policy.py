@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
-from support import TEST_CARDS
+from support import TEST_CARDS, database_at_schema
 
 from engine.errors import NotFoundError
 from engine.policy import DEFAULT_POLICY, HIGH_AMOUNT_RULE, Knobs, Policy, ScoreWeights
@@ -167,9 +167,6 @@ def test_explain_names_the_original_texts_for_knob_rules(engine) -> None:
 def test_the_v11_migration_derives_rule_columns_from_knob_decisions(tmp_path) -> None:
     """Rows decided by knob policies in a file at schema v10 (before rules) get exactly the
     rule index, action and flagging rule the rule engine stores for the same decisions now."""
-    import duckdb
-
-    from engine.schema import MIGRATIONS
     from engine.service import Engine
 
     derived = ("rule_index", "action", "flag_rule")
@@ -190,11 +187,7 @@ def test_the_v11_migration_derives_rule_columns_from_knob_decisions(tmp_path) ->
         "APPROVED", "HIGH_AMOUNT", "RANDOM_DECLINE", "SCORE_THRESHOLD", "VELOCITY_LIMIT"
     }  # fmt: skip
     old = tmp_path / "old.duckdb"
-    with duckdb.connect(str(old)) as con:
-        con.execute("CREATE TABLE schema_version (version INTEGER)")
-        for version, sql in enumerate(MIGRATIONS[:10], start=1):
-            con.execute(sql)
-            con.execute("INSERT INTO schema_version VALUES (?)", [version])
+    with database_at_schema(old, 10) as con:
         con.execute(f"ATTACH '{tmp_path / 'new.duckdb'}' AS new (READ_ONLY)")
         con.execute(
             "INSERT INTO transactions BY NAME SELECT * EXCLUDE (reason_code, "
