@@ -17,7 +17,8 @@ from typing import Any
 
 from engine.decision import Decider
 from engine.errors import NotFoundError
-from engine.lists import Lists
+from engine.lists import Lists, checked_note
+from engine.pan import PAN_RULE, contains_pan
 from engine.policy import Knobs, Policy, RuleSpec, ScoreWeights
 from engine.rules import ACTION_NAMES, ListSpec, RuleError, compile_policy
 from engine.store import ReadTx, Store, utc_now
@@ -48,6 +49,7 @@ class Policies:
         """A checked, unsaved policy (version 0) pinning the newest version of every list its
         rules read. Raises :class:`~engine.rules.RuleError` naming the rule, part, line and
         column at fault (unknown lists included)."""
+        note = checked_note(note)
         if isinstance(rules, Sequence) and not isinstance(rules, str | bytes):
             rules = [_checked_extras(i, rule) for i, rule in enumerate(rules)]
         summaries = {summary.name: summary for summary in self._lists.summaries()}
@@ -179,6 +181,13 @@ def _checked_extras(index: int, rule: Any) -> Any:
         )
     if not isinstance(rule.get("flags_risk", True), bool):
         raise RuleError("flags_risk must be true or false", rule=index)
+    for part in ("name", "when"):  # stored, audited and shown: never a card number
+        if isinstance(rule.get(part), str) and contains_pan(rule[part]):
+            raise RuleError(
+                f"the {part} {PAN_RULE}: put cards in a card list (@name) instead",
+                rule=index,
+                part=part,
+            )
     return rule
 
 

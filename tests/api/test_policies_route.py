@@ -112,3 +112,19 @@ def test_openapi_documents_the_policy_routes(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/policies", "/policies/active", "/policies/{version}"} <= set(paths)
     assert "post" in paths["/policies/{version}/activate"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"rules": [{**WATCH, "name": "card 4111111111111111"}]}, "rules[0].name"),
+        ({"rules": [{**WATCH, "when": ":merchant: = '4111111111111111'"}]}, "rules[0].when"),
+        ({"rules": [WATCH], "note": "for 4111 1111 1111 1111"}, "note"),
+    ],
+)
+def test_card_numbers_are_refused_in_rules_and_notes(client: TestClient, body, field) -> None:
+    response = client.post("/policies", json=body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["field"] == field and "4111" not in response.text
+    assert [p["version"] for p in client.get("/policies").json()] == [1]

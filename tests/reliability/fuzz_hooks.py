@@ -76,8 +76,17 @@ def _breaks_the_rule_language(case: Any) -> bool:
         weights.get(w, 1) == 0 for w in ("device", "ip", "amount", "velocity")
     ):
         return True
+    rules = holder["rules"]
+    texts = [holder.get("note")] + [
+        r.get(part)
+        for r in (rules if isinstance(rules, list) else [])
+        if isinstance(r, dict)
+        for part in ("name", "when")
+    ]
+    if any(isinstance(text, str) and contains_pan(text) for text in texts):
+        return True
     try:
-        compile_policy(holder["rules"], {})
+        compile_policy(rules, {})
     except RuleError:
         return True
     return False
