@@ -268,7 +268,10 @@ class Engine:
         dispute and stores nothing (:func:`engine.disputes.record_dispute`). Raises
         :class:`NotFoundError` and :class:`InvalidRequestError` (naming ``reported_at``)."""
         if not isinstance(report, DisputeReport):
-            report = DisputeReport.model_validate(report)
+            try:
+                report = DisputeReport.model_validate(report)
+            except ValidationError as exc:
+                raise InvalidRequestError(*describe_first(exc)) from None
         return record_dispute(self.store, _as_uuid(transaction_id), report)
 
     def _row(self, transaction_id: str | uuid.UUID) -> dict[str, Any]:
