@@ -96,13 +96,13 @@ def test_disputes_need_the_admin_token(client, engine, paid):
 
 
 def test_disputes_are_refused_when_no_admin_token_is_configured(tmp_path):
-    with Engine.open(tmp_path / "open.duckdb", card_key="k", backup_interval_s=0) as engine:
-        with TestClient(create_app(engine)) as client:
-            paid = client.post("/payment", json=payment_body()).json()
-            response = client.post(path(paid), json={"reason": "fraud"})
-            assert response.status_code == 403
-            assert response.json()["error"]["type"] == "forbidden"
-            assert disputes(engine) == 0
+    engine = Engine.open(tmp_path / "open.duckdb", card_key="k", backup_interval_s=0)
+    with engine, TestClient(create_app(engine)) as client:
+        paid = client.post("/payment", json=payment_body()).json()
+        response = client.post(path(paid), json={"reason": "fraud"})
+        assert response.status_code == 403
+        assert response.json()["error"]["type"] == "forbidden"
+        assert disputes(engine) == 0
 
 
 def test_a_disputed_live_payment_is_fraud_in_a_backtest_from_its_report_on(
