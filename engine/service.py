@@ -340,7 +340,8 @@ class Engine:
             )
 
     def reset(self) -> Stats:
-        """Delete every transaction, audit entry and run in one transaction; return the stats.
+        """Delete every transaction, audit entry, dispute and run in one transaction; return the
+        stats.
 
         Background simulation runs are cancelled first (each stops after its current chunk) and
         none starts until the store is cleared, so no row names a run record the reset deleted;
@@ -456,7 +457,8 @@ class Engine:
     ) -> BacktestResult:
         """Re-decide stored rows under ``candidate`` and the active policy with the stored draws
         (common random numbers) and compare them. Select rows with ``filters`` or its fields
-        (``run="live" | "all" | <run id>``, ``since``, ``until``, ``channels``, ``currencies``).
+        (``run="live" | "all" | <run id>``, ``since``, ``until``, ``channels``, ``currencies``;
+        ``labels_as_of`` counts only the labels known then: :func:`engine.backtest.label_sql`).
         """
         chosen = filters if filters is not None else RowFilter(**filter_fields)
         self._require_run(chosen.run, "filters.run")
