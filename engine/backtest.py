@@ -25,10 +25,10 @@ from pydantic import BaseModel, Field
 from engine.decision import Decider, Reason, reason_codes, risk_score_sql
 from engine.filters import RowFilter
 from engine.lists import Lists
-from engine.models import Money
+from engine.models import FRAUD_DISPUTE_REASONS, Money
 from engine.policy import SCORE_RULE, Policy
 from engine.rules import Action, decide_from_matches
-from engine.store import Store
+from engine.store import ReadTx, Store
 
 _APPROVING = (Reason.APPROVED, Reason.REVIEW_BY_RULE, Reason.ALLOWED_BY_RULE)
 DECLINE_REASONS = tuple(r for r in Reason if r not in _APPROVING)
@@ -39,7 +39,8 @@ CURVE_STEPS = 100
 class PolicyMetrics(BaseModel):
     """How one policy decides the selected rows. Rates are fractions in [0, 1].
 
-    Fraud metrics only count rows with ground truth (simulation rows; live rows are unlabelled).
+    Fraud metrics only count labelled rows (:func:`label_sql`): simulated rows by their ground
+    truth as known at ``labels_as_of``, live rows with a fraud dispute.
     """
 
     rows: int
@@ -47,7 +48,10 @@ class PolicyMetrics(BaseModel):
     declined: int
     approval_rate: float
     decline_rate: float
-    labelled: int = Field(description="Rows with ground truth (is_fraud not NULL).")
+    labelled: int = Field(
+        description="Labelled rows: simulated rows (ground truth, as known at labels_as_of) "
+        "and live rows with a fraud or friendly_fraud dispute."
+    )
     fraud: int = Field(description="Fraud rows among the labelled ones.")
     fraud_caught: int = Field(description="Fraud rows declined.")
     recall: float | None = Field(description="fraud_caught / fraud (None without fraud).")
@@ -165,33 +169,81 @@ def _side(decider: Decider, prefix: str, lists: Lists, score_column: str | None 
     return _Side(decider, plan.words, plan.params)
 
 
+UNLABELLED, LEGITIMATE, FRAUD = 0, 1, 2
+"""The labels :func:`label_sql` gives a row."""
+_FRAUD_REASONS = ", ".join(f"'{reason}'" for reason in FRAUD_DISPUTE_REASONS)
+
+
+def label_sql(labels_as_of: bool, fraud_disputes: bool) -> str:
+    """The label a backtest counts for each row, as SQL: 0 unlabelled, 1 legitimate, 2 fraud.
+
+    - A simulated row (``run_id`` set) is labelled by its ground truth ``is_fraud``. With
+      ``labels_as_of`` (the parameter ``$labels_as_of``), a fraud row counts as fraud only once
+      its chargeback arrived (``label_available_at <= $labels_as_of``); before that, and for
+      fraud never disputed, it counts as legitimate, because that is what an analyst saw then:
+      an approved payment with no chargeback. Disputes recorded through the API on simulated
+      rows are kept and audited but change no label: the ground truth already holds.
+    - A live row is labelled only by disputes: fraud when a ``fraud`` or ``friendly_fraud``
+      dispute exists (reported by ``labels_as_of`` when given), else unlabelled; live traffic
+      has no ground truth, and a payment nobody disputed is not known to be legitimate.
+      ``fraud_disputes`` says whether the query joins the disputes (:func:`_disputes_join`, the
+      column ``fraud_disputed``); without it every live row is unlabelled.
+    """
+    live = f"CASE WHEN fraud_disputed THEN {FRAUD} ELSE {UNLABELLED} END"
+    if not fraud_disputes:
+        live = str(UNLABELLED)
+    known = " AND label_available_at <= $labels_as_of" if labels_as_of else ""
+    return (
+        f"CASE WHEN run_id IS NULL THEN {live} WHEN is_fraud IS NULL THEN {UNLABELLED} "
+        f"WHEN is_fraud{known} THEN {FRAUD} ELSE {LEGITIMATE} END"
+    )
+
+
+def _disputes_join(labels_as_of: bool) -> str:
+    """A LEFT JOIN giving each transaction ``fraud_disputed`` (true, or NULL without a fraud
+    dispute reported by ``$labels_as_of``)."""
+    known = " AND reported_at <= $labels_as_of" if labels_as_of else ""
+    return (
+        "LEFT JOIN (SELECT transaction_id, true AS fraud_disputed FROM disputes "
+        f"WHERE reason IN ({_FRAUD_REASONS}){known} GROUP BY transaction_id) d "
+        "ON d.transaction_id = transactions.id"
+    )
+
+
 def grouped_decisions_sql(
-    candidate: _Side, active: _Side, filters: RowFilter, scenarios: list[str]
+    candidate: _Side,
+    active: _Side,
+    filters: RowFilter,
+    scenarios: list[str],
+    fraud_disputes: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """The one aggregating query of a backtest.
 
     Each row gets an integer ``k`` packing (label, scenario, candidate score bin) and both
     policies' match words; rows are counted and amounts summed per distinct combination in a
     single hash aggregation. ``scenarios`` lists the fraud scenario names to code (1-based;
-    0 = none or unknown).
+    0 = none or unknown). ``fraud_disputes``: whether live rows may have fraud disputes to read
+    as labels (:func:`label_sql`; without any, the join is left out).
     """
     where, params = filters.where()
     params = {**params, **candidate.params, **active.params}
+    as_of = filters.labels_as_of_utc()
+    if as_of is not None:
+        params["labels_as_of"] = as_of
+    label = label_sql(as_of is not None, fraud_disputes)
+    joined = _disputes_join(as_of is not None) if fraud_disputes else ""
     scenario_code = "0"
     if scenarios:
         whens = " ".join(f"WHEN $s{i} THEN {i + 1}" for i in range(len(scenarios)))
         scenario_code = (
-            f"CASE WHEN is_fraud THEN (CASE fraud_scenario {whens} ELSE 0 END) ELSE 0 END"
+            f"CASE WHEN label = {FRAUD} THEN (CASE fraud_scenario {whens} ELSE 0 END) ELSE 0 END"
         )
         params.update({f"s{i}": name for i, name in enumerate(scenarios)})
     b, n_sc = CURVE_STEPS + 1, len(scenarios) + 1
     c_weights = candidate.decider.policy.score_weights
     a_weights = active.decider.policy.score_weights
     a_score = "" if a_weights == c_weights else f", {risk_score_sql(a_weights)} AS a_score"
-    key = (
-        "(((CASE WHEN is_fraud IS NULL THEN 0 WHEN is_fraud THEN 2 ELSE 1 END) "
-        f"* {n_sc} + {scenario_code}) * {b} + {_score_bin('c_score')})::BIGINT"
-    )
+    key = f"((label * {n_sc} + {scenario_code}) * {b} + {_score_bin('c_score')})::BIGINT"
     c_words = [f"{w} AS cw{i}" for i, w in enumerate(candidate.words)]
     a_words = [f"{w} AS aw{i}" for i, w in enumerate(active.words)]
     n_c, n_a = len(candidate.decider.rules.rules), len(active.decider.rules.rules)
@@ -203,9 +255,9 @@ def grouped_decisions_sql(
     sql = f"""
         WITH selected AS NOT MATERIALIZED (
             SELECT *, {risk_score_sql(c_weights)} AS c_score{a_score}
-            FROM transactions {where}
+            FROM transactions {joined} {where}
         ), scored AS NOT MATERIALIZED (
-            SELECT is_fraud, fraud_scenario, CAST(amount * 100 AS BIGINT) AS cents,
+            SELECT {label} AS label, fraud_scenario, CAST(amount * 100 AS BIGINT) AS cents,
                    CAST(amount_in_gbp * 100 AS BIGINT) AS pence, c_score,
                    {", ".join(c_words + a_words)}
             FROM selected
@@ -234,6 +286,12 @@ def scenarios_sql(filters: RowFilter) -> tuple[str, dict[str, Any]]:
     )
 
 
+def _any_fraud_dispute(tx: ReadTx) -> bool:
+    """Whether any dispute labels a payment fraud (most databases have none: no join then)."""
+    row = tx.one(f"SELECT EXISTS (SELECT 1 FROM disputes WHERE reason IN ({_FRAUD_REASONS}))")
+    return bool(row and row[0])
+
+
 def run_backtest(
     store: Store,
     lists: Lists,
@@ -252,7 +310,9 @@ def run_backtest(
     a_side = _side(active, "a_", lists, "c_score" if same_weights else "a_score")
     with store.read() as tx:
         names = [row[0] for row in tx.rows(*scenarios_sql(filters))]
-        sql, params = grouped_decisions_sql(c_side, a_side, filters, names)
+        # a simulation run's rows take no labels from disputes: no join to pay for
+        disputes = not isinstance(filters.run, int) and _any_fraud_dispute(tx)
+        sql, params = grouped_decisions_sql(c_side, a_side, filters, names, disputes)
         groups = tx.frame(sql, params)
     g = _Groups.of(groups, names, candidate, active)
     return BacktestResult(
@@ -318,8 +378,8 @@ class _Groups:
             n=groups["n"].to_numpy(dtype=np.int64),
             cents=groups["cents"].fillna(0).to_numpy(dtype=np.int64),
             pence=groups["pence"].fillna(0).to_numpy(dtype=np.int64),
-            labelled=label > 0,
-            fraud=label == 2,
+            labelled=label != UNLABELLED,
+            fraud=label == FRAUD,
             scenario=names[sc],
             c_bin=c_bin,
             c_matches=c_matches,

@@ -41,6 +41,8 @@ class RowFilter(BaseModel):
     simulated time too). ``channels``/``currencies``: keep only these values (empty = all); each
     must be a valid channel or ISO 4217 code (a valid value absent from the data selects no
     rows; whether a run id exists is checked by the engine, which knows the runs).
+    ``labels_as_of`` selects no rows: it says which labels a backtest counts
+    (:func:`engine.backtest.label_sql`).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -51,10 +53,16 @@ class RowFilter(BaseModel):
     latest: timedelta | None = Field(
         None, description="Only the rows within this span before the newest selected row."
     )
+    labels_as_of: datetime | None = Field(
+        None,
+        description="Backtests only: count the labels known at this time, not every label "
+        "stored (a simulated fraud row is fraud once its label_available_at has passed, else it "
+        "looks legitimate; a live row is fraud once a fraud dispute was reported).",
+    )
     channels: tuple[Channel, ...] = Field(default=(), max_length=20)
     currencies: tuple[CurrencyCode, ...] = Field(default=(), max_length=200)
 
-    @field_validator("since", "until", "latest", mode="before")
+    @field_validator("since", "until", "latest", "labels_as_of", mode="before")
     @classmethod
     def _no_bare_numbers(cls, value: Any) -> Any:
         # The schema says ISO 8601 strings; pydantic's lax mode would take numbers as seconds.
@@ -86,7 +94,7 @@ class RowFilter(BaseModel):
             raise ValueError(_RUN_RULE)
         return value
 
-    @field_validator("since", "until")
+    @field_validator("since", "until", "labels_as_of")
     @classmethod
     def _utc_in_range(cls, value: datetime | None) -> datetime | None:
         return utc_in_range(value)
@@ -145,6 +153,10 @@ class RowFilter(BaseModel):
             )
             params["f_latest"] = self.latest
         return "WHERE " + (" AND ".join(clauses) if clauses else "true"), params
+
+    def labels_as_of_utc(self) -> datetime | None:
+        """``labels_as_of`` as a naive UTC timestamp (the form stored), or None."""
+        return None if self.labels_as_of is None else _naive_utc(self.labels_as_of)
 
 
 def utc_in_range(value: datetime | None) -> datetime | None:

@@ -260,6 +260,23 @@ class AuditDecision(BaseModel):
     draw: float = Field(description="The uniform random number the decision used.")
 
 
+DisputeReason = Literal[
+    "fraud", "friendly_fraud", "authorisation", "processing_error", "not_received",
+    "not_as_described",
+]  # fmt: skip
+FRAUD_DISPUTE_REASONS = ("fraud", "friendly_fraud")
+"""Dispute reasons that label a payment fraud in backtests (engine/backtest.py)."""
+
+
+class Dispute(BaseModel):
+    """A dispute (chargeback) reported about a stored payment."""
+
+    transaction_id: uuid.UUID
+    reason: DisputeReason
+    reported_at: UtcDateTime = Field(description="When the dispute was reported (UTC).")
+    recorded_at: UtcDateTime = Field(description="When this server stored it (UTC).")
+
+
 class AuditEntry(BaseModel):
     """One entry of a transaction's audit trail."""
 
@@ -272,6 +289,7 @@ class AuditEntry(BaseModel):
     features: dict[str, float]
     latency_ms: float | None
     source: str = Field(description="'live' or 'simulation run N'.")
+    dispute: Dispute | None = Field(None, description="Set on transaction.disputed entries.")
 
 
 class LatencySummary(BaseModel):

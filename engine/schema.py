@@ -341,6 +341,19 @@ CREATE TABLE policy_activations (
 );
 INSERT INTO policy_activations SELECT version, created_at, note FROM policies ORDER BY version;
 """
+# v12: disputes (issue 13): chargebacks and other disputes reported about a payment, live or
+# simulated. One row per (transaction, reason): a repeated report of the same reason is the same
+# dispute. ``reported_at`` is when the dispute was reported (given by the caller, at the latest
+# now), ``recorded_at`` when this server stored it; backtests read the fraud ones as labels.
+V12_DISPUTES = """
+CREATE TABLE disputes (
+    transaction_id UUID NOT NULL,
+    reason VARCHAR NOT NULL,          -- engine/disputes.py DISPUTE_REASONS
+    reported_at TIMESTAMP NOT NULL,   -- UTC
+    recorded_at TIMESTAMP NOT NULL,   -- UTC
+    PRIMARY KEY (transaction_id, reason)
+);
+"""
 MIGRATIONS: list[str] = [
     V1_TABLES,
     V2_ROLLUPS,
@@ -353,6 +366,7 @@ MIGRATIONS: list[str] = [
     V9_LISTS,
     V10_HISTORY_ATTRIBUTES,
     V11_RULES,
+    V12_DISPUTES,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -22,6 +22,7 @@ from engine.backtest import BacktestResult, run_backtest
 from engine.cards import fingerprint, load_or_create_key, mask
 from engine.config import Settings, get_settings
 from engine.decision import REASON_TEXT, Decider, Reason, explain
+from engine.disputes import DisputeReport, Recorded, record_dispute
 from engine.errors import InvalidRequestError, NotFoundError
 from engine.filters import RowFilter, RunSelector
 from engine.idempotency import KEY_RETENTION, IdempotencyGuard, request_hash
@@ -250,11 +251,28 @@ class Engine:
         )
         others = [
             AuditEntry(
-                **entry, transaction_id=parsed, latency_ms=row["latency_ms"], source=decision.source
+                **{**_NOT_A_DECISION, **entry},
+                transaction_id=parsed,
+                latency_ms=row["latency_ms"],
+                source=decision.source,
             )
             for entry in self.store.fetch_audit(parsed)
         ]
         return [decision, *others]
+
+    def dispute(
+        self, transaction_id: str | uuid.UUID, report: DisputeReport | dict[str, Any]
+    ) -> Recorded:
+        """Record a dispute about a stored payment (live or simulated) with an audit entry
+        ``transaction.disputed``; a repeated report of the same reason answers the stored
+        dispute and stores nothing (:func:`engine.disputes.record_dispute`). Raises
+        :class:`NotFoundError` and :class:`InvalidRequestError` (naming ``reported_at``)."""
+        if not isinstance(report, DisputeReport):
+            try:
+                report = DisputeReport.model_validate(report)
+            except ValidationError as exc:
+                raise InvalidRequestError(*describe_first(exc)) from None
+        return record_dispute(self.store, _as_uuid(transaction_id), report)
 
     def _row(self, transaction_id: str | uuid.UUID) -> dict[str, Any]:
         row = self.store.fetch_transaction(_as_uuid(transaction_id))
@@ -322,7 +340,8 @@ class Engine:
             )
 
     def reset(self) -> Stats:
-        """Delete every transaction, audit entry and run in one transaction; return the stats.
+        """Delete every transaction, audit entry, dispute and run in one transaction; return the
+        stats.
 
         Background simulation runs are cancelled first (each stops after its current chunk) and
         none starts until the store is cleared, so no row names a run record the reset deleted;
@@ -438,7 +457,8 @@ class Engine:
     ) -> BacktestResult:
         """Re-decide stored rows under ``candidate`` and the active policy with the stored draws
         (common random numbers) and compare them. Select rows with ``filters`` or its fields
-        (``run="live" | "all" | <run id>``, ``since``, ``until``, ``channels``, ``currencies``).
+        (``run="live" | "all" | <run id>``, ``since``, ``until``, ``channels``, ``currencies``;
+        ``labels_as_of`` counts only the labels known then: :func:`engine.backtest.label_sql`).
         """
         chosen = filters if filters is not None else RowFilter(**filter_fields)
         self._require_run(chosen.run, "filters.run")
@@ -489,6 +509,8 @@ class _PeriodicBackup:
             self._thread.join(timeout=60)
 
 
+# Entries of audit_log other than decisions hold no request, decision or features.
+_NOT_A_DECISION: dict[str, Any] = {"request": None, "decision": None, "features": {}}
 _STATS_ARGS = {"run": "source"}  # RowFilter's names for what stats() calls its arguments
 
 

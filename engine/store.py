@@ -750,7 +750,8 @@ class Store:
             return tx.execute("DELETE FROM idempotency_keys WHERE created_at < ?", [older_than])
 
     def reset(self) -> None:
-        """Delete all transactions, audit entries, runs and rollups in one transaction."""
+        """Delete all transactions, audit entries, disputes, runs and rollups in one
+        transaction."""
         with self.write() as tx:
             for table in (
                 "transactions",
@@ -760,6 +761,7 @@ class Store:
                 "latency_histogram",
                 "idempotency_keys",
                 "simulation_keys",
+                "disputes",
             ):
                 tx.execute(f"DELETE FROM {table}")
             self._pending.cleared = True

@@ -109,6 +109,10 @@ def insert_rows(
             "fraud_scenario": pa.array(
                 list(cols["scenario"]) if "scenario" in cols else [None] * n, pa.string()
             ),
+            # when a chargeback reveals the row (None: never), if the test says
+            "label_available_at": pa.array(
+                list(cols.get("label_at", [None] * n)), pa.timestamp("us")
+            ),
         }
     )
     with store.write() as tx:
