@@ -26,7 +26,8 @@ router = APIRouter(
     },
 )
 async def reset(engine: EngineDep) -> Stats:
-    """Delete every transaction, audit entry and run in one transaction; return zeroed stats."""
+    """Delete every transaction, audit entry, dispute and run in one transaction; return zeroed
+    stats."""
     return await run_in_threadpool(engine.reset)
 
 
