@@ -49,8 +49,7 @@ def hourly_blocks(params: SimulationParams, pop: Population) -> Iterator[Rows]:
             if len(new):
                 pending = Rows.concat([pending, new])
                 pending = pending.take(np.argsort(pending.t_ms, kind="stable"))
-        cut = int(np.searchsorted(pending.t_ms, t0 + HOUR_MS, side="left"))
-        landing, pending = pending.take(slice(0, cut)), pending.take(slice(cut, None))
+        landing, pending = _landing(pending, t0 + HOUR_MS)
         need = int(counts[h]) - debt
         n_legit = max(need - len(landing), 0)
         debt = n_legit + len(landing) - need
@@ -67,6 +66,19 @@ def hourly_blocks(params: SimulationParams, pop: Population) -> Iterator[Rows]:
     rows = block.take(pop)
     if len(rows):
         yield rows
+
+
+def _landing(pending: Rows, hour_end_ms: int) -> tuple[Rows, Rows]:
+    """(the pending rows before ``hour_end_ms``, the rest); most hours take none or all."""
+    cut = int(np.searchsorted(pending.t_ms, hour_end_ms, side="left")) if len(pending) else 0
+    if cut == 0:
+        return _NONE, pending
+    if cut == len(pending):
+        return pending, _NONE
+    return pending.take(slice(0, cut)), pending.take(slice(cut, None))
+
+
+_NONE = Rows.empty()
 
 
 class _Block:
