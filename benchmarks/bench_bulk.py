@@ -98,7 +98,7 @@ def _lookups(engine, run_id: int, samples: int = 200) -> dict:
 
 
 def _floor(db: Path, rows: int, args: argparse.Namespace) -> dict:
-    from engine.decision import Decisions
+    from engine.decision import ACTION_LABELS, Decisions
     from engine.features import FeatureColumns, HistoryCounts
     from engine.ids import IdAllocator
     from engine.simulation import SimulationParams
@@ -134,7 +134,9 @@ def _floor(db: Path, rows: int, args: argparse.Namespace) -> dict:
         small = (i[5] % 7).astype(np.int64)
         counts = HistoryCounts(small, small, small, u[3] < 0.03, *[small] * 6)
         features = FeatureColumns(u[3], u[4], u[5])
-        decisions = Decisions(u[2], u[2] < 0.9, (i[2] % 5).astype(np.int8), u[4] < 0.1)
+        flagged = np.where(u[4] < 0.1, i[0] % 20, -1).astype(np.int16)
+        decisions = Decisions(u[2], u[2] < 0.9, (i[2] % 5).astype(np.int8), flagged,
+                              (i[3] % len(ACTION_LABELS)).astype(np.int8), flagged)  # fmt: skip
         table = transactions_table(chunk, pop, counts, features, decisions, 1, 1, i[4] % 99_999)
         rollup = RollupDelta.from_columns(
             1, decisions.approved, chunk.amount_cents, chunk.latency_ms

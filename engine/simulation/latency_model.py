@@ -31,14 +31,38 @@ STAND_IN_MIN_MS, STAND_IN_MAX_MS = 5.0, 30.0
 
 def authorization_latency(rng: np.random.Generator, card_present: np.ndarray) -> np.ndarray:
     """Latency in ms (rounded to µs) for payments whose ``card_present`` flags are given."""
-    n = len(card_present)
+    total = untimed_latency(card_present, *latency_draws(rng, len(card_present)))
+    out = timed_out(total)
+    total[out] = stand_in(rng, len(out))
+    return np.round(total, 3)
+
+
+def latency_draws(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The draws of ``n`` latencies before the timeout: (normals of shape (3, n), indices of the
+    slow payments, their Pareto tails). Split from the arithmetic so that a run can draw hour by
+    hour (each hour has its own generator) and compute many hours at once."""
     z = rng.standard_normal((3, n))  # one call: network, acquirer, issuer
+    slow = np.flatnonzero(rng.random(n) < TAIL_PROBABILITY)
+    return z, slow, rng.pareto(TAIL_ALPHA, len(slow))
+
+
+def untimed_latency(
+    card_present: np.ndarray, z: np.ndarray, slow: np.ndarray, tail: np.ndarray
+) -> np.ndarray:
+    """Each payment's latency in ms before the timeout, from :func:`latency_draws`."""
     median = np.where(card_present, CARD_PRESENT_NETWORK_MS, CARD_NOT_PRESENT_NETWORK_MS)
     total = median * np.exp(NETWORK_SIGMA * z[0])
     total += ACQUIRER_MEDIAN_MS * np.exp(ACQUIRER_SIGMA * z[1])
     total += ISSUER_MEDIAN_MS * np.exp(ISSUER_SIGMA * z[2])
-    slow = np.flatnonzero(rng.random(n) < TAIL_PROBABILITY)
-    total[slow] += TAIL_SCALE_MS * (rng.pareto(TAIL_ALPHA, len(slow)) + 1.0)
-    timed_out = np.flatnonzero(total > TIMEOUT_MS)
-    total[timed_out] = TIMEOUT_MS + rng.uniform(STAND_IN_MIN_MS, STAND_IN_MAX_MS, len(timed_out))
-    return np.round(total, 3)
+    total[slow] += TAIL_SCALE_MS * (tail + 1.0)
+    return total
+
+
+def timed_out(total: np.ndarray) -> np.ndarray:
+    """Indices (ascending) of the latencies beyond the timeout."""
+    return np.flatnonzero(total > TIMEOUT_MS)
+
+
+def stand_in(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Latencies of ``n`` timed-out payments answered by stand-in processing (the last draw)."""
+    return TIMEOUT_MS + rng.uniform(STAND_IN_MIN_MS, STAND_IN_MAX_MS, n)

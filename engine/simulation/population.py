@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from engine.cards import fingerprint_digests
 from engine.features import CHANNELS
-from engine.simulation.latency_model import authorization_latency
+from engine.simulation.latency_model import latency_draws, stand_in, timed_out, untimed_latency
 from engine.simulation.params import SimulationParams
 from engine.simulation.rows import NO_LABEL, NO_SCENARIO, Rows
 
@@ -271,35 +271,82 @@ def hour_counts(params: SimulationParams) -> np.ndarray:
 def amounts_cents(rng: np.random.Generator, pop: Population, card: np.ndarray,
                   merchant: np.ndarray) -> np.ndarray:  # fmt: skip
     """Legitimate amounts: the card's log-normal profile scaled by the merchant's category."""
-    log_amount = pop.card_mu[card] + pop.card_sigma[card] * rng.standard_normal(len(card))
+    return _amounts_from(pop, card, merchant, rng.standard_normal(len(card)))
+
+
+def _amounts_from(pop: Population, card: np.ndarray, merchant: np.ndarray,
+                  z: np.ndarray) -> np.ndarray:  # fmt: skip
+    log_amount = pop.card_mu[card] + pop.card_sigma[card] * z
     cents = np.exp(log_amount) * CATEGORY_AMOUNT[pop.merchant_category[merchant]]
     return np.clip(np.rint(cents), 50, 50_000_000).astype(np.int64)
 
 
-def legit_rows(rng: np.random.Generator, pop: Population, count: int, t0_ms: int) -> Rows:
-    """``count`` legitimate payments in the hour starting at ``t0_ms``, in event order."""
-    t_ms = t0_ms + np.sort(rng.integers(0, HOUR_MS, count))
-    card = pop.card_tickets[rng.integers(0, len(pop.card_tickets), count)]
-    merchant = pop.merchant_tickets[rng.integers(0, len(pop.merchant_tickets), count)]
-    any_channel = np.searchsorted(CHANNEL_CDF, rng.random(count), side="right")
-    channel = np.where(
-        rng.random(count) < PREFERRED_CHANNEL_SHARE, pop.card_channel[card], any_channel
-    ).astype(np.int8)
-    which = rng.random(count)
-    stranger = rng.integers(0, pop.n_legit_devices, count)  # a borrowed or new device
-    device = np.where(
-        which < 0.85,
-        pop.card_device[card],
-        np.where(which < 0.98, pop.card_device2[card], stranger),
+@dataclass(frozen=True, slots=True)
+class _HourDraws:
+    """The random draws of one hour's legitimate payments, in the order they are drawn."""
+
+    rng: np.random.Generator  # kept for the hour's last draw (stand-in latencies), if any
+    offset_ms: np.ndarray  # unsorted offsets within the hour
+    card_ticket: np.ndarray
+    merchant_ticket: np.ndarray
+    u: np.ndarray  # (3, n): channel, preferred-channel and device uniforms
+    stranger: np.ndarray
+    abroad: np.ndarray
+    home_u: np.ndarray
+    amount_z: np.ndarray
+    draw: np.ndarray
+    latency: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _hour_draws(rng: np.random.Generator, pop: Population, count: int) -> _HourDraws:
+    return _HourDraws(
+        rng=rng,
+        offset_ms=rng.integers(0, HOUR_MS, count),
+        card_ticket=rng.integers(0, len(pop.card_tickets), count),
+        merchant_ticket=rng.integers(0, len(pop.merchant_tickets), count),
+        u=rng.random((3, count)),  # one call: the same numbers as three in a row
+        stranger=rng.integers(0, pop.n_legit_devices, count),  # a borrowed or new device
+        abroad=rng.integers(0, len(CURRENCIES), count),
+        home_u=rng.random(count),
+        amount_z=rng.standard_normal(count),
+        draw=rng.random(count),
+        latency=latency_draws(rng, count),
     )
-    device = np.where(DEVICE_CHANNEL[channel], device, -1)
-    abroad = rng.integers(0, len(CURRENCIES), count)
-    currency = np.where(rng.random(count) < HOME_CURRENCY_KEEP, pop.card_home[card], abroad).astype(
+
+
+def legit_hours(
+    rngs: list[np.random.Generator], pop: Population, counts: list[int], t0_ms: list[int]
+) -> Rows:
+    """Legitimate payments of consecutive hours, in event order: hour ``i`` has ``counts[i]``
+    rows from generator ``rngs[i]``, starting at ``t0_ms[i]``.
+
+    Each hour draws its numbers from its own generator, as if it were generated alone; the
+    arithmetic on them runs once for all the hours (a run's cost then follows its rows, not its
+    simulated hours). Element-wise numpy arithmetic gives the same values either way."""
+    hours = [_hour_draws(rng, pop, n) for rng, n in zip(rngs, counts, strict=True)]
+
+    def joined(name: str) -> np.ndarray:
+        return np.concatenate([getattr(h, name) for h in hours])
+
+    # hours are disjoint and in order: one sort of all offsets sorts each hour's
+    t_ms = np.sort(np.repeat(np.asarray(t0_ms, dtype=np.int64), counts) + joined("offset_ms"))
+    card = pop.card_tickets[joined("card_ticket")]
+    merchant = pop.merchant_tickets[joined("merchant_ticket")]
+    u = np.concatenate([h.u for h in hours], axis=1)
+    any_channel = np.searchsorted(CHANNEL_CDF, u[0], side="right")
+    channel = np.where(u[1] < PREFERRED_CHANNEL_SHARE, pop.card_channel[card], any_channel).astype(
         np.int8
     )
-    amount = amounts_cents(rng, pop, card, merchant)
-    draw = rng.random(count)
-    latency = authorization_latency(rng, CARD_PRESENT[channel])
+    device = np.where(
+        u[2] < 0.85,
+        pop.card_device[card],
+        np.where(u[2] < 0.98, pop.card_device2[card], joined("stranger")),
+    )
+    device = np.where(DEVICE_CHANNEL[channel], device, -1)
+    currency = np.where(
+        joined("home_u") < HOME_CURRENCY_KEEP, pop.card_home[card], joined("abroad")
+    ).astype(np.int8)
+    count = len(t_ms)
     return Rows(
         t_ms=t_ms,
         card=card,
@@ -307,9 +354,27 @@ def legit_rows(rng: np.random.Generator, pop: Population, count: int, t0_ms: int
         channel=channel,
         device=device,
         currency=currency,
-        amount_cents=amount,
-        draw=draw,
-        latency_ms=latency,
+        amount_cents=_amounts_from(pop, card, merchant, joined("amount_z")),
+        draw=joined("draw"),
+        latency_ms=_hours_latency(hours, counts, CARD_PRESENT[channel]),
         scenario=np.full(count, NO_SCENARIO, dtype=np.int8),
         label_at_ms=np.full(count, NO_LABEL, dtype=np.int64),
     )
+
+
+def _hours_latency(
+    hours: list[_HourDraws], counts: list[int], card_present: np.ndarray
+) -> np.ndarray:
+    """:func:`authorization_latency` of each hour, computed for all hours at once."""
+    first = np.cumsum([0, *counts])
+    z = np.concatenate([h.latency[0] for h in hours], axis=1)
+    slow = np.concatenate([h.latency[1] + at for h, at in zip(hours, first.tolist(), strict=False)])
+    tail = np.concatenate([h.latency[2] for h in hours])
+    total = untimed_latency(card_present, z, slow, tail)
+    out = timed_out(total)
+    if len(out):  # rare: each hour draws its stand-in latencies last, in row order
+        hour = np.searchsorted(first, out, side="right") - 1
+        for h in np.unique(hour).tolist():
+            mine = out[hour == h]
+            total[mine] = stand_in(hours[h].rng, len(mine))
+    return np.round(total, 3)
