@@ -20,7 +20,9 @@ from engine import analytics
 from engine.analytics import Dashboard, FilterOptions
 from engine.backtest import BacktestResult, run_backtest
 from engine.cards import fingerprint, load_or_create_key, mask
+from engine.compare import DEFAULT_REPLICATES, Comparison, run_comparison
 from engine.config import Settings, get_settings
+from engine.costs import CostModel
 from engine.decision import REASON_TEXT, Decider, Reason, explain
 from engine.disputes import DisputeReport, Recorded, record_dispute
 from engine.errors import InvalidRequestError, NotFoundError
@@ -464,6 +466,33 @@ class Engine:
         self._require_run(chosen.run, "filters.run")
         decider = self.policies.decider(candidate)
         return run_backtest(self.store, self.lists, decider, self.active_decider(), chosen)
+
+    def compare(
+        self,
+        a: Policy,
+        b: Policy,
+        filters: RowFilter | None = None,
+        costs: CostModel | None = None,
+        replicates: int = DEFAULT_REPLICATES,
+        seed: int = 0,
+        **filter_fields: Any,
+    ) -> Comparison:
+        """Re-decide the selected rows under policies ``a`` and ``b`` (stored versions or
+        drafts) with the stored draws, price both with ``costs`` and give every difference
+        (B − A) a paired day-block bootstrap interval (:mod:`engine.compare`). Select rows
+        with ``filters`` or its fields, as :meth:`backtest` does."""
+        chosen = filters if filters is not None else RowFilter(**filter_fields)
+        self._require_run(chosen.run, "filters.run")
+        return run_comparison(
+            self.store,
+            self.lists,
+            self.policies.decider(a),
+            self.policies.decider(b),
+            chosen,
+            costs,
+            replicates=replicates,
+            seed=seed,
+        )
 
     def dashboard(self, filters: RowFilter | None = None, **filter_fields: Any) -> Dashboard:
         """KPIs, approval rate and latency over time, decline reasons and the amount

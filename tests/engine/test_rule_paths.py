@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import TEST_CARDS, read_numpy
 
-from engine.backtest import _side
+from engine.backtest import policy_side
 from engine.decision import ACTION_LABELS, REASON_NAMES, reason_codes
 from engine.rules import decide_from_matches
 from engine.service import Engine
@@ -69,7 +69,7 @@ def _live_payments(engine: Engine, seed: int) -> None:
 def _sql_decisions(engine: Engine) -> dict[str, np.ndarray]:
     """Every stored row re-decided under the active policy by the backtest's SQL."""
     decider = engine.active_decider()
-    side = _side(decider, "c_", engine.lists)
+    side = policy_side(decider, "c_", engine.lists)
     words = ", ".join(f"{w} AS w{i}" for i, w in enumerate(side.words))
     rows = read_numpy(engine.store, f"SELECT {words} FROM transactions ORDER BY id", side.params)
     matrix = np.column_stack([rows[f"w{i}"] for i in range(len(side.words))])
