@@ -27,16 +27,25 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+)
 
 from engine.fx import RATES_PER_EUR, REPORTING_CURRENCY
 from engine.models import Money
 
 _CENT = Decimal("0.01")
 _PRICE_SCHEMA = {"type": "number", "minimum": 0, "maximum": 1_000_000, "multipleOf": 0.01}
-Price = Annotated[Decimal, WithJsonSchema(_PRICE_SCHEMA)]
+# Decimal inside, a JSON number outside (as engine.models.Money)
+_AS_NUMBER = PlainSerializer(lambda value: float(value), return_type=float, when_used="json")
+Price = Annotated[Decimal, WithJsonSchema(_PRICE_SCHEMA), _AS_NUMBER]
 _SHARE_SCHEMA = {"type": "number", "minimum": 0, "maximum": 1}
-Share = Annotated[Decimal, WithJsonSchema(_SHARE_SCHEMA)]
+Share = Annotated[Decimal, WithJsonSchema(_SHARE_SCHEMA), _AS_NUMBER]
 
 
 class CostModel(BaseModel):
