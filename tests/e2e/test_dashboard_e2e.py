@@ -440,6 +440,23 @@ def test_threshold_tuning_backtests_a_changed_knob(
     expect(approval.get_by_test_id("stMetricDelta")).to_have_text("0")
 
 
+def test_compare_page_prices_two_versions(page: Page, server: MainJob, demo_data: None) -> None:
+    rules = [{"name": "Big", "action": "block", "when": ":amount: > 300"}]
+    stored = httpx.post(f"{server.api}/policies", json={"rules": rules, "note": "e2e"}, timeout=10)
+    assert stored.status_code == 201, stored.text
+    open_page(page, server, "compare", "Compare policies")
+    summary = page.get_by_text(re.compile(r"payments re-decided under both policies"))
+    expect(summary).to_be_visible()
+    rows = int(
+        re.search(r"([\d,]+) payments re-decided", summary.inner_text()).group(1).replace(",", "")
+    )
+    assert rows == api_total(server), summary.inner_text()
+    expect(metric(page, "Approval rate B").get_by_test_id("stMetricValue")).to_be_visible()
+    verdict = page.get_by_text(re.compile(r"^(B costs (less|more)|No clear difference)"))
+    expect(verdict).to_be_visible()
+    screenshot(page, "compare")
+
+
 def test_simulations_and_admin_pages(page: Page, server: MainJob, demo_data: None) -> None:
     open_page(page, server, "simulations", "Simulations")
     # the demo seed is run 1; start a small run from the form and watch it complete
@@ -539,7 +556,7 @@ def test_admin_page_uploads_lists_read_back_through_the_api(page: Page, server: 
 def test_screenshots_of_every_page() -> None:
     names = {p.stem for p in SCREENSHOTS.glob("*.png")}
     names &= {p.stem.removesuffix("-top") for p in SCREENSHOTS.glob("*-top.png")}
-    pages = ("live", "submit", "inspect", "tuning", "simulations", "admin")
+    pages = ("live", "submit", "inspect", "tuning", "compare", "simulations", "admin")
     expected = {f"{name}-{width}" for name in pages for width in WIDTHS}
     assert expected <= names, f"missing screenshots: {sorted(expected - names)}"
     # the README's copies stay small enough for a repository
