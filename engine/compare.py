@@ -19,7 +19,9 @@ days give no interval.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,7 @@ from engine.costs import Consequences, CostBreakdown, CostModel, cost_breakdown
 from engine.decision import Decider, risk_score_sql
 from engine.filters import RowFilter
 from engine.lists import Lists
+from engine.models import Money, UtcDateTime
 from engine.policy import Policy
 from engine.rules import Action, action_from_words_sql
 from engine.store import Store
@@ -100,6 +103,18 @@ class IntervalMethod(BaseModel):
     seed: int
 
 
+class MaturityPoint(BaseModel):
+    """The comparison as it would have looked ``days_after`` the selection's last payment:
+    only the disputes known by then count (most fraud is not disputed at month end)."""
+
+    days_after: int
+    labels_as_of: UtcDateTime
+    fraud_known: int = Field(description="Fraud payments labelled by then.")
+    a_total_cost: Money
+    b_total_cost: Money
+    total_cost: Difference = Field(description="B − A in total cost, with its interval.")
+
+
 class Comparison(BaseModel):
     """Policy A vs policy B over the same rows and the same stored draws."""
 
@@ -115,6 +130,11 @@ class Comparison(BaseModel):
     )
     interval: IntervalMethod
     unpriced: int = Field(description="Rows in a currency without a reference rate (no amount).")
+    maturity: list[MaturityPoint] = Field(
+        default_factory=list,
+        description="The same comparison with the labels known N days after the selection's "
+        "last payment, for each N asked (label maturity).",
+    )
     elapsed_ms: float
 
 
@@ -329,6 +349,24 @@ def paired_differences(
     return out
 
 
+_EXACT = {
+    "total_cost": "total",
+    "fraud_loss": "fraud_loss",
+    "false_decline_cost": "false_decline_cost",
+    "review_cost": "review_cost",
+}
+
+
+def _exact_money(d: Difference, a: CostBreakdown, b: CostBreakdown) -> Difference:
+    """A money difference with its point values from the exact breakdowns (the resampling
+    works in floats; its interval stays as computed)."""
+    field = _EXACT.get(d.metric)
+    if field is None:
+        return d
+    va, vb = getattr(a, field), getattr(b, field)
+    return d.model_copy(update={"a": float(va), "b": float(vb), "difference": float(vb - va)})
+
+
 def run_comparison(
     store: Store,
     lists: Lists,
@@ -354,17 +392,61 @@ def run_comparison(
     daily_a, daily_b = _daily(groups, days, "a"), _daily(groups, days, "b")
     rows = int(sums["n"].sum()) if len(sums) else 0
     priced = int(sums["priced"].sum()) if len(sums) else 0
+    outcome_a, outcome_b = _outcome(daily_a, costs), _outcome(daily_b, costs)
+    differences = paired_differences(daily_a, daily_b, costs, replicates, confidence, seed)
     return Comparison(
         filters=filters,
         costs=costs,
         a_policy=a.policy,
         b_policy=b.policy,
-        a=_outcome(daily_a, costs),
-        b=_outcome(daily_b, costs),
-        differences=paired_differences(daily_a, daily_b, costs, replicates, confidence, seed),
+        a=outcome_a,
+        b=outcome_b,
+        differences=[_exact_money(d, outcome_a.costs, outcome_b.costs) for d in differences],
         interval=IntervalMethod(
             confidence=confidence, replicates=replicates, blocks=len(days), seed=seed
         ),
         unpriced=rows - priced,
         elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
     )
+
+
+def selection_end(store: Store, filters: RowFilter) -> datetime | None:
+    """The event time of the selection's last payment (UTC), or None when it is empty."""
+    where, params = filters.where()
+    row = store.query(f"SELECT max(created_at) FROM transactions {where}", params)[0]
+    return None if row[0] is None else row[0].replace(tzinfo=UTC)
+
+
+def label_maturity(
+    store: Store,
+    lists: Lists,
+    a: Decider,
+    b: Decider,
+    filters: RowFilter,
+    costs: CostModel,
+    days: Sequence[int],
+    replicates: int = DEFAULT_REPLICATES,
+    seed: int = 0,
+) -> list[MaturityPoint]:
+    """The comparison with the labels known ``days`` after the selection's last payment, one
+    full comparison (one scan) per point."""
+    end = selection_end(store, filters)
+    if end is None:
+        return []
+    points = []
+    for after in sorted(set(days)):
+        as_of = end + timedelta(days=after)
+        at = filters.model_copy(update={"labels_as_of": as_of})
+        result = run_comparison(store, lists, a, b, at, costs, replicates, seed=seed)
+        total = next(d for d in result.differences if d.metric == "total_cost")
+        points.append(
+            MaturityPoint(
+                days_after=after,
+                labels_as_of=as_of,
+                fraud_known=result.a.fraud,
+                a_total_cost=result.a.costs.total,
+                b_total_cost=result.b.costs.total,
+                total_cost=total,
+            )
+        )
+    return points

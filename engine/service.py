@@ -20,7 +20,7 @@ from engine import analytics
 from engine.analytics import Dashboard, FilterOptions
 from engine.backtest import BacktestResult, run_backtest
 from engine.cards import fingerprint, load_or_create_key, mask
-from engine.compare import DEFAULT_REPLICATES, Comparison, run_comparison
+from engine.compare import DEFAULT_REPLICATES, Comparison, label_maturity, run_comparison
 from engine.config import Settings, get_settings
 from engine.costs import CostModel
 from engine.decision import REASON_TEXT, Decider, Reason, explain
@@ -475,24 +475,28 @@ class Engine:
         costs: CostModel | None = None,
         replicates: int = DEFAULT_REPLICATES,
         seed: int = 0,
+        maturity_days: Sequence[int] = (),
         **filter_fields: Any,
     ) -> Comparison:
         """Re-decide the selected rows under policies ``a`` and ``b`` (stored versions or
         drafts) with the stored draws, price both with ``costs`` and give every difference
         (B − A) a paired day-block bootstrap interval (:mod:`engine.compare`). Select rows
-        with ``filters`` or its fields, as :meth:`backtest` does."""
+        with ``filters`` or its fields, as :meth:`backtest` does. ``maturity_days`` adds the
+        same comparison with the labels known that many days after the last selected payment
+        (one more scan per point)."""
         chosen = filters if filters is not None else RowFilter(**filter_fields)
         self._require_run(chosen.run, "filters.run")
-        return run_comparison(
-            self.store,
-            self.lists,
-            self.policies.decider(a),
-            self.policies.decider(b),
-            chosen,
-            costs,
-            replicates=replicates,
-            seed=seed,
+        deciders = self.policies.decider(a), self.policies.decider(b)
+        costs = costs or CostModel()
+        result = run_comparison(
+            self.store, self.lists, *deciders, chosen, costs, replicates=replicates, seed=seed
         )
+        if maturity_days:
+            points = label_maturity(
+                self.store, self.lists, *deciders, chosen, costs, maturity_days, replicates, seed
+            )
+            result = result.model_copy(update={"maturity": points})
+        return result
 
     def dashboard(self, filters: RowFilter | None = None, **filter_fields: Any) -> Dashboard:
         """KPIs, approval rate and latency over time, decline reasons and the amount

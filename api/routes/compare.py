@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -67,6 +67,12 @@ class CompareRequest(BaseModel):
     )
     seed: int = Field(
         0, ge=0, le=2**32 - 1, strict=True, description="Seed of the bootstrap resampling."
+    )
+    maturity_days: list[Annotated[int, Field(strict=True, ge=0, le=3650)]] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Also answer the comparison with the labels known this many days after "
+        "the selection's last payment, for each (e.g. [7, 30, 90]); one more scan each.",
     )
 
     @field_validator("a", "b", mode="before")
@@ -130,5 +136,7 @@ async def compare(body: CompareRequest, engine: EngineDep, heavy: HeavyDep) -> C
     a, b = _policy(engine, body.a, "a"), _policy(engine, body.b, "b")
     filters = _filters(body)
     return await heavy.run(
-        lambda: engine.compare(a, b, filters, body.costs, body.replicates, body.seed)
+        lambda: engine.compare(
+            a, b, filters, body.costs, body.replicates, body.seed, body.maturity_days
+        )
     )

@@ -97,3 +97,14 @@ def test_a_whole_number_written_with_a_point_names_a_version(client, history):
                            headers={"Content-Type": "application/json"})  # fmt: skip
     assert response.status_code == 200, response.text
     assert response.json()["a_policy"]["version"] == 1
+
+
+def test_maturity_days_answer_the_comparison_as_it_would_have_looked(client, history):
+    body = client.post("/compare", json={"a": 1, "b": {"rules": RULES}, "maturity_days": [30, 7]})
+    assert body.status_code == 200, body.text
+    points = body.json()["maturity"]
+    assert [p["days_after"] for p in points] == [7, 30]
+    assert points[0]["fraud_known"] <= points[1]["fraud_known"]
+    assert client.post("/compare", json={"a": 1, "b": 1}).json()["maturity"] == []
+    bad = client.post("/compare", json={"a": 1, "b": 1, "maturity_days": [-1]})
+    assert bad.status_code == 400 and bad.json()["error"]["field"].startswith("maturity_days")

@@ -4,7 +4,7 @@ true difference at their stated rate."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import duckdb
@@ -211,3 +211,19 @@ def test_actions_in_the_policy_order_do_not_change_the_sql_action():
            for w in (0, 1, 2, 4, 5, 7)]  # fmt: skip
     assert got == [Action.NONE, Action.REVIEW, Action.BLOCK, Action.BLOCK, Action.BLOCK,
                    Action.BLOCK]  # fmt: skip
+
+
+def test_label_maturity_counts_more_fraud_the_longer_one_waits(engine):
+    candidate = engine.draft_policy(RULES)
+    result = engine.compare(DEFAULT_POLICY, candidate, run=1, maturity_days=(90, 0, 7, 30))
+    points = result.maturity
+    assert [p.days_after for p in points] == [0, 7, 30, 90]
+    known = [p.fraud_known for p in points]
+    assert known == sorted(known) and known[0] < known[-1] <= result.a.fraud
+    end = engine.store.query("SELECT max(created_at) FROM transactions WHERE run_id = 1")[0][0]
+    for point in points:
+        again = engine.compare(DEFAULT_POLICY, candidate, run=1, labels_as_of=point.labels_as_of)
+        assert point.labels_as_of.replace(tzinfo=None) - end == timedelta(days=point.days_after)
+        assert point.fraud_known == again.a.fraud
+        assert point.b_total_cost == again.b.costs.total
+        assert point.total_cost == next(d for d in again.differences if d.metric == "total_cost")
