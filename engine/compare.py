@@ -76,9 +76,17 @@ class PolicyOutcome(BaseModel):
     labelled: int = Field(description="Rows with a label (see the backtest's labels).")
     fraud: int
     fraud_caught: int = Field(description="Fraud rows declined.")
-    recall: float | None = Field(description="fraud_caught / fraud (None without fraud).")
+    fraud_stopped: int = Field(description="Fraud rows the review team worked and stopped.")
+    recall: float | None = Field(
+        description="(fraud_caught + fraud_stopped) / fraud (None without fraud)."
+    )
     false_declines: int = Field(description="Legitimate labelled rows declined.")
-    reviewed: int = Field(description="Rows a review rule decided (approved, for review).")
+    review_marked: int = Field(description="Rows a review rule decided (approved, for review).")
+    reviewed: int = Field(description="Rows the review team worked (within its capacity).")
+    review_backlog: int = Field(description="review_marked - reviewed: never worked.")
+    review_hit_rate: float | None = Field(
+        description="fraud_stopped / reviewed (None when nothing was reviewed)."
+    )
     costs: CostBreakdown
 
 
@@ -148,15 +156,18 @@ class DailyCounts:
     fraud: np.ndarray
     fraud_caught: np.ndarray
     false_declines: np.ndarray
-    reviewed: np.ndarray
-    approved_fraud_pence: np.ndarray
+    review_marked: np.ndarray  # payments a review rule decided
+    reviewed: np.ndarray  # those the team worked (within its daily capacity)
+    fraud_stopped: np.ndarray  # fraud among the worked ones: refunded before any dispute
+    approved_fraud_pence: np.ndarray  # approved fraud that was not stopped
     false_decline_pence: np.ndarray
     false_declined_cards: np.ndarray  # each card on the first day it was falsely declined
 
     def total(self) -> Consequences:
         """The whole selection's counts, exactly."""
+        lost = self.fraud.sum() - self.fraud_caught.sum() - self.fraud_stopped.sum()
         return Consequences(
-            approved_fraud=int(self.fraud.sum() - self.fraud_caught.sum()),
+            approved_fraud=int(lost),
             approved_fraud_pence=int(self.approved_fraud_pence.sum()),
             false_declines=int(self.false_declines.sum()),
             false_decline_pence=int(self.false_decline_pence.sum()),
@@ -186,12 +197,13 @@ def compare_sql(
     if as_of is not None:
         params["labels_as_of"] = as_of
     b_score = "" if same_weights else f", {risk_score_sql(b.policy.score_weights)} AS b_score"
+    b_score_column = "a_score AS b_score" if same_weights else "b_score"
     a_words = [f"{w} AS aw{i}" for i, w in enumerate(a_side.words)]
     b_words = [f"{w} AS bw{i}" for i, w in enumerate(b_side.words)]
     a_action = action_from_words_sql([f"aw{i}" for i in range(len(a_words))], a.rules.actions)
     b_action = action_from_words_sql([f"bw{i}" for i in range(len(b_words))], b.rules.actions)
     joined = disputes_join(as_of is not None) if fraud_disputes else ""
-    block = int(Action.BLOCK)
+    block, review = int(Action.BLOCK), int(Action.REVIEW)
     key = f"((day * 3 + label) * {_ACTIONS} + a_action) * {_ACTIONS} + b_action"
     sql = f"""
         WITH selected AS NOT MATERIALIZED (
@@ -200,23 +212,27 @@ def compare_sql(
         ), matched AS NOT MATERIALIZED (
             SELECT {label_sql(as_of is not None, fraud_disputes)} AS label,
                    {_EPOCH_DAY} AS day, card_hash,
-                   CAST(amount_in_gbp * 100 AS BIGINT) AS pence,
+                   CAST(amount_in_gbp * 100 AS BIGINT) AS pence, a_score, {b_score_column},
                    {", ".join(a_words + b_words)}
             FROM selected
         ), decided AS NOT MATERIALIZED (
             SELECT {key} AS k, pence,
                    CASE WHEN label = {LEGITIMATE} AND (a_action = {block} OR b_action = {block})
-                        THEN card_hash END AS card
+                        THEN card_hash END AS card,
+                   CASE WHEN a_action = {review} THEN a_score END AS a_review_score,
+                   CASE WHEN b_action = {review} THEN b_score END AS b_review_score
             FROM (SELECT *, {a_action} AS a_action, {b_action} AS b_action FROM matched)
-        ), grouped AS MATERIALIZED (  -- a few thousand groups, plus one per card and day
-            SELECT k, card, count(*) AS n, sum(pence) AS pence, count(pence) AS priced
+        ), grouped AS MATERIALIZED (  -- a few thousand groups, plus one per card and day and
+            -- one per score of a payment sent to review (the team works them in score order)
+            SELECT k, card, a_review_score, b_review_score, count(*) AS n, sum(pence) AS pence,
+                   count(pence) AS priced
             FROM decided GROUP BY ALL
         )
-        SELECT 0 AS part, k, NULL::BIGINT AS b_day, sum(n)::BIGINT AS n,
-               sum(pence)::BIGINT AS pence, sum(priced)::BIGINT AS priced
+        SELECT 0 AS part, k, NULL::BIGINT AS b_day, a_review_score, b_review_score,
+               sum(n)::BIGINT AS n, sum(pence)::BIGINT AS pence, sum(priced)::BIGINT AS priced
         FROM grouped GROUP BY ALL
         UNION ALL
-        SELECT 1, a_day, b_day, count(*), NULL, NULL FROM (
+        SELECT 1, a_day, b_day, NULL, NULL, count(*), NULL, NULL FROM (
             SELECT card, min(k // {_ACTIONS**2 * 3}) FILTER (WHERE {_a("k")} = {block}
                    AND {_label("k")} = {LEGITIMATE}) AS a_day,
                    min(k // {_ACTIONS**2 * 3}) FILTER (WHERE {_b("k")} = {block}
@@ -237,9 +253,9 @@ def sides(a: Decider, b: Decider, lists: Lists) -> tuple[PolicySide, PolicySide]
     )
 
 
-def _daily(groups: pd.DataFrame, days: np.ndarray, side: str) -> DailyCounts:
+def _daily(groups: pd.DataFrame, days: np.ndarray, side: str, capacity: int | None) -> DailyCounts:
     """One policy's :class:`DailyCounts` from the query's rows (``days``: the selection's day
-    numbers, sorted)."""
+    numbers, sorted; ``capacity``: payments the review team works a day, None = all)."""
     sums = groups[groups["part"] == 0]
     k = sums["k"].to_numpy(dtype=np.int64)
     rest, b_action = np.divmod(k, _ACTIONS)
@@ -249,8 +265,11 @@ def _daily(groups: pd.DataFrame, days: np.ndarray, side: str) -> DailyCounts:
     n = sums["n"].to_numpy(dtype=np.int64)
     pence = sums["pence"].fillna(0).to_numpy(dtype=np.int64)
     action = a_action if side == "a" else b_action
-    declined = action == Action.BLOCK
+    declined, marked = action == Action.BLOCK, action == Action.REVIEW
     fraud, legit = label == FRAUD, label == LEGITIMATE
+    worked = _worked(day, sums[f"{side}_review_score"].to_numpy(dtype=np.float64), label, n,
+                     marked, capacity)  # fmt: skip
+    stopped_pence = _share_of(pence, worked, n)
 
     def per_day(values: np.ndarray, where: np.ndarray) -> np.ndarray:
         return np.bincount(day[where], weights=values[where], minlength=len(days)).astype(np.int64)
@@ -265,8 +284,10 @@ def _daily(groups: pd.DataFrame, days: np.ndarray, side: str) -> DailyCounts:
         fraud=per_day(n, fraud),
         fraud_caught=per_day(n, fraud & declined),
         false_declines=per_day(n, legit & declined),
-        reviewed=per_day(n, action == Action.REVIEW),
-        approved_fraud_pence=per_day(pence, fraud & ~declined),
+        review_marked=per_day(n, marked),
+        reviewed=per_day(worked, marked),
+        fraud_stopped=per_day(worked, marked & fraud),
+        approved_fraud_pence=per_day(pence - stopped_pence, fraud & ~declined),
         false_decline_pence=per_day(pence, legit & declined),
         false_declined_cards=np.bincount(
             card_day, weights=cards["n"].to_numpy(dtype=np.float64), minlength=len(days)
@@ -274,9 +295,42 @@ def _daily(groups: pd.DataFrame, days: np.ndarray, side: str) -> DailyCounts:
     )
 
 
+def _worked(
+    day: np.ndarray,
+    score: np.ndarray,
+    label: np.ndarray,
+    n: np.ndarray,
+    marked: np.ndarray,
+    capacity: int | None,
+) -> np.ndarray:
+    """Payments of each group the review team works: all the review-marked ones, or each day
+    the first ``capacity`` in descending score order (at equal scores legitimate payments come
+    first: ties never flatter the team)."""
+    if capacity is None:
+        return np.where(marked, n, 0)
+    worked = np.zeros(len(n), dtype=np.int64)
+    rows = np.flatnonzero(marked)
+    order = rows[np.lexsort((label[rows], -score[rows], day[rows]))]
+    before = np.cumsum(n[order]) - n[order]  # worked earlier the same day, once reset per day
+    first = np.r_[True, day[order][1:] != day[order][:-1]]
+    before -= np.maximum.accumulate(np.where(first, before, 0))
+    worked[order] = np.clip(capacity - before, 0, n[order])
+    return worked
+
+
+def _share_of(pence: np.ndarray, worked: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """The pence of the worked part of each group: all of it when the whole group was worked;
+    a group the capacity cut (payments with one score, label and day) in proportion, to the
+    penny (half to even)."""
+    whole = worked == n
+    share = np.rint(pence * (worked / np.maximum(n, 1))).astype(np.int64)
+    return np.where(whole, pence, share)
+
+
 def _outcome(daily: DailyCounts, model: CostModel) -> PolicyOutcome:
     rows, approved, fraud = int(daily.rows.sum()), int(daily.approved.sum()), int(daily.fraud.sum())
-    caught = int(daily.fraud_caught.sum())
+    caught, stopped = int(daily.fraud_caught.sum()), int(daily.fraud_stopped.sum())
+    marked, reviewed = int(daily.review_marked.sum()), int(daily.reviewed.sum())
     return PolicyOutcome(
         rows=rows,
         approved=approved,
@@ -284,9 +338,13 @@ def _outcome(daily: DailyCounts, model: CostModel) -> PolicyOutcome:
         labelled=int(daily.labelled.sum()),
         fraud=fraud,
         fraud_caught=caught,
-        recall=caught / fraud if fraud else None,
+        fraud_stopped=stopped,
+        recall=(caught + stopped) / fraud if fraud else None,
         false_declines=int(daily.false_declines.sum()),
-        reviewed=int(daily.reviewed.sum()),
+        review_marked=marked,
+        reviewed=reviewed,
+        review_backlog=marked - reviewed,
+        review_hit_rate=stopped / reviewed if reviewed else None,
         costs=cost_breakdown(daily.total(), model),
     )
 
@@ -295,7 +353,7 @@ def _metrics(s: dict[str, np.ndarray], model: CostModel) -> dict[str, np.ndarray
     """The compared metrics from (resampled) totals, as floats in the reporting currency."""
     per_pence = model.per_gbp_pence()
     fraud_loss = s["approved_fraud_pence"] * per_pence
-    fees = float(model.chargeback_fee) * (s["fraud"] - s["fraud_caught"])
+    fees = float(model.chargeback_fee) * (s["fraud"] - s["fraud_caught"] - s["fraud_stopped"])
     false_decline = s["false_decline_pence"] * per_pence * float(model.false_decline_margin)
     false_decline = false_decline + float(model.churn_cost_per_card) * s["false_declined_cards"]
     review = float(model.review_cost) * s["reviewed"]
@@ -306,7 +364,7 @@ def _metrics(s: dict[str, np.ndarray], model: CostModel) -> dict[str, np.ndarray
             "false_decline_cost": false_decline,
             "review_cost": review,
             "approval_rate": s["approved"] / s["rows"],
-            "recall": s["fraud_caught"] / s["fraud"],
+            "recall": (s["fraud_caught"] + s["fraud_stopped"]) / s["fraud"],
             "fraud_caught": s["fraud_caught"],
             "false_declines": s["false_declines"],
             "reviewed": s["reviewed"],
@@ -389,7 +447,8 @@ def run_comparison(
         groups = tx.frame(*compare_sql(a_side, b_side, filters, disputes))
     sums = groups[groups["part"] == 0]
     days = np.unique(sums["k"].to_numpy(dtype=np.int64) // (3 * _ACTIONS**2))
-    daily_a, daily_b = _daily(groups, days, "a"), _daily(groups, days, "b")
+    capacity = costs.review_capacity
+    daily_a, daily_b = _daily(groups, days, "a", capacity), _daily(groups, days, "b", capacity)
     rows = int(sums["n"].sum()) if len(sums) else 0
     priced = int(sums["priced"].sum()) if len(sums) else 0
     outcome_a, outcome_b = _outcome(daily_a, costs), _outcome(daily_b, costs)

@@ -11,8 +11,14 @@ chargeback fees        ``chargeback_fee`` per approved fraud payment (each comes
 false-decline cost     ``false_decline_margin`` x the amount of every declined legitimate
                        payment (the margin of the lost sale), plus ``churn_cost_per_card`` per
                        distinct card with a declined legitimate payment (customers who leave)
-review cost            ``review_cost`` per payment a review rule decided (an analyst's time)
+review cost            ``review_cost`` per payment the review team works (an analyst's time)
 =====================  ===========================================================================
+
+**Review** (a rule's ``review`` action) approves the payment and puts it in the review queue. Each
+day the team works at most ``review_capacity`` queued payments of that day, highest risk score
+first (all of them when the capacity is not set). A worked fraud payment is stopped: refunded
+before any dispute, so it adds no fraud loss and no chargeback fee; a worked genuine payment goes
+through. Unworked payments follow their label like any approved payment.
 
 "Fraud" and "legitimate" are the backtest's labels (:func:`engine.backtest.label_sql`: ground
 truth, or what was disputed by ``labels_as_of``); unlabelled rows cost nothing. A payment in a
@@ -74,7 +80,12 @@ class CostModel(BaseModel):
     )  # fmt: skip
     review_cost: Price = Field(
         Decimal("3.00"), ge=0, le=1_000_000, decimal_places=2,
-        description="Cost per payment a review rule decided.",
+        description="Cost per payment the review team works.",
+    )  # fmt: skip
+    review_capacity: int | None = Field(
+        None, ge=0, le=10_000_000, strict=True,
+        description="Payments the review team works per day, in descending risk-score order "
+        "(null: every payment sent to review).",
     )  # fmt: skip
 
     @field_validator("currency", mode="before")
@@ -130,11 +141,11 @@ class CostBreakdown(BaseModel):
     )
     churn: Money = Field(description="churn_cost_per_card x cards falsely declined.")
     false_decline_cost: Money = Field(description="lost_margin + churn.")
-    review_cost: Money = Field(description="review_cost x reviewed payments.")
+    review_cost: Money = Field(description="review_cost x payments the review team worked.")
     total: Money = Field(
         description="fraud_loss + chargeback_fees + false_decline_cost + review_cost."
     )
-    approved_fraud: int
+    approved_fraud: int = Field(description="Approved fraud payments not stopped by review.")
     false_declines: int
     false_declined_cards: int
     reviewed: int

@@ -23,7 +23,7 @@ METRIC_LABELS = {
     "false_decline_cost": "False-decline cost",
     "review_cost": "Review cost",
     "approval_rate": "Approval rate",
-    "recall": "Fraud caught (recall)",
+    "recall": "Fraud stopped (recall)",
     "fraud_caught": "Fraud payments caught",
     "false_declines": "False declines",
     "reviewed": "Payments reviewed",

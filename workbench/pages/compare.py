@@ -65,7 +65,7 @@ def choose_policies() -> tuple[Policy, Policy] | None:
 
 def cost_model() -> CostModel:
     with st.expander("Cost model", expanded=False):
-        cols = st.columns(5)
+        cols = st.columns(6)
         currencies = sorted(RATES_PER_EUR)
         currency = cols[0].selectbox(
             "Currency", currencies, index=currencies.index("GBP"), key="compare_currency"
@@ -84,12 +84,22 @@ def cost_model() -> CostModel:
             "Churn per declined card", 0.0, 1e6, 5.0, 1.0, key="compare_churn"
         )
         review = cols[4].number_input("Cost per review", 0.0, 1e6, 3.0, 0.5, key="compare_review")
+        capacity = cols[5].number_input(
+            "Reviews a day",
+            min_value=0,
+            value=None,
+            step=50,
+            key="compare_capacity",
+            help="Payments the review team works a day, riskiest first (empty: all of them). "
+            "A worked fraud is stopped before any dispute.",
+        )
     return CostModel(
         currency=currency,
         chargeback_fee=_cents(fee),
         false_decline_margin=Decimal(str(round(margin, 4))),
         churn_cost_per_card=_cents(churn),
         review_cost=_cents(review),
+        review_capacity=None if capacity is None else int(capacity),
     )
 
 
@@ -139,7 +149,7 @@ def tiles(result: Comparison) -> list[Tile]:
             formats.delta_pp(b.approval_rate, a.approval_rate),
         ),
         Tile(
-            "Fraud caught B",
+            "Fraud stopped B",
             formats.percent(b.recall),
             both(formats.exact_percent(a.recall), formats.exact_percent(b.recall)),
             formats.delta_pp(b.recall, a.recall),
@@ -147,7 +157,8 @@ def tiles(result: Comparison) -> list[Tile]:
         Tile(
             "Reviews B",
             formats.count(b.reviewed),
-            both(f"{a.reviewed:,}", f"{b.reviewed:,}"),
+            both(f"{a.reviewed:,}", f"{b.reviewed:,}")
+            + (f" · backlog {b.review_backlog:,}" if b.review_backlog else ""),
             formats.delta_count(b.reviewed, a.reviewed),
             delta_color="inverse",
         ),
