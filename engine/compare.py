@@ -184,11 +184,18 @@ class DailyCounts:
 
 
 def compare_sql(
-    a_side: PolicySide, b_side: PolicySide, filters: RowFilter, fraud_disputes: bool
+    a_side: PolicySide,
+    b_side: PolicySide,
+    filters: RowFilter,
+    fraud_disputes: bool,
+    review_scores: bool = True,
 ) -> tuple[str, dict[str, Any]]:
     """The one aggregating query of a comparison (sides from :func:`sides`). ``part`` 0 rows:
-    per (day, label, A action, B action) the rows, their GBP pence and how many had a rate;
-    ``part`` 1 rows: per (first day falsely declined under A, under B) the distinct cards."""
+    per (day, label, A action, B action, and with ``review_scores`` the risk score of a payment
+    sent to review) the rows, their GBP pence and how many had a rate; ``part`` 1 rows: per
+    (first day falsely declined under A, under B) the distinct cards. Without a review capacity
+    the order of the review queue does not matter: ``review_scores=False`` saves a group per
+    queued score."""
     a, b = a_side.decider, b_side.decider
     same_weights = a.policy.score_weights == b.policy.score_weights
     where, params = filters.where()
@@ -204,6 +211,11 @@ def compare_sql(
     b_action = action_from_words_sql([f"bw{i}" for i in range(len(b_words))], b.rules.actions)
     joined = disputes_join(as_of is not None) if fraud_disputes else ""
     block, review = int(Action.BLOCK), int(Action.REVIEW)
+    a_review, b_review = (
+        (f"CASE WHEN {side}_action = {review} THEN {side}_score END" for side in "ab")
+        if review_scores
+        else ("NULL::DOUBLE", "NULL::DOUBLE")
+    )
     key = f"((day * 3 + label) * {_ACTIONS} + a_action) * {_ACTIONS} + b_action"
     sql = f"""
         WITH selected AS NOT MATERIALIZED (
@@ -219,8 +231,7 @@ def compare_sql(
             SELECT {key} AS k, pence,
                    CASE WHEN label = {LEGITIMATE} AND (a_action = {block} OR b_action = {block})
                         THEN card_hash END AS card,
-                   CASE WHEN a_action = {review} THEN a_score END AS a_review_score,
-                   CASE WHEN b_action = {review} THEN b_score END AS b_review_score
+                   {a_review} AS a_review_score, {b_review} AS b_review_score
             FROM (SELECT *, {a_action} AS a_action, {b_action} AS b_action FROM matched)
         ), grouped AS MATERIALIZED (  -- a few thousand groups, plus one per card and day and
             -- one per score of a payment sent to review (the team works them in score order)
@@ -444,7 +455,8 @@ def run_comparison(
     a_side, b_side = sides(a, b, lists)
     with store.read() as tx:
         disputes = not isinstance(filters.run, int) and any_fraud_dispute(tx)
-        groups = tx.frame(*compare_sql(a_side, b_side, filters, disputes))
+        sql = compare_sql(a_side, b_side, filters, disputes, costs.review_capacity is not None)
+        groups = tx.frame(*sql)
     sums = groups[groups["part"] == 0]
     days = np.unique(sums["k"].to_numpy(dtype=np.int64) // (3 * _ACTIONS**2))
     capacity = costs.review_capacity
