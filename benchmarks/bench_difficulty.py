@@ -5,13 +5,14 @@
 
 For each difficulty preset (``SimulationParams.difficulty``; one row, "current world", while the
 parameter does not exist), one seeded run is generated through the engine into a temporary
-DuckDB file. Its rows before the cutoff (``--test-days`` before the end of the run) train two
-reference models from scikit-learn (the optional ``bench`` extra): a gradient-boosted
-``HistGradientBoostingClassifier`` and a logistic regression. They learn from the labels an
-analyst had at the cutoff, by the backtest's own definition (:func:`engine.backtest.label_sql`
-with ``labels_as_of`` = cutoff): a fraud row whose chargeback had not arrived yet trains as
-legitimate. They are scored on the following days against the ground truth ``is_fraud``, beside
-the engine's own stored ``risk_score`` as the baseline of the same run.
+DuckDB file. The cutoff is ``--test-days`` before the end of the run; the rows created up to
+``--label-maturity`` days before it train two reference models from scikit-learn (the optional
+``bench`` extra): a gradient-boosted ``HistGradientBoostingClassifier`` and a logistic
+regression. They learn from the labels an analyst had at the cutoff, by the backtest's own
+definition (:func:`engine.backtest.label_sql` with ``labels_as_of`` = cutoff): a fraud row whose
+chargeback had not arrived yet trains as legitimate. They are scored on the following days
+against the ground truth ``is_fraud``, beside the engine's own stored ``risk_score`` as the
+baseline of the same run.
 
 Features are the rule attributes of the catalogue (:data:`engine.rules.CATALOGUE`) through their
 own SQL, so attributes added to it are used without a change here; left out are identifiers
@@ -94,11 +95,17 @@ def presets() -> list[str | None]:
     field = SimulationParams.model_fields.get("difficulty")
     if field is None:
         return [None]
-    annotation = field.annotation
+    return _choices(field.annotation) or [field.default]
+
+
+def _choices(annotation: typing.Any) -> list[str]:
+    """The string values a ``Literal``, an ``Enum`` or a union of them allows, in order."""
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return [member.value for member in annotation]
-    values = [value for value in typing.get_args(annotation) if isinstance(value, str)]
-    return values or [field.default]
+    choices: list[str] = []
+    for arg in typing.get_args(annotation):
+        choices += [arg] if isinstance(arg, str) else _choices(arg)
+    return choices
 
 
 def feature_attributes() -> dict[str, str]:

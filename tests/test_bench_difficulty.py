@@ -6,12 +6,13 @@ it: training rows in the first 16 days, labels as known at day 23, evaluation on
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -123,6 +124,24 @@ def test_presets_follow_the_parameters() -> None:
         assert found == [None]
     else:
         assert {"easy", "realistic", "hard"} <= set(found)
+
+
+class _Preset(enum.StrEnum):
+    EASY = "easy"
+    HARD = "hard"
+
+
+@pytest.mark.parametrize(
+    ("annotation", "expected"),
+    [
+        (Literal["easy", "realistic", "hard"], ["easy", "realistic", "hard"]),
+        (Literal["easy", "hard"] | None, ["easy", "hard"]),
+        (_Preset, ["easy", "hard"]),
+        (_Preset | None, ["easy", "hard"]),
+    ],
+)
+def test_preset_names_come_from_the_annotation(annotation: Any, expected: list[str]) -> None:
+    assert bench._choices(annotation) == expected
 
 
 def test_precision_at_alert_rate_shares_ties() -> None:
