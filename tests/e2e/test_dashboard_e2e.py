@@ -439,6 +439,20 @@ def test_threshold_tuning_backtests_a_changed_knob(
     expect(page.get_by_text(re.compile(r"Policy version \d+ is now active"))).to_be_visible()
     expect(approval.get_by_test_id("stMetricDelta")).to_have_text("0")
 
+    # labels known as of a date: the backtest counts only the chargebacks in by then
+    fraud_caught = metric(page, "Fraud caught").get_by_test_id("stMetricValue")
+    every_label = fraud_caught.inner_text()
+    # a react-aria date field: type into its year, the other parts follow; Enter commits
+    page.locator(".st-key-tune_labels_as_of [data-type=year]").click()
+    page.keyboard.type("202601120000")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Known then vs every label")).to_be_visible(
+        timeout=UI_TIMEOUT_MS
+    )
+    expect(page.get_by_text("labels known at 2026-01-12 00:00 UTC")).to_be_visible()
+    expect(fraud_caught).not_to_have_text(every_label)
+    screenshot(page, "tuning-labels")
+
 
 def test_compare_page_prices_two_versions(page: Page, server: MainJob, demo_data: None) -> None:
     rules = [{"name": "Big", "action": "block", "when": ":amount: > 300"}]
