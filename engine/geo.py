@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import time
+from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass
 
 import numpy as np
@@ -178,3 +179,33 @@ def iso_countries() -> frozenset[str]:
     entries left out): the vocabulary of country attributes and ``merchant_country``."""
     codes = geo_table().codes
     return frozenset(c for c in codes if len(c) == 2 and c.isalpha() and c not in _NOT_COUNTRIES)
+
+
+class _LazyCodes(Set[str]):
+    """A set of region codes read from the GeoIP data on first use (a rule catalogue built at
+    import time does not load the data: only the first check against the set does)."""
+
+    def __init__(self, codes: Callable[[], frozenset[str]]) -> None:
+        self._codes = codes
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._codes()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._codes()))
+
+    def __len__(self) -> int:
+        return len(self._codes())
+
+
+@functools.cache
+def _regions() -> frozenset[str]:
+    table = geo_table()
+    public = set(np.unique(table.country[table.country != UNKNOWN]).tolist())
+    return frozenset(table.codes[i] for i in public)
+
+
+ISO_COUNTRIES: Set[str] = _LazyCodes(functools.cache(iso_countries))
+"""The ISO 3166-1 alpha-2 codes of the GeoIP data (lazy): merchant and card countries."""
+GEOIP_REGIONS: Set[str] = _LazyCodes(_regions)
+"""Every code an address can have (lazy): ISO countries and the data's 'EU' / 'ASIA'."""
