@@ -20,6 +20,7 @@ from pydantic import (
 from engine.currencies import ISO_4217
 from engine.features import CHANNELS
 from engine.geo import ISO_COUNTRIES
+from engine.merchant_categories import MCC_PATTERN
 from engine.pan import refuse_pan
 from engine.validation import DIGITS, NOT_ONLY_WHITESPACE, PRINTABLE_ASCII, plain_decimal_text
 
@@ -112,7 +113,7 @@ class PaymentRequest(BaseModel):
     # The world (issue 13): optional, absent fields change nothing.
     merchant_category: str | None = Field(
         None,
-        pattern=r"^[0-9]{4}$",
+        json_schema_extra={"pattern": "^[0-9]{4}$"},
         description="The merchant's ISO 18245 merchant category code: four digits as text, "
         "e.g. '5411' (any code of that shape; docs/world.md lists the simulated ones).",
         examples=["5411"],
@@ -132,6 +133,13 @@ class PaymentRequest(BaseModel):
     )
 
     _plain_amount_text = field_validator("amount", mode="before")(plain_decimal_text)
+
+    @field_validator("merchant_category")
+    @classmethod
+    def _four_digits(cls, value: str | None) -> str | None:
+        if value is not None and not MCC_PATTERN.fullmatch(value):
+            raise ValueError("must be four digits, an ISO 18245 merchant category code like 5411")
+        return value
 
     @field_validator("merchant_country")
     @classmethod
