@@ -13,10 +13,9 @@
 * **Where cards pay**: mostly at merchants of their own country; with probability
   :data:`ABROAD_SHARE` at a merchant anywhere, drawn by the category's pull on foreign customers
   (airlines, hotels, digital goods more than groceries), so card-not-present payments are
-  cross-border more often than card-present ones (rates in ``docs/world.md``). Among a payment's
-  two candidate merchants the first is kept when its category is open at that hour (or, when
-  closed, with the category's closed-hours share), else the second: each category's hour-of-day
-  profile shapes its traffic.
+  cross-border more often than card-present ones (rates in ``docs/world.md``). Merchants are
+  weighted by their category's intensity at the payment's hour (open, or the closed-hours
+  share): each category's hour-of-day profile shapes its traffic.
 * **Devices** are shared by a few cards (a household: each card picks its usual devices at
   random from a pool of 0.8 devices per card); a separate pool holds fraudsters' devices. All
   device ids come from one random draw, so an id says nothing about who uses it.
@@ -38,7 +37,7 @@ from engine.cards import fingerprint_digests
 from engine.features import CHANNELS
 from engine.fx import RATES_PER_EUR
 from engine.issuers import bins, countries
-from engine.merchant_categories import CLOSED_SHARE, categories
+from engine.merchant_categories import categories
 from engine.simulation.latency_model import latency_draws, stand_in, timed_out, untimed_latency
 from engine.simulation.params import SimulationParams
 from engine.simulation.rows import NO_LABEL, NO_SCENARIO, Rows
@@ -64,11 +63,11 @@ CHANNEL_SHARE = np.array([{"pos": 0.35, "contactless": 0.25, "mobile": 0.12,
 CHANNEL_CDF = np.cumsum(CHANNEL_SHARE) / CHANNEL_SHARE.sum()
 DEVICE_CHANNEL = np.array([c in ("mobile", "ecommerce") for c in CHANNELS])  # sends a device id
 CARD_PRESENT = np.array([c in ("pos", "contactless") for c in CHANNELS])
-PREFERRED_CHANNEL_SHARE = 0.65  # a card keeps its habit where the category accepts that channel
+PREFERRED_CHANNEL_SHARE = 0.65  # a card keeps its habit where the payment's class allows it
 # payments at a merchant drawn from anywhere (by its category's pull on foreign customers)
 # rather than from the card's own country: card-present (travel) and card-not-present
 ABROAD_SHARE = np.array([0.05, 0.25])
-CNP_SHARE = float(CHANNEL_SHARE[~CARD_PRESENT].sum())  # of payments not made by a card's habit
+CNP_SHARE = float(CHANNEL_SHARE[~CARD_PRESENT].sum())  # card-not-present while all is open
 FOREIGN_HOME_CURRENCY = 0.5  # card-not-present abroad: priced in the card's currency this often
 TYPICAL_CENTS = 3_000.0  # card_mu is the log of a card's typical amount: its spending level
 MCC = categories()
@@ -155,11 +154,12 @@ class Population:
     merchant_category: np.ndarray  # int8 index into the MCC table (engine.merchant_categories)
     merchant_country: np.ndarray  # int8 index into countries().codes
     merchant_currency: np.ndarray  # int8 index into CURRENCIES
-    merchant_tickets: np.ndarray  # draws a merchant ∝ popularity
+    merchant_tickets: np.ndarray  # ∝ popularity × card-present share: where cards are present
     fraud_merchant_tickets: np.ndarray  # ∝ popularity × the category's fraud exposure
     online_merchant_tickets: np.ndarray  # card-testing targets
-    abroad: _Grouped  # by class (0 card-present, 1 not): ∝ popularity × pull × class share
-    domestic: _Grouped  # by (country, class): 2 c + class, ∝ popularity × class share
+    abroad: _Weighted  # by (hour regime, class): ∝ popularity × pull × class share × hours
+    domestic: _Weighted  # by (hour regime, country, class): ∝ popularity × class share × hours
+    online_by_hour: np.ndarray  # (24,) float64 chance that a payment is card-not-present
     device_names: pa.Array
     n_legit_devices: int  # codes below are customers' devices, the rest fraudsters'
     ip_names: pa.Array  # dotted-quad text of every IP address of the run
@@ -182,30 +182,44 @@ class Population:
 
 
 @dataclass(frozen=True, slots=True)
-class _Grouped:
-    """Tickets of several groups in one array: group ``g``'s are ``tickets[start[g]:][:size[g]]``
-    (a vectorised draw within each row's group)."""
+class _Weighted:
+    """Weighted items of many groups in one cumulative array: a vectorised draw of one item
+    per row from the row's group, with probability ∝ its weight there."""
 
-    tickets: np.ndarray
-    start: np.ndarray  # int64
-    size: np.ndarray  # int64; 0: the group has no items
+    items: np.ndarray  # int64 item codes, grouped
+    cum: np.ndarray  # float64 cumulative weights over all groups
+    start: np.ndarray  # float64 cumulative weight before each group
+    total: np.ndarray  # float64 each group's weight (0: empty)
+    first: np.ndarray  # int64 each group's first position in items
+    last: np.ndarray  # int64 its last position
 
-    def draw(self, group: np.ndarray, u: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-        """One item per row from its group by uniform ``u``; from ``fallback`` tickets where the
-        group is empty."""
-        size = self.size[group]
-        inside = self.start[group] + (u * size).astype(np.int64)
-        other = fallback[(u * len(fallback)).astype(np.int64)]
-        return np.where(size > 0, self.tickets[np.minimum(inside, len(self.tickets) - 1)], other)
+    def draw(self, group: np.ndarray, u: np.ndarray, fallback: np.ndarray | int) -> np.ndarray:
+        """One item per row from its group by uniform ``u``; ``fallback`` where it is empty."""
+        at = np.searchsorted(self.cum, self.start[group] + u * self.total[group], side="right")
+        at = np.clip(at, self.first[group], self.last[group])  # rounding at a group's edges
+        return np.where(self.total[group] > 0, self.items[at], fallback)
 
 
-def _grouped(group: np.ndarray, weights: np.ndarray, n_groups: int) -> _Grouped:
-    parts = [np.flatnonzero((group == g) & (weights > 0)) for g in range(n_groups)]
-    tickets = [codes[_tickets(weights[codes], 20.0, cap=20_000)] if len(codes) else codes
-               for codes in parts]  # fmt: skip
-    size = np.array([len(t) for t in tickets], dtype=np.int64)
-    start = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
-    return _Grouped(np.concatenate(tickets).astype(np.int64), start, size)
+def _weighted(
+    group: np.ndarray, items: np.ndarray, weights: np.ndarray, n_groups: int
+) -> _Weighted:
+    """``items`` with positive ``weights``, each in its ``group`` (a group code per entry)."""
+    keep = weights > 0
+    order = np.argsort(group[keep], kind="stable")
+    group, items, weights = group[keep][order], items[keep][order], weights[keep][order]
+    cum = np.cumsum(weights)
+    count = np.bincount(group, minlength=n_groups)
+    first = np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64)
+    total = np.bincount(group, weights=weights, minlength=n_groups)
+    start = np.concatenate([[0.0], np.cumsum(total)[:-1]])
+    return _Weighted(items.astype(np.int64), cum, start, total, first,
+                     np.maximum(first + count - 1, 0))  # fmt: skip
+
+
+# Hours whose set of open categories is the same share one regime: merchants are weighted by
+# the categories' hours once per regime, not once per hour.
+_OPEN_SETS, HOUR_REGIME = np.unique(MCC.hourly.T, axis=0, return_inverse=True)
+HOUR_REGIME = HOUR_REGIME.ravel()
 
 
 def population_size(params: SimulationParams) -> tuple[int, int]:
@@ -281,7 +295,7 @@ def build_population(params: SimulationParams, card_key: bytes) -> Population:
         merchant_category=category,
         merchant_country=merchant_country,
         merchant_currency=COUNTRY_CURRENCY[merchant_country],
-        merchant_tickets=_tickets(popularity, 20.0, cap=20_000),
+        merchant_tickets=_tickets(popularity * _present_share(category), 20.0, cap=20_000),
         fraud_merchant_tickets=_tickets(
             _fraud_weights(popularity * MCC.exposure[category], merchant_country, card_country),
             20.0,
@@ -293,7 +307,10 @@ def build_population(params: SimulationParams, card_key: bytes) -> Population:
         abroad=_by_class(
             np.zeros(n_merchants, dtype=np.int64), popularity * MCC.abroad[category], category, 1
         ),
-        domestic=_by_class(merchant_country, popularity, category, len(world.codes)),
+        domestic=_by_class(
+            merchant_country.astype(np.int64), popularity, category, len(world.codes)
+        ),
+        online_by_hour=_online_by_hour(popularity, category),
         device_names=device_names,
         n_legit_devices=n_legit_devices,
         ip_names=geo.ip_texts(ips),
@@ -340,15 +357,36 @@ def _fraud_weights(weights: np.ndarray, merchant_country: np.ndarray,
     return weights * (target / np.where(mass > 0, mass, 1.0))[merchant_country]
 
 
+def _present_share(category: np.ndarray) -> np.ndarray:
+    """Each merchant's category's card-present share of payments (0 for online-only ones)."""
+    return MCC.channel_share[:, CARD_PRESENT].sum(axis=1)[category]
+
+
+def _online_by_hour(popularity: np.ndarray, category: np.ndarray) -> np.ndarray:
+    """P(card-not-present) at each hour of day: :data:`CNP_SHARE` when every category is open,
+    shifted by how much of each class's merchant weight is open at that hour (at night shops
+    close and online orders remain)."""
+    present = _present_share(category)
+    hours = MCC.hourly[category].T  # (24, merchants)
+    cp = (hours * popularity * present).sum(axis=1) / (popularity * present).sum()
+    cnp = (hours * popularity * (1 - present)).sum(axis=1) / (popularity * (1 - present)).sum()
+    return CNP_SHARE * cnp / (CNP_SHARE * cnp + (1 - CNP_SHARE) * cp)
+
+
 def _by_class(group: np.ndarray, weights: np.ndarray, category: np.ndarray,
-              n_groups: int) -> _Grouped:  # fmt: skip
-    """Merchants grouped by ``2 group + class`` (class 0: card-present, 1: not), each weighted
-    by ``weights`` times its category's share of the class."""
-    present = MCC.channel_share[:, CARD_PRESENT].sum(axis=1)[category]
-    both = np.concatenate([2 * group, 2 * group + 1])
-    grouped = _grouped(both, np.concatenate([weights * present, weights * (1 - present)]),
-                       2 * n_groups)  # fmt: skip
-    return _Grouped(grouped.tickets % len(group), grouped.start, grouped.size)
+              n_groups: int) -> _Weighted:  # fmt: skip
+    """Merchants by (hour regime r, ``group`` g, class k) as ``(r n_groups + g) 2 + k`` (class
+    0: card-present, 1: not), weighted by ``weights`` × the category's share of the class ×
+    its intensity in the regime's hours."""
+    present = _present_share(category)
+    n, regimes = len(group), len(_OPEN_SETS)
+    merchant = np.tile(np.arange(n), 2 * regimes)
+    regime = np.repeat(np.arange(regimes), 2 * n)
+    cls = np.tile(np.repeat([0, 1], n), regimes)
+    share = np.where(cls == 0, present[merchant], 1.0 - present[merchant])
+    hours = _OPEN_SETS[regime, category[merchant]]
+    codes = (regime * n_groups + group[merchant]) * 2 + cls
+    return _weighted(codes, merchant, weights[merchant] * share * hours, regimes * n_groups * 2)
 
 
 def _online_tickets(popularity: np.ndarray, online: np.ndarray) -> np.ndarray:
@@ -387,9 +425,9 @@ def hour_counts(params: SimulationParams) -> np.ndarray:
 
 def amounts_cents(rng: np.random.Generator, pop: Population, card: np.ndarray,
                   merchant: np.ndarray) -> np.ndarray:  # fmt: skip
-    """Legitimate amounts at ``merchant`` in the card's home currency (:func:`_amounts_from`)."""
+    """Legitimate amounts at ``merchant``, in its currency (see :func:`_amounts_from`)."""
     z = rng.standard_normal(len(card))
-    return _amounts_from(pop, card, merchant, pop.card_home[card], z)
+    return _amounts_from(pop, card, merchant, pop.merchant_currency[merchant], z)
 
 
 def _amounts_from(pop: Population, card: np.ndarray, merchant: np.ndarray,
@@ -413,7 +451,7 @@ class _HourDraws:
     rng: np.random.Generator  # kept for the hour's last draw (stand-in latencies), if any
     offset_ms: np.ndarray  # unsorted offsets within the hour
     card_ticket: np.ndarray
-    where: np.ndarray  # (4, n): abroad?, first and second candidate merchant, keep the first?
+    where: np.ndarray  # (2, n): abroad?, which merchant
     u: np.ndarray  # (4, n): channel, habit, device and card-not-present uniforms
     stranger: np.ndarray
     home_u: np.ndarray
@@ -427,7 +465,7 @@ def _hour_draws(rng: np.random.Generator, pop: Population, count: int) -> _HourD
         rng=rng,
         offset_ms=rng.integers(0, HOUR_MS, count),
         card_ticket=rng.integers(0, len(pop.card_tickets), count),
-        where=rng.random((4, count)),
+        where=rng.random((2, count)),
         u=rng.random((4, count)),  # one call: the same numbers as four in a row
         stranger=rng.integers(0, pop.n_legit_devices, count),  # a borrowed or new device
         home_u=rng.random(count),
@@ -439,33 +477,33 @@ def _hour_draws(rng: np.random.Generator, pop: Population, count: int) -> _HourD
 
 def _merchants(pop: Population, card: np.ndarray, online: np.ndarray, where: np.ndarray,
                hour: np.ndarray) -> np.ndarray:  # fmt: skip
-    """Each payment's merchant for its class (``online``: card-not-present): domestic to the
-    card, or anywhere (:data:`ABROAD_SHARE` of the class); of two candidates, the first if its
-    category is open at ``hour`` (or by the closed-hours share), else the second."""
+    """Each payment's merchant for its class (``online``: card-not-present) and hour of day:
+    domestic to the card, or anywhere (:data:`ABROAD_SHARE` of the class), weighted by the
+    categories' intensity at that hour."""
     cls = online.astype(np.int64)
-    abroad = where[0] < ABROAD_SHARE[cls]
-    home_group = 2 * pop.card_country[card].astype(np.int64) + cls
-    candidates = []
-    for u in (where[1], where[2]):
-        home = pop.domestic.draw(home_group, u, pop.merchant_tickets)
-        anywhere = pop.abroad.draw(cls, u, pop.merchant_tickets)
-        candidates.append(np.where(abroad, anywhere, home))
-    first_open = MCC.hourly[pop.merchant_category[candidates[0]], hour] >= 1.0
-    keep = first_open | (where[3] < CLOSED_SHARE)
-    return np.where(keep, candidates[0], candidates[1])
+    regime = HOUR_REGIME[hour].astype(np.int64)
+    n_countries = len(countries().codes)
+    anywhere = pop.abroad.draw(regime * 2 + cls, where[1], pop.merchant_tickets[0])
+    home_group = (regime * n_countries + pop.card_country[card]) * 2 + cls
+    home = pop.domestic.draw(home_group, where[1], anywhere)  # none of the class at home
+    return np.where(where[0] < ABROAD_SHARE[cls], anywhere, home)
 
 
-def _online(pop: Population, card: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Whether each payment is card-not-present: the card's habit
-    (:data:`PREFERRED_CHANNEL_SHARE`), else the overall channel mix."""
-    habit = CARD_PRESENT[pop.card_channel[card]]
-    return np.where(u[1] < PREFERRED_CHANNEL_SHARE, ~habit, u[3] < CNP_SHARE)
+def _online(pop: Population, card: np.ndarray, u: np.ndarray, hour: np.ndarray) -> np.ndarray:
+    """Whether each payment is card-not-present: a card whose habit is card-not-present keeps
+    it (:data:`PREFERRED_CHANNEL_SHARE`); the others go online often enough that the hour's
+    share is ``online_by_hour``."""
+    habit = ~CARD_PRESENT[pop.card_channel[card]] & (u[1] < PREFERRED_CHANNEL_SHARE)
+    kept = PREFERRED_CHANNEL_SHARE * CNP_SHARE  # the expected share of habitual online payments
+    rest = np.clip((pop.online_by_hour[hour] - kept) / (1.0 - kept), 0.0, 1.0)
+    return habit | (u[3] < rest)
 
 
 def _channels(pop: Population, card: np.ndarray, merchant: np.ndarray, online: np.ndarray,
               u: np.ndarray) -> np.ndarray:  # fmt: skip
-    """The card's preferred channel when it is of the payment's class and the merchant's
-    category accepts it, else one from the category's channel mix within the class."""
+    """The card's preferred channel (with probability :data:`PREFERRED_CHANNEL_SHARE`) when it
+    is of the payment's class and the merchant's category accepts it, else one from the
+    category's channel mix within the class."""
     category = pop.merchant_category[merchant]
     in_class = CARD_PRESENT[None, :] != online[:, None]
     share = np.where(in_class, MCC.channel_share[category], 0.0)
@@ -475,7 +513,8 @@ def _channels(pop: Population, card: np.ndarray, merchant: np.ndarray, online: n
     cdf = np.cumsum(share, axis=1) / share.sum(axis=1, keepdims=True)
     any_channel = (u[0][:, None] >= cdf[:, :-1]).sum(axis=1)
     preferred = pop.card_channel[card]
-    habit = (CARD_PRESENT[preferred] != online) & MCC.accepts[category, preferred]
+    habit = (u[1] < PREFERRED_CHANNEL_SHARE) & (CARD_PRESENT[preferred] != online)
+    habit &= MCC.accepts[category, preferred]
     return np.where(habit, preferred, any_channel).astype(np.int8)
 
 
@@ -499,7 +538,7 @@ def legit_hours(
     hour_of_day = np.repeat((starts // HOUR_MS) % 24, counts)
     card = pop.card_tickets[joined("card_ticket")]
     u = np.concatenate([h.u for h in hours], axis=1)
-    online = _online(pop, card, u)
+    online = _online(pop, card, u, hour_of_day)
     where = np.concatenate([h.where for h in hours], axis=1)
     merchant = _merchants(pop, card, online, where, hour_of_day)
     channel = _channels(pop, card, merchant, online, u)
