@@ -4,7 +4,6 @@ amounts and opening hours (the rates docs/world.md documents)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 from geoip2fast import GeoIP2Fast
