@@ -148,7 +148,6 @@ class Population:
     card_channel: np.ndarray  # int8 preferred channel
     card_device: np.ndarray  # int64 usual devices
     card_device2: np.ndarray
-    card_ip: np.ndarray  # (n_cards, 2) int64 home IP addresses: codes into ip_names
     card_tickets: np.ndarray  # draws a card ∝ its daily rate
     merchant_names: pa.Array
     merchant_category: np.ndarray  # int8 index into the MCC table (engine.merchant_categories)
@@ -162,7 +161,7 @@ class Population:
     online_by_hour: np.ndarray  # (24,) float64 chance that a payment is card-not-present
     device_names: pa.Array
     n_legit_devices: int  # codes below are customers' devices, the rest fraudsters'
-    ip_names: pa.Array  # dotted-quad text of every IP address of the run
+    ip_names: pa.Array  # dotted-quad text of every IP address (card c: home codes 2c, 2c + 1)
     ip_country: np.ndarray  # int16 each address's country: index into geo_table().codes
     ip_pools: dict[str, tuple[int, int]]  # (first code, count) of the travel, vpn, fraud pools
 
@@ -289,7 +288,6 @@ def build_population(params: SimulationParams, card_key: bytes) -> Population:
         card_channel=channel,
         card_device=device,
         card_device2=device2,
-        card_ip=np.arange(2 * n_cards, dtype=np.int64).reshape(n_cards, 2),
         card_tickets=_tickets(rate, 4.0, cap=200),
         merchant_names=pa.array(names, pa.string()),
         merchant_category=category,
@@ -499,18 +497,26 @@ def _online(pop: Population, card: np.ndarray, u: np.ndarray, hour: np.ndarray) 
     return habit | (u[3] < rest)
 
 
+def _class_cdf() -> np.ndarray:
+    """(categories, 2, channels): each category's cumulative channel mix within a class (0:
+    card-present, 1: not); its whole mix where it has no channel of the class."""
+    in_class = np.stack([CARD_PRESENT, ~CARD_PRESENT])  # (2, channels)
+    share = MCC.channel_share[:, None, :] * in_class[None, :, :]
+    total = share.sum(axis=2, keepdims=True)
+    share = np.where(total > 0, share, MCC.channel_share[:, None, :])
+    return np.cumsum(share, axis=2) / share.sum(axis=2, keepdims=True)
+
+
+CLASS_CDF = _class_cdf()
+
+
 def _channels(pop: Population, card: np.ndarray, merchant: np.ndarray, online: np.ndarray,
               u: np.ndarray) -> np.ndarray:  # fmt: skip
     """The card's preferred channel (with probability :data:`PREFERRED_CHANNEL_SHARE`) when it
     is of the payment's class and the merchant's category accepts it, else one from the
     category's channel mix within the class."""
     category = pop.merchant_category[merchant]
-    in_class = CARD_PRESENT[None, :] != online[:, None]
-    share = np.where(in_class, MCC.channel_share[category], 0.0)
-    total = share.sum(axis=1, keepdims=True)
-    # a category without channels of the class (a fallback merchant): its whole mix
-    share = np.where(total > 0, share, MCC.channel_share[category])
-    cdf = np.cumsum(share, axis=1) / share.sum(axis=1, keepdims=True)
+    cdf = CLASS_CDF[category, online.astype(np.int64)]  # (n, channels)
     any_channel = (u[0][:, None] >= cdf[:, :-1]).sum(axis=1)
     preferred = pop.card_channel[card]
     habit = (u[1] < PREFERRED_CHANNEL_SHARE) & (CARD_PRESENT[preferred] != online)

@@ -72,16 +72,15 @@ def world_columns(rows: Rows, pop: Population, seed: int) -> WorldColumns:
         first, size = pop.ip_pools[name]
         return first + (ub * size).astype(np.int64)
 
-    home = pop.card_ip[rows.card, (ub >= 0.8).astype(np.int64)]
-    genuine = np.where(
-        ua < HOME_IP_SHARE,
-        home,
-        np.where(ua < HOME_IP_SHARE + TRAVEL_IP_SHARE, pool("travel"), pool("vpn")),
-    )
-    proxy = pop.card_ip[(ub * pop.n_cards).astype(np.int64), 0]
-    fraud = np.where(ua < PROXY_SHARE, proxy, pool("fraud"))
-    ip = np.where(rows.scenario >= 0, fraud, genuine)
-    ip = np.where(CARD_PRESENT[rows.channel], NO_IP, ip)
+    # home addresses are codes 2 c and 2 c + 1 (population._ip_addresses)
+    home = 2 * rows.card + (ub >= 0.8)
+    elsewhere = np.where(ua < HOME_IP_SHARE + TRAVEL_IP_SHARE, pool("travel"), pool("vpn"))
+    genuine = np.where(ua < HOME_IP_SHARE, home, elsewhere)
+    fraud = rows.scenario >= 0
+    if fraud.any():
+        proxy = 2 * (ub * pop.n_cards).astype(np.int64)  # some cardholder's first address
+        genuine = np.where(fraud, np.where(ua < PROXY_SHARE, proxy, pool("fraud")), genuine)
+    ip = np.where(CARD_PRESENT[rows.channel], NO_IP, genuine)
     ip_country = np.where(ip >= 0, pop.ip_country[np.maximum(ip, 0)], geo.UNKNOWN)
     return WorldColumns(ip=ip, ip_country=ip_country.astype(np.int16))
 
