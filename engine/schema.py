@@ -354,6 +354,16 @@ CREATE TABLE disputes (
     PRIMARY KEY (transaction_id, reason)
 );
 """
+# v13: the simulated world (issue 13): where a payment happens. Added columns, not a rebuild: old
+# rows read NULL (nothing was sent or known). merchant_category is the ISO 18245 MCC as a number
+# (read back as four digits), the countries ISO 3166-1 alpha-2, ip_address the text as sent.
+V13_WORLD_COLUMNS = """
+ALTER TABLE transactions ADD COLUMN merchant_category SMALLINT;
+ALTER TABLE transactions ADD COLUMN merchant_country VARCHAR;
+ALTER TABLE transactions ADD COLUMN card_country VARCHAR;
+ALTER TABLE transactions ADD COLUMN ip_address VARCHAR;
+ALTER TABLE transactions ADD COLUMN ip_country VARCHAR;
+"""
 MIGRATIONS: list[str] = [
     V1_TABLES,
     V2_ROLLUPS,
@@ -367,6 +377,7 @@ MIGRATIONS: list[str] = [
     V10_HISTORY_ATTRIBUTES,
     V11_RULES,
     V12_DISPUTES,
+    V13_WORLD_COLUMNS,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -238,9 +238,7 @@ class Engine:
             policy_version=row["policy_version"],
             request=AuditRequest(
                 card=stored.card_masked,
-                **stored.model_dump(
-                    include={"amount", "currency", "merchant", "channel", "device_id"}
-                ),
+                **stored.model_dump(include=set(AuditRequest.model_fields) - {"card"}),
             ),
             decision=AuditDecision(
                 **stored.model_dump(include=_AUDITED_DECISION_FIELDS),
@@ -574,7 +572,7 @@ _COPIED_COLUMNS = tuple(
     name
     for name in StoredTransaction.model_fields
     if name in NAMES and name not in {"score", "risk_flag", "action"}
-)
+)  # merchant_category: read back as four digits by the store
 
 
 def _stored_transaction(row: dict[str, Any], policy: Policy) -> StoredTransaction:

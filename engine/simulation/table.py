@@ -15,6 +15,7 @@ from engine.history import attribute_columns
 from engine.simulation.params import SCENARIOS
 from engine.simulation.population import CARD_LENGTH, CURRENCIES, TEST_BINS, Population
 from engine.simulation.rows import Rows
+from engine.simulation.world import WorldColumns, arrow_labels
 
 _BINS = np.array([int(b) for b in TEST_BINS], dtype=np.int32)  # stored as numbers
 _CURRENCIES = pa.array(CURRENCIES, pa.string())
@@ -54,6 +55,7 @@ def transactions_table(
     run_id: int,
     policy_version: int,
     gbp_pence: np.ndarray,
+    world: WorldColumns,
 ) -> pa.Table:
     """Every ``transactions`` column except ``id`` (allocated at write time, in order);
     ``gbp_pence`` holds each amount in GBP pence (``NO_GBP`` without a rate)."""
@@ -61,6 +63,9 @@ def transactions_table(
     card = rows.card
     no_device = rows.device < 0
     legit = rows.scenario < 0
+    no_ip = world.ip < 0
+    no_ip_country = world.ip_country < 0
+    stored = arrow_labels()
     return pa.table(
         {
             "run_id": np.full(n, run_id, dtype=np.int32),
@@ -94,5 +99,12 @@ def transactions_table(
             "is_fraud": ~legit,
             "fraud_scenario": _coded(np.where(legit, 0, rows.scenario), _SCENARIOS, legit),
             "label_available_at": pa.array(rows.label_at_ms, pa.timestamp("ms"), mask=legit),
+            "merchant_category": stored["mcc_number"][pop.merchant_category[rows.merchant]],
+            "merchant_country": _coded(pop.merchant_country[rows.merchant], stored["country"]),
+            "card_country": _coded(pop.card_country[card], stored["country"]),
+            "ip_address": _coded(np.where(no_ip, 0, world.ip), pop.ip_names, no_ip),
+            "ip_country": _coded(
+                np.where(no_ip_country, 0, world.ip_country), stored["ip_country"], no_ip_country
+            ),
         }
     )

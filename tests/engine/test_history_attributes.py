@@ -20,7 +20,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
-from support import database_at_schema, payment_body, read_frame
+from support import V13_COLUMNS, database_at_schema, payment_body, read_frame
 
 from engine import features
 from engine.features import (
@@ -292,6 +292,7 @@ def test_the_v10_migration_back_fills_an_older_file_with_the_trackers_values(
         "amount_in_gbp", "payments_per_card_24h", "amount_per_card_24h",
         "payments_per_device_1h", "cards_per_device_24h", "devices_per_card_7d", "card_age_days",
         "rule_index", "action", "flag_rule",  # v11's, derived by its own migration
+        *V13_COLUMNS,
     )  # fmt: skip
     with Engine.open(tmp_path / "new.duckdb", card_key="history-key") as eng:
         run = eng.simulate(RUN)

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
-from support import TEST_CARDS, database_at_schema
+from support import TEST_CARDS, V13_COLUMNS, database_at_schema
 
 from engine.errors import NotFoundError
 from engine.policy import DEFAULT_POLICY, HIGH_AMOUNT_RULE, Knobs, Policy, ScoreWeights
@@ -191,7 +191,8 @@ def test_the_v11_migration_derives_rule_columns_from_knob_decisions(tmp_path) ->
         con.execute(f"ATTACH '{tmp_path / 'new.duckdb'}' AS new (READ_ONLY)")
         con.execute(
             "INSERT INTO transactions BY NAME SELECT * EXCLUDE (reason_code, "
-            f"{', '.join(derived)}), reason_code::VARCHAR AS reason_code FROM new.transactions"
+            f"{', '.join([*derived, *V13_COLUMNS])}), reason_code::VARCHAR AS reason_code "
+            "FROM new.transactions"
         )
         con.execute(
             "INSERT INTO policies SELECT version, created_at, knobs, note FROM new.policies"
