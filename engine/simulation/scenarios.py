@@ -35,8 +35,8 @@ from engine.simulation.params import SCENARIOS, SimulationParams
 from engine.simulation.population import (
     CARD_PRESENT,
     CH,
-    CURRENCIES,
     HOUR_MS,
+    MAJOR_CURRENCIES,
     Population,
     amounts_cents,
 )
@@ -169,7 +169,7 @@ def stolen_card(rng: np.random.Generator, pop: Population, start: np.ndarray, ct
     card = _pick(rng, pop.card_tickets, k)
     device = _fraud_device(rng, pop, k)
     channel = np.where(rng.random(k) < 0.8, CH["ecommerce"], CH["mobile"])
-    foreign = rng.integers(0, len(CURRENCIES), k)
+    foreign = rng.integers(0, MAJOR_CURRENCIES, k)
     currency = np.where(rng.random(k) < 0.6, pop.card_home[card], foreign)
     sizes = 2 + rng.poisson(3.0, k)
     ep, t_ms, _ = _expand(rng, start, sizes, 8 * MINUTE_MS)
@@ -256,7 +256,7 @@ def compromised_merchant(
     device = np.where(
         (channel == CH["ecommerce"]) & (rng.random(n) < 0.5), _fraud_device(rng, pop, n), -1
     )
-    foreign = rng.integers(0, len(CURRENCIES), n)
+    foreign = rng.integers(0, MAJOR_CURRENCIES, n)
     currency = np.where(rng.random(n) < 0.5, foreign, pop.card_home[card][victim])
     amount = _log_uniform_cents(rng, 100, 1_500, n)
     frauds = _fraud_rows(rng, CODE["compromised_merchant"], t_ms, card[victim], merchant,
