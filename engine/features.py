@@ -63,10 +63,17 @@ import numpy as np
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 WEEK_MS = 7 * DAY_MS
+SETTLE_MS = DAY_MS  # an approved payment earns device trust once it is this old
+TRUST_NEW = 0.3  # familiarity of a (card, device) pair without settled history
+TRUST_GAIN = 0.7  # what settled history can add to it
+TRUST_PAYMENTS = 3.0  # settled payments: growth = 1 − exp(−S / TRUST_PAYMENTS)
+TRUST_TENURE_MS = 14 * DAY_MS  # tenure for full trust: min(1, tenure / TRUST_TENURE_MS)
+TRUST_IDLE_MS = 60 * DAY_MS  # disuse decay: exp(−idle / TRUST_IDLE_MS)
 VELOCITY_WINDOW_MS = HOUR_MS
 LONGEST_WINDOW_MS = WEEK_MS  # nothing older is needed, except first payments and pair counts
 NO_DEVICE = -1  # device-scoped counts of a payment without a device id (stored as NULL)
 NO_GBP = -1  # amount in pence of a currency without a reference rate (adds 0 to sums)
+NEVER_MS = 1 << 62  # idle time of a (card, device) pair never seen before
 VELOCITY_SATURATION = 10
 NO_DEVICE_TRUST = 0.1
 CHANNEL_IP_RISK: dict[str, float] = {
@@ -108,6 +115,10 @@ class HistoryCounts:
         columns[3] = columns[3] > 0
         return HistoryCounts(*columns)
 
+    def take(self, part: slice) -> HistoryCounts:
+        """The payments ``part`` selects."""
+        return HistoryCounts(*(getattr(self, name)[part] for name in self.__slots__))
+
 
 @dataclass(frozen=True, slots=True)
 class FeatureColumns:
@@ -118,15 +129,45 @@ class FeatureColumns:
     ip_risk_score: np.ndarray
 
 
-def normalize(counts: HistoryCounts, has_device: np.ndarray, channel: np.ndarray) -> FeatureColumns:
-    """Turn history counts into the three features; ``channel`` holds channel names, or integer
-    codes into :data:`CHANNELS` (faster for bulk data)."""
+@dataclass(frozen=True, slots=True)
+class PairHistory:
+    """Each payment's settled history with its (card, device) pair (column-wise int64; see the
+    module docstring): ``settled`` payments, ``tenure_ms`` since the first of them (0 without
+    any) and ``idle_ms`` since the pair's last payment (:data:`NEVER_MS` without one; 0 for
+    payments without a device id)."""
+
+    settled: np.ndarray
+    tenure_ms: np.ndarray
+    idle_ms: np.ndarray
+
+    @staticmethod
+    def none(n: int) -> PairHistory:
+        """``n`` payments without settled history."""
+        zeros = np.zeros(n, dtype=np.int64)
+        return PairHistory(zeros, zeros, zeros)
+
+    def take(self, part: slice) -> PairHistory:
+        """The payments ``part`` selects."""
+        return PairHistory(self.settled[part], self.tenure_ms[part], self.idle_ms[part])
+
+
+def familiarity(pairs: PairHistory) -> np.ndarray:
+    """TRUST_NEW + TRUST_GAIN · (1 − exp(−S / TRUST_PAYMENTS)) · min(1, tenure / TRUST_TENURE_MS)
+    · exp(−idle / TRUST_IDLE_MS): exactly :data:`TRUST_NEW` without settled history."""
+    growth = 1.0 - np.exp(-pairs.settled / TRUST_PAYMENTS)
+    tenure = np.minimum(pairs.tenure_ms / TRUST_TENURE_MS, 1.0)
+    decay = np.exp(-pairs.idle_ms / TRUST_IDLE_MS)
+    return TRUST_NEW + TRUST_GAIN * (growth * tenure * decay)
+
+
+def normalize(
+    counts: HistoryCounts, has_device: np.ndarray, channel: np.ndarray, pairs: PairHistory
+) -> FeatureColumns:
+    """Turn history counts and settled pair history into the three features; ``channel`` holds
+    channel names, or integer codes into :data:`CHANNELS` (faster for bulk data)."""
     velocity = np.minimum(counts.velocity_count / VELOCITY_SATURATION, 1.0)
-    familiarity = np.select(
-        [counts.device_seen_count >= 3, counts.device_seen_count >= 1], [1.0, 0.7], default=0.3
-    )
     trust = np.where(
-        has_device, familiarity / (1.0 + 0.5 * counts.device_other_cards), NO_DEVICE_TRUST
+        has_device, familiarity(pairs) / (1.0 + 0.5 * counts.device_other_cards), NO_DEVICE_TRUST
     )
     channel = np.asarray(channel)
     if np.issubdtype(channel.dtype, np.integer):  # codes into CHANNELS: a table lookup
@@ -236,6 +277,35 @@ class _DeviceWindows:
         return not (times or cards)
 
 
+class _PairSettlement:
+    """One (card, device) pair's settled history on the live path: its last payment's time,
+    and the times of its approved, undisputed payments, still settling or settled (oldest
+    first)."""
+
+    __slots__ = ("last", "pending", "settled")
+
+    def __init__(self, last: int) -> None:
+        self.last = last
+        self.pending: list[int] = []
+        self.settled: list[int] = []
+
+    def settle(self, t_ms: int) -> None:
+        """Move the payments settled by ``t_ms`` (at least :data:`SETTLE_MS` old)."""
+        pending = self.pending
+        if pending and pending[0] <= t_ms - SETTLE_MS:
+            k = bisect.bisect_right(pending, t_ms - SETTLE_MS)
+            self.settled.extend(pending[:k])
+            del pending[:k]
+
+    def remove(self, t_ms: int) -> None:
+        """Forget one approved payment at ``t_ms`` (disputed); nothing if there is none."""
+        for times in (self.pending, self.settled):
+            i = bisect.bisect_left(times, t_ms)
+            if i < len(times) and times[i] == t_ms:
+                del times[i]
+                return
+
+
 class FeatureState:
     """The live path's history, in memory, updated in arrival order (one writer thread).
 
@@ -261,6 +331,46 @@ class FeatureState:
         self._next_sweep: int | None = None
         self._sweep_cards: list[str] = []  # still to check in the current sweep
         self._sweep_devices: list[str] = []
+        self._settlements: dict[tuple[str, str], _PairSettlement] = {}  # all time
+
+    def pair_history(self, payments: list[tuple[str, str | None]], t_ms: int) -> PairHistory:
+        """The settled pair history of each (card hash, device id) of a group at event time
+        ``t_ms``, in arrival order; each payment then is its pair's last one. Approvals join
+        through :meth:`approve` once the group is decided, disputes through :meth:`dispute`."""
+        rows = []
+        settlements = self._settlements
+        for card, device in payments:
+            if device is None:
+                rows.append((0, 0, 0))
+                continue
+            pair = settlements.get((card, device))
+            if pair is None:
+                settlements[(card, device)] = _PairSettlement(t_ms)
+                rows.append((0, 0, NEVER_MS))
+                continue
+            pair.settle(t_ms)
+            settled = pair.settled
+            rows.append((len(settled), t_ms - settled[0] if settled else 0, t_ms - pair.last))
+            pair.last = t_ms
+        flat = np.array(rows, dtype=np.int64).reshape(-1, 3)
+        return PairHistory(flat[:, 0], flat[:, 1], flat[:, 2])
+
+    def approve(
+        self, payments: list[tuple[str, str | None]], approved: np.ndarray, t_ms: int
+    ) -> None:
+        """Record which payments of a group at ``t_ms`` (as given to :meth:`pair_history`)
+        were approved: they count for their pair once :data:`SETTLE_MS` old."""
+        settlements = self._settlements
+        for (card, device), ok in zip(payments, approved.tolist(), strict=True):
+            if ok and device is not None:
+                settlements[(card, device)].pending.append(t_ms)
+
+    def dispute(self, card_hash: str, device_id: str, t_ms: int) -> None:
+        """A dispute of the approved payment of (card, device) at ``t_ms`` was recorded: it
+        counts no more (call once per payment)."""
+        pair = self._settlements.get((card_hash, device_id))
+        if pair is not None:
+            pair.remove(t_ms)
 
     def counts(
         self, card_hash: str, device_id: str | None, currency: str, t_ms: int
@@ -370,20 +480,27 @@ class FeatureState:
     def restore(
         self,
         first: list[tuple[str, int, str]],
-        pairs: list[tuple[str, str, int]],
+        pairs: list[tuple[str, str, int, int]],
         week_pairs: list[tuple[str, str, int]],
         day: list[tuple[str, str | None, int, int]],
+        approved: list[tuple[str, str, list[int]]],
     ) -> None:
         """Rebuild the state from stored aggregates instead of replaying every payment: ``first``
-        (card, first time, home currency) and ``pairs`` (device, card, payments) over the whole
-        stream; ``week_pairs`` (card, device, last time) of the (card, device) pairs used in the
-        last :data:`WEEK_MS`, by last time; ``day`` (card, device, time, pence): the payments of
-        the last :data:`DAY_MS`, in stream order. Both windows end at the stream's newest
-        payment; nothing older can be in a window of a later payment."""
+        (card, first time, home currency) and ``pairs`` (device, card, payments, last time)
+        over the whole stream; ``week_pairs`` (card, device, last time) of the (card, device)
+        pairs used in the last :data:`WEEK_MS`, by last time; ``day`` (card, device, time,
+        pence): the payments of the last :data:`DAY_MS`, in stream order; ``approved`` (card,
+        device, times in stream order): each pair's approved payments without a dispute that
+        counts (:meth:`dispute`). Both windows end at the stream's newest payment; nothing older
+        can be in a window of a later payment."""
         self._first = {card: (t, currency) for card, t, currency in first}
         self._pairs = {}
-        for device, card, n in pairs:
+        self._settlements = {}
+        for device, card, n, last in pairs:
             self._pairs.setdefault(device, {})[card] = n
+            self._settlements[(card, device)] = _PairSettlement(last)
+        for card, device, times in approved:
+            self._settlements[(card, device)].pending = sorted(times)  # settled when looked up
         self._cards, self._devices, self._next_sweep = {}, {}, None
         self._sweep_cards, self._sweep_devices = [], []
         for card, device, t in week_pairs:
@@ -414,7 +531,7 @@ class FeatureState:
 
 _POSITION_BITS = 32  # sort keys: group code << 32 | stream position (runs are < 2^31 rows)
 _POSITION_MASK = (1 << _POSITION_BITS) - 1
-_NEVER = 1 << 62  # gap to a pair's previous / next payment when there is none (yet)
+_NEVER = NEVER_MS  # gap to a pair's previous / next payment when there is none (yet)
 _TIME_BITS, _GROUP_BITS = 40, 22  # packed (group, time) keys: 34 years of ms, 4M codes
 _MIN_BLOCK_ROWS = 65_536  # smaller chunks are merged into blocks of about this size
 
@@ -571,6 +688,9 @@ class HistoryTracker:
         self._pair_counts = np.empty(0, dtype=np.int64)
         self._pair_last_t = np.empty(0, dtype=np.int64)
         self._pair_last_at = np.empty(0, dtype=np.int64)  # stream position of the last payment
+        self._pair_settled = np.empty(0, dtype=np.int64)  # see _Settlement
+        self._pair_first = np.empty(0, dtype=np.int64)
+        self._settlement = _Settlement(self)
         self._blocks: list[_Block] = []
         self._windows = {
             "hour": _Window("card", HOUR_MS, ("count",)),
@@ -597,16 +717,18 @@ class HistoryTracker:
         n = len(card)
         if n == 0:
             empty = np.empty(0, dtype=np.int64)
+            self._settlement.start_chunk(t_ms, _PairOrder.empty(), empty)
             return HistoryCounts(empty, empty, empty, np.empty(0, dtype=bool), *[empty] * 6)
         pence = np.zeros(n, np.int64) if gbp_pence is None else np.maximum(gbp_pence, 0)
         start = self._rows
         self._rows += n
         foreign, age = self._card_facts(card, currency, t_ms)
         has_device = device >= 0
-        seen, other, prev_gap, next_gap = self._device_history(card, device, t_ms, start)
+        seen, other, prev_gap, next_gap, pairs = self._device_history(card, device, t_ms, start)
         if self._origin is None:  # packed keys count from here: t − span − origin > 0
             self._origin = int(t_ms[0]) - LONGEST_WINDOW_MS - 1
         origin = self._origin
+        self._settlement.start_chunk(t_ms, pairs, np.where(has_device, prev_gap, 0))
         by_card = _Order.of(card, t_ms, origin)
         by_device = _Order.of(device, t_ms, origin, has_device)
         self._append(_Block(start, t_ms, pence, next_gap, by_card, by_device))
@@ -640,6 +762,25 @@ class HistoryTracker:
             card_age_days=age,
         )
 
+    @property
+    def blocks(self) -> list[slice]:
+        """The last chunk cut into consecutive parts spanning less than :data:`SETTLE_MS` of
+        event time each: a part's settled history depends only on decisions of earlier parts
+        (and chunks), so the bulk path decides part by part (:meth:`settled`, then
+        :meth:`decided`)."""
+        return self._settlement.parts
+
+    def settled(self, part: int) -> PairHistory:
+        """The settled pair history of the last chunk's ``part`` (an index into
+        :attr:`blocks`); every earlier part must have been :meth:`decided`."""
+        return self._settlement.lookup(part)
+
+    def decided(self, part: int, approved: np.ndarray, disputed_at: np.ndarray) -> None:
+        """Record the decisions of ``part``: ``approved`` (bool) and, per row, when a dispute
+        of it is recorded (ms; −1 never), so later payments' settled history counts the
+        approved ones that are :data:`SETTLE_MS` old and not disputed by then."""
+        self._settlement.record(part, np.asarray(approved, bool), np.asarray(disputed_at))
+
     # -- per card, per pair ----------------------------------------------------------------------
 
     def _card_facts(
@@ -661,10 +802,11 @@ class HistoryTracker:
 
     def _device_history(
         self, card: np.ndarray, device: np.ndarray, t_ms: np.ndarray, start: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, _PairOrder]:
         """Per row: the card's earlier payments on this device, the device's other cards, and
         the ms since the pair's previous payment and until its next one (as far as known;
-        :data:`_NEVER` when there is none, −1 for rows without a device)."""
+        :data:`_NEVER` when there is none, −1 for rows without a device); and the rows with a
+        device in pair order."""
         n = len(card)
         seen = np.zeros(n, dtype=np.int64)
         other = np.zeros(n, dtype=np.int64)
@@ -672,7 +814,7 @@ class HistoryTracker:
         next_gap = np.full(n, -1, dtype=np.int64)
         rows = np.flatnonzero(device >= 0)
         if not len(rows):
-            return seen, other, prev_gap, next_gap
+            return seen, other, prev_gap, next_gap, _PairOrder.empty()
         d_card, d_dev, d_t = card[rows], device[rows], t_ms[rows]
         m = len(rows)
         pair = (d_dev << 32) | d_card
@@ -744,7 +886,16 @@ class HistoryTracker:
         self._pair_counts = np.insert(self._pair_counts, at, chunk_counts[new])
         self._pair_last_t = np.insert(self._pair_last_t, at, last_t[new])
         self._pair_last_at = np.insert(self._pair_last_at, at, last_at[new])
-        return seen, other, prev_gap, next_gap
+        self._pair_settled = np.insert(self._pair_settled, at, 0)
+        self._pair_first = np.insert(self._pair_first, at, _NEVER)
+        # Where each pair is now: np.insert puts the i-th new value at at[i] + i and moves an
+        # old entry j up by the new values inserted at or before it.
+        index = np.empty(len(unique_pairs), dtype=np.int64)
+        index[new] = at + np.arange(len(at))
+        index[unique_known] = at_known + np.searchsorted(at, at_known, side="right")
+        pair_index = index[np.cumsum(starts) - 1]
+        order = _PairOrder(rows[by_pair], pair_sorted, pair_index, seen_sorted)
+        return seen, other, prev_gap, next_gap, order
 
     def _set_next_t(self, positions: np.ndarray, t_ms: np.ndarray) -> None:
         """Record the next payment's time on earlier rows still kept in a block."""
@@ -890,3 +1041,230 @@ def _count_left(
         )
     )
     return np.flatnonzero(order >= n) - np.arange(len(horizon))
+
+
+@dataclass(frozen=True, slots=True)
+class _PairOrder:
+    """A chunk's rows with a device in (pair, row) order: the row, its pair's code and index
+    in the tracker's pair arrays (after the chunk), and its earlier payments on the pair."""
+
+    rows: np.ndarray
+    codes: np.ndarray
+    index: np.ndarray
+    seen: np.ndarray
+
+    @staticmethod
+    def empty() -> _PairOrder:
+        empty = np.empty(0, dtype=np.int64)
+        return _PairOrder(empty, empty, empty, empty)
+
+    def take(self, which: np.ndarray | slice) -> _PairOrder:
+        return _PairOrder(self.rows[which], self.codes[which], self.index[which], self.seen[which])
+
+
+class _Run:
+    """Approved, never disputed payments of one decided part not yet folded into the pairs'
+    settled counts, in (pair, time) order, with packed (pair rank, time) keys when they fit."""
+
+    __slots__ = ("codes", "key", "ranks", "t")
+
+    def __init__(self, codes: np.ndarray, t: np.ndarray, origin: int) -> None:
+        self.codes, self.t = codes, t
+        starts = _group_starts(codes)
+        self.ranks = codes[starts]  # the distinct pair codes, ascending
+        fits = len(self.ranks) < (1 << _GROUP_BITS) and int(t.max()) - origin < (1 << _TIME_BITS)
+        rank = np.cumsum(starts) - 1
+        self.key = (rank << _TIME_BITS) | (t - origin) if fits else None
+
+    def count(self, codes: np.ndarray, horizon: np.ndarray, origin: int) -> np.ndarray:
+        """Per query (pair code, horizon), in pair order: this run's payments of the pair at
+        or before the horizon."""
+        at = np.searchsorted(self.ranks, codes)
+        at = np.minimum(at, len(self.ranks) - 1)
+        match = self.ranks[at] == codes
+        if self.key is not None and int(horizon.max()) - origin < (1 << _TIME_BITS):
+            group = at << _TIME_BITS
+            upper = np.searchsorted(self.key, group | (horizon - origin), side="right")
+            below = np.searchsorted(self.key, group, side="left")
+        else:  # the unpacked way: a merge
+            upper = _count_left(self.codes, self.t, codes, horizon)
+            below = np.searchsorted(self.codes, codes, side="left")
+        return np.where(match, upper - below, 0)
+
+    def fold(self, horizon: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Take out the payments at or before ``horizon``: (their distinct pair codes, how many
+        each), or None when there are none."""
+        done = self.t <= horizon
+        if not done.any():
+            return None
+        codes = self.codes[done]
+        starts = _group_starts(codes)
+        counts = np.diff(np.append(np.flatnonzero(starts), len(codes)))
+        keep = ~done
+        self.codes, self.t = self.codes[keep], self.t[keep]
+        if self.key is not None:
+            self.key = self.key[keep]
+        return codes[starts], counts
+
+
+class _Disputed:
+    """Approved payments whose dispute comes after they settled: each counts from its time +
+    :data:`SETTLE_MS` until its dispute time, in (pair, time) order; dropped once disputed."""
+
+    def __init__(self) -> None:
+        self.codes = np.empty(0, dtype=np.int64)
+        self.t = np.empty(0, dtype=np.int64)
+        self.end = np.empty(0, dtype=np.int64)
+
+    def add(self, codes: np.ndarray, t: np.ndarray, end: np.ndarray) -> None:
+        """Payments in (pair, time) order, later than every one added before."""
+        if not len(codes):
+            return
+        codes = np.concatenate([self.codes, codes])
+        by = np.argsort(codes, kind="stable")  # two sorted runs; ties keep time order
+        self.codes = codes[by]
+        self.t = np.concatenate([self.t, t])[by]
+        self.end = np.concatenate([self.end, end])[by]
+
+    def forget(self, t_ms: int) -> None:
+        """Drop the payments disputed by ``t_ms`` (no later payment counts them)."""
+        keep = self.end > t_ms
+        if not keep.all():
+            self.codes, self.t, self.end = self.codes[keep], self.t[keep], self.end[keep]
+
+    def active(
+        self, codes: np.ndarray, t_ms: np.ndarray, horizon: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per query (pair code, time, time − SETTLE_MS), in pair order: how many of these
+        payments count (settled and not disputed yet) and the earliest time among them
+        (:data:`_NEVER` when none)."""
+        n = len(codes)
+        count = np.zeros(n, dtype=np.int64)
+        first = np.full(n, _NEVER, dtype=np.int64)
+        if not len(self.codes):
+            return count, first
+        lo = np.searchsorted(self.codes, codes, side="left")
+        width = np.searchsorted(self.codes, codes, side="right") - lo
+        hit = np.flatnonzero(width)
+        if not len(hit):
+            return count, first
+        query = np.repeat(hit, width[hit])  # one entry per (query, payment of its pair)
+        offsets = np.cumsum(width[hit]) - width[hit]
+        j = np.repeat(lo[hit] - offsets, width[hit]) + np.arange(len(query))
+        on = (self.t[j] <= horizon[query]) & (t_ms[query] < self.end[j])
+        count += np.bincount(query[on], minlength=n)
+        np.minimum.at(first, query[on], self.t[j][on])
+        return count, first
+
+
+class _Settlement:
+    """The bulk path's settled pair history (:class:`HistoryTracker`'s part of it).
+
+    Per pair (arrays beside the tracker's pair codes): how many approved, never disputed
+    payments are settled as of the last fold, and the time of its first approved, never
+    disputed payment. Approved payments not settled yet wait in runs (one per decided part)
+    until a fold counts them; approved payments disputed later than they settle are kept apart
+    (:class:`_Disputed`) until their dispute. A lookup adds, per row, the run payments settled
+    by its time and the disputed ones counting at its time to the folded count."""
+
+    def __init__(self, tracker: HistoryTracker) -> None:
+        self._tracker = tracker
+        self._runs: list[_Run] = []
+        self._disputed = _Disputed()
+        self.parts: list[slice] = []
+        self._t = np.empty(0, dtype=np.int64)
+        self._idle = np.empty(0, dtype=np.int64)
+        self._order = _PairOrder.empty()
+        self._part_at = np.zeros(1, dtype=np.int64)  # where each part starts in _order
+        self._next = 0  # the next part to decide
+
+    def start_chunk(self, t_ms: np.ndarray, order: _PairOrder, idle: np.ndarray) -> None:
+        """A new chunk (its times, its rows with a device in pair order, each row's idle
+        time); the previous chunk's parts must all be decided, or none of them looked up."""
+        if 0 < self._next < len(self.parts):
+            raise ValueError("a chunk's parts must all be decided before the next chunk")
+        n = len(t_ms)
+        bounds = [0]
+        while bounds[-1] < n:  # each part spans less than SETTLE_MS of event time
+            lo = bounds[-1]
+            bounds.append(int(np.searchsorted(t_ms, t_ms[lo] + SETTLE_MS, side="left")))
+        self.parts = [slice(a, b) for a, b in itertools.pairwise(bounds)]
+        self._t, self._idle, self._next = t_ms, idle, 0
+        if len(self.parts) > 1:  # part-major, pair order inside each part (a radix sort)
+            small = np.int16 if len(bounds) < (1 << 15) else np.int32
+            part = (np.searchsorted(bounds, order.rows, side="right") - 1).astype(small)
+            by_part = np.argsort(part, kind="stable")
+            order = order.take(by_part)
+            self._part_at = np.searchsorted(part[by_part], np.arange(len(bounds)))
+        else:
+            self._part_at = np.array([0, len(order.rows)])
+        self._order = order
+
+    def lookup(self, part: int) -> PairHistory:
+        """The settled history of ``part``'s rows (see :meth:`HistoryTracker.settled`)."""
+        if part != self._next:
+            raise ValueError(f"part {part} looked up before part {self._next} was decided")
+        rows = self.parts[part]
+        n = rows.stop - rows.start
+        settled = np.zeros(n, dtype=np.int64)
+        tenure = np.zeros(n, dtype=np.int64)
+        idle = self._idle[rows].copy()
+        if not n:
+            return PairHistory(settled, tenure, idle)
+        self._fold(int(self._t[rows.start]))
+        mine = self._order.take(slice(self._part_at[part], self._part_at[part + 1]))
+        mine = mine.take(mine.seen > 0)  # a pair's first payment has no history
+        if not len(mine.rows):
+            return PairHistory(settled, tenure, idle)
+        tracker = self._tracker
+        t = self._t[mine.rows]
+        horizon = t - SETTLE_MS
+        count = tracker._pair_settled[mine.index]
+        first = tracker._pair_first[mine.index]
+        first = np.where(first <= horizon, first, _NEVER)
+        for run in self._runs:
+            count = count + run.count(mine.codes, horizon, tracker._origin)
+        disputed, disputed_first = self._disputed.active(mine.codes, t, horizon)
+        count = count + disputed
+        first = np.minimum(first, disputed_first)
+        local = mine.rows - rows.start
+        settled[local] = count
+        tenure[local] = np.where(count > 0, t - first, 0)
+        return PairHistory(settled, tenure, idle)
+
+    def record(self, part: int, approved: np.ndarray, disputed_at: np.ndarray) -> None:
+        """The decisions of ``part`` (see :meth:`HistoryTracker.decided`)."""
+        if part != self._next:
+            raise ValueError(f"part {part} decided before part {self._next} was")
+        rows = self.parts[part]
+        self._next += 1
+        mine = self._order.take(slice(self._part_at[part], self._part_at[part + 1]))
+        local = mine.rows - rows.start
+        mine = mine.take(approved[local])
+        if not len(mine.rows):
+            return
+        t = self._t[mine.rows]
+        disputed = disputed_at[mine.rows - rows.start]
+        never = disputed < 0
+        kept = mine.take(never)
+        if len(kept.rows):
+            tracker = self._tracker
+            kept_t = t[never]
+            firsts = _group_starts(kept.codes)
+            at = kept.index[firsts]
+            tracker._pair_first[at] = np.minimum(tracker._pair_first[at], kept_t[firsts])
+            self._runs.append(_Run(kept.codes, kept_t, tracker._origin))
+        later = disputed > t + SETTLE_MS  # disputed sooner: never counts
+        self._disputed.add(mine.codes[later], t[later], disputed[later])
+
+    def _fold(self, t_ms: int) -> None:
+        """Count the run payments settled by ``t_ms`` into their pairs (every later lookup
+        counts them) and forget the disputed payments disputed by then."""
+        tracker = self._tracker
+        for run in self._runs:
+            folded = run.fold(t_ms - SETTLE_MS)
+            if folded is not None:
+                codes, counts = folded
+                tracker._pair_settled[np.searchsorted(tracker._pair_codes, codes)] += counts
+        self._runs = [run for run in self._runs if len(run.t)]
+        self._disputed.forget(t_ms)

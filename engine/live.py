@@ -51,17 +51,21 @@ from engine.features import (
     FeatureColumns,
     FeatureState,
     HistoryCounts,
+    PairHistory,
     normalize,
 )
 from engine.fx import pence_in_gbp
 from engine.history import GBP_PENCE_SQL, attribute_columns
 from engine.ids import IdAllocator
 from engine.live_totals import LiveTotals
-from engine.models import Features, PaymentRequest, PaymentResult
+from engine.models import FRAUD_DISPUTE_REASONS, Features, PaymentRequest, PaymentResult
 from engine.policy import Policy
 from engine.rule_inputs import BatchFacts, rule_inputs
 from engine.store import Store
 
+_TRUST_REASONS = ", ".join(f"'{reason}'" for reason in FRAUD_DISPUTE_REASONS)
+# payments whose dispute stops them counting for device trust
+_TRUST_DISPUTES = f"SELECT transaction_id FROM disputes WHERE reason IN ({_TRUST_REASONS})"
 LIVE_ACTIVE_WINDOW_S = 1.0  # a group this recent means live clients are waiting on the writer
 
 log = logging.getLogger("ptsim.live")
@@ -207,8 +211,13 @@ class LiveWriter:
                 "WHERE run_id IS NULL GROUP BY card_hash"
             )
             pairs = tx.rows(
-                "SELECT device_id, card_hash, count(*) FROM transactions "
-                "WHERE run_id IS NULL AND device_id IS NOT NULL GROUP BY ALL"
+                "SELECT device_id, card_hash, count(*), max(epoch_ms(created_at)) "
+                "FROM transactions WHERE run_id IS NULL AND device_id IS NOT NULL GROUP BY ALL"
+            )
+            trusted = tx.rows(  # every approved payment counts for trust until disputed
+                "SELECT card_hash, device_id, list(epoch_ms(created_at) ORDER BY id) "
+                "FROM transactions WHERE run_id IS NULL AND device_id IS NOT NULL "
+                f"AND status = 'Approved' AND id NOT IN ({_TRUST_DISPUTES}) GROUP BY ALL"
             )
             week_pairs = tx.rows(
                 "SELECT card_hash, device_id, max(epoch_ms(created_at)) AS last FROM transactions "
@@ -226,10 +235,41 @@ class LiveWriter:
         self._last_us = max(self._last_us, newest_us)
         self.features.restore(  # UUID columns -> the live hex keys
             [(card.hex, t, currency) for card, t, currency in first],
-            [(device, card.hex, n) for device, card, n in pairs],
+            [(device, card.hex, n, last) for device, card, n, last in pairs],
             [(card.hex, device, t) for card, device, t in week_pairs],
             [(card.hex, device, t, pence) for card, device, t, pence in day],
+            [(card.hex, device, times) for card, device, times in trusted],
         )
+
+    def dispute_recorded(self, transaction_id: uuid.UUID, reason: str) -> None:
+        """A dispute was just stored: when it is the first of a fraud reason
+        (:data:`~engine.models.FRAUD_DISPUTE_REASONS`) about an approved live payment with a
+        device, that payment stops counting for its pair's device trust, for every payment
+        decided after this call returns (applied on the writer thread, between two groups)."""
+        if reason not in FRAUD_DISPUTE_REASONS:
+            return
+        job = _Exclusive(lambda: self._apply_dispute(transaction_id, reason), Future())
+        with self._accepting_lock:
+            running = self._accepting and self._thread.is_alive()
+            if running:
+                self._queue.put(job)
+        if not running:  # nothing decides live payments any more; a restart restores it
+            return
+        job.done.result()
+
+    def _apply_dispute(self, transaction_id: uuid.UUID, reason: str) -> None:
+        with self._store.read() as tx:
+            row = tx.one(
+                "SELECT card_hash, device_id, epoch_ms(created_at), ("
+                "  SELECT arg_min(reason::VARCHAR, (recorded_at, reason::VARCHAR)) "
+                "  FROM disputes d WHERE d.transaction_id = t.id "
+                f"  AND d.reason IN ({_TRUST_REASONS})) "
+                "FROM transactions t WHERE id = ? AND run_id IS NULL "
+                "AND device_id IS NOT NULL AND status = 'Approved'",
+                [transaction_id],
+            )
+        if row is not None and row[3] == reason:  # only the first such dispute counts
+            self.features.dispute(row[0].hex, row[1], int(row[2]))
 
     # -- writer thread -------------------------------------------------------------------------
 
@@ -318,9 +358,13 @@ class LiveWriter:
         pence = _gbp_pence(batch)
         t_ms = now_us // 1000  # created_at as on disk
         history = self._observe(batch, t_ms, pence)
-        decided = _decide(batch, history, self._rng.random(len(batch)), pence, t_ms, decider)
+        keys = [(p.card.card_hash, p.request.device_id) for p in batch]
+        pairs = self.features.pair_history(keys, t_ms)
+        draws = self._rng.random(len(batch))
+        decided = _decide(batch, history, pairs, draws, pence, t_ms, decider)
         ids = [self._ids.next_id() for _ in batch]
         self._commit(batch, ids, now, decided.rows(batch, ids, now, history, pence, policy))
+        self.features.approve(keys, decided.decisions.approved, t_ms)
         committed_ns = time.perf_counter_ns()
         latencies = [round((committed_ns - p.received_ns) / 1e6, 3) for p in batch]
         self.totals.add_decisions(decided.decisions.approved, decided.amount_cents)
@@ -412,6 +456,7 @@ class _DecidedGroup:
 def _decide(
     batch: list[PendingPayment],
     history: HistoryCounts,
+    pairs: PairHistory,
     draws: np.ndarray,
     gbp_pence: np.ndarray,
     t_ms: int,
@@ -421,7 +466,7 @@ def _decide(
     n = len(batch)
     has_device = np.array([p.request.device_id is not None for p in batch])
     channel = np.array([p.request.channel for p in batch])
-    features = normalize(history, has_device, channel)
+    features = normalize(history, has_device, channel, pairs)
     amount_cents = np.array([int(p.request.amount * 100) for p in batch], dtype=np.int64)
     score = risk_score(
         amount_cents,

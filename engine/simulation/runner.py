@@ -18,14 +18,22 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from engine.decision import Decider, risk_score
+from engine.decision import Decider, Decisions, risk_score
 from engine.errors import EngineError
-from engine.features import CHANNELS, NO_GBP, HistoryTracker, normalize
+from engine.features import (
+    CHANNELS,
+    NO_GBP,
+    FeatureColumns,
+    HistoryCounts,
+    HistoryTracker,
+    normalize,
+)
 from engine.fx import gbp_pence, rate_arrays
 from engine.ids import IdAllocator
 from engine.rule_inputs import BatchFacts, rule_inputs
@@ -89,10 +97,14 @@ def decided_chunks(
     run_id: int,
     timings: Timings,
 ) -> Iterator[DecidedChunk]:
-    """The run's chunks, each with history features and decisions (pure computation)."""
+    """The run's chunks, each with history features and decisions (pure computation).
+
+    Device trust counts a pair's approved payments once a day old (:data:`SETTLE_MS`), so each
+    chunk is decided in the tracker's parts of less than a day, each part's approvals fed back
+    before the next part's trust is computed: exactly the live path's values, whatever the
+    chunk size."""
     tracker = HistoryTracker()
     labels = _Labels(pop)
-    weights = decider.policy.score_weights
     stream = chunks(params, pop, params.chunk_rows)
     while True:
         with timings.stage("generate_s"):
@@ -102,28 +114,12 @@ def decided_chunks(
         with timings.stage("features_s"):
             pence = _gbp_pence(rows)
             counts = tracker.update(rows.card, rows.device, rows.currency, rows.t_ms, pence)
-            features = normalize(counts, rows.device >= 0, rows.channel)
-        with timings.stage("decide_s"):
-            score = risk_score(
-                rows.amount_cents,
-                features.spending_velocity,
-                features.device_trust_score,
-                features.ip_risk_score,
-                weights,
-            )
-            facts = BatchFacts(
-                amount_cents=rows.amount_cents,
-                gbp_pence=pence,
-                has_device=rows.device >= 0,
-                card_bin=_BINS[pop.card_bin[rows.card]],
-                counts=counts,
-                features=features,
-                score=score,
-                t_ms=rows.t_ms,
-                draw=rows.draw,
-                text=labels.coded(rows),
-            )
-            decisions = decider.decide(score, *rule_inputs(facts, decider.attributes))
+        parts = [
+            _decide_part(tracker, i, part, rows, pence, counts, pop, decider, labels, timings)
+            for i, part in enumerate(tracker.blocks)
+        ]
+        features = _concat([f for f, _ in parts])
+        decisions = _concat([d for _, d in parts])
         with timings.stage("arrow_s"):
             table = transactions_table(
                 rows, pop, counts, features, decisions, run_id, decider.policy.version, pence
@@ -132,6 +128,62 @@ def decided_chunks(
                 run_id, decisions.approved, rows.amount_cents, rows.latency_ms
             )
         yield DecidedChunk(table, rollup, rows, decisions.approved)
+
+
+def _decide_part(
+    tracker: HistoryTracker,
+    index: int,
+    part: slice,
+    chunk: Rows,
+    chunk_pence: np.ndarray,
+    chunk_counts: HistoryCounts,
+    pop: Population,
+    decider: Decider,
+    labels: _Labels,
+    timings: Timings,
+) -> tuple[FeatureColumns, Decisions]:
+    """Features and decisions of one part of a chunk (:attr:`HistoryTracker.blocks`); its
+    approvals then join the tracker's settled pair history."""
+    whole = part.start == 0 and part.stop == len(chunk)
+    rows = chunk if whole else chunk.take(part)
+    pence = chunk_pence if whole else chunk_pence[part]
+    counts = chunk_counts if whole else chunk_counts.take(part)
+    with timings.stage("features_s"):
+        has_device = rows.device >= 0
+        features = normalize(counts, has_device, rows.channel, tracker.settled(index))
+    with timings.stage("decide_s"):
+        score = risk_score(
+            rows.amount_cents,
+            features.spending_velocity,
+            features.device_trust_score,
+            features.ip_risk_score,
+            decider.policy.score_weights,
+        )
+        facts = BatchFacts(
+            amount_cents=rows.amount_cents,
+            gbp_pence=pence,
+            has_device=has_device,
+            card_bin=_BINS[pop.card_bin[rows.card]],
+            counts=counts,
+            features=features,
+            score=score,
+            t_ms=rows.t_ms,
+            draw=rows.draw,
+            text=labels.coded(rows),
+        )
+        decisions = decider.decide(score, *rule_inputs(facts, decider.attributes))
+    with timings.stage("features_s"):
+        tracker.decided(index, decisions.approved, rows.label_at_ms)
+    return features, decisions
+
+
+def _concat(parts: list[Any]) -> Any:
+    """Column-wise dataclasses (features, decisions) of consecutive parts as one."""
+    if len(parts) == 1:
+        return parts[0]
+    return type(parts[0])(
+        *(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(parts[0]))
+    )
 
 
 _BINS = np.array([int(b) for b in TEST_BINS], dtype=np.int64)
