@@ -5,9 +5,28 @@ path, the bulk path and the SQL back-fill.
 
 * ``spending_velocity`` = min(n / 10, 1), where n is the number of this card's earlier payments
   in the trailing hour (event time) before this one.
-* ``device_trust_score`` = familiarity / (1 + 0.5 · other_cards). familiarity is 0.3 for a
-  device never seen with this card, 0.7 after 1–2 earlier payments on it, 1.0 after 3 or more;
-  other_cards counts the distinct other cards seen on the device before. No device id: 0.1.
+* ``device_trust_score`` = familiarity / (1 + 0.5 · other_cards), where other_cards counts the
+  distinct other cards seen on the device before (``device_other_cards``). No device id: 0.1.
+  familiarity comes from the (card, device) pair's **settled history** at the payment's time
+  ``t``: the pair's earlier payments that were *approved*, are at least ``SETTLE`` = 24 h old
+  (``t' ≤ t − 24 h``) and were *not disputed by t*. With S = their count, tenure = ``t`` − the
+  time of the first of them and idle = ``t`` − the pair's last earlier payment (any status)::
+
+      familiarity = 0.3 + 0.7 · (1 − exp(−S / 3)) · min(1, tenure / 14 d) · exp(−idle / 60 d)
+
+  so it is exactly 0.3 without settled history, whatever happened in the last day (a declined
+  payment never earns trust, minutes of activity never do); about 0.99 after three weeks of
+  daily approved payments; 30 days of disuse take it to 0.3 + 0.61 · what it was above 0.3.
+  "Disputed by t": in a run, the row's chargeback (``label_at_ms``) is at or before ``t``;
+  live, a dispute of a fraud reason (``fraud``, ``friendly_fraud``: the reasons backtests count
+  as fraud) was recorded through ``POST /transaction/{id}/dispute`` before the payment. A
+  disputed payment leaves S (and tenure, if it was the first); other dispute reasons leave
+  trust alone. Because only payments a day old count, a payment's trust depends only on
+  decisions of payments at least a day older: the bulk path decides each chunk in parts of
+  less than a day (:attr:`HistoryTracker.blocks`), feeding each part's approvals back before
+  the next part's trust, and the live path feeds each group's approvals back after it is
+  decided (:meth:`FeatureState.approve`); both give identical values (tests/engine/
+  test_device_trust.py).
 * ``ip_risk_score`` models how unverifiable the payment's network origin is, deterministically:
   a base per channel (pos/contactless 0.05, mobile 0.20, ecommerce 0.30, moto 0.45), +0.25 when
   no device id is sent (anonymous origin), +0.25 when the currency differs from the card's home
@@ -44,7 +63,8 @@ or one simulation run.
 ``amount_in_gbp`` (the amount converted with :mod:`engine.fx`, NULL without a rate) is stored
 beside them. The live path keeps the history it needs in memory (:class:`FeatureState`), updated
 in arrival order with memory bounded by the longest window (plus, per card, its first payment
-and, per (card, device) pair, its payment count); the bulk path computes the same values over
+and, per (card, device) pair, its payment count, its last payment's time and the times of its
+approved undisputed payments, for device trust); the bulk path computes the same values over
 chunks of a stream (:class:`HistoryTracker`); :mod:`engine.history` states them as DuckDB window
 functions (the schema v10 back-fill). Tests run one stream through all three and require
 identical values.
@@ -166,9 +186,7 @@ def normalize(
     """Turn history counts and settled pair history into the three features; ``channel`` holds
     channel names, or integer codes into :data:`CHANNELS` (faster for bulk data)."""
     velocity = np.minimum(counts.velocity_count / VELOCITY_SATURATION, 1.0)
-    trust = np.where(
-        has_device, familiarity(pairs) / (1.0 + 0.5 * counts.device_other_cards), NO_DEVICE_TRUST
-    )
+    trust = device_trust(counts, has_device, pairs)
     channel = np.asarray(channel)
     if np.issubdtype(channel.dtype, np.integer):  # codes into CHANNELS: a table lookup
         base = CHANNEL_IP_RISK_BY_CODE[channel]
@@ -180,7 +198,14 @@ def normalize(
         + np.where(counts.foreign_currency, FOREIGN_CURRENCY_IP_RISK, 0.0),
         1.0,
     )
-    return FeatureColumns(velocity.astype(np.float64), trust.astype(np.float64), ip_risk)
+    return FeatureColumns(velocity.astype(np.float64), trust, ip_risk)
+
+
+def device_trust(counts: HistoryCounts, has_device: np.ndarray, pairs: PairHistory) -> np.ndarray:
+    """``device_trust_score``: :func:`familiarity` / (1 + 0.5 · other cards on the device), or
+    :data:`NO_DEVICE_TRUST` without a device id."""
+    trust = familiarity(pairs) / (1.0 + 0.5 * counts.device_other_cards)
+    return np.where(has_device, trust, NO_DEVICE_TRUST).astype(np.float64)
 
 
 _NOTHING_DUE = 1 << 62  # a window's due time when nothing in it can leave
@@ -781,6 +806,13 @@ class HistoryTracker:
         approved ones that are :data:`SETTLE_MS` old and not disputed by then."""
         self._settlement.record(part, np.asarray(approved, bool), np.asarray(disputed_at))
 
+    def settled_chunk(self, approved: np.ndarray, disputed_at: np.ndarray) -> PairHistory:
+        """The settled pair history of every row of the last chunk when its decisions
+        (``approved``, ``disputed_at`` as for :meth:`decided`) are known without it (the
+        policy reads no device trust), then records them: the values :meth:`settled` and
+        :meth:`decided` give part by part, in one pass."""
+        return self._settlement.lookup_chunk(np.asarray(approved, bool), np.asarray(disputed_at))
+
     # -- per card, per pair ----------------------------------------------------------------------
 
     def _card_facts(
@@ -1162,20 +1194,21 @@ class _Settlement:
 
     Per pair (arrays beside the tracker's pair codes): how many approved, never disputed
     payments are settled as of the last fold, and the time of its first approved, never
-    disputed payment. Approved payments not settled yet wait in runs (one per decided part)
-    until a fold counts them; approved payments disputed later than they settle are kept apart
-    (:class:`_Disputed`) until their dispute. A lookup adds, per row, the run payments settled
-    by its time and the disputed ones counting at its time to the folded count."""
+    disputed payment. Approved payments not settled yet wait in runs (one per decided part or
+    chunk) until a fold counts them; approved payments disputed later than they settle are kept
+    apart (:class:`_Disputed`) until their dispute. A lookup adds, per row, the run payments
+    settled by its time and the disputed ones counting at its time to the folded count."""
 
     def __init__(self, tracker: HistoryTracker) -> None:
         self._tracker = tracker
         self._runs: list[_Run] = []
         self._disputed = _Disputed()
         self.parts: list[slice] = []
+        self._bounds: list[int] = [0]
         self._t = np.empty(0, dtype=np.int64)
         self._idle = np.empty(0, dtype=np.int64)
-        self._order = _PairOrder.empty()
-        self._part_at = np.zeros(1, dtype=np.int64)  # where each part starts in _order
+        self._pairs = _PairOrder.empty()  # the chunk's rows with a device, in pair order
+        self._by_part: tuple[_PairOrder, np.ndarray] | None = None  # part-major, when needed
         self._next = 0  # the next part to decide
 
     def start_chunk(self, t_ms: np.ndarray, order: _PairOrder, idle: np.ndarray) -> None:
@@ -1189,16 +1222,22 @@ class _Settlement:
             lo = bounds[-1]
             bounds.append(int(np.searchsorted(t_ms, t_ms[lo] + SETTLE_MS, side="left")))
         self.parts = [slice(a, b) for a, b in itertools.pairwise(bounds)]
+        self._bounds = bounds
         self._t, self._idle, self._next = t_ms, idle, 0
-        if len(self.parts) > 1:  # part-major, pair order inside each part (a radix sort)
+        self._pairs, self._by_part = order, None
+
+    def _part_rows(self, part: int) -> _PairOrder:
+        """``part``'s rows with a device, in pair order."""
+        if len(self.parts) == 1:
+            return self._pairs
+        if self._by_part is None:  # part-major, pair order inside each part (a radix sort)
+            bounds = self._bounds
             small = np.int16 if len(bounds) < (1 << 15) else np.int32
-            part = (np.searchsorted(bounds, order.rows, side="right") - 1).astype(small)
-            by_part = np.argsort(part, kind="stable")
-            order = order.take(by_part)
-            self._part_at = np.searchsorted(part[by_part], np.arange(len(bounds)))
-        else:
-            self._part_at = np.array([0, len(order.rows)])
-        self._order = order
+            of = (np.searchsorted(bounds, self._pairs.rows, side="right") - 1).astype(small)
+            by = np.argsort(of, kind="stable")
+            self._by_part = (self._pairs.take(by), np.searchsorted(of[by], np.arange(len(bounds))))
+        order, at = self._by_part
+        return order.take(slice(at[part], at[part + 1]))
 
     def lookup(self, part: int) -> PairHistory:
         """The settled history of ``part``'s rows (see :meth:`HistoryTracker.settled`)."""
@@ -1212,41 +1251,48 @@ class _Settlement:
         if not n:
             return PairHistory(settled, tenure, idle)
         self._fold(int(self._t[rows.start]))
-        mine = self._order.take(slice(self._part_at[part], self._part_at[part + 1]))
+        mine = self._part_rows(part)
         mine = mine.take(mine.seen > 0)  # a pair's first payment has no history
         if not len(mine.rows):
             return PairHistory(settled, tenure, idle)
-        tracker = self._tracker
         t = self._t[mine.rows]
-        horizon = t - SETTLE_MS
-        count = tracker._pair_settled[mine.index]
-        first = tracker._pair_first[mine.index]
-        first = np.where(first <= horizon, first, _NEVER)
-        for run in self._runs:
-            count = count + run.count(mine.codes, horizon, tracker._origin)
-        disputed, disputed_first = self._disputed.active(mine.codes, t, horizon)
-        count = count + disputed
-        first = np.minimum(first, disputed_first)
+        count, first = self._before(mine, t, t - SETTLE_MS)
         local = mine.rows - rows.start
         settled[local] = count
         tenure[local] = np.where(count > 0, t - first, 0)
         return PairHistory(settled, tenure, idle)
 
+    def _before(
+        self, pairs: _PairOrder, t: np.ndarray, horizon: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per row (in pair order): the settled payments recorded before this lookup, and the
+        earliest time among them (:data:`_NEVER` when none)."""
+        tracker = self._tracker
+        count = tracker._pair_settled[pairs.index]
+        first = tracker._pair_first[pairs.index]
+        first = np.where(first <= horizon, first, _NEVER)
+        for run in self._runs:
+            count = count + run.count(pairs.codes, horizon, tracker._origin)
+        disputed, disputed_first = self._disputed.active(pairs.codes, t, horizon)
+        return count + disputed, np.minimum(first, disputed_first)
+
     def record(self, part: int, approved: np.ndarray, disputed_at: np.ndarray) -> None:
         """The decisions of ``part`` (see :meth:`HistoryTracker.decided`)."""
         if part != self._next:
             raise ValueError(f"part {part} decided before part {self._next} was")
-        rows = self.parts[part]
+        start = self.parts[part].start
         self._next += 1
-        mine = self._order.take(slice(self._part_at[part], self._part_at[part + 1]))
-        local = mine.rows - rows.start
+        mine = self._part_rows(part)
+        local = mine.rows - start
         mine = mine.take(approved[local])
-        if not len(mine.rows):
+        self._remember(mine, self._t[mine.rows], disputed_at[mine.rows - start])
+
+    def _remember(self, approved: _PairOrder, t: np.ndarray, disputed_at: np.ndarray) -> None:
+        """Approved rows (in pair order, after every row remembered so far) join the history."""
+        if not len(approved.rows):
             return
-        t = self._t[mine.rows]
-        disputed = disputed_at[mine.rows - rows.start]
-        never = disputed < 0
-        kept = mine.take(never)
+        never = disputed_at < 0
+        kept = approved.take(never)
         if len(kept.rows):
             tracker = self._tracker
             kept_t = t[never]
@@ -1254,8 +1300,71 @@ class _Settlement:
             at = kept.index[firsts]
             tracker._pair_first[at] = np.minimum(tracker._pair_first[at], kept_t[firsts])
             self._runs.append(_Run(kept.codes, kept_t, tracker._origin))
-        later = disputed > t + SETTLE_MS  # disputed sooner: never counts
-        self._disputed.add(mine.codes[later], t[later], disputed[later])
+        later = disputed_at > t + SETTLE_MS  # disputed sooner: never counts
+        self._disputed.add(approved.codes[later], t[later], disputed_at[later])
+
+    def lookup_chunk(self, approved: np.ndarray, disputed_at: np.ndarray) -> PairHistory:
+        """The settled history of every row of the chunk, its decisions known up front (see
+        :meth:`HistoryTracker.settled_chunk`), then its decisions join the history."""
+        if self._next != 0:
+            raise ValueError("a chunk is settled whole or part by part, not both")
+        n = len(self._t)
+        settled = np.zeros(n, dtype=np.int64)
+        tenure = np.zeros(n, dtype=np.int64)
+        self._next = len(self.parts)
+        if not n:
+            return PairHistory(settled, tenure, self._idle.copy())
+        self._fold(int(self._t[0]))
+        pairs = self._pairs
+        t = self._t[pairs.rows]
+        horizon = t - SETTLE_MS
+        if len(pairs.rows):
+            count, first = self._before(pairs, t, horizon)
+            ok = approved[pairs.rows]
+            disputed = disputed_at[pairs.rows]
+            within, within_first = self._within_chunk(pairs, t, horizon, ok, disputed)
+            count += within
+            first = np.minimum(first, within_first)
+            settled[pairs.rows] = count
+            tenure[pairs.rows] = np.where(count > 0, t - first, 0)
+            self._remember(pairs.take(ok), t[ok], disputed[ok])
+        return PairHistory(settled, tenure, self._idle.copy())
+
+    def _within_chunk(
+        self,
+        pairs: _PairOrder,
+        t: np.ndarray,
+        horizon: np.ndarray,
+        approved: np.ndarray,
+        disputed_at: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per row (in pair order): the chunk's own payments of its pair settled by its time,
+        and the earliest of them. A pair's rows are in time order, so those at or before a
+        row's horizon are a prefix of its group: one sorted search finds where it ends."""
+        m = len(pairs.rows)
+        starts = _group_starts(pairs.codes)
+        group = np.cumsum(starts) - 1
+        begin = np.flatnonzero(starts)[group]
+        origin = self._tracker._origin
+        if int(group[-1]) < (1 << _GROUP_BITS) and int(t.max()) - origin < (1 << _TIME_BITS):
+            key = (group << _TIME_BITS) | (t - origin)
+            upto = np.searchsorted(key, (group << _TIME_BITS) | (horizon - origin), side="right")
+        else:  # the unpacked way: a merge
+            upto = _count_left(pairs.codes, t, pairs.codes, horizon)
+        kept = approved & (disputed_at < 0)
+        before = np.concatenate([[0], np.cumsum(kept)])
+        count = before[upto] - before[begin]
+        first_kept = np.full(int(group[-1]) + 1, m, dtype=np.int64)  # per group, m: none
+        at = np.flatnonzero(kept)
+        firsts = _group_starts(group[at])
+        first_kept[group[at][firsts]] = at[firsts]
+        mine = first_kept[group]
+        first = np.where(mine < upto, t[np.minimum(mine, m - 1)], _NEVER)
+        later = approved & (disputed_at > t + SETTLE_MS)
+        own = _Disputed()
+        own.add(pairs.codes[later], t[later], disputed_at[later])
+        disputed, disputed_first = own.active(pairs.codes, t, horizon)
+        return count + disputed, np.minimum(first, disputed_first)
 
     def _fold(self, t_ms: int) -> None:
         """Count the run payments settled by ``t_ms`` into their pairs (every later lookup

@@ -189,7 +189,9 @@ class LiveWriter:
     def _load_history(self) -> None:
         """Rebuild the in-memory feature state and totals from live rows already on disk: totals
         and per-card and per-pair aggregates over every live row, and only the rows the windows
-        can still hold (the last week's pairs, the last day's payments) one by one."""
+        can still hold (the last week's pairs, the last day's payments) one by one. Times are
+        read as the writer stamps them, ``created_at`` floored to the millisecond (DuckDB's
+        ``epoch_ms`` rounds)."""
         with self._store.read() as tx:
             total, approved, cents = tx.one(
                 "SELECT count(*), count(*) FILTER (status = 'Approved'), "
@@ -206,29 +208,29 @@ class LiveWriter:
             )
             newest = newest_us // 1000
             first = tx.rows(
-                "SELECT card_hash, epoch_ms(arg_min(created_at, id)), "
+                "SELECT card_hash, (epoch_us(arg_min(created_at, id)) // 1000), "
                 "CAST(arg_min(currency, id) AS VARCHAR) FROM transactions "
                 "WHERE run_id IS NULL GROUP BY card_hash"
             )
             pairs = tx.rows(
-                "SELECT device_id, card_hash, count(*), max(epoch_ms(created_at)) "
+                "SELECT device_id, card_hash, count(*), max(epoch_us(created_at)) // 1000 "
                 "FROM transactions WHERE run_id IS NULL AND device_id IS NOT NULL GROUP BY ALL"
             )
             trusted = tx.rows(  # every approved payment counts for trust until disputed
-                "SELECT card_hash, device_id, list(epoch_ms(created_at) ORDER BY id) "
+                "SELECT card_hash, device_id, list((epoch_us(created_at) // 1000) ORDER BY id) "
                 "FROM transactions WHERE run_id IS NULL AND device_id IS NOT NULL "
                 f"AND status = 'Approved' AND id NOT IN ({_TRUST_DISPUTES}) GROUP BY ALL"
             )
             week_pairs = tx.rows(
-                "SELECT card_hash, device_id, max(epoch_ms(created_at)) AS last FROM transactions "
-                "WHERE run_id IS NULL AND device_id IS NOT NULL AND epoch_ms(created_at) > ? "
-                "GROUP BY ALL ORDER BY last",
+                "SELECT card_hash, device_id, max(epoch_us(created_at)) // 1000 AS last "
+                "FROM transactions WHERE run_id IS NULL AND device_id IS NOT NULL "
+                "AND epoch_us(created_at) // 1000 > ? GROUP BY ALL ORDER BY last",
                 [newest - WEEK_MS],
             )
             day = tx.rows(
-                "SELECT card_hash, device_id, epoch_ms(created_at), "
+                "SELECT card_hash, device_id, (epoch_us(created_at) // 1000), "
                 f"coalesce({GBP_PENCE_SQL}, {NO_GBP}) FROM transactions "
-                "WHERE run_id IS NULL AND epoch_ms(created_at) > ? ORDER BY id",
+                "WHERE run_id IS NULL AND (epoch_us(created_at) // 1000) > ? ORDER BY id",
                 [newest - DAY_MS],
             )
         self.totals.load(int(total), int(approved), int(cents), np.asarray(latencies))
@@ -260,7 +262,7 @@ class LiveWriter:
     def _apply_dispute(self, transaction_id: uuid.UUID, reason: str) -> None:
         with self._store.read() as tx:
             row = tx.one(
-                "SELECT card_hash, device_id, epoch_ms(created_at), ("
+                "SELECT card_hash, device_id, (epoch_us(created_at) // 1000), ("
                 "  SELECT arg_min(reason::VARCHAR, (recorded_at, reason::VARCHAR)) "
                 "  FROM disputes d WHERE d.transaction_id = t.id "
                 f"  AND d.reason IN ({_TRUST_REASONS})) "

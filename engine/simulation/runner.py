@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -32,11 +32,13 @@ from engine.features import (
     FeatureColumns,
     HistoryCounts,
     HistoryTracker,
+    PairHistory,
+    device_trust,
     normalize,
 )
 from engine.fx import gbp_pence, rate_arrays
 from engine.ids import IdAllocator
-from engine.rule_inputs import BatchFacts, rule_inputs
+from engine.rule_inputs import TRUST_ATTRIBUTES, BatchFacts, rule_inputs
 from engine.rules import Coded
 from engine.simulation import records
 from engine.simulation.pacing import RunPacer
@@ -99,13 +101,15 @@ def decided_chunks(
 ) -> Iterator[DecidedChunk]:
     """The run's chunks, each with history features and decisions (pure computation).
 
-    Device trust counts a pair's approved payments once a day old (:data:`SETTLE_MS`), so each
-    chunk is decided in the tracker's parts of less than a day, each part's approvals fed back
-    before the next part's trust is computed: exactly the live path's values, whatever the
-    chunk size."""
+    Device trust counts a pair's approved payments once a day old (:data:`SETTLE_MS`), so a
+    policy that reads it decides each chunk in the tracker's parts of less than a day, each
+    part's approvals fed back before the next part's trust is computed; a policy that does not
+    decides each chunk at once and settles its trust after. Either way: exactly the live
+    path's values, whatever the chunk size."""
     tracker = HistoryTracker()
     labels = _Labels(pop)
     stream = chunks(params, pop, params.chunk_rows)
+    reads_trust = bool(decider.attributes & TRUST_ATTRIBUTES)
     while True:
         with timings.stage("generate_s"):
             rows = next(stream, None)
@@ -114,12 +118,13 @@ def decided_chunks(
         with timings.stage("features_s"):
             pence = _gbp_pence(rows)
             counts = tracker.update(rows.card, rows.device, rows.currency, rows.t_ms, pence)
-        parts = [
-            _decide_part(tracker, i, part, rows, pence, counts, pop, decider, labels, timings)
-            for i, part in enumerate(tracker.blocks)
-        ]
-        features = _concat([f for f, _ in parts])
-        decisions = _concat([d for _, d in parts])
+        chunk = _Chunk(rows, pence, counts, pop, decider, labels, timings)
+        if reads_trust:
+            parts = [chunk.decide_part(tracker, i, part) for i, part in enumerate(tracker.blocks)]
+            features = _concat([f for f, _ in parts])
+            decisions = _concat([d for _, d in parts])
+        else:
+            features, decisions = chunk.decide_then_settle(tracker)
         with timings.stage("arrow_s"):
             table = transactions_table(
                 rows, pop, counts, features, decisions, run_id, decider.policy.version, pence
@@ -130,51 +135,80 @@ def decided_chunks(
         yield DecidedChunk(table, rollup, rows, decisions.approved)
 
 
-def _decide_part(
-    tracker: HistoryTracker,
-    index: int,
-    part: slice,
-    chunk: Rows,
-    chunk_pence: np.ndarray,
-    chunk_counts: HistoryCounts,
-    pop: Population,
-    decider: Decider,
-    labels: _Labels,
-    timings: Timings,
-) -> tuple[FeatureColumns, Decisions]:
-    """Features and decisions of one part of a chunk (:attr:`HistoryTracker.blocks`); its
-    approvals then join the tracker's settled pair history."""
-    whole = part.start == 0 and part.stop == len(chunk)
-    rows = chunk if whole else chunk.take(part)
-    pence = chunk_pence if whole else chunk_pence[part]
-    counts = chunk_counts if whole else chunk_counts.take(part)
-    with timings.stage("features_s"):
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """A chunk's rows and history counts, with what deciding them needs."""
+
+    rows: Rows
+    pence: np.ndarray
+    counts: HistoryCounts
+    pop: Population
+    decider: Decider
+    labels: _Labels
+    timings: Timings
+
+    def decide_part(
+        self, tracker: HistoryTracker, index: int, part: slice
+    ) -> tuple[FeatureColumns, Decisions]:
+        """Features and decisions of one part (:attr:`HistoryTracker.blocks`); its approvals
+        then join the tracker's settled pair history."""
+        whole = part.start == 0 and part.stop == len(self.rows)
+        rows = self.rows if whole else self.rows.take(part)
+        pence = self.pence if whole else self.pence[part]
+        counts = self.counts if whole else self.counts.take(part)
+        with self.timings.stage("features_s"):
+            features = normalize(counts, rows.device >= 0, rows.channel, tracker.settled(index))
+        with self.timings.stage("decide_s"):
+            decisions = self._decide(rows, pence, counts, features)
+        with self.timings.stage("features_s"):
+            tracker.decided(index, decisions.approved, rows.label_at_ms)
+        return features, decisions
+
+    def decide_then_settle(self, tracker: HistoryTracker) -> tuple[FeatureColumns, Decisions]:
+        """Features and decisions of the whole chunk when the policy reads no device trust:
+        its decisions do not depend on it, so they are made first (trust unknown yet), the
+        chunk's trust is settled from them in one pass, and the decisions take the risk score
+        of the real trust (the one thing in them that trust moves)."""
+        rows, counts = self.rows, self.counts
         has_device = rows.device >= 0
-        features = normalize(counts, has_device, rows.channel, tracker.settled(index))
-    with timings.stage("decide_s"):
-        score = risk_score(
+        with self.timings.stage("features_s"):
+            unsettled = normalize(counts, has_device, rows.channel, PairHistory.none(len(rows)))
+        with self.timings.stage("decide_s"):
+            decisions = self._decide(rows, self.pence, counts, unsettled)
+        with self.timings.stage("features_s"):
+            pairs = tracker.settled_chunk(decisions.approved, rows.label_at_ms)
+            trust = device_trust(counts, has_device, pairs)
+            features = replace(unsettled, device_trust_score=trust)
+        with self.timings.stage("decide_s"):
+            decisions = replace(decisions, score=self._score(rows, features))
+        return features, decisions
+
+    def _score(self, rows: Rows, features: FeatureColumns) -> np.ndarray:
+        return risk_score(
             rows.amount_cents,
             features.spending_velocity,
             features.device_trust_score,
             features.ip_risk_score,
-            decider.policy.score_weights,
+            self.decider.policy.score_weights,
         )
+
+    def _decide(
+        self, rows: Rows, pence: np.ndarray, counts: HistoryCounts, features: FeatureColumns
+    ) -> Decisions:
+        score = self._score(rows, features)
         facts = BatchFacts(
             amount_cents=rows.amount_cents,
             gbp_pence=pence,
-            has_device=has_device,
-            card_bin=_BINS[pop.card_bin[rows.card]],
+            has_device=rows.device >= 0,
+            card_bin=_BINS[self.pop.card_bin[rows.card]],
             counts=counts,
             features=features,
             score=score,
             t_ms=rows.t_ms,
             draw=rows.draw,
-            text=labels.coded(rows),
+            text=self.labels.coded(rows),
         )
-        decisions = decider.decide(score, *rule_inputs(facts, decider.attributes))
-    with timings.stage("features_s"):
-        tracker.decided(index, decisions.approved, rows.label_at_ms)
-    return features, decisions
+        return self.decider.decide(score, *rule_inputs(facts, self.decider.attributes))
 
 
 def _concat(parts: list[Any]) -> Any:
