@@ -160,33 +160,38 @@ class PairHistory:
     tenure_ms: np.ndarray
     idle_ms: np.ndarray
 
-    @staticmethod
-    def none(n: int) -> PairHistory:
-        """``n`` payments without settled history."""
-        zeros = np.zeros(n, dtype=np.int64)
-        return PairHistory(zeros, zeros, zeros)
-
-    def take(self, part: slice) -> PairHistory:
-        """The payments ``part`` selects."""
-        return PairHistory(self.settled[part], self.tenure_ms[part], self.idle_ms[part])
-
 
 def familiarity(pairs: PairHistory) -> np.ndarray:
     """TRUST_NEW + TRUST_GAIN · (1 − exp(−S / TRUST_PAYMENTS)) · min(1, tenure / TRUST_TENURE_MS)
     · exp(−idle / TRUST_IDLE_MS): exactly :data:`TRUST_NEW` without settled history."""
-    growth = 1.0 - np.exp(-pairs.settled / TRUST_PAYMENTS)
-    tenure = np.minimum(pairs.tenure_ms / TRUST_TENURE_MS, 1.0)
-    decay = np.exp(-pairs.idle_ms / TRUST_IDLE_MS)
-    return TRUST_NEW + TRUST_GAIN * (growth * tenure * decay)
+    out = np.full(len(pairs.settled), TRUST_NEW)
+    has = np.flatnonzero(pairs.settled > 0)
+    if len(has):
+        growth = _GROWTH[np.minimum(pairs.settled[has], len(_GROWTH) - 1)]
+        tenure = np.minimum(pairs.tenure_ms[has] / TRUST_TENURE_MS, 1.0)
+        decay = np.exp(-pairs.idle_ms[has] / TRUST_IDLE_MS)
+        out[has] = TRUST_NEW + TRUST_GAIN * (growth * tenure * decay)
+    return out
+
+
+# 1 − exp(−S / TRUST_PAYMENTS) by S, one table for both paths; 1.0 long before the last entry
+_GROWTH = 1.0 - np.exp(-np.arange(1024) / TRUST_PAYMENTS)
 
 
 def normalize(
-    counts: HistoryCounts, has_device: np.ndarray, channel: np.ndarray, pairs: PairHistory
+    counts: HistoryCounts,
+    has_device: np.ndarray,
+    channel: np.ndarray,
+    pairs: PairHistory | None,
 ) -> FeatureColumns:
     """Turn history counts and settled pair history into the three features; ``channel`` holds
-    channel names, or integer codes into :data:`CHANNELS` (faster for bulk data)."""
+    channel names, or integer codes into :data:`CHANNELS` (faster for bulk data). ``pairs``
+    None: the device trust is not known yet (NaN), for decisions that do not read it."""
     velocity = np.minimum(counts.velocity_count / VELOCITY_SATURATION, 1.0)
-    trust = device_trust(counts, has_device, pairs)
+    if pairs is None:
+        trust = np.full(len(has_device), np.nan)
+    else:
+        trust = device_trust(counts, has_device, pairs)
     channel = np.asarray(channel)
     if np.issubdtype(channel.dtype, np.integer):  # codes into CHANNELS: a table lookup
         base = CHANNEL_IP_RISK_BY_CODE[channel]
@@ -304,31 +309,38 @@ class _DeviceWindows:
 
 class _PairSettlement:
     """One (card, device) pair's settled history on the live path: its last payment's time,
-    and the times of its approved, undisputed payments, still settling or settled (oldest
-    first)."""
+    the times of its approved, undisputed payments still settling (oldest first), and how many
+    have settled, with the earliest of those (None without any)."""
 
-    __slots__ = ("last", "pending", "settled")
+    __slots__ = ("count", "first", "last", "pending")
 
     def __init__(self, last: int) -> None:
         self.last = last
         self.pending: list[int] = []
-        self.settled: list[int] = []
+        self.count = 0
+        self.first: int | None = None
 
     def settle(self, t_ms: int) -> None:
-        """Move the payments settled by ``t_ms`` (at least :data:`SETTLE_MS` old)."""
+        """Count the payments settled by ``t_ms`` (at least :data:`SETTLE_MS` old)."""
         pending = self.pending
         if pending and pending[0] <= t_ms - SETTLE_MS:
             k = bisect.bisect_right(pending, t_ms - SETTLE_MS)
-            self.settled.extend(pending[:k])
+            if not self.count:
+                self.first = pending[0]
+            self.count += k
             del pending[:k]
 
-    def remove(self, t_ms: int) -> None:
-        """Forget one approved payment at ``t_ms`` (disputed); nothing if there is none."""
-        for times in (self.pending, self.settled):
-            i = bisect.bisect_left(times, t_ms)
-            if i < len(times) and times[i] == t_ms:
-                del times[i]
-                return
+    def remove(self, t_ms: int, first_left: int | None) -> None:
+        """Forget the approved payment at ``t_ms`` (disputed); ``first_left`` is the earliest
+        of the pair's approved, undisputed payments left (settled ones come before settling
+        ones, so it is the first settled one while any is)."""
+        pending = self.pending
+        i = bisect.bisect_left(pending, t_ms)
+        if i < len(pending) and pending[i] == t_ms:
+            del pending[i]
+        elif self.count:
+            self.count -= 1
+            self.first = first_left if self.count else None
 
 
 class FeatureState:
@@ -339,10 +351,14 @@ class FeatureState:
     for every card and device in a sweep each :data:`SWEEP_MS` of event time, so memory holds
     the last week of payments (and what the sweep has not reached yet), plus each card's first
     payment and each (card, device) pair's count, which ``card_age_days``, the home currency and
-    ``device_seen_count`` need for ever.
+    ``device_seen_count`` need for ever, and each pair's settled history for device trust (its
+    last payment's time and the times of its approved, undisputed payments: one integer per
+    approved live payment with a device).
 
     :meth:`observe_group` is the live path's call (a group's lookups and updates in one pass);
-    :meth:`counts` and :meth:`observe` are the same steps one at a time.
+    :meth:`counts` and :meth:`observe` are the same steps one at a time. Device trust's settled
+    pair history is looked up by :meth:`pair_history` before a group is decided, fed its
+    approvals by :meth:`approve` after, and told of disputes by :meth:`dispute`.
     """
 
     SWEEP_MS = HOUR_MS
@@ -374,8 +390,8 @@ class FeatureState:
                 rows.append((0, 0, NEVER_MS))
                 continue
             pair.settle(t_ms)
-            settled = pair.settled
-            rows.append((len(settled), t_ms - settled[0] if settled else 0, t_ms - pair.last))
+            tenure = t_ms - pair.first if pair.count else 0  # type: ignore[operator]
+            rows.append((pair.count, tenure, t_ms - pair.last))
             pair.last = t_ms
         flat = np.array(rows, dtype=np.int64).reshape(-1, 3)
         return PairHistory(flat[:, 0], flat[:, 1], flat[:, 2])
@@ -390,12 +406,14 @@ class FeatureState:
             if ok and device is not None:
                 settlements[(card, device)].pending.append(t_ms)
 
-    def dispute(self, card_hash: str, device_id: str, t_ms: int) -> None:
+    def dispute(self, card_hash: str, device_id: str, t_ms: int, first_left: int | None) -> None:
         """A dispute of the approved payment of (card, device) at ``t_ms`` was recorded: it
-        counts no more (call once per payment)."""
+        counts no more (call once per payment). ``first_left``: the time of the pair's earliest
+        approved payment still undisputed (None: none), which the state does not keep (the
+        live writer reads it from the database)."""
         pair = self._settlements.get((card_hash, device_id))
         if pair is not None:
-            pair.remove(t_ms)
+            pair.remove(t_ms, first_left)
 
     def counts(
         self, card_hash: str, device_id: str | None, currency: str, t_ms: int
@@ -508,24 +526,27 @@ class FeatureState:
         pairs: list[tuple[str, str, int, int]],
         week_pairs: list[tuple[str, str, int]],
         day: list[tuple[str, str | None, int, int]],
-        approved: list[tuple[str, str, list[int]]],
+        approved: list[tuple[str, str, int, int | None, list[int] | None]],
     ) -> None:
         """Rebuild the state from stored aggregates instead of replaying every payment: ``first``
         (card, first time, home currency) and ``pairs`` (device, card, payments, last time)
         over the whole stream; ``week_pairs`` (card, device, last time) of the (card, device)
         pairs used in the last :data:`WEEK_MS`, by last time; ``day`` (card, device, time,
         pence): the payments of the last :data:`DAY_MS`, in stream order; ``approved`` (card,
-        device, times in stream order): each pair's approved payments without a dispute that
-        counts (:meth:`dispute`). Both windows end at the stream's newest payment; nothing older
-        can be in a window of a later payment."""
+        device, how many settled, the earliest time, the times still settling in stream order)
+        of each pair's approved payments without a dispute that counts (:meth:`dispute`),
+        settled as of the newest payment. Both windows end at the stream's newest payment;
+        nothing older can be in a window of a later payment."""
         self._first = {card: (t, currency) for card, t, currency in first}
         self._pairs = {}
         self._settlements = {}
         for device, card, n, last in pairs:
             self._pairs.setdefault(device, {})[card] = n
             self._settlements[(card, device)] = _PairSettlement(last)
-        for card, device, times in approved:
-            self._settlements[(card, device)].pending = sorted(times)  # settled when looked up
+        for card, device, count, first, settling in approved:
+            pair = self._settlements[(card, device)]
+            pair.count, pair.first = count, first if count else None
+            pair.pending = sorted(settling or ())
         self._cards, self._devices, self._next_sweep = {}, {}, None
         self._sweep_cards, self._sweep_devices = [], []
         for card, device, t in week_pairs:
@@ -926,7 +947,7 @@ class HistoryTracker:
         index[new] = at + np.arange(len(at))
         index[unique_known] = at_known + np.searchsorted(at, at_known, side="right")
         pair_index = index[np.cumsum(starts) - 1]
-        order = _PairOrder(rows[by_pair], pair_sorted, pair_index, seen_sorted)
+        order = _PairOrder(rows[by_pair], t_sorted, pair_sorted, pair_index, seen_sorted)
         return seen, other, prev_gap, next_gap, order
 
     def _set_next_t(self, positions: np.ndarray, t_ms: np.ndarray) -> None:
@@ -1077,10 +1098,12 @@ def _count_left(
 
 @dataclass(frozen=True, slots=True)
 class _PairOrder:
-    """A chunk's rows with a device in (pair, row) order: the row, its pair's code and index
-    in the tracker's pair arrays (after the chunk), and its earlier payments on the pair."""
+    """A chunk's rows with a device in (pair, row) order: the row, its time, its pair's code
+    and index in the tracker's pair arrays (after the chunk), and its earlier payments on the
+    pair."""
 
     rows: np.ndarray
+    t: np.ndarray
     codes: np.ndarray
     index: np.ndarray
     seen: np.ndarray
@@ -1088,10 +1111,10 @@ class _PairOrder:
     @staticmethod
     def empty() -> _PairOrder:
         empty = np.empty(0, dtype=np.int64)
-        return _PairOrder(empty, empty, empty, empty)
+        return _PairOrder(empty, empty, empty, empty, empty)
 
     def take(self, which: np.ndarray | slice) -> _PairOrder:
-        return _PairOrder(self.rows[which], self.codes[which], self.index[which], self.seen[which])
+        return _PairOrder(*(getattr(self, name)[which] for name in self.__slots__))
 
 
 class _Run:
@@ -1175,14 +1198,15 @@ class _Disputed:
         first = np.full(n, _NEVER, dtype=np.int64)
         if not len(self.codes):
             return count, first
-        lo = np.searchsorted(self.codes, codes, side="left")
-        width = np.searchsorted(self.codes, codes, side="right") - lo
+        # A pair's queries are a range of the (sorted) queries: search the few payments there.
+        lo = np.searchsorted(codes, self.codes, side="left")
+        width = np.searchsorted(codes, self.codes, side="right") - lo
         hit = np.flatnonzero(width)
         if not len(hit):
             return count, first
-        query = np.repeat(hit, width[hit])  # one entry per (query, payment of its pair)
+        j = np.repeat(hit, width[hit])  # one entry per (payment, query of its pair)
         offsets = np.cumsum(width[hit]) - width[hit]
-        j = np.repeat(lo[hit] - offsets, width[hit]) + np.arange(len(query))
+        query = np.repeat(lo[hit] - offsets, width[hit]) + np.arange(len(j))
         on = (self.t[j] <= horizon[query]) & (t_ms[query] < self.end[j])
         count += np.bincount(query[on], minlength=n)
         np.minimum.at(first, query[on], self.t[j][on])
@@ -1255,7 +1279,7 @@ class _Settlement:
         mine = mine.take(mine.seen > 0)  # a pair's first payment has no history
         if not len(mine.rows):
             return PairHistory(settled, tenure, idle)
-        t = self._t[mine.rows]
+        t = mine.t
         count, first = self._before(mine, t, t - SETTLE_MS)
         local = mine.rows - rows.start
         settled[local] = count
@@ -1284,24 +1308,26 @@ class _Settlement:
         self._next += 1
         mine = self._part_rows(part)
         local = mine.rows - start
-        mine = mine.take(approved[local])
-        self._remember(mine, self._t[mine.rows], disputed_at[mine.rows - start])
+        ok = approved[local]
+        self._remember(mine.codes[ok], mine.index[ok], mine.t[ok], disputed_at[local[ok]])
 
-    def _remember(self, approved: _PairOrder, t: np.ndarray, disputed_at: np.ndarray) -> None:
-        """Approved rows (in pair order, after every row remembered so far) join the history."""
-        if not len(approved.rows):
+    def _remember(
+        self, codes: np.ndarray, index: np.ndarray, t: np.ndarray, disputed_at: np.ndarray
+    ) -> None:
+        """Approved payments (pair codes and indexes, times, dispute times; in pair order,
+        after every one remembered so far) join the history."""
+        if not len(codes):
             return
         never = disputed_at < 0
-        kept = approved.take(never)
-        if len(kept.rows):
+        if never.any():
             tracker = self._tracker
-            kept_t = t[never]
-            firsts = _group_starts(kept.codes)
-            at = kept.index[firsts]
+            kept, kept_t = codes[never], t[never]
+            firsts = _group_starts(kept)
+            at = index[never][firsts]
             tracker._pair_first[at] = np.minimum(tracker._pair_first[at], kept_t[firsts])
-            self._runs.append(_Run(kept.codes, kept_t, tracker._origin))
+            self._runs.append(_Run(kept, kept_t, tracker._origin))
         later = disputed_at > t + SETTLE_MS  # disputed sooner: never counts
-        self._disputed.add(approved.codes[later], t[later], disputed_at[later])
+        self._disputed.add(codes[later], t[later], disputed_at[later])
 
     def lookup_chunk(self, approved: np.ndarray, disputed_at: np.ndarray) -> PairHistory:
         """The settled history of every row of the chunk, its decisions known up front (see
@@ -1316,7 +1342,7 @@ class _Settlement:
             return PairHistory(settled, tenure, self._idle.copy())
         self._fold(int(self._t[0]))
         pairs = self._pairs
-        t = self._t[pairs.rows]
+        t = pairs.t
         horizon = t - SETTLE_MS
         if len(pairs.rows):
             count, first = self._before(pairs, t, horizon)
@@ -1327,7 +1353,7 @@ class _Settlement:
             first = np.minimum(first, within_first)
             settled[pairs.rows] = count
             tenure[pairs.rows] = np.where(count > 0, t - first, 0)
-            self._remember(pairs.take(ok), t[ok], disputed[ok])
+            self._remember(pairs.codes[ok], pairs.index[ok], t[ok], disputed[ok])
         return PairHistory(settled, tenure, self._idle.copy())
 
     def _within_chunk(
@@ -1341,25 +1367,23 @@ class _Settlement:
         """Per row (in pair order): the chunk's own payments of its pair settled by its time,
         and the earliest of them. A pair's rows are in time order, so those at or before a
         row's horizon are a prefix of its group: one sorted search finds where it ends."""
-        m = len(pairs.rows)
         starts = _group_starts(pairs.codes)
         group = np.cumsum(starts) - 1
-        begin = np.flatnonzero(starts)[group]
         origin = self._tracker._origin
         if int(group[-1]) < (1 << _GROUP_BITS) and int(t.max()) - origin < (1 << _TIME_BITS):
-            key = (group << _TIME_BITS) | (t - origin)
-            upto = np.searchsorted(key, (group << _TIME_BITS) | (horizon - origin), side="right")
+            key = (group << _TIME_BITS) | (t - origin)  # t − SETTLE_MS − origin > 0: below
+            upto = np.searchsorted(key, key - SETTLE_MS, side="right")
         else:  # the unpacked way: a merge
             upto = _count_left(pairs.codes, t, pairs.codes, horizon)
         kept = approved & (disputed_at < 0)
         before = np.concatenate([[0], np.cumsum(kept)])
-        count = before[upto] - before[begin]
-        first_kept = np.full(int(group[-1]) + 1, m, dtype=np.int64)  # per group, m: none
+        count = before[upto] - before[np.flatnonzero(starts)][group]
+        # the earliest kept payment of a group is at or before a row's horizon when any is
+        first_kept = np.full(int(group[-1]) + 1, _NEVER, dtype=np.int64)
         at = np.flatnonzero(kept)
         firsts = _group_starts(group[at])
-        first_kept[group[at][firsts]] = at[firsts]
-        mine = first_kept[group]
-        first = np.where(mine < upto, t[np.minimum(mine, m - 1)], _NEVER)
+        first_kept[group[at][firsts]] = t[at][firsts]
+        first = np.where(count > 0, first_kept[group], _NEVER)
         later = approved & (disputed_at > t + SETTLE_MS)
         own = _Disputed()
         own.add(pairs.codes[later], t[later], disputed_at[later])

@@ -47,6 +47,7 @@ from engine.errors import StoreError
 from engine.features import (
     DAY_MS,
     NO_GBP,
+    SETTLE_MS,
     WEEK_MS,
     FeatureColumns,
     FeatureState,
@@ -216,10 +217,13 @@ class LiveWriter:
                 "SELECT device_id, card_hash, count(*), max(epoch_us(created_at)) // 1000 "
                 "FROM transactions WHERE run_id IS NULL AND device_id IS NOT NULL GROUP BY ALL"
             )
-            trusted = tx.rows(  # every approved payment counts for trust until disputed
-                "SELECT card_hash, device_id, list((epoch_us(created_at) // 1000) ORDER BY id) "
-                "FROM transactions WHERE run_id IS NULL AND device_id IS NOT NULL "
-                f"AND status = 'Approved' AND id NOT IN ({_TRUST_DISPUTES}) GROUP BY ALL"
+            trusted = tx.rows(  # approved payments count for trust once settled, until disputed
+                "SELECT card_hash, device_id, count(*) FILTER (ms <= ?), min(ms), "
+                "list(ms ORDER BY id) FILTER (ms > ?) FROM ("
+                "  SELECT id, card_hash, device_id, epoch_us(created_at) // 1000 AS ms "
+                "  FROM transactions WHERE run_id IS NULL AND device_id IS NOT NULL "
+                f"  AND status = 'Approved' AND id NOT IN ({_TRUST_DISPUTES})) GROUP BY ALL",
+                [newest - SETTLE_MS, newest - SETTLE_MS],
             )
             week_pairs = tx.rows(
                 "SELECT card_hash, device_id, max(epoch_us(created_at)) // 1000 AS last "
@@ -240,7 +244,7 @@ class LiveWriter:
             [(device, card.hex, n, last) for device, card, n, last in pairs],
             [(card.hex, device, t) for card, device, t in week_pairs],
             [(card.hex, device, t, pence) for card, device, t, pence in day],
-            [(card.hex, device, times) for card, device, times in trusted],
+            [(card.hex, device, n, first, times) for card, device, n, first, times in trusted],
         )
 
     def dispute_recorded(self, transaction_id: uuid.UUID, reason: str) -> None:
@@ -262,7 +266,7 @@ class LiveWriter:
     def _apply_dispute(self, transaction_id: uuid.UUID, reason: str) -> None:
         with self._store.read() as tx:
             row = tx.one(
-                "SELECT card_hash, device_id, (epoch_us(created_at) // 1000), ("
+                "SELECT card_hash, device_id, epoch_us(created_at) // 1000, ("
                 "  SELECT arg_min(reason::VARCHAR, (recorded_at, reason::VARCHAR)) "
                 "  FROM disputes d WHERE d.transaction_id = t.id "
                 f"  AND d.reason IN ({_TRUST_REASONS})) "
@@ -270,8 +274,15 @@ class LiveWriter:
                 "AND device_id IS NOT NULL AND status = 'Approved'",
                 [transaction_id],
             )
-        if row is not None and row[3] == reason:  # only the first such dispute counts
-            self.features.dispute(row[0].hex, row[1], int(row[2]))
+            if row is None or row[3] != reason:  # only the first such dispute counts
+                return
+            (first_left,) = tx.one(  # the pair's earliest approved payment still undisputed
+                "SELECT min(epoch_us(created_at)) // 1000 FROM transactions WHERE run_id IS NULL "
+                "AND card_hash = ? AND device_id = ? AND status = 'Approved' "
+                f"AND id NOT IN ({_TRUST_DISPUTES})",
+                [row[0], row[1]],
+            )
+        self.features.dispute(row[0].hex, row[1], int(row[2]), first_left)
 
     # -- writer thread -------------------------------------------------------------------------
 

@@ -32,7 +32,6 @@ from engine.features import (
     FeatureColumns,
     HistoryCounts,
     HistoryTracker,
-    PairHistory,
     device_trust,
     normalize,
 )
@@ -172,7 +171,7 @@ class _Chunk:
         rows, counts = self.rows, self.counts
         has_device = rows.device >= 0
         with self.timings.stage("features_s"):
-            unsettled = normalize(counts, has_device, rows.channel, PairHistory.none(len(rows)))
+            unsettled = normalize(counts, has_device, rows.channel, None)  # trust not known yet
         with self.timings.stage("decide_s"):
             decisions = self._decide(rows, self.pence, counts, unsettled)
         with self.timings.stage("features_s"):

@@ -79,6 +79,7 @@ def live_path(card, device, t_ms, approved, disputed_at) -> np.ndarray:
     back after it, and each dispute applied once its time has come (before the payment)."""
     state = FeatureState()
     disputes: list[tuple[int, int]] = []  # (time, payment) of approved payments
+    counting = np.zeros(len(t_ms), dtype=bool)  # approved, decided, not disputed yet
     parts = []
     starts = np.flatnonzero(np.r_[True, t_ms[1:] != t_ms[:-1]])
     for a, b in itertools.pairwise([*starts.tolist(), len(t_ms)]):
@@ -86,12 +87,16 @@ def live_path(card, device, t_ms, approved, disputed_at) -> np.ndarray:
         disputes.sort()
         while disputes and disputes[0][0] <= t:
             j = disputes.pop(0)[1]
-            state.dispute(f"card-{card[j]}", f"dev-{device[j]}", int(t_ms[j]))
+            counting[j] = False
+            left = t_ms[counting & (card == card[j]) & (device == device[j])]
+            first_left = int(left.min()) if len(left) else None  # as the writer reads it
+            state.dispute(f"card-{card[j]}", f"dev-{device[j]}", int(t_ms[j]), first_left)
         keys = [
             (f"card-{card[i]}", None if device[i] < 0 else f"dev-{device[i]}") for i in range(a, b)
         ]
         parts.append(as_matrix(state.pair_history(keys, t)))
         state.approve(keys, approved[a:b], t)
+        counting[a:b] = approved[a:b] & (device[a:b] >= 0)
         disputes += [
             (int(disputed_at[i]), i)
             for i in range(a, b)
@@ -252,12 +257,12 @@ def _live_story(db: Path, monkeypatch, restart: bool) -> list[float]:
     start = (time.time_ns() // 1_000_000 - 90 * DAY_MS) * 1_000_000 + 700_000
     clock = {"ms": 0}
     monkeypatch.setattr(time, "time_ns", lambda: start + clock["ms"] * 1_000_000)
-    steps = [  # (ms since start, amount: 0.01 is declined by the policy, dispute it?)
-        (0, 10, False), (MINUTE_MS, 10, True), (DAY_MS, 10, False), (2 * DAY_MS, 0.01, False),
-        (3 * DAY_MS, 10, False), (9 * DAY_MS, 10, False), (10 * DAY_MS, 10, False),
-        (40 * DAY_MS, 10, False), (41 * DAY_MS, 10, False),
-    ]  # fmt: skip
-    trust = []
+    steps = [  # (ms since start, amount: 0.01 is declined by the policy, payment to dispute)
+        (0, 10, None), (MINUTE_MS, 10, 1), (DAY_MS, 10, None), (2 * DAY_MS, 0.01, None),
+        (3 * DAY_MS, 10, None), (9 * DAY_MS, 10, 0), (10 * DAY_MS, 10, None),
+        (70 * DAY_MS, 10, None), (71 * DAY_MS, 10, None),
+    ]  # fmt: skip  (payment 1 is disputed while settling, payment 0 once settled, the first)
+    trust, ids = [], []
     engine = Engine.open(db, seed=3, card_key="trust-key")
     try:
         policy = engine.create_policy(POLICY)
@@ -273,10 +278,11 @@ def _live_story(db: Path, monkeypatch, restart: bool) -> list[float]:
             )  # fmt: skip
             assert result.status == ("Declined" if amount < 1 else "Approved")
             trust.append(result.features.device_trust_score)
-            if dispute:
-                engine.dispute(result.transaction_id, {"reason": "fraud"})
-            if dispute and restart:  # a dispute of another fraud reason changes nothing
-                engine.dispute(result.transaction_id, {"reason": "friendly_fraud"})
+            ids.append(result.transaction_id)
+            if dispute is not None:
+                engine.dispute(ids[dispute], {"reason": "fraud"})
+            if dispute is not None and restart:  # another fraud reason changes nothing
+                engine.dispute(ids[dispute], {"reason": "friendly_fraud"})
     finally:
         engine.close()
     return trust
@@ -289,7 +295,10 @@ def test_a_restarted_live_engine_gives_the_trust_it_gives_without(
     restarted = _live_story(tmp_path / "restarted.duckdb", monkeypatch, restart=True)
     assert restarted == continuous
     # and the story is the definition's: nothing for minutes, then a day's approvals and
-    # tenure raise it, a month of disuse lowers it, a payment the next day restores it
+    # tenure raise it, two months of disuse lower it, a payment the next day restores it
     assert continuous[:2] == [TRUST_NEW] * 2
     assert all(a < b for a, b in itertools.pairwise(continuous[1:7]))
     assert continuous[7] < continuous[6] < continuous[8]
+    # the dispute of the first settled payment moved tenure to the next one: 9 days, not 10
+    expected = familiarity(PairHistory(*(np.array([v]) for v in (3, 9 * DAY_MS, DAY_MS))))
+    assert continuous[6] == float(expected[0])

@@ -165,5 +165,7 @@ def test_velocity_saturates_at_ten_payments() -> None:
     counts = HistoryTracker().update(
         np.zeros(n, np.int64), np.full(n, -1), np.zeros(n, np.int64), t
     )
-    features = normalize(counts, np.zeros(n, bool), np.full(n, "pos"), PairHistory.none(n))
+    features = normalize(
+        counts, np.zeros(n, bool), np.full(n, "pos"), PairHistory(*[np.zeros(n, np.int64)] * 3)
+    )
     assert features.spending_velocity.tolist() == [min(i / 10, 1.0) for i in range(n)]

@@ -412,13 +412,16 @@ def test_start_up_restores_the_state_a_full_replay_would_build(tmp_path: Path) -
         for card, device, currency, t, pence, _, _ in rows.itertuples(index=False)
     ]
     replayed = FeatureState()
+    first_kept: dict[tuple[str, str], int] = {}  # each pair's first approved legitimate time
     for payment, approved, fraud in zip(stream, rows.approved, rows.is_fraud, strict=True):
         replayed.observe(*payment)
         pair = [payment[:2]]
         replayed.pair_history(pair, payment[3])
         replayed.approve(pair, np.array([approved]), payment[3])
-        if approved and fraud and payment[1] is not None:
-            replayed.dispute(*payment[:2], payment[3])
+        if approved and payment[1] is not None and not fraud:
+            first_kept.setdefault(payment[:2], payment[3])
+        if approved and fraud and payment[1] is not None:  # disputed at once
+            replayed.dispute(*payment[:2], payment[3], first_kept.get(payment[:2]))
     with Engine.open(db, card_key="restore-key") as eng:
         restored = eng._live.features
     newest = stream[-1][3]

@@ -42,6 +42,7 @@ def test_bulk_and_live_paths_decide_identically(tmp_path: Path) -> None:
     state = FeatureState()
     reasons = set()
     disputes: list[tuple[int, str, str, int]] = []  # (time, card, device, payment time)
+    counting: dict[tuple[str, str], list[int]] = {}  # each pair's approved, undisputed times
     landed = 0
     for i in range(n):
         device = stored["device_id"][i]
@@ -50,7 +51,10 @@ def test_bulk_and_live_paths_decide_identically(tmp_path: Path) -> None:
         args = (str(stored["card_hash"][i]), device, str(stored["currency"][i]), t)
         disputes.sort()
         while disputes and disputes[0][0] <= t:  # chargebacks in by now, as the API records
-            state.dispute(*disputes.pop(0)[1:])
+            _, card, device_id, paid = disputes.pop(0)
+            left = counting[(card, device_id)]
+            left.remove(paid)
+            state.dispute(card, device_id, paid, min(left, default=None))
             landed += 1
         history = state.counts(*args)
         state.observe(*args)
@@ -83,8 +87,10 @@ def test_bulk_and_live_paths_decide_identically(tmp_path: Path) -> None:
         assert bool(decision.risk_flag[0]) == bool(stored["risk_flag"][i])
         reasons.add(stored["reason_code"][i])
         state.approve([args[:2]], decision.approved, t)
-        if decision.approved[0] and device is not None and stored["label_at"][i] >= 0:
-            disputes.append((int(stored["label_at"][i]), args[0], device, t))
+        if decision.approved[0] and device is not None:
+            counting.setdefault(args[:2], []).append(t)
+            if stored["label_at"][i] >= 0:
+                disputes.append((int(stored["label_at"][i]), args[0], device, t))
     assert reasons == set(REASON_NAMES[:5])  # every knob rule was exercised
     trust = stored["device_trust_score"]
     assert (trust > 0.6).sum() > 100 and landed > 20  # settled trust, and disputes within
