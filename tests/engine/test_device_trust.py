@@ -261,7 +261,8 @@ def _live_story(db: Path, monkeypatch, restart: bool) -> list[float]:
         (0, 10, None), (MINUTE_MS, 10, 1), (DAY_MS, 10, None), (2 * DAY_MS, 0.01, None),
         (3 * DAY_MS, 10, None), (9 * DAY_MS, 10, 0), (10 * DAY_MS, 10, None),
         (70 * DAY_MS, 10, None), (71 * DAY_MS, 10, None),
-    ]  # fmt: skip  (payment 1 is disputed while settling, payment 0 once settled, the first)
+    ]  # fmt: skip
+    # payment 1 is disputed while it settles, payment 0 once settled (the pair's first)
     trust, ids = [], []
     engine = Engine.open(db, seed=3, card_key="trust-key")
     try:
