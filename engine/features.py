@@ -393,8 +393,8 @@ class FeatureState:
             tenure = t_ms - pair.first if pair.count else 0  # type: ignore[operator]
             rows.append((pair.count, tenure, t_ms - pair.last))
             pair.last = t_ms
-        flat = np.array(rows, dtype=np.int64).reshape(-1, 3)
-        return PairHistory(flat[:, 0], flat[:, 1], flat[:, 2])
+        flat = np.fromiter(itertools.chain.from_iterable(rows), np.int64, 3 * len(rows))
+        return PairHistory(flat[0::3], flat[1::3], flat[2::3])
 
     def approve(
         self, payments: list[tuple[str, str | None]], approved: np.ndarray, t_ms: int
