@@ -75,9 +75,12 @@ COLUMNS: tuple[Column, ...] = (
     _col("latency_ms", "DOUBLE", BULK,
          "live: written back after the commit; simulated: the modelled network latency"),
     _col("is_fraud", "BOOLEAN", BULK, "ground truth; NULL for live traffic"),
-    _col("fraud_scenario", "fraud_scenario", BULK, "the scenario that made a fraud row"),
-    _col("label_available_at", "TIMESTAMP", BULK, "when a chargeback reveals the fraud",
+    _col("label_available_at", "TIMESTAMP", BULK,
+         "when the row's dispute arrives; NULL: never (declined, or nobody disputed it)",
          "epoch_ms(label_available_at) AS label_available_at"),
+    _col("fraud_scenario", "fraud_scenario", BULK,
+         "the scenario that made the row (friendly_fraud: a genuine payment); NULL: none"),
+    _col("dispute_reason", "dispute_reason", BULK, "what the row's dispute was filed as"),
 )  # fmt: skip
 
 NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)

@@ -25,8 +25,8 @@ import pyarrow as pa
 from engine.cards import fingerprint_digests
 from engine.features import CHANNELS
 from engine.simulation.latency_model import latency_draws, stand_in, timed_out, untimed_latency
-from engine.simulation.params import SimulationParams
-from engine.simulation.rows import NO_LABEL, NO_SCENARIO, Rows
+from engine.simulation.params import MAX_CARDS, SimulationParams
+from engine.simulation.rows import NO_DISPUTE, NO_LABEL, NO_SCENARIO, Rows
 
 HOUR_MS = 3_600_000
 CURRENCIES: tuple[str, ...] = ("GBP", "EUR", "USD", "CHF", "CAD")
@@ -35,7 +35,6 @@ HOME_CURRENCY_SHARE = np.array([0.5, 0.3, 0.2, 0.0, 0.0])
 TEST_BINS: tuple[str, ...] = ("400000", "401288", "411111", "424242", "222300", "510510", "555555")
 CARD_LENGTH = 16
 MEAN_DAILY_RATE = 1.5
-MAX_CARDS = 2_000_000
 DEVICES_PER_CARD = 0.8
 
 CH = {name: code for code, name in enumerate(CHANNELS)}
@@ -162,12 +161,34 @@ class Population:
         return [_card_number_strings(seed, self.n_cards)[int(c)] for c in cards]
 
 
-def population_size(params: SimulationParams) -> tuple[int, int]:
-    """(cards, merchants) for a run: about 1.5 payments per card and day."""
-    cards = math.ceil(params.rows / (params.days * MEAN_DAILY_RATE))
-    cards = int(min(max(cards, 50), MAX_CARDS))
-    merchants = int(min(max(cards // 25, 40), 20_000))
-    return cards, merchants
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How many cards, merchants and customers' devices a run's population has."""
+
+    cards: int
+    merchants: int
+    devices: int
+
+
+def population_size(params: SimulationParams) -> Sizes:
+    """The population of a run: the sizes given in ``params``, else sized from its rows and
+    days (the defaults of issue 13 keep the proportions runs always had):
+
+    - cards: :data:`MEAN_DAILY_RATE` (1.5) payments per card and day, an active everyday card
+      (an assumption of this model, not a measured figure), so a month-long run gives each card
+      some 45 payments of history; at least 50, at most 2,000,000;
+    - merchants: one per 25 cards, at least 40 and at most 20,000 (popularity is Pareto, so a
+      few merchants take most payments, as on a real acquirer's book);
+    - customers' devices: :data:`DEVICES_PER_CARD` (0.8) per card: most cards pay from one
+      phone or computer, and households share some (fraudsters' devices are a separate pool,
+      one per 200 cards, at least 8)."""
+    cards = params.cards
+    if cards is None:
+        cards = math.ceil(params.rows / (params.days * MEAN_DAILY_RATE))
+        cards = int(min(max(cards, 50), MAX_CARDS))
+    merchants = params.merchants or int(min(max(cards // 25, 40), 20_000))
+    devices = params.devices or max(int(cards * DEVICES_PER_CARD), 1)
+    return Sizes(cards=cards, merchants=merchants, devices=devices)
 
 
 def _card_digits(seed: int, n_cards: int) -> tuple[np.ndarray, np.ndarray]:
@@ -185,7 +206,8 @@ def _card_number_strings(seed: int, n_cards: int) -> list[str]:
 
 def build_population(params: SimulationParams, card_key: bytes) -> Population:
     """Draw every profile of a run from its seed (HMAC once per card)."""
-    n_cards, n_merchants = population_size(params)
+    sizes = population_size(params)
+    n_cards, n_merchants = sizes.cards, sizes.merchants
     bin_code, digits = _card_digits(params.seed, n_cards)
     numbers = (digits + 48).astype(np.uint8).view(f"S{CARD_LENGTH}").ravel().tolist()
     digest = fingerprint_digests(numbers, card_key)
@@ -199,7 +221,7 @@ def build_population(params: SimulationParams, card_key: bytes) -> Population:
     sigma = rng.uniform(0.3, 0.8, n_cards)
     channel = np.searchsorted(CHANNEL_CDF, rng.random(n_cards), side="right").astype(np.int8)
     rate = rng.gamma(2.0, MEAN_DAILY_RATE / 2.0, n_cards)
-    n_legit_devices = max(int(n_cards * DEVICES_PER_CARD), 1)
+    n_legit_devices = sizes.devices
     n_fraud_devices = max(n_cards // 200, 8)
     device = rng.integers(0, n_legit_devices, n_cards)
     device2 = rng.integers(0, n_legit_devices, n_cards)
@@ -359,6 +381,7 @@ def legit_hours(
         latency_ms=_hours_latency(hours, counts, CARD_PRESENT[channel]),
         scenario=np.full(count, NO_SCENARIO, dtype=np.int8),
         label_at_ms=np.full(count, NO_LABEL, dtype=np.int64),
+        dispute=np.full(count, NO_DISPUTE, dtype=np.int8),
     )
 
 

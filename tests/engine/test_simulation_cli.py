@@ -45,7 +45,7 @@ def test_generate_smoke(tmp_path: Path) -> None:
         scenarios = {
             r[0] for r in eng.store.query("SELECT DISTINCT fraud_scenario FROM transactions")
         }
-        assert scenarios <= {None, "stolen_card", "card_testing"}
+        assert scenarios <= {None, "stolen_card", "card_testing", "friendly_fraud"}
 
 
 def test_generate_rejects_bad_arguments_without_traceback(

@@ -102,8 +102,9 @@ def test_merging_by_time_equals_a_stable_sort_of_the_concatenation() -> None:
             amount_cents=rng.integers(1, 9, n),
             draw=rng.random(n),
             latency_ms=rng.random(n),
-            scenario=rng.integers(-1, 4, n).astype(np.int8),
+            scenario=rng.integers(-1, 5, n).astype(np.int8),
             label_at_ms=np.arange(n),
+            dispute=rng.integers(-1, 6, n).astype(np.int8),
         )
 
     for _ in range(200):
