@@ -215,10 +215,18 @@ def test_simulations_page_starts_runs_and_compares_two(shared, app):
     assert any("completed" in s.value for s in at.success)
     assert len(at.dataframe[0].value) == 1
 
+    assert shared.get_run(run_id).params["difficulty"] == defaults["difficulty"].default
+    assert at.selectbox(key="sim_difficulty").options == ["easy", "realistic", "hard"]
+
     at.number_input(key="sim_rows").set_value(2000)
     at.slider(key="sim_fraud_rate").set_value(0.1)
+    at.selectbox(key="sim_difficulty").set_value("hard")
+    at.number_input(key="sim_cards").set_value(80)
     button(at, "Start run").click().run()
-    wait_for_run(shared, at.session_state["sim_watch"])
+    second = at.session_state["sim_watch"]
+    wait_for_run(shared, second)
+    params = shared.get_run(second).params
+    assert (params["difficulty"], params["cards"], params["merchants"]) == ("hard", 80, None)
     at.run()
     runs = at.dataframe[0].value
     assert len(runs) == 2
