@@ -24,9 +24,9 @@ whether and when a dispute reveals it is drawn later (:mod:`.outcomes`).
 A blended stolen-card spree or account takeover uses the card's usual device and channel (a
 spoofed fingerprint, malware on the victim's own device), amounts from the card's own profile at
 ordinary merchants, in its home currency, five (stolen card) or four (takeover) times slower; a
-blended card-testing run uses a fresh device for each card, amounts of 1.00–30.00 and six times
-slower; a blended compromised-merchant victim is defrauded like a blended spree (the visits
-stay as they are).
+blended card-testing run sends each card from another customer's device (a botnet of home
+devices), with amounts of 1.00–30.00, six times slower; a blended compromised-merchant victim is
+defrauded like a blended spree (the visits stay as they are).
 
 **Drift** (``drift`` d): over the run the fraud moves. The mix at run fraction x is
 (1 − x)·m + x·m_end, where m_end moves weight from the scenarios a static amount rule catches to
@@ -273,7 +273,8 @@ def card_testing(
     n = len(ep)
     card = rng.integers(0, pop.n_cards, n)  # a list of stolen numbers, not the busiest cards
     amount = np.where(blended[ep], rng.integers(100, 3_001, n), rng.integers(1, 201, n))
-    rotated = np.where(blended[ep], _fraud_device(rng, pop, n), device[ep])  # a device per card
+    # blended: each card from another home device (a botnet of customers' devices)
+    rotated = np.where(blended[ep], rng.integers(0, pop.n_legit_devices, n), device[ep])
     channel = np.full(n, CH["ecommerce"])
     return _fraud_rows(rng, CODE["card_testing"], t_ms, card, merchant[ep], channel,
                        rotated, currency[ep], amount)  # fmt: skip
