@@ -6,9 +6,13 @@
   exist while their keyed fingerprint (HMAC, once per card) is computed; rows refer to cards by
   code and are dictionary-encoded at write time.
 * **Merchants** have a category (which scales amounts) and a popularity (Pareto).
-* **Devices** are shared by a few cards (a household: each card picks its usual devices at
-  random from a pool of 0.8 devices per card); a separate pool holds fraudsters' devices. All
-  device ids come from one random draw, so an id says nothing about who uses it.
+* **Devices**: a card pays from its usual device (93% of its device payments), a second one
+  (6%) or another (1%: borrowed, new). The pool holds 0.8 devices per card: each usual device
+  is one card's own or a household's two; second devices are drawn from the whole pool. A
+  separate pool holds fraudsters' devices. All device ids come from one random draw, so an id
+  says nothing about who uses it. A run's history starts empty, so a card's first payment on
+  each of its devices is "new" (``is_new_device``): in a 1-day run that is most device
+  payments, after a month about one in ten.
 * **Arrivals** are a Poisson process whose intensity follows a daily and a weekly profile;
   conditional on the run's row count, the rows per simulated hour are multinomial.
 """
@@ -36,6 +40,7 @@ TEST_BINS: tuple[str, ...] = ("400000", "401288", "411111", "424242", "222300", 
 CARD_LENGTH = 16
 MEAN_DAILY_RATE = 1.5
 DEVICES_PER_CARD = 0.8
+DEVICE_SHARES = (0.93, 0.99)  # cumulative: usual device, second device, then any other
 
 CH = {name: code for code, name in enumerate(CHANNELS)}
 CHANNEL_SHARE = np.array([{"pos": 0.35, "contactless": 0.25, "mobile": 0.12,
@@ -223,7 +228,9 @@ def build_population(params: SimulationParams, card_key: bytes) -> Population:
     rate = rng.gamma(2.0, MEAN_DAILY_RATE / 2.0, n_cards)
     n_legit_devices = sizes.devices
     n_fraud_devices = max(n_cards // 200, 8)
-    device = rng.integers(0, n_legit_devices, n_cards)
+    # one's own usual device, or a household's (at most two cards: 0.8 devices per card);
+    # drawn from a generator of its own, so every other profile keeps its draws
+    device = stream_rng(params.seed, 0, 2).permutation(n_cards) % n_legit_devices
     device2 = rng.integers(0, n_legit_devices, n_cards)
     device_raw = _unique_integers(rng, 2**48, n_legit_devices + n_fraud_devices)
     device_names = hex_strings(device_raw.astype(">u8").view(np.uint8).reshape(-1, 8)[:, 2:])
@@ -360,9 +367,9 @@ def legit_hours(
         np.int8
     )
     device = np.where(
-        u[2] < 0.85,
+        u[2] < DEVICE_SHARES[0],
         pop.card_device[card],
-        np.where(u[2] < 0.98, pop.card_device2[card], joined("stranger")),
+        np.where(u[2] < DEVICE_SHARES[1], pop.card_device2[card], joined("stranger")),
     )
     device = np.where(DEVICE_CHANNEL[channel], device, -1)
     currency = np.where(
