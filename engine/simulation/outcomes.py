@@ -3,6 +3,9 @@
 Ground truth (``is_fraud``, ``fraud_scenario``) says what a payment *was*; the observed dispute
 says what the payment's owner *learns*, and when: the label an analyst really has.
 
+* **Friendly fraud** (``friendly_fraud_rate``): a genuine card-not-present payment chosen at
+  random (:func:`mark_friendly_fraud`), labelled ``friendly_fraud``; its ground truth stays "not
+  fraud" (the cardholder made it).
 * **Who disputes.** A fraud row is disputed by its cardholder unless the dispute is missed
   (``missed_disputes``: nobody noticed, the card was simply replaced, the amount was too small to
   bother). A friendly-fraud row is disputed always: that is what makes it friendly fraud. A
@@ -56,6 +59,18 @@ def dispute_delay_ms(rng: np.random.Generator, n: int) -> np.ndarray:
     """Time from a payment to its dispute: settlement + log-normal (median 40 days, σ 0.45)."""
     days = rng.lognormal(np.log(MEDIAN_DELAY_DAYS), DELAY_SIGMA, n)
     return SETTLEMENT_MS + (days * DAY_MS).astype(np.int64)
+
+
+def mark_friendly_fraud(rng: np.random.Generator, rows: Rows, rate: float) -> Rows:
+    """``rows`` with some genuine card-not-present payments (a device id sent: the card's own
+    device, channel and amount) labelled friendly fraud: ``rate`` of all rows in expectation."""
+    if rate <= 0:
+        return rows
+    eligible = (rows.scenario < 0) & (rows.device >= 0)
+    share = min(rate * len(rows) / max(int(np.count_nonzero(eligible)), 1), 1.0)
+    chosen = eligible & (rng.random(len(rows)) < share)
+    scenario = np.where(chosen, np.int8(FRIENDLY_CODE), rows.scenario).astype(np.int8)
+    return dataclasses.replace(rows, scenario=scenario)
 
 
 def observe_disputes(rng: np.random.Generator, rows: Rows, knobs: Knobs) -> Rows:

@@ -176,7 +176,8 @@ class RunRecord(BaseModel):
     timings: dict[str, float]
     summary: dict[str, Any] = Field(
         description="Counts so far: rows, approved, approval_rate, fraud_rows, fraud_caught, "
-        "fraud_caught_rate, false_declines, fraud_amount, fraud_loss, per-scenario counts."
+        "fraud_caught_rate, false_declines, fraud_amount, fraud_loss, per-scenario counts "
+        "(friendly_fraud among them: genuine payments, not in fraud_rows)."
     )
     error: str | None
 

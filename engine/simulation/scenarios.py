@@ -17,8 +17,9 @@ whether and when a dispute reveals it is drawn later (:mod:`.outcomes`).
    run); 5 + Poisson(10) cards pay there genuinely during the window (these visits are *not*
    fraud), and each is defrauded 1 + Poisson(1) times elsewhere, card-not-present, from 2 hours
    to 5 days later (a third of a short run).
-5. ``friendly_fraud`` — not fraud: a cardholder pays genuinely (their own card, usual device and
-   channel, an amount from their own profile) at an online merchant, then disputes the payment.
+5. ``friendly_fraud`` — not fraud: a genuine card-not-present payment (the cardholder's own card,
+   device, channel and amount) that its cardholder later disputes; chosen among the genuine rows
+   (:func:`.outcomes.mark_friendly_fraud`), not made by an episode.
 
 **Class overlap** (``overlap``): that share of fraud episodes mimics the card's own behaviour.
 A blended stolen-card spree or account takeover uses the card's usual device and channel (a
@@ -38,7 +39,6 @@ Rates: with ``fraud_rate`` f, scenario share s_h in hour h and E fraud rows per 
 with c_h planned rows starts Poisson(f·s_h·c_h/E · W/W_eligible) episodes, where W = Σ c_h·s_h
 and only hours early enough for the episode to fit before the run ends are eligible
 (W_eligible), so the expected share of fraud rows is f and scenario s makes W/Σ c_h of them.
-Friendly fraud: Poisson(``friendly_fraud_rate``·c_h) one-row episodes per hour.
 """
 
 from __future__ import annotations
@@ -84,11 +84,15 @@ class Context:
     def drifted(self, rng: np.random.Generator, start: np.ndarray) -> np.ndarray:
         """Which episodes (by start time) behave as drift has moved them: d·x of them at run
         fraction x."""
+        if self.drift <= 0:
+            return np.zeros(len(start), dtype=bool)
         x = (start - self.run_start_ms) / max(self.run_end_ms - self.run_start_ms, 1)
         return rng.random(len(start)) < self.drift * x
 
     def blended(self, rng: np.random.Generator, k: int) -> np.ndarray:
         """Which of ``k`` episodes mimic the card's own behaviour."""
+        if self.overlap <= 0:
+            return np.zeros(k, dtype=bool)
         return rng.random(k) < self.overlap
 
 
@@ -107,9 +111,9 @@ def context(params: SimulationParams, run_start_ms: int) -> Context:
 
 
 def mean_fraud_rows(name: str) -> float:
-    """Expected scenario rows per episode."""
+    """Expected fraud rows per episode."""
     return {"stolen_card": 5.0, "card_testing": 25.0, "account_takeover": 6.0,
-            "compromised_merchant": 15.0 * 2.0, "friendly_fraud": 1.0}[name]  # fmt: skip
+            "compromised_merchant": 15.0 * 2.0}[name]  # fmt: skip
 
 
 def span_ms(name: str, ctx: Context) -> int:
@@ -119,7 +123,6 @@ def span_ms(name: str, ctx: Context) -> int:
         "card_testing": 2 * HOUR_MS,
         "account_takeover": DAY_MS,
         "compromised_merchant": ctx.breach_window_ms + ctx.max_delay_ms + 6 * HOUR_MS,
-        "friendly_fraud": 0,
     }[name]
 
 
@@ -139,8 +142,8 @@ def mix_over_run(params: SimulationParams, x: np.ndarray) -> np.ndarray:
 def episode_rates(
     params: SimulationParams, counts: np.ndarray, hour_starts: np.ndarray, ctx: Context
 ) -> np.ndarray:
-    """Expected episodes starting in each hour, per scenario: shape (hours, LABELLED_SCENARIOS)."""
-    rates = np.zeros((len(counts), len(LABELLED_SCENARIOS)))
+    """Expected episodes starting in each hour, per fraud scenario: shape (hours, SCENARIOS)."""
+    rates = np.zeros((len(counts), len(SCENARIOS)))
     x = (hour_starts - ctx.run_start_ms) / max(ctx.run_end_ms - ctx.run_start_ms, 1)
     mix = mix_over_run(params, x)
     for code, name in enumerate(SCENARIOS):
@@ -156,7 +159,6 @@ def episode_rates(
             continue
         scale = params.fraud_rate / mean_fraud_rows(name) * wanted.sum() / in_reach
         rates[eligible, code] = wanted[eligible] * scale
-    rates[:, CODE["friendly_fraud"]] = params.knobs().friendly_fraud_rate * counts
     return rates
 
 
@@ -228,6 +230,39 @@ def _own_channel(pop: Population, card: np.ndarray) -> np.ndarray:
     return np.where(DEVICE_CHANNEL[usual], usual, CH["ecommerce"])
 
 
+def _mimicked(
+    rng: np.random.Generator,
+    pop: Population,
+    blended: np.ndarray,
+    card: np.ndarray,
+    merchant: np.ndarray,
+    amount: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``merchant`` and ``amount`` with the blended rows' replaced: an ordinary merchant and an
+    amount from the card's own profile (drawn for those rows only)."""
+    at = np.flatnonzero(blended)
+    if not len(at):
+        return merchant, amount
+    merchant, amount = merchant.copy(), amount.copy()
+    merchant[at] = _pick(rng, pop.merchant_tickets, len(at))
+    amount[at] = amounts_cents(rng, pop, card[at], merchant[at])
+    return merchant, amount
+
+
+def _near_threshold(
+    rng: np.random.Generator, drifted: np.ndarray, amount: np.ndarray, cap: bool = False
+) -> np.ndarray:
+    """``amount`` with the drifted rows' just under the high-amount threshold (``cap``: only
+    where they were above it)."""
+    at = np.flatnonzero(drifted)
+    if not len(at):
+        return amount
+    amount = amount.copy()
+    under = _log_uniform_cents(rng, *NEAR_THRESHOLD, len(at))
+    amount[at] = np.minimum(amount[at], under) if cap else under
+    return amount
+
+
 def _abroad(rng: np.random.Generator, k: int, share: float) -> np.ndarray:
     """Which of ``k`` episodes happen abroad (today: paid in a foreign currency; the seam where
     merchant and IP countries join)."""
@@ -247,14 +282,9 @@ def stolen_card(rng: np.random.Generator, pop: Population, start: np.ndarray, ct
     sizes = 2 + rng.poisson(3.0, k)
     ep, t_ms, _ = _expand(rng, start, sizes, _pace(blended, 8 * MINUTE_MS, 5.0))
     n = len(ep)
-    tilted = _pick(rng, pop.fraud_merchant_tickets, n)
-    merchant = np.where(blended[ep], _pick(rng, pop.merchant_tickets, n), tilted)
-    amount = np.where(
-        drifted[ep],
-        _log_uniform_cents(rng, *NEAR_THRESHOLD, n),
-        _log_uniform_cents(rng, 300, 2_500, n),
-    )
-    amount = np.where(blended[ep], amounts_cents(rng, pop, card[ep], merchant), amount)
+    merchant = _pick(rng, pop.fraud_merchant_tickets, n)
+    amount = _near_threshold(rng, drifted[ep], _log_uniform_cents(rng, 300, 2_500, n))
+    merchant, amount = _mimicked(rng, pop, blended[ep], card[ep], merchant, amount)
     return _fraud_rows(rng, CODE["stolen_card"], t_ms, card[ep], merchant, channel[ep],
                        device[ep], currency[ep], amount)  # fmt: skip
 
@@ -272,9 +302,12 @@ def card_testing(
     ep, t_ms, _ = _expand(rng, start, sizes, _pace(blended, 20_000, 6.0))
     n = len(ep)
     card = rng.integers(0, pop.n_cards, n)  # a list of stolen numbers, not the busiest cards
-    amount = np.where(blended[ep], rng.integers(100, 3_001, n), rng.integers(1, 201, n))
-    # blended: each card from another home device (a botnet of customers' devices)
-    rotated = np.where(blended[ep], rng.integers(0, pop.n_legit_devices, n), device[ep])
+    amount, rotated = rng.integers(1, 201, n), device[ep]
+    at = np.flatnonzero(blended[ep])
+    if len(at):  # larger amounts, each card from another home device (a botnet's)
+        amount[at] = rng.integers(100, 3_001, len(at))
+        rotated = rotated.copy()
+        rotated[at] = rng.integers(0, pop.n_legit_devices, len(at))
     channel = np.full(n, CH["ecommerce"])
     return _fraud_rows(rng, CODE["card_testing"], t_ms, card, merchant[ep], channel,
                        rotated, currency[ep], amount)  # fmt: skip
@@ -296,12 +329,10 @@ def account_takeover(
     sizes = 3 + rng.poisson(3.0, k)
     ep, t_ms, rank = _expand(rng, start, sizes, _pace(blended, 45 * MINUTE_MS, 4.0))
     n = len(ep)
-    tilted = _pick(rng, pop.fraud_merchant_tickets, n)
-    merchant = np.where(blended[ep], _pick(rng, pop.merchant_tickets, n), tilted)
-    amount = np.clip(np.rint(base[ep] * growth[ep] ** rank), 100, 50_000_000)
-    under = _log_uniform_cents(rng, *NEAR_THRESHOLD, n)
-    amount = np.where(drifted[ep], np.minimum(amount, under), amount)
-    amount = np.where(blended[ep], amounts_cents(rng, pop, card[ep], merchant), amount)
+    merchant = _pick(rng, pop.fraud_merchant_tickets, n)
+    amount = np.clip(np.rint(base[ep] * growth[ep] ** rank), 100, 50_000_000).astype(np.int64)
+    amount = _near_threshold(rng, drifted[ep], amount, cap=True)
+    merchant, amount = _mimicked(rng, pop, blended[ep], card[ep], merchant, amount)
     return _fraud_rows(rng, CODE["account_takeover"], t_ms, card[ep], merchant, channel[ep],
                        device[ep], pop.card_home[card][ep], amount)  # fmt: skip
 
@@ -338,9 +369,7 @@ def compromised_merchant(
     victim, t_ms, _ = _expand(rng, first, sizes, _pace(blended, 30 * MINUTE_MS, 4.0))
     n = len(victim)
     mimic = blended[victim]
-    merchant = np.where(
-        mimic, _pick(rng, pop.merchant_tickets, n), _pick(rng, pop.fraud_merchant_tickets, n)
-    )
+    merchant = _pick(rng, pop.fraud_merchant_tickets, n)
     elsewhere = breached[ep][victim]
     merchant = np.where(
         merchant == elsewhere, (merchant + 1) % len(pop.merchant_category), merchant
@@ -350,29 +379,17 @@ def compromised_merchant(
         (channel == CH["ecommerce"]) & (rng.random(n) < 0.5), _fraud_device(rng, pop, n), -1
     )
     victim_card = card[victim]
-    channel = np.where(mimic, _own_channel(pop, victim_card), channel)
-    device = np.where(mimic, pop.card_device[victim_card], device)
+    if mimic.any():
+        channel = np.where(mimic, _own_channel(pop, victim_card), channel)
+        device = np.where(mimic, pop.card_device[victim_card], device)
     foreign = rng.integers(0, len(CURRENCIES), n)
     abroad = _abroad(rng, n, 0.5) & ~mimic
     currency = np.where(abroad, foreign, pop.card_home[victim_card])
     amount = _log_uniform_cents(rng, 100, 1_500, n)
-    amount = np.where(mimic, amounts_cents(rng, pop, victim_card, merchant), amount)
+    merchant, amount = _mimicked(rng, pop, mimic, victim_card, merchant, amount)
     frauds = _fraud_rows(rng, CODE["compromised_merchant"], t_ms, victim_card, merchant,
                          channel, device, currency, amount)  # fmt: skip
     return Rows.concat([visits, frauds])
-
-
-def friendly_fraud(
-    rng: np.random.Generator, pop: Population, start: np.ndarray, ctx: Context
-) -> Rows:
-    """Scenario 5 (not fraud): the cardholder's own payment online, disputed later."""
-    k = len(start)
-    card = _pick(rng, pop.card_tickets, k)
-    merchant = _pick(rng, pop.online_merchant_tickets, k)
-    channel = _own_channel(pop, card)
-    own = np.where(rng.random(k) < 0.9, pop.card_device[card], pop.card_device2[card])
-    return _fraud_rows(rng, CODE["friendly_fraud"], start, card, merchant, channel, own,
-                       pop.card_home[card], amounts_cents(rng, pop, card, merchant))  # fmt: skip
 
 
 GENERATORS: dict[str, Callable[[np.random.Generator, Population, np.ndarray, Context], Rows]] = {
@@ -380,7 +397,6 @@ GENERATORS: dict[str, Callable[[np.random.Generator, Population, np.ndarray, Con
     "card_testing": card_testing,
     "account_takeover": account_takeover,
     "compromised_merchant": compromised_merchant,
-    "friendly_fraud": friendly_fraud,
 }
 
 
@@ -390,7 +406,7 @@ def episodes_for_hour(
     """Rows of the episodes starting in the hour at ``t0_ms`` (unsorted; later rows included;
     rows after the run's end dropped)."""
     parts = []
-    for code, name in enumerate(LABELLED_SCENARIOS):
+    for code, name in enumerate(SCENARIOS):
         if rates[code] <= 0:
             continue
         k = int(rng.poisson(rates[code]))

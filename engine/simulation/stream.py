@@ -2,9 +2,10 @@
 
 Hour ``h`` draws its legitimate traffic from generator ``(seed, 2, h)`` and the scenario
 episodes starting in it from ``(seed, 3, h)``; episode rows that fall in later hours wait in a
-pending buffer. The observed disputes of a block of hours (:data:`BLOCK_ROWS`, whole hours) come
-from ``(seed, 4, its first hour)`` (:mod:`.outcomes`). The stream is a pure function of the
-parameters, so chunking it differently (or resuming it in another process) cannot change a row.
+pending buffer. The friendly fraud and observed disputes of a block of hours (about
+:data:`BLOCK_ROWS` rows of whole hours) come from ``(seed, 4, its first hour)``
+(:mod:`.outcomes`). The stream is a pure function of the parameters, so chunking it
+differently (or resuming it in another process) cannot change a row.
 
 Row counts: hour ``h`` plans ``c_h`` rows (multinomial, see :func:`population.hour_counts`).
 Episode rows landing in the hour take planned slots; the rest are legitimate. If episode rows
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from engine.simulation.outcomes import observe_disputes
+from engine.simulation.outcomes import mark_friendly_fraud, observe_disputes
 from engine.simulation.params import Knobs, SimulationParams
 from engine.simulation.population import (
     HOUR_MS,
@@ -112,15 +113,17 @@ class _Block:
         self.rows += n_legit + len(landing)
 
     def take(self, pop: Population) -> Rows:
-        """The block's rows in event order, with their disputes drawn from generator
-        ``(seed, 4, first hour)``; the block is then empty. Each hour's scenario rows fall
+        """The block's rows in event order, with their friendly fraud and disputes drawn from
+        generator ``(seed, 4, first hour)``; the block is then empty. Each hour's scenario rows fall
         within it and the hours are in order, so one merge of the block equals a merge per
         hour."""
         if not self.rngs:
             return Rows.empty()
         legit = legit_hours(self.rngs, pop, self.counts, self.starts)
         rows = legit.merged_by_time(Rows.concat(self.landing)) if self.landing else legit
-        rows = observe_disputes(stream_rng(self.seed, 4, self.first_hour), rows, self.knobs)
+        rng = stream_rng(self.seed, 4, self.first_hour)
+        rows = mark_friendly_fraud(rng, rows, self.knobs.friendly_fraud_rate)
+        rows = observe_disputes(rng, rows, self.knobs)
         self._clear()
         return rows
 

@@ -86,17 +86,19 @@ def test_missed_and_false_disputes_and_friendly_fraud_come_at_their_rates() -> N
     assert (reasons == NOT_RECEIVED_CODE).mean() == pytest.approx(0.3, abs=0.04)
 
 
-def test_friendly_fraud_looks_like_the_cardholders_own_payments() -> None:
+def test_friendly_fraud_is_the_cardholders_own_card_not_present_payment() -> None:
     params = SimulationParams(rows=60_000, seed=4, days=10, friendly_fraud_rate=0.02)
     rows, pop = _stream(params)
     friendly = rows.take(rows.scenario == FRIENDLY_CODE)
-    own = np.isin(friendly.device, [-1]) | (friendly.device == pop.card_device[friendly.card])
-    own |= friendly.device == pop.card_device2[friendly.card]
-    assert own.all() and (friendly.device < pop.n_legit_devices).all()
-    assert (friendly.currency == pop.card_home[friendly.card]).all()
-    genuine = rows.take(rows.scenario < 0)
+    assert (friendly.device >= 0).all() and (friendly.device < pop.n_legit_devices).all()
+    usual = (friendly.device == pop.card_device[friendly.card]) | (
+        friendly.device == pop.card_device2[friendly.card]
+    )
+    assert usual.mean() > 0.95  # its own devices (a genuine payment: 1% from another)
+    assert (friendly.currency == pop.card_home[friendly.card]).mean() > 0.9
+    genuine = rows.take((rows.scenario < 0) & (rows.device >= 0))
     ratio = np.median(friendly.amount_cents) / np.median(genuine.amount_cents)
-    assert 0.3 < ratio < 3
+    assert 0.8 < ratio < 1.25  # drawn from the same genuine payments
 
 
 @pytest.mark.parametrize("difficulty", ["easy", "realistic", "hard"])
@@ -108,7 +110,9 @@ def test_every_labelled_scenario_has_its_share_of_the_requested_mix(difficulty: 
     )  # fmt: skip
     starts = hour_starts_ms(params)
     rates = episode_rates(params, hour_counts(params), starts, context(params, int(starts[0])))
-    wanted = {name: rates[:, CODE[name]].sum() * mean_fraud_rows(name) for name in CODE}
+    wanted = {
+        name: rates[:, code].sum() * mean_fraud_rows(name) for code, name in enumerate(SCENARIOS)
+    }
     # the rates give exactly the fraud rate and, over the run, the (drifting) mix
     assert sum(wanted[name] for name in SCENARIOS) == pytest.approx(0.08 * params.rows)
     x = (starts - starts[0]) / (params.days * DAY_MS)
