@@ -105,6 +105,7 @@ def _floor(db: Path, rows: int, args: argparse.Namespace) -> dict:
     from engine.simulation.population import population_size
     from engine.simulation.rows import Rows
     from engine.simulation.table import transactions_table
+    from engine.simulation.world import WorldColumns
     from engine.store import RollupDelta, Store
 
     params = SimulationParams(rows=rows, days=args.days)
@@ -139,7 +140,12 @@ def _floor(db: Path, rows: int, args: argparse.Namespace) -> dict:
         flagged = np.where(u[4] < 0.1, i[0] % 20, -1).astype(np.int16)
         decisions = Decisions(u[2], u[2] < 0.9, (i[2] % 5).astype(np.int8), flagged,
                               (i[3] % len(ACTION_LABELS)).astype(np.int8), flagged)  # fmt: skip
-        table = transactions_table(chunk, pop, counts, features, decisions, 1, 1, i[4] % 99_999)
+        # the world columns: an IP on about 40% of rows, in one of ~250 countries
+        ip = np.where(u[5] < 0.4, i[0] % len(pop.ip_names), -1)
+        world = WorldColumns(ip, np.where(ip < 0, -1, i[1] % 250).astype(np.int16))
+        table = transactions_table(
+            chunk, pop, counts, features, decisions, 1, 1, i[4] % 99_999, world
+        )
         rollup = RollupDelta.from_columns(
             1, decisions.approved, chunk.amount_cents, chunk.latency_ms
         )
@@ -162,14 +168,20 @@ def _random_dictionaries(n_cards: int, n_merchants: int):
 
     import pyarrow as pa
 
+    from engine.geo import ip_texts
     from engine.simulation.population import hex_strings
 
     rng = np.random.default_rng(2)
     n_devices = int(n_cards * 0.8) + max(n_cards // 200, 8)
+    n_ips = int(n_cards * 2.13)  # as many addresses as a population has (engine.simulation)
     return SimpleNamespace(
         card_digest=rng.integers(0, 256, (n_cards, 16), dtype=np.uint8),
         card_bin=rng.integers(0, 7, n_cards).astype(np.int8),
         card_last4=rng.integers(0, 10_000, n_cards).astype(np.int16),
+        card_country=rng.integers(0, 20, n_cards).astype(np.int8),
+        merchant_category=rng.integers(0, 20, n_merchants).astype(np.int8),
+        merchant_country=rng.integers(0, 20, n_merchants).astype(np.int8),
+        ip_names=ip_texts(rng.integers(0, 2**32, n_ips, dtype=np.uint64).astype(np.uint32)),
         merchant_names=pa.array([f"Merchant {m:05d}" for m in range(n_merchants)]),
         device_names=hex_strings(rng.integers(0, 256, (n_devices, 6), dtype=np.uint8)),
     )

@@ -93,6 +93,9 @@ def synthetic_chunk(
             "status": _dictionary(approved.astype(np.int32), ["Declined", "Approved"]),
             "reason_code": _dictionary(approved.astype(np.int32), ["RANDOM_DECLINE", "APPROVED"]),
             "risk_flag": pa.array(cents > 50_000),
+            "rule_index": pa.array(np.where(approved, -1, 0).astype(np.int16)),
+            "action": pa.array(np.where(approved, "none", "block")),
+            "flag_rule": pa.array(np.where(cents > 50_000, 0, -1).astype(np.int16)),
             "score": rng.random(n),
             "spending_velocity": rng.random(n),
             "device_trust_score": rng.random(n),
@@ -170,7 +173,12 @@ def http_stats(db: Path, calls: int) -> tuple[float, float, dict]:
         "--api-port",
         str(port),
     ]
-    env = {**os.environ, "PTSIM_HOST": "127.0.0.1", "PTSIM_BACKUP_INTERVAL_S": "0"}
+    env = {
+        **os.environ,
+        "PTSIM_HOST": "127.0.0.1",
+        "PTSIM_BACKUP_INTERVAL_S": "0",
+        "PTSIM_CARD_KEY": "bench",
+    }
     log = db.with_suffix(".log")
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
@@ -222,7 +230,7 @@ def main() -> int:
             db = tmp / "stats.duckdb"
             seconds = build(db, rows)
             print(f"{rows:,} rows built in {seconds:.1f} s ({db.stat().st_size / 2**20:.0f} MiB)")
-            with Engine.open(db, backup_interval_s=0) as engine:
+            with Engine.open(db, backup_interval_s=0, card_key="bench") as engine:
                 s_med, s_p95, stats = timed(engine.stats, args.calls)
                 ref_calls = max(5, min(args.calls, 20_000_000 // max(rows, 1)))
                 r_med, r_p95, ref = timed(lambda: engine.store.query(REFERENCE_SQL)[0], ref_calls)

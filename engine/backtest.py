@@ -146,7 +146,7 @@ def _score_bin(score: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Side:
+class PolicySide:
     """One policy of a backtest: compiled, with its match-word SQL."""
 
     decider: Decider
@@ -154,7 +154,9 @@ class _Side:
     params: dict[str, Any]
 
 
-def _side(decider: Decider, prefix: str, lists: Lists, score_column: str | None = None) -> _Side:
+def policy_side(
+    decider: Decider, prefix: str, lists: Lists, score_column: str | None = None
+) -> PolicySide:
     """``decider``'s rules as match-word SQL; ``:risk_score:`` reads ``score_column`` when given
     (the backtest computes each policy's score once, in a column), else its expression."""
 
@@ -166,7 +168,7 @@ def _side(decider: Decider, prefix: str, lists: Lists, score_column: str | None 
         membership_sql=membership,
         risk_score_sql=score_column or risk_score_sql(decider.policy.score_weights),
     )
-    return _Side(decider, plan.words, plan.params)
+    return PolicySide(decider, plan.words, plan.params)
 
 
 UNLABELLED, LEGITIMATE, FRAUD = 0, 1, 2
@@ -189,7 +191,7 @@ def label_sql(labels_as_of: bool, fraud_disputes: bool) -> str:
     - A live row is labelled only by disputes: fraud when a ``fraud`` or ``friendly_fraud``
       dispute exists (reported by ``labels_as_of`` when given), else unlabelled; live traffic
       has no ground truth, and a payment nobody disputed is not known to be legitimate.
-      ``fraud_disputes`` says whether the query joins the disputes (:func:`_disputes_join`, the
+      ``fraud_disputes`` says whether the query joins the disputes (:func:`disputes_join`, the
       column ``fraud_disputed``); without it every live row is unlabelled.
     """
     live = f"CASE WHEN fraud_disputed THEN {FRAUD} ELSE {UNLABELLED} END"
@@ -206,7 +208,7 @@ def label_sql(labels_as_of: bool, fraud_disputes: bool) -> str:
     )
 
 
-def _disputes_join(labels_as_of: bool) -> str:
+def disputes_join(labels_as_of: bool) -> str:
     """A LEFT JOIN giving each transaction ``fraud_disputed`` (true, or NULL without a fraud
     dispute reported by ``$labels_as_of``)."""
     known = " AND reported_at <= $labels_as_of" if labels_as_of else ""
@@ -218,8 +220,8 @@ def _disputes_join(labels_as_of: bool) -> str:
 
 
 def grouped_decisions_sql(
-    candidate: _Side,
-    active: _Side,
+    candidate: PolicySide,
+    active: PolicySide,
     filters: RowFilter,
     scenarios: list[str],
     fraud_disputes: bool = False,
@@ -238,7 +240,7 @@ def grouped_decisions_sql(
     if as_of is not None:
         params["labels_as_of"] = as_of
     label = label_sql(as_of is not None, fraud_disputes)
-    joined = _disputes_join(as_of is not None) if fraud_disputes else ""
+    joined = disputes_join(as_of is not None) if fraud_disputes else ""
     scenario_code = "0"
     if scenarios:
         whens = " ".join(f"WHEN $s{i} THEN {i + 1}" for i in range(len(scenarios)))
@@ -293,7 +295,7 @@ def scenarios_sql(filters: RowFilter) -> tuple[str, dict[str, Any]]:
     )
 
 
-def _any_fraud_dispute(tx: ReadTx) -> bool:
+def any_fraud_dispute(tx: ReadTx) -> bool:
     """Whether any dispute labels a payment fraud (most databases have none: no join then)."""
     row = tx.one(f"SELECT EXISTS (SELECT 1 FROM disputes WHERE reason IN ({_FRAUD_REASONS}))")
     return bool(row and row[0])
@@ -313,12 +315,12 @@ def run_backtest(
     started = time.perf_counter()
     filters = filters or RowFilter()
     same_weights = candidate.policy.score_weights == active.policy.score_weights
-    c_side = _side(candidate, "c_", lists, "c_score")
-    a_side = _side(active, "a_", lists, "c_score" if same_weights else "a_score")
+    c_side = policy_side(candidate, "c_", lists, "c_score")
+    a_side = policy_side(active, "a_", lists, "c_score" if same_weights else "a_score")
     with store.read() as tx:
         names = [row[0] for row in tx.rows(*scenarios_sql(filters))]
         # a simulation run's rows take no labels from disputes: no join to pay for
-        disputes = not isinstance(filters.run, int) and _any_fraud_dispute(tx)
+        disputes = not isinstance(filters.run, int) and any_fraud_dispute(tx)
         sql, params = grouped_decisions_sql(c_side, a_side, filters, names, disputes)
         groups = tx.frame(sql, params)
     g = _Groups.of(groups, names, candidate, active)

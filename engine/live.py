@@ -54,8 +54,10 @@ from engine.features import (
     normalize,
 )
 from engine.fx import pence_in_gbp
+from engine.geo import country_of
 from engine.history import GBP_PENCE_SQL, attribute_columns
 from engine.ids import IdAllocator
+from engine.issuers import bin_country
 from engine.live_totals import LiveTotals
 from engine.models import Features, PaymentRequest, PaymentResult
 from engine.policy import Policy
@@ -357,6 +359,7 @@ class _DecidedGroup:
     amount_cents: np.ndarray
     draws: np.ndarray
     decisions: Decisions
+    world: dict[str, list[str | None]]
 
     def rows(
         self,
@@ -373,7 +376,13 @@ class _DecidedGroup:
         )
         for name, column in attribute_columns(history, gbp_pence).items():
             table = table.append_column(name, column)
-        return table
+        mcc = [None if code is None else int(code) for code in self.world["merchant_category"]]
+        table = table.append_column("merchant_category", pa.array(mcc, pa.int16()))
+        for name in ("merchant_country", "card_country"):
+            table = table.append_column(name, pa.array(self.world[name], pa.string()))
+        ips = [p.request.ip_address for p in batch]
+        table = table.append_column("ip_address", pa.array(ips, pa.string()))
+        return table.append_column("ip_country", pa.array(self.world["ip_country"], pa.string()))
 
     def results(
         self, ids: list[uuid.UUID], latencies: list[float], now: datetime, policy: Policy
@@ -419,6 +428,7 @@ def _decide(
 ) -> _DecidedGroup:
     """Features and the one vectorized decision for a group."""
     n = len(batch)
+    world = _world_values(batch)
     has_device = np.array([p.request.device_id is not None for p in batch])
     channel = np.array([p.request.channel for p in batch])
     features = normalize(history, has_device, channel)
@@ -446,11 +456,28 @@ def _decide(
             "channel": lambda: channel.astype(object),
             "device_id": lambda: np.array([p.request.device_id for p in batch], dtype=object),
             "card": lambda: np.array([p.card.digest for p in batch], dtype="S16"),
+            **{name: (lambda v=v: np.array(v, dtype=object)) for name, v in world.items()},
         },
     )
     values, missing = rule_inputs(facts, decider.attributes)
     decisions = decider.decide(score, values, missing)
-    return _DecidedGroup(features, amount_cents, draws, decisions)
+    return _DecidedGroup(features, amount_cents, draws, decisions, world)
+
+
+def _ip_country(ip_address: str | None) -> str | None:
+    return None if ip_address is None else country_of(ip_address)
+
+
+def _world_values(batch: list[PendingPayment]) -> dict[str, list[str | None]]:
+    """The group's world attributes: what the requests sent, the card's issuing country from
+    its BIN and the IP address's country (None where unknown)."""
+    requests = [p.request for p in batch]
+    return {
+        "merchant_category": [r.merchant_category for r in requests],
+        "merchant_country": [r.merchant_country for r in requests],
+        "card_country": [bin_country(p.card.bin) for p in batch],
+        "ip_country": [_ip_country(r.ip_address) for r in requests],
+    }
 
 
 def _gbp_pence(batch: list[PendingPayment]) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,6 +19,8 @@ from pydantic import (
 
 from engine.currencies import ISO_4217
 from engine.features import CHANNELS
+from engine.geo import ISO_COUNTRIES
+from engine.merchant_categories import MCC_PATTERN
 from engine.pan import refuse_pan
 from engine.validation import DIGITS, NOT_ONLY_WHITESPACE, PRINTABLE_ASCII, plain_decimal_text
 
@@ -107,7 +110,56 @@ class PaymentRequest(BaseModel):
         description="Device fingerprint (printable ASCII, no spaces).",
     )
 
+    # The world (issue 13): optional, absent fields change nothing.
+    merchant_category: str | None = Field(
+        None,
+        json_schema_extra={"pattern": "^[0-9]{4}$"},
+        description="The merchant's ISO 18245 merchant category code: four digits as text, "
+        "e.g. '5411' (any code of that shape; docs/world.md lists the simulated ones).",
+        examples=["5411"],
+    )
+    merchant_country: str | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="The merchant's country, ISO 3166-1 alpha-2 (e.g. GB; case-insensitive).",
+        examples=["GB"],
+    )
+    ip_address: str | None = Field(
+        None,
+        max_length=45,
+        description="The payer's IP address (IPv4 or IPv6 text), stored in its canonical form.",
+        examples=["81.2.69.160"],
+    )
+
     _plain_amount_text = field_validator("amount", mode="before")(plain_decimal_text)
+
+    @field_validator("merchant_category")
+    @classmethod
+    def _four_digits(cls, value: str | None) -> str | None:
+        if value is not None and not MCC_PATTERN.fullmatch(value):
+            raise ValueError("must be four digits, an ISO 18245 merchant category code like 5411")
+        return value
+
+    @field_validator("merchant_country")
+    @classmethod
+    def _known_country(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        code = value.upper()
+        if code not in ISO_COUNTRIES:
+            raise ValueError("must be an ISO 3166-1 alpha-2 country code such as GB, DE or US")
+        return code
+
+    @field_validator("ip_address")
+    @classmethod
+    def _an_ip_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError("must be an IPv4 or IPv6 address such as 81.2.69.160") from None
 
     # Free text is stored in full: a card number pasted into it would be too (PCI DSS 3.4).
     _no_card_number = field_validator("merchant", "device_id")(refuse_pan)
@@ -179,6 +231,12 @@ _FLAGGED = "true exactly when risk_flag is not null."
 _ACTION = "The deciding rule's action: allow, block or review; none when no rule matched."
 _RULE = "The name of the rule that decided, or null when no rule matched."
 _REVIEW = "true when a review rule decided: approved and marked for review."
+_MCC = "The ISO 18245 merchant category code (four digits); null: not sent."
+_CARD_COUNTRY = "The card's issuing country from its BIN (simulated test BIN table); null: unknown."
+_IP_COUNTRY = (
+    "The IP address's country (GeoLite2 data shipped by geoip2fast); null: no address, or a "
+    "private, reserved, unknown or IPv6 one."
+)
 
 
 class PaymentResult(BaseModel):
@@ -231,6 +289,11 @@ class StoredTransaction(BaseModel):
     run_id: int | None
     is_fraud: bool | None
     fraud_scenario: str | None
+    merchant_category: str | None = Field(description=_MCC)
+    merchant_country: str | None = Field(description="ISO 3166-1 alpha-2; null: not sent.")
+    card_country: str | None = Field(description=_CARD_COUNTRY)
+    ip_address: str | None = Field(description="The IP address sent; null: none.")
+    ip_country: str | None = Field(description=_IP_COUNTRY)
 
 
 class AuditRequest(BaseModel):
@@ -242,6 +305,9 @@ class AuditRequest(BaseModel):
     merchant: str
     channel: str
     device_id: str | None
+    merchant_category: str | None = Field(description=_MCC)
+    merchant_country: str | None = Field(description="ISO 3166-1 alpha-2; null: not sent.")
+    ip_address: str | None = Field(description="The IP address sent; null: none.")
 
 
 class AuditDecision(BaseModel):

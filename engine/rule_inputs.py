@@ -22,8 +22,10 @@ Text = np.ndarray | Coded
 @dataclass(frozen=True, slots=True)
 class BatchFacts:
     """What is known about a batch at decision time. Text attributes (``currency``,
-    ``merchant``, ``channel``, ``device_id``, ``card``) are produced on demand: a bulk chunk
-    decodes a million-device table only when a rule reads devices."""
+    ``merchant``, ``channel``, ``device_id``, ``card`` and the world's ``merchant_category``,
+    ``merchant_country``, ``card_country``, ``ip_country``) are produced on demand: a bulk chunk
+    decodes a million-device table only when a rule reads devices. A world attribute is missing
+    where its value is None (object arrays) or its code is negative (:class:`Coded`)."""
 
     amount_cents: np.ndarray  # int64
     gbp_pence: np.ndarray  # int64, NO_GBP without a reference rate
@@ -54,7 +56,35 @@ def rule_inputs(
             missing[name] = no_device
         elif name == "amount_in_gbp":
             missing[name] = facts.gbp_pence == NO_GBP
+        elif name in WORLD_TEXT:
+            missing[name] = _absent(values[name])
     return values, missing
+
+
+WORLD_TEXT = frozenset({"merchant_category", "merchant_country", "card_country", "ip_country"})
+
+
+def _absent(value: np.ndarray | Coded) -> np.ndarray:
+    """Where a world attribute has no value."""
+    if isinstance(value, Coded):
+        return np.asarray(value.codes) < 0
+    return np.equal(value, None)
+
+
+def _cross_border(facts: BatchFacts) -> np.ndarray:
+    """The card's issuing country is known, the merchant's too, and they differ."""
+    card, merchant = facts.text["card_country"](), facts.text["merchant_country"]()
+    if isinstance(card, Coded) and isinstance(merchant, Coded) and card.labels is merchant.labels:
+        return (card.codes >= 0) & (merchant.codes >= 0) & (card.codes != merchant.codes)
+    card_values, merchant_values = (_decoded(v) for v in (card, merchant))
+    known = ~np.equal(card_values, None) & ~np.equal(merchant_values, None)
+    return known & (card_values != merchant_values)
+
+
+def _decoded(value: np.ndarray | Coded) -> np.ndarray:
+    if isinstance(value, Coded):
+        return np.where(np.asarray(value.codes) < 0, None, value.decode())
+    return np.asarray(value, dtype=object)
 
 
 def _hour(facts: BatchFacts) -> np.ndarray:
@@ -86,4 +116,5 @@ _VALUES: dict[str, Callable[[BatchFacts], np.ndarray]] = {
     "hour_of_day": _hour,
     "day_of_week": _weekday,
     "random": lambda f: f.draw,
+    "is_cross_border": _cross_border,
 }

@@ -354,6 +354,16 @@ CREATE TABLE disputes (
     PRIMARY KEY (transaction_id, reason)
 );
 """
+# v13: the simulated world (issue 13): where a payment happens. Added columns, not a rebuild: old
+# rows read NULL (nothing was sent or known). merchant_category is the ISO 18245 MCC as a number
+# (read back as four digits), the countries ISO 3166-1 alpha-2, ip_address the text as sent.
+V13_WORLD_COLUMNS = """
+ALTER TABLE transactions ADD COLUMN merchant_category SMALLINT;
+ALTER TABLE transactions ADD COLUMN merchant_country VARCHAR;
+ALTER TABLE transactions ADD COLUMN card_country VARCHAR;
+ALTER TABLE transactions ADD COLUMN ip_address VARCHAR;
+ALTER TABLE transactions ADD COLUMN ip_country VARCHAR;
+"""
 # v14: observed disputes (issue 13). The ground truth of a simulated row (``is_fraud``,
 # ``fraud_scenario``) stays; what its owner observes is its dispute: ``label_available_at`` (when
 # the dispute arrives; NULL: none ever does) and the new ``dispute_reason`` (what it was filed
@@ -394,7 +404,8 @@ MIGRATIONS: list[str] = [
     V10_HISTORY_ATTRIBUTES,
     V11_RULES,
     V12_DISPUTES,
-    V14_OBSERVED_DISPUTES,  # the lead renumbers it after world's v13 on merge
+    V13_WORLD_COLUMNS,
+    V14_OBSERVED_DISPUTES,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

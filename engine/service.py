@@ -20,7 +20,9 @@ from engine import analytics
 from engine.analytics import Dashboard, FilterOptions
 from engine.backtest import BacktestResult, run_backtest
 from engine.cards import fingerprint, load_or_create_key, mask
+from engine.compare import DEFAULT_REPLICATES, Comparison, label_maturity, run_comparison
 from engine.config import Settings, get_settings
+from engine.costs import CostModel
 from engine.decision import REASON_TEXT, Decider, Reason, explain
 from engine.disputes import DisputeReport, Recorded, record_dispute
 from engine.errors import InvalidRequestError, NotFoundError
@@ -236,9 +238,7 @@ class Engine:
             policy_version=row["policy_version"],
             request=AuditRequest(
                 card=stored.card_masked,
-                **stored.model_dump(
-                    include={"amount", "currency", "merchant", "channel", "device_id"}
-                ),
+                **stored.model_dump(include=set(AuditRequest.model_fields) - {"card"}),
             ),
             decision=AuditDecision(
                 **stored.model_dump(include=_AUDITED_DECISION_FIELDS),
@@ -465,6 +465,37 @@ class Engine:
         decider = self.policies.decider(candidate)
         return run_backtest(self.store, self.lists, decider, self.active_decider(), chosen)
 
+    def compare(
+        self,
+        a: Policy,
+        b: Policy,
+        filters: RowFilter | None = None,
+        costs: CostModel | None = None,
+        replicates: int = DEFAULT_REPLICATES,
+        seed: int = 0,
+        maturity_days: Sequence[int] = (),
+        **filter_fields: Any,
+    ) -> Comparison:
+        """Re-decide the selected rows under policies ``a`` and ``b`` (stored versions or
+        drafts) with the stored draws, price both with ``costs`` and give every difference
+        (B − A) a paired day-block bootstrap interval (:mod:`engine.compare`). Select rows
+        with ``filters`` or its fields, as :meth:`backtest` does. ``maturity_days`` adds the
+        same comparison with the labels known that many days after the last selected payment
+        (one more scan per point)."""
+        chosen = filters if filters is not None else RowFilter(**filter_fields)
+        self._require_run(chosen.run, "filters.run")
+        deciders = self.policies.decider(a), self.policies.decider(b)
+        costs = costs or CostModel()
+        result = run_comparison(
+            self.store, self.lists, *deciders, chosen, costs, replicates=replicates, seed=seed
+        )
+        if maturity_days:
+            points = label_maturity(
+                self.store, self.lists, *deciders, chosen, costs, maturity_days, replicates, seed
+            )
+            result = result.model_copy(update={"maturity": points})
+        return result
+
     def dashboard(self, filters: RowFilter | None = None, **filter_fields: Any) -> Dashboard:
         """KPIs, approval rate and latency over time, decline reasons and the amount
         distribution of the selected rows, aggregated in the database from one snapshot."""
@@ -541,7 +572,7 @@ _COPIED_COLUMNS = tuple(
     name
     for name in StoredTransaction.model_fields
     if name in NAMES and name not in {"score", "risk_flag", "action"}
-)
+)  # merchant_category: read back as four digits by the store
 
 
 def _stored_transaction(row: dict[str, Any], policy: Policy) -> StoredTransaction:

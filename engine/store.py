@@ -775,6 +775,8 @@ class Store:
             return None
         stored["card_bin"] = f"{stored['card_bin']:06d}"  # stored as numbers (schema v6)
         stored["card_last4"] = f"{stored['card_last4']:04d}"
+        if stored.get("merchant_category") is not None:  # an MCC, stored as a number (v13)
+            stored["merchant_category"] = f"{stored['merchant_category']:04d}"
         return stored
 
     def fetch_audit(self, transaction_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -13,6 +13,8 @@ from functools import lru_cache
 
 from engine import analytics
 from engine.backtest import BacktestResult
+from engine.compare import Comparison
+from engine.costs import CostModel
 from engine.filters import RowFilter
 from engine.policy import Policy
 from engine.service import Engine
@@ -33,3 +35,15 @@ def _backtest(
 ) -> BacktestResult:
     # version and active are part of the key only: the engine reads both itself
     return eng.backtest(candidate, filters)
+
+
+def compare(eng: Engine, a: Policy, b: Policy, filters: RowFilter, costs: CostModel) -> Comparison:
+    """``eng.compare(a, b, filters, costs)``, reused while the data is unchanged."""
+    return _compare(eng, analytics.data_version(eng.store, filters), a, b, filters, costs)
+
+
+@lru_cache(maxsize=16)
+def _compare(
+    eng: Engine, version: object, a: Policy, b: Policy, filters: RowFilter, costs: CostModel
+) -> Comparison:
+    return eng.compare(a, b, filters, costs)

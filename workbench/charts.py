@@ -270,6 +270,44 @@ def comparison_table(result: BacktestResult) -> pd.DataFrame:
     )
 
 
+KNOWN_ROWS: Sequence[tuple[str, str]] = (
+    ("Fraud rows", "fraud"),
+    ("Fraud caught", "fraud_caught"),
+    ("Fraud caught (recall)", "recall"),
+    ("Precision", "precision"),
+    ("Fraud loss (approved fraud)", "fraud_loss"),
+    ("False declines", "false_declines"),
+)
+
+
+def labels_known_table(known: PolicyMetrics, truth: PolicyMetrics) -> pd.DataFrame:
+    """One policy's fraud figures with the labels known at a date beside those with every
+    label stored (the ground truth of simulated rows), formatted as text, with the gap."""
+
+    def fmt(field: str, metrics: PolicyMetrics) -> str:
+        value = getattr(metrics, field)
+        if field in ("recall", "precision"):
+            return _pct(value)
+        return f"{value:,.2f}" if field == "fraud_loss" else f"{value:,}"
+
+    def gap(field: str) -> str:
+        k, t = getattr(known, field), getattr(truth, field)
+        if k is None or t is None:
+            return "–"
+        if field in ("recall", "precision"):
+            return f"{(k - t) * 100:+.2f} pp"
+        return f"{k - t:+,.2f}" if field == "fraud_loss" else f"{k - t:+,}"
+
+    return pd.DataFrame(
+        {
+            "metric": [label for label, _ in KNOWN_ROWS],
+            "known then": [fmt(f, known) for _, f in KNOWN_ROWS],
+            "all labels": [fmt(f, truth) for _, f in KNOWN_ROWS],
+            "known − all": [gap(f) for _, f in KNOWN_ROWS],
+        }
+    )
+
+
 def run_comparison_chart(summaries: dict[str, dict[str, Any]]) -> go.Figure:
     """Approval rate and fraud caught of several runs side by side (``{label: run summary}``)."""
     fig = _figure("Runs compared", yaxis={"tickformat": ".0%", "range": [0, 1]}, barmode="group")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import streamlit as st
@@ -76,6 +76,7 @@ def row_filter(
     time_range: str = "All time",
     channels: list[str] | None = None,
     currencies: list[str] | None = None,
+    labels_as_of: datetime | None = None,
 ) -> RowFilter:
     """A :class:`RowFilter` from widget values."""
     return RowFilter(
@@ -83,6 +84,7 @@ def row_filter(
         latest=TIME_RANGES.get(time_range),
         channels=tuple(channels or ()),
         currencies=tuple(currencies or ()),
+        labels_as_of=labels_as_of,
     )
 
 

@@ -43,6 +43,22 @@ _KNOBS: dict[str, Any] = {
 }
 
 
+# A draft policy in a request body: rules with optional score weights, or knobs.
+CANDIDATE_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {
+            "properties": {
+                "rules": {"type": "array", **RULES_SCHEMA},
+                "score_weights": ScoreWeights.model_json_schema(),
+            },
+            "required": ["rules"],
+            "additionalProperties": False,
+        },
+        {"properties": _KNOBS, "additionalProperties": False},
+    ]
+}
+
+
 class BacktestRequest(BaseModel):
     """A candidate policy and which stored rows to re-decide. The candidate is either rules
     (``{"rules": [...], "score_weights"?: {...}}``) or knobs (knobs left out keep the active
@@ -75,19 +91,7 @@ class BacktestRequest(BaseModel):
 
     candidate: dict[str, Any] = Field(
         default_factory=dict,
-        json_schema_extra={
-            "anyOf": [
-                {
-                    "properties": {
-                        "rules": {"type": "array", **RULES_SCHEMA},
-                        "score_weights": ScoreWeights.model_json_schema(),
-                    },
-                    "required": ["rules"],
-                    "additionalProperties": False,
-                },
-                {"properties": _KNOBS, "additionalProperties": False},
-            ]
-        },
+        json_schema_extra=CANDIDATE_SCHEMA,
         description="Rules (as POST /policies takes them) with optional score_weights, or "
         "policy knobs: amount_threshold, high_amount_decline_prob, base_decline_prob, "
         "score_threshold, velocity_limit, weight_device, weight_ip, weight_amount, "
@@ -96,14 +100,14 @@ class BacktestRequest(BaseModel):
     filters: RowFilter = Field(default_factory=RowFilter)
 
 
-def candidate_policy(engine: Engine, candidate: dict[str, Any]) -> Policy:
+def candidate_policy(engine: Engine, candidate: dict[str, Any], scope: str = "candidate") -> Policy:
     """The candidate as a checked draft policy; invalid input raises InvalidRequestError or
-    RuleError (fields prefixed ``candidate.``)."""
+    RuleError (fields prefixed ``<scope>.``)."""
     if "rules" in candidate:
-        return _rules_candidate(engine, candidate)
+        return _rules_candidate(engine, candidate, scope)
     for name, knob in candidate.items():
         if isinstance(knob, bool | str):  # lax mode would take true as 1 and "0.5" as 0.5
-            field = f"candidate.{name}"
+            field = f"{scope}.{name}"
             raise InvalidRequestError(
                 field, f"{quoted_field(field)} must be a JSON number or null."
             )
@@ -111,28 +115,26 @@ def candidate_policy(engine: Engine, candidate: dict[str, Any]) -> Policy:
     try:
         return Policy.from_knobs(base, **candidate)
     except ValidationError as exc:
-        raise InvalidRequestError(
-            *describe_first(exc, prefix=("candidate",), root="candidate")
-        ) from None
+        raise InvalidRequestError(*describe_first(exc, prefix=(scope,), root=scope)) from None
 
 
-def _rules_candidate(engine: Engine, candidate: dict[str, Any]) -> Policy:
+def _rules_candidate(engine: Engine, candidate: dict[str, Any], scope: str) -> Policy:
     unknown = sorted(set(candidate) - {"rules", "score_weights"})
     if unknown:
-        field = f"candidate.{unknown[0]}"
+        field = f"{scope}.{unknown[0]}"
         raise InvalidRequestError(
             field, f"{quoted_field(field)} is not allowed beside rules (rules, score_weights)."
         )
     try:
-        weights = ScoreWeights.model_validate(candidate.get("score_weights") or {})
+        weights = ScoreWeights.model_validate(candidate.get("score_weights", {}))
     except ValidationError as exc:
         raise InvalidRequestError(
-            *describe_first(exc, prefix=("candidate", "score_weights"), root="candidate")
+            *describe_first(exc, prefix=(scope, "score_weights"), root=scope)
         ) from None
     try:
         return engine.draft_policy(candidate["rules"], weights)
     except RuleError as error:
-        raise error.under("candidate") from None
+        raise error.under(scope) from None
 
 
 @router.post(

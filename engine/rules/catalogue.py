@@ -12,12 +12,14 @@ literals; ``double`` compares as a float64. See ``docs/rules.md`` for the semant
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from engine.currencies import ISO_4217
 from engine.features import CHANNELS
 from engine.fx import REFERENCE_DATE
+from engine.geo import GEOIP_REGIONS, ISO_COUNTRIES
 
 AttrType = Literal["number", "text", "bool", "card"]
 AttrKind = Literal["request", "feature", "history", "time", "random"]
@@ -42,7 +44,7 @@ class Attribute:
     sql: str | None
     nullable: bool = False
     form: NumberForm | None = None
-    vocabulary: frozenset[str] | None = None  # the closed set of values of a text attribute
+    vocabulary: Set[str] | None = None  # the closed set of values of a text attribute
 
     @property
     def scale(self) -> int | None:
@@ -67,6 +69,7 @@ _HOURS = "event time, this payment excluded"
 # DuckDB scan the dictionary-compressed strings (the costliest column of a 20-rule backtest).
 _HAS_DEVICE_SQL = "(payments_per_device_1h IS NOT NULL)"
 _NO_DEVICE = "Missing when the payment has no device id."
+_NO_COUNTRY = "Missing when none was sent."
 _MONEY = "int64 hundredths (minor units)"
 _PENCE = "int64 pence, with a missing mask"
 _INT = "int64"
@@ -127,6 +130,43 @@ _ATTRIBUTES = (
         "The card, by its keyed fingerprint; only usable with in / not in a card list (lists "
         "take card numbers and keep fingerprints only).",
         ":card: in @stolen_cards", "16-byte fingerprints: numpy 'S16' array", "card_hash",
+    ),
+    Attribute(
+        "merchant_category", "text", "request",
+        "The merchant's ISO 18245 merchant category code as four digits ('5411'; leading zeros "
+        "kept), as sent with the payment (any four digits; docs/world.md lists the simulated "
+        "categories). Missing when none was sent.",
+        ":merchant_category: in ('5816', '7995')", f"{_TEXT}, with a missing mask",
+        "lpad(CAST(merchant_category AS VARCHAR), 4, '0')", nullable=True,
+    ),
+    Attribute(
+        "merchant_country", "text", "request",
+        f"The merchant's country, ISO 3166-1 alpha-2 ('GB'), as sent. {_NO_COUNTRY}",
+        ":merchant_country: != 'GB'", f"{_TEXT}, with a missing mask", "merchant_country",
+        nullable=True, vocabulary=ISO_COUNTRIES,
+    ),
+    Attribute(
+        "card_country", "text", "request",
+        "The card's issuing country, ISO 3166-1 alpha-2, from its BIN in the simulated test "
+        "BIN table (engine/data/test_bins.csv). Missing for a BIN the table does not list.",
+        ":card_country: in ('US', 'CA')", f"{_TEXT}, with a missing mask", "card_country",
+        nullable=True, vocabulary=ISO_COUNTRIES,
+    ),
+    Attribute(
+        "ip_country", "text", "request",
+        "The country of the payment's IP address in the GeoLite2 country data geoip2fast ships "
+        "(ISO 3166-1 alpha-2, or the data's 'EU' / 'ASIA' for addresses it places no further). "
+        "Missing without an IP address, for private, reserved or unknown addresses and for "
+        "IPv6 (the data is IPv4 only).",
+        ":ip_country: != :card_country:", f"{_TEXT}, with a missing mask", "ip_country",
+        nullable=True, vocabulary=GEOIP_REGIONS,
+    ),
+    Attribute(
+        "is_cross_border", "bool", "request",
+        "True when the card's issuing country and the merchant's country are both known and "
+        "differ; false when either is missing (never missing itself).",
+        ":is_cross_border: and :channel: = 'ecommerce'", "bool",
+        "coalesce(card_country <> merchant_country, FALSE)",
     ),
     Attribute(
         "spending_velocity", "number", "feature",

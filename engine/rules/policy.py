@@ -101,6 +101,28 @@ def decide_from_matches(matches: np.ndarray, actions: np.ndarray) -> Outcome:
     )
 
 
+def action_from_words_sql(words: Sequence[str], actions: np.ndarray) -> str:
+    """The deciding action (an :class:`Action` code) as DuckDB SQL over match words: the
+    action :func:`decide_from_matches` gives, for the BIGINT word columns or expressions
+    ``words`` (as :attr:`SqlPlan.words` packs them). Any allow match approves, else any block
+    match declines, else any review match reviews, else none: which rule of a kind matched
+    first does not change the action, so a mask test per kind is the whole decision."""
+    actions = np.asarray(actions, dtype=np.int8)
+    cases = []
+    for action in _RULE_ACTIONS.values():
+        tests = []
+        for w, word in enumerate(words):
+            bits = np.flatnonzero(actions[w * BITS_PER_WORD : (w + 1) * BITS_PER_WORD] == action)
+            mask = sum(1 << int(b) for b in bits)
+            if mask:
+                tests.append(f"({word} & {mask}) <> 0")
+        if tests:
+            cases.append(f"WHEN {' OR '.join(tests)} THEN {int(action)}")
+    if not cases:
+        return str(int(Action.NONE))
+    return f"(CASE {' '.join(cases)} ELSE {int(Action.NONE)} END)"
+
+
 @functools.lru_cache(maxsize=256)
 def _evaluation_order(actions: bytes) -> np.ndarray:
     """Rule indices in evaluation order (allow, block, review; each in written order)."""

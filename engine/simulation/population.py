@@ -1,11 +1,21 @@
 """The simulated world: cards, merchants and devices with profiles, and legitimate traffic.
 
-* **Cards** are Luhn-valid 16-digit numbers from published *test* BIN ranges (never live-looking
-  BINs), each with a home currency, a typical amount and its spread (log-normal), a daily payment
-  rate (gamma, mean 1.5/day), a preferred channel and one or two usual devices. Full numbers only
-  exist while their keyed fingerprint (HMAC, once per card) is computed; rows refer to cards by
-  code and are dictionary-encoded at write time.
-* **Merchants** have a category (which scales amounts) and a popularity (Pareto).
+* **Cards** are Luhn-valid 16-digit numbers from the simulated *test* BIN table
+  (``engine/data/test_bins.csv``: never live-looking BINs), drawn with the table's mix weights;
+  the BIN gives the card's issuing country, whose currency is the card's home currency. Each card
+  has a spending level (log-normal), a daily payment rate (gamma, mean 1.5/day), a preferred
+  channel, one or two usual devices and two home IP addresses in its country (GeoIP data,
+  :mod:`engine.geo`). Full numbers only exist while their keyed fingerprint (HMAC, once per card)
+  is computed; rows refer to cards by code and are dictionary-encoded at write time.
+* **Merchants** have an ISO 18245 category (``engine/data/merchant_categories.csv``: amounts,
+  channel mix, opening hours, fraud exposure), a country (``engine/data/countries.csv``) whose
+  currency they charge in, and a popularity (Pareto).
+* **Where cards pay**: mostly at merchants of their own country; with probability
+  :data:`ABROAD_SHARE` at a merchant anywhere, drawn by the category's pull on foreign customers
+  (airlines, hotels, digital goods more than groceries), so card-not-present payments are
+  cross-border more often than card-present ones (rates in ``docs/world.md``). Merchants are
+  weighted by their category's intensity at the payment's hour (open, or the closed-hours
+  share): each category's hour-of-day profile shapes its traffic.
 * **Devices**: a card pays from its usual device (93% of its device payments), a second one
   (6%) or another (1%: borrowed, new). The pool holds 0.8 devices per card: each usual device
   is one card's own or a household's two; second devices are drawn from the whole pool. A
@@ -26,17 +36,26 @@ from datetime import datetime, timedelta
 import numpy as np
 import pyarrow as pa
 
+from engine import geo
 from engine.cards import fingerprint_digests
 from engine.features import CHANNELS
+from engine.fx import RATES_PER_EUR
+from engine.issuers import bins, countries
+from engine.merchant_categories import categories
 from engine.simulation.latency_model import latency_draws, stand_in, timed_out, untimed_latency
 from engine.simulation.params import MAX_CARDS, SimulationParams
 from engine.simulation.rows import NO_DISPUTE, NO_LABEL, NO_SCENARIO, Rows
 
 HOUR_MS = 3_600_000
-CURRENCIES: tuple[str, ...] = ("GBP", "EUR", "USD", "CHF", "CAD")
-HOME_CURRENCY_SHARE = np.array([0.5, 0.3, 0.2, 0.0, 0.0])
-# Published test ranges (Visa, Mastercard test BINs used by payment sandboxes).
-TEST_BINS: tuple[str, ...] = ("400000", "401288", "411111", "424242", "222300", "510510", "555555")
+# the currencies of the world's countries (the first five in their historical code order)
+CURRENCIES: tuple[str, ...] = tuple(
+    dict.fromkeys(("GBP", "EUR", "USD", "CHF", "CAD", *filter(None, countries().currency)))
+)
+CURRENCY_PER_GBP = np.array([float(RATES_PER_EUR[c] / RATES_PER_EUR["GBP"]) for c in CURRENCIES])
+COUNTRY_CURRENCY = np.array(
+    [CURRENCIES.index(c) if c else -1 for c in countries().currency], dtype=np.int8
+)
+TEST_BINS: tuple[str, ...] = bins().bins  # simulated test BIN ranges (engine/data/test_bins.csv)
 CARD_LENGTH = 16
 MEAN_DAILY_RATE = 1.5
 DEVICES_PER_CARD = 0.8
@@ -48,24 +67,15 @@ CHANNEL_SHARE = np.array([{"pos": 0.35, "contactless": 0.25, "mobile": 0.12,
 CHANNEL_CDF = np.cumsum(CHANNEL_SHARE) / CHANNEL_SHARE.sum()
 DEVICE_CHANNEL = np.array([c in ("mobile", "ecommerce") for c in CHANNELS])  # sends a device id
 CARD_PRESENT = np.array([c in ("pos", "contactless") for c in CHANNELS])
-PREFERRED_CHANNEL_SHARE = 0.65
-HOME_CURRENCY_KEEP = 0.97
-
-# category: (amount multiplier, fraud tilt, nouns)
-CATEGORIES: dict[str, tuple[float, float, tuple[str, ...]]] = {
-    "grocery": (0.8, 1.0, ("Grocers", "Market", "Foods")),
-    "fuel": (1.2, 1.0, ("Fuel", "Petrol", "Service Station")),
-    "restaurant": (0.9, 1.0, ("Kitchen", "Bistro", "Diner")),
-    "fashion": (1.6, 1.2, ("Outfitters", "Boutique", "Apparel")),
-    "travel": (4.0, 1.5, ("Travel", "Airways", "Hotels")),
-    "electronics": (3.0, 1.5, ("Electronics", "Tech", "Computers")),
-    "digital": (0.5, 1.3, ("Games", "Apps", "Streaming")),
-    "jewelry": (5.0, 1.5, ("Jewellers", "Gold", "Watches")),
-}
-CATEGORY_NAMES = tuple(CATEGORIES)
-CATEGORY_AMOUNT = np.array([v[0] for v in CATEGORIES.values()])
-CATEGORY_FRAUD_TILT = np.array([v[1] for v in CATEGORIES.values()])
-ONLINE_CATEGORIES = np.array([c in ("digital", "electronics", "fashion") for c in CATEGORIES])
+PREFERRED_CHANNEL_SHARE = 0.65  # a card keeps its habit where the payment's class allows it
+# payments at a merchant drawn from anywhere (by its category's pull on foreign customers)
+# rather than from the card's own country: card-present (travel) and card-not-present
+ABROAD_SHARE = np.array([0.05, 0.25])
+CNP_SHARE = float(CHANNEL_SHARE[~CARD_PRESENT].sum())  # card-not-present while all is open
+FOREIGN_HOME_CURRENCY = 0.5  # card-not-present abroad: priced in the card's currency this often
+TYPICAL_CENTS = 3_000.0  # card_mu is the log of a card's typical amount: its spending level
+MCC = categories()
+ONLINE_CATEGORIES = MCC.channel_share[:, CHANNELS.index("ecommerce")] >= 0.3  # card testing
 _PREFIXES = (
     "Acorn", "Birch", "Cobalt", "Delta", "Ember", "Falcon", "Granite", "Harbor", "Iris", "Juniper",
     "Kestrel", "Linden", "Maple", "Nimbus", "Orchid", "Pioneer", "Quartz", "Riverside", "Summit",
@@ -136,20 +146,28 @@ class Population:
     card_digest: np.ndarray  # (n_cards, 16) uint8: HMAC fingerprint, as the live path stores it
     card_bin: np.ndarray  # int8 index into TEST_BINS
     card_last4: np.ndarray  # int16, 0..9999
-    card_home: np.ndarray  # int8 index into CURRENCIES
-    card_mu: np.ndarray  # log of the typical amount in cents
-    card_sigma: np.ndarray
+    card_country: np.ndarray  # int8 index into countries().codes: the BIN's issuing country
+    card_home: np.ndarray  # int8 index into CURRENCIES: the issuing country's currency
+    card_mu: np.ndarray  # log of the typical amount in cents (the card's spending level)
     card_channel: np.ndarray  # int8 preferred channel
     card_device: np.ndarray  # int64 usual devices
     card_device2: np.ndarray
     card_tickets: np.ndarray  # draws a card ∝ its daily rate
     merchant_names: pa.Array
-    merchant_category: np.ndarray  # int8 index into CATEGORY_NAMES
-    merchant_tickets: np.ndarray  # draws a merchant ∝ popularity
-    fraud_merchant_tickets: np.ndarray  # ∝ popularity × the category's fraud tilt
+    merchant_category: np.ndarray  # int8 index into the MCC table (engine.merchant_categories)
+    merchant_country: np.ndarray  # int8 index into countries().codes
+    merchant_currency: np.ndarray  # int8 index into CURRENCIES
+    merchant_tickets: np.ndarray  # ∝ popularity × card-present share: where cards are present
+    fraud_merchant_tickets: np.ndarray  # ∝ popularity × the category's fraud exposure
     online_merchant_tickets: np.ndarray  # card-testing targets
+    abroad: _Weighted  # by (hour regime, class): ∝ popularity × pull × class share × hours
+    domestic: _Weighted  # by (hour regime, country, class): ∝ popularity × class share × hours
+    online_by_hour: np.ndarray  # (24,) float64 chance that a payment is card-not-present
     device_names: pa.Array
     n_legit_devices: int  # codes below are customers' devices, the rest fraudsters'
+    ip_names: pa.Array  # dotted-quad text of every IP address (card c: home codes 2c, 2c + 1)
+    ip_country: np.ndarray  # int16 each address's country: index into geo_table().codes
+    ip_pools: dict[str, tuple[int, int]]  # (first code, count) of the travel, vpn, fraud pools
 
     @property
     def n_cards(self) -> int:
@@ -164,6 +182,47 @@ class Population:
     def card_numbers(self, cards: np.ndarray, seed: int) -> list[str]:
         """Full numbers of some cards (tests only: rebuilt from the seed, never stored)."""
         return [_card_number_strings(seed, self.n_cards)[int(c)] for c in cards]
+
+
+@dataclass(frozen=True, slots=True)
+class _Weighted:
+    """Weighted items of many groups in one cumulative array: a vectorised draw of one item
+    per row from the row's group, with probability ∝ its weight there."""
+
+    items: np.ndarray  # int64 item codes, grouped
+    cum: np.ndarray  # float64 cumulative weights over all groups
+    start: np.ndarray  # float64 cumulative weight before each group
+    total: np.ndarray  # float64 each group's weight (0: empty)
+    first: np.ndarray  # int64 each group's first position in items
+    last: np.ndarray  # int64 its last position
+
+    def draw(self, group: np.ndarray, u: np.ndarray, fallback: np.ndarray | int) -> np.ndarray:
+        """One item per row from its group by uniform ``u``; ``fallback`` where it is empty."""
+        at = np.searchsorted(self.cum, self.start[group] + u * self.total[group], side="right")
+        at = np.clip(at, self.first[group], self.last[group])  # rounding at a group's edges
+        return np.where(self.total[group] > 0, self.items[at], fallback)
+
+
+def _weighted(
+    group: np.ndarray, items: np.ndarray, weights: np.ndarray, n_groups: int
+) -> _Weighted:
+    """``items`` with positive ``weights``, each in its ``group`` (a group code per entry)."""
+    keep = weights > 0
+    order = np.argsort(group[keep], kind="stable")
+    group, items, weights = group[keep][order], items[keep][order], weights[keep][order]
+    cum = np.cumsum(weights)
+    count = np.bincount(group, minlength=n_groups)
+    first = np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64)
+    total = np.bincount(group, weights=weights, minlength=n_groups)
+    start = np.concatenate([[0.0], np.cumsum(total)[:-1]])
+    return _Weighted(items.astype(np.int64), cum, start, total, first,
+                     np.maximum(first + count - 1, 0))  # fmt: skip
+
+
+# Hours whose set of open categories is the same share one regime: merchants are weighted by
+# the categories' hours once per regime, not once per hour.
+_OPEN_SETS, HOUR_REGIME = np.unique(MCC.hourly.T, axis=0, return_inverse=True)
+HOUR_REGIME = HOUR_REGIME.ravel()
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +257,7 @@ def population_size(params: SimulationParams) -> Sizes:
 
 def _card_digits(seed: int, n_cards: int) -> tuple[np.ndarray, np.ndarray]:
     rng = stream_rng(seed, 0, 0)
-    bin_code = rng.integers(0, len(TEST_BINS), n_cards).astype(np.int8)
+    bin_code = rng.choice(len(TEST_BINS), n_cards, p=bins().weight).astype(np.int8)
     account = _unique_integers(rng, 10**9, n_cards)
     bin_digits = np.array([[int(d) for d in b] for b in TEST_BINS], dtype=np.int64)
     return bin_code, luhn_card_numbers(bin_digits[bin_code], account)
@@ -221,9 +280,8 @@ def build_population(params: SimulationParams, card_key: bytes) -> Population:
     del digits, numbers
 
     rng = stream_rng(params.seed, 0, 1)
-    home = rng.choice(len(CURRENCIES), n_cards, p=HOME_CURRENCY_SHARE).astype(np.int8)
-    mu = np.log(3_000.0) + 0.5 * rng.standard_normal(n_cards)
-    sigma = rng.uniform(0.3, 0.8, n_cards)
+    card_country = bins().country[bin_code]
+    mu = np.log(TYPICAL_CENTS) + 0.5 * rng.standard_normal(n_cards)
     channel = np.searchsorted(CHANNEL_CDF, rng.random(n_cards), side="right").astype(np.int8)
     rate = rng.gamma(2.0, MEAN_DAILY_RATE / 2.0, n_cards)
     n_legit_devices = sizes.devices
@@ -235,32 +293,127 @@ def build_population(params: SimulationParams, card_key: bytes) -> Population:
     device_raw = _unique_integers(rng, 2**48, n_legit_devices + n_fraud_devices)
     device_names = hex_strings(device_raw.astype(">u8").view(np.uint8).reshape(-1, 8)[:, 2:])
 
-    category = rng.integers(0, len(CATEGORIES), n_merchants).astype(np.int8)
+    world = countries()
+    category = rng.choice(len(MCC), n_merchants, p=MCC.merchants / MCC.merchants.sum())
+    category = category.astype(np.int8)
+    # merchants sit where the cards are, and in the countries of the merchants column
+    where = np.bincount(card_country, minlength=len(world.codes)) / n_cards
+    where = where + world.merchants / world.merchants.sum()
+    merchant_country = rng.choice(len(world.codes), n_merchants, p=where / where.sum())
+    merchant_country = merchant_country.astype(np.int8)
     popularity = rng.pareto(1.2, n_merchants) + 1.0
     names = _merchant_names(rng, category)
-    tilt = CATEGORY_FRAUD_TILT[category]
     online = ONLINE_CATEGORIES[category]
     if not online.any():
         online[:] = True
+    ips, ip_country, pools = _ip_addresses(rng, card_country)
     return Population(
         card_digest=card_digest,
         card_bin=bin_code,
         card_last4=last4,
-        card_home=home,
+        card_country=card_country,
+        card_home=COUNTRY_CURRENCY[card_country],
         card_mu=mu,
-        card_sigma=sigma,
         card_channel=channel,
         card_device=device,
         card_device2=device2,
         card_tickets=_tickets(rate, 4.0, cap=200),
         merchant_names=pa.array(names, pa.string()),
         merchant_category=category,
-        merchant_tickets=_tickets(popularity, 20.0, cap=20_000),
-        fraud_merchant_tickets=_tickets(popularity * tilt, 20.0, cap=20_000),
-        online_merchant_tickets=_online_tickets(popularity, online),
+        merchant_country=merchant_country,
+        merchant_currency=COUNTRY_CURRENCY[merchant_country],
+        merchant_tickets=_tickets(popularity * _present_share(category), 20.0, cap=20_000),
+        fraud_merchant_tickets=_tickets(
+            _fraud_weights(popularity * MCC.exposure[category], merchant_country, card_country),
+            20.0,
+            cap=20_000,
+        ),
+        online_merchant_tickets=_online_tickets(
+            _fraud_weights(popularity, merchant_country, card_country), online
+        ),
+        abroad=_by_class(
+            np.zeros(n_merchants, dtype=np.int64), popularity * MCC.abroad[category], category, 1
+        ),
+        domestic=_by_class(
+            merchant_country.astype(np.int64), popularity, category, len(world.codes)
+        ),
+        online_by_hour=_online_by_hour(popularity, category),
         device_names=device_names,
         n_legit_devices=n_legit_devices,
+        ip_names=geo.ip_texts(ips),
+        ip_country=ip_country,
+        ip_pools=pools,
     )
+
+
+def _ip_addresses(
+    rng: np.random.Generator, card_country: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[int, int]]]:
+    """Every IP address of a run (uint32), their countries, and where each pool starts: two
+    home addresses per card (codes ``2 c`` and ``2 c + 1``) in its issuing country, then the
+    pools of travellers', VPN exits' and fraudsters' addresses (countries.csv weights)."""
+    world = countries()
+    table = geo.geo_table()
+    to_geo = np.array([table.code_index(code) for code in world.codes], dtype=np.int64)
+    n_cards = len(card_country)
+    sizes = {"travel": max(n_cards // 10, 64), "vpn": max(n_cards // 50, 32),
+             "fraud": max(n_cards // 100, 32)}  # fmt: skip
+    wanted = [np.repeat(card_country.astype(np.int64), 2)]
+    pools: dict[str, tuple[int, int]] = {}
+    first = 2 * n_cards
+    for name, size in sizes.items():
+        weights = getattr(world, name)
+        wanted.append(rng.choice(len(world.codes), size, p=weights / weights.sum()))
+        pools[name] = (first, size)
+        first += size
+    countries_geo = to_geo[np.concatenate(wanted)]
+    ips = geo.random_ips(rng, countries_geo)
+    return ips, countries_geo.astype(np.int16), pools
+
+
+def _fraud_weights(weights: np.ndarray, merchant_country: np.ndarray,
+                   card_country: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Fraud targets: ``weights`` (popularity × exposure) rescaled so that the fraud's merchant
+    countries follow the card base, as genuine traffic's mostly do: a merchant's country alone
+    (a merchant abroad, where few local cards pay) does not reveal its fraud."""
+    n = len(countries().codes)
+    cards = np.bincount(card_country, minlength=n) / len(card_country)
+    mass = np.bincount(merchant_country, weights=weights, minlength=n)
+    target = np.where(mass > 0, cards, 0.0)
+    target = target / target.sum() if target.sum() > 0 else np.full(n, 1.0 / n)
+    return weights * (target / np.where(mass > 0, mass, 1.0))[merchant_country]
+
+
+def _present_share(category: np.ndarray) -> np.ndarray:
+    """Each merchant's category's card-present share of payments (0 for online-only ones)."""
+    return MCC.channel_share[:, CARD_PRESENT].sum(axis=1)[category]
+
+
+def _online_by_hour(popularity: np.ndarray, category: np.ndarray) -> np.ndarray:
+    """P(card-not-present) at each hour of day: :data:`CNP_SHARE` when every category is open,
+    shifted by how much of each class's merchant weight is open at that hour (at night shops
+    close and online orders remain)."""
+    present = _present_share(category)
+    hours = MCC.hourly[category].T  # (24, merchants)
+    cp = (hours * popularity * present).sum(axis=1) / (popularity * present).sum()
+    cnp = (hours * popularity * (1 - present)).sum(axis=1) / (popularity * (1 - present)).sum()
+    return CNP_SHARE * cnp / (CNP_SHARE * cnp + (1 - CNP_SHARE) * cp)
+
+
+def _by_class(group: np.ndarray, weights: np.ndarray, category: np.ndarray,
+              n_groups: int) -> _Weighted:  # fmt: skip
+    """Merchants by (hour regime r, ``group`` g, class k) as ``(r n_groups + g) 2 + k`` (class
+    0: card-present, 1: not), weighted by ``weights`` × the category's share of the class ×
+    its intensity in the regime's hours."""
+    present = _present_share(category)
+    n, regimes = len(group), len(_OPEN_SETS)
+    merchant = np.tile(np.arange(n), 2 * regimes)
+    regime = np.repeat(np.arange(regimes), 2 * n)
+    cls = np.tile(np.repeat([0, 1], n), regimes)
+    share = np.where(cls == 0, present[merchant], 1.0 - present[merchant])
+    hours = _OPEN_SETS[regime, category[merchant]]
+    codes = (regime * n_groups + group[merchant]) * 2 + cls
+    return _weighted(codes, merchant, weights[merchant] * share * hours, regimes * n_groups * 2)
 
 
 def _online_tickets(popularity: np.ndarray, online: np.ndarray) -> np.ndarray:
@@ -274,7 +427,7 @@ def _merchant_names(rng: np.random.Generator, category: np.ndarray) -> list[str]
     seen: dict[str, int] = {}
     names = []
     for p, c, k in zip(prefix.tolist(), category.tolist(), noun.tolist(), strict=True):
-        base = f"{_PREFIXES[p]} {CATEGORIES[CATEGORY_NAMES[c]][2][k]}"
+        base = f"{_PREFIXES[p]} {MCC.nouns[c][k % len(MCC.nouns[c])]}"
         seen[base] = seen.get(base, 0) + 1
         names.append(base if seen[base] == 1 else f"{base} {seen[base]}")
     return names
@@ -299,14 +452,22 @@ def hour_counts(params: SimulationParams) -> np.ndarray:
 
 def amounts_cents(rng: np.random.Generator, pop: Population, card: np.ndarray,
                   merchant: np.ndarray) -> np.ndarray:  # fmt: skip
-    """Legitimate amounts: the card's log-normal profile scaled by the merchant's category."""
-    return _amounts_from(pop, card, merchant, rng.standard_normal(len(card)))
+    """Legitimate amounts at ``merchant``, in its currency (see :func:`_amounts_from`)."""
+    z = rng.standard_normal(len(card))
+    return _amounts_from(pop, card, merchant, pop.merchant_currency[merchant], z)
 
 
 def _amounts_from(pop: Population, card: np.ndarray, merchant: np.ndarray,
-                  z: np.ndarray) -> np.ndarray:  # fmt: skip
-    log_amount = pop.card_mu[card] + pop.card_sigma[card] * z
-    cents = np.exp(log_amount) * CATEGORY_AMOUNT[pop.merchant_category[merchant]]
+                  currency: np.ndarray, z: np.ndarray) -> np.ndarray:  # fmt: skip
+    """The category's log-normal amount (median in GBP, converted to ``currency`` at the
+    reference rates) shifted by the card's spending level."""
+    category = pop.merchant_category[merchant]
+    log_amount = (
+        np.log(MCC.median_cents[category])
+        + (pop.card_mu[card] - np.log(TYPICAL_CENTS))
+        + MCC.sigma[category] * z
+    )
+    cents = np.exp(log_amount) * CURRENCY_PER_GBP[currency]
     return np.clip(np.rint(cents), 50, 50_000_000).astype(np.int64)
 
 
@@ -317,10 +478,9 @@ class _HourDraws:
     rng: np.random.Generator  # kept for the hour's last draw (stand-in latencies), if any
     offset_ms: np.ndarray  # unsorted offsets within the hour
     card_ticket: np.ndarray
-    merchant_ticket: np.ndarray
-    u: np.ndarray  # (3, n): channel, preferred-channel and device uniforms
+    where: np.ndarray  # (2, n): abroad?, which merchant
+    u: np.ndarray  # (4, n): channel, habit, device and card-not-present uniforms
     stranger: np.ndarray
-    abroad: np.ndarray
     home_u: np.ndarray
     amount_z: np.ndarray
     draw: np.ndarray
@@ -332,15 +492,65 @@ def _hour_draws(rng: np.random.Generator, pop: Population, count: int) -> _HourD
         rng=rng,
         offset_ms=rng.integers(0, HOUR_MS, count),
         card_ticket=rng.integers(0, len(pop.card_tickets), count),
-        merchant_ticket=rng.integers(0, len(pop.merchant_tickets), count),
-        u=rng.random((3, count)),  # one call: the same numbers as three in a row
+        where=rng.random((2, count)),
+        u=rng.random((4, count)),  # one call: the same numbers as four in a row
         stranger=rng.integers(0, pop.n_legit_devices, count),  # a borrowed or new device
-        abroad=rng.integers(0, len(CURRENCIES), count),
         home_u=rng.random(count),
         amount_z=rng.standard_normal(count),
         draw=rng.random(count),
         latency=latency_draws(rng, count),
     )
+
+
+def _merchants(pop: Population, card: np.ndarray, online: np.ndarray, where: np.ndarray,
+               hour: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Each payment's merchant for its class (``online``: card-not-present) and hour of day:
+    domestic to the card, or anywhere (:data:`ABROAD_SHARE` of the class), weighted by the
+    categories' intensity at that hour."""
+    cls = online.astype(np.int64)
+    regime = HOUR_REGIME[hour].astype(np.int64)
+    n_countries = len(countries().codes)
+    anywhere = pop.abroad.draw(regime * 2 + cls, where[1], pop.merchant_tickets[0])
+    home_group = (regime * n_countries + pop.card_country[card]) * 2 + cls
+    home = pop.domestic.draw(home_group, where[1], anywhere)  # none of the class at home
+    return np.where(where[0] < ABROAD_SHARE[cls], anywhere, home)
+
+
+def _online(pop: Population, card: np.ndarray, u: np.ndarray, hour: np.ndarray) -> np.ndarray:
+    """Whether each payment is card-not-present: a card whose habit is card-not-present keeps
+    it (:data:`PREFERRED_CHANNEL_SHARE`); the others go online often enough that the hour's
+    share is ``online_by_hour``."""
+    habit = ~CARD_PRESENT[pop.card_channel[card]] & (u[1] < PREFERRED_CHANNEL_SHARE)
+    kept = PREFERRED_CHANNEL_SHARE * CNP_SHARE  # the expected share of habitual online payments
+    rest = np.clip((pop.online_by_hour[hour] - kept) / (1.0 - kept), 0.0, 1.0)
+    return habit | (u[3] < rest)
+
+
+def _class_cdf() -> np.ndarray:
+    """(categories, 2, channels): each category's cumulative channel mix within a class (0:
+    card-present, 1: not); its whole mix where it has no channel of the class."""
+    in_class = np.stack([CARD_PRESENT, ~CARD_PRESENT])  # (2, channels)
+    share = MCC.channel_share[:, None, :] * in_class[None, :, :]
+    total = share.sum(axis=2, keepdims=True)
+    share = np.where(total > 0, share, MCC.channel_share[:, None, :])
+    return np.cumsum(share, axis=2) / share.sum(axis=2, keepdims=True)
+
+
+CLASS_CDF = _class_cdf()
+
+
+def _channels(pop: Population, card: np.ndarray, merchant: np.ndarray, online: np.ndarray,
+              u: np.ndarray) -> np.ndarray:  # fmt: skip
+    """The card's preferred channel (with probability :data:`PREFERRED_CHANNEL_SHARE`) when it
+    is of the payment's class and the merchant's category accepts it, else one from the
+    category's channel mix within the class."""
+    category = pop.merchant_category[merchant]
+    cdf = CLASS_CDF[category, online.astype(np.int64)]  # (n, channels)
+    any_channel = (u[0][:, None] >= cdf[:, :-1]).sum(axis=1)
+    preferred = pop.card_channel[card]
+    habit = (u[1] < PREFERRED_CHANNEL_SHARE) & (CARD_PRESENT[preferred] != online)
+    habit &= MCC.accepts[category, preferred]
+    return np.where(habit, preferred, any_channel).astype(np.int8)
 
 
 def legit_hours(
@@ -357,24 +567,27 @@ def legit_hours(
     def joined(name: str) -> np.ndarray:
         return np.concatenate([getattr(h, name) for h in hours])
 
+    starts = np.asarray(t0_ms, dtype=np.int64)
     # hours are disjoint and in order: one sort of all offsets sorts each hour's
-    t_ms = np.sort(np.repeat(np.asarray(t0_ms, dtype=np.int64), counts) + joined("offset_ms"))
+    t_ms = np.sort(np.repeat(starts, counts) + joined("offset_ms"))
+    hour_of_day = np.repeat((starts // HOUR_MS) % 24, counts)
     card = pop.card_tickets[joined("card_ticket")]
-    merchant = pop.merchant_tickets[joined("merchant_ticket")]
     u = np.concatenate([h.u for h in hours], axis=1)
-    any_channel = np.searchsorted(CHANNEL_CDF, u[0], side="right")
-    channel = np.where(u[1] < PREFERRED_CHANNEL_SHARE, pop.card_channel[card], any_channel).astype(
-        np.int8
-    )
+    online = _online(pop, card, u, hour_of_day)
+    where = np.concatenate([h.where for h in hours], axis=1)
+    merchant = _merchants(pop, card, online, where, hour_of_day)
+    channel = _channels(pop, card, merchant, online, u)
     device = np.where(
         u[2] < DEVICE_SHARES[0],
         pop.card_device[card],
         np.where(u[2] < DEVICE_SHARES[1], pop.card_device2[card], joined("stranger")),
     )
     device = np.where(DEVICE_CHANNEL[channel], device, -1)
-    currency = np.where(
-        joined("home_u") < HOME_CURRENCY_KEEP, pop.card_home[card], joined("abroad")
-    ).astype(np.int8)
+    # the merchant's currency; card-not-present abroad, often priced in the card's own
+    foreign = pop.merchant_country[merchant] != pop.card_country[card]
+    home_priced = foreign & ~CARD_PRESENT[channel] & (joined("home_u") < FOREIGN_HOME_CURRENCY)
+    currency = np.where(home_priced, pop.card_home[card], pop.merchant_currency[merchant])
+    currency = currency.astype(np.int8)
     count = len(t_ms)
     return Rows(
         t_ms=t_ms,
@@ -383,7 +596,7 @@ def legit_hours(
         channel=channel,
         device=device,
         currency=currency,
-        amount_cents=_amounts_from(pop, card, merchant, joined("amount_z")),
+        amount_cents=_amounts_from(pop, card, merchant, currency, joined("amount_z")),
         draw=joined("draw"),
         latency_ms=_hours_latency(hours, counts, CARD_PRESENT[channel]),
         scenario=np.full(count, NO_SCENARIO, dtype=np.int8),

@@ -38,6 +38,8 @@ from engine.simulation.rows import Rows
 from engine.simulation.stream import chunks
 from engine.simulation.summary import RunSummary
 from engine.simulation.table import transactions_table
+from engine.simulation.world import WorldColumns, world_columns
+from engine.simulation.world import labels as world_labels
 from engine.store import RollupDelta, Store
 
 log = logging.getLogger("ptsim.simulation")
@@ -103,6 +105,7 @@ def decided_chunks(
             pence = _gbp_pence(rows)
             counts = tracker.update(rows.card, rows.device, rows.currency, rows.t_ms, pence)
             features = normalize(counts, rows.device >= 0, rows.channel)
+            world = world_columns(rows, pop, params.seed)
         with timings.stage("decide_s"):
             score = risk_score(
                 rows.amount_cents,
@@ -121,12 +124,20 @@ def decided_chunks(
                 score=score,
                 t_ms=rows.t_ms,
                 draw=rows.draw,
-                text=labels.coded(rows),
+                text=labels.coded(rows, world),
             )
             decisions = decider.decide(score, *rule_inputs(facts, decider.attributes))
         with timings.stage("arrow_s"):
             table = transactions_table(
-                rows, pop, counts, features, decisions, run_id, decider.policy.version, pence
+                rows,
+                pop,
+                counts,
+                features,
+                decisions,
+                run_id,
+                decider.policy.version,
+                pence,
+                world,
             )
             rollup = RollupDelta.from_columns(
                 run_id, decisions.approved, rows.amount_cents, rows.latency_ms
@@ -149,9 +160,18 @@ class _Labels:
         self._devices: np.ndarray | None = None
         self._cards: np.ndarray | None = None
 
-    def coded(self, rows: Rows) -> dict[str, Callable[[], Coded]]:
+    def coded(self, rows: Rows, world: WorldColumns) -> dict[str, Callable[[], Coded]]:
         """Producers of each text attribute of ``rows``."""
+        pop, place = self._pop, world_labels()
         return {
+            "merchant_category": lambda: Coded(
+                pop.merchant_category[rows.merchant], place["merchant_category"]
+            ),
+            "merchant_country": lambda: Coded(
+                pop.merchant_country[rows.merchant], place["country"]
+            ),
+            "card_country": lambda: Coded(pop.card_country[rows.card], place["country"]),
+            "ip_country": lambda: Coded(world.ip_country, place["ip_country"]),
             "currency": lambda: Coded(rows.currency, _CURRENCY_LABELS),
             "channel": lambda: Coded(rows.channel, _CHANNEL_LABELS),
             "merchant": lambda: Coded(rows.merchant, self.merchants()),

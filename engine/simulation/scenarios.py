@@ -355,7 +355,7 @@ def compromised_merchant(
         merchant=breached[ep].astype(np.int32),
         channel=visit_channel.astype(np.int8),
         device=np.full(v, -1, dtype=np.int64),
-        currency=pop.card_home[card].astype(np.int8),
+        currency=pop.merchant_currency[breached[ep]].astype(np.int8),  # paid at the merchant
         amount_cents=amounts_cents(rng, pop, card, breached[ep]),
         draw=rng.random(v),
         latency_ms=authorization_latency(rng, CARD_PRESENT[visit_channel]),

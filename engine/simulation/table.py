@@ -16,6 +16,7 @@ from engine.simulation.outcomes import DISPUTE_REASONS
 from engine.simulation.params import LABELLED_SCENARIOS
 from engine.simulation.population import CARD_LENGTH, CURRENCIES, TEST_BINS, Population
 from engine.simulation.rows import Rows
+from engine.simulation.world import WorldColumns, arrow_labels
 
 _BINS = np.array([int(b) for b in TEST_BINS], dtype=np.int32)  # stored as numbers
 _CURRENCIES = pa.array(CURRENCIES, pa.string())
@@ -56,6 +57,7 @@ def transactions_table(
     run_id: int,
     policy_version: int,
     gbp_pence: np.ndarray,
+    world: WorldColumns,
 ) -> pa.Table:
     """Every ``transactions`` column except ``id`` (allocated at write time, in order);
     ``gbp_pence`` holds each amount in GBP pence (``NO_GBP`` without a rate). A declined row
@@ -65,6 +67,9 @@ def transactions_table(
     no_device = rows.device < 0
     unlabelled = rows.scenario < 0
     undisputed = (rows.dispute < 0) | ~decisions.approved
+    no_ip = world.ip < 0
+    no_ip_country = world.ip_country < 0
+    stored = arrow_labels()
     return pa.table(
         {
             "run_id": np.full(n, run_id, dtype=np.int32),
@@ -96,10 +101,17 @@ def transactions_table(
             "policy_version": np.full(n, policy_version, dtype=np.int32),
             "latency_ms": rows.latency_ms,
             "is_fraud": rows.is_fraud,
+            "label_available_at": pa.array(rows.label_at_ms, pa.timestamp("ms"), mask=undisputed),
+            "merchant_category": stored["mcc_number"][pop.merchant_category[rows.merchant]],
+            "merchant_country": _coded(pop.merchant_country[rows.merchant], stored["country"]),
+            "card_country": _coded(pop.card_country[card], stored["country"]),
+            "ip_address": _coded(np.where(no_ip, 0, world.ip), pop.ip_names, no_ip),
+            "ip_country": _coded(
+                np.where(no_ip_country, 0, world.ip_country), stored["ip_country"], no_ip_country
+            ),
             "fraud_scenario": _coded(
                 np.where(unlabelled, 0, rows.scenario), _SCENARIOS, unlabelled
             ),
-            "label_available_at": pa.array(rows.label_at_ms, pa.timestamp("ms"), mask=undisputed),
             "dispute_reason": _coded(
                 np.where(undisputed, 0, rows.dispute), _DISPUTE_REASONS, undisputed
             ),

@@ -44,7 +44,11 @@ def test_every_readme_curl_example_answers_as_documented(tmp_path) -> None:
             response = client.request(example.method, path, headers=headers, json=example.body)
             key = f"{example.method} /{path.split('/')[1]}"
             expected = EXPECTED_STATUS.get(f"{example.method} {README_ID.sub('{id}', path)}", 200)
+            if isinstance(example.answer, dict) and "error" in example.answer:
+                expected = 400  # an example of a refused request
             assert response.status_code == expected, (path, response.text)
+            if expected == 400:
+                assert response.json()["error"]["field"] == example.answer["error"]["field"]
             if example.answer is not None:
                 assert_same_shape(example.answer, response.json(), path)
             if key == "POST /payment" and created_id is None:

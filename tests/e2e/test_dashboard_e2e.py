@@ -439,6 +439,37 @@ def test_threshold_tuning_backtests_a_changed_knob(
     expect(page.get_by_text(re.compile(r"Policy version \d+ is now active"))).to_be_visible()
     expect(approval.get_by_test_id("stMetricDelta")).to_have_text("0")
 
+    # labels known as of a date: the backtest counts only the chargebacks in by then
+    fraud_caught = metric(page, "Fraud caught").get_by_test_id("stMetricValue")
+    every_label = fraud_caught.inner_text()
+    # a react-aria date field: type into its year, the other parts follow; Enter commits
+    page.locator(".st-key-tune_labels_as_of [data-type=year]").click()
+    page.keyboard.type("202601120000")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Known then vs every label")).to_be_visible(
+        timeout=UI_TIMEOUT_MS
+    )
+    expect(page.get_by_text("labels known at 2026-01-12 00:00 UTC")).to_be_visible()
+    expect(fraud_caught).not_to_have_text(every_label)
+    screenshot(page, "tuning-labels")
+
+
+def test_compare_page_prices_two_versions(page: Page, server: MainJob, demo_data: None) -> None:
+    rules = [{"name": "Big", "action": "block", "when": ":amount: > 300"}]
+    stored = httpx.post(f"{server.api}/policies", json={"rules": rules, "note": "e2e"}, timeout=10)
+    assert stored.status_code == 201, stored.text
+    open_page(page, server, "compare", "Compare policies")
+    summary = page.get_by_text(re.compile(r"payments re-decided under both policies"))
+    expect(summary).to_be_visible()
+    rows = int(
+        re.search(r"([\d,]+) payments re-decided", summary.inner_text()).group(1).replace(",", "")
+    )
+    assert rows == api_total(server), summary.inner_text()
+    expect(metric(page, "Approval rate B").get_by_test_id("stMetricValue")).to_be_visible()
+    verdict = page.get_by_text(re.compile(r"^(B costs (less|more)|No clear difference)"))
+    expect(verdict).to_be_visible()
+    screenshot(page, "compare")
+
 
 def test_simulations_and_admin_pages(page: Page, server: MainJob, demo_data: None) -> None:
     open_page(page, server, "simulations", "Simulations")
@@ -542,7 +573,7 @@ def test_admin_page_uploads_lists_read_back_through_the_api(page: Page, server: 
 def test_screenshots_of_every_page() -> None:
     names = {p.stem for p in SCREENSHOTS.glob("*.png")}
     names &= {p.stem.removesuffix("-top") for p in SCREENSHOTS.glob("*-top.png")}
-    pages = ("live", "submit", "inspect", "tuning", "simulations", "admin")
+    pages = ("live", "submit", "inspect", "tuning", "compare", "simulations", "admin")
     expected = {f"{name}-{width}" for name in pages for width in WIDTHS}
     assert expected <= names, f"missing screenshots: {sorted(expected - names)}"
     # the README's copies stay small enough for a repository

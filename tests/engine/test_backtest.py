@@ -291,10 +291,10 @@ def test_filter_rejects_an_inverted_time_range():
 def test_backtest_query_streams_rows_into_its_aggregation(engine):
     """The re-decided rows are not buffered in a materialized CTE before being grouped (that
     buffer was a quarter of a 10M-row backtest's CPU time); the plan has no CTE operator."""
-    from engine.backtest import _side, grouped_decisions_sql
+    from engine.backtest import grouped_decisions_sql, policy_side
 
     sides = [
-        _side(Decider(policy), prefix, engine.lists)
+        policy_side(Decider(policy), prefix, engine.lists)
         for policy, prefix in (
             (Policy.from_knobs(score_threshold=0.5), "c_"),
             (DEFAULT_POLICY, "a_"),

@@ -141,12 +141,27 @@ def test_labels_do_not_leak_through_identifiers(rows: pd.DataFrame) -> None:
         "id prefix": frame.id.str[:13],
         "id last digit": frame.id.str[-1],
         "BIN": frame.card_bin,
-        "merchant first word": frame.merchant.str.split().str[0],
-        "merchant name length": frame.merchant.str.len(),
     }
     for name, keys in trivial.items():
         auc = _held_out_auc(keys, label)
         assert 0.4 < auc < 0.6, f"{name} predicts is_fraud (AUC {auc:.3f})"
+    # Merchants differ in fraud (their category's exposure, card-testing targets): any grouping
+    # of merchants inherits some of it. A name's parts must tell no more than a random grouping
+    # of the merchants into as many groups.
+    by_name = {
+        "merchant first word": frame.merchant.str.split().str[0],
+        "merchant name length": frame.merchant.str.len(),
+    }
+    merchants = frame.merchant.unique()
+    for name, keys in by_name.items():
+        groups = keys.nunique()
+        random_groupings = []
+        for k in range(5):
+            group = np.random.default_rng(k).integers(0, groups, len(merchants))
+            mapping = dict(zip(merchants, group, strict=True))
+            random_groupings.append(_held_out_auc(frame.merchant.map(mapping), label))
+        auc = _held_out_auc(keys, label)
+        assert auc < max(random_groupings) + 0.03, f"{name} predicts is_fraud (AUC {auc:.3f})"
     # device ids of fraudsters and customers come from one draw: same length and alphabet
     device = frame.device_id[with_device]
     for group in (device[label[with_device]], device[~label[with_device]]):

@@ -27,9 +27,12 @@ from engine.pan import contains_pan
 from engine.rules import RuleError, compile_policy
 
 
-def breaks_a_documented_rule(case: Any, max_rows: int, runs: set[int] | None = None) -> bool:
-    """A positive case the schema allows but a documented rule refuses with 400. ``runs``: the
-    simulation runs that exist (None: unknown, so any run id counts as naming none)."""
+def breaks_a_documented_rule(
+    case: Any, max_rows: int, runs: set[int] | None = None, policies: set[int] | None = None
+) -> bool:
+    """A positive case the schema allows but a documented rule refuses with 400. ``runs`` and
+    ``policies``: the simulation runs and policy versions that exist (None: unknown, so any id
+    counts as naming none)."""
     if _holds_a_card_number(case) or _breaks_a_list_rule(case):  # any case: the answer is 400
         return True
     if _breaks_the_rule_language(case):
@@ -49,10 +52,12 @@ def breaks_a_documented_rule(case: Any, max_rows: int, runs: set[int] | None = N
             return True  # at least one scenario weight must be positive
         rows = body.get("rows")
         return isinstance(rows, int | float) and rows > max_rows
+    if case.path == "/compare" and _breaks_a_compare_rule(body, policies):
+        return True
     weights = ("weight_device", "weight_ip", "weight_amount", "weight_velocity")
-    candidate = body.get("candidate")
-    if isinstance(candidate, dict) and all(candidate.get(w, 1) == 0 for w in weights):
-        return True  # at least one score weight must be positive
+    for candidate in _policy_drafts(case):
+        if all(candidate.get(w, 1) == 0 for w in weights):
+            return True  # at least one score weight must be positive
     filters = body.get("filters")
     if not isinstance(filters, dict):
         return False
@@ -62,14 +67,48 @@ def breaks_a_documented_rule(case: Any, max_rows: int, runs: set[int] | None = N
     return _out_of_range(filters) or _inverted(filters.get("since"), filters.get("until"))
 
 
+def _policy_drafts(case: Any) -> list[dict[str, Any]]:
+    """The draft policies a request body holds: POST /policies itself, /backtest's candidate,
+    /compare's a and b when they are drafts."""
+    if case.method.upper() != "POST":
+        return []
+    body = case.body if isinstance(case.body, dict) else {}
+    holders = {
+        "/policies": [body],
+        "/backtest": [body.get("candidate")],
+        "/compare": [body.get("a"), body.get("b")],
+    }.get(case.path, [])
+    return [holder for holder in holders if isinstance(holder, dict)]
+
+
+def _breaks_a_compare_rule(body: dict[str, Any], policies: set[int] | None) -> bool:
+    """A policy version that does not exist, or labels_as_of given twice with two values or
+    without a UTC time in the years 1-9999."""
+    for ref in (body.get("a"), body.get("b")):
+        named = isinstance(ref, int) and not isinstance(ref, bool)
+        if named and (policies is None or ref not in policies):
+            return True
+    top = body.get("labels_as_of")
+    filters = body.get("filters") if isinstance(body.get("filters"), dict) else {}
+    inner = filters.get("labels_as_of")
+    if isinstance(top, str) and _out_of_range({"since": top}):
+        return True
+    if isinstance(top, str) and isinstance(inner, str):
+        try:
+            return _utc(datetime.fromisoformat(top)) != _utc(datetime.fromisoformat(inner))
+        except (ValueError, OverflowError):
+            return False
+    return False
+
+
 def _breaks_the_rule_language(case: Any) -> bool:
     """Rules the compiler refuses (syntax, attributes, lists, types, duplicate names: the schema
-    says only "a string"), or score weights that are all zero."""
-    if case.method.upper() != "POST" or case.path not in ("/policies", "/backtest"):
-        return False
-    body = case.body if isinstance(case.body, dict) else {}
-    holder = body.get("candidate") if case.path == "/backtest" else body
-    if not isinstance(holder, dict) or "rules" not in holder:
+    says only "a string"), or score weights that are all zero, in any draft of the request."""
+    return any(_refused_draft(holder) for holder in _policy_drafts(case))
+
+
+def _refused_draft(holder: dict[str, Any]) -> bool:
+    if "rules" not in holder:
         return False
     weights = holder.get("score_weights")
     if isinstance(weights, dict) and all(
@@ -118,7 +157,7 @@ def _breaks_a_list_rule(case: Any) -> bool:
 
 def _out_of_range(fields: dict[str, Any]) -> bool:
     """A since/until with no UTC time in the years 1-9999, or a latest over 10,000 years."""
-    for name in ("since", "until"):
+    for name in ("since", "until", "labels_as_of"):
         try:
             _utc(datetime.fromisoformat(fields[name]))
         except OverflowError:

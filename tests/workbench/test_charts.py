@@ -56,6 +56,20 @@ def test_unlabelled_backtest_has_no_curve_markers(engine):
     assert charts.comparison_table(result).set_index("metric").loc["Precision", "change"] == "–"
 
 
+def test_labels_known_table_puts_known_then_beside_every_label(engine):
+    policy = Policy.from_knobs(score_threshold=0.5)
+    every = engine.backtest(policy).candidate
+    known = engine.backtest(policy, labels_as_of="2026-01-01T00:00:00").candidate  # none yet
+    table = charts.labels_known_table(known, every).set_index("metric")
+    assert list(table.columns) == ["known then", "all labels", "known − all"]
+    assert table.loc["Fraud rows"].tolist() == ["0", f"{every.fraud:,}", f"{-every.fraud:+,}"]
+    assert table.loc["Fraud caught (recall)", "known then"] == "–"  # no fraud known: no recall
+    assert table.loc["Fraud caught (recall)", "known − all"] == "–"
+    # fraud declined before its chargeback looked like a false decline then
+    assert known.false_declines - every.false_declines == every.fraud_caught > 0
+    assert table.loc["False declines", "known − all"] == f"{every.fraud_caught:+,}"
+
+
 def test_run_comparison_chart_has_one_bar_group_per_run(engine):
     run = engine.list_runs()[0]
     fig = charts.run_comparison_chart({"a": run.summary, "b": run.summary})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 
 import pytest
 from conftest import UI_ADMIN_TOKEN
@@ -11,6 +12,7 @@ from streamlit.proto.Metric_pb2 import Metric as MetricProto
 from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 from streamlit.testing.v1 import AppTest
 
+from engine.filters import RowFilter
 from engine.policy import DEFAULT_POLICY
 from engine.service import Engine
 from engine.simulation.params import SimulationParams
@@ -186,6 +188,41 @@ def test_tuning_slider_changes_the_backtest_and_apply_reset_work(seeded, app):
     assert seeded.active_policy().same_rules_as(DEFAULT_POLICY)
     assert at.toggle(key="tune_score_enabled").value is False
     assert not at.exception
+
+
+def test_tuning_counts_the_labels_known_as_of_a_date(seeded, app):
+    at = app("tuning")
+    assert at.datetime_input(key="tune_labels_as_of").value is None  # default: every label
+    assert len(at.table) == 1 and "Known then vs every label" not in texts(at)
+    every = seeded.backtest(seeded.active_policy(), RowFilter()).candidate
+    shown = at.table[0].value.set_index("metric")
+    assert shown.loc["Fraud caught (recall)", "candidate"] == f"{every.recall:.2%}"
+
+    # a 5-day run from Jan 1; disputes come 2 days + a median 40 days later: some are in by then
+    as_of = datetime(2026, 2, 5)
+    at.datetime_input(key="tune_labels_as_of").set_value(as_of).run()
+    assert not at.exception
+    known = seeded.backtest(seeded.active_policy(), RowFilter(labels_as_of=as_of)).candidate
+    assert 0 < known.fraud < every.fraud
+    # the backtest counts the labels known then...
+    shown = at.table[0].value.set_index("metric")
+    assert shown.loc["Fraud caught (recall)", "candidate"] == f"{known.recall:.2%}"
+    assert shown.loc["False declines", "candidate"] == f"{known.false_declines:,}"
+    # ...and says what they hide, beside every label
+    gap = at.table[1].value.set_index("metric")
+    assert gap.loc["Fraud rows"].tolist() == [
+        f"{known.fraud:,}",
+        f"{every.fraud:,}",
+        f"{known.fraud - every.fraud:+,}",
+    ]
+    assert gap.loc["Fraud caught", "known then"] == f"{known.fraud_caught:,}"
+    assert gap.loc["Fraud caught", "all labels"] == f"{every.fraud_caught:,}"
+    assert "2026-02-05 00:00 UTC" in texts(at)
+
+    at.datetime_input(key="tune_labels_as_of").set_value(None).run()
+    assert len(at.table) == 1
+    shown = at.table[0].value.set_index("metric")
+    assert shown.loc["Fraud caught (recall)", "candidate"] == f"{every.recall:.2%}"
 
 
 def wait_for_run(engine, run_id: int) -> None:

@@ -3,12 +3,14 @@ history in place, save it as a draft version and activate it."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 import pandas as pd
 import streamlit as st
 from pydantic import ValidationError
 
+from engine.backtest import PolicyMetrics
 from engine.policy import Knobs, Policy, ScoreWeights
 from engine.rules import RuleError, attributes_json
 from engine.validation import describe
@@ -364,9 +366,9 @@ def tiles(c, a) -> list[Tile]:
     ]
 
 
-def results(candidate: Policy, run: object, time_range: str) -> None:
+def results(candidate: Policy, run: object, time_range: str, labels_as_of: datetime | None) -> None:
     """Candidate vs active over the selection, then what each candidate rule does."""
-    result = cache.backtest(eng, candidate, row_filter(run, time_range))
+    result = cache.backtest(eng, candidate, row_filter(run, time_range, labels_as_of=labels_as_of))
     c, a = result.candidate, result.active
     st.subheader("Candidate vs active")
     if c.rows == 0:
@@ -389,6 +391,8 @@ def results(candidate: Policy, run: object, time_range: str) -> None:
         f"{c.rows:,} payments re-decided in {result.elapsed_ms:,.0f} ms · "
         f"{result.newly_declined:,} newly declined · {result.newly_approved:,} newly approved"
     )
+    if labels_as_of is not None:
+        labels_known(candidate, run, time_range, labels_as_of, result.candidate)
     if labelled:
         st.plotly_chart(charts.tradeoff_curve_chart(result), key="tune_chart_curve")
         st.plotly_chart(charts.scenario_recall_chart(result), key="tune_chart_scenarios")
@@ -400,6 +404,26 @@ def results(candidate: Policy, run: object, time_range: str) -> None:
     st.dataframe(charts.rule_table(result), hide_index=True, key="tune_rule_table")
     if labelled and result.overlap:  # fraud rows both match: needs labels
         st.plotly_chart(charts.overlap_heatmap(result), key="tune_chart_overlap")
+
+
+def labels_known(
+    candidate: Policy,
+    run: object,
+    time_range: str,
+    labels_as_of: datetime,
+    known: PolicyMetrics,
+) -> None:
+    """The candidate's fraud figures as known at ``labels_as_of`` beside every label stored:
+    how much the delay of chargebacks hides."""
+    every = cache.backtest(eng, candidate, row_filter(run, time_range)).candidate
+    st.subheader("Known then vs every label")
+    st.table(charts.labels_known_table(known, every), hide_index=True)
+    st.caption(
+        f"The candidate policy with the labels known at {labels_as_of:%Y-%m-%d %H:%M} UTC beside "
+        "every label stored (for simulation runs, the ground truth). Fraud whose chargeback "
+        "came later counts as legitimate then: its declines look like false declines and its "
+        "approvals are missing from the fraud loss."
+    )
 
 
 def history(active: Policy) -> None:
@@ -486,6 +510,18 @@ with controls:
     options = eng.filter_options()
     run = st.selectbox("Backtest over", run_choices(options), format_func=run_label, key="tune_run")
     time_range = st.selectbox("Time range", list(TIME_RANGES), key="tune_range")
+    labels_as_of = st.datetime_input(
+        "Labels known as of",
+        value=None,
+        min_value=options.first_at,
+        key="tune_labels_as_of",
+        help="Empty: every label stored. A date-time: only the labels that had arrived by then.",
+    )
+    st.caption(
+        "Empty: every label stored counts (a simulation's ground truth, every dispute). A "
+        "date-time (UTC; simulated time for runs) counts only the chargebacks and disputes that "
+        "had arrived by then, so the figures are what an analyst would have seen at that moment."
+    )
     unlocked = activation_controls(candidate)
 
 with outcome:
@@ -496,7 +532,7 @@ with outcome:
         for text in problems:
             st.error(text)
     else:
-        results(candidate, run, time_range)
+        results(candidate, run, time_range, labels_as_of)
 
 with st.expander("Policy history"):
     history(active)

@@ -1,5 +1,5 @@
-"""The attribute catalogue: every attribute issue 12 names, each defined, typed, readable by both
-evaluators, with an example that compiles."""
+"""The attribute catalogue: every attribute issues 12 and 13 name, each defined, typed, readable
+by both evaluators, with an example that compiles."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ ISSUE_ATTRIBUTES = {
     "request": [
         "amount", "amount_in_gbp", "currency", "merchant", "channel", "device_id", "has_device",
         "card_bin", "card",
+        # issue 13: the world
+        "merchant_category", "merchant_country", "card_country", "ip_country", "is_cross_border",
     ],
     "feature": ["spending_velocity", "device_trust_score", "ip_risk_score", "risk_score"],
     "history": [
@@ -64,6 +66,10 @@ def test_each_attribute_says_how_it_is_read() -> None:
         "device_id",
         "payments_per_device_1h",
         "cards_per_device_24h",
+        "merchant_category",
+        "merchant_country",
+        "card_country",
+        "ip_country",
     }
 
 

@@ -60,7 +60,7 @@ def error_of(when: str, lists: dict | None = None) -> RuleError:
         (":merchant: in @bins", "a bin list cannot hold :merchant: (text): @bins holds :card_bin:", 1, 1),
         (":card_bin: in @vips", "a merchant list cannot hold :card_bin: (text): @vips holds :merchant:", 1, 1),
         (":amount: in @cards", "a card list cannot hold :amount: (number): @cards holds :card:", 1, 1),
-        (":amount: in @words", "a text list cannot hold :amount: (number): @words holds :currency:, :merchant:, :channel:, :device_id:, :card_bin:", 1, 1),
+        (":amount: in @words", "a text list cannot hold :amount: (number): @words holds :currency:, :merchant:, :channel:, :device_id:, :card_bin:, :merchant_category:, :merchant_country:, :card_country:, :ip_country:", 1, 1),
         (":channel: = 'ECOMMERCE'", "'ECOMMERCE' is not a known :channel: — did you mean 'ecommerce'?", 1, 13),
         (":currency: in ('GBP', 'eur')", "'eur' is not a known :currency: — did you mean 'EUR'?", 1, 23),
         (":currency: = 'XYZ'", "'XYZ' is not a known :currency:", 1, 14),

@@ -1,0 +1,104 @@
+"""The simulated world as stored: issuing countries from BINs, merchant categories and countries,
+IP addresses and their GeoIP countries, cross-border rates, currencies, per-category channels,
+amounts and opening hours (the rates docs/world.md documents)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from geoip2fast import GeoIP2Fast
+from support import read_frame
+
+from engine.issuers import bin_country, bins, countries
+from engine.merchant_categories import categories
+from engine.service import Engine
+
+CARD_PRESENT = ["pos", "contactless"]
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    path = tmp_path_factory.mktemp("world") / "w.duckdb"
+    with Engine.open(path, card_key="world-key") as eng:
+        run = eng.simulate({"rows": 80_000, "seed": 11, "days": 14, "fraud_rate": 0.02})
+        return read_frame(
+            eng.store,
+            "SELECT lpad(CAST(card_bin AS VARCHAR), 6, '0') AS bin, card_hash::VARCHAR AS card, "
+            "channel::VARCHAR AS channel, currency::VARCHAR AS currency, merchant, "
+            "CAST(amount * 100 AS BIGINT) AS cents, hour(created_at) AS hour, is_fraud, "
+            "merchant_category, merchant_country, card_country, ip_address, ip_country "
+            "FROM transactions WHERE run_id = ? ORDER BY id",
+            [run.id],
+        )
+
+
+def test_card_country_is_the_bins_issuing_country(rows) -> None:
+    assert (rows.card_country == rows.bin.map(bin_country)).all()
+    # cards follow the BIN table's mix weights
+    per_card = rows.drop_duplicates("card")
+    share = per_card.bin.value_counts(normalize=True)
+    weight = dict(zip(bins().bins, bins().weight, strict=True))
+    for b in ("400000", "400082", "555582"):
+        assert abs(share[b] - weight[b]) < 0.03, b
+
+
+def test_card_present_rows_carry_no_ip_and_the_rest_one_in_its_geoip_country(rows) -> None:
+    present = rows.channel.isin(CARD_PRESENT)
+    assert rows.ip_address[present].isna().all() and rows.ip_country[present].isna().all()
+    assert rows.ip_address[~present].notna().all()
+    sample = rows[~present].sample(2_000, random_state=1)
+    reader = GeoIP2Fast()
+    looked_up = [reader.lookup(ip).country_code for ip in sample.ip_address]
+    assert looked_up == sample.ip_country.tolist()  # every simulated address is placeable
+
+
+def test_genuine_ips_are_mostly_at_home_and_fraud_ips_often_not(rows) -> None:
+    online = rows[~rows.channel.isin(CARD_PRESENT)]
+    genuine, fraud = online[~online.is_fraud], online[online.is_fraud]
+    home = (genuine.ip_country == genuine.card_country).mean()
+    assert 0.88 < home < 0.96  # 90% home addresses, plus travel and VPN exits that are home
+    assert (fraud.ip_country == fraud.card_country).mean() < home - 0.2
+
+
+def test_cross_border_rates_are_the_documented_ones(rows) -> None:
+    genuine = rows[~rows.is_fraud]
+    cross = genuine.card_country != genuine.merchant_country
+    present = genuine.channel.isin(CARD_PRESENT)
+    assert 0.07 < cross.mean() < 0.14  # docs/world.md: about 10%
+    assert 0.02 < cross[present].mean() < 0.07  # about 4% card-present (travel)
+    assert 0.15 < cross[~present].mean() < 0.26  # about 20% card-not-present
+
+
+def test_currency_follows_the_country(rows) -> None:
+    world = countries()
+    currency_of = dict(zip(world.codes, world.currency, strict=True))
+    genuine = rows[~rows.is_fraud]
+    merchant_currency = genuine.merchant_country.map(currency_of)
+    card_currency = genuine.card_country.map(currency_of)
+    present = genuine.channel.isin(CARD_PRESENT)
+    assert (genuine.currency[present] == merchant_currency[present]).all()
+    online = ~present
+    either = (genuine.currency == merchant_currency) | (genuine.currency == card_currency)
+    assert either[online].all()
+    abroad = online & (genuine.card_country != genuine.merchant_country)
+    home_priced = (genuine.currency == card_currency)[abroad].mean()
+    assert 0.35 < home_priced < 0.65  # half of card-not-present purchases abroad
+
+
+def test_categories_shape_channels_amounts_and_hours(rows) -> None:
+    table = categories()
+    genuine = rows[~rows.is_fraud]
+    mcc = genuine.merchant_category.map(lambda c: f"{c:04d}")
+    assert set(mcc) <= set(table.mcc) and len(set(mcc)) >= 12
+    # a category's channels are the ones its mix accepts
+    assert not genuine.channel[mcc == "5816"].isin(CARD_PRESENT).any()  # digital games
+    assert not genuine.channel[mcc == "5541"].isin(["ecommerce", "moto"]).any()  # fuel
+    # amounts: log-normal around the category's median (GBP rows: no conversion)
+    gbp = genuine.currency == "GBP"
+    median = genuine[gbp].groupby(mcc[gbp]).cents.median() / 100
+    assert median["4511"] > 5 * median["5411"] > 5 * median["5814"] / 2
+    # opening hours: groceries close at night (UTC), digital goods never do
+    night = genuine.hour.between(0, 5)
+    grocery_night = (mcc[night] == "5411").mean() / (mcc[~night] == "5411").mean()
+    games_night = (mcc[night] == "5816").mean() / (mcc[~night] == "5816").mean()
+    assert grocery_night < 0.5 < games_night

@@ -1,0 +1,108 @@
+"""Figures and tables of a policy comparison in money (no streamlit import here), shared by the
+dashboard's compare page and the notebooks."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from engine.compare import Comparison
+from workbench.charts import ACTIVE_COLOR, CANDIDATE_COLOR, _figure
+
+COST_COMPONENTS = (
+    ("fraud_loss", "Fraud loss"),
+    ("chargeback_fees", "Chargeback fees"),
+    ("lost_margin", "Lost margin"),
+    ("churn", "Churn"),
+    ("review_cost", "Review cost"),
+)
+MONEY_METRICS = {"total_cost", "fraud_loss", "false_decline_cost", "review_cost"}
+METRIC_LABELS = {
+    "total_cost": "Total cost",
+    "fraud_loss": "Fraud loss",
+    "false_decline_cost": "False-decline cost",
+    "review_cost": "Review cost",
+    "approval_rate": "Approval rate",
+    "recall": "Fraud stopped (recall)",
+    "fraud_caught": "Fraud payments caught",
+    "false_declines": "False declines",
+    "reviewed": "Payments reviewed",
+}
+
+
+def cost_components_chart(result: Comparison) -> go.Figure:
+    """Each cost component under A and under B, stacked into the total."""
+    currency = result.costs.currency
+    fig = _figure(f"What each policy costs ({currency})", barmode="stack")
+    for key, label in COST_COMPONENTS:
+        values = [float(getattr(side.costs, key)) for side in (result.a, result.b)]
+        fig.add_bar(name=label, x=["A", "B"], y=values, hovertemplate=f"{label}: %{{y:,.2f}}")
+    fig.update_yaxes(title=currency, tickformat=",.0f")
+    return fig
+
+
+def money_differences_chart(result: Comparison) -> go.Figure:
+    """B − A for the money metrics with their intervals: a bar whose whisker crosses zero is
+    not distinguishable from day-to-day noise."""
+    rows = [d for d in result.differences if d.metric in MONEY_METRICS]
+    labels = [METRIC_LABELS[d.metric] for d in rows]
+    values = [d.difference for d in rows]
+    has_interval = all(d.low is not None for d in rows)
+    error = (
+        {
+            "type": "data",
+            "symmetric": False,
+            "array": [d.high - d.difference for d in rows],  # type: ignore[operator]
+            "arrayminus": [d.difference - d.low for d in rows],  # type: ignore[operator]
+        }
+        if has_interval
+        else None
+    )
+    fig = _figure(
+        f"B − A in {result.costs.currency}, {result.interval.confidence:.0%} interval"
+        if has_interval
+        else f"B − A in {result.costs.currency} (one day: no interval)"
+    )
+    colors = [CANDIDATE_COLOR if v > 0 else ACTIVE_COLOR for v in values]
+    fig.add_bar(x=labels, y=values, error_y=error, marker_color=colors, showlegend=False)
+    fig.add_hline(y=0, line_width=1, line_color="#888")
+    fig.update_yaxes(title=result.costs.currency, tickformat=",.0f")
+    return fig
+
+
+def differences_table(result: Comparison) -> pd.DataFrame:
+    """Every compared metric: A, B, B − A and its interval, written for people."""
+
+    def shown(metric: str, value: float | None) -> str:
+        if value is None:
+            return "–"
+        if metric in ("approval_rate", "recall"):
+            return f"{value:.2%}"
+        if metric in MONEY_METRICS:
+            return f"{value:,.2f}"
+        return f"{value:,.0f}"
+
+    def signed(metric: str, value: float | None) -> str:
+        """A difference: rates in percentage points, the rest as shown."""
+        if value is None:
+            return "–"
+        if metric in ("approval_rate", "recall"):
+            return f"{value * 100:+.2f} pp"
+        text = shown(metric, value)
+        return text if value < 0 else f"+{text}"
+
+    return pd.DataFrame(
+        [
+            {
+                "metric": METRIC_LABELS.get(d.metric, d.metric),
+                "A": shown(d.metric, d.a),
+                "B": shown(d.metric, d.b),
+                "B − A": signed(d.metric, d.difference),
+                "interval": "–"
+                if d.low is None
+                else f"{signed(d.metric, d.low)} … {signed(d.metric, d.high)}",
+                "clear?": "–" if d.low is None else ("yes" if d.low > 0 or d.high < 0 else "no"),  # type: ignore[operator]
+            }
+            for d in result.differences
+        ]
+    )

@@ -1,0 +1,217 @@
+"""Compare policies: any two stored policy versions over the same payments, in money, with
+paired confidence intervals (what POST /compare answers)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from decimal import Decimal
+
+import streamlit as st
+
+from engine.compare import Comparison
+from engine.costs import CostModel
+from engine.fx import RATES_PER_EUR
+from engine.policy import Policy
+from workbench import cache, formats, money_charts
+from workbench.formats import Tile
+from workbench.ui import (
+    TIME_RANGES,
+    engine,
+    kpi_row,
+    offer_demo_seed,
+    row_filter,
+    run_choices,
+    run_label,
+)
+
+st.title("Compare policies")
+st.caption(
+    "Two policies re-decide the same stored payments with the same stored random draws; each "
+    "difference comes with a paired day-block bootstrap interval, so you can tell a real "
+    "improvement from day-to-day noise."
+)
+eng = engine()
+if offer_demo_seed("compare", eng):
+    st.stop()
+
+
+def policy_label(policy: Policy, active: int) -> str:
+    note = f" — {policy.note}" if policy.note else ""
+    return f"v{policy.version}{' (active)' if policy.version == active else ''}{note}"
+
+
+def choose_policies() -> tuple[Policy, Policy] | None:
+    policies = eng.policy_history()
+    if len(policies) < 2:
+        st.info(
+            "There is only one policy version. Write a candidate on the Rule workbench page and "
+            "save it as a draft, then compare it here with the active policy."
+        )
+        return None
+    active = eng.active_policy().version
+    by_version = {p.version: p for p in policies}
+    versions = list(by_version)
+    label = lambda v: policy_label(by_version[v], active)  # noqa: E731
+    left, right = st.columns(2)
+    a = left.selectbox(
+        "Policy A", versions, index=versions.index(active), format_func=label, key="compare_a"
+    )
+    others = [v for v in versions if v != a]
+    b = right.selectbox(
+        "Policy B", versions, index=versions.index(others[0]), format_func=label, key="compare_b"
+    )
+    return by_version[a], by_version[b]
+
+
+def cost_model() -> CostModel:
+    with st.expander("Cost model", expanded=False):
+        cols = st.columns(6)
+        currencies = sorted(RATES_PER_EUR)
+        currency = cols[0].selectbox(
+            "Currency", currencies, index=currencies.index("GBP"), key="compare_currency"
+        )
+        fee = cols[1].number_input("Chargeback fee", 0.0, 1e6, 15.0, 1.0, key="compare_fee")
+        margin = cols[2].number_input(
+            "Margin lost on a false decline",
+            0.0,
+            1.0,
+            0.30,
+            0.05,
+            key="compare_margin",
+            help="Share of a declined genuine payment's amount the merchant loses.",
+        )
+        churn = cols[3].number_input(
+            "Churn per declined card", 0.0, 1e6, 5.0, 1.0, key="compare_churn"
+        )
+        review = cols[4].number_input("Cost per review", 0.0, 1e6, 3.0, 0.5, key="compare_review")
+        capacity = cols[5].number_input(
+            "Reviews a day",
+            min_value=0,
+            value=None,
+            step=50,
+            key="compare_capacity",
+            help="Payments the review team works a day, riskiest first (empty: all of them). "
+            "A worked fraud is stopped before any dispute.",
+        )
+    return CostModel(
+        currency=currency,
+        chargeback_fee=_cents(fee),
+        false_decline_margin=Decimal(str(round(margin, 4))),
+        churn_cost_per_card=_cents(churn),
+        review_cost=_cents(review),
+        review_capacity=None if capacity is None else int(capacity),
+    )
+
+
+def _cents(value: float) -> Decimal:
+    return Decimal(str(round(value, 2)))
+
+
+def selection():
+    options = eng.filter_options()
+    left, middle, right = st.columns(3)
+    run = left.selectbox("Payments", run_choices(options), format_func=run_label, key="compare_run")
+    time_range = middle.selectbox("Time range", list(TIME_RANGES), key="compare_range")
+    as_of = right.date_input(
+        "Labels known as of",
+        value=None,
+        key="compare_as_of",
+        help="Count only the disputes known by the end of this day: what an analyst would have "
+        "seen then. Empty: the ground truth.",
+    )
+    filters = row_filter(run, time_range)
+    if as_of is not None:
+        end_of_day = datetime.combine(as_of, time(23, 59, 59), tzinfo=UTC)
+        filters = filters.model_copy(update={"labels_as_of": end_of_day})
+    return filters
+
+
+def both(a: str | None, b: str | None) -> str:
+    """A tile's tooltip: the exact values under A and B."""
+    return f"A {a} · B {b}"
+
+
+def tiles(result: Comparison) -> list[Tile]:
+    a, b = result.a, result.b
+    currency = result.costs.currency
+    return [
+        Tile(
+            f"Total cost B ({currency})",
+            formats.money(b.costs.total),
+            both(formats.exact_money(a.costs.total), formats.exact_money(b.costs.total)),
+            formats.delta_money(b.costs.total, a.costs.total),
+            delta_color="inverse",
+        ),
+        Tile(
+            "Approval rate B",
+            formats.percent(b.approval_rate),
+            both(formats.exact_percent(a.approval_rate), formats.exact_percent(b.approval_rate)),
+            formats.delta_pp(b.approval_rate, a.approval_rate),
+        ),
+        Tile(
+            "Fraud stopped B",
+            formats.percent(b.recall),
+            both(formats.exact_percent(a.recall), formats.exact_percent(b.recall)),
+            formats.delta_pp(b.recall, a.recall),
+        ),
+        Tile(
+            "Reviews B",
+            formats.count(b.reviewed),
+            both(f"{a.reviewed:,}", f"{b.reviewed:,}")
+            + (f" · backlog {b.review_backlog:,}" if b.review_backlog else ""),
+            formats.delta_count(b.reviewed, a.reviewed),
+            delta_color="inverse",
+        ),
+    ]
+
+
+def verdict(result: Comparison) -> None:
+    total = next(d for d in result.differences if d.metric == "total_cost")
+    currency = result.costs.currency
+    if total.low is None:
+        st.info("The selection spans a single day: no interval. Widen the time range.")
+    elif total.high < 0:
+        st.success(
+            f"B costs less: {-total.difference:,.2f} {currency} saved "
+            f"(between {-total.high:,.2f} and {-total.low:,.2f} at "
+            f"{result.interval.confidence:.0%})."
+        )
+    elif total.low > 0:
+        st.error(
+            f"B costs more: {total.difference:,.2f} {currency} extra "
+            f"(between {total.low:,.2f} and {total.high:,.2f} at "
+            f"{result.interval.confidence:.0%})."
+        )
+    else:
+        st.warning(
+            f"No clear difference in total cost: B − A is {total.difference:+,.2f} "
+            f"{currency}, but the interval ({total.low:+,.2f} … {total.high:+,.2f}) "
+            "includes zero."
+        )
+
+
+chosen = choose_policies()
+if chosen is None:
+    st.stop()
+filters = selection()
+costs = cost_model()
+result = cache.compare(eng, *chosen, filters, costs)
+if result.a.rows == 0:
+    st.info("No stored payments match this selection.")
+    st.stop()
+verdict(result)
+kpi_row(tiles(result))
+st.table(money_charts.differences_table(result), hide_index=True)
+st.caption(
+    f"{result.a.rows:,} payments re-decided under both policies in {result.elapsed_ms:,.0f} ms · "
+    f"{result.interval.method}, {result.interval.replicates:,} replicates over "
+    f"{result.interval.blocks} days (seed {result.interval.seed})"
+    + (
+        f" · {result.unpriced:,} payments without a reference rate add no amount"
+        if result.unpriced
+        else ""
+    )
+)
+left, right = st.columns(2)
+left.plotly_chart(money_charts.cost_components_chart(result), key="compare_chart_costs")
+right.plotly_chart(money_charts.money_differences_chart(result), key="compare_chart_diffs")
