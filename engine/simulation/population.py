@@ -502,8 +502,8 @@ def _hour_draws(rng: np.random.Generator, pop: Population, count: int) -> _HourD
     )
 
 
-def _merchants(pop: Population, card: np.ndarray, online: np.ndarray, where: np.ndarray,
-               hour: np.ndarray) -> np.ndarray:  # fmt: skip
+def genuine_merchants(pop: Population, card: np.ndarray, online: np.ndarray, where: np.ndarray,
+                      hour: np.ndarray) -> np.ndarray:  # fmt: skip
     """Each payment's merchant for its class (``online``: card-not-present) and hour of day:
     domestic to the card, or anywhere (:data:`ABROAD_SHARE` of the class), weighted by the
     categories' intensity at that hour."""
@@ -575,7 +575,7 @@ def legit_hours(
     u = np.concatenate([h.u for h in hours], axis=1)
     online = _online(pop, card, u, hour_of_day)
     where = np.concatenate([h.where for h in hours], axis=1)
-    merchant = _merchants(pop, card, online, where, hour_of_day)
+    merchant = genuine_merchants(pop, card, online, where, hour_of_day)
     channel = _channels(pop, card, merchant, online, u)
     device = np.where(
         u[2] < DEVICE_SHARES[0],

@@ -58,6 +58,7 @@ from engine.simulation.population import (
     HOUR_MS,
     Population,
     amounts_cents,
+    genuine_merchants,
 )
 from engine.simulation.rows import NO_DISPUTE, NO_LABEL, NO_SCENARIO, Rows
 
@@ -235,18 +236,25 @@ def _mimicked(
     pop: Population,
     blended: np.ndarray,
     card: np.ndarray,
+    t_ms: np.ndarray,
     merchant: np.ndarray,
+    currency: np.ndarray,
     amount: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``merchant`` and ``amount`` with the blended rows' replaced: an ordinary merchant and an
-    amount from the card's own profile (drawn for those rows only)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``merchant``, ``currency`` and ``amount`` with the blended rows' replaced as the card's
+    own card-not-present payments would have them: a merchant drawn as genuine traffic draws one
+    at that hour (mostly in the card's country), its currency, and an amount from the card's
+    profile in that currency (drawn for those rows only)."""
     at = np.flatnonzero(blended)
     if not len(at):
-        return merchant, amount
-    merchant, amount = merchant.copy(), amount.copy()
-    merchant[at] = _pick(rng, pop.merchant_tickets, len(at))
+        return merchant, currency, amount
+    merchant, currency, amount = merchant.copy(), currency.copy(), amount.copy()
+    hour = (t_ms[at] // HOUR_MS) % 24
+    online = np.ones(len(at), dtype=bool)
+    merchant[at] = genuine_merchants(pop, card[at], online, rng.random((2, len(at))), hour)
+    currency[at] = pop.merchant_currency[merchant[at]]
     amount[at] = amounts_cents(rng, pop, card[at], merchant[at])
-    return merchant, amount
+    return merchant, currency, amount
 
 
 def _near_threshold(
@@ -284,9 +292,10 @@ def stolen_card(rng: np.random.Generator, pop: Population, start: np.ndarray, ct
     n = len(ep)
     merchant = _pick(rng, pop.fraud_merchant_tickets, n)
     amount = _near_threshold(rng, drifted[ep], _log_uniform_cents(rng, 300, 2_500, n))
-    merchant, amount = _mimicked(rng, pop, blended[ep], card[ep], merchant, amount)
+    merchant, currency, amount = _mimicked(rng, pop, blended[ep], card[ep], t_ms, merchant,
+                                           currency[ep], amount)  # fmt: skip
     return _fraud_rows(rng, CODE["stolen_card"], t_ms, card[ep], merchant, channel[ep],
-                       device[ep], currency[ep], amount)  # fmt: skip
+                       device[ep], currency, amount)  # fmt: skip
 
 
 def card_testing(
@@ -332,9 +341,10 @@ def account_takeover(
     merchant = _pick(rng, pop.fraud_merchant_tickets, n)
     amount = np.clip(np.rint(base[ep] * growth[ep] ** rank), 100, 50_000_000).astype(np.int64)
     amount = _near_threshold(rng, drifted[ep], amount, cap=True)
-    merchant, amount = _mimicked(rng, pop, blended[ep], card[ep], merchant, amount)
+    merchant, currency, amount = _mimicked(rng, pop, blended[ep], card[ep], t_ms, merchant,
+                                           pop.card_home[card][ep], amount)  # fmt: skip
     return _fraud_rows(rng, CODE["account_takeover"], t_ms, card[ep], merchant, channel[ep],
-                       device[ep], pop.card_home[card][ep], amount)  # fmt: skip
+                       device[ep], currency, amount)  # fmt: skip
 
 
 def compromised_merchant(
@@ -386,7 +396,8 @@ def compromised_merchant(
     abroad = _abroad(rng, n, 0.5) & ~mimic
     currency = np.where(abroad, foreign, pop.card_home[victim_card])
     amount = _log_uniform_cents(rng, 100, 1_500, n)
-    merchant, amount = _mimicked(rng, pop, mimic, victim_card, merchant, amount)
+    merchant, currency, amount = _mimicked(rng, pop, mimic, victim_card, t_ms, merchant,
+                                           currency, amount)  # fmt: skip
     frauds = _fraud_rows(rng, CODE["compromised_merchant"], t_ms, victim_card, merchant,
                          channel, device, currency, amount)  # fmt: skip
     return Rows.concat([visits, frauds])

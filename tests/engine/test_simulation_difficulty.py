@@ -226,3 +226,21 @@ def test_v14_migrates_a_file_whose_fraud_rows_all_had_a_chargeback(tmp_path: Pat
             [run.id],
         )[0]
         assert friendly > 50  # the widened type takes the new scenario
+
+
+def test_blended_fraud_pays_like_the_card_in_the_world() -> None:
+    """A blended (mimicking) episode picks its merchant as the card's own online payments do
+    (mostly in the card's country) and pays in that merchant's currency, the amount's."""
+    from engine.simulation.population import build_population
+    from engine.simulation.scenarios import GENERATORS, Context
+
+    pop = build_population(SimulationParams(rows=20_000, seed=5), b"blend-key")
+    ctx = Context(run_start_ms=1_767_225_600_000, run_end_ms=1_767_225_600_000 + 30 * 86_400_000,
+                  breach_window_ms=12 * 3_600_000, max_delay_ms=5 * 86_400_000, overlap=1.0,
+                  drift=0.0)  # fmt: skip
+    start = ctx.run_start_ms + np.arange(200, dtype=np.int64) * 3_600_000
+    for name in ("stolen_card", "account_takeover"):
+        rows = GENERATORS[name](np.random.default_rng(1), pop, start, ctx)
+        assert (rows.currency == pop.merchant_currency[rows.merchant]).all(), name
+        domestic = pop.merchant_country[rows.merchant] == pop.card_country[rows.card]
+        assert domestic.mean() > 0.6, name
