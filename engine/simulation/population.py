@@ -286,10 +286,11 @@ def build_population(params: SimulationParams, card_key: bytes) -> Population:
     rate = rng.gamma(2.0, MEAN_DAILY_RATE / 2.0, n_cards)
     n_legit_devices = sizes.devices
     n_fraud_devices = max(n_cards // 200, 8)
-    # one's own usual device, or a household's (at most two cards: 0.8 devices per card);
-    # drawn from a generator of its own, so every other profile keeps its draws
+    # one's own usual device, or a household's (at most two cards: 0.8 devices per card), from
+    # a generator of its own; the first row below was the usual device before issue 13, still
+    # drawn so that every later profile (merchants, names, ...) keeps its values for a seed
     device = stream_rng(params.seed, 0, 2).permutation(n_cards) % n_legit_devices
-    device2 = rng.integers(0, n_legit_devices, n_cards)
+    device2 = rng.integers(0, n_legit_devices, (2, n_cards))[1]
     device_raw = _unique_integers(rng, 2**48, n_legit_devices + n_fraud_devices)
     device_names = hex_strings(device_raw.astype(">u8").view(np.uint8).reshape(-1, 8)[:, 2:])
 

@@ -176,7 +176,7 @@ def test_the_v11_migration_derives_rule_columns_from_knob_decisions(tmp_path) ->
     )
     with Engine.open(tmp_path / "new.duckdb", card_key="k") as eng:
         eng.activate_policy(Policy.from_knobs(score_threshold=0.5, velocity_limit=2))
-        # easy: no friendly fraud, which v14 added to the scenarios
+        # easy: no friendly fraud, which a file of that age cannot hold (v14 added it)
         eng.simulate({"rows": 3_000, "seed": 4, "days": 1, "fraud_rate": 0.2, "difficulty": "easy"})
         eng.activate_policy(Policy.from_knobs(velocity_limit=3, base_decline_prob=0.3))
         for i in range(30):
