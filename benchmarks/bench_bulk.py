@@ -109,7 +109,8 @@ def _floor(db: Path, rows: int, args: argparse.Namespace) -> dict:
     from engine.store import RollupDelta, Store
 
     params = SimulationParams(rows=rows, days=args.days)
-    n_cards, n_merchants = population_size(params)
+    sizes = population_size(params)
+    n_cards, n_merchants = sizes.cards, sizes.merchants
     pop = _random_dictionaries(n_cards, n_merchants)
     store, ids = Store(db), IdAllocator()
     store.set_memory_limit(args.memory_limit)
@@ -131,6 +132,7 @@ def _floor(db: Path, rows: int, args: argparse.Namespace) -> dict:
             latency_ms=u[1] * 200,
             scenario=np.where(u[2] < 0.01, (i[0] % 4), -1).astype(np.int8),
             label_at_ms=i[1].astype(np.int64),
+            dispute=np.where(u[2] < 0.01, 1, -1).astype(np.int8),
         )
         small = (i[5] % 7).astype(np.int64)
         counts = HistoryCounts(small, small, small, u[3] < 0.03, *[small] * 6)

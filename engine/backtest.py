@@ -179,12 +179,15 @@ _FRAUD_REASONS = ", ".join(f"'{reason}'" for reason in FRAUD_DISPUTE_REASONS)
 def label_sql(labels_as_of: bool, fraud_disputes: bool) -> str:
     """The label a backtest counts for each row, as SQL: 0 unlabelled, 1 legitimate, 2 fraud.
 
-    - A simulated row (``run_id`` set) is labelled by its ground truth ``is_fraud``. With
-      ``labels_as_of`` (the parameter ``$labels_as_of``), a fraud row counts as fraud only once
-      its chargeback arrived (``label_available_at <= $labels_as_of``); before that, and for
-      fraud never disputed, it counts as legitimate, because that is what an analyst saw then:
-      an approved payment with no chargeback. Disputes recorded through the API on simulated
-      rows are kept and audited but change no label: the ground truth already holds.
+    - A simulated row (``run_id`` set) is labelled by its ground truth ``is_fraud`` (friendly
+      fraud is the cardholder's own payment: legitimate). With ``labels_as_of`` (the parameter
+      ``$labels_as_of``), it is labelled by its observed dispute instead, as an analyst saw it
+      then: fraud once a ``fraud`` or ``friendly_fraud`` dispute arrived
+      (``label_available_at <= $labels_as_of``), else legitimate: an approved payment with no
+      chargeback yet. So fraud not disputed yet or never disputed counts as legitimate, and
+      friendly fraud and false disputes filed as fraud count as fraud (label noise); a declined
+      row has no dispute (nothing was charged). Disputes recorded through the API on simulated
+      rows are kept and audited but change no label: the run's own outcomes already hold.
     - A live row is labelled only by disputes: fraud when a ``fraud`` or ``friendly_fraud``
       dispute exists (reported by ``labels_as_of`` when given), else unlabelled; live traffic
       has no ground truth, and a payment nobody disputed is not known to be legitimate.
@@ -194,10 +197,14 @@ def label_sql(labels_as_of: bool, fraud_disputes: bool) -> str:
     live = f"CASE WHEN fraud_disputed THEN {FRAUD} ELSE {UNLABELLED} END"
     if not fraud_disputes:
         live = str(UNLABELLED)
-    known = " AND label_available_at <= $labels_as_of" if labels_as_of else ""
+    simulated = (
+        f"dispute_reason IN ({_FRAUD_REASONS}) AND label_available_at <= $labels_as_of"
+        if labels_as_of
+        else "is_fraud"
+    )
     return (
         f"CASE WHEN run_id IS NULL THEN {live} WHEN is_fraud IS NULL THEN {UNLABELLED} "
-        f"WHEN is_fraud{known} THEN {FRAUD} ELSE {LEGITIMATE} END"
+        f"WHEN {simulated} THEN {FRAUD} ELSE {LEGITIMATE} END"
     )
 
 

@@ -364,6 +364,33 @@ ALTER TABLE transactions ADD COLUMN card_country VARCHAR;
 ALTER TABLE transactions ADD COLUMN ip_address VARCHAR;
 ALTER TABLE transactions ADD COLUMN ip_country VARCHAR;
 """
+# v14: observed disputes (issue 13). The ground truth of a simulated row (``is_fraud``,
+# ``fraud_scenario``) stays; what its owner observes is its dispute: ``label_available_at`` (when
+# the dispute arrives; NULL: none ever does) and the new ``dispute_reason`` (what it was filed
+# as, engine/models.py DisputeReason). Rows of earlier builds had a chargeback for every fraud row
+# and nothing else, so their disputes were all filed as fraud. ``fraud_scenario`` gains
+# 'friendly_fraud' (a genuine payment its cardholder disputes): DuckDB cannot add a value to an
+# ENUM, so the column moves through text (a few hundredths of the rows are set) and the type is
+# recreated under its name; no table rebuild.
+V14_OBSERVED_DISPUTES = """
+ALTER TABLE transactions ADD COLUMN scenario_text VARCHAR;
+UPDATE transactions SET scenario_text = CAST(fraud_scenario AS VARCHAR)
+WHERE fraud_scenario IS NOT NULL;
+ALTER TABLE transactions DROP COLUMN fraud_scenario;
+DROP TYPE fraud_scenario;
+CREATE TYPE fraud_scenario AS ENUM (
+    'account_takeover', 'card_testing', 'compromised_merchant', 'friendly_fraud', 'stolen_card'
+);
+ALTER TABLE transactions ADD COLUMN fraud_scenario fraud_scenario;
+UPDATE transactions SET fraud_scenario = scenario_text WHERE scenario_text IS NOT NULL;
+ALTER TABLE transactions DROP COLUMN scenario_text;
+CREATE TYPE dispute_reason AS ENUM (
+    'authorisation', 'fraud', 'friendly_fraud', 'not_as_described', 'not_received',
+    'processing_error'
+);
+ALTER TABLE transactions ADD COLUMN dispute_reason dispute_reason;
+UPDATE transactions SET dispute_reason = 'fraud' WHERE label_available_at IS NOT NULL;
+"""
 MIGRATIONS: list[str] = [
     V1_TABLES,
     V2_ROLLUPS,
@@ -378,6 +405,7 @@ MIGRATIONS: list[str] = [
     V11_RULES,
     V12_DISPUTES,
     V13_WORLD_COLUMNS,
+    V14_OBSERVED_DISPUTES,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

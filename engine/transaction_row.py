@@ -75,8 +75,8 @@ COLUMNS: tuple[Column, ...] = (
     _col("latency_ms", "DOUBLE", BULK,
          "live: written back after the commit; simulated: the modelled network latency"),
     _col("is_fraud", "BOOLEAN", BULK, "ground truth; NULL for live traffic"),
-    _col("fraud_scenario", "fraud_scenario", BULK, "the scenario that made a fraud row"),
-    _col("label_available_at", "TIMESTAMP", BULK, "when a chargeback reveals the fraud",
+    _col("label_available_at", "TIMESTAMP", BULK,
+         "when the row's dispute arrives; NULL: never (declined, or nobody disputed it)",
          "epoch_ms(label_available_at) AS label_available_at"),
     # v13: the world (engine/issuers.py, engine/merchant_categories.py, engine/geo.py)
     _col("merchant_category", "SMALLINT", "both", "ISO 18245 MCC (4 digits); NULL: not sent"),
@@ -84,6 +84,10 @@ COLUMNS: tuple[Column, ...] = (
     _col("card_country", "VARCHAR", "both", "the BIN's issuing country; NULL: BIN not listed"),
     _col("ip_address", "VARCHAR", "both", "the payer's IP address as sent; NULL: none"),
     _col("ip_country", "VARCHAR", "both", "the IP's country (GeoIP); NULL: none or unknown"),
+    # v14: observed disputes (engine/simulation/outcomes.py); fraud_scenario re-added by it
+    _col("fraud_scenario", "fraud_scenario", BULK,
+         "the scenario that made the row (friendly_fraud: a genuine payment); NULL: none"),
+    _col("dispute_reason", "dispute_reason", BULK, "what the row's dispute was filed as"),
 )  # fmt: skip
 
 NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)

@@ -113,6 +113,8 @@ def insert_rows(
             "label_available_at": pa.array(
                 list(cols.get("label_at", [None] * n)), pa.timestamp("us")
             ),
+            # what that dispute was filed as (default: fraud, where one comes)
+            "dispute_reason": pa.array(list(cols.get("dispute", _filed_as_fraud(cols, n)))),
         }
     )
     with store.write() as tx:
@@ -128,3 +130,8 @@ def insert_rows(
         tx.add_to_rollups(
             RollupDelta.from_columns(run_id or 0, d.approved, cols["cents"], np.full(n, 2.5)),
         )
+
+
+def _filed_as_fraud(cols: dict, n: int) -> list[str | None]:
+    """A synthetic row's dispute reason by default: fraud where a dispute comes."""
+    return [None if at is None else "fraud" for at in cols.get("label_at", [None] * n)]

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from engine.config import get_settings
 from engine.errors import UsageError
-from engine.simulation.params import SCENARIOS, SimulationParams
+from engine.simulation.params import KNOB_NAMES, PRESETS, SCENARIOS, SimulationParams
 from engine.validation import describe_first
 
 
@@ -73,6 +73,17 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
         help="weights, e.g. stolen_card=1,card_testing=1,account_takeover=1,"
         "compromised_merchant=1 (default: equal)",
     )
+    difficulty = SimulationParams.model_fields["difficulty"].default
+    parser.add_argument(
+        "--difficulty",
+        choices=list(PRESETS),
+        default=difficulty,
+        help=f"preset of the difficulty knobs below (default {difficulty}; README 'Difficulty')",
+    )
+    for knob in KNOB_NAMES:
+        parser.add_argument(_option(knob), type=float, default=None, help=_help(knob))
+    for size in ("cards", "merchants", "devices"):
+        parser.add_argument(_option(size), type=int, default=None, help=_help(size))
     parser.add_argument("--chunk-rows", type=int, default=None, help="rows per transaction")
     parser.add_argument("--db", help="database file (default: PTSIM_DB)")
     parser.add_argument(
@@ -115,6 +126,12 @@ class _CtrlC:
         self.pressed = True
 
 
+def _help(field: str) -> str:
+    """A SimulationParams field's description, lower-cased, for its option's help."""
+    text = SimulationParams.model_fields[field].description or field
+    return text[0].lower() + text[1:].rstrip(".").replace("%", "%%")
+
+
 def _option(field: str) -> str:
     """The command-line option that sets a SimulationParams field."""
     return "--" + field.replace("_", "-")
@@ -135,6 +152,10 @@ def run_generate(args: argparse.Namespace) -> int:
     }
     if args.scenario_mix is not None:
         fields["scenario_mix"] = args.scenario_mix
+    fields["difficulty"] = args.difficulty
+    for name in (*KNOB_NAMES, "cards", "merchants", "devices"):
+        if getattr(args, name) is not None:
+            fields[name] = getattr(args, name)
     if args.chunk_rows is not None:
         fields["chunk_rows"] = args.chunk_rows
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response
 from fastapi.concurrency import run_in_threadpool
@@ -13,11 +13,29 @@ from api.errors import ErrorResponse
 from engine.errors import InvalidRequestError, NotFoundError
 from engine.idempotency import MAX_KEY_LENGTH
 from engine.pan import PAN_RULE, contains_pan
-from engine.simulation.params import DEFAULT_START, SCENARIOS, RunRecord, SimulationParams
+from engine.simulation.params import (
+    DEFAULT_START,
+    KNOB_NAMES,
+    SCENARIOS,
+    Difficulty,
+    RunRecord,
+    SimulationParams,
+)
 from engine.validation import PRINTABLE_ASCII, describe_first, quoted_field
 
 router = APIRouter(tags=["simulations"])
 _DEFAULT = SimulationParams.model_fields
+
+
+def _optional(name: str) -> Any:
+    """An optional field with SimulationParams' bounds and description (checked there too)."""
+    field = _DEFAULT[name]
+    bounds = {k: getattr(m, k) for m in field.metadata for k in ("ge", "le") if hasattr(m, k)}
+    return Field(None, description=field.description, **bounds)
+
+
+_NUMBERS = ("rows", "seed", "days", "fraud_rate", "scenario_mix", *KNOB_NAMES, "cards",
+            "merchants", "devices")  # fmt: skip
 
 
 class SimulationRequest(BaseModel):
@@ -25,7 +43,9 @@ class SimulationRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"rows": 100000, "seed": 42, "days": 7}]},
+        json_schema_extra={
+            "examples": [{"rows": 100000, "seed": 42, "days": 7, "difficulty": "hard"}]
+        },
     )
 
     rows: int = Field(ge=1, le=2_000_000_000, description="Payments to generate.")
@@ -42,8 +62,27 @@ class SimulationRequest(BaseModel):
         description="Relative weights by scenario: " + ", ".join(SCENARIOS) + ".",
         json_schema_extra={"propertyNames": {"enum": list(SCENARIOS)}},
     )
+    difficulty: Difficulty = Field(
+        _DEFAULT["difficulty"].default, description=_DEFAULT["difficulty"].description
+    )
+    # the difficulty knobs and the population sizes: absent = the preset's / sized from rows
+    overlap: float | None = _optional("overlap")
+    missed_disputes: float | None = _optional("missed_disputes")
+    false_disputes: float | None = _optional("false_disputes")
+    drift: float | None = _optional("drift")
+    friendly_fraud_rate: float | None = _optional("friendly_fraud_rate")
+    cards: int | None = _optional("cards")
+    merchants: int | None = _optional("merchants")
+    devices: int | None = _optional("devices")
 
-    @field_validator("*", mode="before")
+    @field_validator("difficulty", mode="before")
+    @classmethod
+    def _text_only(cls, value: object) -> object:
+        if not isinstance(value, str):
+            raise ValueError("must be one of 'easy', 'realistic' or 'hard'")
+        return value
+
+    @field_validator(*_NUMBERS, mode="before")
     @classmethod
     def _json_numbers_only(cls, value: object) -> object:
         # Every field is a number (or an object of numbers); lax mode would take true as 1 and

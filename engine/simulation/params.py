@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -16,11 +17,53 @@ SCENARIOS: tuple[str, ...] = (
     "account_takeover",
     "compromised_merchant",
 )
+"""The fraud scenarios: their rows are fraud (``is_fraud``), mixed as ``scenario_mix`` says."""
+FRIENDLY_FRAUD = "friendly_fraud"
+LABELLED_SCENARIOS: tuple[str, ...] = (*SCENARIOS, FRIENDLY_FRAUD)
+"""Every scenario a row can be labelled with (``fraud_scenario``): the fraud scenarios, then
+friendly fraud, a genuine payment its own cardholder later disputes (not fraud: ``is_fraud`` is
+false), made at ``friendly_fraud_rate``."""
+Difficulty = Literal["easy", "realistic", "hard"]
+MAX_CARDS = 2_000_000
+MAX_MERCHANTS = 1_000_000
+MAX_DEVICES = 10_000_000
 DEFAULT_START = datetime(2026, 1, 1)  # naive UTC, like every stored timestamp
 RunStatus = Literal["running", "completed", "failed", "interrupted"]
 # Money in a run summary: stored as exact decimal strings, Decimal in Python, numbers in JSON
 # (the one JSON type of money in the API, as ``engine.models.Money``).
 SUMMARY_MONEY_KEYS = ("amount", "fraud_amount", "fraud_loss")
+
+
+@dataclass(frozen=True, slots=True)
+class Knobs:
+    """How hard a run's world is: the difficulty knobs, resolved (see :data:`PRESETS`)."""
+
+    overlap: float  # share of fraud episodes that mimic the card's own behaviour
+    missed_disputes: float  # share of fraud rows nobody ever disputes
+    false_disputes: float  # share of genuine rows disputed as fraud anyway
+    drift: float  # 0: the mix and behaviour hold all run; 1: they move fully by the end
+    friendly_fraud_rate: float  # share of rows that are friendly fraud
+
+
+PRESETS: dict[str, Knobs] = {
+    # today's world: every fraud row disputed, nothing else; fraud looks like its scenario
+    "easy": Knobs(overlap=0.0, missed_disputes=0.0, false_disputes=0.0, drift=0.0,
+                  friendly_fraud_rate=0.0),
+    "realistic": Knobs(overlap=0.25, missed_disputes=0.15, false_disputes=0.0003, drift=0.5,
+                       friendly_fraud_rate=0.002),
+    "hard": Knobs(overlap=0.6, missed_disputes=0.35, false_disputes=0.001, drift=1.0,
+                  friendly_fraud_rate=0.004),
+}  # fmt: skip
+"""The difficulty presets (README "Difficulty"); explicit knobs override the preset's."""
+KNOB_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Knobs))
+
+
+def _share(description: str, high: float = 1.0) -> Any:
+    return Field(None, ge=0.0, le=high, allow_inf_nan=False, description=description)
+
+
+def _count(description: str, high: int) -> Any:
+    return Field(None, ge=1, le=high, description=description)
 
 
 class SimulationParams(BaseModel):
@@ -42,6 +85,39 @@ class SimulationParams(BaseModel):
         + ").",
     )
     start: datetime = Field(DEFAULT_START, description="Simulated start time (naive UTC).")
+    difficulty: Difficulty = Field(
+        "realistic",
+        description="Preset of the difficulty knobs: easy, realistic or hard (README "
+        "'Difficulty'); a knob given explicitly overrides the preset's value.",
+    )
+    overlap: float | None = _share(
+        "Share of fraud episodes that mimic the card's own behaviour: its usual device and "
+        "channel, amounts from its own profile, a slower pace. Default: the difficulty's."
+    )
+    missed_disputes: float | None = _share(
+        "Share of fraud rows never disputed (they stay unlabelled). Default: the difficulty's."
+    )
+    false_disputes: float | None = _share(
+        "Share of genuine rows disputed as fraud anyway. Default: the difficulty's.", 0.05
+    )
+    drift: float | None = _share(
+        "How far the scenario mix and the fraudsters' behaviour move by the end of the run "
+        "(0: not at all, 1: fully). Default: the difficulty's."
+    )
+    friendly_fraud_rate: float | None = _share(
+        "Expected share of rows that are friendly fraud (genuine payments their cardholder "
+        "disputes). Default: the difficulty's.",
+        0.1,
+    )
+    cards: int | None = _count(
+        "Cards in the population. Default: about 1.5 payments per card and day.", MAX_CARDS
+    )
+    merchants: int | None = _count(
+        "Merchants. Default: one per 25 cards, at least 40 and at most 20,000.", MAX_MERCHANTS
+    )
+    devices: int | None = _count(
+        "Customers' devices (fraudsters' are extra). Default: 0.8 per card.", MAX_DEVICES
+    )
     chunk_rows: int = Field(
         500_000, ge=1, le=20_000_000, description="Rows per write transaction (not content)."
     )
@@ -67,6 +143,16 @@ class SimulationParams(BaseModel):
             value = value.astimezone(UTC).replace(tzinfo=None)
         return value
 
+    def knobs(self) -> Knobs:
+        """The difficulty knobs of this run: the preset's, overridden by those given."""
+        preset = PRESETS[self.difficulty]
+        return Knobs(
+            *(
+                getattr(preset, name) if getattr(self, name) is None else getattr(self, name)
+                for name in KNOB_NAMES
+            )
+        )
+
     def mix_shares(self) -> dict[str, float]:
         """Scenario weights normalized to sum to 1 (all zero when no weight is positive)."""
         total = sum(self.scenario_mix.values())
@@ -90,7 +176,8 @@ class RunRecord(BaseModel):
     timings: dict[str, float]
     summary: dict[str, Any] = Field(
         description="Counts so far: rows, approved, approval_rate, fraud_rows, fraud_caught, "
-        "fraud_caught_rate, false_declines, fraud_amount, fraud_loss, per-scenario counts."
+        "fraud_caught_rate, false_declines, fraud_amount, fraud_loss, per-scenario counts "
+        "(friendly_fraud among them: genuine payments, not in fraud_rows)."
     )
     error: str | None
 

@@ -16,9 +16,13 @@
   cross-border more often than card-present ones (rates in ``docs/world.md``). Merchants are
   weighted by their category's intensity at the payment's hour (open, or the closed-hours
   share): each category's hour-of-day profile shapes its traffic.
-* **Devices** are shared by a few cards (a household: each card picks its usual devices at
-  random from a pool of 0.8 devices per card); a separate pool holds fraudsters' devices. All
-  device ids come from one random draw, so an id says nothing about who uses it.
+* **Devices**: a card pays from its usual device (93% of its device payments), a second one
+  (6%) or another (1%: borrowed, new). The pool holds 0.8 devices per card: each usual device
+  is one card's own or a household's two; second devices are drawn from the whole pool. A
+  separate pool holds fraudsters' devices. All device ids come from one random draw, so an id
+  says nothing about who uses it. A run's history starts empty, so a card's first payment on
+  each of its devices is "new" (``is_new_device``): in a 1-day run that is most device
+  payments, after a month about one in ten.
 * **Arrivals** are a Poisson process whose intensity follows a daily and a weekly profile;
   conditional on the run's row count, the rows per simulated hour are multinomial.
 """
@@ -39,8 +43,8 @@ from engine.fx import RATES_PER_EUR
 from engine.issuers import bins, countries
 from engine.merchant_categories import categories
 from engine.simulation.latency_model import latency_draws, stand_in, timed_out, untimed_latency
-from engine.simulation.params import SimulationParams
-from engine.simulation.rows import NO_LABEL, NO_SCENARIO, Rows
+from engine.simulation.params import MAX_CARDS, SimulationParams
+from engine.simulation.rows import NO_DISPUTE, NO_LABEL, NO_SCENARIO, Rows
 
 HOUR_MS = 3_600_000
 # the currencies of the world's countries (the first five in their historical code order)
@@ -55,8 +59,8 @@ COUNTRY_CURRENCY = np.array(
 TEST_BINS: tuple[str, ...] = bins().bins  # simulated test BIN ranges (engine/data/test_bins.csv)
 CARD_LENGTH = 16
 MEAN_DAILY_RATE = 1.5
-MAX_CARDS = 2_000_000
 DEVICES_PER_CARD = 0.8
+DEVICE_SHARES = (0.93, 0.99)  # cumulative: usual device, second device, then any other
 
 CH = {name: code for code, name in enumerate(CHANNELS)}
 CHANNEL_SHARE = np.array([{"pos": 0.35, "contactless": 0.25, "mobile": 0.12,
@@ -222,12 +226,35 @@ _OPEN_SETS, HOUR_REGIME = np.unique(MCC.hourly.T, axis=0, return_inverse=True)
 HOUR_REGIME = HOUR_REGIME.ravel()
 
 
-def population_size(params: SimulationParams) -> tuple[int, int]:
-    """(cards, merchants) for a run: about 1.5 payments per card and day."""
-    cards = math.ceil(params.rows / (params.days * MEAN_DAILY_RATE))
-    cards = int(min(max(cards, 50), MAX_CARDS))
-    merchants = int(min(max(cards // 5, 200), 20_000))
-    return cards, merchants
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How many cards, merchants and customers' devices a run's population has."""
+
+    cards: int
+    merchants: int
+    devices: int
+
+
+def population_size(params: SimulationParams) -> Sizes:
+    """The population of a run: the sizes given in ``params``, else sized from its rows and
+    days (the defaults of issue 13 keep the proportions runs always had):
+
+    - cards: :data:`MEAN_DAILY_RATE` (1.5) payments per card and day, an active everyday card
+      (an assumption of this model, not a measured figure), so a month-long run gives each card
+      some 45 payments of history; at least 50, at most 2,000,000;
+    - merchants: one per 5 cards, at least 200 and at most 20,000 (popularity is Pareto, so a
+      few merchants take most payments, as on a real acquirer's book; with fewer, one popular
+      hotel could dominate a small run);
+    - customers' devices: :data:`DEVICES_PER_CARD` (0.8) per card: most cards pay from one
+      phone or computer, and households share some (fraudsters' devices are a separate pool,
+      one per 200 cards, at least 8)."""
+    cards = params.cards
+    if cards is None:
+        cards = math.ceil(params.rows / (params.days * MEAN_DAILY_RATE))
+        cards = int(min(max(cards, 50), MAX_CARDS))
+    merchants = params.merchants or int(min(max(cards // 5, 200), 20_000))
+    devices = params.devices or max(int(cards * DEVICES_PER_CARD), 1)
+    return Sizes(cards=cards, merchants=merchants, devices=devices)
 
 
 def _card_digits(seed: int, n_cards: int) -> tuple[np.ndarray, np.ndarray]:
@@ -245,7 +272,8 @@ def _card_number_strings(seed: int, n_cards: int) -> list[str]:
 
 def build_population(params: SimulationParams, card_key: bytes) -> Population:
     """Draw every profile of a run from its seed (HMAC once per card)."""
-    n_cards, n_merchants = population_size(params)
+    sizes = population_size(params)
+    n_cards, n_merchants = sizes.cards, sizes.merchants
     bin_code, digits = _card_digits(params.seed, n_cards)
     numbers = (digits + 48).astype(np.uint8).view(f"S{CARD_LENGTH}").ravel().tolist()
     digest = fingerprint_digests(numbers, card_key)
@@ -258,10 +286,13 @@ def build_population(params: SimulationParams, card_key: bytes) -> Population:
     mu = np.log(TYPICAL_CENTS) + 0.5 * rng.standard_normal(n_cards)
     channel = np.searchsorted(CHANNEL_CDF, rng.random(n_cards), side="right").astype(np.int8)
     rate = rng.gamma(2.0, MEAN_DAILY_RATE / 2.0, n_cards)
-    n_legit_devices = max(int(n_cards * DEVICES_PER_CARD), 1)
+    n_legit_devices = sizes.devices
     n_fraud_devices = max(n_cards // 200, 8)
-    device = rng.integers(0, n_legit_devices, n_cards)
-    device2 = rng.integers(0, n_legit_devices, n_cards)
+    # one's own usual device, or a household's (at most two cards: 0.8 devices per card), from
+    # a generator of its own; the first row below was the usual device before issue 13, still
+    # drawn so that every later profile (merchants, names, ...) keeps its values for a seed
+    device = stream_rng(params.seed, 0, 2).permutation(n_cards) % n_legit_devices
+    device2 = rng.integers(0, n_legit_devices, (2, n_cards))[1]
     device_raw = _unique_integers(rng, 2**48, n_legit_devices + n_fraud_devices)
     device_names = hex_strings(device_raw.astype(">u8").view(np.uint8).reshape(-1, 8)[:, 2:])
 
@@ -483,8 +514,8 @@ def _hour_draws(rng: np.random.Generator, pop: Population, count: int) -> _HourD
     )
 
 
-def _merchants(pop: Population, card: np.ndarray, online: np.ndarray, where: np.ndarray,
-               hour: np.ndarray) -> np.ndarray:  # fmt: skip
+def genuine_merchants(pop: Population, card: np.ndarray, online: np.ndarray, where: np.ndarray,
+                      hour: np.ndarray) -> np.ndarray:  # fmt: skip
     """Each payment's merchant for its class (``online``: card-not-present) and hour of day:
     domestic to the card, or anywhere (:data:`ABROAD_SHARE` of the class), weighted by the
     categories' intensity at that hour."""
@@ -556,12 +587,12 @@ def legit_hours(
     u = np.concatenate([h.u for h in hours], axis=1)
     online = _online(pop, card, u, hour_of_day)
     where = np.concatenate([h.where for h in hours], axis=1)
-    merchant = _merchants(pop, card, online, where, hour_of_day)
+    merchant = genuine_merchants(pop, card, online, where, hour_of_day)
     channel = _channels(pop, card, merchant, online, u)
     device = np.where(
-        u[2] < 0.85,
+        u[2] < DEVICE_SHARES[0],
         pop.card_device[card],
-        np.where(u[2] < 0.98, pop.card_device2[card], joined("stranger")),
+        np.where(u[2] < DEVICE_SHARES[1], pop.card_device2[card], joined("stranger")),
     )
     device = np.where(DEVICE_CHANNEL[channel], device, -1)
     # the merchant's currency; card-not-present abroad, often priced in the card's own
@@ -582,6 +613,7 @@ def legit_hours(
         latency_ms=_hours_latency(hours, counts, CARD_PRESENT[channel]),
         scenario=np.full(count, NO_SCENARIO, dtype=np.int8),
         label_at_ms=np.full(count, NO_LABEL, dtype=np.int64),
+        dispute=np.full(count, NO_DISPUTE, dtype=np.int8),
     )
 
 

@@ -14,7 +14,7 @@ from engine.errors import NotFoundError
 from engine.simulation.params import RunRecord, SimulationParams
 from engine.store import Store, WriteTx, utc_now
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: disputes over time, friendly fraud, difficulty presets (issue 13)
 _COLUMNS = (
     "id, status, created_at, finished_at, seed, params, policy_version, code_version, "
     "rows_planned, rows_written, timings, summary, error"

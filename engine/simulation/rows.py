@@ -6,8 +6,12 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from engine.simulation.params import FRIENDLY_FRAUD, LABELLED_SCENARIOS
+
 NO_SCENARIO = -1  # scenario code of legitimate rows
-NO_LABEL = -1  # label_at_ms of legitimate rows
+NO_LABEL = -1  # label_at_ms of rows nobody disputes
+NO_DISPUTE = -1  # dispute code of rows nobody disputes
+FRIENDLY_CODE = LABELLED_SCENARIOS.index(FRIENDLY_FRAUD)  # a genuine payment: not fraud
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,16 +27,17 @@ class Rows:
     amount_cents: np.ndarray  # int64
     draw: np.ndarray  # float64 uniform [0, 1): the decision's random number
     latency_ms: np.ndarray  # float64
-    scenario: np.ndarray  # int8 index into SCENARIOS, -1 = legitimate
-    label_at_ms: np.ndarray  # int64 when a chargeback reveals the fraud, -1 = legitimate
+    scenario: np.ndarray  # int8 index into LABELLED_SCENARIOS, -1 = no scenario
+    label_at_ms: np.ndarray  # int64 when the row's dispute arrives if it is approved, -1 never
+    dispute: np.ndarray  # int8 the dispute's reason (outcomes.DISPUTE_REASONS), -1 = none
 
     def __len__(self) -> int:
         return len(self.t_ms)
 
     @property
     def is_fraud(self) -> np.ndarray:
-        """Ground truth per row."""
-        return self.scenario >= 0
+        """Ground truth per row (friendly fraud is a genuine payment: not fraud)."""
+        return (self.scenario >= 0) & (self.scenario != FRIENDLY_CODE)
 
     def take(self, index: np.ndarray | slice) -> Rows:
         """The rows at ``index`` (an index array or a slice)."""
@@ -69,6 +74,7 @@ class Rows:
             latency_ms=np.empty(0, np.float64),
             scenario=np.empty(0, np.int8),
             label_at_ms=np.empty(0, np.int64),
+            dispute=np.empty(0, np.int8),
         )
 
 

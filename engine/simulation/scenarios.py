@@ -1,12 +1,13 @@
-"""The labelled fraud scenarios, their rates and their chargeback (label-arrival) delays.
+"""The labelled scenarios, their rates, and the difficulty knobs that blur and move them.
 
 Each scenario produces *episodes*; an episode starts at a uniform time within a simulated hour
-and its rows may run into later hours. Every fraud row carries ``scenario`` (its label) and
-``label_at_ms``: when a chargeback would reveal it, 3 days + gamma(2, 10 days) after the payment.
+and its rows may run into later hours. Every row of a scenario carries ``scenario`` (its label);
+whether and when a dispute reveals it is drawn later (:mod:`.outcomes`).
 
 1. ``stolen_card`` — a spree on a stolen card: 2 + Poisson(3) payments, about 8 minutes apart,
    of 300–2,500 (log-uniform) at high-value merchants, on a fraudster's device the card has never
-   used, mostly ecommerce, sometimes in a foreign currency.
+   used, mostly ecommerce, sometimes in a foreign currency (an episode *abroad*: the seam where
+   merchant and IP countries join it).
 2. ``card_testing`` — one fraudster device tries 10 + Poisson(15) different cards about every
    20 seconds at one online merchant, with tiny amounts (0.01–2.00) in one currency.
 3. ``account_takeover`` — a known card suddenly appears on a new device and on a channel it does
@@ -16,11 +17,28 @@ and its rows may run into later hours. Every fraud row carries ``scenario`` (its
    run); 5 + Poisson(10) cards pay there genuinely during the window (these visits are *not*
    fraud), and each is defrauded 1 + Poisson(1) times elsewhere, card-not-present, from 2 hours
    to 5 days later (a third of a short run).
+5. ``friendly_fraud`` — not fraud: a genuine card-not-present payment (the cardholder's own card,
+   device, channel and amount) that its cardholder later disputes; chosen among the genuine rows
+   (:func:`.outcomes.mark_friendly_fraud`), not made by an episode.
 
-Rates: with ``fraud_rate`` f, scenario share s and E fraud rows per episode, an hour with c
-planned rows starts Poisson(f·s·c/E · N/N_eligible) episodes, where only hours early enough for
-the episode to fit before the run ends are eligible (N_eligible rows), so the expected share of
-fraud rows is f and the mix is s.
+**Class overlap** (``overlap``): that share of fraud episodes mimics the card's own behaviour.
+A blended stolen-card spree or account takeover uses the card's usual device and channel (a
+spoofed fingerprint, malware on the victim's own device), amounts from the card's own profile at
+ordinary merchants, in its home currency, five (stolen card) or four (takeover) times slower; a
+blended card-testing run sends each card from another customer's device (a botnet of home
+devices), with amounts of 1.00–30.00, six times slower; a blended compromised-merchant victim is
+defrauded like a blended spree (the visits stay as they are).
+
+**Drift** (``drift`` d): over the run the fraud moves. The mix at run fraction x is
+(1 − x)·m + x·m_end, where m_end moves weight from the scenarios a static amount rule catches to
+those it misses (stolen_card and card_testing × (1 − d/2), account_takeover and
+compromised_merchant × (1 + d)); and a share d·x of stolen-card and account-takeover episodes keep
+their amounts just under 500, the default policy's high-amount threshold (400–499.99).
+
+Rates: with ``fraud_rate`` f, scenario share s_h in hour h and E fraud rows per episode, an hour
+with c_h planned rows starts Poisson(f·s_h·c_h/E · W/W_eligible) episodes, where W = Σ c_h·s_h
+and only hours early enough for the episode to fit before the run ends are eligible
+(W_eligible), so the expected share of fraud rows is f and scenario s makes W/Σ c_h of them.
 """
 
 from __future__ import annotations
@@ -31,38 +49,65 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.simulation.latency_model import authorization_latency
-from engine.simulation.params import SCENARIOS, SimulationParams
+from engine.simulation.params import LABELLED_SCENARIOS, SCENARIOS, SimulationParams
 from engine.simulation.population import (
     CARD_PRESENT,
     CH,
+    DEVICE_CHANNEL,
     HOUR_MS,
     MAJOR_CURRENCIES,
     Population,
     amounts_cents,
+    genuine_merchants,
 )
-from engine.simulation.rows import NO_LABEL, NO_SCENARIO, Rows
+from engine.simulation.rows import NO_DISPUTE, NO_LABEL, NO_SCENARIO, Rows
 
 MINUTE_MS = 60_000
 DAY_MS = 24 * HOUR_MS
-CODE = {name: code for code, name in enumerate(SCENARIOS)}
+CODE = {name: code for code, name in enumerate(LABELLED_SCENARIOS)}
+NEAR_THRESHOLD = (400.0, 499.99)  # just under the default policy's 500 high-amount rule
+# drift: the end mix's weight factor per scenario, as (constant, × d)
+_DRIFT_TILT = {"stolen_card": (1.0, -0.5), "card_testing": (1.0, -0.5),
+               "account_takeover": (1.0, 1.0), "compromised_merchant": (1.0, 1.0)}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class Context:
     """Run-level facts the episode generators need."""
 
+    run_start_ms: int
     run_end_ms: int
     breach_window_ms: int  # compromised merchant: how long the breach lasts
     max_delay_ms: int  # compromised merchant: latest first fraud after a visit
+    overlap: float  # share of fraud episodes that mimic the card's own behaviour
+    drift: float  # how far behaviour has moved by the end of the run
+
+    def drifted(self, rng: np.random.Generator, start: np.ndarray) -> np.ndarray:
+        """Which episodes (by start time) behave as drift has moved them: d·x of them at run
+        fraction x."""
+        if self.drift <= 0:
+            return np.zeros(len(start), dtype=bool)
+        x = (start - self.run_start_ms) / max(self.run_end_ms - self.run_start_ms, 1)
+        return rng.random(len(start)) < self.drift * x
+
+    def blended(self, rng: np.random.Generator, k: int) -> np.ndarray:
+        """Which of ``k`` episodes mimic the card's own behaviour."""
+        if self.overlap <= 0:
+            return np.zeros(k, dtype=bool)
+        return rng.random(k) < self.overlap
 
 
 def context(params: SimulationParams, run_start_ms: int) -> Context:
-    """Breach window and fraud delay, scaled down for short runs."""
+    """Breach window and fraud delay (scaled down for short runs), and the difficulty knobs."""
     duration = params.days * DAY_MS
+    knobs = params.knobs()
     return Context(
+        run_start_ms=run_start_ms,
         run_end_ms=run_start_ms + duration,
         breach_window_ms=min(12 * HOUR_MS, duration // 6),
         max_delay_ms=max(min(5 * DAY_MS, duration // 3), 3 * HOUR_MS),
+        overlap=knobs.overlap,
+        drift=knobs.drift,
     )
 
 
@@ -76,50 +121,66 @@ def span_ms(name: str, ctx: Context) -> int:
     """How long after its start an episode's rows (nearly all) fall."""
     return {
         "stolen_card": 6 * HOUR_MS,
-        "card_testing": HOUR_MS,
+        "card_testing": 2 * HOUR_MS,
         "account_takeover": DAY_MS,
         "compromised_merchant": ctx.breach_window_ms + ctx.max_delay_ms + 6 * HOUR_MS,
     }[name]
 
 
+def mix_over_run(params: SimulationParams, x: np.ndarray) -> np.ndarray:
+    """The fraud scenarios' shares at run fractions ``x``: shape (len(x), len(SCENARIOS)),
+    each row summing to 1 (or 0 when no weight is positive). Without drift, the mix itself."""
+    shares = np.array([params.mix_shares()[name] for name in SCENARIOS])
+    d = params.knobs().drift
+    end = shares * np.array([a + b * d for a, b in (_DRIFT_TILT[n] for n in SCENARIOS)])
+    if end.sum() > 0:
+        end = end / end.sum()
+    mix = (1.0 - x)[:, None] * shares + x[:, None] * end
+    total = mix.sum(axis=1, keepdims=True)
+    return np.divide(mix, total, out=np.zeros_like(mix), where=total > 0)
+
+
 def episode_rates(
     params: SimulationParams, counts: np.ndarray, hour_starts: np.ndarray, ctx: Context
 ) -> np.ndarray:
-    """Expected episodes starting in each hour, per scenario: shape (hours, scenarios)."""
+    """Expected episodes starting in each hour, per fraud scenario: shape (hours, SCENARIOS)."""
     rates = np.zeros((len(counts), len(SCENARIOS)))
-    shares = params.mix_shares()
+    x = (hour_starts - ctx.run_start_ms) / max(ctx.run_end_ms - ctx.run_start_ms, 1)
+    mix = mix_over_run(params, x)
     for code, name in enumerate(SCENARIOS):
-        share = shares[name]
-        if share <= 0 or params.fraud_rate <= 0:
+        wanted = counts * mix[:, code]  # rows of this scenario wanted per hour, / fraud_rate
+        if params.fraud_rate <= 0 or wanted.sum() <= 0:
             continue
         eligible = hour_starts + HOUR_MS + span_ms(name, ctx) <= ctx.run_end_ms
         if not eligible.any():  # run too short for the whole span: start in the first hour
             eligible = np.zeros(len(counts), dtype=bool)
             eligible[0] = True
-        total = counts.sum()
-        in_reach = counts[eligible].sum()
+        in_reach = wanted[eligible].sum()
         if in_reach == 0:
             continue
-        per_row = params.fraud_rate * share / mean_fraud_rows(name) * total / in_reach
-        rates[eligible, code] = counts[eligible] * per_row
+        scale = params.fraud_rate / mean_fraud_rows(name) * wanted.sum() / in_reach
+        rates[eligible, code] = wanted[eligible] * scale
     return rates
 
 
-def label_delay_ms(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Chargeback delay: 3 days + gamma(2, 10 days)."""
-    return (3 * DAY_MS + rng.gamma(2.0, 10.0, n) * DAY_MS).astype(np.int64)
-
-
-def _expand(rng: np.random.Generator, start: np.ndarray, sizes: np.ndarray, gap_ms: float):
-    """Per-row episode index and event time: ``sizes`` rows per episode, exponential gaps."""
+def _expand(
+    rng: np.random.Generator, start: np.ndarray, sizes: np.ndarray, gap_ms: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row episode index and event time: ``sizes`` rows per episode, exponential gaps of
+    mean ``gap_ms`` (per episode)."""
     episode = np.repeat(np.arange(len(sizes)), sizes)
-    gaps = rng.exponential(gap_ms, len(episode))
+    gaps = rng.exponential(1.0, len(episode)) * gap_ms[episode]
     first = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     gaps[first[sizes > 0]] = 0.0
     elapsed = np.cumsum(gaps)
     elapsed -= np.repeat(elapsed[first[sizes > 0]], sizes[sizes > 0])
     rank = np.arange(len(episode)) - np.repeat(first, sizes)
     return episode, start[episode] + elapsed.astype(np.int64), rank
+
+
+def _pace(blended: np.ndarray, gap_ms: float, slower: float) -> np.ndarray:
+    """Mean gap per episode: ``slower`` times longer for the blended ones."""
+    return np.where(blended, gap_ms * slower, gap_ms)
 
 
 def _fraud_rows(
@@ -147,7 +208,8 @@ def _fraud_rows(
         draw=draw,
         latency_ms=latency,
         scenario=np.full(n, code, dtype=np.int8),
-        label_at_ms=t_ms.astype(np.int64) + label_delay_ms(rng, n),
+        label_at_ms=np.full(n, NO_LABEL, dtype=np.int64),  # drawn by outcomes.observe_disputes
+        dispute=np.full(n, NO_DISPUTE, dtype=np.int8),
     )
 
 
@@ -163,21 +225,77 @@ def _fraud_device(rng: np.random.Generator, pop: Population, n: int) -> np.ndarr
     return pop.n_legit_devices + rng.integers(0, pop.n_fraud_devices, n)
 
 
+def _own_channel(pop: Population, card: np.ndarray) -> np.ndarray:
+    """The card's preferred channel where it sends a device id, else ecommerce."""
+    usual = pop.card_channel[card]
+    return np.where(DEVICE_CHANNEL[usual], usual, CH["ecommerce"])
+
+
+def _mimicked(
+    rng: np.random.Generator,
+    pop: Population,
+    blended: np.ndarray,
+    card: np.ndarray,
+    t_ms: np.ndarray,
+    merchant: np.ndarray,
+    currency: np.ndarray,
+    amount: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``merchant``, ``currency`` and ``amount`` with the blended rows' replaced as the card's
+    own card-not-present payments would have them: a merchant drawn as genuine traffic draws one
+    at that hour (mostly in the card's country), its currency, and an amount from the card's
+    profile in that currency (drawn for those rows only)."""
+    at = np.flatnonzero(blended)
+    if not len(at):
+        return merchant, currency, amount
+    merchant, currency, amount = merchant.copy(), currency.copy(), amount.copy()
+    hour = (t_ms[at] // HOUR_MS) % 24
+    online = np.ones(len(at), dtype=bool)
+    merchant[at] = genuine_merchants(pop, card[at], online, rng.random((2, len(at))), hour)
+    currency[at] = pop.merchant_currency[merchant[at]]
+    amount[at] = amounts_cents(rng, pop, card[at], merchant[at])
+    return merchant, currency, amount
+
+
+def _near_threshold(
+    rng: np.random.Generator, drifted: np.ndarray, amount: np.ndarray, cap: bool = False
+) -> np.ndarray:
+    """``amount`` with the drifted rows' just under the high-amount threshold (``cap``: only
+    where they were above it)."""
+    at = np.flatnonzero(drifted)
+    if not len(at):
+        return amount
+    amount = amount.copy()
+    under = _log_uniform_cents(rng, *NEAR_THRESHOLD, len(at))
+    amount[at] = np.minimum(amount[at], under) if cap else under
+    return amount
+
+
+def _abroad(rng: np.random.Generator, k: int, share: float) -> np.ndarray:
+    """Which of ``k`` episodes happen abroad (today: paid in a foreign currency; the seam where
+    merchant and IP countries join)."""
+    return rng.random(k) < share
+
+
 def stolen_card(rng: np.random.Generator, pop: Population, start: np.ndarray, ctx: Context) -> Rows:
     """Scenario 1: high amounts on a new device, in a quick spree."""
     k = len(start)
     card = _pick(rng, pop.card_tickets, k)
-    device = _fraud_device(rng, pop, k)
+    blended, drifted = ctx.blended(rng, k), ctx.drifted(rng, start)
+    device = np.where(blended, pop.card_device[card], _fraud_device(rng, pop, k))
     channel = np.where(rng.random(k) < 0.8, CH["ecommerce"], CH["mobile"])
+    channel = np.where(blended, _own_channel(pop, card), channel)
     foreign = rng.integers(0, MAJOR_CURRENCIES, k)
-    currency = np.where(rng.random(k) < 0.6, pop.card_home[card], foreign)
+    currency = np.where(_abroad(rng, k, 0.4) & ~blended, foreign, pop.card_home[card])
     sizes = 2 + rng.poisson(3.0, k)
-    ep, t_ms, _ = _expand(rng, start, sizes, 8 * MINUTE_MS)
+    ep, t_ms, _ = _expand(rng, start, sizes, _pace(blended, 8 * MINUTE_MS, 5.0))
     n = len(ep)
     merchant = _pick(rng, pop.fraud_merchant_tickets, n)
-    amount = _log_uniform_cents(rng, 300, 2_500, n)
+    amount = _near_threshold(rng, drifted[ep], _log_uniform_cents(rng, 300, 2_500, n))
+    merchant, currency, amount = _mimicked(rng, pop, blended[ep], card[ep], t_ms, merchant,
+                                           currency[ep], amount)  # fmt: skip
     return _fraud_rows(rng, CODE["stolen_card"], t_ms, card[ep], merchant, channel[ep],
-                       device[ep], currency[ep], amount)  # fmt: skip
+                       device[ep], currency, amount)  # fmt: skip
 
 
 def card_testing(
@@ -185,17 +303,23 @@ def card_testing(
 ) -> Rows:
     """Scenario 2: one device, many cards, tiny amounts, seconds apart."""
     k = len(start)
+    blended = ctx.blended(rng, k)
     device = _fraud_device(rng, pop, k)
     merchant = _pick(rng, pop.online_merchant_tickets, k)
     currency = rng.integers(0, 3, k)
     sizes = 10 + rng.poisson(15.0, k)
-    ep, t_ms, _ = _expand(rng, start, sizes, 20_000)
+    ep, t_ms, _ = _expand(rng, start, sizes, _pace(blended, 20_000, 6.0))
     n = len(ep)
     card = rng.integers(0, pop.n_cards, n)  # a list of stolen numbers, not the busiest cards
-    amount = rng.integers(1, 201, n)
+    amount, rotated = rng.integers(1, 201, n), device[ep]
+    at = np.flatnonzero(blended[ep])
+    if len(at):  # larger amounts, each card from another home device (a botnet's)
+        amount[at] = rng.integers(100, 3_001, len(at))
+        rotated = rotated.copy()
+        rotated[at] = rng.integers(0, pop.n_legit_devices, len(at))
     channel = np.full(n, CH["ecommerce"])
     return _fraud_rows(rng, CODE["card_testing"], t_ms, card, merchant[ep], channel,
-                       device[ep], currency[ep], amount)  # fmt: skip
+                       rotated, currency[ep], amount)  # fmt: skip
 
 
 def account_takeover(
@@ -204,18 +328,23 @@ def account_takeover(
     """Scenario 3: a known card on a new device and an unusual channel, amounts rising."""
     k = len(start)
     card = _pick(rng, pop.card_tickets, k)
-    device = _fraud_device(rng, pop, k)
+    blended, drifted = ctx.blended(rng, k), ctx.drifted(rng, start)
+    device = np.where(blended, pop.card_device[card], _fraud_device(rng, pop, k))
     usual = pop.card_channel[card]
     channel = np.where(usual == CH["ecommerce"], CH["mobile"], CH["ecommerce"])
+    channel = np.where(blended, _own_channel(pop, card), channel)
     base = np.exp(pop.card_mu[card]) * rng.uniform(1.0, 2.0, k)
     growth = rng.uniform(1.3, 1.8, k)
     sizes = 3 + rng.poisson(3.0, k)
-    ep, t_ms, rank = _expand(rng, start, sizes, 45 * MINUTE_MS)
+    ep, t_ms, rank = _expand(rng, start, sizes, _pace(blended, 45 * MINUTE_MS, 4.0))
     n = len(ep)
     merchant = _pick(rng, pop.fraud_merchant_tickets, n)
-    amount = np.clip(np.rint(base[ep] * growth[ep] ** rank), 100, 50_000_000)
+    amount = np.clip(np.rint(base[ep] * growth[ep] ** rank), 100, 50_000_000).astype(np.int64)
+    amount = _near_threshold(rng, drifted[ep], amount, cap=True)
+    merchant, currency, amount = _mimicked(rng, pop, blended[ep], card[ep], t_ms, merchant,
+                                           pop.card_home[card][ep], amount)  # fmt: skip
     return _fraud_rows(rng, CODE["account_takeover"], t_ms, card[ep], merchant, channel[ep],
-                       device[ep], pop.card_home[card][ep], amount)  # fmt: skip
+                       device[ep], currency, amount)  # fmt: skip
 
 
 def compromised_merchant(
@@ -242,11 +371,14 @@ def compromised_merchant(
         latency_ms=authorization_latency(rng, CARD_PRESENT[visit_channel]),
         scenario=np.full(v, NO_SCENARIO, dtype=np.int8),
         label_at_ms=np.full(v, NO_LABEL, dtype=np.int64),
+        dispute=np.full(v, NO_DISPUTE, dtype=np.int8),
     )
     first = visit_t + rng.uniform(2 * HOUR_MS, ctx.max_delay_ms, v).astype(np.int64)
+    blended = ctx.blended(rng, v)
     sizes = 1 + rng.poisson(1.0, v)
-    victim, t_ms, _ = _expand(rng, first, sizes, 30 * MINUTE_MS)
+    victim, t_ms, _ = _expand(rng, first, sizes, _pace(blended, 30 * MINUTE_MS, 4.0))
     n = len(victim)
+    mimic = blended[victim]
     merchant = _pick(rng, pop.fraud_merchant_tickets, n)
     elsewhere = breached[ep][victim]
     merchant = np.where(
@@ -256,10 +388,17 @@ def compromised_merchant(
     device = np.where(
         (channel == CH["ecommerce"]) & (rng.random(n) < 0.5), _fraud_device(rng, pop, n), -1
     )
+    victim_card = card[victim]
+    if mimic.any():
+        channel = np.where(mimic, _own_channel(pop, victim_card), channel)
+        device = np.where(mimic, pop.card_device[victim_card], device)
     foreign = rng.integers(0, MAJOR_CURRENCIES, n)
-    currency = np.where(rng.random(n) < 0.5, foreign, pop.card_home[card][victim])
+    abroad = _abroad(rng, n, 0.5) & ~mimic
+    currency = np.where(abroad, foreign, pop.card_home[victim_card])
     amount = _log_uniform_cents(rng, 100, 1_500, n)
-    frauds = _fraud_rows(rng, CODE["compromised_merchant"], t_ms, card[victim], merchant,
+    merchant, currency, amount = _mimicked(rng, pop, mimic, victim_card, t_ms, merchant,
+                                           currency, amount)  # fmt: skip
+    frauds = _fraud_rows(rng, CODE["compromised_merchant"], t_ms, victim_card, merchant,
                          channel, device, currency, amount)  # fmt: skip
     return Rows.concat([visits, frauds])
 

@@ -1,9 +1,11 @@
 """The event stream of a run: simulated hours of legitimate and fraud rows, in event order.
 
-Hour ``h`` draws its legitimate traffic from generator ``(seed, 2, h)`` and the fraud episodes
-starting in it from ``(seed, 3, h)``; episode rows that fall in later hours wait in a pending
-buffer. The stream is a pure function of the parameters, so chunking it differently (or
-resuming it in another process) cannot change a row.
+Hour ``h`` draws its legitimate traffic from generator ``(seed, 2, h)`` and the scenario
+episodes starting in it from ``(seed, 3, h)``; episode rows that fall in later hours wait in a
+pending buffer. The friendly fraud and observed disputes of a block of hours (about
+:data:`BLOCK_ROWS` rows of whole hours) come from ``(seed, 4, its first hour)``
+(:mod:`.outcomes`). The stream is a pure function of the parameters, so chunking it
+differently (or resuming it in another process) cannot change a row.
 
 Row counts: hour ``h`` plans ``c_h`` rows (multinomial, see :func:`population.hour_counts`).
 Episode rows landing in the hour take planned slots; the rest are legitimate. If episode rows
@@ -17,7 +19,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from engine.simulation.params import SimulationParams
+from engine.simulation.outcomes import mark_friendly_fraud, observe_disputes
+from engine.simulation.params import Knobs, SimulationParams
 from engine.simulation.population import (
     HOUR_MS,
     Population,
@@ -42,7 +45,7 @@ def hourly_blocks(params: SimulationParams, pop: Population) -> Iterator[Rows]:
     rates = episode_rates(params, counts, starts, ctx)
     pending = Rows.empty()
     debt = emitted = 0
-    block = _Block()
+    block = _Block(params.seed, params.knobs())
     for h, t0 in enumerate(starts.tolist()):
         if rates[h].any():
             new = episodes_for_hour(stream_rng(params.seed, 3, h), pop, rates[h], t0, ctx)
@@ -53,7 +56,7 @@ def hourly_blocks(params: SimulationParams, pop: Population) -> Iterator[Rows]:
         need = int(counts[h]) - debt
         n_legit = max(need - len(landing), 0)
         debt = n_legit + len(landing) - need
-        block.add(stream_rng(params.seed, 2, h), n_legit, t0, landing)
+        block.add(h, stream_rng(params.seed, 2, h), n_legit, t0, landing)
         emitted += n_legit + len(landing)
         if emitted >= params.rows or block.rows >= BLOCK_ROWS:
             rows = block.take(pop)
@@ -83,16 +86,25 @@ _NONE = Rows.empty()
 
 class _Block:
     """Consecutive hours waiting to be computed: each hour's generator, legitimate row count
-    and start, and the fraud rows landing in it."""
+    and start, and the scenario rows landing in it."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int, knobs: Knobs) -> None:
+        self.seed, self.knobs = seed, knobs
+        self._clear()
+
+    def _clear(self) -> None:
+        self.first_hour = -1
         self.rngs: list[np.random.Generator] = []
         self.counts: list[int] = []
         self.starts: list[int] = []
         self.landing: list[Rows] = []
         self.rows = 0
 
-    def add(self, rng: np.random.Generator, n_legit: int, t0: int, landing: Rows) -> None:
+    def add(
+        self, hour: int, rng: np.random.Generator, n_legit: int, t0: int, landing: Rows
+    ) -> None:
+        if not self.rngs:
+            self.first_hour = hour
         self.rngs.append(rng)
         self.counts.append(n_legit)
         self.starts.append(t0)
@@ -101,14 +113,18 @@ class _Block:
         self.rows += n_legit + len(landing)
 
     def take(self, pop: Population) -> Rows:
-        """The block's rows in event order; the block is then empty. Each hour's fraud rows
-        fall within it and the hours are in order, so one merge of the block equals a merge
-        per hour."""
+        """The block's rows in event order, with their friendly fraud and disputes drawn from
+        generator ``(seed, 4, first hour)``; the block is then empty. Each hour's scenario rows fall
+        within it and the hours are in order, so one merge of the block equals a merge per
+        hour."""
         if not self.rngs:
             return Rows.empty()
         legit = legit_hours(self.rngs, pop, self.counts, self.starts)
         rows = legit.merged_by_time(Rows.concat(self.landing)) if self.landing else legit
-        self.__init__()
+        rng = stream_rng(self.seed, 4, self.first_hour)
+        rows = mark_friendly_fraud(rng, rows, self.knobs.friendly_fraud_rate)
+        rows = observe_disputes(rng, rows, self.knobs)
+        self._clear()
         return rows
 
 

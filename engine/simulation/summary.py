@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.simulation.params import SCENARIOS
+from engine.simulation.params import LABELLED_SCENARIOS
+from engine.simulation.rows import FRIENDLY_CODE
 
 
 @dataclass(slots=True)
@@ -23,14 +24,16 @@ class RunSummary:
     amount_cents: int = 0
     fraud_amount_cents: int = 0
     fraud_loss_cents: int = 0  # fraud rows approved
-    scenario_rows: list[int] = field(default_factory=lambda: [0] * len(SCENARIOS))
-    scenario_caught: list[int] = field(default_factory=lambda: [0] * len(SCENARIOS))
+    scenario_rows: list[int] = field(default_factory=lambda: [0] * len(LABELLED_SCENARIOS))
+    scenario_caught: list[int] = field(default_factory=lambda: [0] * len(LABELLED_SCENARIOS))
 
     def add(
         self, approved: np.ndarray, scenario: np.ndarray, amount_cents: np.ndarray
     ) -> RunSummary:
-        """Add a chunk's decisions, labels (scenario codes, −1 legitimate) and amounts."""
-        fraud = scenario >= 0
+        """Add a chunk's decisions, labels (scenario codes, −1 none) and amounts. Friendly
+        fraud counts as legitimate (it is the cardholder's payment) and in its scenario."""
+        labelled = scenario >= 0
+        fraud = labelled & (scenario != FRIENDLY_CODE)
         declined = ~approved
         self.rows += len(approved)
         self.approved += int(np.count_nonzero(approved))
@@ -40,10 +43,10 @@ class RunSummary:
         self.amount_cents += int(amount_cents.sum(dtype=np.int64))
         self.fraud_amount_cents += int(amount_cents[fraud].sum(dtype=np.int64))
         self.fraud_loss_cents += int(amount_cents[fraud & approved].sum(dtype=np.int64))
-        codes = scenario[fraud].astype(np.int64)
-        rows = np.bincount(codes, minlength=len(SCENARIOS))
-        caught = np.bincount(scenario[fraud & declined].astype(np.int64), minlength=len(SCENARIOS))
-        for i in range(len(SCENARIOS)):
+        width = len(LABELLED_SCENARIOS)
+        rows = np.bincount(scenario[labelled].astype(np.int64), minlength=width)
+        caught = np.bincount(scenario[labelled & declined].astype(np.int64), minlength=width)
+        for i in range(width):
             self.scenario_rows[i] += int(rows[i])
             self.scenario_caught[i] += int(caught[i])
         return self
@@ -74,6 +77,6 @@ class RunSummary:
             "fraud_loss": money(self.fraud_loss_cents),
             "scenarios": {
                 name: {"rows": self.scenario_rows[i], "caught": self.scenario_caught[i]}
-                for i, name in enumerate(SCENARIOS)
+                for i, name in enumerate(LABELLED_SCENARIOS)
             },
         }

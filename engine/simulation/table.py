@@ -12,7 +12,8 @@ import pyarrow as pa
 from engine.decision import ACTION_LABELS, REASON_NAMES, Decisions
 from engine.features import CHANNELS, FeatureColumns, HistoryCounts
 from engine.history import attribute_columns
-from engine.simulation.params import SCENARIOS
+from engine.simulation.outcomes import DISPUTE_REASONS
+from engine.simulation.params import LABELLED_SCENARIOS
 from engine.simulation.population import CARD_LENGTH, CURRENCIES, TEST_BINS, Population
 from engine.simulation.rows import Rows
 from engine.simulation.world import WorldColumns, arrow_labels
@@ -23,7 +24,8 @@ _CHANNELS = pa.array(CHANNELS, pa.string())
 _STATUS = pa.array(["Approved", "Declined"], pa.string())
 _REASONS = pa.array(REASON_NAMES.tolist(), pa.string())
 _ACTIONS = pa.array(ACTION_LABELS.tolist(), pa.string())
-_SCENARIOS = pa.array(SCENARIOS, pa.string())
+_SCENARIOS = pa.array(LABELLED_SCENARIOS, pa.string())
+_DISPUTE_REASONS = pa.array(DISPUTE_REASONS, pa.string())
 
 
 def decimal_from_cents(cents: np.ndarray) -> pa.Array:
@@ -58,11 +60,13 @@ def transactions_table(
     world: WorldColumns,
 ) -> pa.Table:
     """Every ``transactions`` column except ``id`` (allocated at write time, in order);
-    ``gbp_pence`` holds each amount in GBP pence (``NO_GBP`` without a rate)."""
+    ``gbp_pence`` holds each amount in GBP pence (``NO_GBP`` without a rate). A declined row
+    keeps its ground truth and loses its dispute: nothing was charged to dispute."""
     n = len(rows)
     card = rows.card
     no_device = rows.device < 0
-    legit = rows.scenario < 0
+    unlabelled = rows.scenario < 0
+    undisputed = (rows.dispute < 0) | ~decisions.approved
     no_ip = world.ip < 0
     no_ip_country = world.ip_country < 0
     stored = arrow_labels()
@@ -96,15 +100,20 @@ def transactions_table(
             "draw": rows.draw,
             "policy_version": np.full(n, policy_version, dtype=np.int32),
             "latency_ms": rows.latency_ms,
-            "is_fraud": ~legit,
-            "fraud_scenario": _coded(np.where(legit, 0, rows.scenario), _SCENARIOS, legit),
-            "label_available_at": pa.array(rows.label_at_ms, pa.timestamp("ms"), mask=legit),
+            "is_fraud": rows.is_fraud,
+            "label_available_at": pa.array(rows.label_at_ms, pa.timestamp("ms"), mask=undisputed),
             "merchant_category": stored["mcc_number"][pop.merchant_category[rows.merchant]],
             "merchant_country": _coded(pop.merchant_country[rows.merchant], stored["country"]),
             "card_country": _coded(pop.card_country[card], stored["country"]),
             "ip_address": _coded(np.where(no_ip, 0, world.ip), pop.ip_names, no_ip),
             "ip_country": _coded(
                 np.where(no_ip_country, 0, world.ip_country), stored["ip_country"], no_ip_country
+            ),
+            "fraud_scenario": _coded(
+                np.where(unlabelled, 0, rows.scenario), _SCENARIOS, unlabelled
+            ),
+            "dispute_reason": _coded(
+                np.where(undisputed, 0, rows.dispute), _DISPUTE_REASONS, undisputed
             ),
         }
     )

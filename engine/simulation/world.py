@@ -10,7 +10,8 @@ number of a run comes from the named numpy streams.
   issuing country), a traveller's address abroad (6%, countries.csv ``travel``) or a VPN exit
   (4%, ``vpn``).
 * **Fraud** rows use a residential proxy (35%: another cardholder's home address, so mostly the
-  card base's countries) or an address of the fraud pool (65%, ``fraud``).
+  card base's countries) or an address of the fraud pool (65%, ``fraud``). Friendly fraud is
+  the cardholder's own payment: its address is a genuine one.
 * Card-present payments (pos, contactless) carry no IP address.
 """
 
@@ -76,7 +77,7 @@ def world_columns(rows: Rows, pop: Population, seed: int) -> WorldColumns:
     home = 2 * rows.card + (ub >= 0.8)
     elsewhere = np.where(ua < HOME_IP_SHARE + TRAVEL_IP_SHARE, pool("travel"), pool("vpn"))
     genuine = np.where(ua < HOME_IP_SHARE, home, elsewhere)
-    fraud = rows.scenario >= 0
+    fraud = rows.is_fraud  # friendly fraud is the cardholder's own payment: a genuine IP
     if fraud.any():
         proxy = 2 * (ub * pop.n_cards).astype(np.int64)  # some cardholder's first address
         genuine = np.where(fraud, np.where(ua < PROXY_SHARE, proxy, pool("fraud")), genuine)

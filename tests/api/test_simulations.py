@@ -69,6 +69,17 @@ def test_row_cap_is_a_400_naming_rows_and_starts_nothing(sim_client) -> None:
         ({"rows": 10, "scenario_mix": {"stolen_card": 0}}, "scenario_mix"),
         ({"rows": 10, "chunk_rows": 5}, "chunk_rows"),
         ({"seed": 1}, "rows"),
+        ({"rows": 10, "difficulty": "medium"}, "difficulty"),
+        ({"rows": 10, "difficulty": 1}, "difficulty"),
+        ({"rows": 10, "difficulty": None}, "difficulty"),
+        ({"rows": 10, "overlap": 1.5}, "overlap"),
+        ({"rows": 10, "missed_disputes": "0.1"}, "missed_disputes"),
+        ({"rows": 10, "false_disputes": 0.5}, "false_disputes"),
+        ({"rows": 10, "drift": -0.1}, "drift"),
+        ({"rows": 10, "friendly_fraud_rate": 0.2}, "friendly_fraud_rate"),
+        ({"rows": 10, "cards": 0}, "cards"),
+        ({"rows": 10, "merchants": 1.5}, "merchants"),
+        ({"rows": 10, "devices": True}, "devices"),
     ],
 )
 def test_bad_parameters_are_400_naming_the_field(sim_client, body: dict, field: str) -> None:
@@ -77,6 +88,25 @@ def test_bad_parameters_are_400_naming_the_field(sim_client, body: dict, field: 
     assert response.status_code == 400
     assert response.json()["error"]["field"] == field
     assert engine.list_runs() == []
+
+
+def test_difficulty_and_population_fields_reach_the_run(sim_client) -> None:
+    client, engine = sim_client
+    body = {**RUN, "difficulty": "hard", "drift": 0.0, "cards": 120, "merchants": 45,
+            "devices": 90}  # fmt: skip
+    started = client.post("/simulations", json=body)
+    assert started.status_code == 202, started.text
+    record = _wait_finished(client, started.json()["run_id"])
+    assert record["status"] == "completed"
+    params = engine.get_run(record["id"]).params
+    assert {k: params[k] for k in body} == body
+    assert params["overlap"] is None  # the preset's, resolved when the run is generated
+    (cards, merchants, devices) = engine.store.query(
+        "SELECT count(DISTINCT card_hash), count(DISTINCT merchant), "
+        "count(DISTINCT device_id) FILTER (WHERE fraud_scenario IS NULL) FROM transactions"
+    )[0]
+    assert cards <= 120 and merchants <= 45 and devices <= 90
+    assert cards > 100 and merchants > 40  # 5,000 payments reach nearly all of them
 
 
 def test_idempotency_key_starts_one_run(sim_client) -> None:

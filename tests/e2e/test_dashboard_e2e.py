@@ -480,6 +480,8 @@ def test_simulations_and_admin_pages(page: Page, server: MainJob, demo_data: Non
         field = page.locator(f".st-key-{key} input")
         field.fill(value)
         field.press("Tab")
+    page.locator(".st-key-sim_difficulty").get_by_role("combobox").click()
+    page.get_by_role("option", name="hard", exact=True).click()
     page.get_by_role("button", name="Start run").click()
     expect(page.get_by_text(re.compile(rf"Run {n + 1} completed in"))).to_be_visible(timeout=60_000)
     expect(page.get_by_role("heading", name=f"Runs ({n + 1})")).to_be_visible()
@@ -493,6 +495,7 @@ def test_simulations_and_admin_pages(page: Page, server: MainJob, demo_data: Non
     newest = {r["id"]: r for r in api_runs(server)}[n + 1]
     summary = (newest["status"], newest["rows_written"], newest["seed"])
     assert summary == ("completed", 5000, 7), newest
+    assert newest["params"]["difficulty"] == "hard", newest["params"]
     screenshot(page, "simulations")
 
     open_page(page, server, "admin", "Admin")

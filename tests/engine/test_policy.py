@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
-from support import TEST_CARDS, V13_COLUMNS, database_at_schema
+from support import LATER_COLUMNS, TEST_CARDS, database_at_schema
 
 from engine.errors import NotFoundError
 from engine.policy import DEFAULT_POLICY, HIGH_AMOUNT_RULE, Knobs, Policy, ScoreWeights
@@ -176,7 +176,8 @@ def test_the_v11_migration_derives_rule_columns_from_knob_decisions(tmp_path) ->
     )
     with Engine.open(tmp_path / "new.duckdb", card_key="k") as eng:
         eng.activate_policy(Policy.from_knobs(score_threshold=0.5, velocity_limit=2))
-        eng.simulate({"rows": 3_000, "seed": 4, "days": 1, "fraud_rate": 0.2})
+        # easy: no friendly fraud, which a file of that age cannot hold (v14 added it)
+        eng.simulate({"rows": 3_000, "seed": 4, "days": 1, "fraud_rate": 0.2, "difficulty": "easy"})
         eng.activate_policy(Policy.from_knobs(velocity_limit=3, base_decline_prob=0.3))
         for i in range(30):
             eng.authorize(
@@ -191,7 +192,7 @@ def test_the_v11_migration_derives_rule_columns_from_knob_decisions(tmp_path) ->
         con.execute(f"ATTACH '{tmp_path / 'new.duckdb'}' AS new (READ_ONLY)")
         con.execute(
             "INSERT INTO transactions BY NAME SELECT * EXCLUDE (reason_code, "
-            f"{', '.join([*derived, *V13_COLUMNS])}), reason_code::VARCHAR AS reason_code "
+            f"{', '.join([*derived, *LATER_COLUMNS])}), reason_code::VARCHAR AS reason_code "
             "FROM new.transactions"
         )
         con.execute(

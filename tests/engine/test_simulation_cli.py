@@ -45,7 +45,7 @@ def test_generate_smoke(tmp_path: Path) -> None:
         scenarios = {
             r[0] for r in eng.store.query("SELECT DISTINCT fraud_scenario FROM transactions")
         }
-        assert scenarios <= {None, "stolen_card", "card_testing"}
+        assert scenarios <= {None, "stolen_card", "card_testing", "friendly_fraud"}
 
 
 def test_generate_rejects_bad_arguments_without_traceback(
@@ -60,6 +60,34 @@ def test_generate_rejects_bad_arguments_without_traceback(
     with pytest.raises(SystemExit) as exit_info:
         main(["generate", "--rows", "5", "--seed", "1", "--scenario-mix", "nope=1"])
     assert exit_info.value.code == 2 and "unknown scenario" in capsys.readouterr().err
+
+
+def test_generate_takes_the_difficulty_and_population_sizes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from workbench.cli import main
+
+    db = tmp_path / "world.duckdb"
+    code = main(["generate", "--rows", "3000", "--seed", "2", "--days", "3", "--db", str(db),
+                 "--difficulty", "hard", "--missed-disputes", "0", "--cards", "150",
+                 "--merchants", "41", "--devices", "99", "--quiet"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    with Engine.open(db, card_key="cli-key") as eng:
+        params = eng.get_run(1).params
+        assert params["difficulty"] == "hard" and params["missed_disputes"] == 0.0
+        assert (params["cards"], params["merchants"], params["devices"]) == (150, 41, 99)
+        assert params["overlap"] is None  # not given: the preset's
+        (cards,) = eng.store.query("SELECT count(DISTINCT card_hash) FROM transactions")[0]
+        assert 140 <= cards <= 150
+    for bad, option in ((["--difficulty", "medium"], "--difficulty"),
+                        (["--overlap", "2"], "--overlap"),
+                        (["--cards", "0"], "--cards")):  # fmt: skip
+        try:
+            code = main(["generate", "--rows", "5", "--seed", "1", "--db", str(db), *bad])
+        except SystemExit as exit_info:  # argparse refuses a choice itself
+            code = exit_info.code
+        err = capsys.readouterr().err
+        assert code == 2 and option in err and "Traceback" not in err
 
 
 def test_locked_database_is_refused_in_one_sentence(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ chunk size; another seed → other rows."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from engine.cards import fingerprint, luhn_valid
 from engine.service import Engine
 from engine.simulation import SimulationParams
 from engine.simulation.population import TEST_BINS, build_population
+from engine.simulation.rows import Rows
 from engine.simulation.stream import chunks
 
 KEY = "simulation-test-key"
@@ -70,7 +72,16 @@ def test_different_seed_or_params_give_a_different_hash(sim_engine: Engine) -> N
     first = sim_engine.run_content_hash(sim_engine.simulate(BASE).id)
     other_seed = sim_engine.run_content_hash(sim_engine.simulate({**BASE, "seed": 43}).id)
     other_rate = sim_engine.run_content_hash(sim_engine.simulate({**BASE, "fraud_rate": 0.1}).id)
-    assert len({first, other_seed, other_rate}) == 3
+    others = [
+        sim_engine.run_content_hash(sim_engine.simulate({**BASE, **change}).id)
+        for change in (
+            {"difficulty": "hard"},
+            {"missed_disputes": 0.5},  # only the observed disputes differ
+            {"cards": 500},
+        )
+    ]
+    again = sim_engine.run_content_hash(sim_engine.simulate(BASE).id)
+    assert again == first and len({first, other_seed, other_rate, *others}) == 6
 
 
 def test_stream_is_identical_for_any_chunking() -> None:
@@ -80,7 +91,7 @@ def test_stream_is_identical_for_any_chunking() -> None:
     assert len(whole) == 1 and len(whole[0]) == BASE["rows"]
     pieces = list(chunks(params, pop, 999))
     assert [len(p) for p in pieces[:-1]] == [999] * (len(pieces) - 1)
-    for name in ("t_ms", "card", "device", "amount_cents", "draw", "latency_ms", "scenario"):
+    for name in (f.name for f in fields(Rows)):  # the observed disputes included
         joined = np.concatenate([getattr(p, name) for p in pieces])
         np.testing.assert_array_equal(joined, getattr(whole[0], name))
     assert (np.diff(whole[0].t_ms) >= 0).all()  # event order
@@ -110,9 +121,6 @@ def test_exact_row_count_and_event_time_window(sim_engine: Engine) -> None:
 
 
 def test_merging_by_time_equals_a_stable_sort_of_the_concatenation() -> None:
-    from dataclasses import fields
-
-    from engine.simulation.rows import Rows
 
     rng = np.random.default_rng(3)
 
@@ -127,8 +135,9 @@ def test_merging_by_time_equals_a_stable_sort_of_the_concatenation() -> None:
             amount_cents=rng.integers(1, 9, n),
             draw=rng.random(n),
             latency_ms=rng.random(n),
-            scenario=rng.integers(-1, 4, n).astype(np.int8),
+            scenario=rng.integers(-1, 5, n).astype(np.int8),
             label_at_ms=np.arange(n),
+            dispute=rng.integers(-1, 6, n).astype(np.int8),
         )
 
     for _ in range(200):

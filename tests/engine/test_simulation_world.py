@@ -102,3 +102,44 @@ def test_categories_shape_channels_amounts_and_hours(rows) -> None:
     grocery_night = (mcc[night] == "5411").mean() / (mcc[~night] == "5411").mean()
     games_night = (mcc[night] == "5816").mean() / (mcc[~night] == "5816").mean()
     assert grocery_night < 0.5 < games_night
+
+
+def test_friendly_fraud_pays_from_the_cardholders_own_ips_and_fraud_from_elsewhere() -> None:
+    """Friendly fraud is the cardholder's own payment: its IP is drawn as a genuine row's (home,
+    travel or VPN), never from the fraud pool a fraud row mostly uses."""
+    import numpy as np
+
+    from engine.features import CHANNELS
+    from engine.simulation.params import SimulationParams
+    from engine.simulation.population import build_population
+    from engine.simulation.rows import FRIENDLY_CODE, Rows
+    from engine.simulation.scenarios import CODE
+    from engine.simulation.world import world_columns
+
+    pop = build_population(SimulationParams(rows=4_000, seed=3), b"world-key")
+    n = 2_000
+
+    def rows_of(scenario: int) -> Rows:
+        return Rows(
+            t_ms=1_767_225_600_000 + np.arange(n, dtype=np.int64) * 1_000,
+            card=np.arange(n, dtype=np.int64) % pop.n_cards,
+            merchant=np.zeros(n, dtype=np.int32),
+            channel=np.full(n, CHANNELS.index("ecommerce"), dtype=np.int8),
+            device=np.full(n, -1, dtype=np.int64),
+            currency=np.zeros(n, dtype=np.int8),
+            amount_cents=np.full(n, 1_000, dtype=np.int64),
+            draw=np.zeros(n),
+            latency_ms=np.zeros(n),
+            scenario=np.full(n, scenario, dtype=np.int8),
+            label_at_ms=np.full(n, -1, dtype=np.int64),
+            dispute=np.full(n, -1, dtype=np.int8),
+        )
+
+    first, size = pop.ip_pools["fraud"]
+    in_fraud_pool = lambda ip: (ip >= first) & (ip < first + size)  # noqa: E731
+    friendly = world_columns(rows_of(FRIENDLY_CODE), pop, 3).ip
+    assert not in_fraud_pool(friendly).any()
+    home = (friendly // 2 == np.arange(n) % pop.n_cards).mean()
+    assert 0.85 < home < 0.95  # 90% the card's own home addresses
+    stolen = world_columns(rows_of(CODE["stolen_card"]), pop, 3).ip
+    assert in_fraud_pool(stolen).mean() > 0.5

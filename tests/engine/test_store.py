@@ -133,21 +133,24 @@ def test_enum_columns_hold_exactly_the_codes_vocabularies(engine) -> None:
     from engine.currencies import ISO_4217
     from engine.decision import REASON_NAMES
     from engine.features import CHANNELS
-    from engine.simulation.params import SCENARIOS
+    from engine.simulation.outcomes import DISPUTE_REASONS
+    from engine.simulation.params import LABELLED_SCENARIOS
 
-    enum_types = {  # column -> its ENUM type (v6)
+    enum_types = {  # column -> its ENUM type (v6; fraud_scenario widened, dispute_reason v14)
         "status": "payment_status",
         "reason_code": "reason_code",
         "channel": "payment_channel",
         "currency": "currency_code",
         "fraud_scenario": "fraud_scenario",
+        "dispute_reason": "dispute_reason",
     }
     expected = {
         "status": {"Approved", "Declined"},
         "reason_code": {str(name) for name in REASON_NAMES},
         "channel": set(CHANNELS),
         "currency": set(ISO_4217),
-        "fraud_scenario": set(SCENARIOS),
+        "fraud_scenario": set(LABELLED_SCENARIOS),
+        "dispute_reason": set(DISPUTE_REASONS),
     }
     for column, type_name in enum_types.items():
         (labels,) = engine.store.query(f"SELECT enum_range(NULL::{type_name})")[0]

@@ -74,6 +74,7 @@ def test_every_column_is_set_by_some_path_and_documented() -> None:
     # live rows leave run_id, ground truth and latency (written back) to NULL
     assert set(NAMES) - set(written_by(LIVE)) == {
         "run_id", "latency_ms", "is_fraud", "fraud_scenario", "label_available_at",
+        "dispute_reason",
     }  # fmt: skip
 
 

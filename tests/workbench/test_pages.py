@@ -198,7 +198,8 @@ def test_tuning_counts_the_labels_known_as_of_a_date(seeded, app):
     shown = at.table[0].value.set_index("metric")
     assert shown.loc["Fraud caught (recall)", "candidate"] == f"{every.recall:.2%}"
 
-    as_of = datetime(2026, 1, 10)  # a 5-day run from Jan 1: 27 of its 353 chargebacks are in
+    # a 5-day run from Jan 1; disputes come 2 days + a median 40 days later: some are in by then
+    as_of = datetime(2026, 2, 5)
     at.datetime_input(key="tune_labels_as_of").set_value(as_of).run()
     assert not at.exception
     known = seeded.backtest(seeded.active_policy(), RowFilter(labels_as_of=as_of)).candidate
@@ -216,7 +217,7 @@ def test_tuning_counts_the_labels_known_as_of_a_date(seeded, app):
     ]
     assert gap.loc["Fraud caught", "known then"] == f"{known.fraud_caught:,}"
     assert gap.loc["Fraud caught", "all labels"] == f"{every.fraud_caught:,}"
-    assert "2026-01-10 00:00 UTC" in texts(at)
+    assert "2026-02-05 00:00 UTC" in texts(at)
 
     at.datetime_input(key="tune_labels_as_of").set_value(None).run()
     assert len(at.table) == 1
@@ -251,10 +252,18 @@ def test_simulations_page_starts_runs_and_compares_two(shared, app):
     assert any("completed" in s.value for s in at.success)
     assert len(at.dataframe[0].value) == 1
 
+    assert shared.get_run(run_id).params["difficulty"] == defaults["difficulty"].default
+    assert at.selectbox(key="sim_difficulty").options == ["easy", "realistic", "hard"]
+
     at.number_input(key="sim_rows").set_value(2000)
     at.slider(key="sim_fraud_rate").set_value(0.1)
+    at.selectbox(key="sim_difficulty").set_value("hard")
+    at.number_input(key="sim_cards").set_value(80)
     button(at, "Start run").click().run()
-    wait_for_run(shared, at.session_state["sim_watch"])
+    second = at.session_state["sim_watch"]
+    wait_for_run(shared, second)
+    params = shared.get_run(second).params
+    assert (params["difficulty"], params["cards"], params["merchants"]) == ("hard", 80, None)
     at.run()
     runs = at.dataframe[0].value
     assert len(runs) == 2

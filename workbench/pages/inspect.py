@@ -60,7 +60,11 @@ if transaction_id.strip():
         truth = (
             "unknown (live)"
             if tx.is_fraud is None
-            else (f"fraud: {tx.fraud_scenario}" if tx.is_fraud else "legitimate")
+            else (
+                f"fraud: {tx.fraud_scenario}"
+                if tx.is_fraud
+                else "legitimate" + (f" ({tx.fraud_scenario})" if tx.fraud_scenario else "")
+            )
         )
         kpi_row(
             [

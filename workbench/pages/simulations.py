@@ -9,7 +9,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from engine.errors import BusyError
-from engine.simulation.params import SCENARIOS, RunRecord, SimulationParams
+from engine.simulation.params import PRESETS, SCENARIOS, RunRecord, SimulationParams
 from engine.validation import describe
 from workbench import charts, formats
 from workbench.ui import engine
@@ -52,6 +52,26 @@ with st.form("sim_form"):
         )
         for i, name in enumerate(SCENARIOS)
     }
+    world = st.columns(4)
+    difficulty = world[0].selectbox(
+        "Difficulty",
+        list(PRESETS),
+        index=list(PRESETS).index(DEFAULTS["difficulty"].default),
+        help=DEFAULTS["difficulty"].description,
+        key="sim_difficulty",
+    )
+    sizes = {
+        name: world[i + 1].number_input(
+            name.capitalize(),
+            min_value=1,
+            value=None,
+            step=100,
+            placeholder="sized from rows and days",
+            help=DEFAULTS[name].description,
+            key=f"sim_{name}",
+        )
+        for i, name in enumerate(("cards", "merchants", "devices"))
+    }
     start = st.form_submit_button("Start run", type="primary")
 
 if start:
@@ -62,6 +82,8 @@ if start:
             fraud_rate=float(fraud_rate),
             seed=int(seed),
             scenario_mix=mix,
+            difficulty=difficulty,
+            **{name: int(value) for name, value in sizes.items() if value is not None},
         )
     except ValidationError as exc:
         for error in exc.errors():
@@ -109,6 +131,7 @@ def run_row(record: RunRecord) -> dict[str, Any]:
         "rows": record.rows_written,
         "days": p.get("days"),
         "fraud rate": p.get("fraud_rate"),
+        "difficulty": p.get("difficulty"),
         "seed": record.seed,
         "policy": record.policy_version,
         "approval rate": s.get("approval_rate"),
