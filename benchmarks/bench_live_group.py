@@ -8,7 +8,9 @@ groups of ``--size`` payments drawn like ``benchmarks/payment.lua`` (5 million c
 devices or none, GBP/EUR/USD, 15% of amounts above 500). It reports the wall and CPU time of the
 whole step, and, measured on a second history in the same loop (so with the same cold caches as
 the step itself), the CPU time of its history parts: the GBP amounts, the history counts
-(``FeatureState.observe_group``) and the history attribute columns. CPU time (``process_time``
+(``FeatureState.observe_group``), the device trust's settled pair history
+(``FeatureState.pair_history`` and ``approve``, in checkouts that have them) and the history
+attribute columns. CPU time (``process_time``
 for the step, which includes DuckDB's threads; ``thread_time`` for the parts) counts what the
 group costs the two cores, which ``bench_payments.py``'s throughput depends on, and changes far
 less than wall time when other jobs share the machine. To compare two checkouts, run each with
@@ -69,6 +71,15 @@ def history_counts(
     return HistoryCounts.from_rows(counts)
 
 
+def pair_history(state: FeatureState, batch: list, t_ms: int) -> None:
+    """The group's settled pair history, then its approvals (all, as a bound on the cost)."""
+    if not hasattr(state, "pair_history"):
+        return
+    keys = [(p.card.card_hash, p.request.device_id) for p in batch]
+    state.pair_history(keys, t_ms)
+    state.approve(keys, np.ones(len(keys), dtype=bool), t_ms)
+
+
 def main() -> int:
     """Run the groups and print one table (ms per group)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -85,7 +96,7 @@ def main() -> int:
         ]
         shadow = FeatureState()
         times: dict[str, list[float]] = {
-            k: [] for k in ("wall", "cpu", "gbp", "history", "columns")
+            k: [] for k in ("wall", "cpu", "gbp", "history", "trust", "columns")
         }
 
         def part(name: str, step: Callable[[], object]) -> object:
@@ -102,6 +113,7 @@ def main() -> int:
                 for p, gbp in zip(batch, pence.tolist(), strict=True)  # type: ignore[union-attr]
             ]
             counts = part("history", lambda p=payments, t=t_ms: history_counts(shadow, p, t))
+            part("trust", lambda b=batch, t=t_ms: pair_history(shadow, b, t))
             part("columns", lambda c=counts, p=pence: attribute_columns(c, p))
             wall, cpu = time.perf_counter(), time.process_time()
             writer._decide_and_commit(batch)
@@ -116,6 +128,7 @@ def main() -> int:
         "cpu": "whole group step, CPU",
         "gbp": "  GBP amounts, CPU",
         "history": "  history counts, CPU",
+        "trust": "  settled pair history (device trust), CPU",
         "columns": "  history attribute columns, CPU",
     }
     for name, label in labels.items():

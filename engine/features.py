@@ -5,9 +5,28 @@ path, the bulk path and the SQL back-fill.
 
 * ``spending_velocity`` = min(n / 10, 1), where n is the number of this card's earlier payments
   in the trailing hour (event time) before this one.
-* ``device_trust_score`` = familiarity / (1 + 0.5 · other_cards). familiarity is 0.3 for a
-  device never seen with this card, 0.7 after 1–2 earlier payments on it, 1.0 after 3 or more;
-  other_cards counts the distinct other cards seen on the device before. No device id: 0.1.
+* ``device_trust_score`` = familiarity / (1 + 0.5 · other_cards), where other_cards counts the
+  distinct other cards seen on the device before (``device_other_cards``). No device id: 0.1.
+  familiarity comes from the (card, device) pair's **settled history** at the payment's time
+  ``t``: the pair's earlier payments that were *approved*, are at least ``SETTLE`` = 24 h old
+  (``t' ≤ t − 24 h``) and were *not disputed by t*. With S = their count, tenure = ``t`` − the
+  time of the first of them and idle = ``t`` − the pair's last earlier payment (any status)::
+
+      familiarity = 0.3 + 0.7 · (1 − exp(−S / 3)) · min(1, tenure / 14 d) · exp(−idle / 60 d)
+
+  so it is exactly 0.3 without settled history, whatever happened in the last day (a declined
+  payment never earns trust, minutes of activity never do); about 0.99 after three weeks of
+  daily approved payments; 30 days of disuse take it to 0.3 + 0.61 · what it was above 0.3.
+  "Disputed by t": in a run, the row's chargeback (``label_at_ms``) is at or before ``t``;
+  live, a dispute of a fraud reason (``fraud``, ``friendly_fraud``: the reasons backtests count
+  as fraud) was recorded through ``POST /transaction/{id}/dispute`` before the payment. A
+  disputed payment leaves S (and tenure, if it was the first); other dispute reasons leave
+  trust alone. Because only payments a day old count, a payment's trust depends only on
+  decisions of payments at least a day older: the bulk path decides each chunk in parts of
+  less than a day (:attr:`HistoryTracker.blocks`), feeding each part's approvals back before
+  the next part's trust, and the live path feeds each group's approvals back after it is
+  decided (:meth:`FeatureState.approve`); both give identical values (tests/engine/
+  test_device_trust.py).
 * ``ip_risk_score`` models how unverifiable the payment's network origin is, deterministically:
   a base per channel (pos/contactless 0.05, mobile 0.20, ecommerce 0.30, moto 0.45), +0.25 when
   no device id is sent (anonymous origin), +0.25 when the currency differs from the card's home
@@ -44,7 +63,8 @@ or one simulation run.
 ``amount_in_gbp`` (the amount converted with :mod:`engine.fx`, NULL without a rate) is stored
 beside them. The live path keeps the history it needs in memory (:class:`FeatureState`), updated
 in arrival order with memory bounded by the longest window (plus, per card, its first payment
-and, per (card, device) pair, its payment count); the bulk path computes the same values over
+and, per (card, device) pair, its payment count, its last payment's time and the times of its
+approved undisputed payments, for device trust); the bulk path computes the same values over
 chunks of a stream (:class:`HistoryTracker`); :mod:`engine.history` states them as DuckDB window
 functions (the schema v10 back-fill). Tests run one stream through all three and require
 identical values.
@@ -63,10 +83,17 @@ import numpy as np
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 WEEK_MS = 7 * DAY_MS
+SETTLE_MS = DAY_MS  # an approved payment earns device trust once it is this old
+TRUST_NEW = 0.3  # familiarity of a (card, device) pair without settled history
+TRUST_GAIN = 0.7  # what settled history can add to it
+TRUST_PAYMENTS = 3.0  # settled payments: growth = 1 − exp(−S / TRUST_PAYMENTS)
+TRUST_TENURE_MS = 14 * DAY_MS  # tenure for full trust: min(1, tenure / TRUST_TENURE_MS)
+TRUST_IDLE_MS = 60 * DAY_MS  # disuse decay: exp(−idle / TRUST_IDLE_MS)
 VELOCITY_WINDOW_MS = HOUR_MS
 LONGEST_WINDOW_MS = WEEK_MS  # nothing older is needed, except first payments and pair counts
 NO_DEVICE = -1  # device-scoped counts of a payment without a device id (stored as NULL)
 NO_GBP = -1  # amount in pence of a currency without a reference rate (adds 0 to sums)
+NEVER_MS = 1 << 62  # idle time of a (card, device) pair never seen before
 VELOCITY_SATURATION = 10
 NO_DEVICE_TRUST = 0.1
 CHANNEL_IP_RISK: dict[str, float] = {
@@ -108,6 +135,10 @@ class HistoryCounts:
         columns[3] = columns[3] > 0
         return HistoryCounts(*columns)
 
+    def take(self, part: slice) -> HistoryCounts:
+        """The payments ``part`` selects."""
+        return HistoryCounts(*(getattr(self, name)[part] for name in self.__slots__))
+
 
 @dataclass(frozen=True, slots=True)
 class FeatureColumns:
@@ -118,16 +149,49 @@ class FeatureColumns:
     ip_risk_score: np.ndarray
 
 
-def normalize(counts: HistoryCounts, has_device: np.ndarray, channel: np.ndarray) -> FeatureColumns:
-    """Turn history counts into the three features; ``channel`` holds channel names, or integer
-    codes into :data:`CHANNELS` (faster for bulk data)."""
+@dataclass(frozen=True, slots=True)
+class PairHistory:
+    """Each payment's settled history with its (card, device) pair (column-wise int64; see the
+    module docstring): ``settled`` payments, ``tenure_ms`` since the first of them (0 without
+    any) and ``idle_ms`` since the pair's last payment (:data:`NEVER_MS` without one; 0 for
+    payments without a device id)."""
+
+    settled: np.ndarray
+    tenure_ms: np.ndarray
+    idle_ms: np.ndarray
+
+
+def familiarity(pairs: PairHistory) -> np.ndarray:
+    """TRUST_NEW + TRUST_GAIN · (1 − exp(−S / TRUST_PAYMENTS)) · min(1, tenure / TRUST_TENURE_MS)
+    · exp(−idle / TRUST_IDLE_MS): exactly :data:`TRUST_NEW` without settled history."""
+    out = np.full(len(pairs.settled), TRUST_NEW)
+    has = np.flatnonzero(pairs.settled > 0)
+    if len(has):
+        growth = _GROWTH[np.minimum(pairs.settled[has], len(_GROWTH) - 1)]
+        tenure = np.minimum(pairs.tenure_ms[has] / TRUST_TENURE_MS, 1.0)
+        decay = np.exp(-pairs.idle_ms[has] / TRUST_IDLE_MS)
+        out[has] = TRUST_NEW + TRUST_GAIN * (growth * tenure * decay)
+    return out
+
+
+# 1 − exp(−S / TRUST_PAYMENTS) by S, one table for both paths; 1.0 long before the last entry
+_GROWTH = 1.0 - np.exp(-np.arange(1024) / TRUST_PAYMENTS)
+
+
+def normalize(
+    counts: HistoryCounts,
+    has_device: np.ndarray,
+    channel: np.ndarray,
+    pairs: PairHistory | None,
+) -> FeatureColumns:
+    """Turn history counts and settled pair history into the three features; ``channel`` holds
+    channel names, or integer codes into :data:`CHANNELS` (faster for bulk data). ``pairs``
+    None: the device trust is not known yet (NaN), for decisions that do not read it."""
     velocity = np.minimum(counts.velocity_count / VELOCITY_SATURATION, 1.0)
-    familiarity = np.select(
-        [counts.device_seen_count >= 3, counts.device_seen_count >= 1], [1.0, 0.7], default=0.3
-    )
-    trust = np.where(
-        has_device, familiarity / (1.0 + 0.5 * counts.device_other_cards), NO_DEVICE_TRUST
-    )
+    if pairs is None:
+        trust = np.full(len(has_device), np.nan)
+    else:
+        trust = device_trust(counts, has_device, pairs)
     channel = np.asarray(channel)
     if np.issubdtype(channel.dtype, np.integer):  # codes into CHANNELS: a table lookup
         base = CHANNEL_IP_RISK_BY_CODE[channel]
@@ -139,7 +203,14 @@ def normalize(counts: HistoryCounts, has_device: np.ndarray, channel: np.ndarray
         + np.where(counts.foreign_currency, FOREIGN_CURRENCY_IP_RISK, 0.0),
         1.0,
     )
-    return FeatureColumns(velocity.astype(np.float64), trust.astype(np.float64), ip_risk)
+    return FeatureColumns(velocity.astype(np.float64), trust, ip_risk)
+
+
+def device_trust(counts: HistoryCounts, has_device: np.ndarray, pairs: PairHistory) -> np.ndarray:
+    """``device_trust_score``: :func:`familiarity` / (1 + 0.5 · other cards on the device), or
+    :data:`NO_DEVICE_TRUST` without a device id."""
+    trust = familiarity(pairs) / (1.0 + 0.5 * counts.device_other_cards)
+    return np.where(has_device, trust, NO_DEVICE_TRUST).astype(np.float64)
 
 
 _NOTHING_DUE = 1 << 62  # a window's due time when nothing in it can leave
@@ -236,6 +307,42 @@ class _DeviceWindows:
         return not (times or cards)
 
 
+class _PairSettlement:
+    """One (card, device) pair's settled history on the live path: its last payment's time,
+    the times of its approved, undisputed payments still settling (oldest first), and how many
+    have settled, with the earliest of those (None without any)."""
+
+    __slots__ = ("count", "first", "last", "pending")
+
+    def __init__(self, last: int) -> None:
+        self.last = last
+        self.pending: list[int] = []
+        self.count = 0
+        self.first: int | None = None
+
+    def settle(self, t_ms: int) -> None:
+        """Count the payments settled by ``t_ms`` (at least :data:`SETTLE_MS` old)."""
+        pending = self.pending
+        if pending and pending[0] <= t_ms - SETTLE_MS:
+            k = bisect.bisect_right(pending, t_ms - SETTLE_MS)
+            if not self.count:
+                self.first = pending[0]
+            self.count += k
+            del pending[:k]
+
+    def remove(self, t_ms: int, first_left: int | None) -> None:
+        """Forget the approved payment at ``t_ms`` (disputed); ``first_left`` is the earliest
+        of the pair's approved, undisputed payments left (settled ones come before settling
+        ones, so it is the first settled one while any is)."""
+        pending = self.pending
+        i = bisect.bisect_left(pending, t_ms)
+        if i < len(pending) and pending[i] == t_ms:
+            del pending[i]
+        elif self.count:
+            self.count -= 1
+            self.first = first_left if self.count else None
+
+
 class FeatureState:
     """The live path's history, in memory, updated in arrival order (one writer thread).
 
@@ -244,10 +351,14 @@ class FeatureState:
     for every card and device in a sweep each :data:`SWEEP_MS` of event time, so memory holds
     the last week of payments (and what the sweep has not reached yet), plus each card's first
     payment and each (card, device) pair's count, which ``card_age_days``, the home currency and
-    ``device_seen_count`` need for ever.
+    ``device_seen_count`` need for ever, and each pair's settled history for device trust (its
+    last payment's time and the times of its approved, undisputed payments: one integer per
+    approved live payment with a device).
 
     :meth:`observe_group` is the live path's call (a group's lookups and updates in one pass);
-    :meth:`counts` and :meth:`observe` are the same steps one at a time.
+    :meth:`counts` and :meth:`observe` are the same steps one at a time. Device trust's settled
+    pair history is looked up by :meth:`pair_history` before a group is decided, fed its
+    approvals by :meth:`approve` after, and told of disputes by :meth:`dispute`.
     """
 
     SWEEP_MS = HOUR_MS
@@ -261,6 +372,48 @@ class FeatureState:
         self._next_sweep: int | None = None
         self._sweep_cards: list[str] = []  # still to check in the current sweep
         self._sweep_devices: list[str] = []
+        self._settlements: dict[tuple[str, str], _PairSettlement] = {}  # all time
+
+    def pair_history(self, payments: list[tuple[str, str | None]], t_ms: int) -> PairHistory:
+        """The settled pair history of each (card hash, device id) of a group at event time
+        ``t_ms``, in arrival order; each payment then is its pair's last one. Approvals join
+        through :meth:`approve` once the group is decided, disputes through :meth:`dispute`."""
+        rows = []
+        settlements = self._settlements
+        for card, device in payments:
+            if device is None:
+                rows.append((0, 0, 0))
+                continue
+            pair = settlements.get((card, device))
+            if pair is None:
+                settlements[(card, device)] = _PairSettlement(t_ms)
+                rows.append((0, 0, NEVER_MS))
+                continue
+            pair.settle(t_ms)
+            tenure = t_ms - pair.first if pair.count else 0  # type: ignore[operator]
+            rows.append((pair.count, tenure, t_ms - pair.last))
+            pair.last = t_ms
+        flat = np.fromiter(itertools.chain.from_iterable(rows), np.int64, 3 * len(rows))
+        return PairHistory(flat[0::3], flat[1::3], flat[2::3])
+
+    def approve(
+        self, payments: list[tuple[str, str | None]], approved: np.ndarray, t_ms: int
+    ) -> None:
+        """Record which payments of a group at ``t_ms`` (as given to :meth:`pair_history`)
+        were approved: they count for their pair once :data:`SETTLE_MS` old."""
+        settlements = self._settlements
+        for (card, device), ok in zip(payments, approved.tolist(), strict=True):
+            if ok and device is not None:
+                settlements[(card, device)].pending.append(t_ms)
+
+    def dispute(self, card_hash: str, device_id: str, t_ms: int, first_left: int | None) -> None:
+        """A dispute of the approved payment of (card, device) at ``t_ms`` was recorded: it
+        counts no more (call once per payment). ``first_left``: the time of the pair's earliest
+        approved payment still undisputed (None: none), which the state does not keep (the
+        live writer reads it from the database)."""
+        pair = self._settlements.get((card_hash, device_id))
+        if pair is not None:
+            pair.remove(t_ms, first_left)
 
     def counts(
         self, card_hash: str, device_id: str | None, currency: str, t_ms: int
@@ -370,20 +523,30 @@ class FeatureState:
     def restore(
         self,
         first: list[tuple[str, int, str]],
-        pairs: list[tuple[str, str, int]],
+        pairs: list[tuple[str, str, int, int]],
         week_pairs: list[tuple[str, str, int]],
         day: list[tuple[str, str | None, int, int]],
+        approved: list[tuple[str, str, int, int | None, list[int] | None]],
     ) -> None:
         """Rebuild the state from stored aggregates instead of replaying every payment: ``first``
-        (card, first time, home currency) and ``pairs`` (device, card, payments) over the whole
-        stream; ``week_pairs`` (card, device, last time) of the (card, device) pairs used in the
-        last :data:`WEEK_MS`, by last time; ``day`` (card, device, time, pence): the payments of
-        the last :data:`DAY_MS`, in stream order. Both windows end at the stream's newest
-        payment; nothing older can be in a window of a later payment."""
+        (card, first time, home currency) and ``pairs`` (device, card, payments, last time)
+        over the whole stream; ``week_pairs`` (card, device, last time) of the (card, device)
+        pairs used in the last :data:`WEEK_MS`, by last time; ``day`` (card, device, time,
+        pence): the payments of the last :data:`DAY_MS`, in stream order; ``approved`` (card,
+        device, how many settled, the earliest time, the times still settling in stream order)
+        of each pair's approved payments without a dispute that counts (:meth:`dispute`),
+        settled as of the newest payment. Both windows end at the stream's newest payment;
+        nothing older can be in a window of a later payment."""
         self._first = {card: (t, currency) for card, t, currency in first}
         self._pairs = {}
-        for device, card, n in pairs:
+        self._settlements = {}
+        for device, card, n, last in pairs:
             self._pairs.setdefault(device, {})[card] = n
+            self._settlements[(card, device)] = _PairSettlement(last)
+        for card, device, count, first, settling in approved:
+            pair = self._settlements[(card, device)]
+            pair.count, pair.first = count, first if count else None
+            pair.pending = sorted(settling or ())
         self._cards, self._devices, self._next_sweep = {}, {}, None
         self._sweep_cards, self._sweep_devices = [], []
         for card, device, t in week_pairs:
@@ -414,7 +577,7 @@ class FeatureState:
 
 _POSITION_BITS = 32  # sort keys: group code << 32 | stream position (runs are < 2^31 rows)
 _POSITION_MASK = (1 << _POSITION_BITS) - 1
-_NEVER = 1 << 62  # gap to a pair's previous / next payment when there is none (yet)
+_NEVER = NEVER_MS  # gap to a pair's previous / next payment when there is none (yet)
 _TIME_BITS, _GROUP_BITS = 40, 22  # packed (group, time) keys: 34 years of ms, 4M codes
 _MIN_BLOCK_ROWS = 65_536  # smaller chunks are merged into blocks of about this size
 
@@ -571,6 +734,9 @@ class HistoryTracker:
         self._pair_counts = np.empty(0, dtype=np.int64)
         self._pair_last_t = np.empty(0, dtype=np.int64)
         self._pair_last_at = np.empty(0, dtype=np.int64)  # stream position of the last payment
+        self._pair_settled = np.empty(0, dtype=np.int64)  # see _Settlement
+        self._pair_first = np.empty(0, dtype=np.int64)
+        self._settlement = _Settlement(self)
         self._blocks: list[_Block] = []
         self._windows = {
             "hour": _Window("card", HOUR_MS, ("count",)),
@@ -597,16 +763,18 @@ class HistoryTracker:
         n = len(card)
         if n == 0:
             empty = np.empty(0, dtype=np.int64)
+            self._settlement.start_chunk(t_ms, _PairOrder.empty(), empty)
             return HistoryCounts(empty, empty, empty, np.empty(0, dtype=bool), *[empty] * 6)
         pence = np.zeros(n, np.int64) if gbp_pence is None else np.maximum(gbp_pence, 0)
         start = self._rows
         self._rows += n
         foreign, age = self._card_facts(card, currency, t_ms)
         has_device = device >= 0
-        seen, other, prev_gap, next_gap = self._device_history(card, device, t_ms, start)
+        seen, other, prev_gap, next_gap, pairs = self._device_history(card, device, t_ms, start)
         if self._origin is None:  # packed keys count from here: t − span − origin > 0
             self._origin = int(t_ms[0]) - LONGEST_WINDOW_MS - 1
         origin = self._origin
+        self._settlement.start_chunk(t_ms, pairs, np.where(has_device, prev_gap, 0))
         by_card = _Order.of(card, t_ms, origin)
         by_device = _Order.of(device, t_ms, origin, has_device)
         self._append(_Block(start, t_ms, pence, next_gap, by_card, by_device))
@@ -640,6 +808,32 @@ class HistoryTracker:
             card_age_days=age,
         )
 
+    @property
+    def blocks(self) -> list[slice]:
+        """The last chunk cut into consecutive parts spanning less than :data:`SETTLE_MS` of
+        event time each: a part's settled history depends only on decisions of earlier parts
+        (and chunks), so the bulk path decides part by part (:meth:`settled`, then
+        :meth:`decided`)."""
+        return self._settlement.parts
+
+    def settled(self, part: int) -> PairHistory:
+        """The settled pair history of the last chunk's ``part`` (an index into
+        :attr:`blocks`); every earlier part must have been :meth:`decided`."""
+        return self._settlement.lookup(part)
+
+    def decided(self, part: int, approved: np.ndarray, disputed_at: np.ndarray) -> None:
+        """Record the decisions of ``part``: ``approved`` (bool) and, per row, when a dispute
+        of it is recorded (ms; −1 never), so later payments' settled history counts the
+        approved ones that are :data:`SETTLE_MS` old and not disputed by then."""
+        self._settlement.record(part, np.asarray(approved, bool), np.asarray(disputed_at))
+
+    def settled_chunk(self, approved: np.ndarray, disputed_at: np.ndarray) -> PairHistory:
+        """The settled pair history of every row of the last chunk when its decisions
+        (``approved``, ``disputed_at`` as for :meth:`decided`) are known without it (the
+        policy reads no device trust), then records them: the values :meth:`settled` and
+        :meth:`decided` give part by part, in one pass."""
+        return self._settlement.lookup_chunk(np.asarray(approved, bool), np.asarray(disputed_at))
+
     # -- per card, per pair ----------------------------------------------------------------------
 
     def _card_facts(
@@ -661,10 +855,11 @@ class HistoryTracker:
 
     def _device_history(
         self, card: np.ndarray, device: np.ndarray, t_ms: np.ndarray, start: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, _PairOrder]:
         """Per row: the card's earlier payments on this device, the device's other cards, and
         the ms since the pair's previous payment and until its next one (as far as known;
-        :data:`_NEVER` when there is none, −1 for rows without a device)."""
+        :data:`_NEVER` when there is none, −1 for rows without a device); and the rows with a
+        device in pair order."""
         n = len(card)
         seen = np.zeros(n, dtype=np.int64)
         other = np.zeros(n, dtype=np.int64)
@@ -672,7 +867,7 @@ class HistoryTracker:
         next_gap = np.full(n, -1, dtype=np.int64)
         rows = np.flatnonzero(device >= 0)
         if not len(rows):
-            return seen, other, prev_gap, next_gap
+            return seen, other, prev_gap, next_gap, _PairOrder.empty()
         d_card, d_dev, d_t = card[rows], device[rows], t_ms[rows]
         m = len(rows)
         pair = (d_dev << 32) | d_card
@@ -744,7 +939,16 @@ class HistoryTracker:
         self._pair_counts = np.insert(self._pair_counts, at, chunk_counts[new])
         self._pair_last_t = np.insert(self._pair_last_t, at, last_t[new])
         self._pair_last_at = np.insert(self._pair_last_at, at, last_at[new])
-        return seen, other, prev_gap, next_gap
+        self._pair_settled = np.insert(self._pair_settled, at, 0)
+        self._pair_first = np.insert(self._pair_first, at, _NEVER)
+        # Where each pair is now: np.insert puts the i-th new value at at[i] + i and moves an
+        # old entry j up by the new values inserted at or before it.
+        index = np.empty(len(unique_pairs), dtype=np.int64)
+        index[new] = at + np.arange(len(at))
+        index[unique_known] = at_known + np.searchsorted(at, at_known, side="right")
+        pair_index = index[np.cumsum(starts) - 1]
+        order = _PairOrder(rows[by_pair], t_sorted, pair_sorted, pair_index, seen_sorted)
+        return seen, other, prev_gap, next_gap, order
 
     def _set_next_t(self, positions: np.ndarray, t_ms: np.ndarray) -> None:
         """Record the next payment's time on earlier rows still kept in a block."""
@@ -890,3 +1094,310 @@ def _count_left(
         )
     )
     return np.flatnonzero(order >= n) - np.arange(len(horizon))
+
+
+@dataclass(frozen=True, slots=True)
+class _PairOrder:
+    """A chunk's rows with a device in (pair, row) order: the row, its time, its pair's code
+    and index in the tracker's pair arrays (after the chunk), and its earlier payments on the
+    pair."""
+
+    rows: np.ndarray
+    t: np.ndarray
+    codes: np.ndarray
+    index: np.ndarray
+    seen: np.ndarray
+
+    @staticmethod
+    def empty() -> _PairOrder:
+        empty = np.empty(0, dtype=np.int64)
+        return _PairOrder(empty, empty, empty, empty, empty)
+
+    def take(self, which: np.ndarray | slice) -> _PairOrder:
+        return _PairOrder(*(getattr(self, name)[which] for name in self.__slots__))
+
+
+class _Run:
+    """Approved, never disputed payments of one decided part not yet folded into the pairs'
+    settled counts, in (pair, time) order, with packed (pair rank, time) keys when they fit."""
+
+    __slots__ = ("codes", "key", "ranks", "t")
+
+    def __init__(self, codes: np.ndarray, t: np.ndarray, origin: int) -> None:
+        self.codes, self.t = codes, t
+        starts = _group_starts(codes)
+        self.ranks = codes[starts]  # the distinct pair codes, ascending
+        fits = len(self.ranks) < (1 << _GROUP_BITS) and int(t.max()) - origin < (1 << _TIME_BITS)
+        rank = np.cumsum(starts) - 1
+        self.key = (rank << _TIME_BITS) | (t - origin) if fits else None
+
+    def count(self, codes: np.ndarray, horizon: np.ndarray, origin: int) -> np.ndarray:
+        """Per query (pair code, horizon), in pair order: this run's payments of the pair at
+        or before the horizon."""
+        at = np.searchsorted(self.ranks, codes)
+        at = np.minimum(at, len(self.ranks) - 1)
+        match = self.ranks[at] == codes
+        if self.key is not None and int(horizon.max()) - origin < (1 << _TIME_BITS):
+            group = at << _TIME_BITS
+            upper = np.searchsorted(self.key, group | (horizon - origin), side="right")
+            below = np.searchsorted(self.key, group, side="left")
+        else:  # the unpacked way: a merge
+            upper = _count_left(self.codes, self.t, codes, horizon)
+            below = np.searchsorted(self.codes, codes, side="left")
+        return np.where(match, upper - below, 0)
+
+    def fold(self, horizon: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Take out the payments at or before ``horizon``: (their distinct pair codes, how many
+        each), or None when there are none."""
+        done = self.t <= horizon
+        if not done.any():
+            return None
+        codes = self.codes[done]
+        starts = _group_starts(codes)
+        counts = np.diff(np.append(np.flatnonzero(starts), len(codes)))
+        keep = ~done
+        self.codes, self.t = self.codes[keep], self.t[keep]
+        if self.key is not None:
+            self.key = self.key[keep]
+        return codes[starts], counts
+
+
+class _Disputed:
+    """Approved payments whose dispute comes after they settled: each counts from its time +
+    :data:`SETTLE_MS` until its dispute time, in (pair, time) order; dropped once disputed."""
+
+    def __init__(self) -> None:
+        self.codes = np.empty(0, dtype=np.int64)
+        self.t = np.empty(0, dtype=np.int64)
+        self.end = np.empty(0, dtype=np.int64)
+
+    def add(self, codes: np.ndarray, t: np.ndarray, end: np.ndarray) -> None:
+        """Payments in (pair, time) order, later than every one added before."""
+        if not len(codes):
+            return
+        codes = np.concatenate([self.codes, codes])
+        by = np.argsort(codes, kind="stable")  # two sorted runs; ties keep time order
+        self.codes = codes[by]
+        self.t = np.concatenate([self.t, t])[by]
+        self.end = np.concatenate([self.end, end])[by]
+
+    def forget(self, t_ms: int) -> None:
+        """Drop the payments disputed by ``t_ms`` (no later payment counts them)."""
+        keep = self.end > t_ms
+        if not keep.all():
+            self.codes, self.t, self.end = self.codes[keep], self.t[keep], self.end[keep]
+
+    def active(
+        self, codes: np.ndarray, t_ms: np.ndarray, horizon: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per query (pair code, time, time − SETTLE_MS), in pair order: how many of these
+        payments count (settled and not disputed yet) and the earliest time among them
+        (:data:`_NEVER` when none)."""
+        n = len(codes)
+        count = np.zeros(n, dtype=np.int64)
+        first = np.full(n, _NEVER, dtype=np.int64)
+        if not len(self.codes):
+            return count, first
+        # A pair's queries are a range of the (sorted) queries: search the few payments there.
+        lo = np.searchsorted(codes, self.codes, side="left")
+        width = np.searchsorted(codes, self.codes, side="right") - lo
+        hit = np.flatnonzero(width)
+        if not len(hit):
+            return count, first
+        j = np.repeat(hit, width[hit])  # one entry per (payment, query of its pair)
+        offsets = np.cumsum(width[hit]) - width[hit]
+        query = np.repeat(lo[hit] - offsets, width[hit]) + np.arange(len(j))
+        on = (self.t[j] <= horizon[query]) & (t_ms[query] < self.end[j])
+        count += np.bincount(query[on], minlength=n)
+        np.minimum.at(first, query[on], self.t[j][on])
+        return count, first
+
+
+class _Settlement:
+    """The bulk path's settled pair history (:class:`HistoryTracker`'s part of it).
+
+    Per pair (arrays beside the tracker's pair codes): how many approved, never disputed
+    payments are settled as of the last fold, and the time of its first approved, never
+    disputed payment. Approved payments not settled yet wait in runs (one per decided part or
+    chunk) until a fold counts them; approved payments disputed later than they settle are kept
+    apart (:class:`_Disputed`) until their dispute. A lookup adds, per row, the run payments
+    settled by its time and the disputed ones counting at its time to the folded count."""
+
+    def __init__(self, tracker: HistoryTracker) -> None:
+        self._tracker = tracker
+        self._runs: list[_Run] = []
+        self._disputed = _Disputed()
+        self.parts: list[slice] = []
+        self._bounds: list[int] = [0]
+        self._t = np.empty(0, dtype=np.int64)
+        self._idle = np.empty(0, dtype=np.int64)
+        self._pairs = _PairOrder.empty()  # the chunk's rows with a device, in pair order
+        self._by_part: tuple[_PairOrder, np.ndarray] | None = None  # part-major, when needed
+        self._next = 0  # the next part to decide
+
+    def start_chunk(self, t_ms: np.ndarray, order: _PairOrder, idle: np.ndarray) -> None:
+        """A new chunk (its times, its rows with a device in pair order, each row's idle
+        time); the previous chunk's parts must all be decided, or none of them looked up."""
+        if 0 < self._next < len(self.parts):
+            raise ValueError("a chunk's parts must all be decided before the next chunk")
+        n = len(t_ms)
+        bounds = [0]
+        while bounds[-1] < n:  # each part spans less than SETTLE_MS of event time
+            lo = bounds[-1]
+            bounds.append(int(np.searchsorted(t_ms, t_ms[lo] + SETTLE_MS, side="left")))
+        self.parts = [slice(a, b) for a, b in itertools.pairwise(bounds)]
+        self._bounds = bounds
+        self._t, self._idle, self._next = t_ms, idle, 0
+        self._pairs, self._by_part = order, None
+
+    def _part_rows(self, part: int) -> _PairOrder:
+        """``part``'s rows with a device, in pair order."""
+        if len(self.parts) == 1:
+            return self._pairs
+        if self._by_part is None:  # part-major, pair order inside each part (a radix sort)
+            bounds = self._bounds
+            small = np.int16 if len(bounds) < (1 << 15) else np.int32
+            of = (np.searchsorted(bounds, self._pairs.rows, side="right") - 1).astype(small)
+            by = np.argsort(of, kind="stable")
+            self._by_part = (self._pairs.take(by), np.searchsorted(of[by], np.arange(len(bounds))))
+        order, at = self._by_part
+        return order.take(slice(at[part], at[part + 1]))
+
+    def lookup(self, part: int) -> PairHistory:
+        """The settled history of ``part``'s rows (see :meth:`HistoryTracker.settled`)."""
+        if part != self._next:
+            raise ValueError(f"part {part} looked up before part {self._next} was decided")
+        rows = self.parts[part]
+        n = rows.stop - rows.start
+        settled = np.zeros(n, dtype=np.int64)
+        tenure = np.zeros(n, dtype=np.int64)
+        idle = self._idle[rows].copy()
+        if not n:
+            return PairHistory(settled, tenure, idle)
+        self._fold(int(self._t[rows.start]))
+        mine = self._part_rows(part)
+        mine = mine.take(mine.seen > 0)  # a pair's first payment has no history
+        if not len(mine.rows):
+            return PairHistory(settled, tenure, idle)
+        t = mine.t
+        count, first = self._before(mine, t, t - SETTLE_MS)
+        local = mine.rows - rows.start
+        settled[local] = count
+        tenure[local] = np.where(count > 0, t - first, 0)
+        return PairHistory(settled, tenure, idle)
+
+    def _before(
+        self, pairs: _PairOrder, t: np.ndarray, horizon: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per row (in pair order): the settled payments recorded before this lookup, and the
+        earliest time among them (:data:`_NEVER` when none)."""
+        tracker = self._tracker
+        count = tracker._pair_settled[pairs.index]
+        first = tracker._pair_first[pairs.index]
+        first = np.where(first <= horizon, first, _NEVER)
+        for run in self._runs:
+            count = count + run.count(pairs.codes, horizon, tracker._origin)
+        disputed, disputed_first = self._disputed.active(pairs.codes, t, horizon)
+        return count + disputed, np.minimum(first, disputed_first)
+
+    def record(self, part: int, approved: np.ndarray, disputed_at: np.ndarray) -> None:
+        """The decisions of ``part`` (see :meth:`HistoryTracker.decided`)."""
+        if part != self._next:
+            raise ValueError(f"part {part} decided before part {self._next} was")
+        start = self.parts[part].start
+        self._next += 1
+        mine = self._part_rows(part)
+        local = mine.rows - start
+        ok = approved[local]
+        self._remember(mine.codes[ok], mine.index[ok], mine.t[ok], disputed_at[local[ok]])
+
+    def _remember(
+        self, codes: np.ndarray, index: np.ndarray, t: np.ndarray, disputed_at: np.ndarray
+    ) -> None:
+        """Approved payments (pair codes and indexes, times, dispute times; in pair order,
+        after every one remembered so far) join the history."""
+        if not len(codes):
+            return
+        never = disputed_at < 0
+        if never.any():
+            tracker = self._tracker
+            kept, kept_t = codes[never], t[never]
+            firsts = _group_starts(kept)
+            at = index[never][firsts]
+            tracker._pair_first[at] = np.minimum(tracker._pair_first[at], kept_t[firsts])
+            self._runs.append(_Run(kept, kept_t, tracker._origin))
+        later = disputed_at > t + SETTLE_MS  # disputed sooner: never counts
+        self._disputed.add(codes[later], t[later], disputed_at[later])
+
+    def lookup_chunk(self, approved: np.ndarray, disputed_at: np.ndarray) -> PairHistory:
+        """The settled history of every row of the chunk, its decisions known up front (see
+        :meth:`HistoryTracker.settled_chunk`), then its decisions join the history."""
+        if self._next != 0:
+            raise ValueError("a chunk is settled whole or part by part, not both")
+        n = len(self._t)
+        settled = np.zeros(n, dtype=np.int64)
+        tenure = np.zeros(n, dtype=np.int64)
+        self._next = len(self.parts)
+        if not n:
+            return PairHistory(settled, tenure, self._idle.copy())
+        self._fold(int(self._t[0]))
+        pairs = self._pairs
+        t = pairs.t
+        horizon = t - SETTLE_MS
+        if len(pairs.rows):
+            count, first = self._before(pairs, t, horizon)
+            ok = approved[pairs.rows]
+            disputed = disputed_at[pairs.rows]
+            within, within_first = self._within_chunk(pairs, t, horizon, ok, disputed)
+            count += within
+            first = np.minimum(first, within_first)
+            settled[pairs.rows] = count
+            tenure[pairs.rows] = np.where(count > 0, t - first, 0)
+            self._remember(pairs.codes[ok], pairs.index[ok], t[ok], disputed[ok])
+        return PairHistory(settled, tenure, self._idle.copy())
+
+    def _within_chunk(
+        self,
+        pairs: _PairOrder,
+        t: np.ndarray,
+        horizon: np.ndarray,
+        approved: np.ndarray,
+        disputed_at: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per row (in pair order): the chunk's own payments of its pair settled by its time,
+        and the earliest of them. A pair's rows are in time order, so those at or before a
+        row's horizon are a prefix of its group: one sorted search finds where it ends."""
+        starts = _group_starts(pairs.codes)
+        group = np.cumsum(starts) - 1
+        origin = self._tracker._origin
+        if int(group[-1]) < (1 << _GROUP_BITS) and int(t.max()) - origin < (1 << _TIME_BITS):
+            key = (group << _TIME_BITS) | (t - origin)  # t − SETTLE_MS − origin > 0: below
+            upto = np.searchsorted(key, key - SETTLE_MS, side="right")
+        else:  # the unpacked way: a merge
+            upto = _count_left(pairs.codes, t, pairs.codes, horizon)
+        kept = approved & (disputed_at < 0)
+        before = np.concatenate([[0], np.cumsum(kept)])
+        count = before[upto] - before[np.flatnonzero(starts)][group]
+        # the earliest kept payment of a group is at or before a row's horizon when any is
+        first_kept = np.full(int(group[-1]) + 1, _NEVER, dtype=np.int64)
+        at = np.flatnonzero(kept)
+        firsts = _group_starts(group[at])
+        first_kept[group[at][firsts]] = t[at][firsts]
+        first = np.where(count > 0, first_kept[group], _NEVER)
+        later = approved & (disputed_at > t + SETTLE_MS)
+        own = _Disputed()
+        own.add(pairs.codes[later], t[later], disputed_at[later])
+        disputed, disputed_first = own.active(pairs.codes, t, horizon)
+        return count + disputed, np.minimum(first, disputed_first)
+
+    def _fold(self, t_ms: int) -> None:
+        """Count the run payments settled by ``t_ms`` into their pairs (every later lookup
+        counts them) and forget the disputed payments disputed by then."""
+        tracker = self._tracker
+        for run in self._runs:
+            folded = run.fold(t_ms - SETTLE_MS)
+            if folded is not None:
+                codes, counts = folded
+                tracker._pair_settled[np.searchsorted(tracker._pair_codes, codes)] += counts
+        self._runs = [run for run in self._runs if len(run.t)]
+        self._disputed.forget(t_ms)

@@ -47,10 +47,12 @@ from engine.errors import StoreError
 from engine.features import (
     DAY_MS,
     NO_GBP,
+    SETTLE_MS,
     WEEK_MS,
     FeatureColumns,
     FeatureState,
     HistoryCounts,
+    PairHistory,
     normalize,
 )
 from engine.fx import pence_in_gbp
@@ -59,11 +61,14 @@ from engine.history import GBP_PENCE_SQL, attribute_columns
 from engine.ids import IdAllocator
 from engine.issuers import bin_country
 from engine.live_totals import LiveTotals
-from engine.models import Features, PaymentRequest, PaymentResult
+from engine.models import FRAUD_DISPUTE_REASONS, Features, PaymentRequest, PaymentResult
 from engine.policy import Policy
 from engine.rule_inputs import BatchFacts, rule_inputs
 from engine.store import Store
 
+_TRUST_REASONS = ", ".join(f"'{reason}'" for reason in FRAUD_DISPUTE_REASONS)
+# payments whose dispute stops them counting for device trust
+_TRUST_DISPUTES = f"SELECT transaction_id FROM disputes WHERE reason IN ({_TRUST_REASONS})"
 LIVE_ACTIVE_WINDOW_S = 1.0  # a group this recent means live clients are waiting on the writer
 
 log = logging.getLogger("ptsim.live")
@@ -187,7 +192,9 @@ class LiveWriter:
     def _load_history(self) -> None:
         """Rebuild the in-memory feature state and totals from live rows already on disk: totals
         and per-card and per-pair aggregates over every live row, and only the rows the windows
-        can still hold (the last week's pairs, the last day's payments) one by one."""
+        can still hold (the last week's pairs, the last day's payments) one by one. Times are
+        read as the writer stamps them, ``created_at`` floored to the millisecond (DuckDB's
+        ``epoch_ms`` rounds)."""
         with self._store.read() as tx:
             total, approved, cents = tx.one(
                 "SELECT count(*), count(*) FILTER (status = 'Approved'), "
@@ -204,34 +211,80 @@ class LiveWriter:
             )
             newest = newest_us // 1000
             first = tx.rows(
-                "SELECT card_hash, epoch_ms(arg_min(created_at, id)), "
+                "SELECT card_hash, (epoch_us(arg_min(created_at, id)) // 1000), "
                 "CAST(arg_min(currency, id) AS VARCHAR) FROM transactions "
                 "WHERE run_id IS NULL GROUP BY card_hash"
             )
             pairs = tx.rows(
-                "SELECT device_id, card_hash, count(*) FROM transactions "
-                "WHERE run_id IS NULL AND device_id IS NOT NULL GROUP BY ALL"
+                "SELECT device_id, card_hash, count(*), max(epoch_us(created_at)) // 1000 "
+                "FROM transactions WHERE run_id IS NULL AND device_id IS NOT NULL GROUP BY ALL"
+            )
+            trusted = tx.rows(  # approved payments count for trust once settled, until disputed
+                "SELECT card_hash, device_id, count(*) FILTER (ms <= ?), min(ms), "
+                "list(ms ORDER BY id) FILTER (ms > ?) FROM ("
+                "  SELECT id, card_hash, device_id, epoch_us(created_at) // 1000 AS ms "
+                "  FROM transactions WHERE run_id IS NULL AND device_id IS NOT NULL "
+                f"  AND status = 'Approved' AND id NOT IN ({_TRUST_DISPUTES})) GROUP BY ALL",
+                [newest - SETTLE_MS, newest - SETTLE_MS],
             )
             week_pairs = tx.rows(
-                "SELECT card_hash, device_id, max(epoch_ms(created_at)) AS last FROM transactions "
-                "WHERE run_id IS NULL AND device_id IS NOT NULL AND epoch_ms(created_at) > ? "
-                "GROUP BY ALL ORDER BY last",
+                "SELECT card_hash, device_id, max(epoch_us(created_at)) // 1000 AS last "
+                "FROM transactions WHERE run_id IS NULL AND device_id IS NOT NULL "
+                "AND epoch_us(created_at) // 1000 > ? GROUP BY ALL ORDER BY last",
                 [newest - WEEK_MS],
             )
             day = tx.rows(
-                "SELECT card_hash, device_id, epoch_ms(created_at), "
+                "SELECT card_hash, device_id, (epoch_us(created_at) // 1000), "
                 f"coalesce({GBP_PENCE_SQL}, {NO_GBP}) FROM transactions "
-                "WHERE run_id IS NULL AND epoch_ms(created_at) > ? ORDER BY id",
+                "WHERE run_id IS NULL AND (epoch_us(created_at) // 1000) > ? ORDER BY id",
                 [newest - DAY_MS],
             )
         self.totals.load(int(total), int(approved), int(cents), np.asarray(latencies))
         self._last_us = max(self._last_us, newest_us)
         self.features.restore(  # UUID columns -> the live hex keys
             [(card.hex, t, currency) for card, t, currency in first],
-            [(device, card.hex, n) for device, card, n in pairs],
+            [(device, card.hex, n, last) for device, card, n, last in pairs],
             [(card.hex, device, t) for card, device, t in week_pairs],
             [(card.hex, device, t, pence) for card, device, t, pence in day],
+            [(card.hex, device, n, first, times) for card, device, n, first, times in trusted],
         )
+
+    def dispute_recorded(self, transaction_id: uuid.UUID, reason: str) -> None:
+        """A dispute was just stored: when it is the first of a fraud reason
+        (:data:`~engine.models.FRAUD_DISPUTE_REASONS`) about an approved live payment with a
+        device, that payment stops counting for its pair's device trust, for every payment
+        decided after this call returns (applied on the writer thread, between two groups)."""
+        if reason not in FRAUD_DISPUTE_REASONS:
+            return
+        job = _Exclusive(lambda: self._apply_dispute(transaction_id, reason), Future())
+        with self._accepting_lock:
+            running = self._accepting and self._thread.is_alive()
+            if running:
+                self._queue.put(job)
+        if not running:  # nothing decides live payments any more; a restart restores it
+            return
+        job.done.result()
+
+    def _apply_dispute(self, transaction_id: uuid.UUID, reason: str) -> None:
+        with self._store.read() as tx:
+            row = tx.one(
+                "SELECT card_hash, device_id, epoch_us(created_at) // 1000, ("
+                "  SELECT arg_min(reason::VARCHAR, (recorded_at, reason::VARCHAR)) "
+                "  FROM disputes d WHERE d.transaction_id = t.id "
+                f"  AND d.reason IN ({_TRUST_REASONS})) "
+                "FROM transactions t WHERE id = ? AND run_id IS NULL "
+                "AND device_id IS NOT NULL AND status = 'Approved'",
+                [transaction_id],
+            )
+            if row is None or row[3] != reason:  # only the first such dispute counts
+                return
+            (first_left,) = tx.one(  # the pair's earliest approved payment still undisputed
+                "SELECT min(epoch_us(created_at)) // 1000 FROM transactions WHERE run_id IS NULL "
+                "AND card_hash = ? AND device_id = ? AND status = 'Approved' "
+                f"AND id NOT IN ({_TRUST_DISPUTES})",
+                [row[0], row[1]],
+            )
+        self.features.dispute(row[0].hex, row[1], int(row[2]), first_left)
 
     # -- writer thread -------------------------------------------------------------------------
 
@@ -320,9 +373,13 @@ class LiveWriter:
         pence = _gbp_pence(batch)
         t_ms = now_us // 1000  # created_at as on disk
         history = self._observe(batch, t_ms, pence)
-        decided = _decide(batch, history, self._rng.random(len(batch)), pence, t_ms, decider)
+        keys = [(p.card.card_hash, p.request.device_id) for p in batch]
+        pairs = self.features.pair_history(keys, t_ms)
+        draws = self._rng.random(len(batch))
+        decided = _decide(batch, history, pairs, draws, pence, t_ms, decider)
         ids = [self._ids.next_id() for _ in batch]
         self._commit(batch, ids, now, decided.rows(batch, ids, now, history, pence, policy))
+        self.features.approve(keys, decided.decisions.approved, t_ms)
         committed_ns = time.perf_counter_ns()
         latencies = [round((committed_ns - p.received_ns) / 1e6, 3) for p in batch]
         self.totals.add_decisions(decided.decisions.approved, decided.amount_cents)
@@ -421,6 +478,7 @@ class _DecidedGroup:
 def _decide(
     batch: list[PendingPayment],
     history: HistoryCounts,
+    pairs: PairHistory,
     draws: np.ndarray,
     gbp_pence: np.ndarray,
     t_ms: int,
@@ -431,7 +489,7 @@ def _decide(
     world = _world_values(batch)
     has_device = np.array([p.request.device_id is not None for p in batch])
     channel = np.array([p.request.channel for p in batch])
-    features = normalize(history, has_device, channel)
+    features = normalize(history, has_device, channel, pairs)
     amount_cents = np.array([int(p.request.amount * 100) for p in batch], dtype=np.int64)
     score = risk_score(
         amount_cents,

@@ -44,6 +44,15 @@ Channel = Literal["ecommerce", "mobile", "pos", "contactless", "moto"]
 assert set(Channel.__args__) == set(CHANNELS)  # type: ignore[attr-defined]
 
 
+def _country_enum(schema: dict) -> None:
+    """The schema's country list, read from the GeoIP data when a schema is generated (not at
+    import: the data loads on first use)."""
+    options = schema.get("anyOf", [schema])
+    for option in options:
+        if option.get("type") == "string":
+            option["enum"] = sorted(ISO_COUNTRIES)
+
+
 class PaymentRequest(BaseModel):
     """A card payment to authorize. The card number is only ever held in memory."""
 
@@ -124,10 +133,21 @@ class PaymentRequest(BaseModel):
         max_length=2,
         description="The merchant's country, ISO 3166-1 alpha-2 (e.g. GB; case-insensitive).",
         examples=["GB"],
+        json_schema_extra=_country_enum,
     )
-    ip_address: str | None = Field(
+    ip_address: Annotated[
+        str | None,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "format": "ipv4"},
+                    {"type": "string", "format": "ipv6"},
+                    {"type": "null"},
+                ]
+            }
+        ),
+    ] = Field(
         None,
-        max_length=45,
         description="The payer's IP address (IPv4 or IPv6 text), stored in its canonical form.",
         examples=["81.2.69.160"],
     )

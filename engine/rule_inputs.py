@@ -95,6 +95,9 @@ def _weekday(facts: BatchFacts) -> np.ndarray:
     return hour_and_weekday(facts.t_ms)[1]
 
 
+TRUST_ATTRIBUTES = frozenset({"device_trust_score", "risk_score"})
+"""The attributes that read device trust (the risk score weighs it): a policy reading none of
+them decides a bulk chunk without waiting for its trust (engine/simulation/runner.py)."""
 _MISSING_WITHOUT_DEVICE = frozenset({"device_id", "payments_per_device_1h", "cards_per_device_24h"})
 _VALUES: dict[str, Callable[[BatchFacts], np.ndarray]] = {
     "amount": lambda f: f.amount_cents,

@@ -272,7 +272,10 @@ class Engine:
                 report = DisputeReport.model_validate(report)
             except ValidationError as exc:
                 raise InvalidRequestError(*describe_first(exc)) from None
-        return record_dispute(self.store, _as_uuid(transaction_id), report)
+        recorded = record_dispute(self.store, _as_uuid(transaction_id), report)
+        if recorded.created:  # a live payment's device trust counts it from now on
+            self._live.dispute_recorded(recorded.dispute.transaction_id, report.reason)
+        return recorded
 
     def _row(self, transaction_id: str | uuid.UUID) -> dict[str, Any]:
         row = self.store.fetch_transaction(_as_uuid(transaction_id))

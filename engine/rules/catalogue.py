@@ -176,9 +176,13 @@ _ATTRIBUTES = (
     ),
     Attribute(
         "device_trust_score", "number", "feature",
-        "How familiar the device is with this card, between 0 and 1: 0.3 for a device never "
-        "seen with the card, 0.7 after 1-2 earlier payments on it, 1.0 after 3 or more, divided "
-        "by 1 + 0.5 x the other cards seen on the device before; 0.1 without a device.",
+        "How familiar the device is with this card, between 0 and 1: familiarity = 0.3 + 0.7 x "
+        "(1 - exp(-S/3)) x min(1, tenure/14 days) x exp(-idle/60 days), divided by 1 + 0.5 x "
+        "the other cards seen on the device before; 0.1 without a device. S counts the card's "
+        "earlier payments on the device that were approved, are at least 24 h old and not "
+        "disputed (fraud or friendly_fraud) by the payment's time; tenure runs from the first "
+        "of them, idle from the pair's last payment. So 0.3 for a device new to the card or "
+        "used only in the last day, whatever it did.",
         ":device_trust_score: < 0.2", _DOUBLE, "device_trust_score", form="double",
     ),
     Attribute(

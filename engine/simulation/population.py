@@ -51,6 +51,7 @@ HOUR_MS = 3_600_000
 CURRENCIES: tuple[str, ...] = tuple(
     dict.fromkeys(("GBP", "EUR", "USD", "CHF", "CAD", *filter(None, countries().currency)))
 )
+MAJOR_CURRENCIES = 5  # GBP, EUR, USD, CHF, CAD: the foreign currencies fraud scenarios use
 CURRENCY_PER_GBP = np.array([float(RATES_PER_EUR[c] / RATES_PER_EUR["GBP"]) for c in CURRENCIES])
 COUNTRY_CURRENCY = np.array(
     [CURRENCIES.index(c) if c else -1 for c in countries().currency], dtype=np.int8
@@ -241,8 +242,9 @@ def population_size(params: SimulationParams) -> Sizes:
     - cards: :data:`MEAN_DAILY_RATE` (1.5) payments per card and day, an active everyday card
       (an assumption of this model, not a measured figure), so a month-long run gives each card
       some 45 payments of history; at least 50, at most 2,000,000;
-    - merchants: one per 25 cards, at least 40 and at most 20,000 (popularity is Pareto, so a
-      few merchants take most payments, as on a real acquirer's book);
+    - merchants: one per 5 cards, at least 200 and at most 20,000 (popularity is Pareto, so a
+      few merchants take most payments, as on a real acquirer's book; at least 200 so that one
+      popular hotel cannot dominate a small run);
     - customers' devices: :data:`DEVICES_PER_CARD` (0.8) per card: most cards pay from one
       phone or computer, and households share some (fraudsters' devices are a separate pool,
       one per 200 cards, at least 8)."""
@@ -250,7 +252,7 @@ def population_size(params: SimulationParams) -> Sizes:
     if cards is None:
         cards = math.ceil(params.rows / (params.days * MEAN_DAILY_RATE))
         cards = int(min(max(cards, 50), MAX_CARDS))
-    merchants = params.merchants or int(min(max(cards // 25, 40), 20_000))
+    merchants = params.merchants or int(min(max(cards // 5, 200), 20_000))
     devices = params.devices or max(int(cards * DEVICES_PER_CARD), 1)
     return Sizes(cards=cards, merchants=merchants, devices=devices)
 
@@ -302,7 +304,7 @@ def build_population(params: SimulationParams, card_key: bytes) -> Population:
     where = where + world.merchants / world.merchants.sum()
     merchant_country = rng.choice(len(world.codes), n_merchants, p=where / where.sum())
     merchant_country = merchant_country.astype(np.int8)
-    popularity = rng.pareto(1.2, n_merchants) + 1.0
+    popularity = _within_category(rng.pareto(1.2, n_merchants) + 1.0, category)
     names = _merchant_names(rng, category)
     online = ONLINE_CATEGORIES[category]
     if not online.any():
@@ -370,6 +372,15 @@ def _ip_addresses(
     countries_geo = to_geo[np.concatenate(wanted)]
     ips = geo.random_ips(rng, countries_geo)
     return ips, countries_geo.astype(np.int16), pools
+
+
+def _within_category(popularity: np.ndarray, category: np.ndarray) -> np.ndarray:
+    """Popularity rescaled so that each category's merchants together draw the category's share
+    of payments (``merchants`` column): a Pareto draw then ranks merchants within a category,
+    and one lucky hotel cannot make a run's hotels a tenth of its traffic."""
+    share = MCC.merchants / MCC.merchants.sum()
+    total = np.bincount(category, weights=popularity, minlength=len(MCC))
+    return popularity / total[category] * share[category]
 
 
 def _fraud_weights(weights: np.ndarray, merchant_country: np.ndarray,

@@ -18,17 +18,26 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from engine.decision import Decider, risk_score
+from engine.decision import Decider, Decisions, risk_score
 from engine.errors import EngineError
-from engine.features import CHANNELS, NO_GBP, HistoryTracker, normalize
+from engine.features import (
+    CHANNELS,
+    NO_GBP,
+    FeatureColumns,
+    HistoryCounts,
+    HistoryTracker,
+    device_trust,
+    normalize,
+)
 from engine.fx import gbp_pence, rate_arrays
 from engine.ids import IdAllocator
-from engine.rule_inputs import BatchFacts, rule_inputs
+from engine.rule_inputs import TRUST_ATTRIBUTES, BatchFacts, rule_inputs
 from engine.rules import Coded
 from engine.simulation import records
 from engine.simulation.pacing import RunPacer
@@ -91,11 +100,17 @@ def decided_chunks(
     run_id: int,
     timings: Timings,
 ) -> Iterator[DecidedChunk]:
-    """The run's chunks, each with history features and decisions (pure computation)."""
+    """The run's chunks, each with history features and decisions (pure computation).
+
+    Device trust counts a pair's approved payments once a day old (:data:`SETTLE_MS`), so a
+    policy that reads it decides each chunk in the tracker's parts of less than a day, each
+    part's approvals fed back before the next part's trust is computed; a policy that does not
+    decides each chunk at once and settles its trust after. Either way: exactly the live
+    path's values, whatever the chunk size."""
     tracker = HistoryTracker()
     labels = _Labels(pop)
-    weights = decider.policy.score_weights
     stream = chunks(params, pop, params.chunk_rows)
+    reads_trust = bool(decider.attributes & TRUST_ATTRIBUTES)
     while True:
         with timings.stage("generate_s"):
             rows = next(stream, None)
@@ -104,29 +119,14 @@ def decided_chunks(
         with timings.stage("features_s"):
             pence = _gbp_pence(rows)
             counts = tracker.update(rows.card, rows.device, rows.currency, rows.t_ms, pence)
-            features = normalize(counts, rows.device >= 0, rows.channel)
             world = world_columns(rows, pop, params.seed)
-        with timings.stage("decide_s"):
-            score = risk_score(
-                rows.amount_cents,
-                features.spending_velocity,
-                features.device_trust_score,
-                features.ip_risk_score,
-                weights,
-            )
-            facts = BatchFacts(
-                amount_cents=rows.amount_cents,
-                gbp_pence=pence,
-                has_device=rows.device >= 0,
-                card_bin=_BINS[pop.card_bin[rows.card]],
-                counts=counts,
-                features=features,
-                score=score,
-                t_ms=rows.t_ms,
-                draw=rows.draw,
-                text=labels.coded(rows, world),
-            )
-            decisions = decider.decide(score, *rule_inputs(facts, decider.attributes))
+        chunk = _Chunk(rows, pence, counts, world, pop, decider, labels, timings)
+        if reads_trust:
+            parts = [chunk.decide_part(tracker, i, part) for i, part in enumerate(tracker.blocks)]
+            features = _concat([f for f, _ in parts])
+            decisions = _concat([d for _, d in parts])
+        else:
+            features, decisions = chunk.decide_then_settle(tracker)
         with timings.stage("arrow_s"):
             table = transactions_table(
                 rows,
@@ -143,6 +143,100 @@ def decided_chunks(
                 run_id, decisions.approved, rows.amount_cents, rows.latency_ms
             )
         yield DecidedChunk(table, rollup, rows, decisions.approved)
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """A chunk's rows and history counts, with what deciding them needs."""
+
+    rows: Rows
+    pence: np.ndarray
+    counts: HistoryCounts
+    world: WorldColumns
+    pop: Population
+    decider: Decider
+    labels: _Labels
+    timings: Timings
+
+    def decide_part(
+        self, tracker: HistoryTracker, index: int, part: slice
+    ) -> tuple[FeatureColumns, Decisions]:
+        """Features and decisions of one part (:attr:`HistoryTracker.blocks`); its approvals
+        then join the tracker's settled pair history."""
+        whole = part.start == 0 and part.stop == len(self.rows)
+        rows = self.rows if whole else self.rows.take(part)
+        pence = self.pence if whole else self.pence[part]
+        counts = self.counts if whole else self.counts.take(part)
+        world = (
+            self.world if whole else WorldColumns(self.world.ip[part], self.world.ip_country[part])
+        )
+        with self.timings.stage("features_s"):
+            features = normalize(counts, rows.device >= 0, rows.channel, tracker.settled(index))
+        with self.timings.stage("decide_s"):
+            decisions = self._decide(rows, pence, counts, world, features)
+        with self.timings.stage("features_s"):
+            tracker.decided(index, decisions.approved, rows.label_at_ms)
+        return features, decisions
+
+    def decide_then_settle(self, tracker: HistoryTracker) -> tuple[FeatureColumns, Decisions]:
+        """Features and decisions of the whole chunk when the policy reads no device trust:
+        its decisions do not depend on it, so they are made first (trust unknown yet), the
+        chunk's trust is settled from them in one pass, and the decisions take the risk score
+        of the real trust (the one thing in them that trust moves)."""
+        rows, counts = self.rows, self.counts
+        has_device = rows.device >= 0
+        with self.timings.stage("features_s"):
+            unsettled = normalize(counts, has_device, rows.channel, None)  # trust not known yet
+        with self.timings.stage("decide_s"):
+            decisions = self._decide(rows, self.pence, counts, self.world, unsettled)
+        with self.timings.stage("features_s"):
+            pairs = tracker.settled_chunk(decisions.approved, rows.label_at_ms)
+            trust = device_trust(counts, has_device, pairs)
+            features = replace(unsettled, device_trust_score=trust)
+        with self.timings.stage("decide_s"):
+            decisions = replace(decisions, score=self._score(rows, features))
+        return features, decisions
+
+    def _score(self, rows: Rows, features: FeatureColumns) -> np.ndarray:
+        return risk_score(
+            rows.amount_cents,
+            features.spending_velocity,
+            features.device_trust_score,
+            features.ip_risk_score,
+            self.decider.policy.score_weights,
+        )
+
+    def _decide(
+        self,
+        rows: Rows,
+        pence: np.ndarray,
+        counts: HistoryCounts,
+        world: WorldColumns,
+        features: FeatureColumns,
+    ) -> Decisions:
+        score = self._score(rows, features)
+        facts = BatchFacts(
+            amount_cents=rows.amount_cents,
+            gbp_pence=pence,
+            has_device=rows.device >= 0,
+            card_bin=_BINS[self.pop.card_bin[rows.card]],
+            counts=counts,
+            features=features,
+            score=score,
+            t_ms=rows.t_ms,
+            draw=rows.draw,
+            text=self.labels.coded(rows, world),
+        )
+        return self.decider.decide(score, *rule_inputs(facts, self.decider.attributes))
+
+
+def _concat(parts: list[Any]) -> Any:
+    """Column-wise dataclasses (features, decisions) of consecutive parts as one."""
+    if len(parts) == 1:
+        return parts[0]
+    return type(parts[0])(
+        *(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(parts[0]))
+    )
 
 
 _BINS = np.array([int(b) for b in TEST_BINS], dtype=np.int64)

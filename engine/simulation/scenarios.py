@@ -53,9 +53,9 @@ from engine.simulation.params import LABELLED_SCENARIOS, SCENARIOS, SimulationPa
 from engine.simulation.population import (
     CARD_PRESENT,
     CH,
-    CURRENCIES,
     DEVICE_CHANNEL,
     HOUR_MS,
+    MAJOR_CURRENCIES,
     Population,
     amounts_cents,
     genuine_merchants,
@@ -285,7 +285,7 @@ def stolen_card(rng: np.random.Generator, pop: Population, start: np.ndarray, ct
     device = np.where(blended, pop.card_device[card], _fraud_device(rng, pop, k))
     channel = np.where(rng.random(k) < 0.8, CH["ecommerce"], CH["mobile"])
     channel = np.where(blended, _own_channel(pop, card), channel)
-    foreign = rng.integers(0, len(CURRENCIES), k)
+    foreign = rng.integers(0, MAJOR_CURRENCIES, k)
     currency = np.where(_abroad(rng, k, 0.4) & ~blended, foreign, pop.card_home[card])
     sizes = 2 + rng.poisson(3.0, k)
     ep, t_ms, _ = _expand(rng, start, sizes, _pace(blended, 8 * MINUTE_MS, 5.0))
@@ -392,7 +392,7 @@ def compromised_merchant(
     if mimic.any():
         channel = np.where(mimic, _own_channel(pop, victim_card), channel)
         device = np.where(mimic, pop.card_device[victim_card], device)
-    foreign = rng.integers(0, len(CURRENCIES), n)
+    foreign = rng.integers(0, MAJOR_CURRENCIES, n)
     abroad = _abroad(rng, n, 0.5) & ~mimic
     currency = np.where(abroad, foreign, pop.card_home[victim_card])
     amount = _log_uniform_cents(rng, 100, 1_500, n)

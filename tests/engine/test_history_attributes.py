@@ -385,36 +385,62 @@ def test_a_restarted_engine_restores_history_from_what_is_stored(db_path: Path) 
 
 
 def test_start_up_restores_the_state_a_full_replay_would_build(tmp_path: Path) -> None:
-    """A 9-day stream stored as live rows: the start-up load (aggregates, the last week's pairs
-    and the last day's rows) answers every card and device exactly as replaying all rows does,
-    at the newest payment's time and at each window's edge after it."""
+    """A 9-day stream stored as live rows, its fraud rows disputed: the start-up load
+    (aggregates, the last week's pairs, the last day's rows, each pair's approved undisputed
+    payments) answers every card and device exactly as replaying all rows does, history counts
+    and device trust, at the newest payment's time and at each window's edge after it."""
     db = tmp_path / "live.duckdb"
     with Engine.open(db, card_key="restore-key") as eng:
         run = eng.simulate(RUN)
-        with eng.store.write() as tx:  # the run becomes live history
+        with eng.store.write() as tx:  # the run becomes live history, its fraud disputed
             tx.execute("UPDATE transactions SET run_id = NULL WHERE run_id = ?", [run.id])
+            tx.execute(  # fraud disputes (some twice), and others that leave trust alone
+                "INSERT INTO disputes SELECT id, reason, created_at, created_at FROM "
+                "transactions, (VALUES ('fraud'), ('friendly_fraud'), ('not_received')) r(reason) "
+                "WHERE CASE reason WHEN 'fraud' THEN is_fraud "
+                "WHEN 'friendly_fraud' THEN is_fraud AND hash(id) % 2 = 0 "
+                "ELSE NOT is_fraud AND hash(id) % 5 = 0 END"
+            )
         rows = read_frame(
             eng.store,
             "SELECT card_hash, device_id, CAST(currency AS VARCHAR) AS currency, "
             "epoch_ms(created_at) AS t, "
-            "coalesce(CAST(amount_in_gbp * 100 AS BIGINT), -1) AS pence "
-            "FROM transactions ORDER BY id",
+            "coalesce(CAST(amount_in_gbp * 100 AS BIGINT), -1) AS pence, "
+            "status = 'Approved' AS approved, is_fraud FROM transactions ORDER BY id",
         )
     stream = [
         (card.hex, device if isinstance(device, str) else None, currency, int(t), int(pence))
-        for card, device, currency, t, pence in rows.itertuples(index=False)
+        for card, device, currency, t, pence, _, _ in rows.itertuples(index=False)
     ]
     replayed = FeatureState()
-    for payment in stream:
+    first_kept: dict[tuple[str, str], int] = {}  # each pair's first approved legitimate time
+    for payment, approved, fraud in zip(stream, rows.approved, rows.is_fraud, strict=True):
         replayed.observe(*payment)
+        pair = [payment[:2]]
+        replayed.pair_history(pair, payment[3])
+        replayed.approve(pair, np.array([approved]), payment[3])
+        if approved and payment[1] is not None and not fraud:
+            first_kept.setdefault(payment[:2], payment[3])
+        if approved and fraud and payment[1] is not None:  # disputed at once
+            replayed.dispute(*payment[:2], payment[3], first_kept.get(payment[:2]))
     with Engine.open(db, card_key="restore-key") as eng:
         restored = eng._live.features
     newest = stream[-1][3]
     probes = {(card, device): currency for card, device, currency, _, _ in stream}
+    trusted = 0
     for t in (newest, newest + 1, newest + HOUR_MS, newest + DAY_MS, newest + WEEK_MS):
         for (card, device), currency in probes.items():  # lookups in time order, as live
             key = (card, device, currency, t)
             assert restored.counts(*key) == replayed.counts(*key), key
+            pair = [(card, device)]
+            got, want = restored.pair_history(pair, t), replayed.pair_history(pair, t)
+            assert as_pairs(got) == as_pairs(want), key
+            trusted += int(got.settled[0] > 0)
+    assert trusted > 1_000 and rows.is_fraud.sum() > 500
+
+
+def as_pairs(pairs) -> tuple[int, int, int]:
+    return int(pairs.settled[0]), int(pairs.tenure_ms[0]), int(pairs.idle_ms[0])
 
 
 def live_groups(card, device, currency, t_ms, pence) -> np.ndarray:

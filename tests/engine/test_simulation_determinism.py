@@ -33,14 +33,39 @@ def test_same_seed_same_hash_across_chunk_sizes_and_databases(
     sim_engine: Engine, tmp_path: Path
 ) -> None:
     hashes = []
+    # one chunk of three days, chunks of about 15 h and of about 3 h: device trust counts
+    # approvals once a day old, which each chunk size cuts differently
     for chunk_rows in (20_000, 4_096, 777):
         run = sim_engine.simulate(SimulationParams(**BASE, chunk_rows=chunk_rows))
         assert run.status == "completed"
         assert run.rows_written == BASE["rows"]
         hashes.append(sim_engine.run_content_hash(run.id))
+    ((settled,),) = sim_engine.store.query(
+        "SELECT count(*) FROM transactions WHERE device_trust_score > 0.35"
+    )
+    assert settled > 600  # settled history is in play (a third of it per run)
     with Engine.open(tmp_path / "other.duckdb", card_key=KEY) as other:
         hashes.append(other.run_content_hash(other.simulate(BASE).id))
     assert len(set(hashes)) == 1
+
+
+def test_a_policy_reading_trust_decides_in_parts_to_the_same_rows(sim_engine: Engine) -> None:
+    """The default policy reads no device trust, so a run decides each chunk at once and
+    settles its trust after; add a rule that reads trust (and never matches) and each chunk is
+    decided in parts of less than a day instead: the same trust, scores and decisions, for any
+    chunk size."""
+    columns = (
+        "SELECT device_trust_score, score, status::VARCHAR, reason_code::VARCHAR, rule_index "
+        "FROM transactions WHERE run_id = ? ORDER BY id"
+    )
+    whole = sim_engine.store.query(columns, [sim_engine.simulate(BASE).id])
+    rules = [rule.public() for rule in sim_engine.active_decider().policy.rules]
+    never = {"name": "never", "action": "block", "when": ":device_trust_score: < 0"}
+    sim_engine.activate_version(sim_engine.create_policy([*rules, never]).version)
+    for chunk_rows in (20_000, 3_001):
+        run = sim_engine.simulate(SimulationParams(**BASE, chunk_rows=chunk_rows))
+        assert sim_engine.store.query(columns, [run.id]) == whole, chunk_rows
+    assert len({trust for trust, *_ in whole}) > 1_000  # settled trust in play
 
 
 def test_different_seed_or_params_give_a_different_hash(sim_engine: Engine) -> None:

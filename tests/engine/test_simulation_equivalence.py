@@ -1,6 +1,8 @@
 """One decision function, two speeds: the bulk path's stored features, decisions, reasons and
 scores equal what the live path (FeatureState + decide, one payment at a time) gives for the
-same payments and draws."""
+same payments and draws. The run spans weeks, so device trust counts settled approvals and the
+chargebacks that land within the run (the live replay records each as a dispute once its time
+has come); the policy's score threshold reads the trust, so decisions depend on it."""
 
 from __future__ import annotations
 
@@ -22,37 +24,45 @@ def test_bulk_and_live_paths_decide_identically(tmp_path: Path) -> None:
         policy = eng.activate_policy(
             Policy.from_knobs(score_threshold=0.55, velocity_limit=3, base_decline_prob=0.2)
         )
-        run = eng.simulate(
-            {"rows": 4_000, "seed": 21, "days": 1, "fraud_rate": 0.15, "chunk_rows": 613}
+        run = eng.simulate(  # chunks of about two days, cut into parts of less than one
+            {"rows": 6_000, "seed": 21, "days": 20, "fraud_rate": 0.15, "chunk_rows": 613}
         )
         stored = read_numpy(
             eng.store,
             "SELECT card_hash, device_id, currency, epoch_ms(created_at) AS t, channel, "
             "CAST(amount * 100 AS BIGINT) AS cents, draw, spending_velocity, "
             "device_trust_score, ip_risk_score, velocity_count, device_seen_count, "
-            "device_other_cards, score, status, reason_code, risk_flag, policy_version "
+            "device_other_cards, score, status, reason_code, risk_flag, policy_version, "
+            "coalesce(epoch_ms(label_available_at), -1) AS label_at "
             "FROM transactions WHERE run_id = ? ORDER BY id",
             [run.id],
         )
     n = len(stored["draw"])
-    assert n == 4_000
+    assert n == 6_000
     state = FeatureState()
     reasons = set()
+    disputes: list[tuple[int, str, str, int]] = []  # (time, card, device, payment time)
+    counting: dict[tuple[str, str], list[int]] = {}  # each pair's approved, undisputed times
+    landed = 0
     for i in range(n):
         device = stored["device_id"][i]
         device = None if device is None or device is np.ma.masked else str(device)
-        args = (
-            str(stored["card_hash"][i]),
-            device,
-            str(stored["currency"][i]),
-            int(stored["t"][i]),
-        )
+        t = int(stored["t"][i])
+        args = (str(stored["card_hash"][i]), device, str(stored["currency"][i]), t)
+        disputes.sort()
+        while disputes and disputes[0][0] <= t:  # chargebacks in by now, as the API records
+            _, card, device_id, paid = disputes.pop(0)
+            left = counting[(card, device_id)]
+            left.remove(paid)
+            state.dispute(card, device_id, paid, min(left, default=None))
+            landed += 1
         history = state.counts(*args)
         state.observe(*args)
+        pairs = state.pair_history([args[:2]], t)
         velocity, seen, other = history[:3]
         counts = HistoryCounts.from_rows(np.array([history]))
         features = normalize(
-            counts, np.array([device is not None]), np.array([stored["channel"][i]])
+            counts, np.array([device is not None]), np.array([stored["channel"][i]]), pairs
         )
         decision = decide_as_engine(
             policy,
@@ -76,6 +86,13 @@ def test_bulk_and_live_paths_decide_identically(tmp_path: Path) -> None:
         assert ("Approved" if decision.approved[0] else "Declined") == stored["status"][i]
         assert bool(decision.risk_flag[0]) == bool(stored["risk_flag"][i])
         reasons.add(stored["reason_code"][i])
+        state.approve([args[:2]], decision.approved, t)
+        if decision.approved[0] and device is not None:
+            counting.setdefault(args[:2], []).append(t)
+            if stored["label_at"][i] >= 0:
+                disputes.append((int(stored["label_at"][i]), args[0], device, t))
     assert reasons == set(REASON_NAMES[:5])  # every knob rule was exercised
+    trust = stored["device_trust_score"]
+    assert (trust > 0.6).sum() > 100 and landed > 20  # settled trust, and disputes within
     assert set(stored["policy_version"]) == {policy.version}
     assert set(stored["channel"]) <= set(CHANNELS)

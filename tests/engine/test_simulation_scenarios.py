@@ -77,7 +77,7 @@ def test_stolen_card_high_amounts_on_new_devices(rows: pd.DataFrame) -> None:
     assert spree.cents.min() >= 30_000 and spree.cents.median() > 10 * legit.cents.median()
     firsts = spree.groupby("card_hash").head(1)
     assert (firsts.device_seen_count == 0).mean() > 0.95  # the card never used that device
-    assert spree.device_trust_score.mean() < legit.device_trust_score.mean() - 0.3
+    assert spree.device_trust_score.mean() < 0.5 * legit.device_trust_score.mean()
     later = spree.groupby("card_hash").nth(slice(1, None))
     assert later.velocity_count.mean() >= 1  # a spree: the card's velocity rises
 
