@@ -113,7 +113,7 @@ class SimulationParams(BaseModel):
         "Cards in the population. Default: about 1.5 payments per card and day.", MAX_CARDS
     )
     merchants: int | None = _count(
-        "Merchants. Default: one per 25 cards, at least 40 and at most 20,000.", MAX_MERCHANTS
+        "Merchants. Default: one per 5 cards, at least 200 and at most 20,000.", MAX_MERCHANTS
     )
     devices: int | None = _count(
         "Customers' devices (fraudsters' are extra). Default: 0.8 per card.", MAX_DEVICES
