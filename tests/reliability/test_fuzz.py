@@ -87,6 +87,9 @@ def test_api_conforms_to_its_schema(case: Any) -> None:
     if breaks_a_documented_rule(case, MAX_ROWS, runs, policies):
         # Rules JSON Schema cannot state (since < until, known runs, the row cap): the 400.
         response = case.call(headers=AUTH)
+        negative = case.meta is not None and not case.meta.generation.mode.is_positive
+        if negative and response.status_code == 401:
+            return  # a negative case may drop the credentials: refused before the body is read
         assert response.status_code == 400, response.text
         assert response.json()["error"]["type"] == "validation_error"
         return
