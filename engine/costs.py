@@ -54,6 +54,15 @@ _SHARE_SCHEMA = {"type": "number", "minimum": 0, "maximum": 1}
 Share = Annotated[Decimal, WithJsonSchema(_SHARE_SCHEMA), _AS_NUMBER]
 
 
+def whole_number(value: Any) -> Any:
+    """A before-validator for integer fields read from JSON: JSON Schema's integer includes 2.0
+    (pydantic then takes it), but true and "2" are not integers, though lax mode would read them
+    as 1 and 2."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be a JSON integer")
+    return value
+
+
 class CostModel(BaseModel):
     """Prices of a policy's consequences, in ``currency``. Defaults are typical of a European
     card-not-present merchant (see README, "The cost model")."""
@@ -83,10 +92,15 @@ class CostModel(BaseModel):
         description="Cost per payment the review team works.",
     )  # fmt: skip
     review_capacity: int | None = Field(
-        None, ge=0, le=10_000_000, strict=True,
+        None, ge=0, le=10_000_000,
         description="Payments the review team works per day, in descending risk-score order "
         "(null: every payment sent to review).",
     )  # fmt: skip
+
+    @field_validator("review_capacity", mode="before")
+    @classmethod
+    def _whole_capacity(cls, value: Any) -> Any:
+        return whole_number(value)
 
     @field_validator("currency", mode="before")
     @classmethod

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from api.deps import EngineDep
 from api.errors import ErrorResponse
@@ -17,7 +17,7 @@ from api.exact_json import ExactJsonRoute
 from api.heavy import HeavyDep
 from api.routes.backtest import CANDIDATE_SCHEMA, candidate_policy
 from engine.compare import DEFAULT_REPLICATES, Comparison
-from engine.costs import CostModel
+from engine.costs import CostModel, whole_number
 from engine.errors import InvalidRequestError, NotFoundError
 from engine.filters import RowFilter, utc_in_range
 from engine.policy import Policy
@@ -63,16 +63,16 @@ class CompareRequest(BaseModel):
         "with a time zone.",
     )
     replicates: int = Field(
-        DEFAULT_REPLICATES, ge=100, le=20_000, strict=True, description="Bootstrap replicates."
+        DEFAULT_REPLICATES, ge=100, le=20_000, description="Bootstrap replicates."
     )
-    seed: int = Field(
-        0, ge=0, le=2**32 - 1, strict=True, description="Seed of the bootstrap resampling."
-    )
-    maturity_days: list[Annotated[int, Field(strict=True, ge=0, le=3650)]] = Field(
-        default_factory=list,
-        max_length=8,
-        description="Also answer the comparison with the labels known this many days after "
-        "the selection's last payment, for each (e.g. [7, 30, 90]); one more scan each.",
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of the bootstrap resampling.")
+    maturity_days: list[Annotated[int, BeforeValidator(whole_number), Field(ge=0, le=3650)]] = (
+        Field(
+            default_factory=list,
+            max_length=8,
+            description="Also answer the comparison with the labels known this many days after "
+            "the selection's last payment, for each (e.g. [7, 30, 90]); one more scan each.",
+        )
     )
 
     @field_validator("a", "b", mode="before")
@@ -83,6 +83,11 @@ class CompareRequest(BaseModel):
         if isinstance(value, bool) or not isinstance(value, int | dict):
             raise ValueError("must be a stored policy version (an integer) or a draft (an object)")
         return value
+
+    @field_validator("replicates", "seed", mode="before")
+    @classmethod
+    def _whole_numbers(cls, value: Any) -> Any:
+        return whole_number(value)
 
     @field_validator("labels_as_of", mode="before")
     @classmethod

@@ -24,8 +24,9 @@ def test_bulk_and_live_paths_decide_identically(tmp_path: Path) -> None:
         policy = eng.activate_policy(
             Policy.from_knobs(score_threshold=0.55, velocity_limit=3, base_decline_prob=0.2)
         )
-        run = eng.simulate(  # chunks of about two days, cut into parts of less than one
-            {"rows": 6_000, "seed": 21, "days": 20, "fraud_rate": 0.15, "chunk_rows": 613}
+        run = eng.simulate(  # chunks of about two days, cut into parts of less than one; 60 days
+            # so that disputes (median delay 40 days) land inside the run
+            {"rows": 6_000, "seed": 21, "days": 60, "fraud_rate": 0.15, "chunk_rows": 211}
         )
         stored = read_numpy(
             eng.store,

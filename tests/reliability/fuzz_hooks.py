@@ -85,8 +85,8 @@ def _breaks_a_compare_rule(body: dict[str, Any], policies: set[int] | None) -> b
     """A policy version that does not exist, or labels_as_of given twice with two values or
     without a UTC time in the years 1-9999."""
     for ref in (body.get("a"), body.get("b")):
-        named = isinstance(ref, int) and not isinstance(ref, bool)
-        if named and (policies is None or ref not in policies):
+        named = isinstance(ref, int | float) and not isinstance(ref, bool) and ref == int(ref)
+        if named and (policies is None or int(ref) not in policies):
             return True
     top = body.get("labels_as_of")
     filters = body.get("filters") if isinstance(body.get("filters"), dict) else {}
