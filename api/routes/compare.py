@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.deps import EngineDep
 from api.errors import ErrorResponse
@@ -66,13 +66,11 @@ class CompareRequest(BaseModel):
         DEFAULT_REPLICATES, ge=100, le=20_000, description="Bootstrap replicates."
     )
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of the bootstrap resampling.")
-    maturity_days: list[Annotated[int, BeforeValidator(whole_number), Field(ge=0, le=3650)]] = (
-        Field(
-            default_factory=list,
-            max_length=8,
-            description="Also answer the comparison with the labels known this many days after "
-            "the selection's last payment, for each (e.g. [7, 30, 90]); one more scan each.",
-        )
+    maturity_days: list[Annotated[int, Field(ge=0, le=3650)]] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Also answer the comparison with the labels known this many days after "
+        "the selection's last payment, for each (e.g. [7, 30, 90]); one more scan each.",
     )
 
     @field_validator("a", "b", mode="before")
@@ -88,6 +86,11 @@ class CompareRequest(BaseModel):
     @classmethod
     def _whole_numbers(cls, value: Any) -> Any:
         return whole_number(value)
+
+    @field_validator("maturity_days", mode="before")
+    @classmethod
+    def _whole_days(cls, value: Any) -> Any:
+        return [whole_number(v) for v in value] if isinstance(value, list) else value
 
     @field_validator("labels_as_of", mode="before")
     @classmethod
