@@ -14,17 +14,14 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from engine.errors import InvalidRequestError, NotFoundError
-from engine.filters import utc_in_range
+from engine.filters import AwareDateTime, naive_utc
 from engine.models import Dispute, DisputeReason
 from engine.store import Store, utc_now
 from engine.validation import quoted_field
-
-_RFC3339 = "must be an RFC 3339 date-time with a time zone, such as 2026-01-31T12:00:00Z"
 
 
 class DisputeReport(BaseModel):
@@ -36,26 +33,11 @@ class DisputeReport(BaseModel):
         description="fraud and friendly_fraud label the payment fraud in backtests; the others "
         "(authorisation, processing_error, not_received, not_as_described) are kept and audited."
     )
-    reported_at: datetime | None = Field(
+    reported_at: AwareDateTime | None = Field(
         None,
         description="When the dispute was reported: RFC 3339 with a time zone, not in the "
         "future and not before the payment. Default: now.",
     )
-
-    @field_validator("reported_at", mode="before")
-    @classmethod
-    def _text_only(cls, value: Any) -> Any:
-        # lax mode would read numbers as Unix seconds; the schema says a date-time string
-        if value is not None and not isinstance(value, str | datetime):
-            raise ValueError(_RFC3339)
-        return value
-
-    @field_validator("reported_at")
-    @classmethod
-    def _aware_in_range(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError(_RFC3339)  # a time without a zone names no instant
-        return utc_in_range(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +58,7 @@ def record_dispute(
     :class:`InvalidRequestError` naming ``reported_at`` when it is in the future or before the
     payment."""
     now = now or utc_now()
-    reported = now if report.reported_at is None else _naive_utc(report.reported_at)
+    reported = now if report.reported_at is None else naive_utc(report.reported_at)
     field = quoted_field("reported_at")
     if reported > now:
         raise InvalidRequestError("reported_at", f"{field} must not be in the future.")
@@ -117,10 +99,6 @@ def _dispute(
             "recorded_at": recorded_at,
         }
     )
-
-
-def _naive_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 def _rfc3339(value: datetime) -> str:

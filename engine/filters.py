@@ -10,7 +10,9 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -103,7 +105,7 @@ class RowFilter(BaseModel):
     @classmethod
     def _after_since(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
         since = info.data.get("since")
-        if value is not None and since is not None and _naive_utc(since) >= _naive_utc(value):
+        if value is not None and since is not None and naive_utc(since) >= naive_utc(value):
             raise ValueError("must be later than 'since'")
         return value
 
@@ -136,10 +138,10 @@ class RowFilter(BaseModel):
             params["f_run"] = self.run
         if self.since is not None:
             clauses.append("created_at >= $f_since")
-            params["f_since"] = _naive_utc(self.since)
+            params["f_since"] = naive_utc(self.since)
         if self.until is not None:
             clauses.append("created_at < $f_until")
-            params["f_until"] = _naive_utc(self.until)
+            params["f_until"] = naive_utc(self.until)
         for column, values in (("channel", self.channels), ("currency", self.currencies)):
             if values:
                 names = [f"f_{column}{i}" for i in range(len(values))]
@@ -156,7 +158,7 @@ class RowFilter(BaseModel):
 
     def labels_as_of_utc(self) -> datetime | None:
         """``labels_as_of`` as a naive UTC timestamp (the form stored), or None."""
-        return None if self.labels_as_of is None else _naive_utc(self.labels_as_of)
+        return None if self.labels_as_of is None else naive_utc(self.labels_as_of)
 
 
 def utc_in_range(value: datetime | None) -> datetime | None:
@@ -170,7 +172,31 @@ def utc_in_range(value: datetime | None) -> datetime | None:
     return value
 
 
-def _naive_utc(value: datetime) -> datetime:
+RFC3339_RULE = "must be an RFC 3339 date-time with a time zone, such as 2026-01-31T12:00:00Z"
+
+
+def _date_time_text(value: Any) -> Any:
+    # lax mode would read numbers as Unix seconds; the schema says a date-time string
+    if not isinstance(value, str | datetime):
+        raise ValueError(RFC3339_RULE)
+    return value
+
+
+def _aware_instant(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(RFC3339_RULE)  # a time without a zone names no instant
+    return utc_in_range(value)
+
+
+AwareDateTime = Annotated[
+    datetime, BeforeValidator(_date_time_text), AfterValidator(_aware_instant)
+]
+"""An instant read from JSON: an RFC 3339 date-time string with a time zone, inside UTC's years
+1 to 9999 (Python callers may pass an aware ``datetime``)."""
+
+
+def naive_utc(value: datetime) -> datetime:
+    """``value`` as a naive UTC timestamp (the form DuckDB stores); naive values are kept."""
     if value.tzinfo is None:
         return value
     return value.astimezone(UTC).replace(tzinfo=None)

@@ -56,7 +56,8 @@ SIMULATED_TIME = "simulated time (UTC)"
 WALL_CLOCK_TIME = "wall-clock time (UTC)"
 
 
-def _figure(title: str, **layout: Any) -> go.Figure:
+def figure(title: str, **layout: Any) -> go.Figure:
+    """An empty figure with the dashboard's title style and layout (``layout`` overrides it)."""
     fig = go.Figure()
     fig.update_layout(title={"text": title, **_TITLE}, **{**_LAYOUT, **layout})
     return fig
@@ -78,7 +79,7 @@ def approval_rate_chart(
 
     ``bucket`` (the series' bucket width) keeps the axis at least one bucket wide;
     ``time_label`` says which time it is (:data:`SIMULATED_TIME` or :data:`WALL_CLOCK_TIME`)."""
-    fig = _figure("Approval rate over time", yaxis={"tickformat": ".0%", "rangemode": "tozero"})
+    fig = figure("Approval rate over time", yaxis={"tickformat": ".0%", "rangemode": "tozero"})
     _time_axis(fig, series["bucket"], bucket, time_label)
     fig.add_scatter(
         x=series["bucket"],
@@ -98,7 +99,7 @@ def latency_chart(
 ) -> go.Figure:
     """Latency p50/p95/p99 (ms) per time bucket (``bucket``, ``time_label``: as
     :func:`approval_rate_chart`)."""
-    fig = _figure("Latency percentiles over time", yaxis={"title": "ms", "rangemode": "tozero"})
+    fig = figure("Latency percentiles over time", yaxis={"title": "ms", "rangemode": "tozero"})
     _time_axis(fig, series["bucket"], bucket, time_label)
     for name, dash in (("p50", "solid"), ("p95", "dash"), ("p99", "dot")):
         fig.add_scatter(
@@ -117,7 +118,7 @@ def decline_reasons_chart(reasons: pd.DataFrame) -> go.Figure:
     """Declines per reason (horizontal bars, most frequent on top)."""
     ordered = reasons.iloc[::-1]
     # counts outside the bars (a short bar has no room inside), with room for them on the right
-    fig = _figure(
+    fig = figure(
         "Decline reasons",
         xaxis={"title": "declined payments", "range": [0, float(ordered["n"].max()) * 1.18]},
         yaxis={"ticksuffix": "  "},  # a gap between the reason and its bar
@@ -139,7 +140,7 @@ def decline_reasons_chart(reasons: pd.DataFrame) -> go.Figure:
 
 def amount_histogram_chart(amounts: pd.DataFrame) -> go.Figure:
     """Payment amounts in log-spaced bins."""
-    fig = _figure(
+    fig = figure(
         "Amount distribution", xaxis={"title": "amount (log scale)", "type": "log"}, bargap=0.02
     )
     mid = (amounts["lo"] * amounts["hi"]) ** 0.5
@@ -157,7 +158,7 @@ def amount_histogram_chart(amounts: pd.DataFrame) -> go.Figure:
 def tradeoff_curve_chart(result: BacktestResult) -> go.Figure:
     """Approval rate vs fraud caught as the candidate's score threshold varies, with the active
     and candidate policies marked."""
-    fig = _figure(
+    fig = figure(
         "Approval rate vs fraud caught",
         xaxis={"title": "approval rate", "tickformat": ".0%"},
         yaxis={"title": "fraud caught (recall)", "tickformat": ".0%", "range": [0, 1.02]},
@@ -200,7 +201,7 @@ def tradeoff_curve_chart(result: BacktestResult) -> go.Figure:
 
 def scenario_recall_chart(result: BacktestResult) -> go.Figure:
     """Fraud caught per scenario, active vs candidate."""
-    fig = _figure(
+    fig = figure(
         "Fraud caught per scenario",
         yaxis={"tickformat": ".0%", "range": [0, 1]},
         barmode="group",
@@ -310,7 +311,7 @@ def labels_known_table(known: PolicyMetrics, truth: PolicyMetrics) -> pd.DataFra
 
 def run_comparison_chart(summaries: dict[str, dict[str, Any]]) -> go.Figure:
     """Approval rate and fraud caught of several runs side by side (``{label: run summary}``)."""
-    fig = _figure("Runs compared", yaxis={"tickformat": ".0%", "range": [0, 1]}, barmode="group")
+    fig = figure("Runs compared", yaxis={"tickformat": ".0%", "range": [0, 1]}, barmode="group")
     metrics = (
         ("approval rate", "approval_rate"),
         ("fraud caught", "fraud_caught_rate"),
@@ -334,7 +335,7 @@ def policy_sweep_chart(
     text); an optional ``role`` column marks rows to highlight (e.g. ``"default"``,
     ``"chosen"``), drawn as large labelled markers. ``min_approval`` draws the constraint line.
     """
-    fig = _figure(
+    fig = figure(
         title or "Fraud loss vs approval rate, one point per policy",
         xaxis={"title": "approval rate", "tickformat": ".1%"},
         yaxis={"title": "fraud loss (approved fraud)", "rangemode": "tozero"},
@@ -380,7 +381,7 @@ def latency_by_group_chart(frame: pd.DataFrame, group: str, title: str | None = 
 
     ``frame`` has a ``group`` column and ``p50``, ``p95``, ``p99`` columns in ms.
     """
-    fig = _figure(
+    fig = figure(
         title or f"Latency percentiles by {group}",
         yaxis={"title": "ms", "rangemode": "tozero"},
         barmode="group",
@@ -403,7 +404,7 @@ def feature_profile_chart(profile: pd.DataFrame, title: str | None = None) -> go
     (values in [0, 1], such as the three risk features and the risk score).
     """
     features = [c for c in profile.columns if c != "population"]
-    fig = _figure(
+    fig = figure(
         title or "Mean feature values by population",
         yaxis={"range": [0, 1], "title": "mean value"},
         barmode="group",
@@ -425,7 +426,7 @@ def label_delay_chart(known: pd.DataFrame, title: str | None = None) -> go.Figur
     ``known`` has ``as_of`` (timestamp), ``fraud_to_date`` (fraud rows before ``as_of``) and
     ``labelled_to_date`` (those whose chargeback label had arrived by ``as_of``).
     """
-    fig = _figure(
+    fig = figure(
         title or "Fraud that happened vs fraud known (label delay)",
         xaxis={"title": "as of (simulated time, UTC)"},
         yaxis={"title": "fraud payments", "rangemode": "tozero"},
@@ -486,7 +487,7 @@ def overlap_heatmap(result: BacktestResult) -> go.Figure:
         i, j = where[cell.a], where[cell.b]
         z[i][j] = z[j][i] = cell.fraud_both
     labels = [f"{i + 1}. {_short(n)}" for i, n in enumerate(names)]
-    fig = _figure(
+    fig = figure(
         "Fraud both rules match",
         height=max(320, 120 + 36 * len(names)),
         yaxis={"autorange": "reversed"},

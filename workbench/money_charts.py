@@ -7,7 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from engine.compare import Comparison
-from workbench.charts import ACTIVE_COLOR, CANDIDATE_COLOR, _figure
+from workbench.charts import ACTIVE_COLOR, CANDIDATE_COLOR, figure
 
 COST_COMPONENTS = (
     ("fraud_loss", "Fraud loss"),
@@ -33,7 +33,7 @@ METRIC_LABELS = {
 def cost_components_chart(result: Comparison) -> go.Figure:
     """Each cost component under A and under B, stacked into the total."""
     currency = result.costs.currency
-    fig = _figure(f"What each policy costs ({currency})", barmode="stack")
+    fig = figure(f"What each policy costs ({currency})", barmode="stack")
     for key, label in COST_COMPONENTS:
         values = [float(getattr(side.costs, key)) for side in (result.a, result.b)]
         fig.add_bar(name=label, x=["A", "B"], y=values, hovertemplate=f"{label}: %{{y:,.2f}}")
@@ -58,7 +58,7 @@ def money_differences_chart(result: Comparison) -> go.Figure:
         if has_interval
         else None
     )
-    fig = _figure(
+    fig = figure(
         f"B − A in {result.costs.currency}, {result.interval.confidence:.0%} interval"
         if has_interval
         else f"B − A in {result.costs.currency} (one day: no interval)"

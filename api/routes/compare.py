@@ -4,7 +4,6 @@ money, with paired confidence intervals."""
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -19,7 +18,7 @@ from api.routes.backtest import CANDIDATE_SCHEMA, candidate_policy
 from engine.compare import DEFAULT_REPLICATES, Comparison
 from engine.costs import CostModel, whole_number
 from engine.errors import InvalidRequestError, NotFoundError
-from engine.filters import RowFilter, utc_in_range
+from engine.filters import AwareDateTime, RowFilter
 from engine.policy import Policy
 from engine.service import Engine
 from engine.validation import quoted_field
@@ -57,7 +56,7 @@ class CompareRequest(BaseModel):
     b: int | dict[str, Any] = Field(json_schema_extra=_POLICY_REF, description="Policy B.")
     filters: RowFilter = Field(default_factory=RowFilter)
     costs: CostModel = Field(default_factory=CostModel)
-    labels_as_of: datetime | None = Field(
+    labels_as_of: AwareDateTime | None = Field(
         None,
         description="Count only the labels known then (as filters.labels_as_of); RFC 3339 "
         "with a time zone.",
@@ -91,20 +90,6 @@ class CompareRequest(BaseModel):
     @classmethod
     def _whole_days(cls, value: Any) -> Any:
         return [whole_number(v) for v in value] if isinstance(value, list) else value
-
-    @field_validator("labels_as_of", mode="before")
-    @classmethod
-    def _text_only(cls, value: Any) -> Any:
-        if value is not None and not isinstance(value, str):
-            raise ValueError("must be an RFC 3339 date-time with a time zone")
-        return value
-
-    @field_validator("labels_as_of")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("must be an RFC 3339 date-time with a time zone")
-        return utc_in_range(value)
 
 
 def _policy(engine: Engine, ref: int | dict[str, Any], field: str) -> Policy:
