@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
+from engine.costs import CostBreakdown
 from engine.models import UtcDateTime
 
 SCENARIOS: tuple[str, ...] = (
@@ -177,21 +178,29 @@ class RunRecord(BaseModel):
     summary: dict[str, Any] = Field(
         description="Counts so far: rows, approved, approval_rate, fraud_rows, fraud_caught, "
         "fraud_caught_rate, false_declines, fraud_amount, fraud_loss, per-scenario counts "
-        "(friendly_fraud among them: genuine payments, not in fraud_rows)."
+        "(friendly_fraud among them: genuine payments, not in fraud_rows); the amounts add the "
+        "payments' own currencies. costs: the same ground truth priced by the default cost "
+        "model in GBP (fraud loss, chargeback fees, false-decline cost, review cost, total, "
+        "with the counts they come from; every review-marked payment worked); unpriced: rows "
+        "in a currency without a reference rate (counted, not priced)."
     )
     error: str | None
 
     @field_validator("summary")
     @classmethod
     def _money_is_decimal(cls, summary: dict[str, Any]) -> dict[str, Any]:
-        return {
-            key: Decimal(str(value)) if key in SUMMARY_MONEY_KEYS else value
-            for key, value in summary.items()
-        }
+        money = {key: Decimal(str(summary[key])) for key in SUMMARY_MONEY_KEYS if key in summary}
+        if "costs" in summary:  # stored as JSON numbers: read back through their text
+            money["costs"] = CostBreakdown.model_validate(
+                {k: str(v) if isinstance(v, float) else v for k, v in summary["costs"].items()}
+            )
+        return {**summary, **money}
 
     @field_serializer("summary", when_used="json")
     def _money_as_numbers(self, summary: dict[str, Any]) -> dict[str, Any]:
-        return {
-            key: float(value) if key in SUMMARY_MONEY_KEYS else value
-            for key, value in summary.items()
+        money: dict[str, Any] = {
+            key: float(summary[key]) for key in SUMMARY_MONEY_KEYS if key in summary
         }
+        if isinstance(summary.get("costs"), CostBreakdown):
+            money["costs"] = summary["costs"].model_dump(mode="json")
+        return {**summary, **money}

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from engine.decision import Decider, Decisions, risk_score
+from engine.decision import Decider, Decisions, Reason, risk_score
 from engine.errors import EngineError
 from engine.features import (
     CHANNELS,
@@ -70,7 +70,9 @@ class DecidedChunk:
     table: pa.Table
     rollup: RollupDelta
     rows: Rows
-    approved: object
+    approved: np.ndarray
+    reviewed: np.ndarray  # approved and marked for review
+    gbp_pence: np.ndarray  # NO_GBP without a reference rate
 
 
 class Timings:
@@ -142,7 +144,8 @@ def decided_chunks(
             rollup = RollupDelta.from_columns(
                 run_id, decisions.approved, rows.amount_cents, rows.latency_ms
             )
-        yield DecidedChunk(table, rollup, rows, decisions.approved)
+        reviewed = decisions.reason == Reason.REVIEW_BY_RULE
+        yield DecidedChunk(table, rollup, rows, decisions.approved, reviewed, pence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,10 +424,10 @@ def _write_chunk(
 def _part(chunk: DecidedChunk, part: slice, run_id: int) -> DecidedChunk:
     """Rows ``part`` of a chunk, with their own rollups."""
     rows = chunk.rows.take(part)
-    approved = chunk.approved[part]  # type: ignore[index]
+    approved = chunk.approved[part]
     table = chunk.table.slice(part.start, part.stop - part.start)
     rollup = RollupDelta.from_columns(run_id, approved, rows.amount_cents, rows.latency_ms)
-    return DecidedChunk(table, rollup, rows, approved)
+    return DecidedChunk(table, rollup, rows, approved, chunk.reviewed[part], chunk.gbp_pence[part])
 
 
 def _write_part(
@@ -433,7 +436,14 @@ def _write_part(
     """Rows, rollups and rows_written in one transaction (ids allocated in insertion order)."""
     rows = chunk.rows
     after = copy.deepcopy(summary)
-    after.add(chunk.approved, rows.scenario, rows.amount_cents)  # type: ignore[arg-type]
+    after.add(
+        chunk.approved,
+        rows.scenario,  # type: ignore[arg-type]
+        rows.amount_cents,
+        reviewed=chunk.reviewed,
+        gbp_pence=chunk.gbp_pence,
+        card=rows.card,
+    )
     with store.write() as tx:
         tx.append_transactions(chunk.table.add_column(0, "id", ids.next_block(len(rows))))
         tx.add_to_rollups(chunk.rollup)

@@ -1,4 +1,5 @@
-"""Running ground-truth counts of a run: approvals, fraud caught, fraud loss, false declines."""
+"""Running ground-truth counts of a run: approvals, fraud caught, fraud loss, false declines,
+and what the run's decisions cost under the default cost model (:mod:`engine.costs`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.costs import Consequences, CostModel, cost_breakdown
+from engine.features import NO_GBP
 from engine.simulation.params import LABELLED_SCENARIOS
 from engine.simulation.rows import FRIENDLY_CODE
 
@@ -26,15 +29,33 @@ class RunSummary:
     fraud_loss_cents: int = 0  # fraud rows approved
     scenario_rows: list[int] = field(default_factory=lambda: [0] * len(LABELLED_SCENARIOS))
     scenario_caught: list[int] = field(default_factory=lambda: [0] * len(LABELLED_SCENARIOS))
+    # what the costs are computed from (amounts in GBP pence, as engine.costs.Consequences)
+    approved_fraud: int = 0  # fraud approved and not worked by review
+    approved_fraud_pence: int = 0
+    false_decline_pence: int = 0
+    reviewed: int = 0
+    unpriced: int = 0  # rows in a currency without a reference rate
+    falsely_declined_cards: np.ndarray = field(default_factory=lambda: np.zeros(0, np.bool_))
 
     def add(
-        self, approved: np.ndarray, scenario: np.ndarray, amount_cents: np.ndarray
+        self,
+        approved: np.ndarray,
+        scenario: np.ndarray,
+        amount_cents: np.ndarray,
+        *,
+        reviewed: np.ndarray,
+        gbp_pence: np.ndarray,
+        card: np.ndarray,
     ) -> RunSummary:
-        """Add a chunk's decisions, labels (scenario codes, −1 none) and amounts. Friendly
-        fraud counts as legitimate (it is the cardholder's payment) and in its scenario."""
+        """Add a chunk's decisions (approved, and marked for review), labels (scenario codes,
+        −1 none), amounts (own currency and GBP pence, ``NO_GBP`` without a rate) and cards.
+        Friendly fraud counts as legitimate (it is the cardholder's payment) and in its
+        scenario. Review has no capacity here: every review-marked payment is worked, and a
+        worked fraud is stopped, as in :func:`engine.costs.cost_breakdown`."""
         labelled = scenario >= 0
         fraud = labelled & (scenario != FRIENDLY_CODE)
         declined = ~approved
+        self._add_costs(fraud, declined, reviewed, gbp_pence, card)
         self.rows += len(approved)
         self.approved += int(np.count_nonzero(approved))
         self.fraud_rows += int(np.count_nonzero(fraud))
@@ -50,6 +71,42 @@ class RunSummary:
             self.scenario_rows[i] += int(rows[i])
             self.scenario_caught[i] += int(caught[i])
         return self
+
+    def _add_costs(
+        self,
+        fraud: np.ndarray,
+        declined: np.ndarray,
+        reviewed: np.ndarray,
+        gbp_pence: np.ndarray,
+        card: np.ndarray,
+    ) -> None:
+        priced = np.where(gbp_pence == NO_GBP, 0, gbp_pence)
+        lost = fraud & ~declined & ~reviewed
+        false_declined = ~fraud & declined
+        self.approved_fraud += int(np.count_nonzero(lost))
+        self.approved_fraud_pence += int(priced[lost].sum(dtype=np.int64))
+        self.false_decline_pence += int(priced[false_declined].sum(dtype=np.int64))
+        self.reviewed += int(np.count_nonzero(reviewed))
+        self.unpriced += int(np.count_nonzero(gbp_pence == NO_GBP))
+        cards = card[false_declined]
+        if len(cards):
+            needed = int(cards.max()) + 1
+            if needed > len(self.falsely_declined_cards):
+                grown = np.zeros(max(needed, 2 * len(self.falsely_declined_cards)), np.bool_)
+                grown[: len(self.falsely_declined_cards)] = self.falsely_declined_cards
+                self.falsely_declined_cards = grown
+            self.falsely_declined_cards[cards] = True
+
+    def consequences(self) -> Consequences:
+        """What the run's decisions did so far, as the cost model counts it."""
+        return Consequences(
+            approved_fraud=self.approved_fraud,
+            approved_fraud_pence=self.approved_fraud_pence,
+            false_declines=self.false_declines,
+            false_decline_pence=self.false_decline_pence,
+            false_declined_cards=int(np.count_nonzero(self.falsely_declined_cards)),
+            reviewed=self.reviewed,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as stored (JSON-ready; money as exact decimal strings, which
@@ -75,6 +132,9 @@ class RunSummary:
             "amount": money(self.amount_cents),
             "fraud_amount": money(self.fraud_amount_cents),
             "fraud_loss": money(self.fraud_loss_cents),
+            # the same ground truth priced in one currency (the amounts above add currencies)
+            "costs": cost_breakdown(self.consequences(), CostModel()).model_dump(mode="json"),
+            "unpriced": self.unpriced,
             "scenarios": {
                 name: {"rows": self.scenario_rows[i], "caught": self.scenario_caught[i]}
                 for i, name in enumerate(LABELLED_SCENARIOS)

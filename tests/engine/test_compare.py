@@ -269,3 +269,18 @@ def test_the_review_team_works_the_riskiest_payments_first_up_to_its_capacity(en
     assert 0 < b.fraud_stopped < b.fraud
     # the riskiest first: a hit rate well above the fraud share
     assert b.review_hit_rate > 2 * b.fraud / b.rows
+
+
+def test_a_run_summary_prices_the_run_as_a_comparison_of_its_own_policy(tmp_path):
+    """The summary's costs, counted chunk by chunk as the run is written, equal a comparison
+    of the run's policy with itself over the run (ground truth, every review worked)."""
+    with Engine.open(tmp_path / "summary.duckdb", seed=3, backup_interval_s=0) as eng:
+        policy = eng.activate_policy(eng.draft_policy(RULES))
+        run = eng.simulate({"rows": 20_000, "seed": 9, "days": 6, "chunk_rows": 3_000})
+        priced = eng.compare(policy, policy, run=run.id, replicates=100).a.costs
+        stored = eng.get_run(run.id)
+    assert stored.summary["costs"] == priced
+    assert priced.reviewed > 0 and priced.false_declined_cards > 0 and priced.total > 0
+    assert stored.summary["unpriced"] == 0
+    as_json = stored.model_dump(mode="json")["summary"]["costs"]
+    assert Decimal(str(as_json["total"])) == priced.total
