@@ -203,6 +203,7 @@ def run_generate(args: argparse.Namespace) -> int:
         f"run {record.id} {record.status}: {record.rows_written:,} rows in "
         f"{record.timings.get('total_s', 0):.1f} s ({record.timings.get('rows_per_s', 0):,.0f} "
         f"rows/s); approval rate {summary['approval_rate']:.2%}, fraud rows "
-        f"{summary['fraud_rows']:,}, fraud caught {summary['fraud_caught_rate']:.2%}"
+        f"{summary['fraud_rows']:,}, fraud caught {summary['fraud_caught_rate']:.2%}, "
+        f"total cost {summary['costs'].total:,.2f} {summary['costs'].currency}"
     )
     return 0

@@ -136,10 +136,17 @@ def run_row(record: RunRecord) -> dict[str, Any]:
         "policy": record.policy_version,
         "approval rate": s.get("approval_rate"),
         "fraud caught": s.get("fraud_caught_rate"),
-        "fraud loss": float(s.get("fraud_loss") or 0),
+        "fraud loss": _cost(s, "fraud_loss"),
+        "total cost": _cost(s, "total"),
         "false declines": s.get("false_declines"),
         "seconds": record.timings.get("total_s"),
     }
+
+
+def _cost(summary: dict[str, Any], part: str) -> float | None:
+    """A component of the run's costs in GBP (None for runs recorded before runs were priced)."""
+    costs = summary.get("costs")
+    return None if costs is None else float(getattr(costs, part))
 
 
 def cell(name: str, value: Any) -> str:
@@ -150,7 +157,7 @@ def cell(name: str, value: Any) -> str:
         return formats.exact_percent(value) or formats.DASH
     if name == "fraud rate":
         return f"{value:.1%}"
-    if name == "fraud loss":
+    if name in ("fraud loss", "total cost"):
         return formats.exact_money(value) or formats.DASH
     if name == "started":
         return f"{value:%Y-%m-%d %H:%M:%S} UTC"
@@ -180,6 +187,7 @@ st.dataframe(
         "approval rate",
         "fraud caught",
         "fraud loss",
+        "total cost",
     ),
     column_config={
         "run": st.column_config.NumberColumn(format="plain"),
@@ -187,7 +195,13 @@ st.dataframe(
         "fraud rate": st.column_config.NumberColumn(format="percent"),
         "approval rate": st.column_config.NumberColumn(format="percent"),
         "fraud caught": st.column_config.NumberColumn(format="percent"),
-        "fraud loss": st.column_config.NumberColumn(format="%,.2f"),
+        "fraud loss": st.column_config.NumberColumn("fraud loss (GBP)", format="%,.2f"),
+        "total cost": st.column_config.NumberColumn(
+            "total cost (GBP)",
+            format="%,.2f",
+            help="Fraud loss, chargeback fees, false-decline cost and review cost under the "
+            "default cost model (see the Compare policies page to change it).",
+        ),
     },
 )
 
