@@ -567,7 +567,7 @@ def _as_uuid(transaction_id: str | uuid.UUID) -> uuid.UUID:
 
 _AUDITED_DECISION_FIELDS = {  # AuditDecision's other fields: reason_text and the unrounded score
     "status", "reason_code", "decision_reason", "risk_flag", "flagged_by_risk_rule", "draw",
-    "action", "rule", "review",
+    "action", "rule", "review", "challenge", "challenge_draw",
 }  # fmt: skip
 # StoredTransaction fields stored under the same name (engine/transaction_row.py); the score is
 # answered rounded to 4 decimals and risk_flag as text (the column holds the rule's boolean)
@@ -581,7 +581,7 @@ _COPIED_COLUMNS = tuple(
 def _stored_transaction(row: dict[str, Any], policy: Policy) -> StoredTransaction:
     """A stored row in the documented words; ``policy`` is the version that decided it (its
     rules name the deciding and flagging rules the row records by index)."""
-    said = explain(policy, row["rule_index"], row["flag_rule"])
+    said = explain(policy, row["rule_index"], row["flag_rule"], Reason[row["reason_code"]])
     return StoredTransaction(
         **{name: row[name] for name in _COPIED_COLUMNS},
         card_masked=mask(row["card_bin"], row["card_last4"], row["card_length"]),
@@ -591,6 +591,7 @@ def _stored_transaction(row: dict[str, Any], policy: Policy) -> StoredTransactio
         action=said.action,
         rule=said.rule,
         review=said.review,
+        challenge=said.challenge,
         score=round(row["score"], 4),
         features=Features(**{name: row[name] for name in Features.model_fields}),
         attributes=_attributes(row),

@@ -170,7 +170,9 @@ def _synthetic_days(rng: np.random.Generator, days: int, effect: float) -> tuple
             fraud_caught=caught, false_declines=declined - caught, review_marked=zeros,
             reviewed=zeros, fraud_stopped=zeros,
             approved_fraud_pence=(fraud - caught) * 5_000, false_decline_pence=zeros,
-            false_declined_cards=zeros,
+            false_declined_cards=zeros, challenged=zeros, challenge_passed=zeros,
+            challenge_abandoned=zeros, challenge_failed=zeros, abandoned_pence=zeros,
+            liability_shifted=zeros,
         )  # fmt: skip
 
     return counts(caught_a, declined_a), counts(caught_b, declined_b)
