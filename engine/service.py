@@ -20,6 +20,7 @@ from engine import analytics
 from engine.analytics import Dashboard, FilterOptions
 from engine.backtest import BacktestResult, run_backtest
 from engine.cards import fingerprint, load_or_create_key, mask
+from engine.challenge import ChallengeModel
 from engine.compare import DEFAULT_REPLICATES, Comparison, label_maturity, run_comparison
 from engine.config import Settings, get_settings
 from engine.costs import CostModel
@@ -402,19 +403,23 @@ class Engine:
         rules: Sequence[Any],
         score_weights: ScoreWeights | None = None,
         note: str = "",
+        challenge: ChallengeModel | None = None,
     ) -> Policy:
         """A checked policy that is not stored (version 0), pinning the lists' newest
-        versions. Raises :class:`~engine.rules.RuleError` naming the rule and position."""
-        return self.policies.draft(rules, score_weights, note)
+        versions; ``challenge``: its challenge rules' pass probabilities (default: the
+        documented ones). Raises :class:`~engine.rules.RuleError` naming the rule and
+        position."""
+        return self.policies.draft(rules, score_weights, note, challenge=challenge)
 
     def create_policy(
         self,
         rules: Sequence[Any],
         score_weights: ScoreWeights | None = None,
         note: str = "",
+        challenge: ChallengeModel | None = None,
     ) -> Policy:
         """Check and store a policy as a new version; nothing becomes active."""
-        return self.policies.store(self.draft_policy(rules, score_weights, note))
+        return self.policies.store(self.draft_policy(rules, score_weights, note, challenge))
 
     def activate_version(self, version: int, note: str = "activated") -> Policy:
         """Make stored version ``version`` active (an audit entry records it)."""

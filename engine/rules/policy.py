@@ -223,13 +223,17 @@ class CompiledPolicy:
         inputs: Mapping[str, np.ndarray | Coded],
         missing: Mapping[str, np.ndarray] | None = None,
         n_rows: int | None = None,
+        challenge_passed: np.ndarray | None = None,
     ) -> Outcome:
-        """Decisions for a batch (arguments as :meth:`matches`)."""
-        return self.decide_matches(self.matches(inputs, missing, n_rows))
+        """Decisions for a batch (arguments as :meth:`matches`; ``challenge_passed`` as
+        :func:`decide_from_matches`)."""
+        return self.decide_matches(self.matches(inputs, missing, n_rows), challenge_passed)
 
-    def decide_matches(self, matches: np.ndarray) -> Outcome:
+    def decide_matches(
+        self, matches: np.ndarray, challenge_passed: np.ndarray | None = None
+    ) -> Outcome:
         """Decisions from a match matrix of this policy (see :func:`decide_from_matches`)."""
-        return decide_from_matches(matches, self.actions)
+        return decide_from_matches(matches, self.actions, challenge_passed)
 
     def sql(
         self,
