@@ -436,6 +436,7 @@ class Engine:
             [rule.model_dump() for rule in candidate.rules],
             candidate.score_weights,
             knobs=candidate.knobs,
+            challenge=candidate.challenge,
         )
         return self.activate_version(self.policies.store(draft, note).version, note)
 

@@ -37,14 +37,14 @@ def engine(tmp_path_factory):
 @pytest.mark.parametrize("n_rules", [1, 3, 70, 130])
 def test_the_sql_action_is_the_action_decide_from_matches_gives(n_rules):
     rng = np.random.default_rng(n_rules)
-    actions = rng.integers(1, 4, n_rules).astype(np.int8)
+    actions = rng.integers(1, 5, n_rules).astype(np.int8)  # allow, block, review, challenge
     matches = rng.random((n_rules, 400)) < 2.0 / n_rules
     words = pack_words(matches)  # rows x words
     names = [f"w{i}" for i in range(words.shape[1])]
     con = duckdb.connect()
     con.register("t", {name: words[:, i] for i, name in enumerate(names)})
     sql_action = con.execute(f"SELECT {action_from_words_sql(names, actions)} FROM t").fetchnumpy()
-    expected = decide_from_matches(matches, actions).action
+    expected = decide_from_matches(matches, actions, np.ones(400, dtype=bool)).action
     np.testing.assert_array_equal(next(iter(sql_action.values())), expected)
 
 
