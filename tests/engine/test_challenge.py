@@ -111,7 +111,7 @@ def test_challenge_draws_do_not_depend_on_the_chunking(tmp_path: Path) -> None:
             draws.append(read_numpy(eng.store, "SELECT challenge_draw, draw FROM transactions "
                                     "ORDER BY created_at, draw"))  # fmt: skip
     np.testing.assert_array_equal(draws[0]["challenge_draw"], draws[1]["challenge_draw"])
-    assert 0 <= draws[0]["challenge_draw"].min() and draws[0]["challenge_draw"].max() < 1
+    assert draws[0]["challenge_draw"].min() >= 0 and draws[0]["challenge_draw"].max() < 1
     assert abs(np.corrcoef(draws[0]["challenge_draw"], draws[0]["draw"])[0, 1]) < 0.1
 
 
@@ -137,8 +137,13 @@ def test_a_backtest_counts_each_outcome_of_its_challenges(engine) -> None:
     expected = _expected_outcomes(engine, model, "amount > 50")
     got = {name: getattr(result.candidate, name) for name in expected}
     assert got == expected and expected["challenge_failed"] > 0
-    assert result.candidate.declined == expected["challenge_abandoned"] + expected["challenge_failed"]
-    assert result.candidate.declines_by_reason["CHALLENGE_ABANDONED"] == expected["challenge_abandoned"]
+    assert (
+        result.candidate.declined == expected["challenge_abandoned"] + expected["challenge_failed"]
+    )
+    assert (
+        result.candidate.declines_by_reason["CHALLENGE_ABANDONED"]
+        == expected["challenge_abandoned"]
+    )
     assert result.active.challenged == 0
     # liability shift: the fraud that passed a challenge is not the merchant's loss
     (lost,) = engine.store.query(
@@ -203,7 +208,9 @@ def test_a_v14_file_migrates_with_a_deterministic_challenge_draw(tmp_path: Path)
             )
         with Engine.open(old, card_key="k") as eng:
             assert eng.store.schema_version() == SCHEMA_VERSION
-            draws.append(read_numpy(eng.store, "SELECT challenge_draw FROM transactions ORDER BY id"))
+            draws.append(
+                read_numpy(eng.store, "SELECT challenge_draw FROM transactions ORDER BY id")
+            )
             # the widened types take a challenge decision, and old rows backtest with challenges
             eng.activate_version(eng.create_policy(STEP_UP).version)
             live = eng.authorize({"card_number": TEST_CARDS[0], "amount": "80.00", "merchant": "M"})
@@ -214,5 +221,5 @@ def test_a_v14_file_migrates_with_a_deterministic_challenge_draw(tmp_path: Path)
             assert result.candidate.challenge_failed == expected["challenge_failed"] > 0
     a, b = draws[0]["challenge_draw"], draws[1]["challenge_draw"]
     np.testing.assert_array_equal(a, b)  # derived from the id: the same rows get the same draws
-    assert len(np.unique(a)) == 400 and 0 <= a.min() and a.max() < 1
+    assert len(np.unique(a)) == 400 and a.min() >= 0 and a.max() < 1
     assert 0.4 < a.mean() < 0.6
