@@ -170,8 +170,8 @@ def test_a_comparison_prices_challenges_abandonment_and_the_liability_shift(engi
     genuine = np.where(rows["channel"] == "ecommerce", 0.85, 0.95)
     passed = rows["challenge_draw"] < np.where(rows["fraud"], 0.5, genuine)
     abandoned = int(rows["pence"][~passed & ~rows["fraud"]].sum())
-    margin = (Decimal(abandoned).scaleb(-2) * Decimal("0.40")).quantize(Decimal("0.01"),
-                                                                         ROUND_HALF_EVEN)  # fmt: skip
+    margin = Decimal(abandoned).scaleb(-2) * Decimal("0.40")
+    margin = margin.quantize(Decimal("0.01"), ROUND_HALF_EVEN)
     assert result.b.costs.abandonment_cost == margin > 0
     shifted = int((passed & rows["label"]).sum())
     assert result.b.liability_shifted == result.b.costs.liability_shifted == shifted > 0
@@ -182,8 +182,9 @@ def test_a_comparison_prices_challenges_abandonment_and_the_liability_shift(engi
     assert result.b.costs.approved_fraud == fraud_small[0]  # big fraud: shifted or declined
     assert result.b.costs.fraud_loss == Decimal(int(fraud_small[1])).scaleb(-2)
     total = result.b.costs
-    assert total.total == (total.fraud_loss + total.chargeback_fees + total.false_decline_cost
-                           + total.review_cost + total.challenge_cost + total.abandonment_cost)  # fmt: skip
+    parts = ("fraud_loss", "chargeback_fees", "false_decline_cost", "review_cost",
+             "challenge_cost", "abandonment_cost")  # fmt: skip
+    assert total.total == sum(getattr(total, part) for part in parts)
     metrics = {d.metric: d for d in result.differences}
     assert metrics["challenge_cost"].difference == float(total.challenge_cost)
     assert metrics["abandonment_cost"].low is not None
@@ -195,8 +196,8 @@ def test_a_v14_file_migrates_with_a_deterministic_challenge_draw(tmp_path: Path)
         old = tmp_path / f"{name}.duckdb"
         with database_at_schema(old, 14) as con:
             con.execute(
-                "INSERT INTO transactions (id, run_id, created_at, card_hash, card_bin, card_last4, "
-                "card_length, amount, currency, merchant, channel, status, reason_code, risk_flag, "
+                "INSERT INTO transactions (id, run_id, created_at, card_hash, card_bin, "
+                "card_last4, card_length, amount, currency, merchant, channel, status, reason_code, risk_flag, "
                 "rule_index, action, flag_rule, score, spending_velocity, device_trust_score, "
                 "ip_risk_score, velocity_count, device_seen_count, device_other_cards, "
                 "payments_per_card_24h, amount_per_card_24h, devices_per_card_7d, card_age_days, "
