@@ -197,7 +197,8 @@ def test_a_v14_file_migrates_with_a_deterministic_challenge_draw(tmp_path: Path)
         with database_at_schema(old, 14) as con:
             con.execute(
                 "INSERT INTO transactions (id, run_id, created_at, card_hash, card_bin, "
-                "card_last4, card_length, amount, currency, merchant, channel, status, reason_code, risk_flag, "
+                "card_last4, card_length, amount, currency, merchant, channel, status, "
+                "reason_code, risk_flag, "
                 "rule_index, action, flag_rule, score, spending_velocity, device_trust_score, "
                 "ip_risk_score, velocity_count, device_seen_count, device_other_cards, "
                 "payments_per_card_24h, amount_per_card_24h, devices_per_card_7d, card_age_days, "
