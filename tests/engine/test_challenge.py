@@ -153,6 +153,16 @@ def test_a_backtest_counts_each_outcome_of_its_challenges(engine) -> None:
     assert result.candidate.liability_shifted > 0
 
 
+def test_a_backtest_too_wide_to_pack_its_key_counts_challenges_alike(engine) -> None:
+    """60 rules: the match words no longer fit one BIGINT with the key; the outcome codes ride
+    in the key all the same."""
+    never = [{"name": f"never {i}", "action": "block", "when": ":amount: > 999999"}
+             for i in range(59)]  # fmt: skip
+    result = engine.backtest(engine.draft_policy(STEP_UP + never), run=1)
+    expected = _expected_outcomes(engine, ChallengeModel(), "amount > 50")
+    assert {name: getattr(result.candidate, name) for name in expected} == expected
+
+
 def test_a_comparison_prices_challenges_abandonment_and_the_liability_shift(engine) -> None:
     model = ChallengeModel(fraud_pass_rate=0.5)
     b = engine.draft_policy(STEP_UP, challenge=model)
