@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from engine.decision import Decider, Reason, reason_codes, risk_score_sql
+from engine.challenge import ABANDONED, FAILED, PASSED
+from engine.decision import Decider, Reason, reason_codes, risk_score_sql, settled_reasons
 from engine.filters import RowFilter
 from engine.lists import Lists
 from engine.models import FRAUD_DISPUTE_REASONS, Money
@@ -30,9 +31,15 @@ from engine.policy import SCORE_RULE, Policy
 from engine.rules import Action, decide_from_matches
 from engine.store import ReadTx, Store
 
-_APPROVING = (Reason.APPROVED, Reason.REVIEW_BY_RULE, Reason.ALLOWED_BY_RULE)
+_APPROVING = (
+    Reason.APPROVED,
+    Reason.REVIEW_BY_RULE,
+    Reason.ALLOWED_BY_RULE,
+    Reason.CHALLENGE_PASSED,
+)
 DECLINE_REASONS = tuple(r for r in Reason if r not in _APPROVING)
 CURVE_STEPS = 100
+_BEFORE_BLOCK = (int(Action.ALLOW), int(Action.CHALLENGE))
 """The score-threshold curve has a point at every multiple of ``1 / CURVE_STEPS``."""
 
 
@@ -58,10 +65,24 @@ class PolicyMetrics(BaseModel):
     precision: float | None = Field(
         description="fraud_caught / declined labelled rows (None without declines)."
     )
-    fraud_loss: Money = Field(description="Amount of approved fraud (currencies mixed).")
+    fraud_loss: Money = Field(
+        description="Amount of approved fraud (currencies mixed), except fraud that passed a "
+        "challenge: its liability shifted to the issuer."
+    )
     false_declines: int = Field(description="Legitimate labelled rows declined.")
     false_decline_amount: Money
     declines_by_reason: dict[str, int]
+    challenged: int = Field(0, description="Rows a challenge rule decided (3-D Secure step-up).")
+    challenge_passed: int = Field(0, description="Challenged rows that passed: approved.")
+    challenge_abandoned: int = Field(
+        0, description="Challenged rows whose genuine payer abandoned: declined, a lost sale."
+    )
+    challenge_failed: int = Field(
+        0, description="Challenged rows whose fraudster failed the challenge: declined."
+    )
+    liability_shifted: int = Field(
+        0, description="Fraud rows approved after a passed challenge (not in fraud_loss)."
+    )
 
 
 class ScenarioRecall(BaseModel):
@@ -249,14 +270,18 @@ def grouped_decisions_sql(
         )
         params.update({f"s{i}": name for i, name in enumerate(scenarios)})
     b, n_sc = CURVE_STEPS + 1, len(scenarios) + 1
+    outcomes = _challenge_sql(candidate, active)
     c_weights = candidate.decider.policy.score_weights
     a_weights = active.decider.policy.score_weights
     a_score = "" if a_weights == c_weights else f", {risk_score_sql(a_weights)} AS a_score"
-    key = f"((label * {n_sc} + {scenario_code}) * {b} + {_score_bin('c_score')})::BIGINT"
+    key = f"((label * {n_sc} + {scenario_code}) * {b} + {_score_bin('c_score')})"
+    for name, _ in outcomes:  # each challenging policy's outcome code, in base 3
+        key = f"({key} * 3 + {name})"
+    key = f"{key}::BIGINT"
     c_words = [f"{w} AS cw{i}" for i, w in enumerate(candidate.words)]
     a_words = [f"{w} AS aw{i}" for i, w in enumerate(active.words)]
     n_c, n_a = len(candidate.decider.rules.rules), len(active.decider.rules.rules)
-    if _packs(n_c, n_a, n_sc):  # one BIGINT group key: (key, candidate bits, active bits)
+    if _packs(n_c, n_a, n_sc, len(outcomes)):  # one BIGINT key: (key, candidate, active bits)
         grouped = f"({key} * {1 << (n_c + n_a)} + cw0 + aw0 * {1 << n_c})::BIGINT AS k"
     else:
         names = [f"cw{i}" for i in range(len(c_words))] + [f"aw{i}" for i in range(len(a_words))]
@@ -268,6 +293,7 @@ def grouped_decisions_sql(
         ), scored AS NOT MATERIALIZED (
             SELECT {label} AS label, fraud_scenario, CAST(amount * 100 AS BIGINT) AS cents,
                    CAST(amount_in_gbp * 100 AS BIGINT) AS pence, c_score,
+                   {"".join(f"{sql} AS {name}, " for name, sql in outcomes)}
                    {", ".join(c_words + a_words)}
             FROM selected
         )
@@ -278,11 +304,23 @@ def grouped_decisions_sql(
     return sql, {name: value for name, value in params.items() if name in used}
 
 
-def _packs(n_candidate: int, n_active: int, n_scenarios: int) -> bool:
-    """Whether both policies' match bits and the (label, scenario, score bin) key fit one
-    non-negative BIGINT: hashing one integer per row is cheaper than hashing several columns."""
-    key_bits = (3 * n_scenarios * (CURVE_STEPS + 1)).bit_length()
+def _packs(n_candidate: int, n_active: int, n_scenarios: int, n_outcomes: int = 0) -> bool:
+    """Whether both policies' match bits and the (label, scenario, score bin, challenge
+    outcomes) key fit one non-negative BIGINT: hashing one integer per row is cheaper than
+    hashing several columns."""
+    key_bits = (3 * n_scenarios * (CURVE_STEPS + 1) * 3**n_outcomes).bit_length()
     return n_candidate + n_active + key_bits <= 62
+
+
+def _challenge_sql(candidate: PolicySide, active: PolicySide) -> list[tuple[str, str]]:
+    """``(column, SQL)`` of the challenge outcome code (engine.challenge) under each policy
+    that has challenge rules: candidate first, then active."""
+    sides = (("c_challenge", candidate), ("a_challenge", active))
+    return [
+        (name, side.decider.policy.challenge.outcome_sql())
+        for name, side in sides
+        if side.decider.policy.challenges
+    ]
 
 
 def scenarios_sql(filters: RowFilter) -> tuple[str, dict[str, Any]]:
@@ -356,7 +394,7 @@ class _Groups:
     c_approved: np.ndarray
     c_reason: np.ndarray
     c_rest_approved: np.ndarray  # approved without the candidate's score-threshold rule
-    c_allowed: np.ndarray  # an allow rule of the candidate matched
+    c_allowed: np.ndarray  # an allow or challenge rule of the candidate matched
     a_approved: np.ndarray
     a_reason: np.ndarray
 
@@ -370,7 +408,8 @@ class _Groups:
     ) -> _Groups:
         k = groups["k"].to_numpy(dtype=np.int64)
         n_c, n_a = len(candidate.rules.rules), len(active.rules.rules)
-        if _packs(n_c, n_a, len(scenarios) + 1):
+        n_outcomes = int(candidate.policy.challenges) + int(active.policy.challenges)
+        if _packs(n_c, n_a, len(scenarios) + 1, n_outcomes):
             c_words = (k & ((1 << n_c) - 1)).reshape(-1, 1)
             a_words = ((k >> n_c) & ((1 << n_a) - 1)).reshape(-1, 1)
             k = k >> (n_c + n_a)
@@ -378,11 +417,18 @@ class _Groups:
             c_words, a_words = _words(groups, "cw"), _words(groups, "aw")
         c_matches = candidate.rules.unpack_words(c_words)
         a_matches = active.rules.unpack_words(a_words)
+        a_outcome = c_outcome = None  # each policy's challenge outcome code, when it challenges
+        if active.policy.challenges:
+            k, a_outcome = np.divmod(k, 3)
+        if candidate.policy.challenges:
+            k, c_outcome = np.divmod(k, 3)
         k, c_bin = np.divmod(k, CURVE_STEPS + 1)
         label, sc = np.divmod(k, len(scenarios) + 1)
         names = np.array(["(none)", *scenarios], dtype=object)
-        c = decide_from_matches(c_matches, candidate.rules.actions)
-        a = decide_from_matches(a_matches, active.rules.actions)
+        c_passed = None if c_outcome is None else c_outcome == PASSED
+        a_passed = None if a_outcome is None else a_outcome == PASSED
+        c = decide_from_matches(c_matches, candidate.rules.actions, c_passed)
+        a = decide_from_matches(a_matches, active.rules.actions, a_passed)
         return _Groups(
             n=groups["n"].to_numpy(dtype=np.int64),
             cents=groups["cents"].fillna(0).to_numpy(dtype=np.int64),
@@ -394,12 +440,15 @@ class _Groups:
             c_matches=c_matches,
             c_rule=c.rule_index,
             c_approved=c.approved,
-            c_reason=_reasons(c.rule_index, candidate.policy),
-            c_rest_approved=_without_score_rule(c_matches, candidate),
-            c_allowed=c_matches[candidate.rules.actions == Action.ALLOW].any(axis=0),
+            c_reason=settled_reasons(c.rule_index, reason_codes(candidate.policy), c.action,
+                                     c_outcome),
+            c_rest_approved=_without_score_rule(c_matches, candidate, c_passed),
+            # allow and challenge rules decide before any block rule: no threshold reaches them
+            c_allowed=c_matches[np.isin(candidate.rules.actions, _BEFORE_BLOCK)].any(axis=0),
             a_approved=a.approved,
-            a_reason=_reasons(a.rule_index, active.policy),
-        )
+            a_reason=settled_reasons(a.rule_index, reason_codes(active.policy), a.action,
+                                     a_outcome),
+        )  # fmt: skip
 
 
 def _words(groups: pd.DataFrame, prefix: str) -> np.ndarray:
@@ -407,12 +456,9 @@ def _words(groups: pd.DataFrame, prefix: str) -> np.ndarray:
     return groups[columns].to_numpy(dtype=np.int64)
 
 
-def _reasons(rule_index: np.ndarray, policy: Policy) -> np.ndarray:
-    codes = reason_codes(policy)
-    return np.where(rule_index >= 0, codes[rule_index], Reason.APPROVED).astype(np.int8)
-
-
-def _without_score_rule(matches: np.ndarray, decider: Decider) -> np.ndarray:
+def _without_score_rule(
+    matches: np.ndarray, decider: Decider, challenge_passed: np.ndarray | None
+) -> np.ndarray:
     """Whether each group is approved once the candidate's score-threshold rule (the block
     rule :meth:`Policy.from_knobs` names after the original text) is taken out: the curve puts
     its own threshold in that rule's place."""
@@ -420,7 +466,7 @@ def _without_score_rule(matches: np.ndarray, decider: Decider) -> np.ndarray:
     if scored:
         matches = matches.copy()
         matches[scored] = False
-    return decide_from_matches(matches, decider.rules.actions).approved
+    return decide_from_matches(matches, decider.rules.actions, challenge_passed).approved
 
 
 def _metrics(g: _Groups, approved: np.ndarray, reason: np.ndarray) -> PolicyMetrics:
@@ -430,6 +476,7 @@ def _metrics(g: _Groups, approved: np.ndarray, reason: np.ndarray) -> PolicyMetr
     fraud_total = int(n[g.fraud].sum())
     caught = int(n[g.fraud & ~ok].sum())
     declined_labelled = int(n[g.labelled & ~ok].sum())
+    shifted = g.fraud & (reason == Reason.CHALLENGE_PASSED)  # the issuer's loss, not ours
     return PolicyMetrics(
         rows=rows,
         approved=n_approved,
@@ -441,12 +488,17 @@ def _metrics(g: _Groups, approved: np.ndarray, reason: np.ndarray) -> PolicyMetr
         fraud_caught=caught,
         recall=caught / fraud_total if fraud_total else None,
         precision=caught / declined_labelled if declined_labelled else None,
-        fraud_loss=Decimal(int(g.cents[g.fraud & ok].sum())).scaleb(-2),
+        fraud_loss=Decimal(int(g.cents[g.fraud & ok & ~shifted].sum())).scaleb(-2),
         false_declines=int(n[g.legit & ~ok].sum()),
         false_decline_amount=Decimal(int(g.cents[g.legit & ~ok].sum())).scaleb(-2),
         declines_by_reason={
             r.name: int(n[~ok & (reason == r)].sum()) for r in Reason if r in DECLINE_REASONS
         },
+        challenged=int(n[reason >= Reason.CHALLENGE_PASSED].sum()),
+        challenge_passed=int(n[reason == Reason.CHALLENGE_PASSED + PASSED].sum()),
+        challenge_abandoned=int(n[reason == Reason.CHALLENGE_PASSED + ABANDONED].sum()),
+        challenge_failed=int(n[reason == Reason.CHALLENGE_PASSED + FAILED].sum()),
+        liability_shifted=int(n[shifted].sum()),
     )
 
 
@@ -471,8 +523,8 @@ def _scenarios(g: _Groups) -> list[ScenarioRecall]:
 
 
 def _catching(policy: Policy) -> list[int]:
-    """The indices of the block and review rules (those that catch)."""
-    return [i for i, r in enumerate(policy.rules) if r.action in ("block", "review")]
+    """The indices of the challenge, block and review rules (those that catch)."""
+    return [i for i, r in enumerate(policy.rules) if r.action in ("challenge", "block", "review")]
 
 
 def _rule_figures(g: _Groups, policy: Policy) -> list[RuleFigures]:

@@ -37,6 +37,7 @@ from engine.backtest import (
     label_sql,
     policy_side,
 )
+from engine.challenge import ABANDONED, FAILED, PASSED
 from engine.costs import Consequences, CostBreakdown, CostModel, cost_breakdown
 from engine.decision import Decider, risk_score_sql
 from engine.filters import RowFilter
@@ -47,7 +48,11 @@ from engine.rules import Action, action_from_words_sql
 from engine.store import Store
 
 DEFAULT_REPLICATES = 2_000
-_ACTIONS = 4  # Action codes 0-3: the group key packs (day, label, A action, B action)
+# Outcome codes per policy: Action codes 0-3, then a challenge rule's decision as
+# CHALLENGED + its outcome (passed, abandoned, failed). The group key packs (day, label, A
+# outcome code, B outcome code).
+CHALLENGED = int(Action.CHALLENGE)
+_ACTIONS = CHALLENGED + 3
 # whole days since 0001-01-01 (never negative, so integer division is the floor)
 _EPOCH_DAY = "((epoch_ms(created_at) + 62135596800000) // 86400000)"
 
@@ -86,6 +91,15 @@ class PolicyOutcome(BaseModel):
     review_backlog: int = Field(description="review_marked - reviewed: never worked.")
     review_hit_rate: float | None = Field(
         description="fraud_stopped / reviewed (None when nothing was reviewed)."
+    )
+    challenged: int = Field(0, description="Rows a challenge rule decided.")
+    challenge_passed: int = Field(0, description="Challenged rows passed: approved.")
+    challenge_abandoned: int = Field(
+        0, description="Challenged rows a genuine payer abandoned: declined, a lost sale."
+    )
+    challenge_failed: int = Field(0, description="Challenged rows a fraudster failed: declined.")
+    liability_shifted: int = Field(
+        0, description="Fraud rows approved after a passed challenge: the issuer's loss."
     )
     costs: CostBreakdown
 
@@ -134,6 +148,7 @@ class Comparison(BaseModel):
     b: PolicyOutcome
     differences: list[Difference] = Field(
         description="B − A for total_cost, fraud_loss, false_decline_cost, review_cost, "
+        "challenge_cost, abandonment_cost, "
         "approval_rate, recall, fraud_caught, false_declines and reviewed."
     )
     interval: IntervalMethod
@@ -162,10 +177,21 @@ class DailyCounts:
     approved_fraud_pence: np.ndarray  # approved fraud that was not stopped
     false_decline_pence: np.ndarray
     false_declined_cards: np.ndarray  # each card on the first day it was falsely declined
+    challenged: np.ndarray
+    challenge_passed: np.ndarray
+    challenge_abandoned: np.ndarray  # a lost sale, priced like a false decline's margin
+    challenge_failed: np.ndarray
+    abandoned_pence: np.ndarray
+    liability_shifted: np.ndarray  # fraud approved after a passed challenge: not the merchant's
 
     def total(self) -> Consequences:
         """The whole selection's counts, exactly."""
-        lost = self.fraud.sum() - self.fraud_caught.sum() - self.fraud_stopped.sum()
+        lost = (
+            self.fraud.sum()
+            - self.fraud_caught.sum()
+            - self.fraud_stopped.sum()
+            - self.liability_shifted.sum()
+        )
         return Consequences(
             approved_fraud=int(lost),
             approved_fraud_pence=int(self.approved_fraud_pence.sum()),
@@ -173,6 +199,10 @@ class DailyCounts:
             false_decline_pence=int(self.false_decline_pence.sum()),
             false_declined_cards=int(self.false_declined_cards.sum()),
             reviewed=int(self.reviewed.sum()),
+            challenged=int(self.challenged.sum()),
+            abandoned=int(self.challenge_abandoned.sum()),
+            abandoned_pence=int(self.abandoned_pence.sum()),
+            liability_shifted=int(self.liability_shifted.sum()),
         )
 
     def resampled(self, weights: np.ndarray) -> dict[str, np.ndarray]:
@@ -207,8 +237,17 @@ def compare_sql(
     b_score_column = "a_score AS b_score" if same_weights else "b_score"
     a_words = [f"{w} AS aw{i}" for i, w in enumerate(a_side.words)]
     b_words = [f"{w} AS bw{i}" for i, w in enumerate(b_side.words)]
-    a_action = action_from_words_sql([f"aw{i}" for i in range(len(a_words))], a.rules.actions)
-    b_action = action_from_words_sql([f"bw{i}" for i in range(len(b_words))], b.rules.actions)
+    outcomes = [
+        f"{d.policy.challenge.outcome_sql()} AS {side}_challenge"
+        for side, d in (("a", a), ("b", b))
+        if d.policy.challenges
+    ]
+    a_action = action_from_words_sql(
+        [f"aw{i}" for i in range(len(a_words))], a.rules.actions, f"{CHALLENGED} + a_challenge"
+    )
+    b_action = action_from_words_sql(
+        [f"bw{i}" for i in range(len(b_words))], b.rules.actions, f"{CHALLENGED} + b_challenge"
+    )
     joined = disputes_join(as_of is not None) if fraud_disputes else ""
     block, review = int(Action.BLOCK), int(Action.REVIEW)
     a_review, b_review = (
@@ -225,7 +264,7 @@ def compare_sql(
             SELECT {label_sql(as_of is not None, fraud_disputes)} AS label,
                    {_EPOCH_DAY} AS day, card_hash,
                    CAST(amount_in_gbp * 100 AS BIGINT) AS pence, a_score, {b_score_column},
-                   {", ".join(a_words + b_words)}
+                   {"".join(f"{sql}, " for sql in outcomes)}{", ".join(a_words + b_words)}
             FROM selected
         ), decided AS NOT MATERIALIZED (
             SELECT {key} AS k, pence,
@@ -276,7 +315,10 @@ def _daily(groups: pd.DataFrame, days: np.ndarray, side: str, capacity: int | No
     n = sums["n"].to_numpy(dtype=np.int64)
     pence = sums["pence"].fillna(0).to_numpy(dtype=np.int64)
     action = a_action if side == "a" else b_action
-    declined, marked = action == Action.BLOCK, action == Action.REVIEW
+    blocked, marked = action == Action.BLOCK, action == Action.REVIEW
+    passed = action == CHALLENGED + PASSED
+    abandoned, failed = action == CHALLENGED + ABANDONED, action == CHALLENGED + FAILED
+    declined = blocked | abandoned | failed
     fraud, legit = label == FRAUD, label == LEGITIMATE
     worked = _worked(day, sums[f"{side}_review_score"].to_numpy(dtype=np.float64), label, n,
                      marked, capacity)  # fmt: skip
@@ -294,15 +336,21 @@ def _daily(groups: pd.DataFrame, days: np.ndarray, side: str, capacity: int | No
         labelled=per_day(n, fraud | legit),
         fraud=per_day(n, fraud),
         fraud_caught=per_day(n, fraud & declined),
-        false_declines=per_day(n, legit & declined),
+        false_declines=per_day(n, legit & blocked),
         review_marked=per_day(n, marked),
         reviewed=per_day(worked, marked),
         fraud_stopped=per_day(worked, marked & fraud),
-        approved_fraud_pence=per_day(pence - stopped_pence, fraud & ~declined),
-        false_decline_pence=per_day(pence, legit & declined),
+        approved_fraud_pence=per_day(pence - stopped_pence, fraud & ~declined & ~passed),
+        false_decline_pence=per_day(pence, legit & blocked),
         false_declined_cards=np.bincount(
             card_day, weights=cards["n"].to_numpy(dtype=np.float64), minlength=len(days)
         ).astype(np.int64),
+        challenged=per_day(n, action >= CHALLENGED),
+        challenge_passed=per_day(n, passed),
+        challenge_abandoned=per_day(n, abandoned),
+        challenge_failed=per_day(n, failed),
+        abandoned_pence=per_day(pence, abandoned),
+        liability_shifted=per_day(n, fraud & passed),
     )
 
 
@@ -356,6 +404,11 @@ def _outcome(daily: DailyCounts, model: CostModel) -> PolicyOutcome:
         reviewed=reviewed,
         review_backlog=marked - reviewed,
         review_hit_rate=stopped / reviewed if reviewed else None,
+        challenged=int(daily.challenged.sum()),
+        challenge_passed=int(daily.challenge_passed.sum()),
+        challenge_abandoned=int(daily.challenge_abandoned.sum()),
+        challenge_failed=int(daily.challenge_failed.sum()),
+        liability_shifted=int(daily.liability_shifted.sum()),
         costs=cost_breakdown(daily.total(), model),
     )
 
@@ -364,16 +417,22 @@ def _metrics(s: dict[str, np.ndarray], model: CostModel) -> dict[str, np.ndarray
     """The compared metrics from (resampled) totals, as floats in the reporting currency."""
     per_pence = model.per_gbp_pence()
     fraud_loss = s["approved_fraud_pence"] * per_pence
-    fees = float(model.chargeback_fee) * (s["fraud"] - s["fraud_caught"] - s["fraud_stopped"])
-    false_decline = s["false_decline_pence"] * per_pence * float(model.false_decline_margin)
+    lost = s["fraud"] - s["fraud_caught"] - s["fraud_stopped"] - s["liability_shifted"]
+    fees = float(model.chargeback_fee) * lost
+    margin = float(model.false_decline_margin)
+    false_decline = s["false_decline_pence"] * per_pence * margin
     false_decline = false_decline + float(model.churn_cost_per_card) * s["false_declined_cards"]
     review = float(model.review_cost) * s["reviewed"]
+    challenge = float(model.challenge_cost) * s["challenged"]
+    abandonment = s["abandoned_pence"] * per_pence * margin
     with np.errstate(invalid="ignore", divide="ignore"):
         return {
-            "total_cost": fraud_loss + fees + false_decline + review,
+            "total_cost": fraud_loss + fees + false_decline + review + challenge + abandonment,
             "fraud_loss": fraud_loss,
             "false_decline_cost": false_decline,
             "review_cost": review,
+            "challenge_cost": challenge,
+            "abandonment_cost": abandonment,
             "approval_rate": s["approved"] / s["rows"],
             "recall": (s["fraud_caught"] + s["fraud_stopped"]) / s["fraud"],
             "fraud_caught": s["fraud_caught"],
@@ -423,6 +482,8 @@ _EXACT = {
     "fraud_loss": "fraud_loss",
     "false_decline_cost": "false_decline_cost",
     "review_cost": "review_cost",
+    "challenge_cost": "challenge_cost",
+    "abandonment_cost": "abandonment_cost",
 }
 
 

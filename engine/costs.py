@@ -1,6 +1,6 @@
 """The cost model: what a policy's decisions cost, in one reporting currency.
 
-A policy costs money four ways, each priced by a :class:`CostModel` field (amounts in the
+A policy costs money six ways, each priced by a :class:`CostModel` field (amounts in the
 model's reporting ``currency``, converted from GBP with the fixed reference rates of
 :mod:`engine.fx`):
 
@@ -12,7 +12,17 @@ false-decline cost     ``false_decline_margin`` x the amount of every declined l
                        payment (the margin of the lost sale), plus ``churn_cost_per_card`` per
                        distinct card with a declined legitimate payment (customers who leave)
 review cost            ``review_cost`` per payment the review team works (an analyst's time)
+challenge cost         ``challenge_cost`` per payment a challenge rule sent to a 3-D Secure
+                       step-up, whatever its outcome (the authentication provider's fee)
+abandonment cost       ``false_decline_margin`` x the amount of every challenged payment whose
+                       genuine payer abandoned (the margin of the lost sale, as a false decline)
 =====================  ===========================================================================
+
+**Challenge** (a rule's ``challenge`` action, :mod:`engine.challenge`): a passed challenge
+approves the payment and shifts the liability for fraud to the card issuer, so fraud that passed
+one adds no fraud loss and no chargeback fee (``liability_shifted`` counts it); a failed one is
+declined (fraud caught); an abandoned one is a lost sale, priced by the abandonment cost (no
+churn: the customer walked away, nobody turned them down).
 
 **Review** (a rule's ``review`` action) approves the payment and puts it in the review queue. Each
 day the team works at most ``review_capacity`` queued payments of that day, highest risk score
@@ -97,6 +107,12 @@ class CostModel(BaseModel):
         "(null: every payment sent to review).",
     )  # fmt: skip
 
+    challenge_cost: Price = Field(
+        Decimal("0.05"), ge=0, le=1_000_000, decimal_places=2,
+        description="Cost per payment sent to a 3-D Secure challenge (the authentication "
+        "fee), whatever its outcome.",
+    )  # fmt: skip
+
     @field_validator("review_capacity", mode="before")
     @classmethod
     def _whole_capacity(cls, value: Any) -> Any:
@@ -112,7 +128,7 @@ class CostModel(BaseModel):
         return value
 
     @field_validator("chargeback_fee", "false_decline_margin", "churn_cost_per_card",
-                     "review_cost", mode="before")  # fmt: skip
+                     "review_cost", "challenge_cost", mode="before")  # fmt: skip
     @classmethod
     def _numbers_only(cls, value: Any) -> Any:
         # lax mode would read true as 1 and "5" as 5: the schema says a number
@@ -142,6 +158,10 @@ class Consequences:
     false_decline_pence: int
     false_declined_cards: int
     reviewed: int
+    challenged: int = 0
+    abandoned: int = 0  # challenged payments whose genuine payer abandoned
+    abandoned_pence: int = 0
+    liability_shifted: int = 0  # fraud approved after a passed challenge: the issuer's loss
 
 
 class CostBreakdown(BaseModel):
@@ -156,13 +176,25 @@ class CostBreakdown(BaseModel):
     churn: Money = Field(description="churn_cost_per_card x cards falsely declined.")
     false_decline_cost: Money = Field(description="lost_margin + churn.")
     review_cost: Money = Field(description="review_cost x payments the review team worked.")
-    total: Money = Field(
-        description="fraud_loss + chargeback_fees + false_decline_cost + review_cost."
+    challenge_cost: Money = Field(description="challenge_cost x payments challenged.")
+    abandonment_cost: Money = Field(
+        description="false_decline_margin x the amount of challenged payments abandoned."
     )
-    approved_fraud: int = Field(description="Approved fraud payments not stopped by review.")
+    total: Money = Field(
+        description="fraud_loss + chargeback_fees + false_decline_cost + review_cost + "
+        "challenge_cost + abandonment_cost."
+    )
+    approved_fraud: int = Field(
+        description="Approved fraud payments not stopped by review and not liability-shifted."
+    )
     false_declines: int
     false_declined_cards: int
     reviewed: int
+    challenged: int = Field(description="Payments a challenge rule decided.")
+    challenge_abandoned: int = Field(description="Challenged payments a genuine payer abandoned.")
+    liability_shifted: int = Field(
+        description="Fraud approved after a passed challenge: the issuer's loss, not counted."
+    )
 
 
 def cost_breakdown(done: Consequences, model: CostModel) -> CostBreakdown:
@@ -174,6 +206,10 @@ def cost_breakdown(done: Consequences, model: CostModel) -> CostBreakdown:
     )
     churn = model.churn_cost_per_card * done.false_declined_cards
     review = model.review_cost * done.reviewed
+    challenge = model.challenge_cost * done.challenged
+    abandonment = (
+        model.from_gbp_pence(done.abandoned_pence) * model.false_decline_margin
+    ).quantize(_CENT, ROUND_HALF_EVEN)
     return CostBreakdown(
         currency=model.currency,
         fraud_loss=fraud_loss,
@@ -182,9 +218,14 @@ def cost_breakdown(done: Consequences, model: CostModel) -> CostBreakdown:
         churn=churn,
         false_decline_cost=margin + churn,
         review_cost=review,
-        total=fraud_loss + fees + margin + churn + review,
+        challenge_cost=challenge,
+        abandonment_cost=abandonment,
+        total=fraud_loss + fees + margin + churn + review + challenge + abandonment,
         approved_fraud=done.approved_fraud,
         false_declines=done.false_declines,
         false_declined_cards=done.false_declined_cards,
         reviewed=done.reviewed,
+        challenged=done.challenged,
+        challenge_abandoned=done.abandoned,
+        liability_shifted=done.liability_shifted,
     )

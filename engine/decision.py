@@ -20,6 +20,7 @@ from enum import IntEnum
 
 import numpy as np
 
+from engine.challenge import OUTCOME_NAMES, PASSED
 from engine.policy import (
     HIGH_AMOUNT_RULE,
     RANDOM_DECLINE_RULE,
@@ -35,6 +36,7 @@ from engine.rules import (
     CompiledPolicy,
     ListSpec,
     compile_policy,
+    decide_from_matches,
     references,
 )
 from engine.rules import tree as t
@@ -54,6 +56,10 @@ class Reason(IntEnum):
     BLOCKED_BY_RULE = 5
     REVIEW_BY_RULE = 6
     ALLOWED_BY_RULE = 7
+    # a challenge rule decided: CHALLENGE_PASSED + the challenge outcome code (engine.challenge)
+    CHALLENGE_PASSED = 8
+    CHALLENGE_ABANDONED = 9
+    CHALLENGE_FAILED = 10
 
 
 REASON_TEXT: dict[Reason, str] = {
@@ -65,6 +71,10 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.BLOCKED_BY_RULE: "Declined by a block rule of the policy.",
     Reason.REVIEW_BY_RULE: "Approved and marked for review by a review rule of the policy.",
     Reason.ALLOWED_BY_RULE: "Approved by an allow rule of the policy.",
+    Reason.CHALLENGE_PASSED: "Approved: the payer passed the 3-D Secure challenge.",
+    Reason.CHALLENGE_ABANDONED: "Challenge abandoned: the payer did not complete the 3-D Secure "
+    "challenge.",
+    Reason.CHALLENGE_FAILED: "Challenge failed: the payer did not pass the 3-D Secure challenge.",
 }
 REASON_NAMES = np.array([reason.name for reason in Reason])
 ACTION_LABELS = np.array(ACTION_NAMES)  # Action codes -> the stored rule_action labels
@@ -73,6 +83,7 @@ _BY_ACTION = {
     "block": Reason.BLOCKED_BY_RULE,
     "review": Reason.REVIEW_BY_RULE,
     "allow": Reason.ALLOWED_BY_RULE,
+    "challenge": Reason.CHALLENGE_PASSED,  # the outcome then adds its code (settled_reasons)
 }
 RANDOM_ATTRIBUTE = "random"
 
@@ -103,13 +114,24 @@ class Decisions:
 
 
 @dataclass(frozen=True, slots=True)
+class ChallengeInputs:
+    """What a challenge's outcome depends on, per row (:mod:`engine.challenge`)."""
+
+    draw: np.ndarray  # float64: the stored challenge_draw
+    ecommerce: np.ndarray  # bool: the payment's channel is ecommerce
+    is_fraud: np.ndarray | None = None  # bool ground truth; None (live): every payer genuine
+
+
+@dataclass(frozen=True, slots=True)
 class Explanation:
     """One decision in the documented words (what the API answers)."""
 
-    decision_reason: str | None  # the deciding block rule's name; None when approved
+    decision_reason: str | None  # the deciding block rule's name, the challenge's outcome
+    # text when a challenge was not passed; None when approved
     risk_flag: str | None  # the flagging rule's name
-    action: str  # allow | block | review | none
+    action: str  # allow | challenge | block | review | none
     rule: str | None  # the deciding rule's name
+    challenge: str | None = None  # passed | abandoned | failed; None when not challenged
 
     @property
     def review(self) -> bool:
@@ -117,15 +139,25 @@ class Explanation:
         return self.action == "review"
 
 
-def explain(policy: Policy, rule_index: int, flag_rule: int) -> Explanation:
-    """A decision of ``policy`` (its deciding and flagging rule indices, -1 for none) in
-    words."""
+def explain(
+    policy: Policy, rule_index: int, flag_rule: int, reason: int = Reason.APPROVED
+) -> Explanation:
+    """A decision of ``policy`` (its deciding and flagging rule indices, -1 for none, and its
+    :class:`Reason` code, which holds a challenge's outcome) in words."""
     rule = policy.rules[rule_index] if rule_index >= 0 else None
+    decision_reason = rule.name if rule is not None and rule.action == "block" else None
+    challenge = None
+    if rule is not None and rule.action == "challenge":
+        outcome = int(reason) - Reason.CHALLENGE_PASSED
+        challenge = OUTCOME_NAMES[outcome]
+        if outcome != PASSED:
+            decision_reason = REASON_TEXT[Reason(reason)]
     return Explanation(
-        decision_reason=rule.name if rule is not None and rule.action == "block" else None,
+        decision_reason=decision_reason,
         risk_flag=policy.rules[flag_rule].name if flag_rule >= 0 else None,
         action=rule.action if rule is not None else "none",
         rule=rule.name if rule is not None else None,
+        challenge=challenge,
     )
 
 
@@ -182,6 +214,22 @@ def reason_codes(policy: Policy) -> np.ndarray:
     )
 
 
+def settled_reasons(
+    rule_index: np.ndarray,
+    codes: np.ndarray,
+    action: np.ndarray,
+    challenge_outcomes: np.ndarray | None,
+) -> np.ndarray:
+    """Reason codes (int8) of decisions: the deciding rule's code (``codes``, from
+    :func:`reason_codes`), APPROVED when none decided, and for a challenge rule
+    CHALLENGE_PASSED + the row's challenge outcome code."""
+    reason = np.where(rule_index >= 0, codes[rule_index], Reason.APPROVED).astype(np.int8)
+    if challenge_outcomes is not None:
+        challenged = action == Action.CHALLENGE
+        reason[challenged] = Reason.CHALLENGE_PASSED + challenge_outcomes[challenged]
+    return reason
+
+
 class Decider:
     """A policy compiled once for the numpy paths (live groups and bulk chunks).
 
@@ -192,6 +240,7 @@ class Decider:
         self.policy = policy
         self.rules = compile_policy([r.public() for r in policy.rules], lists)
         self.reasons = reason_codes(policy)
+        self._challenges = policy.challenges
         self._flags, self._flag_source = _flag_conditions(policy, self.rules)
         flag_attributes = self._flags.attributes if self._flags else frozenset()
         self.attributes: frozenset[str] = self.rules.attributes | flag_attributes
@@ -203,16 +252,19 @@ class Decider:
         score: np.ndarray,
         inputs: Mapping[str, np.ndarray | Coded],
         missing: Mapping[str, np.ndarray] | None = None,
+        challenge: ChallengeInputs | None = None,
     ) -> Decisions:
         """Decide a batch: ``score`` is the policy's :func:`risk_score` of each row; ``inputs``
         and ``missing`` hold the attributes :attr:`attributes` names (see
-        :meth:`~engine.rules.CompiledPolicy.matches`)."""
+        :meth:`~engine.rules.CompiledPolicy.matches`); ``challenge`` what a challenge's
+        outcome depends on (needed only when a rule challenges)."""
         n = len(score)
         matches = self.rules.matches(inputs, missing, n_rows=n)
-        outcome = self.rules.decide_matches(matches)
-        reason = np.where(
-            outcome.rule_index >= 0, self.reasons[outcome.rule_index], Reason.APPROVED
-        ).astype(np.int8)
+        outcomes = self.challenge_outcomes(challenge)
+        outcome = decide_from_matches(
+            matches, self.rules.actions, None if outcomes is None else outcomes == PASSED
+        )
+        reason = settled_reasons(outcome.rule_index, self.reasons, outcome.action, outcomes)
         return Decisions(
             score=score,
             approved=outcome.approved,
@@ -220,6 +272,17 @@ class Decider:
             rule_index=outcome.rule_index,
             action=outcome.action,
             flag_rule=self._flag_rule(matches, inputs, missing, n),
+        )
+
+    def challenge_outcomes(self, challenge: ChallengeInputs | None) -> np.ndarray | None:
+        """Each row's challenge outcome code under this policy's challenge model (None when no
+        rule challenges)."""
+        if not self._challenges:
+            return None
+        if challenge is None:
+            raise ValueError("the policy challenges: pass the challenge inputs")
+        return self.policy.challenge.outcomes(
+            challenge.draw, challenge.ecommerce, challenge.is_fraud
         )
 
     def _flag_rule(
@@ -240,12 +303,13 @@ class Decider:
 def _flag_conditions(
     policy: Policy, compiled: CompiledPolicy
 ) -> tuple[CompiledPolicy | None, list[tuple[int, int]]]:
-    """The flagging rules in evaluation order (block, then review) as ``(rule index, source)``:
+    """The flagging rules in evaluation order (challenge, block, then review) as ``(rule
+    index, source)``:
     source -1 when the rule's own match is its risk condition, else the index of its risk
     condition in the returned policy of risk conditions."""
     sources: list[tuple[int, int]] = []
     conditions: list[Rule] = []
-    for action in ("block", "review"):
+    for action in ("challenge", "block", "review"):
         for i, spec in enumerate(policy.rules):
             if spec.action != action or not spec.flags_risk:
                 continue

@@ -38,6 +38,7 @@ from engine.cards import CardFingerprint
 from engine.decision import (
     ACTION_LABELS,
     REASON_NAMES,
+    ChallengeInputs,
     Decider,
     Decisions,
     explain,
@@ -111,6 +112,8 @@ class LiveWriter:
     ) -> None:
         self._store = store
         self._rng = rng
+        # challenge draws from a child stream: the first draws keep the sequence they always had
+        self._challenge_rng = rng.spawn(1)[0]
         self._ids = ids
         self._active_decider = active_decider
         self._max_batch = max_batch
@@ -376,7 +379,8 @@ class LiveWriter:
         keys = [(p.card.card_hash, p.request.device_id) for p in batch]
         pairs = self.features.pair_history(keys, t_ms)
         draws = self._rng.random(len(batch))
-        decided = _decide(batch, history, pairs, draws, pence, t_ms, decider)
+        challenge_draws = self._challenge_rng.random(len(batch))
+        decided = _decide(batch, history, pairs, (draws, challenge_draws), pence, t_ms, decider)
         ids = [self._ids.next_id() for _ in batch]
         self._commit(batch, ids, now, decided.rows(batch, ids, now, history, pence, policy))
         self.features.approve(keys, decided.decisions.approved, t_ms)
@@ -415,6 +419,7 @@ class _DecidedGroup:
     features: FeatureColumns
     amount_cents: np.ndarray
     draws: np.ndarray
+    challenge_draws: np.ndarray
     decisions: Decisions
     world: dict[str, list[str | None]]
 
@@ -439,7 +444,8 @@ class _DecidedGroup:
             table = table.append_column(name, pa.array(self.world[name], pa.string()))
         ips = [p.request.ip_address for p in batch]
         table = table.append_column("ip_address", pa.array(ips, pa.string()))
-        return table.append_column("ip_country", pa.array(self.world["ip_country"], pa.string()))
+        table = table.append_column("ip_country", pa.array(self.world["ip_country"], pa.string()))
+        return table.append_column("challenge_draw", pa.array(self.challenge_draws, pa.float64()))
 
     def results(
         self, ids: list[uuid.UUID], latencies: list[float], now: datetime, policy: Policy
@@ -449,7 +455,7 @@ class _DecidedGroup:
         d, f = self.decisions, self.features
         answers = []
         for i in range(len(ids)):
-            said = explain(policy, int(d.rule_index[i]), int(d.flag_rule[i]))
+            said = explain(policy, int(d.rule_index[i]), int(d.flag_rule[i]), int(d.reason[i]))
             answers.append(
                 PaymentResult.model_construct(
                     transaction_id=ids[i],
@@ -469,6 +475,7 @@ class _DecidedGroup:
                     action=said.action,
                     rule=said.rule,
                     review=said.review,
+                    challenge=said.challenge,
                     created_at=now,
                 )
             )
@@ -479,12 +486,14 @@ def _decide(
     batch: list[PendingPayment],
     history: HistoryCounts,
     pairs: PairHistory,
-    draws: np.ndarray,
+    draws: tuple[np.ndarray, np.ndarray],
     gbp_pence: np.ndarray,
     t_ms: int,
     decider: Decider,
 ) -> _DecidedGroup:
-    """Features and the one vectorized decision for a group."""
+    """Features and the one vectorized decision for a group (``draws``: its uniform draws and
+    its challenge draws)."""
+    draws, challenge_draws = draws
     n = len(batch)
     world = _world_values(batch)
     has_device = np.array([p.request.device_id is not None for p in batch])
@@ -518,8 +527,9 @@ def _decide(
         },
     )
     values, missing = rule_inputs(facts, decider.attributes)
-    decisions = decider.decide(score, values, missing)
-    return _DecidedGroup(features, amount_cents, draws, decisions, world)
+    challenge = ChallengeInputs(challenge_draws, channel == "ecommerce")  # live: no ground truth
+    decisions = decider.decide(score, values, missing, challenge)
+    return _DecidedGroup(features, amount_cents, draws, challenge_draws, decisions, world)
 
 
 def _ip_country(ip_address: str | None) -> str | None:

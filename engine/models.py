@@ -237,18 +237,31 @@ class TransactionAttributes(BaseModel):
     card_age_days: int = Field(description="Whole days since the card's first payment.")
 
 
-_DECISION_REASON = "The decline reason (the deciding block rule's name); null when approved."
+_DECISION_REASON = (
+    "The decline reason (the deciding block rule's name, or 'Challenge abandoned: ...' / "
+    "'Challenge failed: ...' when a challenge was not passed); null when approved."
+)
 _REASON_CODE = (
     "The kind of rule that decided: APPROVED (no rule matched), the original rules' "
     "SCORE_THRESHOLD, VELOCITY_LIMIT, HIGH_AMOUNT, RANDOM_DECLINE, or BLOCKED_BY_RULE, "
-    "REVIEW_BY_RULE, ALLOWED_BY_RULE."
+    "REVIEW_BY_RULE, ALLOWED_BY_RULE, and for a challenge rule CHALLENGE_PASSED (approved), "
+    "CHALLENGE_ABANDONED or CHALLENGE_FAILED (declined)."
 )
 _RISK_FLAG = (
     "The name of the rule that flagged the payment (e.g. 'High amount flagged by risk "
     "heuristic.'), also when the random draw then approved it; null when no rule flagged it."
 )
 _FLAGGED = "true exactly when risk_flag is not null."
-_ACTION = "The deciding rule's action: allow, block or review; none when no rule matched."
+_ACTION = (
+    "The deciding rule's action: allow, challenge, block or review; none when no rule matched."
+)
+_CHALLENGE = (
+    "When a challenge rule decided, the 3-D Secure challenge's outcome: passed (approved, "
+    "liability shifted to the issuer), abandoned (a genuine payer gave up: declined) or failed "
+    "(a fraudster did not pass: declined; never for live traffic, which has no ground truth); "
+    "null when no challenge was made."
+)
+ChallengeOutcome = Literal["passed", "abandoned", "failed"]
 _RULE = "The name of the rule that decided, or null when no rule matched."
 _REVIEW = "true when a review rule decided: approved and marked for review."
 _MCC = "The ISO 18245 merchant category code (four digits); null: not sent."
@@ -274,9 +287,10 @@ class PaymentResult(BaseModel):
     policy_version: int
     risk_flag: str | None = Field(description=_RISK_FLAG)
     flagged_by_risk_rule: bool = Field(description=_FLAGGED)
-    action: Literal["allow", "block", "review", "none"] = Field(description=_ACTION)
+    action: Literal["allow", "challenge", "block", "review", "none"] = Field(description=_ACTION)
     rule: str | None = Field(description=_RULE)
     review: bool = Field(description=_REVIEW)
+    challenge: ChallengeOutcome | None = Field(None, description=_CHALLENGE)
     created_at: UtcDateTime
 
 
@@ -297,13 +311,15 @@ class StoredTransaction(BaseModel):
     decision_reason: str | None = Field(description=_DECISION_REASON)
     reason_code: str = Field(description=_REASON_CODE)
     flagged_by_risk_rule: bool = Field(description=_FLAGGED)
-    action: Literal["allow", "block", "review", "none"] = Field(description=_ACTION)
+    action: Literal["allow", "challenge", "block", "review", "none"] = Field(description=_ACTION)
     rule: str | None = Field(description=_RULE)
     review: bool = Field(description=_REVIEW)
+    challenge: ChallengeOutcome | None = Field(None, description=_CHALLENGE)
     score: float
     features: Features
     attributes: TransactionAttributes
     draw: float
+    challenge_draw: float = Field(description="The second uniform number: a challenge's outcome.")
     policy_version: int
     latency_ms: float | None
     run_id: int | None
@@ -340,10 +356,12 @@ class AuditDecision(BaseModel):
     score: float
     risk_flag: str | None = Field(description=_RISK_FLAG)
     flagged_by_risk_rule: bool = Field(description=_FLAGGED)
-    action: Literal["allow", "block", "review", "none"] = Field(description=_ACTION)
+    action: Literal["allow", "challenge", "block", "review", "none"] = Field(description=_ACTION)
     rule: str | None = Field(description=_RULE)
     review: bool = Field(description=_REVIEW)
+    challenge: ChallengeOutcome | None = Field(None, description=_CHALLENGE)
     draw: float = Field(description="The uniform random number the decision used.")
+    challenge_draw: float = Field(description="The second uniform number: a challenge's outcome.")
 
 
 DisputeReason = Literal[

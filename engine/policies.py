@@ -15,6 +15,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from engine.challenge import ChallengeModel
 from engine.decision import Decider
 from engine.errors import NotFoundError
 from engine.lists import Lists, checked_note
@@ -45,6 +46,7 @@ class Policies:
         score_weights: ScoreWeights | None = None,
         note: str = "",
         knobs: Knobs | None = None,
+        challenge: ChallengeModel | None = None,
     ) -> Policy:
         """A checked, unsaved policy (version 0) pinning the newest version of every list its
         rules read. Raises :class:`~engine.rules.RuleError` naming the rule, part, line and
@@ -69,6 +71,7 @@ class Policies:
             lists=pins,
             note=note,
             knobs=knobs,
+            challenge=challenge or ChallengeModel(),
         )
 
     def store(self, policy: Policy, note: str | None = None) -> Policy:

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from engine.challenge import ChallengeModel
 from engine.models import UtcDateTime
 from engine.validation import plain_decimal_text
 
@@ -74,7 +75,7 @@ class RuleSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
-    action: Literal["allow", "block", "review"]
+    action: Literal["allow", "challenge", "block", "review"]
     when: str
     flags_risk: bool = True
 
@@ -121,7 +122,8 @@ class Policy(BaseModel):
     """A decision policy: ``rules`` in order plus ``score_weights``. ``version`` is 0 for a
     draft not yet stored. ``lists`` pins the version of every list the rules read (name →
     version), so a stored decision can be re-derived from its row and its policy version.
-    ``knobs`` is set when the policy was written from the nine knobs."""
+    ``knobs`` is set when the policy was written from the nine knobs. ``challenge`` holds the
+    pass probabilities its challenge rules decide with (:mod:`engine.challenge`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -132,6 +134,12 @@ class Policy(BaseModel):
     score_weights: ScoreWeights = ScoreWeights()
     lists: tuple[tuple[str, int], ...] = ()
     knobs: Knobs | None = None
+    challenge: ChallengeModel = ChallengeModel()
+
+    @property
+    def challenges(self) -> bool:
+        """Whether some rule challenges (only then does ``challenge`` decide anything)."""
+        return any(rule.action == "challenge" for rule in self.rules)
 
     @classmethod
     def from_knobs(cls, knobs: Knobs | None = None, **knob_values: Any) -> Policy:
@@ -169,8 +177,13 @@ class Policy(BaseModel):
 
     def definition(self) -> dict[str, Any]:
         """What the policy decides with (rules, weights, list pins, and its knobs when made from
-        them): two policies with equal definitions decide identically."""
-        return self.model_dump(mode="json", include={"rules", "score_weights", "lists", "knobs"})
+        them; the challenge model when a rule challenges): two policies with equal definitions
+        decide identically. A policy without challenge rules leaves the model out, so
+        definitions stored before challenges existed compare equal."""
+        parts = {"rules", "score_weights", "lists", "knobs"}
+        if self.challenges:
+            parts.add("challenge")
+        return self.model_dump(mode="json", include=parts)
 
     def same_rules_as(self, other: Policy) -> bool:
         """True when both policies decide identically (versions and notes aside)."""
@@ -186,6 +199,7 @@ class Policy(BaseModel):
             "rules": [rule.public() for rule in self.rules],
             "score_weights": self.score_weights.model_dump(mode="json"),
             "lists": dict(self.lists),
+            "challenge": self.challenge.model_dump(mode="json"),
         }
 
 

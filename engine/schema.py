@@ -391,6 +391,38 @@ CREATE TYPE dispute_reason AS ENUM (
 ALTER TABLE transactions ADD COLUMN dispute_reason dispute_reason;
 UPDATE transactions SET dispute_reason = 'fraud' WHERE label_available_at IS NOT NULL;
 """
+# v15: the challenge action (issue 14). ``challenge_draw`` is each payment's second stored uniform
+# draw, deciding a challenge's outcome (engine/challenge.py) as ``draw`` decides the randomized
+# rules. Rows of earlier builds get a deterministic value derived from their id: the top 53 bits
+# of DuckDB's 64-bit hash of the id, as a double in [0, 1) (no earlier row was challenged, so it
+# only matters for backtests of challenge rules over old rows, which then stay reproducible).
+# reason_code gains the three challenge outcomes and rule_action 'challenge': DuckDB cannot add
+# a value to an ENUM, so each column moves through a wider temporary type and back to the
+# recreated type of the same name, in place (the column keeps its position; no table rebuild),
+# before the UPDATE (DuckDB refuses to change a column type with outstanding updates). The draw
+# column is added NOT NULL with a placeholder default that the UPDATE replaces and that is then
+# dropped (SET NOT NULL after an UPDATE is refused for the same reason).
+_V15_REASONS = """'ALLOWED_BY_RULE', 'APPROVED', 'BLOCKED_BY_RULE', 'CHALLENGE_ABANDONED',
+    'CHALLENGE_FAILED', 'CHALLENGE_PASSED', 'HIGH_AMOUNT', 'RANDOM_DECLINE', 'REVIEW_BY_RULE',
+    'SCORE_THRESHOLD', 'VELOCITY_LIMIT'"""
+_V15_ACTIONS = "'allow', 'block', 'challenge', 'none', 'review'"
+V15_CHALLENGE = f"""
+CREATE TYPE reason_code_v15 AS ENUM ({_V15_REASONS});
+ALTER TABLE transactions ALTER reason_code SET DATA TYPE reason_code_v15;
+DROP TYPE reason_code;
+CREATE TYPE reason_code AS ENUM ({_V15_REASONS});
+ALTER TABLE transactions ALTER reason_code SET DATA TYPE reason_code;
+DROP TYPE reason_code_v15;
+CREATE TYPE rule_action_v15 AS ENUM ({_V15_ACTIONS});
+ALTER TABLE transactions ALTER action SET DATA TYPE rule_action_v15;
+DROP TYPE rule_action;
+CREATE TYPE rule_action AS ENUM ({_V15_ACTIONS});
+ALTER TABLE transactions ALTER action SET DATA TYPE rule_action;
+DROP TYPE rule_action_v15;
+ALTER TABLE transactions ADD COLUMN challenge_draw DOUBLE NOT NULL DEFAULT 0.0;
+UPDATE transactions SET challenge_draw = (hash(id) >> 11)::DOUBLE / 9007199254740992.0;
+ALTER TABLE transactions ALTER challenge_draw DROP DEFAULT;
+"""
 MIGRATIONS: list[str] = [
     V1_TABLES,
     V2_ROLLUPS,
@@ -406,6 +438,7 @@ MIGRATIONS: list[str] = [
     V12_DISPUTES,
     V13_WORLD_COLUMNS,
     V14_OBSERVED_DISPUTES,
+    V15_CHALLENGE,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

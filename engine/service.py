@@ -20,6 +20,7 @@ from engine import analytics
 from engine.analytics import Dashboard, FilterOptions
 from engine.backtest import BacktestResult, run_backtest
 from engine.cards import fingerprint, load_or_create_key, mask
+from engine.challenge import ChallengeModel
 from engine.compare import DEFAULT_REPLICATES, Comparison, label_maturity, run_comparison
 from engine.config import Settings, get_settings
 from engine.costs import CostModel
@@ -402,19 +403,23 @@ class Engine:
         rules: Sequence[Any],
         score_weights: ScoreWeights | None = None,
         note: str = "",
+        challenge: ChallengeModel | None = None,
     ) -> Policy:
         """A checked policy that is not stored (version 0), pinning the lists' newest
-        versions. Raises :class:`~engine.rules.RuleError` naming the rule and position."""
-        return self.policies.draft(rules, score_weights, note)
+        versions; ``challenge``: its challenge rules' pass probabilities (default: the
+        documented ones). Raises :class:`~engine.rules.RuleError` naming the rule and
+        position."""
+        return self.policies.draft(rules, score_weights, note, challenge=challenge)
 
     def create_policy(
         self,
         rules: Sequence[Any],
         score_weights: ScoreWeights | None = None,
         note: str = "",
+        challenge: ChallengeModel | None = None,
     ) -> Policy:
         """Check and store a policy as a new version; nothing becomes active."""
-        return self.policies.store(self.draft_policy(rules, score_weights, note))
+        return self.policies.store(self.draft_policy(rules, score_weights, note, challenge))
 
     def activate_version(self, version: int, note: str = "activated") -> Policy:
         """Make stored version ``version`` active (an audit entry records it)."""
@@ -431,6 +436,7 @@ class Engine:
             [rule.model_dump() for rule in candidate.rules],
             candidate.score_weights,
             knobs=candidate.knobs,
+            challenge=candidate.challenge,
         )
         return self.activate_version(self.policies.store(draft, note).version, note)
 
@@ -567,7 +573,7 @@ def _as_uuid(transaction_id: str | uuid.UUID) -> uuid.UUID:
 
 _AUDITED_DECISION_FIELDS = {  # AuditDecision's other fields: reason_text and the unrounded score
     "status", "reason_code", "decision_reason", "risk_flag", "flagged_by_risk_rule", "draw",
-    "action", "rule", "review",
+    "action", "rule", "review", "challenge", "challenge_draw",
 }  # fmt: skip
 # StoredTransaction fields stored under the same name (engine/transaction_row.py); the score is
 # answered rounded to 4 decimals and risk_flag as text (the column holds the rule's boolean)
@@ -581,7 +587,7 @@ _COPIED_COLUMNS = tuple(
 def _stored_transaction(row: dict[str, Any], policy: Policy) -> StoredTransaction:
     """A stored row in the documented words; ``policy`` is the version that decided it (its
     rules name the deciding and flagging rules the row records by index)."""
-    said = explain(policy, row["rule_index"], row["flag_rule"])
+    said = explain(policy, row["rule_index"], row["flag_rule"], Reason[row["reason_code"]])
     return StoredTransaction(
         **{name: row[name] for name in _COPIED_COLUMNS},
         card_masked=mask(row["card_bin"], row["card_last4"], row["card_length"]),
@@ -591,6 +597,7 @@ def _stored_transaction(row: dict[str, Any], policy: Policy) -> StoredTransactio
         action=said.action,
         rule=said.rule,
         review=said.review,
+        challenge=said.challenge,
         score=round(row["score"], 4),
         features=Features(**{name: row[name] for name in Features.model_fields}),
         attributes=_attributes(row),

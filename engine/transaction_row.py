@@ -49,7 +49,7 @@ COLUMNS: tuple[Column, ...] = (
     _col("reason_code", "reason_code", "both", "the kind of rule that decided (engine/decision)"),
     _col("risk_flag", "BOOLEAN", "both", "some rule flagged the payment (flag_rule >= 0)"),
     _col("rule_index", "SMALLINT", "both", "the deciding rule's index in the policy; -1: none"),
-    _col("action", "rule_action", "both", "the deciding rule's action: allow/block/review/none"),
+    _col("action", "rule_action", "both", "the deciding rule's action (allow/challenge/block/...)"),
     _col("flag_rule", "SMALLINT", "both", "the index of the rule that flagged it; -1: none"),
     _col("score", "DOUBLE", "both", "risk score in [0, 1]"),
     _col("spending_velocity", "DOUBLE", "both", "feature in [0, 1]"),
@@ -88,6 +88,9 @@ COLUMNS: tuple[Column, ...] = (
     _col("fraud_scenario", "fraud_scenario", BULK,
          "the scenario that made the row (friendly_fraud: a genuine payment); NULL: none"),
     _col("dispute_reason", "dispute_reason", BULK, "what the row's dispute was filed as"),
+    # v15: the challenge action (engine/challenge.py)
+    _col("challenge_draw", "DOUBLE", "both",
+         "the second uniform number: decides a challenge's outcome"),
 )  # fmt: skip
 
 NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)

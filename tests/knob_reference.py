@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.decision import Decider, Reason
+from engine.decision import ChallengeInputs, Decider, Reason
 from engine.decision import Decisions as EngineDecisions
 from engine.decision import risk_score as engine_risk_score
 from engine.policy import Knobs, Policy
@@ -108,6 +108,7 @@ def decide_as_engine(
     velocity_count: np.ndarray,
     draw: np.ndarray,
     lists: dict | None = None,
+    challenge: ChallengeInputs | None = None,
 ) -> EngineDecisions:
     """``policy`` through the engine's own decider, fed the attributes the knob rules read
     (rows without devices, history beyond the hour's count, or lists)."""
@@ -125,4 +126,5 @@ def decide_as_engine(
         "device_trust_score": np.asarray(device_trust, dtype=np.float64),
         "ip_risk_score": np.asarray(ip_risk, dtype=np.float64),
     }
-    return decider.decide(score, {k: v for k, v in values.items() if k in decider.attributes})
+    used = {k: v for k, v in values.items() if k in decider.attributes}
+    return decider.decide(score, used, challenge=challenge)

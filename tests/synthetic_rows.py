@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 from knob_reference import decide_as_engine
 
-from engine.decision import ACTION_LABELS, REASON_NAMES
+from engine.decision import ACTION_LABELS, REASON_NAMES, ChallengeInputs
 from engine.policy import DEFAULT_POLICY, Policy
 from engine.store import RollupDelta, Store
 
@@ -38,6 +38,8 @@ def random_columns(n: int, seed: int, fraud_rate: float = 0.05) -> dict[str, np.
         "is_fraud": fraud,
         "scenario": np.where(fraud, np.array(SCENARIOS)[rng.integers(0, 4, n)], None),
         "minutes": np.sort(rng.integers(0, 60 * 24 * 10, n)),
+        # its own stream: the other columns keep the values they had before challenges
+        "challenge_draw": np.random.default_rng([seed, 14]).random(n),
     }
 
 
@@ -53,13 +55,16 @@ def insert_rows(
     """Append rows built from ``cols`` (see :func:`random_columns`); labels as given
     (pass ``is_fraud=None`` entries for unlabelled rows)."""
     n = len(cols["cents"])
+    labels = cols.get("is_fraud")
+    challenge_draw = np.asarray(cols.get("challenge_draw", np.full(n, 0.5)), np.float64)
+    truth = None if labels is None else np.array([bool(v) for v in labels])
     d = decide_as_engine(
-        policy, cols["cents"], cols["sv"], cols["dt"], cols["ip"], cols["vc"], cols["draw"]
-    )
+        policy, cols["cents"], cols["sv"], cols["dt"], cols["ip"], cols["vc"], cols["draw"],
+        challenge=ChallengeInputs(challenge_draw, np.full(n, channel == "ecommerce"), truth),
+    )  # fmt: skip
     raw = np.zeros((n, 16), dtype=np.uint8)
     raw[:, :8] = np.arange(first_index, first_index + n, dtype=">u8").view(np.uint8).reshape(n, 8)
     created = [START + timedelta(minutes=int(m)) for m in cols.get("minutes", np.zeros(n))]
-    labels = cols.get("is_fraud")
     table = pa.table(
         {
             "id": pa.array([bytes(r) for r in raw], pa.binary(16)),
@@ -115,6 +120,7 @@ def insert_rows(
             ),
             # what that dispute was filed as (default: fraud, where one comes)
             "dispute_reason": pa.array(list(cols.get("dispute", _filed_as_fraud(cols, n)))),
+            "challenge_draw": challenge_draw,
         }
     )
     with store.write() as tx:

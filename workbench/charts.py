@@ -238,6 +238,13 @@ METRIC_ROWS: Sequence[tuple[str, str]] = (
     ("Approved", "approved"),
     ("Declined", "declined"),
 )
+CHALLENGE_ROWS: Sequence[tuple[str, str]] = (  # shown when either policy challenges
+    ("Challenged (3-D Secure)", "challenged"),
+    ("Challenges passed", "challenge_passed"),
+    ("Challenges abandoned (lost sales)", "challenge_abandoned"),
+    ("Challenges failed", "challenge_failed"),
+    ("Fraud liability shifted", "liability_shifted"),
+)
 
 
 def comparison_table(result: BacktestResult) -> pd.DataFrame:
@@ -261,12 +268,15 @@ def comparison_table(result: BacktestResult) -> pd.DataFrame:
             return f"{c - a:+,.2f}"
         return f"{c - a:+,}"
 
+    rows = list(METRIC_ROWS)
+    if result.active.challenged or result.candidate.challenged:
+        rows += CHALLENGE_ROWS
     return pd.DataFrame(
         {
-            "metric": [label for label, _ in METRIC_ROWS],
-            "active": [fmt(f, result.active) for _, f in METRIC_ROWS],
-            "candidate": [fmt(f, result.candidate) for _, f in METRIC_ROWS],
-            "change": [delta(f) for _, f in METRIC_ROWS],
+            "metric": [label for label, _ in rows],
+            "active": [fmt(f, result.active) for _, f in rows],
+            "candidate": [fmt(f, result.candidate) for _, f in rows],
+            "change": [delta(f) for _, f in rows],
         }
     )
 

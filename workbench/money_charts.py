@@ -15,13 +15,20 @@ COST_COMPONENTS = (
     ("lost_margin", "Lost margin"),
     ("churn", "Churn"),
     ("review_cost", "Review cost"),
+    ("challenge_cost", "Challenge cost"),
+    ("abandonment_cost", "Abandoned sales"),
 )
-MONEY_METRICS = {"total_cost", "fraud_loss", "false_decline_cost", "review_cost"}
+MONEY_METRICS = {
+    "total_cost", "fraud_loss", "false_decline_cost", "review_cost", "challenge_cost",
+    "abandonment_cost",
+}  # fmt: skip
 METRIC_LABELS = {
     "total_cost": "Total cost",
     "fraud_loss": "Fraud loss",
     "false_decline_cost": "False-decline cost",
     "review_cost": "Review cost",
+    "challenge_cost": "Challenge cost",
+    "abandonment_cost": "Abandoned sales (challenges)",
     "approval_rate": "Approval rate",
     "recall": "Fraud stopped (recall)",
     "fraud_caught": "Fraud payments caught",

@@ -13,6 +13,7 @@ from api.exact_json import ExactJsonRoute
 from api.heavy import HeavyDep
 from api.routes.policies import RULES_SCHEMA
 from engine.backtest import BacktestResult
+from engine.challenge import ChallengeModel
 from engine.errors import InvalidRequestError
 from engine.filters import RowFilter
 from engine.policy import Knobs, Policy, ScoreWeights
@@ -50,6 +51,7 @@ CANDIDATE_SCHEMA: dict[str, Any] = {
             "properties": {
                 "rules": {"type": "array", **RULES_SCHEMA},
                 "score_weights": ScoreWeights.model_json_schema(),
+                "challenge": ChallengeModel.model_json_schema(),
             },
             "required": ["rules"],
             "additionalProperties": False,
@@ -119,11 +121,12 @@ def candidate_policy(engine: Engine, candidate: dict[str, Any], scope: str = "ca
 
 
 def _rules_candidate(engine: Engine, candidate: dict[str, Any], scope: str) -> Policy:
-    unknown = sorted(set(candidate) - {"rules", "score_weights"})
+    unknown = sorted(set(candidate) - {"rules", "score_weights", "challenge"})
     if unknown:
         field = f"{scope}.{unknown[0]}"
         raise InvalidRequestError(
-            field, f"{quoted_field(field)} is not allowed beside rules (rules, score_weights)."
+            field,
+            f"{quoted_field(field)} is not allowed beside rules (rules, score_weights, challenge).",
         )
     try:
         weights = ScoreWeights.model_validate(candidate.get("score_weights", {}))
@@ -132,7 +135,13 @@ def _rules_candidate(engine: Engine, candidate: dict[str, Any], scope: str) -> P
             *describe_first(exc, prefix=(scope, "score_weights"), root=scope)
         ) from None
     try:
-        return engine.draft_policy(candidate["rules"], weights)
+        challenge = ChallengeModel.model_validate(candidate.get("challenge", {}))
+    except ValidationError as exc:
+        raise InvalidRequestError(
+            *describe_first(exc, prefix=(scope, "challenge"), root=scope)
+        ) from None
+    try:
+        return engine.draft_policy(candidate["rules"], weights, challenge=challenge)
     except RuleError as error:
         raise error.under(scope) from None
 

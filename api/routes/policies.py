@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import AdminDep, EngineDep
 from api.errors import ErrorResponse
 from api.exact_json import ExactJsonRoute
+from engine.challenge import ChallengeModel
 from engine.models import Money, UtcDateTime
 from engine.policy import Policy, ScoreWeights
 from engine.service import Engine
@@ -25,7 +26,7 @@ class RuleOut(BaseModel):
     """One rule of a stored policy."""
 
     name: str
-    action: Literal["allow", "block", "review"]
+    action: Literal["allow", "challenge", "block", "review"]
     when: str
     flags_risk: bool = Field(
         True, description="false: the rule's match is never reported as risk_flag."
@@ -52,6 +53,9 @@ class PolicyOut(BaseModel):
     rules: list[RuleOut]
     score_weights: ScoreWeightsOut
     lists: dict[str, int] = Field(description="The version of every list the rules read.")
+    challenge: ChallengeModel = Field(
+        description="The pass probabilities the policy's challenge rules decide with."
+    )
 
     @staticmethod
     def of(policy: Policy, active_version: int) -> PolicyOut:
@@ -64,7 +68,7 @@ RULE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "name": {"type": "string", "minLength": 1, "maxLength": 200},
-        "action": {"enum": ["allow", "block", "review"]},
+        "action": {"enum": ["allow", "challenge", "block", "review"]},
         "when": {"type": "string", "minLength": 1, "maxLength": 4000},
         "flags_risk": {"type": "boolean"},
     },
@@ -97,11 +101,16 @@ class PolicyIn(BaseModel):
     )
 
     rules: list[Any] = Field(
-        description='1–200 rules {"name", "action": "allow"|"block"|"review", "when"}; '
-        "GET /attributes lists what a condition can read.",
+        description='1–200 rules {"name", "action": "allow"|"challenge"|"block"|"review", '
+        '"when"}; GET /attributes lists what a condition can read.',
         json_schema_extra=RULES_SCHEMA,
     )
     score_weights: ScoreWeights | None = None
+    challenge: ChallengeModel | None = Field(
+        None,
+        description="Pass probabilities of the policy's challenge rules (3-D Secure step-up); "
+        "left out: the documented defaults (README, The challenge model).",
+    )
     note: str = Field("", max_length=500)
 
 
@@ -150,7 +159,7 @@ async def get_policy(version: Version, engine: EngineDep) -> PolicyOut:
 async def create_policy(body: PolicyIn, engine: EngineDep) -> PolicyOut:
     """Check and store a policy as a new version; nothing becomes active."""
     stored = await run_in_threadpool(
-        engine.create_policy, body.rules, body.score_weights, body.note
+        engine.create_policy, body.rules, body.score_weights, body.note, body.challenge
     )
     return _view(engine, stored)
 

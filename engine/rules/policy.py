@@ -38,10 +38,17 @@ class Action(IntEnum):
     ALLOW = 1
     BLOCK = 2
     REVIEW = 3
+    CHALLENGE = 4  # a step-up: approved only when the challenge is passed
 
 
-ACTION_NAMES = ("none", "allow", "block", "review")
-_RULE_ACTIONS = {"allow": Action.ALLOW, "block": Action.BLOCK, "review": Action.REVIEW}
+ACTION_NAMES = ("none", "allow", "block", "review", "challenge")
+# in evaluation order: allow, challenge, block, review
+_RULE_ACTIONS = {
+    "allow": Action.ALLOW,
+    "challenge": Action.CHALLENGE,
+    "block": Action.BLOCK,
+    "review": Action.REVIEW,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +64,9 @@ class Rule:
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """Column-wise decisions. ``rule_index`` is the deciding rule's index in the policy (-1
-    when none matched); ``action`` holds :class:`Action` codes; ``approved`` is false exactly
-    for block decisions; ``review`` is true exactly for review decisions."""
+    when none matched); ``action`` holds :class:`Action` codes; ``approved`` is false for block
+    decisions and for challenge decisions whose challenge was not passed; ``review`` is true
+    exactly for review decisions."""
 
     rule_index: np.ndarray  # int16
     action: np.ndarray  # int8
@@ -80,12 +88,17 @@ class SqlPlan:
     params: dict[str, Any]
 
 
-def decide_from_matches(matches: np.ndarray, actions: np.ndarray) -> Outcome:
+def decide_from_matches(
+    matches: np.ndarray, actions: np.ndarray, challenge_passed: np.ndarray | None = None
+) -> Outcome:
     """Decisions from a match matrix (n_rules x n_rows bool) and each rule's action code.
 
-    Allow rules in order first (the first match approves), then block rules (the first match
-    declines), then review rules (the first match approves and marks for review); no match
-    approves with action ``none``. Every path (live, bulk, SQL match words) decides here.
+    Allow rules in order first (the first match approves), then challenge rules (the first
+    match approves when the row's challenge is passed, per ``challenge_passed``, else
+    declines), then block rules (the first match declines), then review rules (the first match
+    approves and marks for review); no match approves with action ``none``. Every path (live,
+    bulk, SQL match words) decides here. ``challenge_passed`` (bool per row) is needed only
+    when some rule challenges.
     """
     actions = np.asarray(actions, dtype=np.int8)
     order = _evaluation_order(actions.tobytes())
@@ -93,20 +106,29 @@ def decide_from_matches(matches: np.ndarray, actions: np.ndarray) -> Outcome:
     for i in order[::-1]:  # the last write wins: the first rule in evaluation order decides
         np.putmask(rule_index, matches[i], i)
     action = np.where(rule_index >= 0, actions[rule_index], Action.NONE).astype(np.int8)
+    approved = action != Action.BLOCK
+    if (actions == Action.CHALLENGE).any():
+        if challenge_passed is None:
+            raise ValueError("a challenge rule needs challenge_passed for every row")
+        approved &= (action != Action.CHALLENGE) | challenge_passed
     return Outcome(
         rule_index=rule_index,
         action=action,
-        approved=action != Action.BLOCK,
+        approved=approved,
         review=action == Action.REVIEW,
     )
 
 
-def action_from_words_sql(words: Sequence[str], actions: np.ndarray) -> str:
+def action_from_words_sql(
+    words: Sequence[str], actions: np.ndarray, challenge_sql: str | None = None
+) -> str:
     """The deciding action (an :class:`Action` code) as DuckDB SQL over match words: the
     action :func:`decide_from_matches` gives, for the BIGINT word columns or expressions
-    ``words`` (as :attr:`SqlPlan.words` packs them). Any allow match approves, else any block
-    match declines, else any review match reviews, else none: which rule of a kind matched
-    first does not change the action, so a mask test per kind is the whole decision."""
+    ``words`` (as :attr:`SqlPlan.words` packs them). Any allow match approves, else any
+    challenge match challenges, else any block match declines, else any review match reviews,
+    else none: which rule of a kind matched first does not change the action, so a mask test
+    per kind is the whole decision. ``challenge_sql`` (an INTEGER expression) replaces the
+    challenge code where given: a caller folds the challenge's outcome in there."""
     actions = np.asarray(actions, dtype=np.int8)
     cases = []
     for action in _RULE_ACTIONS.values():
@@ -117,7 +139,8 @@ def action_from_words_sql(words: Sequence[str], actions: np.ndarray) -> str:
             if mask:
                 tests.append(f"({word} & {mask}) <> 0")
         if tests:
-            cases.append(f"WHEN {' OR '.join(tests)} THEN {int(action)}")
+            value = challenge_sql if action == Action.CHALLENGE and challenge_sql else int(action)
+            cases.append(f"WHEN {' OR '.join(tests)} THEN {value}")
     if not cases:
         return str(int(Action.NONE))
     return f"(CASE {' '.join(cases)} ELSE {int(Action.NONE)} END)"
@@ -125,7 +148,8 @@ def action_from_words_sql(words: Sequence[str], actions: np.ndarray) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _evaluation_order(actions: bytes) -> np.ndarray:
-    """Rule indices in evaluation order (allow, block, review; each in written order)."""
+    """Rule indices in evaluation order (allow, challenge, block, review; each in written
+    order)."""
     codes = np.frombuffer(actions, dtype=np.int8)
     return np.concatenate([np.flatnonzero(codes == int(a)) for a in _RULE_ACTIONS.values()])
 
@@ -199,13 +223,17 @@ class CompiledPolicy:
         inputs: Mapping[str, np.ndarray | Coded],
         missing: Mapping[str, np.ndarray] | None = None,
         n_rows: int | None = None,
+        challenge_passed: np.ndarray | None = None,
     ) -> Outcome:
-        """Decisions for a batch (arguments as :meth:`matches`)."""
-        return self.decide_matches(self.matches(inputs, missing, n_rows))
+        """Decisions for a batch (arguments as :meth:`matches`; ``challenge_passed`` as
+        :func:`decide_from_matches`)."""
+        return self.decide_matches(self.matches(inputs, missing, n_rows), challenge_passed)
 
-    def decide_matches(self, matches: np.ndarray) -> Outcome:
+    def decide_matches(
+        self, matches: np.ndarray, challenge_passed: np.ndarray | None = None
+    ) -> Outcome:
         """Decisions from a match matrix of this policy (see :func:`decide_from_matches`)."""
-        return decide_from_matches(matches, self.actions)
+        return decide_from_matches(matches, self.actions, challenge_passed)
 
     def sql(
         self,
@@ -249,7 +277,8 @@ def compile_policy(
     and ``lists``, and compile it; raises :class:`RuleError` naming the rule and part at fault.
 
     Names are 1-200 printable characters without surrounding spaces, unique ignoring case (a
-    decision reason must not be ambiguous); the action is ``allow``, ``block`` or ``review``.
+    decision reason must not be ambiguous); the action is ``allow``, ``challenge``, ``block`` or
+    ``review``.
     """
     lists = dict(lists or {})
     if isinstance(rules, str | bytes) or not isinstance(rules, Sequence):
@@ -284,7 +313,7 @@ def _check_rule(index: int, raw: Any, kinds: Mapping[str, str]) -> Rule:
     _check_name(index, name)
     if action not in _RULE_ACTIONS:
         raise RuleError(
-            f"the action must be allow, block or review, not {action[:40]!r}",
+            f"the action must be allow, challenge, block or review, not {action[:40]!r}",
             rule=index,
             part="action",
         )

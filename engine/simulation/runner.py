@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from engine.decision import Decider, Decisions, Reason, risk_score
+from engine.decision import ChallengeInputs, Decider, Decisions, risk_score
 from engine.errors import EngineError
 from engine.features import (
     CHANNELS,
@@ -42,7 +42,13 @@ from engine.rules import Coded
 from engine.simulation import records
 from engine.simulation.pacing import RunPacer
 from engine.simulation.params import SimulationParams
-from engine.simulation.population import CURRENCIES, TEST_BINS, Population, build_population
+from engine.simulation.population import (
+    CURRENCIES,
+    TEST_BINS,
+    Population,
+    build_population,
+    stream_rng,
+)
 from engine.simulation.rows import Rows
 from engine.simulation.stream import chunks
 from engine.simulation.summary import RunSummary
@@ -57,6 +63,8 @@ _QUEUE_DEPTH = 2  # chunks ready while one is written: bounded memory, and the p
 # keeps working through the writer's slower chunks (1 -> 2: ~+3% rows/s at 10M)
 _DONE = object()
 _GBP_RATES = rate_arrays(CURRENCIES)  # indexed by the population's currency codes
+CHALLENGE_STREAM = 14  # the spawn key of the run's challenge draws (issue 14)
+_ECOMMERCE = CHANNELS.index("ecommerce")
 
 
 class SimulationCancelled(EngineError):
@@ -71,7 +79,7 @@ class DecidedChunk:
     rollup: RollupDelta
     rows: Rows
     approved: np.ndarray
-    reviewed: np.ndarray  # approved and marked for review
+    reason: np.ndarray  # int8 Reason codes (review marks and challenge outcomes among them)
     gbp_pence: np.ndarray  # NO_GBP without a reference rate
 
 
@@ -112,6 +120,9 @@ def decided_chunks(
     tracker = HistoryTracker()
     labels = _Labels(pop)
     stream = chunks(params, pop, params.chunk_rows)
+    # one draw per row in event order from the run's own stream: the same numbers whatever the
+    # chunking (a partition starting at row k can bit_generator.advance(k) to its first draw)
+    challenge_rng = stream_rng(params.seed, CHALLENGE_STREAM)
     reads_trust = bool(decider.attributes & TRUST_ATTRIBUTES)
     while True:
         with timings.stage("generate_s"):
@@ -122,7 +133,8 @@ def decided_chunks(
             pence = _gbp_pence(rows)
             counts = tracker.update(rows.card, rows.device, rows.currency, rows.t_ms, pence)
             world = world_columns(rows, pop, params.seed)
-        chunk = _Chunk(rows, pence, counts, world, pop, decider, labels, timings)
+            challenge_draw = challenge_rng.random(len(rows))
+        chunk = _Chunk(rows, pence, counts, world, challenge_draw, pop, decider, labels, timings)
         if reads_trust:
             parts = [chunk.decide_part(tracker, i, part) for i, part in enumerate(tracker.blocks)]
             features = _concat([f for f, _ in parts])
@@ -140,12 +152,11 @@ def decided_chunks(
                 decider.policy.version,
                 pence,
                 world,
-            )
+            ).append_column("challenge_draw", pa.array(challenge_draw, pa.float64()))
             rollup = RollupDelta.from_columns(
                 run_id, decisions.approved, rows.amount_cents, rows.latency_ms
             )
-        reviewed = decisions.reason == Reason.REVIEW_BY_RULE
-        yield DecidedChunk(table, rollup, rows, decisions.approved, reviewed, pence)
+        yield DecidedChunk(table, rollup, rows, decisions.approved, decisions.reason, pence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +167,7 @@ class _Chunk:
     pence: np.ndarray
     counts: HistoryCounts
     world: WorldColumns
+    challenge_draw: np.ndarray  # float64, one per row
     pop: Population
     decider: Decider
     labels: _Labels
@@ -173,10 +185,11 @@ class _Chunk:
         world = (
             self.world if whole else WorldColumns(self.world.ip[part], self.world.ip_country[part])
         )
+        challenge_draw = self.challenge_draw if whole else self.challenge_draw[part]
         with self.timings.stage("features_s"):
             features = normalize(counts, rows.device >= 0, rows.channel, tracker.settled(index))
         with self.timings.stage("decide_s"):
-            decisions = self._decide(rows, pence, counts, world, features)
+            decisions = self._decide(rows, pence, counts, world, features, challenge_draw)
         with self.timings.stage("features_s"):
             tracker.decided(index, decisions.approved, rows.label_at_ms)
         return features, decisions
@@ -191,7 +204,9 @@ class _Chunk:
         with self.timings.stage("features_s"):
             unsettled = normalize(counts, has_device, rows.channel, None)  # trust not known yet
         with self.timings.stage("decide_s"):
-            decisions = self._decide(rows, self.pence, counts, self.world, unsettled)
+            decisions = self._decide(
+                rows, self.pence, counts, self.world, unsettled, self.challenge_draw
+            )
         with self.timings.stage("features_s"):
             pairs = tracker.settled_chunk(decisions.approved, rows.label_at_ms)
             trust = device_trust(counts, has_device, pairs)
@@ -216,6 +231,7 @@ class _Chunk:
         counts: HistoryCounts,
         world: WorldColumns,
         features: FeatureColumns,
+        challenge_draw: np.ndarray,
     ) -> Decisions:
         score = self._score(rows, features)
         facts = BatchFacts(
@@ -230,7 +246,9 @@ class _Chunk:
             draw=rows.draw,
             text=self.labels.coded(rows, world),
         )
-        return self.decider.decide(score, *rule_inputs(facts, self.decider.attributes))
+        challenge = ChallengeInputs(challenge_draw, rows.channel == _ECOMMERCE, rows.is_fraud)
+        values, missing = rule_inputs(facts, self.decider.attributes)
+        return self.decider.decide(score, values, missing, challenge)
 
 
 def _concat(parts: list[Any]) -> Any:
@@ -427,7 +445,7 @@ def _part(chunk: DecidedChunk, part: slice, run_id: int) -> DecidedChunk:
     approved = chunk.approved[part]
     table = chunk.table.slice(part.start, part.stop - part.start)
     rollup = RollupDelta.from_columns(run_id, approved, rows.amount_cents, rows.latency_ms)
-    return DecidedChunk(table, rollup, rows, approved, chunk.reviewed[part], chunk.gbp_pence[part])
+    return DecidedChunk(table, rollup, rows, approved, chunk.reason[part], chunk.gbp_pence[part])
 
 
 def _write_part(
@@ -440,7 +458,7 @@ def _write_part(
         chunk.approved,
         rows.scenario,  # type: ignore[arg-type]
         rows.amount_cents,
-        reviewed=chunk.reviewed,
+        reason=chunk.reason,
         gbp_pence=chunk.gbp_pence,
         card=rows.card,
     )

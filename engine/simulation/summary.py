@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from engine.costs import Consequences, CostModel, cost_breakdown
+from engine.decision import Reason
 from engine.features import NO_GBP
 from engine.simulation.params import LABELLED_SCENARIOS
 from engine.simulation.rows import FRIENDLY_CODE
@@ -34,6 +35,10 @@ class RunSummary:
     approved_fraud_pence: int = 0
     false_decline_pence: int = 0
     reviewed: int = 0
+    challenged: int = 0
+    abandoned: int = 0  # challenged genuine payers who abandoned: lost sales
+    abandoned_pence: int = 0
+    liability_shifted: int = 0  # fraud approved after a passed challenge: the issuer's loss
     unpriced: int = 0  # rows in a currency without a reference rate
     falsely_declined_cards: np.ndarray = field(default_factory=lambda: np.zeros(0, np.bool_))
 
@@ -43,24 +48,27 @@ class RunSummary:
         scenario: np.ndarray,
         amount_cents: np.ndarray,
         *,
-        reviewed: np.ndarray,
+        reason: np.ndarray,
         gbp_pence: np.ndarray,
         card: np.ndarray,
     ) -> RunSummary:
-        """Add a chunk's decisions (approved, and marked for review), labels (scenario codes,
-        −1 none), amounts (own currency and GBP pence, ``NO_GBP`` without a rate) and cards.
-        Friendly fraud counts as legitimate (it is the cardholder's payment) and in its
-        scenario. Review has no capacity here: every review-marked payment is worked, and a
-        worked fraud is stopped, as in :func:`engine.costs.cost_breakdown`."""
+        """Add a chunk's decisions (approved, and their :class:`~engine.decision.Reason` codes),
+        labels (scenario codes, −1 none), amounts (own currency and GBP pence, ``NO_GBP``
+        without a rate) and cards. Friendly fraud counts as legitimate (it is the cardholder's
+        payment) and in its scenario. Costs count as :mod:`engine.compare` does: review has no
+        capacity here (every review-marked payment is worked, and a worked fraud is stopped), a
+        passed challenge shifts a fraud's liability, an abandoned one is a lost sale, not a
+        false decline."""
         labelled = scenario >= 0
         fraud = labelled & (scenario != FRIENDLY_CODE)
         declined = ~approved
-        self._add_costs(fraud, declined, reviewed, gbp_pence, card)
+        abandoned = reason == Reason.CHALLENGE_ABANDONED
+        self._add_costs(fraud, declined, reason, gbp_pence, card)
         self.rows += len(approved)
         self.approved += int(np.count_nonzero(approved))
         self.fraud_rows += int(np.count_nonzero(fraud))
         self.fraud_caught += int(np.count_nonzero(fraud & declined))
-        self.false_declines += int(np.count_nonzero(~fraud & declined))
+        self.false_declines += int(np.count_nonzero(~fraud & declined & ~abandoned))
         self.amount_cents += int(amount_cents.sum(dtype=np.int64))
         self.fraud_amount_cents += int(amount_cents[fraud].sum(dtype=np.int64))
         self.fraud_loss_cents += int(amount_cents[fraud & approved].sum(dtype=np.int64))
@@ -76,17 +84,24 @@ class RunSummary:
         self,
         fraud: np.ndarray,
         declined: np.ndarray,
-        reviewed: np.ndarray,
+        reason: np.ndarray,
         gbp_pence: np.ndarray,
         card: np.ndarray,
     ) -> None:
         priced = np.where(gbp_pence == NO_GBP, 0, gbp_pence)
-        lost = fraud & ~declined & ~reviewed
-        false_declined = ~fraud & declined
+        reviewed = reason == Reason.REVIEW_BY_RULE
+        passed = reason == Reason.CHALLENGE_PASSED
+        abandoned = reason == Reason.CHALLENGE_ABANDONED
+        lost = fraud & ~declined & ~reviewed & ~passed
+        false_declined = ~fraud & declined & ~abandoned
         self.approved_fraud += int(np.count_nonzero(lost))
         self.approved_fraud_pence += int(priced[lost].sum(dtype=np.int64))
         self.false_decline_pence += int(priced[false_declined].sum(dtype=np.int64))
         self.reviewed += int(np.count_nonzero(reviewed))
+        self.challenged += int(np.count_nonzero(reason >= Reason.CHALLENGE_PASSED))
+        self.abandoned += int(np.count_nonzero(abandoned))
+        self.abandoned_pence += int(priced[abandoned].sum(dtype=np.int64))
+        self.liability_shifted += int(np.count_nonzero(fraud & passed))
         self.unpriced += int(np.count_nonzero(gbp_pence == NO_GBP))
         cards = card[false_declined]
         if len(cards):
@@ -106,6 +121,10 @@ class RunSummary:
             false_decline_pence=self.false_decline_pence,
             false_declined_cards=int(np.count_nonzero(self.falsely_declined_cards)),
             reviewed=self.reviewed,
+            challenged=self.challenged,
+            abandoned=self.abandoned,
+            abandoned_pence=self.abandoned_pence,
+            liability_shifted=self.liability_shifted,
         )
 
     def as_dict(self) -> dict[str, Any]:

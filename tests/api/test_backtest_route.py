@@ -192,7 +192,7 @@ def test_a_rules_candidate_reports_each_rule_and_their_overlap(client, history):
         ([{"name": "c", "action": "block", "when": ":merchant: in @vip"}],
          "candidate.rules[0].when", 1, 15, "unknown list @vip"),
         ([{"name": "d", "action": "stop", "when": "true"}], "candidate.rules[0].action",
-         None, None, "allow, block or review"),
+         None, None, "allow, challenge, block or review"),
     ],
 )  # fmt: skip
 def test_bad_candidate_rules_answer_400_with_field_line_and_column(

@@ -128,3 +128,50 @@ def test_card_numbers_are_refused_in_rules_and_notes(client: TestClient, body, f
     error = response.json()["error"]
     assert error["field"] == field and "4111" not in response.text
     assert [p["version"] for p in client.get("/policies").json()] == [1]
+
+
+STEP_UP = {"name": "Step up", "action": "challenge", "when": ":amount: > 100"}
+
+
+def test_a_challenge_policy_keeps_its_settings_and_payments_answer_the_outcome(
+    client: TestClient, admin_headers: dict
+) -> None:
+    settings = {"ecommerce_pass_rate": 0.0, "other_pass_rate": 1.0, "fraud_pass_rate": 0.05}
+    response = client.post("/policies", json={"rules": [STEP_UP], "challenge": settings})
+    assert response.status_code == 201, response.text
+    assert response.json()["challenge"] == settings
+    assert response.json()["rules"][0]["action"] == "challenge"
+    client.post("/policies/2/activate", headers=admin_headers)
+    online = client.post("/payment", json=payment_body(amount="150.00", channel="ecommerce"))
+    shop = client.post("/payment", json=payment_body(amount="150.00", channel="pos"))
+    small = client.post("/payment", json=payment_body(amount="15.00"))
+    online, shop, small = online.json(), shop.json(), small.json()
+    assert (online["status"], online["action"], online["challenge"], online["reason_code"]) == (
+        "Declined", "challenge", "abandoned", "CHALLENGE_ABANDONED")  # fmt: skip
+    assert online["decision_reason"].startswith("Challenge abandoned")
+    assert (shop["status"], shop["challenge"], shop["decision_reason"]) == (
+        "Approved", "passed", None)  # fmt: skip
+    assert (small["action"], small["challenge"]) == ("none", None)
+    audit = client.get(f"/audit/{online['transaction_id']}").json()[0]["decision"]
+    assert audit["challenge"] == "abandoned" and 0 <= audit["challenge_draw"] < 1
+
+
+@pytest.mark.parametrize(
+    ("challenge", "field"),
+    [
+        ({"ecommerce_pass_rate": 1.5}, "challenge.ecommerce_pass_rate"),
+        ({"fraud_pass_rate": "0.1"}, "challenge.fraud_pass_rate"),
+        ({"abandon_rate": 0.1}, "challenge.abandon_rate"),
+    ],
+)
+def test_bad_challenge_settings_answer_400_naming_the_field(
+    client: TestClient, engine, challenge, field
+) -> None:
+    response = client.post("/policies", json={"rules": [STEP_UP], "challenge": challenge})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["field"] == field
+    assert [p.version for p in engine.policy_history()] == [1]  # nothing stored
+    backtest = client.post("/backtest", json={"candidate": {"rules": [STEP_UP],
+                                                            "challenge": challenge}})  # fmt: skip
+    assert backtest.status_code == 400
+    assert backtest.json()["error"]["field"] == f"candidate.{field}"

@@ -37,14 +37,14 @@ def engine(tmp_path_factory):
 @pytest.mark.parametrize("n_rules", [1, 3, 70, 130])
 def test_the_sql_action_is_the_action_decide_from_matches_gives(n_rules):
     rng = np.random.default_rng(n_rules)
-    actions = rng.integers(1, 4, n_rules).astype(np.int8)
+    actions = rng.integers(1, 5, n_rules).astype(np.int8)  # allow, block, review, challenge
     matches = rng.random((n_rules, 400)) < 2.0 / n_rules
     words = pack_words(matches)  # rows x words
     names = [f"w{i}" for i in range(words.shape[1])]
     con = duckdb.connect()
     con.register("t", {name: words[:, i] for i, name in enumerate(names)})
     sql_action = con.execute(f"SELECT {action_from_words_sql(names, actions)} FROM t").fetchnumpy()
-    expected = decide_from_matches(matches, actions).action
+    expected = decide_from_matches(matches, actions, np.ones(400, dtype=bool)).action
     np.testing.assert_array_equal(next(iter(sql_action.values())), expected)
 
 
@@ -170,7 +170,9 @@ def _synthetic_days(rng: np.random.Generator, days: int, effect: float) -> tuple
             fraud_caught=caught, false_declines=declined - caught, review_marked=zeros,
             reviewed=zeros, fraud_stopped=zeros,
             approved_fraud_pence=(fraud - caught) * 5_000, false_decline_pence=zeros,
-            false_declined_cards=zeros,
+            false_declined_cards=zeros, challenged=zeros, challenge_passed=zeros,
+            challenge_abandoned=zeros, challenge_failed=zeros, abandoned_pence=zeros,
+            liability_shifted=zeros,
         )  # fmt: skip
 
     return counts(caught_a, declined_a), counts(caught_b, declined_b)
@@ -275,12 +277,14 @@ def test_a_run_summary_prices_the_run_as_a_comparison_of_its_own_policy(tmp_path
     """The summary's costs, counted chunk by chunk as the run is written, equal a comparison
     of the run's policy with itself over the run (ground truth, every review worked)."""
     with Engine.open(tmp_path / "summary.duckdb", seed=3, backup_interval_s=0) as eng:
-        policy = eng.activate_policy(eng.draft_policy(RULES))
+        challenge = {"name": "online", "action": "challenge", "when": ":channel: = 'ecommerce'"}
+        policy = eng.activate_policy(eng.draft_policy([*RULES, challenge]))
         run = eng.simulate({"rows": 20_000, "seed": 9, "days": 6, "chunk_rows": 3_000})
         priced = eng.compare(policy, policy, run=run.id, replicates=100).a.costs
         stored = eng.get_run(run.id)
     assert stored.summary["costs"] == priced
     assert priced.reviewed > 0 and priced.false_declined_cards > 0 and priced.total > 0
+    assert priced.challenged > 0 and priced.challenge_abandoned > 0 and priced.liability_shifted > 0
     assert stored.summary["unpriced"] == 0
     as_json = stored.model_dump(mode="json")["summary"]["costs"]
     assert Decimal(str(as_json["total"])) == priced.total

@@ -1,7 +1,9 @@
 """One compiled policy, three real paths: for random rule policies, the decisions the live path
 (POST-like payments through the group-commit writer) and a bulk run stored are exactly what the
 backtest's SQL re-decides from the stored rows (rule, action, reason code, status, review), so
-the live and bulk paths agree with each other too. Lists of every kind are real stored lists."""
+the live and bulk paths agree with each other too. Lists of every kind are real stored lists.
+Challenge rules are among the actions: the SQL re-decides their outcome from the stored
+``challenge_draw`` with the policy's challenge model (engine/challenge.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from hypothesis import strategies as st
 from support import TEST_CARDS, read_numpy
 
 from engine.backtest import policy_side
-from engine.decision import ACTION_LABELS, REASON_NAMES, reason_codes
+from engine.challenge import PASSED
+from engine.decision import ACTION_LABELS, REASON_NAMES, reason_codes, settled_reasons
 from engine.rules import decide_from_matches
 from engine.service import Engine
 
@@ -49,7 +52,9 @@ condition = st.recursive(
     max_leaves=4,
 )
 policies = st.lists(
-    st.tuples(st.sampled_from(["allow", "block", "review"]), condition), min_size=1, max_size=4
+    st.tuples(st.sampled_from(["allow", "challenge", "block", "review"]), condition),
+    min_size=1,
+    max_size=4,
 ).map(lambda rules: [{"name": f"r{i}", "action": a, "when": w} for i, (a, w) in enumerate(rules)])
 STORED = (
     "SELECT rule_index, action::VARCHAR AS action, reason_code::VARCHAR AS reason, "
@@ -89,10 +94,22 @@ def _sql_decisions(engine: Engine) -> dict[str, np.ndarray]:
     decider = engine.active_decider()
     side = policy_side(decider, "c_", engine.lists)
     words = ", ".join(f"{w} AS w{i}" for i, w in enumerate(side.words))
-    rows = read_numpy(engine.store, f"SELECT {words} FROM transactions ORDER BY id", side.params)
+    challenge = decider.policy.challenge.outcome_sql()
+    rows = read_numpy(
+        engine.store,
+        f"SELECT {words}, {challenge} AS challenge FROM transactions ORDER BY id",
+        side.params,
+    )
     matrix = np.column_stack([rows[f"w{i}"] for i in range(len(side.words))])
-    outcome = decide_from_matches(decider.rules.unpack_words(matrix), decider.rules.actions)
-    codes = np.where(outcome.rule_index >= 0, reason_codes(decider.policy)[outcome.rule_index], 0)
+    challenged = rows["challenge"].astype(np.int8) if decider.policy.challenges else None
+    outcome = decide_from_matches(
+        decider.rules.unpack_words(matrix),
+        decider.rules.actions,
+        None if challenged is None else challenged == PASSED,
+    )
+    codes = settled_reasons(
+        outcome.rule_index, reason_codes(decider.policy), outcome.action, challenged
+    )
     return {
         "rule_index": outcome.rule_index,
         "action": ACTION_LABELS[outcome.action],
@@ -123,6 +140,24 @@ def test_each_world_attribute_decides_alike_on_the_three_paths(atom: str) -> Non
             atom,
             source.sum(),
         )
+
+
+def test_challenges_decide_alike_on_the_three_paths() -> None:
+    """A challenge rule before a block rule: live payers pass or abandon (no ground truth),
+    simulated ones also fail when they are fraudsters; every outcome is what the SQL
+    re-decides from the stored challenge draw."""
+    stored = _three_paths_agree(
+        [
+            {"name": "step up", "action": "challenge", "when": ":amount: > 50"},
+            {"name": "big", "action": "block", "when": ":amount: > 5"},
+        ],
+        seed=5,
+    )
+    live, bulk = stored["live"], ~stored["live"]
+    reasons = stored["reason"].astype(str)
+    assert set(reasons[live]) >= {"CHALLENGE_PASSED", "CHALLENGE_ABANDONED"}
+    assert "CHALLENGE_FAILED" not in set(reasons[live])
+    assert set(reasons[bulk]) >= {"CHALLENGE_PASSED", "CHALLENGE_ABANDONED", "CHALLENGE_FAILED"}
 
 
 def _three_paths_agree(rules: list[dict[str, str]], seed: int) -> dict[str, np.ndarray]:

@@ -198,7 +198,7 @@ def test_declined_rows_keep_their_truth_and_lose_their_dispute(tmp_path: Path) -
 
 def test_v14_migrates_a_file_whose_fraud_rows_all_had_a_chargeback(tmp_path: Path) -> None:
     old = tmp_path / "v12.duckdb"
-    with database_at_schema(old, SCHEMA_VERSION - 1) as con:
+    with database_at_schema(old, 13) as con:
         con.execute(
             "INSERT INTO transactions (id, run_id, created_at, card_hash, card_bin, card_last4, "
             "card_length, amount, currency, merchant, channel, status, reason_code, risk_flag, "

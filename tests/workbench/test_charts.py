@@ -50,6 +50,17 @@ def test_backtest_figures_mark_active_and_candidate(engine):
     assert row["candidate"] == f"{result.candidate.approval_rate:.2%}"
 
 
+def test_the_backtest_table_shows_challenge_outcomes_when_a_policy_challenges(engine):
+    plain = charts.comparison_table(engine.backtest(Policy.from_knobs(score_threshold=0.5)))
+    assert "Challenged (3-D Secure)" not in set(plain["metric"])
+    step_up = [{"name": "step up", "action": "challenge", "when": ":amount: > 100"}]
+    result = engine.backtest(engine.draft_policy(step_up))
+    table = charts.comparison_table(result).set_index("metric")
+    assert table.loc["Challenged (3-D Secure)", "candidate"] == f"{result.candidate.challenged:,}"
+    assert table.loc["Challenges failed", "active"] == "0"
+    assert result.candidate.challenged > 0
+
+
 def test_unlabelled_backtest_has_no_curve_markers(engine):
     result = engine.backtest(Policy.from_knobs(score_threshold=0.5), run="live")
     assert charts.tradeoff_curve_chart(result).data == ()

@@ -65,7 +65,7 @@ def choose_policies() -> tuple[Policy, Policy] | None:
 
 def cost_model() -> CostModel:
     with st.expander("Cost model", expanded=False):
-        cols = st.columns(6)
+        cols = st.columns(7)
         currencies = sorted(RATES_PER_EUR)
         currency = cols[0].selectbox(
             "Currency", currencies, index=currencies.index("GBP"), key="compare_currency"
@@ -93,6 +93,16 @@ def cost_model() -> CostModel:
             help="Payments the review team works a day, riskiest first (empty: all of them). "
             "A worked fraud is stopped before any dispute.",
         )
+        challenge = cols[6].number_input(
+            "Cost per challenge",
+            0.0,
+            1e6,
+            0.05,
+            0.01,
+            key="compare_challenge",
+            help="The 3-D Secure fee per payment a challenge rule steps up. A passed challenge "
+            "shifts fraud liability to the issuer; an abandoned one loses the sale's margin.",
+        )
     return CostModel(
         currency=currency,
         chargeback_fee=_cents(fee),
@@ -100,6 +110,7 @@ def cost_model() -> CostModel:
         churn_cost_per_card=_cents(churn),
         review_cost=_cents(review),
         review_capacity=None if capacity is None else int(capacity),
+        challenge_cost=_cents(challenge),
     )
 
 
@@ -162,7 +173,22 @@ def tiles(result: Comparison) -> list[Tile]:
             formats.delta_count(b.reviewed, a.reviewed),
             delta_color="inverse",
         ),
+        *([challenge_tile(result)] if a.challenged or b.challenged else []),
     ]
+
+
+def challenge_tile(result: Comparison) -> Tile:
+    """Challenges under B, with their outcomes."""
+    a, b = result.a, result.b
+    return Tile(
+        "Challenges B",
+        formats.count(b.challenged),
+        both(f"{a.challenged:,}", f"{b.challenged:,}")
+        + f" · B passed {b.challenge_passed:,}, abandoned {b.challenge_abandoned:,}, "
+        f"failed {b.challenge_failed:,}; fraud liability shifted {b.liability_shifted:,}",
+        formats.delta_count(b.challenged, a.challenged),
+        delta_color="off",
+    )
 
 
 def verdict(result: Comparison) -> None:

@@ -483,15 +483,18 @@ if mode == RULES:
     editor, beside = st.columns([3, 2], gap="medium")
     with editor:
         st.text_area(
-            "Candidate rules — one block per rule: name:, action: (allow, block or review), "
+            "Candidate rules — one block per rule: name:, action: (allow, challenge, block or "
+            "review), "
             "when: (the condition may go on over the next lines); a blank line between rules",
             key="tune_rules_text",
             height=360,
         )
         state["tune_rules_kept"] = state["tune_rules_text"]
         st.caption(
-            "Allow rules are tried first (a match approves), then block rules (a match declines "
-            "with the rule's name as the reason), then review rules (approve and mark)."
+            "Allow rules are tried first (a match approves), then challenge rules (a 3-D Secure "
+            "step-up: approved if passed, declined if abandoned or failed), then block rules (a "
+            "match declines with the rule's name as the reason), then review rules (approve and "
+            "mark)."
         )
     with beside:
         catalogue()

@@ -45,7 +45,9 @@ CREATE TABLE transactions (
     cards_per_device_24h INTEGER,
     devices_per_card_7d INTEGER NOT NULL,
     card_age_days INTEGER NOT NULL,
-    draw DOUBLE NOT NULL
+    draw DOUBLE NOT NULL,
+    challenge_draw DOUBLE NOT NULL,
+    is_fraud BOOLEAN
 );
 """
 RISK_SCORE_SQL = "score"  # the tests' stand-in for the policy-dependent score expression
@@ -55,7 +57,7 @@ COLUMNS = (
     "channel", "device_id", "spending_velocity", "device_trust_score", "ip_risk_score", "score",
     "velocity_count", "device_seen_count", "payments_per_card_24h", "amount_per_card_24h",
     "payments_per_device_1h", "cards_per_device_24h", "devices_per_card_7d", "card_age_days",
-    "draw",
+    "draw", "challenge_draw", "is_fraud",
 )  # fmt: skip
 
 
@@ -84,6 +86,8 @@ def row(**values: Any) -> dict[str, Any]:
         "devices_per_card_7d": 1,
         "card_age_days": 0,
         "draw": 0.5,
+        "challenge_draw": 0.5,
+        "is_fraud": None,  # NULL: a live row (no ground truth)
     }
     unknown = set(values) - set(base)
     assert not unknown, unknown

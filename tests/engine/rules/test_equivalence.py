@@ -4,7 +4,10 @@ from the DuckDB SQL over a real table with the stored column types, NULLs includ
 
 The generated rules use every operator, lists of each kind, literal tuples, arithmetic (with
 division by zero and overflow), nested not/and/or and attributes that can be missing; values are
-drawn from small pools that collide with the literals, so boundaries are hit often.
+drawn from small pools that collide with the literals, so boundaries are hit often. Every action
+is generated, challenge included: the challenge outcome (engine/challenge.py) of each row, from
+its stored challenge_draw, channel and ground truth (NULL for live rows), must be the same in
+numpy and in SQL, and so must the decision it settles.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rules_db import database, inputs, row, sql_matches
 
-from engine.rules import Coded, ListSpec, compile_policy
+from engine.challenge import PASSED, ChallengeModel
+from engine.rules import Action, Coded, ListSpec, action_from_words_sql, compile_policy
 
 MONEY = ["amount", "amount_in_gbp", "amount_per_card_24h"]
 INTEGERS = [
@@ -129,7 +133,9 @@ condition = st.recursive(
     max_leaves=5,
 )
 policy_rules = st.lists(
-    st.tuples(st.sampled_from(["allow", "block", "review"]), condition), min_size=1, max_size=4
+    st.tuples(st.sampled_from(["allow", "challenge", "block", "review"]), condition),
+    min_size=1,
+    max_size=4,
 ).map(
     lambda rules: [{"name": f"rule {i}", "action": a, "when": w} for i, (a, w) in enumerate(rules)]
 )
@@ -172,7 +178,15 @@ def stored_row(draw: st.DrawFn) -> dict:
         devices_per_card_7d=draw(count),
         card_age_days=draw(count),
         draw=draw(double),
+        challenge_draw=draw(double),
+        is_fraud=draw(st.sampled_from([None, False, True])),
     )
+
+
+rate = st.one_of(st.sampled_from([0.0, 0.05, 0.3, 0.5, 0.85, 1.0]), st.floats(0.0, 1.0))
+challenge_models = st.builds(
+    ChallengeModel, ecommerce_pass_rate=rate, other_pass_rate=rate, fraud_pass_rate=rate
+)
 
 
 def coded(values: dict[str, np.ndarray]) -> dict[str, object]:
@@ -195,9 +209,10 @@ def coded(values: dict[str, np.ndarray]) -> dict[str, object]:
     rows=st.lists(stored_row(), min_size=1, max_size=12),
     cut=st.integers(0, 12),
     dictionary_encoded=st.booleans(),
+    model=challenge_models,
 )
 def test_numpy_groups_numpy_chunks_and_sql_agree(
-    rules: list[dict], rows: list[dict], cut: int, dictionary_encoded: bool
+    rules: list[dict], rows: list[dict], cut: int, dictionary_encoded: bool, model: ChallengeModel
 ) -> None:
     policy = compile_policy(rules, LISTS)
     values, missing = inputs(rows)
@@ -213,10 +228,39 @@ def test_numpy_groups_numpy_chunks_and_sql_agree(
         )
         for part in (slice(0, cut), slice(cut, None))
     ]
-    by_sql = sql_matches(database(rows), policy)  # the backtest: SQL over stored rows
+    con = database(rows)
+    by_sql = sql_matches(con, policy)  # the backtest: SQL over stored rows
 
     assert np.concatenate(groups, axis=1).tolist() == chunk.tolist()
     assert by_sql.tolist() == chunk.tolist(), [r["when"] for r in rules]
-    decided, from_sql = policy.decide_matches(chunk), policy.decide_matches(by_sql)
+    truth = np.array([r["is_fraud"] is True for r in rows])
+    ecommerce = np.array([r["channel"] == "ecommerce" for r in rows])
+    outcomes = model.outcomes(np.array([r["challenge_draw"] for r in rows]), ecommerce, truth)
+    sql_outcomes, sql_codes = _sql_challenge(con, policy, model)
+    assert sql_outcomes.tolist() == outcomes.tolist()
+    passed, sql_passed = outcomes == PASSED, sql_outcomes == PASSED
+    decided = policy.decide_matches(chunk, passed)
+    from_sql = policy.decide_matches(by_sql, sql_passed)
     for field in ("rule_index", "action", "approved", "review"):
         assert getattr(decided, field).tolist() == getattr(from_sql, field).tolist()
+    # the comparisons' SQL decision: the action, a challenge's as CHALLENGE + its outcome
+    challenged = decided.action == Action.CHALLENGE
+    assert sql_codes.tolist() == np.where(challenged, Action.CHALLENGE + outcomes,
+                                          decided.action).tolist()  # fmt: skip
+    assert not (decided.approved & challenged & ~passed).any()
+
+
+def _sql_challenge(con, policy, model: ChallengeModel) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's challenge outcome and its decision code (action_from_words_sql with the
+    outcome folded in) as DuckDB computes them over the stored rows."""
+    plan = policy.sql(risk_score_sql="score")
+    words = [f"{w} AS w{i}" for i, w in enumerate(plan.words)]
+    code = action_from_words_sql(
+        [f"w{i}" for i in range(len(words))], policy.actions, f"{int(Action.CHALLENGE)} + o"
+    )
+    rows = con.execute(
+        f"SELECT o, {code} FROM (SELECT id, {', '.join(words)}, {model.outcome_sql()} AS o "
+        "FROM transactions) ORDER BY id",
+        plan.params,
+    ).fetchall()
+    return np.array([r[0] for r in rows]), np.array([r[1] for r in rows])

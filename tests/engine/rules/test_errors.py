@@ -190,9 +190,9 @@ def test_names_may_hold_any_printable_text() -> None:
 
 
 @pytest.mark.parametrize("action", ["Block", "decline", "", "allow "])
-def test_the_action_is_allow_block_or_review(action: str) -> None:
+def test_the_action_is_allow_challenge_block_or_review(action: str) -> None:
     error = policy_error([rule(action=action)])
-    assert error.message == f"the action must be allow, block or review, not {action!r}"
+    assert error.message == f"the action must be allow, challenge, block or review, not {action!r}"
     assert error.field == "rules[0].action"
 
 
