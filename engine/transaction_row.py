@@ -89,11 +89,11 @@ COLUMNS: tuple[Column, ...] = (
          "the scenario that made the row (friendly_fraud: a genuine payment); NULL: none"),
     _col("dispute_reason", "dispute_reason", BULK, "what the row's dispute was filed as"),
     # v16: the shadow policy's decision of a live payment (engine/experiments.py); NULL: none
-    _col("shadow_version", "INTEGER", LIVE, "the policy version that shadowed it", None),
-    _col("shadow_action", "TINYINT", LIVE, "the shadow's action (engine.rules.Action code)", None),
-    _col("shadow_rule_index", "SMALLINT", LIVE, "the shadow's deciding rule; -1: none", None),
-    _col("shadow_flag_rule", "SMALLINT", LIVE, "the shadow's flagging rule; -1: none", None),
-    _col("shadow_score", "DOUBLE", LIVE, "the shadow policy's risk score", None),
+    _col("shadow_version", "INTEGER", LIVE, "the policy version that shadowed it"),
+    _col("shadow_action", "TINYINT", LIVE, "the shadow's action (engine.rules.Action code)"),
+    _col("shadow_rule_index", "SMALLINT", LIVE, "the shadow's deciding rule; -1: none"),
+    _col("shadow_flag_rule", "SMALLINT", LIVE, "the shadow's flagging rule; -1: none"),
+    _col("shadow_score", "DOUBLE", LIVE, "the shadow policy's risk score"),
 )  # fmt: skip
 
 NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
