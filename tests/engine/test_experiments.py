@@ -55,7 +55,7 @@ def test_shadow_and_route_survive_a_restart(tmp_path) -> None:
 def test_the_routing_hash_splits_cards_at_the_share() -> None:
     digests = [hashlib.sha256(i.to_bytes(4, "big")).digest()[:16] for i in range(20_000)]
     buckets = np.array([route_bucket(d) for d in digests])
-    assert 0.0 <= buckets.min() and buckets.max() < 1.0
+    assert buckets.min() >= 0.0 and buckets.max() < 1.0
     for share in (0.0, 0.1, 0.5, 1.0):
         assert abs(routed(digests, share).mean() - share) < 0.015  # ±5 binomial sd at 20,000
     assert not (routed(digests, 0.1) & ~routed(digests, 0.5)).any()  # a wider share keeps them
