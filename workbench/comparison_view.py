@@ -49,12 +49,16 @@ def tiles(result: Comparison) -> list[Tile]:
     ]
 
 
-def verdict(result: Comparison) -> None:
-    """One message on B − A in total cost: cheaper, dearer, or no clear difference."""
+SINGLE_DAY = "The selection spans a single day: no interval. Widen the time range."
+
+
+def verdict(result: Comparison, single_day: str = SINGLE_DAY) -> None:
+    """One message on B − A in total cost: cheaper, dearer, or no clear difference
+    (``single_day`` when the selection has no interval)."""
     total = next(d for d in result.differences if d.metric == "total_cost")
     currency = result.costs.currency
     if total.low is None:
-        st.info("The selection spans a single day: no interval. Widen the time range.")
+        st.info(single_day)
     elif total.high < 0:
         st.success(
             f"B costs less: {-total.difference:,.2f} {currency} saved "

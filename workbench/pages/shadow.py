@@ -103,6 +103,10 @@ with right.container(border=True):
         on_click=admin_gate.admin_only(eng, end_route),
     )
 
+ONE_DAY = (
+    "The shadow has seen payments of a single day so far: no interval yet (the intervals "
+    "resample whole days)."
+)
 refresh = st.selectbox(
     "Auto refresh",
     [2, 5, 10, 30, 0],
@@ -123,7 +127,7 @@ def shadow_panel() -> None:
     if result.a.rows == 0:
         st.info("No live payment has arrived since the shadow started.")
         return
-    verdict(result)
+    verdict(result, ONE_DAY)
     kpi_row(tiles(result))
     st.table(money_charts.differences_table(result), hide_index=True)
     st.caption(
