@@ -481,6 +481,7 @@ def test_shadow_page_starts_a_shadow_and_follows_live_payments(page: Page, serve
     unlock_admin(page, "shadow")
     page.locator(".st-key-shadow_version").click()
     page.get_by_role("option", name=re.compile(rf"^v{stored.json()['version']} ")).click()
+    settle(page)  # the choice's rerun first: a click during it can be lost
     start.click()
     expect(
         page.get_by_text("No live payment has arrived since the shadow started.")
