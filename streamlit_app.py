@@ -1,4 +1,4 @@
-"""The Streamlit workbench: seven pages over the process's one engine.
+"""The Streamlit workbench: eight pages over the process's one engine.
 
 ``ptsim serve`` (``make run``) serves this file with ``st.App`` next to the REST API, sharing
 one engine; ``streamlit run streamlit_app.py --server.address=127.0.0.1
@@ -22,6 +22,7 @@ PAGES = [
     st.Page("workbench/pages/inspect.py", title="Inspect", icon=":material/search:"),
     st.Page("workbench/pages/tuning.py", title="Rule workbench", icon=":material/tune:"),
     st.Page("workbench/pages/compare.py", title="Compare policies", icon=":material/compare:"),
+    st.Page("workbench/pages/shadow.py", title="Shadow policies", icon=":material/visibility:"),
     st.Page("workbench/pages/simulations.py", title="Simulations", icon=":material/science:"),
     st.Page("workbench/pages/admin.py", title="Admin", icon=":material/admin_panel_settings:"),
 ]

@@ -15,6 +15,10 @@ for the step, which includes DuckDB's threads; ``thread_time`` for the parts) co
 group costs the two cores, which ``bench_payments.py``'s throughput depends on, and changes far
 less than wall time when other jobs share the machine. To compare two checkouts, run each with
 ``PYTHONPATH=<checkout>`` (its script and its engine), alternating.
+
+``--shadow default|rules20`` puts a policy in shadow (issue 14: a copy of the default policy, or
+bench_policies.py's 20 rules with their two lists) on every other group, so the table also
+gives the step's CPU time with and without the shadow from the same loop.
 """
 
 from __future__ import annotations
@@ -80,23 +84,44 @@ def pair_history(state: FeatureState, batch: list, t_ms: int) -> None:
     state.approve(keys, np.ones(len(keys), dtype=bool), t_ms)
 
 
+def shadowing(engine: Engine, shadow: str) -> tuple[object, object] | None:
+    """(the live experiments without, with ``shadow`` in shadow), or None for ``none``."""
+    if shadow == "none":
+        return None
+    from engine.experiments import LiveExperiments
+    from engine.policy import DEFAULT_POLICY
+
+    if shadow == "default":
+        rules = [rule.model_dump() for rule in DEFAULT_POLICY.rules]
+    else:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_policies import prepare_lists, rules_20
+
+        prepare_lists(engine)
+        rules = rules_20()
+    engine.start_shadow(engine.create_policy(rules, note=f"bench shadow: {shadow}").version)
+    return LiveExperiments(), engine.experiments.live
+
+
 def main() -> int:
     """Run the groups and print one table (ms per group)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups", type=int, default=1500)
     parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--shadow", choices=("none", "default", "rules20"), default="none")
     args = parser.parse_args()
     rnd = random.Random(20240601)
     with tempfile.TemporaryDirectory(prefix="ptsim-group-") as tmp:
         engine = Engine.open(Path(tmp) / "bench.duckdb", backup_interval_s=0)
         writer = engine._live
         writer.stop()  # this loop is the writer now
+        experiments = shadowing(engine, args.shadow)
         groups = [
             [engine._pending(request(rnd)) for _ in range(args.size)] for _ in range(args.groups)
         ]
         shadow = FeatureState()
         times: dict[str, list[float]] = {
-            k: [] for k in ("wall", "cpu", "gbp", "history", "trust", "columns")
+            k: [] for k in ("wall", "cpu", "gbp", "history", "trust", "columns", "off", "on")
         }
 
         def part(name: str, step: Callable[[], object]) -> object:
@@ -105,7 +130,9 @@ def main() -> int:
             times[name].append(time.thread_time() - start)
             return out
 
-        for batch in groups:
+        for i, batch in enumerate(groups):
+            if experiments is not None:  # the shadow on every other group
+                engine.experiments.live = experiments[i % 2]
             t_ms = time.time_ns() // 1_000_000
             pence = part("gbp", lambda b=batch: live._gbp_pence(b))
             payments = [
@@ -119,6 +146,8 @@ def main() -> int:
             writer._decide_and_commit(batch)
             times["wall"].append(time.perf_counter() - wall)
             times["cpu"].append(time.process_time() - cpu)
+            if experiments is not None:
+                times["on" if i % 2 else "off"].append(times["cpu"][-1])
         engine.store.close()
     print(f"{args.groups} groups of {args.size} payments; ms per group")
     print("| what | median | mean |")
@@ -131,6 +160,9 @@ def main() -> int:
         "trust": "  settled pair history (device trust), CPU",
         "columns": "  history attribute columns, CPU",
     }
+    if experiments is not None:
+        labels["off"] = "whole group step, CPU, groups without the shadow"
+        labels["on"] = f"whole group step, CPU, groups with the shadow ({args.shadow})"
     for name, label in labels.items():
         values = [v * 1e3 for v in times[name]]
         print(f"| {label} | {statistics.median(values):.3f} | {statistics.fmean(values):.3f} |")

@@ -37,14 +37,14 @@ from engine.backtest import (
     label_sql,
     policy_side,
 )
-from engine.challenge import ABANDONED, FAILED, PASSED
+from engine.challenge import ABANDONED, FAILED, OUTCOME_NAMES, PASSED, ChallengeModel
 from engine.costs import Consequences, CostBreakdown, CostModel, cost_breakdown
 from engine.decision import Decider, risk_score_sql
 from engine.filters import RowFilter
 from engine.lists import Lists
 from engine.models import Money, UtcDateTime
 from engine.policy import Policy
-from engine.rules import Action, action_from_words_sql
+from engine.rules import ACTION_NAMES, Action, action_from_words_sql
 from engine.store import Store
 
 DEFAULT_REPLICATES = 2_000
@@ -249,15 +249,8 @@ def compare_sql(
         [f"bw{i}" for i in range(len(b_words))], b.rules.actions, f"{CHALLENGED} + b_challenge"
     )
     joined = disputes_join(as_of is not None) if fraud_disputes else ""
-    block, review = int(Action.BLOCK), int(Action.REVIEW)
-    a_review, b_review = (
-        (f"CASE WHEN {side}_action = {review} THEN {side}_score END" for side in "ab")
-        if review_scores
-        else ("NULL::DOUBLE", "NULL::DOUBLE")
-    )
-    key = f"((day * 3 + label) * {_ACTIONS} + a_action) * {_ACTIONS} + b_action"
-    sql = f"""
-        WITH selected AS NOT MATERIALIZED (
+    ctes = f"""
+        selected AS NOT MATERIALIZED (
             SELECT *, {risk_score_sql(a.policy.score_weights)} AS a_score{b_score}
             FROM transactions {joined} {where}
         ), matched AS NOT MATERIALIZED (
@@ -266,12 +259,72 @@ def compare_sql(
                    CAST(amount_in_gbp * 100 AS BIGINT) AS pence, a_score, {b_score_column},
                    {"".join(f"{sql}, " for sql in outcomes)}{", ".join(a_words + b_words)}
             FROM selected
-        ), decided AS NOT MATERIALIZED (
+        ),"""
+    rows = f"SELECT *, {a_action} AS a_action, {b_action} AS b_action FROM matched"
+    return _aggregated_sql(ctes, rows, review_scores), params
+
+
+def stored_decisions_sql(
+    filters: RowFilter,
+    fraud_disputes: bool,
+    review_scores: bool = True,
+    shadow_challenge: ChallengeModel | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """:func:`compare_sql` over the decisions stored on live rows instead of re-deciding: A is
+    what was enforced (``action``, ``score``: the active policy's or a routed challenger's; a
+    challenge's outcome from its ``reason_code``), B the shadow's (``shadow_action``,
+    ``shadow_score``) on the rows version ``$shadow_version`` shadowed, a shadow challenge's
+    outcome re-derived from the row's ``challenge_draw`` by ``shadow_challenge`` (the shadow
+    policy's model) as the live path derived it. Same groups, same answer shape: the same
+    metrics follow from it."""
+    where, params = filters.where()
+    as_of = filters.labels_as_of_utc()
+    if as_of is not None:
+        params["labels_as_of"] = as_of
+    joined = disputes_join(as_of is not None) if fraud_disputes else ""
+    enforced = " ".join(f"WHEN '{name}' THEN {code}" for code, name in enumerate(ACTION_NAMES))
+    outcome = " ".join(
+        f"WHEN 'CHALLENGE_{name.upper()}' THEN {CHALLENGED + code}"
+        for code, name in enumerate(OUTCOME_NAMES)
+    )
+    a_action = (
+        f"CASE CAST(reason_code AS VARCHAR) {outcome} "
+        f"ELSE CASE CAST(action AS VARCHAR) {enforced} END END"
+    )
+    b_action = "shadow_action"
+    if shadow_challenge is not None:
+        b_action = (
+            f"CASE WHEN shadow_action = {CHALLENGED} "
+            f"THEN {CHALLENGED} + {shadow_challenge.outcome_sql()} ELSE shadow_action END"
+        )
+    rows = f"""
+        SELECT {label_sql(as_of is not None, fraud_disputes)} AS label, {_EPOCH_DAY} AS day,
+               card_hash, CAST(amount_in_gbp * 100 AS BIGINT) AS pence,
+               score AS a_score, shadow_score AS b_score,
+               {a_action} AS a_action, {b_action} AS b_action
+        FROM transactions {joined} {where} AND shadow_version = $shadow_version
+    """
+    return _aggregated_sql("", rows, review_scores), params
+
+
+def _aggregated_sql(ctes: str, rows: str, review_scores: bool) -> str:
+    """The aggregation both comparisons share: ``rows`` (a query after the WITH items
+    ``ctes``) gives each payment's label, day, card_hash, pence, a_score, b_score, a_action and
+    b_action; the result has the two parts :func:`compare_sql` describes."""
+    block, review = int(Action.BLOCK), int(Action.REVIEW)
+    a_review, b_review = (
+        (f"CASE WHEN {side}_action = {review} THEN {side}_score END" for side in "ab")
+        if review_scores
+        else ("NULL::DOUBLE", "NULL::DOUBLE")
+    )
+    key = f"((day * 3 + label) * {_ACTIONS} + a_action) * {_ACTIONS} + b_action"
+    return f"""
+        WITH {ctes} decided AS NOT MATERIALIZED (
             SELECT {key} AS k, pence,
                    CASE WHEN label = {LEGITIMATE} AND (a_action = {block} OR b_action = {block})
                         THEN card_hash END AS card,
                    {a_review} AS a_review_score, {b_review} AS b_review_score
-            FROM (SELECT *, {a_action} AS a_action, {b_action} AS b_action FROM matched)
+            FROM ({rows})
         ), grouped AS MATERIALIZED (  -- a few thousand groups, plus one per card and day and
             -- one per score of a payment sent to review (the team works them in score order)
             SELECT k, card, a_review_score, b_review_score, count(*) AS n, sum(pence) AS pence,
@@ -290,7 +343,6 @@ def compare_sql(
             FROM grouped WHERE card IS NOT NULL GROUP BY card
         ) GROUP BY ALL
     """
-    return sql, params
 
 
 def sides(a: Decider, b: Decider, lists: Lists) -> tuple[PolicySide, PolicySide]:
@@ -518,6 +570,52 @@ def run_comparison(
         disputes = not isinstance(filters.run, int) and any_fraud_dispute(tx)
         sql = compare_sql(a_side, b_side, filters, disputes, costs.review_capacity is not None)
         groups = tx.frame(*sql)
+    policies = a.policy, b.policy
+    return _compared(groups, filters, costs, *policies, replicates, confidence, seed, started)
+
+
+def run_shadow_comparison(
+    store: Store,
+    shadow_version: int,
+    a_policy: Policy,
+    b_policy: Policy,
+    filters: RowFilter,
+    costs: CostModel | None = None,
+    replicates: int = DEFAULT_REPLICATES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = 0,
+) -> Comparison:
+    """The comparison of what was enforced (A) with what shadow version ``shadow_version``
+    decided (B) on the live rows ``filters`` selects that it shadowed, from the decisions stored
+    on them (:func:`stored_decisions_sql`): the metrics, intervals and answer of
+    :func:`run_comparison`. ``a_policy`` and ``b_policy`` are what the answer names."""
+    started = time.perf_counter()
+    costs = costs or CostModel()
+    with store.read() as tx:
+        disputes = any_fraud_dispute(tx)
+        sql, params = stored_decisions_sql(
+            filters,
+            disputes,
+            costs.review_capacity is not None,
+            b_policy.challenge if b_policy.challenges else None,
+        )
+        groups = tx.frame(sql, {**params, "shadow_version": shadow_version})
+    policies = a_policy, b_policy
+    return _compared(groups, filters, costs, *policies, replicates, confidence, seed, started)
+
+
+def _compared(
+    groups: pd.DataFrame,
+    filters: RowFilter,
+    costs: CostModel,
+    a_policy: Policy,
+    b_policy: Policy,
+    replicates: int,
+    confidence: float,
+    seed: int,
+    started: float,
+) -> Comparison:
+    """The :class:`Comparison` from the rows of a comparison query (both kinds)."""
     sums = groups[groups["part"] == 0]
     days = np.unique(sums["k"].to_numpy(dtype=np.int64) // (3 * _ACTIONS**2))
     capacity = costs.review_capacity
@@ -529,8 +627,8 @@ def run_comparison(
     return Comparison(
         filters=filters,
         costs=costs,
-        a_policy=a.policy,
-        b_policy=b.policy,
+        a_policy=a_policy,
+        b_policy=b_policy,
         a=outcome_a,
         b=outcome_b,
         differences=[_exact_money(d, outcome_a.costs, outcome_b.costs) for d in differences],

@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -45,6 +45,7 @@ from engine.decision import (
     risk_score,
 )
 from engine.errors import StoreError
+from engine.experiments import LiveExperiments, routed
 from engine.features import (
     DAY_MS,
     NO_GBP,
@@ -109,6 +110,7 @@ class LiveWriter:
         ids: IdAllocator,
         active_decider: Callable[[], Decider],
         max_batch: int,
+        experiments: Callable[[], LiveExperiments] = LiveExperiments,
     ) -> None:
         self._store = store
         self._rng = rng
@@ -116,6 +118,7 @@ class LiveWriter:
         self._challenge_rng = rng.spawn(1)[0]
         self._ids = ids
         self._active_decider = active_decider
+        self._experiments = experiments  # the shadow and route in force, read once per group
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._accepting = True
@@ -380,7 +383,10 @@ class LiveWriter:
         pairs = self.features.pair_history(keys, t_ms)
         draws = self._rng.random(len(batch))
         challenge_draws = self._challenge_rng.random(len(batch))
-        decided = _decide(batch, history, pairs, (draws, challenge_draws), pence, t_ms, decider)
+        decided = _decide(
+            batch, history, pairs, (draws, challenge_draws), pence, t_ms, decider,
+            self._experiments(),
+        )  # fmt: skip
         ids = [self._ids.next_id() for _ in batch]
         self._commit(batch, ids, now, decided.rows(batch, ids, now, history, pence, policy))
         self.features.approve(keys, decided.decisions.approved, t_ms)
@@ -389,7 +395,7 @@ class LiveWriter:
         self.totals.add_decisions(decided.decisions.approved, decided.amount_cents)
         self.totals.add_latencies(np.asarray(latencies))
         self._pending_latency.update(zip(ids, latencies, strict=True))
-        return decided.results(ids, latencies, now, policy)
+        return decided.results(ids, latencies, now)
 
     def _observe(self, batch: list[PendingPayment], t_ms: int, pence: np.ndarray) -> HistoryCounts:
         """Each payment's history counts in arrival order, then the payment joins the history."""
@@ -422,6 +428,8 @@ class _DecidedGroup:
     challenge_draws: np.ndarray
     decisions: Decisions
     world: dict[str, list[str | None]]
+    policies: list[Policy]  # the policy that decided each payment (active, or routed challenger)
+    shadow: tuple[Policy, Decisions] | None  # the shadow policy's decisions, never enforced
 
     def rows(
         self,
@@ -445,16 +453,25 @@ class _DecidedGroup:
         ips = [p.request.ip_address for p in batch]
         table = table.append_column("ip_address", pa.array(ips, pa.string()))
         table = table.append_column("ip_country", pa.array(self.world["ip_country"], pa.string()))
-        return table.append_column("challenge_draw", pa.array(self.challenge_draws, pa.float64()))
+        table = table.append_column(
+            "challenge_draw", pa.array(self.challenge_draws, pa.float64())
+        )
+        if any(p is not policy for p in self.policies):  # routed: the challenger decided some
+            versions = pa.array([p.version for p in self.policies], pa.int32())
+            table = table.set_column(_VERSION_COLUMN, "policy_version", versions)
+        for name, column in _shadow_columns(self.shadow, len(batch)):
+            table = table.append_column(name, column)
+        return table
 
     def results(
-        self, ids: list[uuid.UUID], latencies: list[float], now: datetime, policy: Policy
+        self, ids: list[uuid.UUID], latencies: list[float], now: datetime
     ) -> list[PaymentResult]:
         """The answers. ``model_construct``: every field is built here from checked values;
         skipping validation halves the per-payment cost of the answer on the hot path."""
         d, f = self.decisions, self.features
         answers = []
         for i in range(len(ids)):
+            policy = self.policies[i]
             said = explain(policy, int(d.rule_index[i]), int(d.flag_rule[i]), int(d.reason[i]))
             answers.append(
                 PaymentResult.model_construct(
@@ -490,9 +507,11 @@ def _decide(
     gbp_pence: np.ndarray,
     t_ms: int,
     decider: Decider,
+    experiments: LiveExperiments,
 ) -> _DecidedGroup:
     """Features and the one vectorized decision for a group (``draws``: its uniform draws and
-    its challenge draws)."""
+    its challenge draws): by the active policy, or by the challenger for the cards a route
+    sends to it, and by the shadow policy too (same attributes, same draws)."""
     draws, challenge_draws = draws
     n = len(batch)
     world = _world_values(batch)
@@ -529,7 +548,56 @@ def _decide(
     values, missing = rule_inputs(facts, decider.attributes)
     challenge = ChallengeInputs(challenge_draws, channel == "ecommerce")  # live: no ground truth
     decisions = decider.decide(score, values, missing, challenge)
-    return _DecidedGroup(features, amount_cents, draws, challenge_draws, decisions, world)
+    policies = [decider.policy] * n
+    if (route := experiments.route) is not None:
+        to_challenger = routed([p.card.digest for p in batch], route.share)  # type: ignore[arg-type]
+        if to_challenger.any():
+            by_challenger = _decided_by(route.decider, facts, challenge)
+            decisions = _merged(decisions, by_challenger, to_challenger)
+            policies = [route.policy if c else decider.policy for c in to_challenger.tolist()]
+    shadow = experiments.shadow
+    shadowed = (
+        None if shadow is None else (shadow.policy, _decided_by(shadow.decider, facts, challenge))
+    )
+    return _DecidedGroup(
+        features, amount_cents, draws, challenge_draws, decisions, world, policies, shadowed
+    )
+
+
+def _decided_by(decider: Decider, facts: BatchFacts, challenge: ChallengeInputs) -> Decisions:
+    """``decider``'s decisions of a group already described by ``facts`` (scored with its own
+    weights): how a shadow or a challenger decides the same payments with the same draws."""
+    f = facts.features
+    score = risk_score(
+        facts.amount_cents,
+        f.spending_velocity,
+        f.device_trust_score,
+        f.ip_risk_score,
+        decider.policy.score_weights,
+    )
+    values, missing = rule_inputs(replace(facts, score=score), decider.attributes)
+    return decider.decide(score, values, missing, challenge)
+
+
+def _merged(active: Decisions, challenger: Decisions, challenged: np.ndarray) -> Decisions:
+    """The challenger's decisions where ``challenged``, else the active policy's."""
+    return Decisions(
+        *(
+            np.where(challenged, getattr(challenger, f.name), getattr(active, f.name))
+            for f in fields(Decisions)
+        )
+    )
+
+
+def _shadow_columns(shadow: tuple[Policy, Decisions] | None, n: int) -> list[tuple[str, pa.Array]]:
+    """The ``shadow_*`` columns of a group (NULL when nothing shadowed it)."""
+    if shadow is None:
+        return [(name, pa.nulls(n, kind)) for name, kind in _SHADOW_SCHEMA]
+    policy, d = shadow
+    values = (np.full(n, policy.version, np.int32), d.action, d.rule_index, d.flag_rule, d.score)
+    return [
+        (name, pa.array(v, kind)) for (name, kind), v in zip(_SHADOW_SCHEMA, values, strict=True)
+    ]
 
 
 def _ip_country(ip_address: str | None) -> str | None:
@@ -678,6 +746,16 @@ _ROW_SCHEMA = pa.schema(
         ("draw", pa.float64()),
         ("policy_version", pa.int32()),
     ]
+)
+
+
+_VERSION_COLUMN = _ROW_SCHEMA.get_field_index("policy_version")
+_SHADOW_SCHEMA = (
+    ("shadow_version", pa.int32()),
+    ("shadow_action", pa.int8()),
+    ("shadow_rule_index", pa.int16()),
+    ("shadow_flag_rule", pa.int16()),
+    ("shadow_score", pa.float64()),
 )
 
 

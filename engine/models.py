@@ -381,6 +381,18 @@ class Dispute(BaseModel):
     recorded_at: UtcDateTime = Field(description="When this server stored it (UTC).")
 
 
+class ShadowDecision(BaseModel):
+    """What the shadow policy decided about a live payment: stored, never enforced."""
+
+    policy_version: int = Field(description="The shadow policy version.")
+    status: Literal["Approved", "Declined"]
+    action: Literal["allow", "block", "review", "none"] = Field(description=_ACTION)
+    rule: str | None = Field(description=_RULE)
+    decision_reason: str | None = Field(description=_DECISION_REASON)
+    risk_flag: str | None = Field(description=_RISK_FLAG)
+    score: float = Field(description="The shadow policy's risk score.")
+
+
 class AuditEntry(BaseModel):
     """One entry of a transaction's audit trail."""
 
@@ -394,6 +406,11 @@ class AuditEntry(BaseModel):
     latency_ms: float | None
     source: str = Field(description="'live' or 'simulation run N'.")
     dispute: Dispute | None = Field(None, description="Set on transaction.disputed entries.")
+    shadow: ShadowDecision | None = Field(
+        None,
+        description="On a live decision entry: the shadow policy's decision, when one "
+        "shadowed the payment (policy_version is the version that decided and was enforced).",
+    )
 
 
 class LatencySummary(BaseModel):

@@ -423,6 +423,24 @@ ALTER TABLE transactions ADD COLUMN challenge_draw DOUBLE NOT NULL DEFAULT 0.0;
 UPDATE transactions SET challenge_draw = (hash(id) >> 11)::DOUBLE / 9007199254740992.0;
 ALTER TABLE transactions ALTER challenge_draw DROP DEFAULT;
 """
+# v16 (shadow and routed policies, issue 14): a live payment also decided by a shadow policy
+# keeps that decision on its own row (NULL when nothing shadowed): one INSERT per group on the
+# live path, and the shadow comparison is one scan with no join. The shadow and routing in force
+# are rows of ``policy_experiments`` (one per kind), restored at start-up and changed in the
+# transaction of their audit entry.
+V16_SHADOW = """
+ALTER TABLE transactions ADD COLUMN shadow_version INTEGER;
+ALTER TABLE transactions ADD COLUMN shadow_action TINYINT;
+ALTER TABLE transactions ADD COLUMN shadow_rule_index SMALLINT;
+ALTER TABLE transactions ADD COLUMN shadow_flag_rule SMALLINT;
+ALTER TABLE transactions ADD COLUMN shadow_score DOUBLE;
+CREATE TABLE policy_experiments (
+    kind VARCHAR PRIMARY KEY,         -- 'shadow' | 'route'
+    version INTEGER NOT NULL,         -- the shadow policy, or the challenger traffic is routed to
+    share DOUBLE,                     -- route: the share of cards routed; NULL for shadow
+    started_at TIMESTAMP NOT NULL     -- UTC
+);
+"""
 MIGRATIONS: list[str] = [
     V1_TABLES,
     V2_ROLLUPS,
@@ -439,6 +457,7 @@ MIGRATIONS: list[str] = [
     V13_WORLD_COLUMNS,
     V14_OBSERVED_DISPUTES,
     V15_CHALLENGE,
+    V16_SHADOW,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -21,12 +21,19 @@ from engine.analytics import Dashboard, FilterOptions
 from engine.backtest import BacktestResult, run_backtest
 from engine.cards import fingerprint, load_or_create_key, mask
 from engine.challenge import ChallengeModel
-from engine.compare import DEFAULT_REPLICATES, Comparison, label_maturity, run_comparison
+from engine.compare import (
+    DEFAULT_REPLICATES,
+    Comparison,
+    label_maturity,
+    run_comparison,
+    run_shadow_comparison,
+)
 from engine.config import Settings, get_settings
 from engine.costs import CostModel
 from engine.decision import REASON_TEXT, Decider, Reason, explain
 from engine.disputes import DisputeReport, Recorded, record_dispute
 from engine.errors import InvalidRequestError, NotFoundError
+from engine.experiments import Experiment, Experiments, ShadowReport
 from engine.filters import RowFilter, RunSelector
 from engine.idempotency import KEY_RETENTION, IdempotencyGuard, request_hash
 from engine.ids import IdAllocator, parse_id
@@ -40,6 +47,7 @@ from engine.models import (
     LatencySummary,
     PaymentRequest,
     PaymentResult,
+    ShadowDecision,
     Stats,
     StatsSelection,
     StoredTransaction,
@@ -47,6 +55,7 @@ from engine.models import (
 )
 from engine.policies import Policies
 from engine.policy import DEFAULT_POLICY, Policy, ScoreWeights
+from engine.rules import ACTION_NAMES
 from engine.simulation.facade import Simulations
 from engine.simulation.pacing import RunPacer
 from engine.simulation.params import RunRecord, SimulationParams
@@ -90,6 +99,10 @@ class Engine:
         self.policies = Policies(self.store, self.lists)
         self._policy_lock = threading.Lock()
         self._decider = self._load_or_create_decider()
+        self.experiments = Experiments(
+            self.store, lambda version: self.policies.decider(self.policies.get(version))
+        )
+        """The shadow and route in force (restored from the store)."""
         self.simulations = Simulations(
             self.store,
             self.ids,
@@ -109,6 +122,7 @@ class Engine:
             self.ids,
             self.active_decider,
             self.settings.max_batch,
+            lambda: self.experiments.live,
         )
 
     def _has_rows(self) -> bool:
@@ -249,6 +263,7 @@ class Engine:
             features=stored.features.model_dump(),
             latency_ms=row["latency_ms"],
             source="live" if live else f"simulation run {row['run_id']}",
+            shadow=self._shadow_decision(row),
         )
         others = [
             AuditEntry(
@@ -260,6 +275,23 @@ class Engine:
             for entry in self.store.fetch_audit(parsed)
         ]
         return [decision, *others]
+
+    def _shadow_decision(self, row: dict[str, Any]) -> ShadowDecision | None:
+        """The shadow decision a live row stores, in words (None when nothing shadowed it)."""
+        if row["shadow_version"] is None:
+            return None
+        policy = self.policies.get(row["shadow_version"])
+        said = explain(policy, row["shadow_rule_index"], row["shadow_flag_rule"])
+        action = ACTION_NAMES[row["shadow_action"]]
+        return ShadowDecision(
+            policy_version=policy.version,
+            status="Declined" if action == "block" else "Approved",
+            action=action,  # type: ignore[arg-type]
+            rule=said.rule,
+            decision_reason=said.decision_reason,
+            risk_flag=said.risk_flag,
+            score=row["shadow_score"],
+        )
 
     def dispute(
         self, transaction_id: str | uuid.UUID, report: DisputeReport | dict[str, Any]
@@ -460,6 +492,42 @@ class Engine:
         return outcome
 
     # -- backtests and dashboard reads -----------------------------------------------------------
+
+    def start_shadow(self, version: int) -> Experiment:
+        """Shadow live traffic with stored version ``version`` (replacing any shadow): every
+        live payment from now on is also decided by it and the decision stored, never
+        enforced. Audited (``policy.shadow_started``); :class:`NotFoundError` when unknown."""
+        started = self.experiments.start_shadow(version)
+        log.info("policy version %s shadows live traffic", version)
+        return started
+
+    def stop_shadow(self) -> Experiment | None:
+        """Stop shadowing (audited); the shadow that was in force, None when there was none."""
+        return self.experiments.stop_shadow()
+
+    def route(self, version: int, share: float) -> Experiment | None:
+        """Route ``share`` of live cards to challenger version ``version`` (0 ends the route):
+        :meth:`engine.experiments.Experiments.route`."""
+        return self.experiments.route(version, share)
+
+    def shadow_report(
+        self,
+        costs: CostModel | None = None,
+        replicates: int = DEFAULT_REPLICATES,
+        seed: int = 0,
+    ) -> ShadowReport:
+        """The shadow and route in force, and the shadow's comparison with what was enforced on
+        the live payments it decided since it started (POST /compare's metrics)."""
+        live = self.experiments.live
+        if live.shadow is None:
+            return ShadowReport.of(live, None)
+        shadow = live.shadow.policy
+        chosen = RowFilter(run="live", since=live.shadow.started_at)
+        comparison = run_shadow_comparison(
+            self.store, shadow.version, self.active_policy(), shadow, chosen, costs, replicates,
+            seed=seed,
+        )  # fmt: skip
+        return ShadowReport.of(live, comparison)
 
     def backtest(
         self, candidate: Policy, filters: RowFilter | None = None, **filter_fields: Any

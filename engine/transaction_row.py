@@ -91,6 +91,12 @@ COLUMNS: tuple[Column, ...] = (
     # v15: the challenge action (engine/challenge.py)
     _col("challenge_draw", "DOUBLE", "both",
          "the second uniform number: decides a challenge's outcome"),
+    # v16: the shadow policy's decision of a live payment (engine/experiments.py); NULL: none
+    _col("shadow_version", "INTEGER", LIVE, "the policy version that shadowed it"),
+    _col("shadow_action", "TINYINT", LIVE, "the shadow's action (engine.rules.Action code)"),
+    _col("shadow_rule_index", "SMALLINT", LIVE, "the shadow's deciding rule; -1: none"),
+    _col("shadow_flag_rule", "SMALLINT", LIVE, "the shadow's flagging rule; -1: none"),
+    _col("shadow_score", "DOUBLE", LIVE, "the shadow policy's risk score"),
 )  # fmt: skip
 
 NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)

@@ -129,8 +129,9 @@ def database_at_schema(path: Path, version: int) -> Any:
 
 # Columns later migrations added (v13 and on): a test that copies today's rows into an older
 # file leaves them out. v13: the world's; v14: the observed dispute's reason; v15: the
-# challenge draw.
+# challenge draw; v16: the shadow's.
 LATER_COLUMNS = (
     "merchant_category", "merchant_country", "card_country", "ip_address", "ip_country",
-    "dispute_reason", "challenge_draw",
+    "dispute_reason", "challenge_draw", "shadow_version", "shadow_action", "shadow_rule_index",
+    "shadow_flag_rule", "shadow_score",
 )  # fmt: skip

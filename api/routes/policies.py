@@ -1,16 +1,20 @@
-"""Policy versions: read them, store a new one as a draft, activate one (admin)."""
+"""Policy versions: read them, store a new one as a draft, activate one (admin); shadow live
+traffic with one and route a share of it to a challenger (admin)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.deps import AdminDep, EngineDep
 from api.errors import ErrorResponse
 from api.exact_json import ExactJsonRoute
+from api.heavy import HeavyDep
+from engine.experiments import RouteInfo, ShadowInfo, ShadowReport
 from engine.challenge import ChallengeModel
 from engine.models import Money, UtcDateTime
 from engine.policy import Policy, ScoreWeights
@@ -20,6 +24,11 @@ from engine.service import Engine
 router = APIRouter(tags=["policies"], route_class=ExactJsonRoute)
 Version = Annotated[int, Path(ge=1, le=2**31 - 1, description="A stored policy version.")]
 _NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such policy version."}}
+_ADMIN = {
+    401: {"model": ErrorResponse, "description": "Missing or wrong admin token."},
+    403: {"model": ErrorResponse, "description": "No admin token is configured."},
+    429: {"model": ErrorResponse, "description": "Too many wrong admin tokens; Retry-After."},
+}
 
 
 class RuleOut(BaseModel):
@@ -139,6 +148,85 @@ async def active_policy(engine: EngineDep) -> PolicyOut:
     return _view(engine, engine.active_policy())
 
 
+class ExperimentsOut(BaseModel):
+    """The shadow and route in force after the change."""
+
+    shadow: ShadowInfo | None = Field(description="None when nothing shadows.")
+    route: RouteInfo | None = Field(description="None when nothing is routed.")
+
+
+class RouteIn(BaseModel):
+    """The share of live cards to route to the challenger."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"share": 0.1}]})
+
+    share: float = Field(
+        ge=0,
+        le=1,
+        description="In [0, 1]: cards whose routing hash is below it are decided by the "
+        "challenger; 0 ends the route.",
+    )
+
+    @field_validator("share", mode="before")
+    @classmethod
+    def _number(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+            raise ValueError("must be a number between 0 and 1")
+        return value
+
+
+def _experiments(engine: Engine) -> ExperimentsOut:
+    report = ShadowReport.of(engine.experiments.live, None)
+    return ExperimentsOut(shadow=report.shadow, route=report.route)
+
+
+@router.get("/policies/shadow", response_model=ShadowReport)
+async def shadow_report(engine: EngineDep, heavy: HeavyDep) -> ShadowReport:
+    """The shadow and route in force, and the shadow compared with what was enforced on the
+    live payments it decided since it started (POST /compare's metrics and intervals)."""
+    return await heavy.run(engine.shadow_report)
+
+
+@router.delete(
+    "/policies/shadow", response_model=ExperimentsOut, dependencies=[AdminDep], responses=_ADMIN
+)
+async def stop_shadow(engine: EngineDep) -> ExperimentsOut:
+    """Stop shadowing (admin token; audited). Answers 200 when nothing shadowed too."""
+    await run_in_threadpool(engine.stop_shadow)
+    return _experiments(engine)
+
+
+@router.post(
+    "/policies/{version}/shadow",
+    response_model=ExperimentsOut,
+    dependencies=[AdminDep],
+    responses={**_NOT_FOUND, **_ADMIN},
+)
+async def start_shadow(version: Version, engine: EngineDep) -> ExperimentsOut:
+    """Shadow every live payment with this version from now on (admin token; audited): it
+    decides with the same attributes and draws, its decision is stored, never enforced. One
+    shadow at a time: this replaces any other."""
+    await run_in_threadpool(engine.start_shadow, version)
+    return _experiments(engine)
+
+
+@router.post(
+    "/policies/{version}/route",
+    response_model=ExperimentsOut,
+    dependencies=[AdminDep],
+    responses={
+        **_NOT_FOUND,
+        **_ADMIN,
+        400: {"model": ErrorResponse, "description": "share missing or outside [0, 1]."},
+    },
+)
+async def route_policy(version: Version, body: RouteIn, engine: EngineDep) -> ExperimentsOut:
+    """Route a share of live cards to this challenger version (admin token; audited): a card
+    whose routing hash is below the share is decided, and enforced, by it. share 0 ends it."""
+    await run_in_threadpool(engine.route, version, body.share)
+    return _experiments(engine)
+
+
 @router.get("/policies/{version}", response_model=PolicyOut, responses=_NOT_FOUND)
 async def get_policy(version: Version, engine: EngineDep) -> PolicyOut:
     """One stored policy version."""
@@ -168,12 +256,7 @@ async def create_policy(body: PolicyIn, engine: EngineDep) -> PolicyOut:
     "/policies/{version}/activate",
     response_model=PolicyOut,
     dependencies=[AdminDep],
-    responses={
-        **_NOT_FOUND,
-        401: {"model": ErrorResponse, "description": "Missing or wrong admin token."},
-        403: {"model": ErrorResponse, "description": "No admin token is configured."},
-        429: {"model": ErrorResponse, "description": "Too many wrong tokens; Retry-After."},
-    },
+    responses={**_NOT_FOUND, **_ADMIN},
 )
 async def activate_policy(
     version: Version, engine: EngineDep, body: ActivateIn | None = None

@@ -471,6 +471,43 @@ def test_compare_page_prices_two_versions(page: Page, server: MainJob, demo_data
     screenshot(page, "compare")
 
 
+def test_shadow_page_starts_a_shadow_and_follows_live_payments(page: Page, server: MainJob) -> None:
+    rules = [{"name": "Block mid", "action": "block", "when": ":amount: > 40"}]
+    stored = httpx.post(f"{server.api}/policies", json={"rules": rules, "note": "e2e"}, timeout=10)
+    assert stored.status_code == 201, stored.text
+    open_page(page, server, "shadow", "Shadow policies")
+    start = page.locator(".st-key-shadow_start button")
+    expect(start).to_be_disabled()  # the admin token first
+    unlock_admin(page, "shadow")
+    page.locator(".st-key-shadow_version").click()
+    page.get_by_role("option", name=re.compile(rf"^v{stored.json()['version']} ")).click()
+    settle(page)  # the choice's rerun first: a click during it can be lost
+    start.click()
+    expect(
+        page.get_by_text("No live payment has arrived since the shadow started.")
+    ).to_be_visible()
+    shadow = httpx.get(f"{server.api}/policies/shadow", timeout=10).json()["shadow"]
+    assert shadow["version"] == stored.json()["version"], shadow
+    for i in range(6):
+        answer = httpx.post(
+            f"{server.api}/payment",
+            json={"card_number": "4111111111111111", "amount": f"{20 + 10 * i}.00",
+                  "merchant": "E2E Shadow Merchant"},
+            timeout=10,
+        )  # fmt: skip
+        assert answer.status_code == 201, answer.text
+    # no reload: the panel refreshes itself and shows both policies over those payments
+    expect(page.get_by_text(re.compile(r"^6 live payments decided by both"))).to_be_visible(
+        timeout=UI_TIMEOUT_MS
+    )
+    expect(metric(page, "Approval rate B").get_by_test_id("stMetricValue")).to_be_visible()
+    screenshot(page, "shadow")
+    page.locator(".st-key-shadow_stop button").click()
+    settle(page)
+    assert httpx.get(f"{server.api}/policies/shadow", timeout=10).json()["shadow"] is None
+    assert ADMIN_TOKEN not in html_without_inputs(page)
+
+
 def test_simulations_and_admin_pages(page: Page, server: MainJob, demo_data: None) -> None:
     open_page(page, server, "simulations", "Simulations")
     # the demo seed is run 1; start a small run from the form and watch it complete

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from support import database_at_schema
 
-from engine.schema import SCHEMA_VERSION
+from engine.schema import MIGRATIONS, SCHEMA_VERSION, V14_OBSERVED_DISPUTES
 from engine.service import Engine
 from engine.simulation.outcomes import DAY_MS, FRAUD_CODE, NOT_RECEIVED_CODE
 from engine.simulation.params import PRESETS, SCENARIOS, SimulationParams
@@ -198,7 +198,7 @@ def test_declined_rows_keep_their_truth_and_lose_their_dispute(tmp_path: Path) -
 
 def test_v14_migrates_a_file_whose_fraud_rows_all_had_a_chargeback(tmp_path: Path) -> None:
     old = tmp_path / "v12.duckdb"
-    with database_at_schema(old, 13) as con:
+    with database_at_schema(old, MIGRATIONS.index(V14_OBSERVED_DISPUTES)) as con:  # before v14
         con.execute(
             "INSERT INTO transactions (id, run_id, created_at, card_hash, card_bin, card_last4, "
             "card_length, amount, currency, merchant, channel, status, reason_code, risk_flag, "

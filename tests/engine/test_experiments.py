@@ -1,0 +1,79 @@
+"""engine/experiments.py: the shadow and route survive a restart, the routing hash splits cards
+at the share, and the shadow comparison (stored decisions) equals a comparison re-deciding the
+same rows, review capacity included."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+from support import payment_body
+
+from engine.costs import CostModel
+from engine.experiments import route_bucket, routed
+from engine.service import Engine
+
+REVIEW = [
+    {"name": "Review mid", "action": "review", "when": ":amount: > 30"},
+    {"name": "Block big", "action": "block", "when": ":amount: > 90 and :random: < 0.6"},
+]
+
+
+def _card(i: int) -> str:
+    body = f"411111{i:09d}"
+    total = 0
+    for position, digit in enumerate(int(d) for d in reversed(body)):
+        doubled = digit * 2 if position % 2 == 0 else digit
+        total += doubled - 9 if doubled > 9 else doubled
+    return body + str((10 - total % 10) % 10)
+
+
+def test_shadow_and_route_survive_a_restart(tmp_path) -> None:
+    path = tmp_path / "restart.duckdb"
+    with Engine.open(path, card_key="restart-test-card-key") as eng:
+        shadow = eng.create_policy(REVIEW).version
+        challenger = eng.create_policy(REVIEW[1:]).version
+        started = eng.start_shadow(shadow).started_at
+        eng.route(challenger, 0.5)
+    with Engine.open(path, card_key="restart-test-card-key") as eng:
+        live = eng.experiments.live
+        assert live.shadow is not None and live.route is not None
+        assert (live.shadow.policy.version, live.shadow.started_at) == (shadow, started)
+        assert (live.route.policy.version, live.route.share) == (challenger, 0.5)
+        paid = eng.authorize(payment_body(amount="40.00"))
+        ((version,),) = eng.store.query(
+            "SELECT shadow_version FROM transactions WHERE id = ?", [paid.transaction_id]
+        )
+        assert version == shadow
+        assert eng.shadow_report().comparison.a.rows == 1
+        eng.stop_shadow()
+        eng.route(challenger, 0)
+    with Engine.open(path, card_key="restart-test-card-key") as eng:
+        assert eng.experiments.live.shadow is None and eng.experiments.live.route is None
+
+
+def test_the_routing_hash_splits_cards_at_the_share() -> None:
+    digests = [hashlib.sha256(i.to_bytes(4, "big")).digest()[:16] for i in range(20_000)]
+    buckets = np.array([route_bucket(d) for d in digests])
+    assert buckets.min() >= 0.0 and buckets.max() < 1.0
+    for share in (0.0, 0.1, 0.5, 1.0):
+        assert abs(routed(digests, share).mean() - share) < 0.015  # ±5 binomial sd at 20,000
+    assert not (routed(digests, 0.1) & ~routed(digests, 0.5)).any()  # a wider share keeps them
+
+
+def test_the_shadow_comparison_equals_re_deciding_with_review_capacity(engine) -> None:
+    shadow = engine.create_policy(REVIEW)
+    engine.start_shadow(shadow.version)
+    for i in range(80):
+        engine.authorize(payment_body(card=_card(i % 17), amount=f"{5 + (i * 29) % 110}.00"))
+    report = engine.shadow_report(CostModel(review_capacity=4))
+    compared = engine.compare(
+        engine.active_policy(),
+        shadow,
+        costs=CostModel(review_capacity=4),
+        run="live",
+        since=report.shadow.since,
+    )
+    got, expected = report.comparison, compared
+    assert got.b.review_marked > 4 and got.b.reviewed == 4
+    assert got.model_dump(exclude={"elapsed_ms"}) == expected.model_dump(exclude={"elapsed_ms"})
