@@ -77,3 +77,26 @@ def test_the_shadow_comparison_equals_re_deciding_with_review_capacity(engine) -
     got, expected = report.comparison, compared
     assert got.b.review_marked > 4 and got.b.reviewed == 4
     assert got.model_dump(exclude={"elapsed_ms"}) == expected.model_dump(exclude={"elapsed_ms"})
+
+
+def test_the_shadow_comparison_equals_re_deciding_with_challenges_on_both_sides(engine) -> None:
+    """Enforced challenges are read from the stored reason codes, the shadow's re-derived from
+    each row's challenge_draw: both must be what re-deciding the rows gives."""
+    engine.activate_policy(
+        engine.draft_policy([{"name": "Step up", "action": "challenge", "when": ":amount: > 60"}])
+    )
+    shadow = engine.create_policy(
+        [
+            {"name": "Step up early", "action": "challenge", "when": ":amount: > 20"},
+            {"name": "Block big", "action": "block", "when": ":amount: > 100"},
+        ]
+    )
+    engine.start_shadow(shadow.version)
+    for i in range(120):
+        engine.authorize(payment_body(card=_card(i % 23), amount=f"{5 + (i * 29) % 110}.00"))
+    report = engine.shadow_report(CostModel())
+    compared = engine.compare(engine.active_policy(), shadow, run="live", since=report.shadow.since)
+    got = report.comparison
+    assert got.a.challenged > 0 and got.b.challenged > got.a.challenged
+    assert got.a.challenge_abandoned > 0 and got.b.challenge_abandoned > 0
+    assert got.model_dump(exclude={"elapsed_ms"}) == compared.model_dump(exclude={"elapsed_ms"})
