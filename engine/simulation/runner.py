@@ -40,11 +40,12 @@ from engine.ids import IdAllocator
 from engine.rule_inputs import TRUST_ATTRIBUTES, BatchFacts, rule_inputs
 from engine.rules import Coded
 from engine.simulation import records
+from engine.simulation.adaptive import AttackerMemory
 from engine.simulation.pacing import RunPacer
 from engine.simulation.params import SimulationParams
 from engine.simulation.population import CURRENCIES, TEST_BINS, Population, build_population
 from engine.simulation.rows import Rows
-from engine.simulation.stream import chunks
+from engine.simulation.stream import adapts, pieces
 from engine.simulation.summary import RunSummary
 from engine.simulation.table import transactions_table
 from engine.simulation.world import WorldColumns, world_columns
@@ -106,43 +107,86 @@ def decided_chunks(
     policy that reads it decides each chunk in the tracker's parts of less than a day, each
     part's approvals fed back before the next part's trust is computed; a policy that does not
     decides each chunk at once and settles its trust after. Either way: exactly the live
-    path's values, whatever the chunk size."""
+    path's values, whatever the chunk size.
+
+    A run with adaptive attackers (:mod:`.adaptive`) is decided block by block of the stream,
+    each block's decisions fed back to the attackers before the next is made; the decided
+    pieces are joined into chunks for writing."""
     tracker = HistoryTracker()
     labels = _Labels(pop)
-    stream = chunks(params, pop, params.chunk_rows)
+    memory = AttackerMemory() if adapts(params) else None
+    stream = pieces(params, pop, params.chunk_rows, memory)
     reads_trust = bool(decider.attributes & TRUST_ATTRIBUTES)
+    done: list[DecidedChunk] = []
     while True:
         with timings.stage("generate_s"):
-            rows = next(stream, None)
-        if rows is None:
+            item = next(stream, None)
+        if item is None:
+            if done:
+                yield _joined(done, run_id)
             return
-        with timings.stage("features_s"):
-            pence = _gbp_pence(rows)
-            counts = tracker.update(rows.card, rows.device, rows.currency, rows.t_ms, pence)
-            world = world_columns(rows, pop, params.seed)
-        chunk = _Chunk(rows, pence, counts, world, pop, decider, labels, timings)
-        if reads_trust:
-            parts = [chunk.decide_part(tracker, i, part) for i, part in enumerate(tracker.blocks)]
-            features = _concat([f for f, _ in parts])
-            decisions = _concat([d for _, d in parts])
-        else:
-            features, decisions = chunk.decide_then_settle(tracker)
-        with timings.stage("arrow_s"):
-            table = transactions_table(
-                rows,
-                pop,
-                counts,
-                features,
-                decisions,
-                run_id,
-                decider.policy.version,
-                pence,
-                world,
-            )
-            rollup = RollupDelta.from_columns(
-                run_id, decisions.approved, rows.amount_cents, rows.latency_ms
-            )
-        yield DecidedChunk(table, rollup, rows, decisions.approved)
+        rows, ends_chunk = item
+        decided = _decided(rows, params, pop, decider, run_id, timings, tracker, labels,
+                           reads_trust)  # fmt: skip
+        if memory is not None:
+            memory.observe(rows.scenario, rows.amount_cents, np.asarray(decided.approved))
+        done.append(decided)
+        if ends_chunk:
+            yield _joined(done, run_id)
+            done = []
+
+
+def _decided(
+    rows: Rows,
+    params: SimulationParams,
+    pop: Population,
+    decider: Decider,
+    run_id: int,
+    timings: Timings,
+    tracker: HistoryTracker,
+    labels: _Labels,
+    reads_trust: bool,
+) -> DecidedChunk:
+    """One piece of the stream with history features and decisions (see
+    :func:`decided_chunks`)."""
+    with timings.stage("features_s"):
+        pence = _gbp_pence(rows)
+        counts = tracker.update(rows.card, rows.device, rows.currency, rows.t_ms, pence)
+        world = world_columns(rows, pop, params.seed)
+    chunk = _Chunk(rows, pence, counts, world, pop, decider, labels, timings)
+    if reads_trust:
+        parts = [chunk.decide_part(tracker, i, part) for i, part in enumerate(tracker.blocks)]
+        features = _concat([f for f, _ in parts])
+        decisions = _concat([d for _, d in parts])
+    else:
+        features, decisions = chunk.decide_then_settle(tracker)
+    with timings.stage("arrow_s"):
+        table = transactions_table(
+            rows,
+            pop,
+            counts,
+            features,
+            decisions,
+            run_id,
+            decider.policy.version,
+            pence,
+            world,
+        )
+        rollup = RollupDelta.from_columns(
+            run_id, decisions.approved, rows.amount_cents, rows.latency_ms
+        )
+    return DecidedChunk(table, rollup, rows, decisions.approved)
+
+
+def _joined(parts: list[DecidedChunk], run_id: int) -> DecidedChunk:
+    """Decided pieces as one chunk to write (rollups recomputed over them all)."""
+    if len(parts) == 1:
+        return parts[0]
+    rows = Rows.concat([p.rows for p in parts])
+    approved = np.concatenate([p.approved for p in parts])  # type: ignore[misc]
+    table = pa.concat_tables([p.table for p in parts])
+    rollup = RollupDelta.from_columns(run_id, approved, rows.amount_cents, rows.latency_ms)
+    return DecidedChunk(table, rollup, rows, approved)
 
 
 @dataclass(frozen=True, slots=True)

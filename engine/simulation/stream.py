@@ -16,9 +16,12 @@ exactly ``rows`` rows.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 
+from engine.errors import EngineError
+from engine.simulation.adaptive import ADAPTIVE, REVIEW_HOURS, AttackerMemory
 from engine.simulation.outcomes import mark_friendly_fraud, observe_disputes
 from engine.simulation.params import Knobs, SimulationParams
 from engine.simulation.population import (
@@ -35,10 +38,26 @@ from engine.simulation.scenarios import context, episode_rates, episodes_for_hou
 BLOCK_ROWS = 65_536  # legitimate rows drawn hour by hour, then computed at once
 
 
-def hourly_blocks(params: SimulationParams, pop: Population) -> Iterator[Rows]:
+def adapts(params: SimulationParams) -> bool:
+    """Whether a run has adaptive attackers (:mod:`.adaptive`): its decisions then shape it."""
+    mix = params.mix_shares()
+    return (
+        params.knobs().adaptation > 0
+        and params.fraud_rate > 0
+        and any(mix[name] > 0 for name in ADAPTIVE)
+    )
+
+
+def hourly_blocks(
+    params: SimulationParams, pop: Population, memory: AttackerMemory | None = None
+) -> Iterator[Rows]:
     """Yield the stream in event order (ties: legitimate rows first), in blocks of whole
-    simulated hours of about :data:`BLOCK_ROWS` rows: a block's legitimate rows are computed at
-    once (:func:`legit_hours`), so the cost per simulated hour is only its draws."""
+    simulated hours of about :data:`BLOCK_ROWS` rows and at most :data:`REVIEW_HOURS` hours: a
+    block's legitimate rows are computed at once (:func:`legit_hours`), so the cost per
+    simulated hour is only its draws.
+
+    With a ``memory``, the adaptive attackers review it at the start of every block: the
+    consumer must have fed back (:meth:`AttackerMemory.observe`) every row yielded before."""
     counts = hour_counts(params)
     starts = hour_starts_ms(params)
     ctx = context(params, int(starts[0]))
@@ -47,6 +66,13 @@ def hourly_blocks(params: SimulationParams, pop: Population) -> Iterator[Rows]:
     debt = emitted = 0
     block = _Block(params.seed, params.knobs())
     for h, t0 in enumerate(starts.tolist()):
+        if memory is not None and not block.rngs:  # a block starts: the rings review
+            if memory.observed != emitted:
+                raise EngineError(
+                    f"The adaptive attackers were fed back {memory.observed:,} decided rows of "
+                    f"{emitted:,}; decide every yielded row before asking for more."
+                )
+            ctx = replace(ctx, tactics=memory.review())
         if rates[h].any():
             new = episodes_for_hour(stream_rng(params.seed, 3, h), pop, rates[h], t0, ctx)
             if len(new):
@@ -58,7 +84,7 @@ def hourly_blocks(params: SimulationParams, pop: Population) -> Iterator[Rows]:
         debt = n_legit + len(landing) - need
         block.add(h, stream_rng(params.seed, 2, h), n_legit, t0, landing)
         emitted += n_legit + len(landing)
-        if emitted >= params.rows or block.rows >= BLOCK_ROWS:
+        if emitted >= params.rows or block.rows >= BLOCK_ROWS or len(block.rngs) >= REVIEW_HOURS:
             rows = block.take(pop)
             if emitted > params.rows:  # the last hour's rows beyond the run's count
                 rows = rows.take(slice(0, len(rows) - (emitted - params.rows)))
@@ -126,6 +152,26 @@ class _Block:
         rows = observe_disputes(rng, rows, self.knobs)
         self._clear()
         return rows
+
+
+def pieces(
+    params: SimulationParams, pop: Population, chunk_rows: int, memory: AttackerMemory | None
+) -> Iterator[tuple[Rows, bool]]:
+    """The stream as (rows, whether they end a chunk of ``chunk_rows``): without ``memory``,
+    whole chunks (:func:`chunks`); with it, each block's rows as soon as they are made, cut at
+    chunk boundaries, so that their decisions can be fed back before the next block's attackers
+    review them (:func:`hourly_blocks`). The last piece of the stream ends its chunk."""
+    if memory is None:
+        for rows in chunks(params, pop, chunk_rows):
+            yield rows, True
+        return
+    filled = 0
+    for block in hourly_blocks(params, pop, memory):
+        while len(block):
+            take = min(chunk_rows - filled, len(block))
+            piece, block = block.take(slice(0, take)), block.take(slice(take, None))
+            filled = (filled + take) % chunk_rows
+            yield piece, filled == 0
 
 
 def chunks(params: SimulationParams, pop: Population, chunk_rows: int) -> Iterator[Rows]:

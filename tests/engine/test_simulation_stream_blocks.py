@@ -23,6 +23,7 @@ from engine.simulation.population import (
 )
 from engine.simulation.rows import FRIENDLY_CODE, Rows
 from engine.simulation.scenarios import context, episode_rates, episodes_for_hour
+from engine.simulation.adaptive import REVIEW_HOURS
 from engine.simulation.stream import BLOCK_ROWS, chunks, hourly_blocks
 
 KEY = b"stream-blocks-test-key"
@@ -84,8 +85,11 @@ def test_a_long_small_run_is_computed_in_few_blocks_of_whole_hours() -> None:
     params = SimulationParams(rows=150_000, seed=3, days=60)  # 1,440 hours
     pop = build_population(params, KEY)
     blocks = list(hourly_blocks(params, pop))
-    assert len(blocks) == -(-params.rows // BLOCK_ROWS)  # 3, not one per hour
-    assert all(len(b) >= BLOCK_ROWS for b in blocks[:-1])
+    # 9, not one per hour: a block ends at BLOCK_ROWS rows or after a week (the adaptive
+    # attackers' review), here always the week
+    assert len(blocks) == -(-params.days * 24 // REVIEW_HOURS) > -(-params.rows // BLOCK_ROWS)
+    hours = [int(b.t_ms[-1]) // HOUR_MS - int(b.t_ms[0]) // HOUR_MS + 1 for b in blocks[:-1]]
+    assert all(len(b) >= BLOCK_ROWS or h == REVIEW_HOURS for b, h in zip(blocks, hours))
     ends = [int(b.t_ms[-1]) // HOUR_MS for b in blocks[:-1]]
     starts = [int(b.t_ms[0]) // HOUR_MS for b in blocks[1:]]
     assert all(s > e for s, e in zip(starts, ends, strict=True))  # no hour split
