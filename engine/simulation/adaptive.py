@@ -26,10 +26,10 @@ static rule's catch rate falls over the run rather than at once.
 
 A ring keeps what worked: fresh devices once adopted stay, the pace never speeds up again, and
 a cap stays until a new threshold shows in the memory (rows kept under a cap are approved and
-show no threshold). The memory halves at every review, so a threshold that moves is followed. Everything the
-ring learns comes from decisions of rows before the review, and the reviews fall at block starts
-(a function of the run's parameters only), so the rows are the same for the same seed, policy and
-parameters whatever the chunk size. The stream without decisions (``memory`` None) is the run of
+show no threshold). The memory halves at every review, so a threshold that moves is followed.
+Everything a ring learns comes from decisions of rows before the review, and the reviews fall at
+block starts (a function of the run's parameters only), so the rows are the same for the same
+seed, policy and parameters whatever the chunk size. The stream without decisions (``memory`` None) is the run of
 attackers who never learn anything.
 """
 
