@@ -29,8 +29,8 @@ a cap stays until a new threshold shows in the memory (rows kept under a cap are
 show no threshold). The memory halves at every review, so a threshold that moves is followed.
 Everything a ring learns comes from decisions of rows before the review, and the reviews fall at
 block starts (a function of the run's parameters only), so the rows are the same for the same
-seed, policy and parameters whatever the chunk size. The stream without decisions (``memory`` None) is the run of
-attackers who never learn anything.
+seed, policy and parameters whatever the chunk size. The stream without decisions (``memory``
+None) is the run of attackers who never learn anything.
 """
 
 from __future__ import annotations
