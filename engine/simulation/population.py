@@ -426,9 +426,17 @@ def _online_by_hour(popularity: np.ndarray, category: np.ndarray) -> np.ndarray:
     close and online orders remain)."""
     present = _present_share(category)
     hours = MCC.hourly[category].T  # (24, merchants)
-    cp = (hours * popularity * present).sum(axis=1) / (popularity * present).sum()
-    cnp = (hours * popularity * (1 - present)).sum(axis=1) / (popularity * (1 - present)).sum()
-    return CNP_SHARE * cnp / (CNP_SHARE * cnp + (1 - CNP_SHARE) * cp)
+    cp = _class_hours(hours, popularity * present)
+    cnp = _class_hours(hours, popularity * (1 - present))
+    both = CNP_SHARE * cnp + (1 - CNP_SHARE) * cp
+    return np.divide(CNP_SHARE * cnp, both, out=np.zeros(24), where=both > 0)
+
+
+def _class_hours(hours: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """A class's intensity at each hour: its merchants' hours weighted by ``weight``, all 0
+    when the run has none of the class (a few merchants, all online: no card-present traffic)."""
+    total = weight.sum()
+    return (hours * weight).sum(axis=1) / total if total > 0 else np.zeros(len(hours))
 
 
 def _by_class(group: np.ndarray, weights: np.ndarray, category: np.ndarray,

@@ -143,3 +143,29 @@ def test_friendly_fraud_pays_from_the_cardholders_own_ips_and_fraud_from_elsewhe
     assert 0.85 < home < 0.95  # 90% the card's own home addresses
     stolen = world_columns(rows_of(CODE["stolen_card"]), pop, 3).ip
     assert in_fraud_pool(stolen).mean() > 0.5
+
+
+def test_a_world_whose_only_merchant_is_online_has_no_invalid_arithmetic(tmp_path) -> None:
+    """The RuntimeWarnings that fuzzing POST /simulations showed: with no card-present merchant
+    the card-present class weighed 0 (its hourly profile and the merchant tickets divided 0 by
+    0). Now the class is empty: every payment is card-not-present, the tickets are uniform."""
+    import warnings
+
+    import numpy as np
+
+    from engine.simulation.params import SimulationParams
+    from engine.simulation.population import _present_share, _tickets, build_population
+    from engine.simulation.rows import Rows
+    from engine.simulation.stream import chunks
+
+    params = SimulationParams(rows=2_000, days=2, seed=14, merchants=1, fraud_rate=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        pop = build_population(params, b"world-key")
+        rows = Rows.concat(list(chunks(params, pop, 500)))
+    assert _present_share(pop.merchant_category).tolist() == [0.0]  # the one merchant: online
+    assert (pop.online_by_hour == 1.0).all()
+    assert len(rows) == params.rows and (rows.merchant == 0).all()
+    assert _tickets(np.zeros(3), 20.0).tolist() == [0, 1, 2]
+    with Engine.open(tmp_path / "w.duckdb", card_key="world-key") as eng:
+        assert eng.simulate(params).status == "completed"
