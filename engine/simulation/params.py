@@ -51,7 +51,7 @@ PRESETS: dict[str, Knobs] = {
     # today's world: every fraud row disputed, nothing else; fraud looks like its scenario
     "easy": Knobs(overlap=0.0, missed_disputes=0.0, false_disputes=0.0, drift=0.0,
                   friendly_fraud_rate=0.0, adaptation=0.0),
-    "realistic": Knobs(overlap=0.25, missed_disputes=0.15, false_disputes=0.0003, drift=0.5,
+    "realistic": Knobs(overlap=0.35, missed_disputes=0.15, false_disputes=0.0003, drift=0.5,
                        friendly_fraud_rate=0.002, adaptation=0.5),
     "hard": Knobs(overlap=0.6, missed_disputes=0.35, false_disputes=0.001, drift=1.0,
                   friendly_fraud_rate=0.004, adaptation=1.0),

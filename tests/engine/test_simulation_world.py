@@ -26,7 +26,8 @@ def rows(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
             "SELECT lpad(CAST(card_bin AS VARCHAR), 6, '0') AS bin, card_hash::VARCHAR AS card, "
             "channel::VARCHAR AS channel, currency::VARCHAR AS currency, merchant, "
             "CAST(amount * 100 AS BIGINT) AS cents, hour(created_at) AS hour, is_fraud, "
-            "merchant_category, merchant_country, card_country, ip_address, ip_country "
+            "merchant_category, merchant_country, card_country, ip_address, ip_country, "
+            "fraud_scenario::VARCHAR AS scenario, device_id "
             "FROM transactions WHERE run_id = ? ORDER BY id",
             [run.id],
         )
@@ -67,6 +68,30 @@ def test_cross_border_rates_are_the_documented_ones(rows) -> None:
     assert 0.07 < cross.mean() < 0.14  # docs/world.md: about 10%
     assert 0.02 < cross[present].mean() < 0.07  # about 4% card-present (travel)
     assert 0.15 < cross[~present].mean() < 0.26  # about 20% card-not-present
+
+
+def test_counterfeit_is_card_present_abroad(rows) -> None:
+    clones = rows[rows.scenario == "counterfeit"]
+    assert len(clones) > 100 and clones.is_fraud.all()
+    assert (clones.channel == "pos").all()  # a magnetic-stripe clone at a terminal
+    assert clones.device_id.isna().all() and clones.ip_address.isna().all()
+    assert (clones.merchant_country != clones.card_country).all()  # never in its own country
+    genuine_present = rows[~rows.is_fraud & rows.channel.isin(CARD_PRESENT)]
+    abroad = genuine_present.merchant_country != genuine_present.card_country
+    assert abroad.mean() < 0.07  # docs/world.md: genuine card-present payments, about 4%
+
+
+def test_card_not_present_fraud_is_cross_border_far_more_often(rows) -> None:
+    online = rows[~rows.channel.isin(CARD_PRESENT)]
+    fraud, genuine = online[online.is_fraud], online[~online.is_fraud]
+    by_merchant = (fraud.merchant_country != fraud.card_country).mean()
+    by_ip = (fraud.ip_country != fraud.card_country).mean()
+    assert 0.45 < by_merchant < 0.75  # docs/world.md: 50–70%, genuine about 20%
+    assert by_merchant > 2 * (genuine.merchant_country != genuine.card_country).mean()
+    assert 0.6 < by_ip < 0.92 and by_ip > 5 * (genuine.ip_country != genuine.card_country).mean()
+    for name in ("stolen_card", "card_testing", "account_takeover", "compromised_merchant"):
+        part = fraud[fraud.scenario == name]
+        assert (part.merchant_country != part.card_country).mean() > 0.35, name
 
 
 def test_currency_follows_the_country(rows) -> None:
