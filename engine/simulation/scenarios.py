@@ -17,7 +17,11 @@ whether and when a dispute reveals it is drawn later (:mod:`.outcomes`).
    run); 5 + Poisson(10) cards pay there genuinely during the window (these visits are *not*
    fraud), and each is defrauded 1 + Poisson(1) times elsewhere, card-not-present, from 2 hours
    to 5 days later (a third of a short run).
-5. ``friendly_fraud`` — not fraud: a genuine card-not-present payment (the cardholder's own card,
+5. ``counterfeit`` — a card-present merchant carries a skimmer for a window (as a breached
+   merchant's: the visits are genuine); each skimmed card is cloned and used card-present (pos)
+   at merchants in another country than its issuing country, 1 + Poisson(2) payments about 40
+   minutes apart, from 6 hours to 5 days later (docs/world.md).
+6. ``friendly_fraud`` — not fraud: a genuine card-not-present payment (the cardholder's own card,
    device, channel and amount) that its cardholder later disputes; chosen among the genuine rows
    (:func:`.outcomes.mark_friendly_fraud`), not made by an episode.
 
@@ -34,6 +38,10 @@ defrauded like a blended spree (the visits stay as they are).
 those it misses (stolen_card and card_testing × (1 − d/2), account_takeover and
 compromised_merchant × (1 + d)); and a share d·x of stolen-card and account-takeover episodes keep
 their amounts just under 500, the default policy's high-amount threshold (400–499.99).
+
+**Adaptation** (``adaptation``): card testers and stolen-card sprees learn from the run's own
+decisions (:mod:`.adaptive`): adapting episodes keep amounts under the threshold that declined
+their ring, slow down and switch to fresh devices (``Context.tactics``, set at each review).
 
 Rates: with ``fraud_rate`` f, scenario share s_h in hour h and E fraud rows per episode, an hour
 with c_h planned rows starts Poisson(f·s_h·c_h/E · W/W_eligible) episodes, where W = Σ c_h·s_h
@@ -323,8 +331,8 @@ def _fresh_devices(
 
 
 def _abroad(rng: np.random.Generator, k: int, share: float) -> np.ndarray:
-    """Which of ``k`` episodes happen abroad (today: paid in a foreign currency; the seam where
-    merchant and IP countries join)."""
+    """Which of ``k`` episodes pay in a foreign currency (their merchants and IP addresses are
+    abroad more often than genuine ones anyway: docs/world.md)."""
     return rng.random(k) < share
 
 
