@@ -184,7 +184,7 @@ def _joined(parts: list[DecidedChunk], run_id: int) -> DecidedChunk:
         return parts[0]
     rows = Rows.concat([p.rows for p in parts])
     approved = np.concatenate([p.approved for p in parts])  # type: ignore[misc]
-    table = pa.concat_tables([p.table for p in parts])
+    table = pa.concat_tables([p.table for p in parts]).combine_chunks()
     rollup = RollupDelta.from_columns(run_id, approved, rows.amount_cents, rows.latency_ms)
     return DecidedChunk(table, rollup, rows, approved)
 

@@ -52,12 +52,20 @@ def hourly_blocks(
     params: SimulationParams, pop: Population, memory: AttackerMemory | None = None
 ) -> Iterator[Rows]:
     """Yield the stream in event order (ties: legitimate rows first), in blocks of whole
-    simulated hours of about :data:`BLOCK_ROWS` rows and at most :data:`REVIEW_HOURS` hours: a
-    block's legitimate rows are computed at once (:func:`legit_hours`), so the cost per
-    simulated hour is only its draws.
+    simulated hours of about :data:`BLOCK_ROWS` rows, cut at every :data:`REVIEW_HOURS`-th hour
+    of the run too: a block's legitimate rows are computed at once (:func:`legit_hours`), so the
+    cost per simulated hour is only its draws.
 
-    With a ``memory``, the adaptive attackers review it at the start of every block: the
-    consumer must have fed back (:meth:`AttackerMemory.observe`) every row yielded before."""
+    With a ``memory``, the adaptive attackers review it at every :data:`REVIEW_HOURS`-th hour:
+    the consumer must have fed back (:meth:`AttackerMemory.observe`) every row yielded before."""
+    for rows, _ in _blocks(params, pop, memory):
+        yield rows
+
+
+def _blocks(
+    params: SimulationParams, pop: Population, memory: AttackerMemory | None
+) -> Iterator[tuple[Rows, bool]]:
+    """:func:`hourly_blocks`, each block with whether a review follows it."""
     counts = hour_counts(params)
     starts = hour_starts_ms(params)
     ctx = context(params, int(starts[0]))
@@ -66,7 +74,7 @@ def hourly_blocks(
     debt = emitted = 0
     block = _Block(params.seed, params.knobs())
     for h, t0 in enumerate(starts.tolist()):
-        if memory is not None and not block.rngs:  # a block starts: the rings review
+        if memory is not None and h % REVIEW_HOURS == 0:  # the rings review (a block starts)
             if memory.observed != emitted:
                 raise EngineError(
                     f"The adaptive attackers were fed back {memory.observed:,} decided rows of "
@@ -84,17 +92,18 @@ def hourly_blocks(
         debt = n_legit + len(landing) - need
         block.add(h, stream_rng(params.seed, 2, h), n_legit, t0, landing)
         emitted += n_legit + len(landing)
-        if emitted >= params.rows or block.rows >= BLOCK_ROWS or len(block.rngs) >= REVIEW_HOURS:
+        review_next = (h + 1) % REVIEW_HOURS == 0
+        if emitted >= params.rows or block.rows >= BLOCK_ROWS or review_next:
             rows = block.take(pop)
             if emitted > params.rows:  # the last hour's rows beyond the run's count
                 rows = rows.take(slice(0, len(rows) - (emitted - params.rows)))
             if len(rows):
-                yield rows
+                yield rows, review_next
             if emitted >= params.rows:
                 return
     rows = block.take(pop)
     if len(rows):
-        yield rows
+        yield rows, False
 
 
 def _landing(pending: Rows, hour_end_ms: int) -> tuple[Rows, Rows]:
@@ -158,20 +167,28 @@ def pieces(
     params: SimulationParams, pop: Population, chunk_rows: int, memory: AttackerMemory | None
 ) -> Iterator[tuple[Rows, bool]]:
     """The stream as (rows, whether they end a chunk of ``chunk_rows``): without ``memory``,
-    whole chunks (:func:`chunks`); with it, each block's rows as soon as they are made, cut at
-    chunk boundaries, so that their decisions can be fed back before the next block's attackers
-    review them (:func:`hourly_blocks`). The last piece of the stream ends its chunk."""
+    whole chunks (:func:`chunks`); with it, pieces that also end before every review, so that
+    their decisions can be fed back before the attackers review them (:func:`hourly_blocks`).
+    The consumer ends the last chunk with the stream."""
     if memory is None:
         for rows in chunks(params, pop, chunk_rows):
             yield rows, True
         return
-    filled = 0
-    for block in hourly_blocks(params, pop, memory):
+    filled, waiting = 0, []
+    for block, review_next in _blocks(params, pop, memory):
         while len(block):
             take = min(chunk_rows - filled, len(block))
-            piece, block = block.take(slice(0, take)), block.take(slice(take, None))
+            waiting.append(block.take(slice(0, take)))
+            block = block.take(slice(take, None))
             filled = (filled + take) % chunk_rows
-            yield piece, filled == 0
+            if filled == 0:
+                yield Rows.concat(waiting), True
+                waiting = []
+        if review_next and waiting:
+            yield Rows.concat(waiting), False
+            waiting = []
+    if waiting:
+        yield Rows.concat(waiting), False
 
 
 def chunks(params: SimulationParams, pop: Population, chunk_rows: int) -> Iterator[Rows]:
