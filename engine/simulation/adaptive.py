@@ -4,13 +4,13 @@ Each adaptive scenario (:data:`ADAPTIVE`) is one fraud ring with a memory of how
 fared: decayed counts of its rows and of its declined rows by amount (in cents of the payment's
 own currency, the number a fraudster types; log-spaced buckets), fed back from the run's own
 decisions in bulk (:meth:`AttackerMemory.observe`, called by the runner after each piece of the
-stream is decided). At each **review**, the start of each
-block of the stream (whole simulated hours, at most :data:`REVIEW_HOURS` of them; see
-:mod:`.stream`), the ring turns its memory into :class:`Tactics` that its adaptive episodes use
-until the next review. The ``adaptation`` knob is the share of the ring's attackers that adapt
-once the word has spread; it spreads with time: an episode starting t days into the run follows
-the tactics with probability ``adaptation`` · (1 − exp(−t / :data:`LEARNING_DAYS`)), so a
-static rule's catch rate falls over the run rather than at once.
+stream is decided). At each **review**, every :data:`REVIEW_HOURS`-th simulated hour of the run
+(weekly; the stream's blocks are cut there, see :mod:`.stream`), the ring turns its memory into
+:class:`Tactics` that its adaptive episodes use until the next review. The ``adaptation`` knob
+is the share of the ring's attackers that adapt once the word has spread; it spreads with time:
+an episode starting t days into the run follows the tactics with probability ``adaptation`` · (1
+− exp(−t / :data:`LEARNING_DAYS`)), so a static rule's catch rate falls over the run rather than
+at once.
 
 * **amounts just under the threshold that declined them**: the amount L that best separates the
   ring's declines (a decision stump over the buckets: the largest rise of the decline rate from
@@ -28,8 +28,8 @@ A ring keeps what worked: fresh devices once adopted stay, the pace never speeds
 a cap stays until a new threshold shows in the memory (rows kept under a cap are approved and
 show no threshold). The memory halves at every review, so a threshold that moves is followed.
 Everything a ring learns comes from decisions of rows before the review, and the reviews fall at
-block starts (a function of the run's parameters only), so the rows are the same for the same
-seed, policy and parameters whatever the chunk size. The stream without decisions (``memory``
+fixed simulated hours, so the rows are the same for the same seed, policy and parameters
+whatever the chunk size. The stream without decisions (``memory``
 None) is the run of attackers who never learn anything.
 """
 
@@ -42,7 +42,7 @@ import numpy as np
 from engine.simulation.params import LABELLED_SCENARIOS
 
 ADAPTIVE: tuple[str, ...] = ("stolen_card", "card_testing")
-REVIEW_HOURS = 7 * 24  # a ring reviews its declines at least weekly
+REVIEW_HOURS = 7 * 24  # a ring reviews its declines weekly
 LEARNING_DAYS = 14.0  # how fast the word spreads through a ring (1 − 1/e of it in two weeks)
 PROBE_DECLINES = 0.5  # declined this often without a threshold: probe with lower amounts
 EDGES = np.geomspace(1.0, 2_000_000.0, 101)  # bucket edges in cents: 0.01 to 20,000, ×1.16

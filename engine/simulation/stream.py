@@ -4,8 +4,9 @@ Hour ``h`` draws its legitimate traffic from generator ``(seed, 2, h)`` and the 
 episodes starting in it from ``(seed, 3, h)``; episode rows that fall in later hours wait in a
 pending buffer. The friendly fraud and observed disputes of a block of hours (about
 :data:`BLOCK_ROWS` rows of whole hours) come from ``(seed, 4, its first hour)``
-(:mod:`.outcomes`). The stream is a pure function of the parameters, so chunking it
-differently (or resuming it in another process) cannot change a row.
+(:mod:`.outcomes`). The stream is a pure function of the parameters (and, with adaptive
+attackers, of the decisions fed back before each weekly review: :mod:`.adaptive`), so chunking
+it differently (or resuming it in another process) cannot change a row.
 
 Row counts: hour ``h`` plans ``c_h`` rows (multinomial, see :func:`population.hour_counts`).
 Episode rows landing in the hour take planned slots; the rest are legitimate. If episode rows
