@@ -4,6 +4,8 @@ amounts and opening hours (the rates docs/world.md documents)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 from geoip2fast import GeoIP2Fast
@@ -194,3 +196,31 @@ def test_a_world_whose_only_merchant_is_online_has_no_invalid_arithmetic(tmp_pat
     assert _tickets(np.zeros(3), 20.0).tolist() == [0, 1, 2]
     with Engine.open(tmp_path / "w.duckdb", card_key="world-key") as eng:
         assert eng.simulate(params).status == "completed"
+
+
+def test_fraud_from_the_cards_own_device_pays_from_its_home_network() -> None:
+    """Blended fraud (malware or remote access on the victim's device) comes from the card's
+    own home addresses like its genuine payments; fraud from a fraudster's device does not."""
+    import numpy as np
+
+    from engine.simulation.params import SimulationParams
+    from engine.simulation.population import CH, build_population
+    from engine.simulation.rows import Rows
+    from engine.simulation.scenarios import CODE
+    from engine.simulation.world import world_columns
+
+    pop = build_population(SimulationParams(rows=50_000, seed=4), b"world-key")
+    n = 4_000
+    card = np.arange(n) % pop.n_cards
+    rows = Rows(
+        t_ms=1_767_225_600_000 + np.arange(n, dtype=np.int64) * 1_000, card=card,
+        merchant=np.zeros(n, np.int32), channel=np.full(n, CH["ecommerce"], np.int8),
+        device=pop.card_device[card], currency=np.zeros(n, np.int8),
+        amount_cents=np.full(n, 1_000), draw=np.zeros(n), latency_ms=np.zeros(n),
+        scenario=np.full(n, CODE["stolen_card"], np.int8), label_at_ms=np.full(n, -1),
+        dispute=np.full(n, -1, np.int8),
+    )  # fmt: skip
+    home = world_columns(rows, pop, seed=4).ip // 2 == card  # codes 2c, 2c + 1: card c's
+    assert 0.85 < home.mean() < 0.95  # the genuine share of home addresses (90%)
+    stranger = dataclasses.replace(rows, device=np.full(n, pop.n_legit_devices))  # a fraudster's
+    assert (world_columns(stranger, pop, seed=4).ip // 2 == card).mean() < 0.05
