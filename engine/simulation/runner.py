@@ -109,9 +109,9 @@ def decided_chunks(
     decides each chunk at once and settles its trust after. Either way: exactly the live
     path's values, whatever the chunk size.
 
-    A run with adaptive attackers (:mod:`.adaptive`) is decided block by block of the stream,
-    each block's decisions fed back to the attackers before the next is made; the decided
-    pieces are joined into chunks for writing."""
+    A run with adaptive attackers (:mod:`.adaptive`) is decided in pieces that end before each
+    of their weekly reviews (:func:`.stream.pieces`), each piece's decisions fed back to them
+    before the stream goes on; the decided pieces of a chunk are joined for writing."""
     tracker = HistoryTracker()
     labels = _Labels(pop)
     memory = AttackerMemory() if adapts(params) else None
