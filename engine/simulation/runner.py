@@ -117,42 +117,52 @@ def decided_chunks(
     memory = AttackerMemory() if adapts(params) else None
     stream = pieces(params, pop, params.chunk_rows, memory)
     reads_trust = bool(decider.attributes & TRUST_ATTRIBUTES)
-    done: list[DecidedChunk] = []
+    done: list[_Piece] = []
     while True:
         with timings.stage("generate_s"):
             item = next(stream, None)
         if item is None:
             if done:
-                yield _joined(done, run_id)
+                yield _joined(done, pop, decider, run_id, timings)
             return
         rows, ends_chunk = item
-        decided = _decided(rows, params, pop, decider, run_id, timings, tracker, labels,
-                           reads_trust)  # fmt: skip
+        decided = _decided(rows, pop, decider, timings, tracker, labels, reads_trust, params.seed)
         if memory is not None:
-            memory.observe(rows.scenario, rows.amount_cents, np.asarray(decided.approved))
+            memory.observe(rows.scenario, rows.amount_cents, decided.decisions.approved)
         done.append(decided)
         if ends_chunk:
-            yield _joined(done, run_id)
+            yield _joined(done, pop, decider, run_id, timings)
             done = []
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """A decided piece of the stream: its rows and every column the table is built from."""
+
+    rows: Rows
+    pence: np.ndarray
+    counts: HistoryCounts
+    features: FeatureColumns
+    decisions: Decisions
+    world: WorldColumns
 
 
 def _decided(
     rows: Rows,
-    params: SimulationParams,
     pop: Population,
     decider: Decider,
-    run_id: int,
     timings: Timings,
     tracker: HistoryTracker,
     labels: _Labels,
     reads_trust: bool,
-) -> DecidedChunk:
+    seed: int,
+) -> _Piece:
     """One piece of the stream with history features and decisions (see
     :func:`decided_chunks`)."""
     with timings.stage("features_s"):
         pence = _gbp_pence(rows)
         counts = tracker.update(rows.card, rows.device, rows.currency, rows.t_ms, pence)
-        world = world_columns(rows, pop, params.seed)
+        world = world_columns(rows, pop, seed)
     chunk = _Chunk(rows, pence, counts, world, pop, decider, labels, timings)
     if reads_trust:
         parts = [chunk.decide_part(tracker, i, part) for i, part in enumerate(tracker.blocks)]
@@ -160,33 +170,33 @@ def _decided(
         decisions = _concat([d for _, d in parts])
     else:
         features, decisions = chunk.decide_then_settle(tracker)
+    return _Piece(rows, pence, counts, features, decisions, world)
+
+
+def _joined(
+    parts: list[_Piece], pop: Population, decider: Decider, run_id: int, timings: Timings
+) -> DecidedChunk:
+    """Decided pieces as one chunk to write: their columns joined, one Arrow table built (a
+    table of many batches compresses worse in DuckDB, and joining tables costs more)."""
+    piece = parts[0] if len(parts) == 1 else _Piece(*(_concat([getattr(p, f.name) for p in parts])
+                                                     for f in fields(_Piece)))  # fmt: skip
+    rows, decisions = piece.rows, piece.decisions
     with timings.stage("arrow_s"):
         table = transactions_table(
             rows,
             pop,
-            counts,
-            features,
+            piece.counts,
+            piece.features,
             decisions,
             run_id,
             decider.policy.version,
-            pence,
-            world,
+            piece.pence,
+            piece.world,
         )
         rollup = RollupDelta.from_columns(
             run_id, decisions.approved, rows.amount_cents, rows.latency_ms
         )
     return DecidedChunk(table, rollup, rows, decisions.approved)
-
-
-def _joined(parts: list[DecidedChunk], run_id: int) -> DecidedChunk:
-    """Decided pieces as one chunk to write (rollups recomputed over them all)."""
-    if len(parts) == 1:
-        return parts[0]
-    rows = Rows.concat([p.rows for p in parts])
-    approved = np.concatenate([p.approved for p in parts])  # type: ignore[misc]
-    table = pa.concat_tables([p.table for p in parts]).combine_chunks()
-    rollup = RollupDelta.from_columns(run_id, approved, rows.amount_cents, rows.latency_ms)
-    return DecidedChunk(table, rollup, rows, approved)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,9 +285,11 @@ class _Chunk:
 
 
 def _concat(parts: list[Any]) -> Any:
-    """Column-wise dataclasses (features, decisions) of consecutive parts as one."""
+    """Column-wise dataclasses (features, decisions) or arrays of consecutive parts as one."""
     if len(parts) == 1:
         return parts[0]
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
     return type(parts[0])(
         *(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(parts[0]))
     )
