@@ -453,9 +453,7 @@ class _DecidedGroup:
         ips = [p.request.ip_address for p in batch]
         table = table.append_column("ip_address", pa.array(ips, pa.string()))
         table = table.append_column("ip_country", pa.array(self.world["ip_country"], pa.string()))
-        table = table.append_column(
-            "challenge_draw", pa.array(self.challenge_draws, pa.float64())
-        )
+        table = table.append_column("challenge_draw", pa.array(self.challenge_draws, pa.float64()))
         if any(p is not policy for p in self.policies):  # routed: the challenger decided some
             versions = pa.array([p.version for p in self.policies], pa.int32())
             table = table.set_column(_VERSION_COLUMN, "policy_version", versions)

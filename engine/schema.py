@@ -441,6 +441,23 @@ CREATE TABLE policy_experiments (
     started_at TIMESTAMP NOT NULL     -- UTC
 );
 """
+# v17: scenarios of issue 13 beyond the first five. ``fraud_scenario`` gains
+# 'counterfeit' (skimmed cards cloned and used card-present abroad); as in v14, DuckDB cannot add
+# a value to an ENUM, so the column moves through text and the type is recreated under its name.
+V17_SCENARIOS = """
+ALTER TABLE transactions ADD COLUMN scenario_text VARCHAR;
+UPDATE transactions SET scenario_text = CAST(fraud_scenario AS VARCHAR)
+WHERE fraud_scenario IS NOT NULL;
+ALTER TABLE transactions DROP COLUMN fraud_scenario;
+DROP TYPE fraud_scenario;
+CREATE TYPE fraud_scenario AS ENUM (
+    'account_takeover', 'card_testing', 'compromised_merchant', 'counterfeit', 'friendly_fraud',
+    'stolen_card'
+);
+ALTER TABLE transactions ADD COLUMN fraud_scenario fraud_scenario;
+UPDATE transactions SET fraud_scenario = scenario_text WHERE scenario_text IS NOT NULL;
+ALTER TABLE transactions DROP COLUMN scenario_text;
+"""
 MIGRATIONS: list[str] = [
     V1_TABLES,
     V2_ROLLUPS,
@@ -458,6 +475,7 @@ MIGRATIONS: list[str] = [
     V14_OBSERVED_DISPUTES,
     V15_CHALLENGE,
     V16_SHADOW,
+    V17_SCENARIOS,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

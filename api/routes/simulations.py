@@ -71,6 +71,7 @@ class SimulationRequest(BaseModel):
     false_disputes: float | None = _optional("false_disputes")
     drift: float | None = _optional("drift")
     friendly_fraud_rate: float | None = _optional("friendly_fraud_rate")
+    adaptation: float | None = _optional("adaptation")
     cards: int | None = _optional("cards")
     merchants: int | None = _optional("merchants")
     devices: int | None = _optional("devices")

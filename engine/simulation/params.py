@@ -17,6 +17,7 @@ SCENARIOS: tuple[str, ...] = (
     "card_testing",
     "account_takeover",
     "compromised_merchant",
+    "counterfeit",
 )
 """The fraud scenarios: their rows are fraud (``is_fraud``), mixed as ``scenario_mix`` says."""
 FRIENDLY_FRAUD = "friendly_fraud"
@@ -44,16 +45,17 @@ class Knobs:
     false_disputes: float  # share of genuine rows disputed as fraud anyway
     drift: float  # 0: the mix and behaviour hold all run; 1: they move fully by the end
     friendly_fraud_rate: float  # share of rows that are friendly fraud
+    adaptation: float  # share of card-testing and stolen-card attackers that adapt to declines
 
 
 PRESETS: dict[str, Knobs] = {
     # today's world: every fraud row disputed, nothing else; fraud looks like its scenario
     "easy": Knobs(overlap=0.0, missed_disputes=0.0, false_disputes=0.0, drift=0.0,
-                  friendly_fraud_rate=0.0),
-    "realistic": Knobs(overlap=0.25, missed_disputes=0.15, false_disputes=0.0003, drift=0.5,
-                       friendly_fraud_rate=0.002),
+                  friendly_fraud_rate=0.0, adaptation=0.0),
+    "realistic": Knobs(overlap=0.35, missed_disputes=0.15, false_disputes=0.0003, drift=0.5,
+                       friendly_fraud_rate=0.002, adaptation=0.5),
     "hard": Knobs(overlap=0.6, missed_disputes=0.35, false_disputes=0.001, drift=1.0,
-                  friendly_fraud_rate=0.004),
+                  friendly_fraud_rate=0.004, adaptation=1.0),
 }  # fmt: skip
 """The difficulty presets (README "Difficulty"); explicit knobs override the preset's."""
 KNOB_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Knobs))
@@ -109,6 +111,11 @@ class SimulationParams(BaseModel):
         "Expected share of rows that are friendly fraud (genuine payments their cardholder "
         "disputes). Default: the difficulty's.",
         0.1,
+    )
+    adaptation: float | None = _share(
+        "Share of card-testing and stolen-card attackers that watch their own declines and "
+        "adapt (amounts just under the threshold that declined them, a slower pace, fresh "
+        "devices). Default: the difficulty's."
     )
     cards: int | None = _count(
         "Cards in the population. Default: about 1.5 payments per card and day.", MAX_CARDS

@@ -136,7 +136,10 @@ def luhn_card_numbers(bin_digits: np.ndarray, account: np.ndarray) -> np.ndarray
 def _tickets(weights: np.ndarray, per_item: float, cap: int = 1_000_000) -> np.ndarray:
     """Item codes repeated in proportion to ``weights``: a uniform index into the result draws
     an item with probability ∝ weight (a table lookup instead of a search per row)."""
-    reps = np.clip(np.rint(weights / weights.mean() * per_item), 1, cap).astype(np.int64)
+    mean = float(weights.mean()) if len(weights) else 0.0
+    if not mean > 0:  # no item has weight (e.g. only online merchants, none card-present)
+        return np.arange(len(weights), dtype=np.int64)  # then every item is as likely
+    reps = np.clip(np.rint(weights / mean * per_item), 1, cap).astype(np.int64)
     return np.repeat(np.arange(len(weights), dtype=np.int64), reps)
 
 
@@ -161,6 +164,7 @@ class Population:
     merchant_tickets: np.ndarray  # ∝ popularity × card-present share: where cards are present
     fraud_merchant_tickets: np.ndarray  # ∝ popularity × the category's fraud exposure
     online_merchant_tickets: np.ndarray  # card-testing targets
+    counterfeit_merchant_tickets: np.ndarray  # ∝ popularity × card-present × exposure × place
     abroad: _Weighted  # by (hour regime, class): ∝ popularity × pull × class share × hours
     domestic: _Weighted  # by (hour regime, country, class): ∝ popularity × class share × hours
     online_by_hour: np.ndarray  # (24,) float64 chance that a payment is card-not-present
@@ -334,6 +338,9 @@ def build_population(params: SimulationParams, card_key: bytes) -> Population:
         online_merchant_tickets=_online_tickets(
             _fraud_weights(popularity, merchant_country, card_country), online
         ),
+        counterfeit_merchant_tickets=_tickets(
+            _counterfeit_weights(popularity, category, merchant_country), 20.0, cap=20_000
+        ),
         abroad=_by_class(
             np.zeros(n_merchants, dtype=np.int64), popularity * MCC.abroad[category], category, 1
         ),
@@ -396,6 +403,18 @@ def _fraud_weights(weights: np.ndarray, merchant_country: np.ndarray,
     return weights * (target / np.where(mass > 0, mass, 1.0))[merchant_country]
 
 
+def _counterfeit_weights(popularity: np.ndarray, category: np.ndarray,
+                         merchant_country: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Where cloned cards are used: card-present merchants (popularity × card-present share ×
+    the category's fraud exposure), more in the countries travellers visit and fraud rings
+    work from (countries.csv ``travel`` + ``fraud``), a little everywhere else."""
+    world = countries()
+    place = world.travel / world.travel.sum() + world.fraud / world.fraud.sum()
+    place = place + 0.1 * place.mean()
+    exposure = MCC.exposure[category]
+    return popularity * _present_share(category) * exposure * place[merchant_country]
+
+
 def _present_share(category: np.ndarray) -> np.ndarray:
     """Each merchant's category's card-present share of payments (0 for online-only ones)."""
     return MCC.channel_share[:, CARD_PRESENT].sum(axis=1)[category]
@@ -407,9 +426,17 @@ def _online_by_hour(popularity: np.ndarray, category: np.ndarray) -> np.ndarray:
     close and online orders remain)."""
     present = _present_share(category)
     hours = MCC.hourly[category].T  # (24, merchants)
-    cp = (hours * popularity * present).sum(axis=1) / (popularity * present).sum()
-    cnp = (hours * popularity * (1 - present)).sum(axis=1) / (popularity * (1 - present)).sum()
-    return CNP_SHARE * cnp / (CNP_SHARE * cnp + (1 - CNP_SHARE) * cp)
+    cp = _class_hours(hours, popularity * present)
+    cnp = _class_hours(hours, popularity * (1 - present))
+    both = CNP_SHARE * cnp + (1 - CNP_SHARE) * cp
+    return np.divide(CNP_SHARE * cnp, both, out=np.zeros(24), where=both > 0)
+
+
+def _class_hours(hours: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """A class's intensity at each hour: its merchants' hours weighted by ``weight``, all 0
+    when the run has none of the class (a few merchants, all online: no card-present traffic)."""
+    total = weight.sum()
+    return (hours * weight).sum(axis=1) / total if total > 0 else np.zeros(len(hours))
 
 
 def _by_class(group: np.ndarray, weights: np.ndarray, category: np.ndarray,

@@ -40,6 +40,7 @@ from engine.ids import IdAllocator
 from engine.rule_inputs import TRUST_ATTRIBUTES, BatchFacts, rule_inputs
 from engine.rules import Coded
 from engine.simulation import records
+from engine.simulation.adaptive import AttackerMemory
 from engine.simulation.pacing import RunPacer
 from engine.simulation.params import SimulationParams
 from engine.simulation.population import (
@@ -50,7 +51,7 @@ from engine.simulation.population import (
     stream_rng,
 )
 from engine.simulation.rows import Rows
-from engine.simulation.stream import chunks
+from engine.simulation.stream import adapts, pieces
 from engine.simulation.summary import RunSummary
 from engine.simulation.table import transactions_table
 from engine.simulation.world import WorldColumns, world_columns
@@ -116,47 +117,104 @@ def decided_chunks(
     policy that reads it decides each chunk in the tracker's parts of less than a day, each
     part's approvals fed back before the next part's trust is computed; a policy that does not
     decides each chunk at once and settles its trust after. Either way: exactly the live
-    path's values, whatever the chunk size."""
+    path's values, whatever the chunk size.
+
+    A run with adaptive attackers (:mod:`.adaptive`) is decided in pieces that end before each
+    of their weekly reviews (:func:`.stream.pieces`), each piece's decisions fed back to them
+    before the stream goes on; the decided pieces of a chunk are joined for writing."""
     tracker = HistoryTracker()
     labels = _Labels(pop)
-    stream = chunks(params, pop, params.chunk_rows)
     # one draw per row in event order from the run's own stream: the same numbers whatever the
     # chunking (a partition starting at row k can bit_generator.advance(k) to its first draw)
     challenge_rng = stream_rng(params.seed, CHALLENGE_STREAM)
+    memory = AttackerMemory() if adapts(params) else None
+    stream = pieces(params, pop, params.chunk_rows, memory)
     reads_trust = bool(decider.attributes & TRUST_ATTRIBUTES)
+    done: list[_Piece] = []
     while True:
         with timings.stage("generate_s"):
-            rows = next(stream, None)
-        if rows is None:
+            item = next(stream, None)
+        if item is None:
+            if done:
+                yield _joined(done, pop, decider, run_id, timings)
             return
-        with timings.stage("features_s"):
-            pence = _gbp_pence(rows)
-            counts = tracker.update(rows.card, rows.device, rows.currency, rows.t_ms, pence)
-            world = world_columns(rows, pop, params.seed)
-            challenge_draw = challenge_rng.random(len(rows))
-        chunk = _Chunk(rows, pence, counts, world, challenge_draw, pop, decider, labels, timings)
-        if reads_trust:
-            parts = [chunk.decide_part(tracker, i, part) for i, part in enumerate(tracker.blocks)]
-            features = _concat([f for f, _ in parts])
-            decisions = _concat([d for _, d in parts])
-        else:
-            features, decisions = chunk.decide_then_settle(tracker)
-        with timings.stage("arrow_s"):
-            table = transactions_table(
-                rows,
-                pop,
-                counts,
-                features,
-                decisions,
-                run_id,
-                decider.policy.version,
-                pence,
-                world,
-            ).append_column("challenge_draw", pa.array(challenge_draw, pa.float64()))
-            rollup = RollupDelta.from_columns(
-                run_id, decisions.approved, rows.amount_cents, rows.latency_ms
-            )
-        yield DecidedChunk(table, rollup, rows, decisions.approved, decisions.reason, pence)
+        rows, ends_chunk = item
+        challenge_draw = challenge_rng.random(len(rows))
+        decided = _decided(
+            rows, challenge_draw, pop, decider, timings, tracker, labels, reads_trust, params.seed
+        )
+        if memory is not None:
+            memory.observe(rows.scenario, rows.amount_cents, decided.decisions.approved)
+        done.append(decided)
+        if ends_chunk:
+            yield _joined(done, pop, decider, run_id, timings)
+            done = []
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """A decided piece of the stream: its rows and every column the table is built from."""
+
+    rows: Rows
+    pence: np.ndarray
+    counts: HistoryCounts
+    features: FeatureColumns
+    decisions: Decisions
+    world: WorldColumns
+    challenge_draw: np.ndarray  # float64, one per row
+
+
+def _decided(
+    rows: Rows,
+    challenge_draw: np.ndarray,
+    pop: Population,
+    decider: Decider,
+    timings: Timings,
+    tracker: HistoryTracker,
+    labels: _Labels,
+    reads_trust: bool,
+    seed: int,
+) -> _Piece:
+    """One piece of the stream with history features and decisions (see
+    :func:`decided_chunks`)."""
+    with timings.stage("features_s"):
+        pence = _gbp_pence(rows)
+        counts = tracker.update(rows.card, rows.device, rows.currency, rows.t_ms, pence)
+        world = world_columns(rows, pop, seed)
+    chunk = _Chunk(rows, pence, counts, world, challenge_draw, pop, decider, labels, timings)
+    if reads_trust:
+        parts = [chunk.decide_part(tracker, i, part) for i, part in enumerate(tracker.blocks)]
+        features = _concat([f for f, _ in parts])
+        decisions = _concat([d for _, d in parts])
+    else:
+        features, decisions = chunk.decide_then_settle(tracker)
+    return _Piece(rows, pence, counts, features, decisions, world, challenge_draw)
+
+
+def _joined(
+    parts: list[_Piece], pop: Population, decider: Decider, run_id: int, timings: Timings
+) -> DecidedChunk:
+    """Decided pieces as one chunk to write: their columns joined, one Arrow table built (a
+    table of many batches compresses worse in DuckDB, and joining tables costs more)."""
+    piece = parts[0] if len(parts) == 1 else _Piece(*(_concat([getattr(p, f.name) for p in parts])
+                                                     for f in fields(_Piece)))  # fmt: skip
+    rows, decisions = piece.rows, piece.decisions
+    with timings.stage("arrow_s"):
+        table = transactions_table(
+            rows,
+            pop,
+            piece.counts,
+            piece.features,
+            decisions,
+            run_id,
+            decider.policy.version,
+            piece.pence,
+            piece.world,
+        ).append_column("challenge_draw", pa.array(piece.challenge_draw, pa.float64()))
+        rollup = RollupDelta.from_columns(
+            run_id, decisions.approved, rows.amount_cents, rows.latency_ms
+        )
+    return DecidedChunk(table, rollup, rows, decisions.approved, decisions.reason, piece.pence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,9 +310,11 @@ class _Chunk:
 
 
 def _concat(parts: list[Any]) -> Any:
-    """Column-wise dataclasses (features, decisions) of consecutive parts as one."""
+    """Column-wise dataclasses (features, decisions) or arrays of consecutive parts as one."""
     if len(parts) == 1:
         return parts[0]
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
     return type(parts[0])(
         *(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(parts[0]))
     )

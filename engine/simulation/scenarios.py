@@ -17,7 +17,11 @@ whether and when a dispute reveals it is drawn later (:mod:`.outcomes`).
    run); 5 + Poisson(10) cards pay there genuinely during the window (these visits are *not*
    fraud), and each is defrauded 1 + Poisson(1) times elsewhere, card-not-present, from 2 hours
    to 5 days later (a third of a short run).
-5. ``friendly_fraud`` — not fraud: a genuine card-not-present payment (the cardholder's own card,
+5. ``counterfeit`` — a card-present merchant carries a skimmer for a window (as a breached
+   merchant's: the visits are genuine); each skimmed card is cloned and used card-present (pos)
+   at merchants in another country than its issuing country, 1 + Poisson(2) payments about 40
+   minutes apart, from 6 hours to 5 days later (docs/world.md).
+6. ``friendly_fraud`` — not fraud: a genuine card-not-present payment (the cardholder's own card,
    device, channel and amount) that its cardholder later disputes; chosen among the genuine rows
    (:func:`.outcomes.mark_friendly_fraud`), not made by an episode.
 
@@ -35,6 +39,10 @@ those it misses (stolen_card and card_testing × (1 − d/2), account_takeover a
 compromised_merchant × (1 + d)); and a share d·x of stolen-card and account-takeover episodes keep
 their amounts just under 500, the default policy's high-amount threshold (400–499.99).
 
+**Adaptation** (``adaptation``): card testers and stolen-card sprees learn from the run's own
+decisions (:mod:`.adaptive`): adapting episodes keep amounts under the threshold that declined
+their ring, slow down and switch to fresh devices (``Context.tactics``, set at each review).
+
 Rates: with ``fraud_rate`` f, scenario share s_h in hour h and E fraud rows per episode, an hour
 with c_h planned rows starts Poisson(f·s_h·c_h/E · W/W_eligible) episodes, where W = Σ c_h·s_h
 and only hours early enough for the episode to fit before the run ends are eligible
@@ -44,15 +52,17 @@ and only hours early enough for the episode to fit before the run ends are eligi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.simulation.adaptive import LEARNING_DAYS, NAIVE, UNDER, Tactics
 from engine.simulation.latency_model import authorization_latency
 from engine.simulation.params import LABELLED_SCENARIOS, SCENARIOS, SimulationParams
 from engine.simulation.population import (
     CARD_PRESENT,
     CH,
+    CURRENCY_PER_GBP,
     DEVICE_CHANNEL,
     HOUR_MS,
     MAJOR_CURRENCIES,
@@ -68,7 +78,9 @@ CODE = {name: code for code, name in enumerate(LABELLED_SCENARIOS)}
 NEAR_THRESHOLD = (400.0, 499.99)  # just under the default policy's 500 high-amount rule
 # drift: the end mix's weight factor per scenario, as (constant, × d)
 _DRIFT_TILT = {"stolen_card": (1.0, -0.5), "card_testing": (1.0, -0.5),
-               "account_takeover": (1.0, 1.0), "compromised_merchant": (1.0, 1.0)}  # fmt: skip
+               "account_takeover": (1.0, 1.0), "compromised_merchant": (1.0, 1.0),
+               "counterfeit": (1.0, 0.0)}  # fmt: skip
+_ABROAD_TRIES = 12  # candidate merchants per counterfeit payment, the first abroad is taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +93,21 @@ class Context:
     max_delay_ms: int  # compromised merchant: latest first fraud after a visit
     overlap: float  # share of fraud episodes that mimic the card's own behaviour
     drift: float  # how far behaviour has moved by the end of the run
+    adaptation: float = 0.0  # share of adaptive scenarios' episodes that follow their tactics
+    tactics: dict[str, Tactics] = field(default_factory=dict)  # from the last review
+
+    def adapting(
+        self, rng: np.random.Generator, name: str, start: np.ndarray
+    ) -> tuple[np.ndarray, Tactics]:
+        """Which episodes of scenario ``name`` (by start time) follow the ring's tactics, and
+        the tactics: ``adaptation`` · (1 − exp(−t / LEARNING_DAYS)) of them t days into the run
+        (no draw while the ring has learned nothing or nobody adapts)."""
+        tactics = self.tactics.get(name, NAIVE)
+        if self.adaptation <= 0 or tactics == NAIVE:
+            return np.zeros(len(start), dtype=bool), tactics
+        days = (start - self.run_start_ms) / DAY_MS
+        share = self.adaptation * -np.expm1(-days / LEARNING_DAYS)
+        return rng.random(len(start)) < share, tactics
 
     def drifted(self, rng: np.random.Generator, start: np.ndarray) -> np.ndarray:
         """Which episodes (by start time) behave as drift has moved them: d·x of them at run
@@ -108,13 +135,14 @@ def context(params: SimulationParams, run_start_ms: int) -> Context:
         max_delay_ms=max(min(5 * DAY_MS, duration // 3), 3 * HOUR_MS),
         overlap=knobs.overlap,
         drift=knobs.drift,
+        adaptation=knobs.adaptation,
     )
 
 
 def mean_fraud_rows(name: str) -> float:
     """Expected fraud rows per episode."""
     return {"stolen_card": 5.0, "card_testing": 25.0, "account_takeover": 6.0,
-            "compromised_merchant": 15.0 * 2.0}[name]  # fmt: skip
+            "compromised_merchant": 15.0 * 2.0, "counterfeit": 15.0 * 3.0}[name]  # fmt: skip
 
 
 def span_ms(name: str, ctx: Context) -> int:
@@ -124,6 +152,7 @@ def span_ms(name: str, ctx: Context) -> int:
         "card_testing": 2 * HOUR_MS,
         "account_takeover": DAY_MS,
         "compromised_merchant": ctx.breach_window_ms + ctx.max_delay_ms + 6 * HOUR_MS,
+        "counterfeit": ctx.breach_window_ms + ctx.max_delay_ms + 12 * HOUR_MS,
     }[name]
 
 
@@ -271,9 +300,39 @@ def _near_threshold(
     return amount
 
 
+def _adapted_amounts(
+    rng: np.random.Generator, adapt: np.ndarray, tactics: Tactics, amount: np.ndarray
+) -> np.ndarray:
+    """``amount`` with the adapting rows at or above the ring's threshold cut to just under
+    it (:data:`.adaptive.UNDER` of it)."""
+    if not np.isfinite(tactics.cap_cents):
+        return amount
+    over = np.flatnonzero(adapt & (amount >= tactics.cap_cents))
+    if not len(over):
+        return amount
+    amount = amount.copy()
+    share = rng.uniform(*UNDER, len(over))
+    amount[over] = np.maximum(np.floor(tactics.cap_cents * share), 1).astype(np.int64)
+    return amount
+
+
+def _fresh_devices(
+    rng: np.random.Generator, pop: Population, adapt: np.ndarray, tactics: Tactics,
+    device: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """``device`` with the adapting rows' replaced by fingerprints the ring has not used (an
+    emulator spoofing ordinary customers' phones), once declines taught it to."""
+    at = np.flatnonzero(adapt & (device >= 0)) if tactics.fresh_devices else []
+    if not len(at):
+        return device
+    device = device.copy()
+    device[at] = rng.integers(0, pop.n_legit_devices, len(at))
+    return device
+
+
 def _abroad(rng: np.random.Generator, k: int, share: float) -> np.ndarray:
-    """Which of ``k`` episodes happen abroad (today: paid in a foreign currency; the seam where
-    merchant and IP countries join)."""
+    """Which of ``k`` episodes pay in a foreign currency (their merchants and IP addresses are
+    abroad more often than genuine ones anyway: docs/world.md)."""
     return rng.random(k) < share
 
 
@@ -288,14 +347,18 @@ def stolen_card(rng: np.random.Generator, pop: Population, start: np.ndarray, ct
     foreign = rng.integers(0, MAJOR_CURRENCIES, k)
     currency = np.where(_abroad(rng, k, 0.4) & ~blended, foreign, pop.card_home[card])
     sizes = 2 + rng.poisson(3.0, k)
-    ep, t_ms, _ = _expand(rng, start, sizes, _pace(blended, 8 * MINUTE_MS, 5.0))
+    adapt, tactics = ctx.adapting(rng, "stolen_card", start)
+    gap = _pace(blended, 8 * MINUTE_MS, 5.0) * np.where(adapt, tactics.slower, 1.0)
+    ep, t_ms, _ = _expand(rng, start, sizes, gap)
     n = len(ep)
     merchant = _pick(rng, pop.fraud_merchant_tickets, n)
     amount = _near_threshold(rng, drifted[ep], _log_uniform_cents(rng, 300, 2_500, n))
     merchant, currency, amount = _mimicked(rng, pop, blended[ep], card[ep], t_ms, merchant,
                                            currency[ep], amount)  # fmt: skip
+    amount = _adapted_amounts(rng, adapt[ep], tactics, amount)
+    device = _fresh_devices(rng, pop, adapt[ep], tactics, device[ep])  # one per payment
     return _fraud_rows(rng, CODE["stolen_card"], t_ms, card[ep], merchant, channel[ep],
-                       device[ep], currency, amount)  # fmt: skip
+                       device, currency, amount)  # fmt: skip
 
 
 def card_testing(
@@ -308,7 +371,9 @@ def card_testing(
     merchant = _pick(rng, pop.online_merchant_tickets, k)
     currency = rng.integers(0, 3, k)
     sizes = 10 + rng.poisson(15.0, k)
-    ep, t_ms, _ = _expand(rng, start, sizes, _pace(blended, 20_000, 6.0))
+    adapt, tactics = ctx.adapting(rng, "card_testing", start)
+    gap = _pace(blended, 20_000, 6.0) * np.where(adapt, tactics.slower, 1.0)
+    ep, t_ms, _ = _expand(rng, start, sizes, gap)
     n = len(ep)
     card = rng.integers(0, pop.n_cards, n)  # a list of stolen numbers, not the busiest cards
     amount, rotated = rng.integers(1, 201, n), device[ep]
@@ -317,6 +382,8 @@ def card_testing(
         amount[at] = rng.integers(100, 3_001, len(at))
         rotated = rotated.copy()
         rotated[at] = rng.integers(0, pop.n_legit_devices, len(at))
+    amount = _adapted_amounts(rng, adapt[ep], tactics, amount)
+    rotated = _fresh_devices(rng, pop, adapt[ep], tactics, rotated)  # one per card
     channel = np.full(n, CH["ecommerce"])
     return _fraud_rows(rng, CODE["card_testing"], t_ms, card, merchant[ep], channel,
                        rotated, currency[ep], amount)  # fmt: skip
@@ -347,10 +414,11 @@ def account_takeover(
                        device[ep], currency, amount)  # fmt: skip
 
 
-def compromised_merchant(
+def _breach_visits(
     rng: np.random.Generator, pop: Population, start: np.ndarray, ctx: Context
-) -> Rows:
-    """Scenario 4: genuine visits to a breached merchant, then frauds elsewhere, later."""
+) -> tuple[np.ndarray, np.ndarray, Rows]:
+    """A breached card-present merchant per episode and the genuine visits (not fraud) of its
+    5 + Poisson(10) victims during the breach window: (merchants, episode per visit, visits)."""
     k = len(start)
     breached = _pick(rng, pop.merchant_tickets, k)
     victims = 5 + rng.poisson(10.0, k)
@@ -373,6 +441,15 @@ def compromised_merchant(
         label_at_ms=np.full(v, NO_LABEL, dtype=np.int64),
         dispute=np.full(v, NO_DISPUTE, dtype=np.int8),
     )
+    return breached, ep, visits
+
+
+def compromised_merchant(
+    rng: np.random.Generator, pop: Population, start: np.ndarray, ctx: Context
+) -> Rows:
+    """Scenario 4: genuine visits to a breached merchant, then frauds elsewhere, later."""
+    breached, ep, visits = _breach_visits(rng, pop, start, ctx)
+    card, visit_t, v = visits.card, visits.t_ms, len(visits)
     first = visit_t + rng.uniform(2 * HOUR_MS, ctx.max_delay_ms, v).astype(np.int64)
     blended = ctx.blended(rng, v)
     sizes = 1 + rng.poisson(1.0, v)
@@ -403,11 +480,51 @@ def compromised_merchant(
     return Rows.concat([visits, frauds])
 
 
+def _merchants_abroad(
+    rng: np.random.Generator, pop: Population, tickets: np.ndarray, card: np.ndarray
+) -> np.ndarray:
+    """A merchant per row from ``tickets``, in a country other than the row's card's: the first
+    of :data:`_ABROAD_TRIES` candidates abroad (the last candidate if none is)."""
+    candidates = tickets[rng.integers(0, len(tickets), (len(card), _ABROAD_TRIES))]
+    abroad = pop.merchant_country[candidates] != pop.card_country[card][:, None]
+    pick = np.where(abroad.any(axis=1), abroad.argmax(axis=1), _ABROAD_TRIES - 1)
+    return candidates[np.arange(len(card)), pick]
+
+
+def counterfeit(rng: np.random.Generator, pop: Population, start: np.ndarray, ctx: Context) -> Rows:
+    """Scenario 5: cards skimmed at a card-present merchant (genuine visits, not fraud, as a
+    breached merchant's), cloned, and used card-present (``pos``: a magnetic-stripe clone) at
+    merchants in another country, from 6 hours to 5 days (a third of a short run) later:
+    1 + Poisson(2) payments per clone about 40 minutes apart, 80–1,500 (log-uniform, in the
+    merchant's currency) at high-exposure shops. Blended clones shop like a traveller: popular
+    card-present merchants abroad, amounts from the card's own profile, four times slower."""
+    *_, visits = _breach_visits(rng, pop, start, ctx)
+    card, v = visits.card, len(visits)
+    first = visits.t_ms + rng.uniform(6 * HOUR_MS, ctx.max_delay_ms, v).astype(np.int64)
+    blended = ctx.blended(rng, v)
+    sizes = 1 + rng.poisson(2.0, v)
+    clone, t_ms, _ = _expand(rng, first, sizes, _pace(blended, 40 * MINUTE_MS, 4.0))
+    n = len(clone)
+    mimic, clone_card = blended[clone], card[clone]
+    exposed = _merchants_abroad(rng, pop, pop.counterfeit_merchant_tickets, clone_card)
+    popular = _merchants_abroad(rng, pop, pop.merchant_tickets, clone_card)
+    merchant = np.where(mimic, popular, exposed)
+    currency = pop.merchant_currency[merchant].astype(np.int8)
+    shop = _log_uniform_cents(rng, 80, 1_500, n) * CURRENCY_PER_GBP[currency]
+    amount = np.where(mimic, amounts_cents(rng, pop, clone_card, merchant), np.rint(shop))
+    channel = np.full(n, CH["pos"])
+    device = np.full(n, -1)
+    frauds = _fraud_rows(rng, CODE["counterfeit"], t_ms, clone_card, merchant, channel, device,
+                         currency, amount.astype(np.int64))  # fmt: skip
+    return Rows.concat([visits, frauds])
+
+
 GENERATORS: dict[str, Callable[[np.random.Generator, Population, np.ndarray, Context], Rows]] = {
     "stolen_card": stolen_card,
     "card_testing": card_testing,
     "account_takeover": account_takeover,
     "compromised_merchant": compromised_merchant,
+    "counterfeit": counterfeit,
 }
 
 

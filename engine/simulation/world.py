@@ -11,7 +11,8 @@ number of a run comes from the named numpy streams.
   (4%, ``vpn``).
 * **Fraud** rows use a residential proxy (35%: another cardholder's home address, so mostly the
   card base's countries) or an address of the fraud pool (65%, ``fraud``). Friendly fraud is
-  the cardholder's own payment: its address is a genuine one.
+  the cardholder's own payment: its address is a genuine one; so is that of fraud sent from one
+  of the card's own devices (malware or remote access on the victim's device: blended episodes).
 * Card-present payments (pos, contactless) carry no IP address.
 """
 
@@ -77,7 +78,15 @@ def world_columns(rows: Rows, pop: Population, seed: int) -> WorldColumns:
     home = 2 * rows.card + (ub >= 0.8)
     elsewhere = np.where(ua < HOME_IP_SHARE + TRAVEL_IP_SHARE, pool("travel"), pool("vpn"))
     genuine = np.where(ua < HOME_IP_SHARE, home, elsewhere)
-    fraud = rows.is_fraud  # friendly fraud is the cardholder's own payment: a genuine IP
+    # friendly fraud is the cardholder's own payment: a genuine IP; so is fraud from one of the
+    # card's own devices (malware or a remote-access tool on the victim's device pays from the
+    # victim's home network: the blended episodes of class overlap)
+    fraud = rows.is_fraud
+    if fraud.any():
+        own = (rows.device == pop.card_device[rows.card]) | (
+            rows.device == pop.card_device2[rows.card]
+        )
+        fraud = fraud & ~own
     if fraud.any():
         proxy = 2 * (ub * pop.n_cards).astype(np.int64)  # some cardholder's first address
         genuine = np.where(fraud, np.where(ua < PROXY_SHARE, proxy, pool("fraud")), genuine)

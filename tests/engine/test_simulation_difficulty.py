@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from support import database_at_schema
 
-from engine.schema import MIGRATIONS, SCHEMA_VERSION, V14_OBSERVED_DISPUTES
+from engine.schema import MIGRATIONS, SCHEMA_VERSION, V14_OBSERVED_DISPUTES, V17_SCENARIOS
 from engine.service import Engine
 from engine.simulation.outcomes import DAY_MS, FRAUD_CODE, NOT_RECEIVED_CODE
 from engine.simulation.params import PRESETS, SCENARIOS, SimulationParams
@@ -106,7 +106,7 @@ def test_every_labelled_scenario_has_its_share_of_the_requested_mix(difficulty: 
     params = SimulationParams(
         rows=300_000, seed=6, days=20, fraud_rate=0.08, difficulty=difficulty,
         scenario_mix={"stolen_card": 2.0, "card_testing": 1.0, "account_takeover": 1.0,
-                      "compromised_merchant": 1.0},
+                      "compromised_merchant": 1.0, "counterfeit": 1.0},
     )  # fmt: skip
     starts = hour_starts_ms(params)
     rates = episode_rates(params, hour_counts(params), starts, context(params, int(starts[0])))
@@ -135,8 +135,9 @@ def test_drift_moves_the_mix_and_the_amounts_over_the_run() -> None:
         rows=300_000, seed=7, days=20, fraud_rate=0.08, difficulty="easy", drift=1.0
     )
     ends = mix_over_run(params, np.array([0.0, 1.0]))
-    np.testing.assert_allclose(ends[0], [0.25] * 4)
-    np.testing.assert_allclose(ends[1], [0.1, 0.1, 0.4, 0.4])  # ×(1 - d/2) and ×(1 + d)
+    np.testing.assert_allclose(ends[0], [0.2] * 5)
+    # ×(1 - d/2), ×(1 + d), counterfeit unmoved
+    np.testing.assert_allclose(ends[1], np.array([0.1, 0.1, 0.4, 0.4, 0.2]) / 1.2)
     rows, _ = _stream(params)
     x = (rows.t_ms - rows.t_ms[0]) / (params.days * DAY_MS)
     early, late = x < 0.5, x >= 0.5
@@ -198,7 +199,7 @@ def test_declined_rows_keep_their_truth_and_lose_their_dispute(tmp_path: Path) -
 
 def test_v14_migrates_a_file_whose_fraud_rows_all_had_a_chargeback(tmp_path: Path) -> None:
     old = tmp_path / "v12.duckdb"
-    with database_at_schema(old, MIGRATIONS.index(V14_OBSERVED_DISPUTES)) as con:  # before v14
+    with database_at_schema(old, MIGRATIONS.index(V14_OBSERVED_DISPUTES)) as con:
         con.execute(
             "INSERT INTO transactions (id, run_id, created_at, card_hash, card_bin, card_last4, "
             "card_length, amount, currency, merchant, channel, status, reason_code, risk_flag, "
@@ -226,6 +227,38 @@ def test_v14_migrates_a_file_whose_fraud_rows_all_had_a_chargeback(tmp_path: Pat
             [run.id],
         )[0]
         assert friendly > 50  # the widened type takes the new scenario
+
+
+def test_v17_keeps_every_scenario_and_takes_counterfeit(tmp_path: Path) -> None:
+    old = tmp_path / "v14.duckdb"
+    with database_at_schema(old, MIGRATIONS.index(V17_SCENARIOS)) as con:
+        scenarios = ["stolen_card", "friendly_fraud", None]
+        con.execute(
+            "INSERT INTO transactions (id, run_id, created_at, card_hash, card_bin, card_last4, "
+            "card_length, amount, currency, merchant, channel, status, reason_code, risk_flag, "
+            "rule_index, action, flag_rule, score, spending_velocity, device_trust_score, "
+            "ip_risk_score, velocity_count, device_seen_count, device_other_cards, "
+            "payments_per_card_24h, amount_per_card_24h, devices_per_card_7d, card_age_days, "
+            "draw, policy_version, latency_ms, is_fraud, fraud_scenario) "
+            "SELECT uuid(), 1, TIMESTAMP '2026-01-01' + INTERVAL (i) MINUTE, uuid(), 400000, i, "
+            "16, 10.00, 'GBP', 'M', 'pos', 'Approved', 'APPROVED', false, -1, 'none', -1, 0.1, "
+            "0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.5, 1, 1.0, i % 3 = 0, "
+            "CAST(list_extract($s, i % 3 + 1) AS fraud_scenario) FROM range(30) t(i)",
+            {"s": scenarios},
+        )
+    with Engine.open(old, card_key="k") as eng:
+        assert eng.store.schema_version() == SCHEMA_VERSION
+        got = eng.store.query(
+            "SELECT fraud_scenario, count(*) FROM transactions GROUP BY ALL ORDER BY ALL"
+        )
+        assert got == [("friendly_fraud", 10), ("stolen_card", 10), (None, 10)]
+        run = eng.simulate({"rows": 20_000, "seed": 1, "days": 7, "fraud_rate": 0.05})
+        (counterfeit,) = eng.store.query(
+            "SELECT count(*) FROM transactions WHERE run_id = ? AND fraud_scenario = "
+            "'counterfeit' AND is_fraud",
+            [run.id],
+        )[0]
+        assert counterfeit > 50  # the widened type takes the new scenario
 
 
 def test_blended_fraud_pays_like_the_card_in_the_world() -> None:

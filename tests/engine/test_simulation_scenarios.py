@@ -182,6 +182,7 @@ def _expected_fraud_and_sd(params: SimulationParams) -> tuple[float, float]:
         "card_testing": 25.0**2 + 15.0,
         "account_takeover": 6.0**2 + 3.0,
         "compromised_merchant": 30.0**2 + 15.0 * 1.0 + 10.0 * 4.0,
+        "counterfeit": 45.0**2 + 15.0 * 2.0 + 10.0 * 9.0,  # 5 + Poisson(10) clones × 1 + P(2)
     }
     episodes = rates.sum(axis=0)
     mean = sum(episodes[i] * mean_fraud_rows(s) for i, s in enumerate(SCENARIOS))

@@ -11,6 +11,7 @@ from dataclasses import fields
 import numpy as np
 import pytest
 
+from engine.simulation.adaptive import REVIEW_HOURS
 from engine.simulation.latency_model import TIMEOUT_MS
 from engine.simulation.params import SimulationParams
 from engine.simulation.population import (
@@ -84,8 +85,12 @@ def test_a_long_small_run_is_computed_in_few_blocks_of_whole_hours() -> None:
     params = SimulationParams(rows=150_000, seed=3, days=60)  # 1,440 hours
     pop = build_population(params, KEY)
     blocks = list(hourly_blocks(params, pop))
-    assert len(blocks) == -(-params.rows // BLOCK_ROWS)  # 3, not one per hour
-    assert all(len(b) >= BLOCK_ROWS for b in blocks[:-1])
+    # 9, not one per hour: a block ends at BLOCK_ROWS rows or after a week (the adaptive
+    # attackers' review), here always the week
+    assert len(blocks) == -(-params.days * 24 // REVIEW_HOURS) > -(-params.rows // BLOCK_ROWS)
+    hours = [int(b.t_ms[-1]) // HOUR_MS - int(b.t_ms[0]) // HOUR_MS + 1 for b in blocks[:-1]]
+    long = [len(b) >= BLOCK_ROWS or h == REVIEW_HOURS for b, h in zip(blocks, hours, strict=False)]
+    assert all(long)
     ends = [int(b.t_ms[-1]) // HOUR_MS for b in blocks[:-1]]
     starts = [int(b.t_ms[0]) // HOUR_MS for b in blocks[1:]]
     assert all(s > e for s, e in zip(starts, ends, strict=True))  # no hour split

@@ -4,6 +4,8 @@ amounts and opening hours (the rates docs/world.md documents)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 from geoip2fast import GeoIP2Fast
@@ -26,7 +28,8 @@ def rows(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
             "SELECT lpad(CAST(card_bin AS VARCHAR), 6, '0') AS bin, card_hash::VARCHAR AS card, "
             "channel::VARCHAR AS channel, currency::VARCHAR AS currency, merchant, "
             "CAST(amount * 100 AS BIGINT) AS cents, hour(created_at) AS hour, is_fraud, "
-            "merchant_category, merchant_country, card_country, ip_address, ip_country "
+            "merchant_category, merchant_country, card_country, ip_address, ip_country, "
+            "fraud_scenario::VARCHAR AS scenario, device_id "
             "FROM transactions WHERE run_id = ? ORDER BY id",
             [run.id],
         )
@@ -67,6 +70,30 @@ def test_cross_border_rates_are_the_documented_ones(rows) -> None:
     assert 0.07 < cross.mean() < 0.14  # docs/world.md: about 10%
     assert 0.02 < cross[present].mean() < 0.07  # about 4% card-present (travel)
     assert 0.15 < cross[~present].mean() < 0.26  # about 20% card-not-present
+
+
+def test_counterfeit_is_card_present_abroad(rows) -> None:
+    clones = rows[rows.scenario == "counterfeit"]
+    assert len(clones) > 100 and clones.is_fraud.all()
+    assert (clones.channel == "pos").all()  # a magnetic-stripe clone at a terminal
+    assert clones.device_id.isna().all() and clones.ip_address.isna().all()
+    assert (clones.merchant_country != clones.card_country).all()  # never in its own country
+    genuine_present = rows[~rows.is_fraud & rows.channel.isin(CARD_PRESENT)]
+    abroad = genuine_present.merchant_country != genuine_present.card_country
+    assert abroad.mean() < 0.07  # docs/world.md: genuine card-present payments, about 4%
+
+
+def test_card_not_present_fraud_is_cross_border_far_more_often(rows) -> None:
+    online = rows[~rows.channel.isin(CARD_PRESENT)]
+    fraud, genuine = online[online.is_fraud], online[~online.is_fraud]
+    by_merchant = (fraud.merchant_country != fraud.card_country).mean()
+    by_ip = (fraud.ip_country != fraud.card_country).mean()
+    assert 0.45 < by_merchant < 0.75  # docs/world.md: 50–70%, genuine about 20%
+    assert by_merchant > 2 * (genuine.merchant_country != genuine.card_country).mean()
+    assert 0.6 < by_ip < 0.92 and by_ip > 5 * (genuine.ip_country != genuine.card_country).mean()
+    for name in ("stolen_card", "card_testing", "account_takeover", "compromised_merchant"):
+        part = fraud[fraud.scenario == name]
+        assert (part.merchant_country != part.card_country).mean() > 0.35, name
 
 
 def test_currency_follows_the_country(rows) -> None:
@@ -143,3 +170,57 @@ def test_friendly_fraud_pays_from_the_cardholders_own_ips_and_fraud_from_elsewhe
     assert 0.85 < home < 0.95  # 90% the card's own home addresses
     stolen = world_columns(rows_of(CODE["stolen_card"]), pop, 3).ip
     assert in_fraud_pool(stolen).mean() > 0.5
+
+
+def test_a_world_whose_only_merchant_is_online_has_no_invalid_arithmetic(tmp_path) -> None:
+    """The RuntimeWarnings that fuzzing POST /simulations showed: with no card-present merchant
+    the card-present class weighed 0 (its hourly profile and the merchant tickets divided 0 by
+    0). Now the class is empty: every payment is card-not-present, the tickets are uniform."""
+    import warnings
+
+    import numpy as np
+
+    from engine.simulation.params import SimulationParams
+    from engine.simulation.population import _present_share, _tickets, build_population
+    from engine.simulation.rows import Rows
+    from engine.simulation.stream import chunks
+
+    params = SimulationParams(rows=2_000, days=2, seed=14, merchants=1, fraud_rate=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        pop = build_population(params, b"world-key")
+        rows = Rows.concat(list(chunks(params, pop, 500)))
+    assert _present_share(pop.merchant_category).tolist() == [0.0]  # the one merchant: online
+    assert (pop.online_by_hour == 1.0).all()
+    assert len(rows) == params.rows and (rows.merchant == 0).all()
+    assert _tickets(np.zeros(3), 20.0).tolist() == [0, 1, 2]
+    with Engine.open(tmp_path / "w.duckdb", card_key="world-key") as eng:
+        assert eng.simulate(params).status == "completed"
+
+
+def test_fraud_from_the_cards_own_device_pays_from_its_home_network() -> None:
+    """Blended fraud (malware or remote access on the victim's device) comes from the card's
+    own home addresses like its genuine payments; fraud from a fraudster's device does not."""
+    import numpy as np
+
+    from engine.simulation.params import SimulationParams
+    from engine.simulation.population import CH, build_population
+    from engine.simulation.rows import Rows
+    from engine.simulation.scenarios import CODE
+    from engine.simulation.world import world_columns
+
+    pop = build_population(SimulationParams(rows=50_000, seed=4), b"world-key")
+    n = 4_000
+    card = np.arange(n) % pop.n_cards
+    rows = Rows(
+        t_ms=1_767_225_600_000 + np.arange(n, dtype=np.int64) * 1_000, card=card,
+        merchant=np.zeros(n, np.int32), channel=np.full(n, CH["ecommerce"], np.int8),
+        device=pop.card_device[card], currency=np.zeros(n, np.int8),
+        amount_cents=np.full(n, 1_000), draw=np.zeros(n), latency_ms=np.zeros(n),
+        scenario=np.full(n, CODE["stolen_card"], np.int8), label_at_ms=np.full(n, -1),
+        dispute=np.full(n, -1, np.int8),
+    )  # fmt: skip
+    home = world_columns(rows, pop, seed=4).ip // 2 == card  # codes 2c, 2c + 1: card c's
+    assert 0.85 < home.mean() < 0.95  # the genuine share of home addresses (90%)
+    stranger = dataclasses.replace(rows, device=np.full(n, pop.n_legit_devices))  # a fraudster's
+    assert (world_columns(stranger, pop, seed=4).ip // 2 == card).mean() < 0.05
