@@ -239,11 +239,11 @@ def test_v17_keeps_every_scenario_and_takes_counterfeit(tmp_path: Path) -> None:
             "rule_index, action, flag_rule, score, spending_velocity, device_trust_score, "
             "ip_risk_score, velocity_count, device_seen_count, device_other_cards, "
             "payments_per_card_24h, amount_per_card_24h, devices_per_card_7d, card_age_days, "
-            "draw, policy_version, latency_ms, is_fraud, fraud_scenario) "
+            "draw, policy_version, latency_ms, is_fraud, fraud_scenario, challenge_draw) "
             "SELECT uuid(), 1, TIMESTAMP '2026-01-01' + INTERVAL (i) MINUTE, uuid(), 400000, i, "
             "16, 10.00, 'GBP', 'M', 'pos', 'Approved', 'APPROVED', false, -1, 'none', -1, 0.1, "
             "0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.5, 1, 1.0, i % 3 = 0, "
-            "CAST(list_extract($s, i % 3 + 1) AS fraud_scenario) FROM range(30) t(i)",
+            "CAST(list_extract($s, i % 3 + 1) AS fraud_scenario), 0.5 FROM range(30) t(i)",
             {"s": scenarios},
         )
     with Engine.open(old, card_key="k") as eng:
