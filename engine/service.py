@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -29,6 +31,8 @@ from engine.errors import InvalidRequestError, NotFoundError
 from engine.filters import RowFilter, RunSelector
 from engine.idempotency import KEY_RETENTION, IdempotencyGuard, request_hash
 from engine.ids import IdAllocator, parse_id
+from engine.lake.catalog import LakeCatalog
+from engine.lake.layout import LAKE_RUN_BASE, Lake
 from engine.lists import Lists, PutOutcome
 from engine.live import LiveWriter, PendingPayment
 from engine.models import (
@@ -46,7 +50,7 @@ from engine.models import (
 )
 from engine.policies import Policies
 from engine.policy import DEFAULT_POLICY, Policy, ScoreWeights
-from engine.simulation.facade import Simulations
+from engine.simulation.facade import Simulations, content_hash
 from engine.simulation.pacing import RunPacer
 from engine.simulation.params import RunRecord, SimulationParams
 from engine.simulation.runner import Progress
@@ -89,6 +93,8 @@ class Engine:
         self.policies = Policies(self.store, self.lists)
         self._policy_lock = threading.Lock()
         self._decider = self._load_or_create_decider()
+        self.lake = self._attach_lake()
+        """The attached Parquet lake (``PTSIM_LAKE``), or None: its finished runs are sources."""
         self.simulations = Simulations(
             self.store,
             self.ids,
@@ -109,6 +115,21 @@ class Engine:
             self.active_decider,
             self.settings.max_batch,
         )
+
+    def _attach_lake(self) -> LakeCatalog | None:
+        if self.settings.lake is None:
+            return None
+        try:
+            return LakeCatalog(Lake(self.settings.lake), self.store)
+        except BaseException:
+            self.store.close()
+            raise
+
+    def _reading(self, run: RunSelector) -> contextlib.AbstractContextManager[None]:
+        """Reads of ``run``'s rows: from the lake for a lake run, else from the file."""
+        if self.lake is None:
+            return contextlib.nullcontext()
+        return self.lake.reading(run)
 
     def _has_rows(self) -> bool:
         """Whether any transaction (live or simulated, each with a card fingerprint) is stored."""
@@ -197,15 +218,26 @@ class Engine:
         return self.simulations.cancel_simulation(run_id)
 
     def get_run(self, run_id: int) -> RunRecord:
-        """A run's record. Raises :class:`NotFoundError`."""
+        """A run's record (the database's, or the attached lake's). Raises
+        :class:`NotFoundError`."""
+        if self.lake is not None and run_id > LAKE_RUN_BASE:
+            return self.lake.manifest(run_id).record()
         return self.simulations.get_run(run_id)
 
     def list_runs(self) -> list[RunRecord]:
-        """Every run, newest first."""
-        return self.simulations.list_runs()
+        """Every run, the database's and the attached lake's, newest first."""
+        runs = self.simulations.list_runs()
+        if self.lake is not None:
+            runs = sorted([*runs, *self.lake.records()], key=lambda r: r.created_at, reverse=True)
+        return runs
 
     def run_content_hash(self, run_id: int) -> str:
-        """SHA-256 over a run's deterministic columns in event order (id and run_id excluded)."""
+        """SHA-256 over a run's deterministic columns in event order (id and run_id excluded);
+        a lake run's equals the database's run of the same seed and parameters."""
+        if self.lake is not None and run_id > LAKE_RUN_BASE:
+            self._require_run(run_id, "run_id")
+            with self.lake.reading(run_id):
+                return content_hash(self.store, run_id)
         return self.simulations.run_content_hash(run_id)
 
     # -- lookups -------------------------------------------------------------------------------
@@ -315,7 +347,7 @@ class Engine:
             field, message = describe_first(exc, name=lambda f: quoted_field(_STATS_ARGS.get(f, f)))
             raise InvalidRequestError(_STATS_ARGS.get(field, field), message) from None
         self._require_run(filters.run, "source")
-        with self.store.read() as tx:
+        with self._reading(filters.run), self.store.read() as tx:
             totals = selection_totals(tx, self._live.totals.snapshot(), filters)
         return Stats(
             total=totals.total,
@@ -335,7 +367,16 @@ class Engine:
         )
 
     def _require_run(self, run: RunSelector, field: str) -> None:
-        """Refuse a run id that names no simulation run (a selection of nothing by mistake)."""
+        """Refuse a run id that names no simulation run (a selection of nothing by mistake), or
+        a lake run still being written (a reader never sees half a run)."""
+        if self.lake is not None and self.lake.holds(run):
+            if not self.lake.readable(run):
+                raise InvalidRequestError(
+                    field,
+                    f"{quoted_field(field)} names a lake run that is still being written; "
+                    "retry when it has finished (GET /simulations shows its status).",
+                )
+            return
         if isinstance(run, int) and not self.store.query("SELECT 1 FROM runs WHERE id = ?", [run]):
             raise InvalidRequestError(
                 field,
@@ -466,7 +507,8 @@ class Engine:
         chosen = filters if filters is not None else RowFilter(**filter_fields)
         self._require_run(chosen.run, "filters.run")
         decider = self.policies.decider(candidate)
-        return run_backtest(self.store, self.lists, decider, self.active_decider(), chosen)
+        with self._reading(chosen.run):
+            return run_backtest(self.store, self.lists, decider, self.active_decider(), chosen)
 
     def compare(
         self,
@@ -489,25 +531,39 @@ class Engine:
         self._require_run(chosen.run, "filters.run")
         deciders = self.policies.decider(a), self.policies.decider(b)
         costs = costs or CostModel()
-        result = run_comparison(
-            self.store, self.lists, *deciders, chosen, costs, replicates=replicates, seed=seed
-        )
-        if maturity_days:
-            points = label_maturity(
-                self.store, self.lists, *deciders, chosen, costs, maturity_days, replicates, seed
+        with self._reading(chosen.run):
+            result = run_comparison(
+                self.store, self.lists, *deciders, chosen, costs, replicates=replicates, seed=seed
             )
-            result = result.model_copy(update={"maturity": points})
+            if maturity_days:
+                points = label_maturity(
+                    self.store,
+                    self.lists,
+                    *deciders,
+                    chosen,
+                    costs,
+                    maturity_days,
+                    replicates,
+                    seed,
+                )
+                result = result.model_copy(update={"maturity": points})
         return result
 
     def dashboard(self, filters: RowFilter | None = None, **filter_fields: Any) -> Dashboard:
         """KPIs, approval rate and latency over time, decline reasons and the amount
         distribution of the selected rows, aggregated in the database from one snapshot."""
         chosen = filters if filters is not None else RowFilter(**filter_fields)
-        return analytics.dashboard(self.store, chosen, self._live.totals.snapshot)
+        with self._reading(chosen.run):
+            return analytics.dashboard(self.store, chosen, self._live.totals.snapshot)
 
     def filter_options(self) -> FilterOptions:
-        """The channels, currencies, runs and time span present in the data (for filter UIs)."""
-        return analytics.filter_options(self.store)
+        """The channels, currencies, runs and time span present in the data (for filter UIs);
+        the attached lake's finished runs are offered beside the database's."""
+        options = analytics.filter_options(self.store)
+        if self.lake is None:
+            return options
+        lake_runs = [r.id for r in self.lake.records() if r.status != "running" and r.rows_written]
+        return dataclasses.replace(options, runs=sorted({*options.runs, *lake_runs}))
 
     def _load_or_create_decider(self) -> Decider:
         active = self.policies.active_version()

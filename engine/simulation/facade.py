@@ -197,18 +197,25 @@ class Simulations:
         """SHA-256 over a run's deterministic columns in event order (id and run_id excluded):
         equal for equal seed, parameters and card key, whatever the chunk size."""
         self.get_run(run_id)  # NotFoundError for unknown runs
-        digests: dict[str, hashlib._Hash] = {}
-        rows = 0
-        for batch in self.store.batches(CONTENT_SQL, [run_id], 200_000):
-            rows += batch.num_rows
-            for name, column in zip(batch.schema.names, batch.columns, strict=True):
-                _hash_column(digests.setdefault(name, hashlib.sha256()), column)
-        if rows == 0:
-            raise NotFoundError(f"Simulation run {run_id} has no rows.")
-        total = hashlib.sha256(str(rows).encode())
-        for name in sorted(digests):
-            total.update(name.encode() + digests[name].digest())
-        return total.hexdigest()
+        return content_hash(self.store, run_id)
+
+
+def content_hash(store: Store, run_id: int) -> str:
+    """SHA-256 over run ``run_id``'s deterministic columns in event order, as the store reads
+    them (a lake run's too, inside :meth:`Store.reading_lake`). Raises :class:`NotFoundError`
+    when the run has no rows."""
+    digests: dict[str, hashlib._Hash] = {}
+    rows = 0
+    for batch in store.batches(CONTENT_SQL, [run_id], 200_000):
+        rows += batch.num_rows
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            _hash_column(digests.setdefault(name, hashlib.sha256()), column)
+    if rows == 0:
+        raise NotFoundError(f"Simulation run {run_id} has no rows.")
+    total = hashlib.sha256(str(rows).encode())
+    for name in sorted(digests):
+        total.update(name.encode() + digests[name].digest())
+    return total.hexdigest()
 
 
 def _hash_column(digest: hashlib._Hash, column: pa.Array) -> None:
