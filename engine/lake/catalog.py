@@ -12,6 +12,7 @@ the files with its built-in Parquet reader; nothing is copied into the database 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
@@ -26,6 +27,7 @@ from engine.simulation.params import RunRecord
 from engine.store import LAKE_CATALOG, Store
 from engine.transaction_row import COLUMNS
 
+log = logging.getLogger("ptsim.lake")
 _BUILT_IN = ("UUID", "INTEGER", "TIMESTAMP", "SMALLINT", "TINYINT", "DECIMAL", "VARCHAR",
              "BOOLEAN", "DOUBLE")  # fmt: skip
 
@@ -37,6 +39,9 @@ class LakeCatalog:
         self.lake = lake
         self._store = store
         store.attach_lake(None if lake.local else lake.fs)
+        abandoned = lake.recover()
+        if abandoned:
+            log.warning("lake runs %s were left running and are now interrupted", abandoned)
         self._types = {c.name: _sql_type(c.sql_type, store) for c in COLUMNS}
         self._lock = threading.Lock()
         self._signature: tuple[tuple[int, str, int], ...] | None = None

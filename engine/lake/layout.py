@@ -14,7 +14,6 @@ run counter never reaches, so a lake run and a database run never share an id.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import uuid
@@ -155,28 +154,24 @@ class Lake:
 
     def recover(self) -> list[int]:
         """Mark runs whose writer died 'interrupted' (their committed partitions stay, the row
-        count is the partitions') and remove the files they left aside; their ids."""
+        count is the partitions') and remove the files they left that no manifest lists (an
+        aside file, or a partition renamed into place just before the kill); their ids."""
         fixed = []
         for manifest in self.manifests():
-            if manifest.status == "interrupted" and manifest.error == ABANDONED:
-                stored = self.manifest(manifest.run_id)
-                if stored.status == "running":
-                    self.commit(manifest)
-                    self._remove_aside(manifest.run_id)
-                    fixed.append(manifest.run_id)
+            abandoned = manifest.status == "interrupted" and manifest.error == ABANDONED
+            if abandoned and self.manifest(manifest.run_id).status == "running":
+                self.commit(manifest)
+                self._remove_unlisted(manifest)
+                fixed.append(manifest.run_id)
         return fixed
 
-    def _remove_aside(self, run_id: int) -> None:
-        folder = self.path(f"transactions/run_id={run_id}")
+    def _remove_unlisted(self, manifest: Manifest) -> None:
+        folder = self.path(f"transactions/run_id={manifest.run_id}")
+        listed = {p.path.rsplit("/", 1)[-1] for p in manifest.partitions}
         if self.fs.exists(folder):
             for entry in self.fs.ls(folder, detail=False):
-                if str(entry).rsplit("/", 1)[-1].startswith("."):
+                if str(entry).rsplit("/", 1)[-1] not in listed:
                     self.fs.rm(entry)
-
-    def describe(self) -> dict[str, object]:
-        """Where the lake is and what it holds (for logs and health)."""
-        manifests = self.manifests()
-        return {"url": self.url, "runs": len(manifests)}
 
 
 def this_writer() -> Writer:
@@ -201,8 +196,3 @@ def _with_live_status(manifest: Manifest) -> Manifest:
     if writer.started and _started(writer.pid) == writer.started:
         return manifest  # still being written
     return manifest.model_copy(update={"status": "interrupted", "error": ABANDONED})
-
-
-def manifest_json(manifest: Manifest) -> dict[str, object]:
-    """The manifest as plain JSON values."""
-    return json.loads(manifest.model_dump_json())

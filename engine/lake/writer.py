@@ -15,6 +15,7 @@ leaves 'running', which readers report as interrupted (:meth:`Lake.recover` reco
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -49,6 +50,7 @@ from engine.simulation.runner import (
 from engine.simulation.summary import RunSummary
 from engine.store import utc_now
 
+log = logging.getLogger("ptsim.lake")
 Progress = Callable[[int, int], None]  # (rows committed, rows planned)
 MINOR_UNITS = "amount_minor"  # the amount in integer minor units, beside the exact decimal
 _VERSION_BITS = 0x7000
@@ -150,6 +152,9 @@ def generate_into_lake(
     (Ctrl-C, a cancel, an error) after committing the manifest as interrupted or failed.
     ``progress(rows, planned)`` is called after each committed partition (of at most
     ``partition_target`` rows)."""
+    abandoned = lake.recover()
+    if abandoned:
+        log.warning("lake runs %s were left running and are now interrupted", abandoned)
     created = utc_now()
     manifest = lake.reserve(
         Manifest(
