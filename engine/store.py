@@ -602,6 +602,24 @@ class Store:
             with suppress(duckdb.Error):
                 cur.execute("RESET search_path")
 
+    def copy_to_parquet(self, sql: str, params: Params, target: Path) -> int:
+        """Write one read's result to the Parquet file ``target`` with DuckDB's parallel writer
+        (``target`` is a path this process chose: it is quoted, never taken from a client);
+        the rows written. The read sees one snapshot, so rows committed meanwhile are not in."""
+        literal = str(target).replace("'", "''")
+        try:
+            cur = self._cursor()
+            result = _execute(
+                cur,
+                f"COPY ({sql}) TO '{literal}' (FORMAT parquet, COMPRESSION snappy, "
+                "ROW_GROUP_SIZE 262144)",
+                params,
+            )
+            (rows,) = result.fetchone()
+        except duckdb.Error as exc:
+            raise self.translated(exc, "The export failed; nothing was written") from exc
+        return int(rows)
+
     def enum_labels(self, type_name: str) -> list[str]:
         """The labels of one of the schema's ENUM types, in order."""
         (labels,) = self.query(f"SELECT enum_range(NULL::{type_name})")[0]
