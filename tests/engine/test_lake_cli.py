@@ -81,7 +81,7 @@ def test_ctrl_c_marks_the_lake_run_interrupted(tmp_path: Path) -> None:
     lake = Lake(tmp_path / "lake")
     process = _start(tmp_path)
     _wait_for_partitions(lake, 1, process)
-    out, err = _stop(process, signal.SIGINT)
+    _, err = _stop(process, signal.SIGINT)
     stderr = err.decode()
     assert process.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr
