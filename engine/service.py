@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from pydantic import ValidationError
 
 from engine import analytics
@@ -584,6 +585,23 @@ class Engine:
                 result = result.model_copy(update={"maturity": points})
         return result
 
+    def transactions_frame(
+        self, filters: RowFilter | None = None, limit: int | None = None, **filter_fields: Any
+    ) -> pd.DataFrame:
+        """The selected rows (``filters`` or its fields, as :meth:`backtest` takes them; a lake
+        run too) as a DataFrame in event order, at most ``limit`` rows: every stored column,
+        the amount exact (``amount``: ``Decimal`` objects) and numeric beside it, in forms
+        pandas computes with natively: ``amount_minor`` (int64 minor units, exact) and
+        ``amount_float`` (float64, for plots and statistics)."""
+        chosen = filters if filters is not None else RowFilter(**filter_fields)
+        self._require_run(chosen.run, "filters.run")
+        where, params = chosen.where()
+        sql = f"SELECT {FRAME_COLUMNS} FROM transactions {where} ORDER BY id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._reading(chosen.run), self.store.read() as tx:
+            return tx.arrow(sql, params).to_pandas()
+
     def dashboard(self, filters: RowFilter | None = None, **filter_fields: Any) -> Dashboard:
         """KPIs, approval rate and latency over time, decline reasons and the amount
         distribution of the selected rows, aggregated in the database from one snapshot."""
@@ -639,6 +657,7 @@ _NOT_A_DECISION: dict[str, Any] = {"request": None, "decision": None, "features"
 _STATS_ARGS = {"run": "source"}  # RowFilter's names for what stats() calls its arguments
 # an export's columns: every stored one, and the amount in minor units for tools without decimals
 EXPORT_COLUMNS = ", ".join(NAMES) + ", CAST(amount * 100 AS BIGINT) AS amount_minor"
+FRAME_COLUMNS = EXPORT_COLUMNS + ", CAST(amount AS DOUBLE) AS amount_float"
 
 
 def _latency_summary(percentiles: Percentiles) -> LatencySummary | None:

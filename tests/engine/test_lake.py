@@ -4,6 +4,7 @@ by stats, backtests and comparisons, interrupted runs, and a non-local fsspec fi
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +193,21 @@ def test_reading_a_lake_file_back_gives_numeric_amounts_to_pandas(tmp_path: Path
 
 def _without(value: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in value.items() if k not in keys}
+
+
+def test_engine_frames_give_pandas_numeric_amounts_beside_the_exact_ones(
+    lake_engine: Engine,
+) -> None:
+    lake_run = lake_engine.simulate_into_lake(lake_engine.settings.lake, PARAMS)
+    db_run = lake_engine.simulate(PARAMS)
+    frames = [lake_engine.transactions_frame(run=r.id) for r in (lake_run, db_run)]
+    for frame in frames:
+        assert len(frame) == PARAMS["rows"]
+        assert frame["amount_minor"].dtype == "int64"
+        assert frame["amount_float"].dtype == "float64"
+        assert isinstance(frame["amount"].iloc[0], Decimal)
+        assert int(frame["amount_minor"].sum()) == int(sum(frame["amount"]) * 100)
+        assert frame["amount_float"].sum() == pytest.approx(float(sum(frame["amount"])))
+    columns = ["amount", "amount_minor", "amount_float", "draw", "status", "card_hash"]
+    pd.testing.assert_frame_equal(frames[0][columns], frames[1][columns])
+    assert len(lake_engine.transactions_frame(run=lake_run.id, limit=10)) == 10
