@@ -60,7 +60,7 @@ from engine.simulation.runner import Progress
 from engine.stats import Percentiles, selection_totals
 from engine.store import Store, utc_now
 from engine.throttle import admin_failure_buckets
-from engine.transaction_row import NAMES
+from engine.transaction_row import COLUMNS, NAMES
 from engine.validation import describe_first, quoted_field
 
 log = logging.getLogger("ptsim.engine")
@@ -657,7 +657,14 @@ _NOT_A_DECISION: dict[str, Any] = {"request": None, "decision": None, "features"
 _STATS_ARGS = {"run": "source"}  # RowFilter's names for what stats() calls its arguments
 # an export's columns: every stored one, and the amount in minor units for tools without decimals
 EXPORT_COLUMNS = ", ".join(NAMES) + ", CAST(amount * 100 AS BIGINT) AS amount_minor"
-FRAME_COLUMNS = EXPORT_COLUMNS + ", CAST(amount AS DOUBLE) AS amount_float"
+# a frame's columns: ENUMs as text (a lake run's are text already: one dtype from either source)
+FRAME_COLUMNS = (
+    ", ".join(
+        f"CAST({c.name} AS VARCHAR) AS {c.name}" if c.sql_type.islower() else c.name  # ENUM types
+        for c in COLUMNS  # are the schema's lower-case names
+    )
+    + ", CAST(amount * 100 AS BIGINT) AS amount_minor, CAST(amount AS DOUBLE) AS amount_float"
+)
 
 
 def _latency_summary(percentiles: Percentiles) -> LatencySummary | None:

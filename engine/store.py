@@ -620,11 +620,6 @@ class Store:
             raise self.translated(exc, "The export failed; nothing was written") from exc
         return int(rows)
 
-    def enum_labels(self, type_name: str) -> list[str]:
-        """The labels of one of the schema's ENUM types, in order."""
-        (labels,) = self.query(f"SELECT enum_range(NULL::{type_name})")[0]
-        return list(labels)
-
     def set_memory_limit(self, limit: str) -> None:
         """Cap DuckDB's buffer memory (a validated size such as ``512MB``); without a cap DuckDB
         caches up to 80% of RAM."""
