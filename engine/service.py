@@ -405,8 +405,9 @@ class Engine:
     def _require_run(self, run: RunSelector, field: str) -> None:
         """Refuse a run id that names no simulation run (a selection of nothing by mistake), or
         a lake run still being written (a reader never sees half a run)."""
-        if self.lake is not None and self.lake.holds(run):
-            if not self.lake.readable(run):
+        found = self.lake.find(run) if self.lake is not None else None
+        if found is not None:
+            if not found.readable:
                 raise InvalidRequestError(
                     field,
                     f"{quoted_field(field)} names a lake run that is still being written; "

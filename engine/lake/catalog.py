@@ -72,16 +72,11 @@ class LakeCatalog:
             raise NotFoundError(f"Simulation run {run_id} not found.")
         return found
 
-    def readable(self, run: object) -> bool:
-        """Whether ``run`` names a finished lake run (whose rows reads may use)."""
+    def find(self, run: object) -> Manifest | None:
+        """The manifest of lake run ``run`` (finished or not), or None when it names none."""
         if not isinstance(run, int) or isinstance(run, bool) or run <= LAKE_RUN_BASE:
-            return False
-        found = self.refresh().get(run)
-        return found is not None and found.readable
-
-    def holds(self, run: object) -> bool:
-        """Whether ``run`` is a lake run id (finished or not)."""
-        return isinstance(run, int) and run > LAKE_RUN_BASE and run in self.refresh()
+            return None
+        return self.refresh().get(run)
 
     @contextlib.contextmanager
     def reading(self, run: object) -> Iterator[None]:
@@ -91,11 +86,6 @@ class LakeCatalog:
                 yield
         else:
             yield
-
-    def files(self, run_id: int) -> list[str]:
-        """The committed files of a finished run, as DuckDB opens them."""
-        manifest = self.manifest(run_id)
-        return [self.lake.reader_path(p.path) for p in manifest.partitions]
 
     def _script(self, runs: list[Manifest]) -> str:
         """The ``transactions`` view: one branch per finished run (its id a constant, so a
