@@ -12,7 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.middleware import client_address
 from engine.service import Engine
 
-_bearer = HTTPBearer(auto_error=False, description="PTSIM_ADMIN_TOKEN")
+bearer = HTTPBearer(auto_error=False, description="PTSIM_ADMIN_TOKEN")
 
 
 async def get_engine(request: Request) -> Engine:
@@ -29,7 +29,7 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 def require_admin(
     request: Request,
     engine: EngineDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
     """Admin routes deny by default: they need ``Authorization: Bearer $PTSIM_ADMIN_TOKEN``;
     a client that sent too many wrong tokens is answered 429 until ``Retry-After`` passes, even

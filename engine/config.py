@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PTSIM_", extra="ignore", frozen=True)
 
     db: str = Field(str(DEFAULT_DB), description="DuckDB file path, or ':memory:'.")
+    lake: str | None = Field(
+        None,
+        description="A Parquet lake (directory or fsspec URL) whose runs are read beside the "
+        "database's (ptsim generate --lake writes them); unset: none.",
+    )
     host: str = Field("127.0.0.1", description="Interface both servers bind to.")
     api_port: int = Field(8000, ge=1, le=65535)
     ui_port: int = Field(8501, ge=1, le=65535)
@@ -95,6 +100,14 @@ class Settings(BaseSettings):
     def _anchor_relative_paths(cls, value: str) -> str:
         if value == ":memory:":
             return value
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else PROJECT_ROOT / path)
+
+    @field_validator("lake")
+    @classmethod
+    def _anchor_relative_lake(cls, value: str | None) -> str | None:
+        if value is None or value == "" or "://" in value:
+            return value or None
         path = Path(value).expanduser()
         return str(path if path.is_absolute() else PROJECT_ROOT / path)
 

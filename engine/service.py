@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from pydantic import ValidationError
 
 from engine import analytics
@@ -37,6 +40,10 @@ from engine.experiments import Experiment, Experiments, ShadowReport
 from engine.filters import RowFilter, RunSelector
 from engine.idempotency import KEY_RETENTION, IdempotencyGuard, request_hash
 from engine.ids import IdAllocator, parse_id
+from engine.lake.catalog import LakeCatalog
+from engine.lake.layout import LAKE_RUN_BASE, Lake
+from engine.lake.manifest import PARTITION_TARGET_ROWS
+from engine.lake.writer import generate_into_lake
 from engine.lists import Lists, PutOutcome
 from engine.live import LiveWriter, PendingPayment
 from engine.models import (
@@ -56,14 +63,14 @@ from engine.models import (
 from engine.policies import Policies
 from engine.policy import DEFAULT_POLICY, Policy, ScoreWeights
 from engine.rules import ACTION_NAMES
-from engine.simulation.facade import Simulations
+from engine.simulation.facade import Simulations, content_hash
 from engine.simulation.pacing import RunPacer
 from engine.simulation.params import RunRecord, SimulationParams
 from engine.simulation.runner import Progress
 from engine.stats import Percentiles, selection_totals
 from engine.store import Store, utc_now
 from engine.throttle import admin_failure_buckets
-from engine.transaction_row import NAMES
+from engine.transaction_row import COLUMNS, NAMES
 from engine.validation import describe_first, quoted_field
 
 log = logging.getLogger("ptsim.engine")
@@ -103,6 +110,8 @@ class Engine:
             self.store, lambda version: self.policies.decider(self.policies.get(version))
         )
         """The shadow and route in force (restored from the store)."""
+        self.lake = self._attach_lake()
+        """The attached Parquet lake (``PTSIM_LAKE``), or None: its finished runs are sources."""
         self.simulations = Simulations(
             self.store,
             self.ids,
@@ -124,6 +133,21 @@ class Engine:
             self.settings.max_batch,
             lambda: self.experiments.live,
         )
+
+    def _attach_lake(self) -> LakeCatalog | None:
+        if self.settings.lake is None:
+            return None
+        try:
+            return LakeCatalog(Lake(self.settings.lake), self.store)
+        except BaseException:
+            self.store.close()
+            raise
+
+    def _reading(self, run: RunSelector) -> contextlib.AbstractContextManager[None]:
+        """Reads of ``run``'s rows: from the lake for a lake run, else from the file."""
+        if self.lake is None:
+            return contextlib.nullcontext()
+        return self.lake.reading(run)
 
     def _has_rows(self) -> bool:
         """Whether any transaction (live or simulated, each with a card fingerprint) is stored."""
@@ -211,17 +235,61 @@ class Engine:
         """Ask a background run to stop; False when it is not running in this process."""
         return self.simulations.cancel_simulation(run_id)
 
+    def simulate_into_lake(
+        self,
+        lake: str | Path,
+        params: SimulationParams | dict,
+        progress: Progress | None = None,
+        partition_rows: int = PARTITION_TARGET_ROWS,
+    ) -> RunRecord:
+        """Generate a run into the Parquet lake at ``lake`` (a directory or an fsspec URL) with
+        the active policy and this engine's card key; its rows equal those :meth:`simulate`
+        writes for the same parameters. Ctrl-C or an exception from ``progress`` (called after
+        each committed partition) stops it: the manifest records it interrupted (or failed)
+        with its committed rows, and the exception propagates (:mod:`engine.lake.writer`)."""
+        if not isinstance(params, SimulationParams):
+            params = SimulationParams.model_validate(params)
+        manifest = generate_into_lake(
+            Lake(lake), params, self._card_key, self.active_decider(), progress,
+            partition_target=partition_rows,
+        )  # fmt: skip
+        return manifest.record()
+
     def get_run(self, run_id: int) -> RunRecord:
-        """A run's record. Raises :class:`NotFoundError`."""
+        """A run's record (the database's, or the attached lake's). Raises
+        :class:`NotFoundError`."""
+        if self.lake is not None and run_id > LAKE_RUN_BASE:
+            return self.lake.manifest(run_id).record()
         return self.simulations.get_run(run_id)
 
     def list_runs(self) -> list[RunRecord]:
-        """Every run, newest first."""
-        return self.simulations.list_runs()
+        """Every run, the database's and the attached lake's, newest first."""
+        runs = self.simulations.list_runs()
+        if self.lake is not None:
+            runs = sorted([*runs, *self.lake.records()], key=lambda r: r.created_at, reverse=True)
+        return runs
 
     def run_content_hash(self, run_id: int) -> str:
-        """SHA-256 over a run's deterministic columns in event order (id and run_id excluded)."""
+        """SHA-256 over a run's deterministic columns in event order (id and run_id excluded);
+        a lake run's equals the database's run of the same seed and parameters."""
+        if self.lake is not None and run_id > LAKE_RUN_BASE:
+            self._require_run(run_id, "run_id")
+            with self.lake.reading(run_id):
+                return content_hash(self.store, run_id)
         return self.simulations.run_content_hash(run_id)
+
+    def export_run(self, run: RunSelector, target: str | Path) -> int:
+        """Write run ``run`` (a database or lake run id, or ``"live"`` for live traffic) to the
+        Parquet file ``target``: every stored column in event order, the amount also in integer
+        minor units (``amount_minor``), cards only as fingerprint, BIN and last four; the rows
+        written. Reads one snapshot, so it runs while payments and runs are being written.
+        Raises :class:`InvalidRequestError` (naming ``run``) for an unknown run."""
+        if run != "live":
+            self._require_run(run, "run")
+        where, params = RowFilter(run=run).where()
+        sql = f"SELECT {EXPORT_COLUMNS} FROM transactions {where}"
+        with self._reading(run):
+            return self.store.copy_to_parquet(sql, params, Path(target))
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -348,7 +416,7 @@ class Engine:
             field, message = describe_first(exc, name=lambda f: quoted_field(_STATS_ARGS.get(f, f)))
             raise InvalidRequestError(_STATS_ARGS.get(field, field), message) from None
         self._require_run(filters.run, "source")
-        with self.store.read() as tx:
+        with self._reading(filters.run), self.store.read() as tx:
             totals = selection_totals(tx, self._live.totals.snapshot(), filters)
         return Stats(
             total=totals.total,
@@ -368,7 +436,17 @@ class Engine:
         )
 
     def _require_run(self, run: RunSelector, field: str) -> None:
-        """Refuse a run id that names no simulation run (a selection of nothing by mistake)."""
+        """Refuse a run id that names no simulation run (a selection of nothing by mistake), or
+        a lake run still being written (a reader never sees half a run)."""
+        found = self.lake.find(run) if self.lake is not None else None
+        if found is not None:
+            if not found.readable:
+                raise InvalidRequestError(
+                    field,
+                    f"{quoted_field(field)} names a lake run that is still being written; "
+                    "retry when it has finished (GET /simulations shows its status).",
+                )
+            return
         if isinstance(run, int) and not self.store.query("SELECT 1 FROM runs WHERE id = ?", [run]):
             raise InvalidRequestError(
                 field,
@@ -540,7 +618,8 @@ class Engine:
         chosen = filters if filters is not None else RowFilter(**filter_fields)
         self._require_run(chosen.run, "filters.run")
         decider = self.policies.decider(candidate)
-        return run_backtest(self.store, self.lists, decider, self.active_decider(), chosen)
+        with self._reading(chosen.run):
+            return run_backtest(self.store, self.lists, decider, self.active_decider(), chosen)
 
     def compare(
         self,
@@ -563,25 +642,56 @@ class Engine:
         self._require_run(chosen.run, "filters.run")
         deciders = self.policies.decider(a), self.policies.decider(b)
         costs = costs or CostModel()
-        result = run_comparison(
-            self.store, self.lists, *deciders, chosen, costs, replicates=replicates, seed=seed
-        )
-        if maturity_days:
-            points = label_maturity(
-                self.store, self.lists, *deciders, chosen, costs, maturity_days, replicates, seed
+        with self._reading(chosen.run):
+            result = run_comparison(
+                self.store, self.lists, *deciders, chosen, costs, replicates=replicates, seed=seed
             )
-            result = result.model_copy(update={"maturity": points})
+            if maturity_days:
+                points = label_maturity(
+                    self.store,
+                    self.lists,
+                    *deciders,
+                    chosen,
+                    costs,
+                    maturity_days,
+                    replicates,
+                    seed,
+                )
+                result = result.model_copy(update={"maturity": points})
         return result
+
+    def transactions_frame(
+        self, filters: RowFilter | None = None, limit: int | None = None, **filter_fields: Any
+    ) -> pd.DataFrame:
+        """The selected rows (``filters`` or its fields, as :meth:`backtest` takes them; a lake
+        run too) as a DataFrame in event order, at most ``limit`` rows: every stored column,
+        the amount exact (``amount``: ``Decimal`` objects) and numeric beside it, in forms
+        pandas computes with natively: ``amount_minor`` (int64 minor units, exact) and
+        ``amount_float`` (float64, for plots and statistics)."""
+        chosen = filters if filters is not None else RowFilter(**filter_fields)
+        self._require_run(chosen.run, "filters.run")
+        where, params = chosen.where()
+        sql = f"SELECT {FRAME_COLUMNS} FROM transactions {where} ORDER BY id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._reading(chosen.run), self.store.read() as tx:
+            return tx.arrow(sql, params).to_pandas()
 
     def dashboard(self, filters: RowFilter | None = None, **filter_fields: Any) -> Dashboard:
         """KPIs, approval rate and latency over time, decline reasons and the amount
         distribution of the selected rows, aggregated in the database from one snapshot."""
         chosen = filters if filters is not None else RowFilter(**filter_fields)
-        return analytics.dashboard(self.store, chosen, self._live.totals.snapshot)
+        with self._reading(chosen.run):
+            return analytics.dashboard(self.store, chosen, self._live.totals.snapshot)
 
     def filter_options(self) -> FilterOptions:
-        """The channels, currencies, runs and time span present in the data (for filter UIs)."""
-        return analytics.filter_options(self.store)
+        """The channels, currencies, runs and time span present in the data (for filter UIs);
+        the attached lake's finished runs are offered beside the database's."""
+        options = analytics.filter_options(self.store)
+        if self.lake is None:
+            return options
+        lake_runs = [r.id for r in self.lake.records() if r.status != "running" and r.rows_written]
+        return dataclasses.replace(options, runs=sorted({*options.runs, *lake_runs}))
 
     def _load_or_create_decider(self) -> Decider:
         active = self.policies.active_version()
@@ -620,6 +730,16 @@ class _PeriodicBackup:
 # Entries of audit_log other than decisions hold no request, decision or features.
 _NOT_A_DECISION: dict[str, Any] = {"request": None, "decision": None, "features": {}}
 _STATS_ARGS = {"run": "source"}  # RowFilter's names for what stats() calls its arguments
+# an export's columns: every stored one, and the amount in minor units for tools without decimals
+EXPORT_COLUMNS = ", ".join(NAMES) + ", CAST(amount * 100 AS BIGINT) AS amount_minor"
+# a frame's columns: ENUMs as text (a lake run's are text already: one dtype from either source)
+FRAME_COLUMNS = (
+    ", ".join(
+        f"CAST({c.name} AS VARCHAR) AS {c.name}" if c.sql_type.islower() else c.name  # ENUM types
+        for c in COLUMNS  # are the schema's lower-case names
+    )
+    + ", CAST(amount * 100 AS BIGINT) AS amount_minor, CAST(amount AS DOUBLE) AS amount_float"
+)
 
 
 def _latency_summary(percentiles: Percentiles) -> LatencySummary | None:

@@ -51,6 +51,7 @@ log = logging.getLogger("ptsim.store")
 _UUID_COLUMNS = ("id", "card_hash")  # sent as 16-byte binary, stored as UUID
 Params = Sequence[Any] | Mapping[str, Any] | None
 _SELECT_ROW = f"SELECT {', '.join(NAMES)} FROM transactions WHERE id = ?"
+LAKE_CATALOG = "ptsim_lake"  # the in-memory catalog of an attached lake (Store.attach_lake)
 LIVE_SOURCE = 0  # stats_rollup.source for live traffic; simulation runs use their run id
 
 
@@ -480,6 +481,7 @@ class Store:
                 log.warning("removed %s, left by a backup that did not finish", leftover.name)
         self._con = self._open(path, recover)
         self._local = threading.local()
+        self._home = "memory"  # the file's catalog name, for reading_lake's search path
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._cursors_lock = threading.Lock()
         self._write_lock = threading.RLock()
@@ -557,6 +559,66 @@ class Store:
             with self._cursors_lock:
                 self._cursors.append(cur)
         return cur
+
+    # -- an attached Parquet lake (engine/lake) -------------------------------------------------
+
+    def attach_lake(self, filesystem: object | None) -> None:
+        """Add the in-memory catalog :data:`LAKE_CATALOG` that holds an attached lake's relations
+        (nothing of it is ever written to the file); ``filesystem`` (an fsspec file system) is
+        what DuckDB reads a non-local lake's files through."""
+        with self._write_lock:
+            try:
+                self._con.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {LAKE_CATALOG}")
+                if filesystem is not None:
+                    self._con.register_filesystem(filesystem)
+                (self._home,) = self._con.execute("SELECT current_database()").fetchone()
+            except duckdb.Error as exc:
+                raise self.translated(exc, "The lake could not be attached") from exc
+
+    def define_lake(self, script: str, tables: Mapping[str, pa.Table]) -> None:
+        """Replace the lake catalog's relations: run ``script`` (views over the lake's files),
+        then store each Arrow table as ``ptsim_lake.main.<name>``, in one transaction."""
+        with self.write() as tx:
+            tx.execute(script)
+            for name, table in tables.items():
+                tx.execute_with_table(
+                    "_lake_rows",
+                    table,
+                    f"CREATE OR REPLACE TABLE {LAKE_CATALOG}.main.{name} AS FROM _lake_rows",
+                )
+
+    @contextmanager
+    def reading_lake(self) -> Iterator[None]:
+        """Reads in the block (on this thread) see the lake catalog's ``transactions``,
+        ``stats_rollup`` and ``latency_histogram`` in place of the file's, and every other
+        table (policies, lists, disputes) from the file: the same SQL reads lake rows."""
+        cur = self._cursor()
+        try:
+            cur.execute(f"SET search_path = '{LAKE_CATALOG}.main,{self._home}.main'")
+            yield
+        except duckdb.Error as exc:
+            raise self.translated(exc, ReadTx._FAILURE) from exc
+        finally:
+            with suppress(duckdb.Error):
+                cur.execute("RESET search_path")
+
+    def copy_to_parquet(self, sql: str, params: Params, target: Path) -> int:
+        """Write one read's result to the Parquet file ``target`` with DuckDB's parallel writer
+        (``target`` is a path this process chose: it is quoted, never taken from a client);
+        the rows written. The read sees one snapshot, so rows committed meanwhile are not in."""
+        literal = str(target).replace("'", "''")
+        try:
+            cur = self._cursor()
+            result = _execute(
+                cur,
+                f"COPY ({sql}) TO '{literal}' (FORMAT parquet, COMPRESSION snappy, "
+                "ROW_GROUP_SIZE 262144)",
+                params,
+            )
+            (rows,) = result.fetchone()
+        except duckdb.Error as exc:
+            raise self.translated(exc, "The export failed; nothing was written") from exc
+        return int(rows)
 
     def set_memory_limit(self, limit: str) -> None:
         """Cap DuckDB's buffer memory (a validated size such as ``512MB``); without a cap DuckDB

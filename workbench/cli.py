@@ -9,12 +9,14 @@ import sys
 from engine.config import get_settings
 from engine.errors import EngineError
 from workbench.cli_backup import add_backup_parsers
+from workbench.cli_export import add_export_parser
 
 
 def _serve(args: argparse.Namespace) -> int:
     from workbench.server import run
 
-    overrides = {k: v for k, v in (("db", args.db), ("api_port", args.api_port)) if v}
+    pairs = (("db", args.db), ("api_port", args.api_port), ("lake", args.lake))
+    overrides = {k: v for k, v in pairs if v}
     if getattr(args, "ui_port", None):
         overrides["ui_port"] = args.ui_port
     return run(get_settings(**overrides), with_dashboard=args.command == "serve")
@@ -29,9 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (serve, api):
         command.add_argument("--db", help="database file (default: PTSIM_DB)")
         command.add_argument("--api-port", type=int, help="API port (default: PTSIM_API_PORT)")
+        command.add_argument(
+            "--lake", help="attach this Parquet lake's runs (default: PTSIM_LAKE; none)"
+        )
         command.set_defaults(handler=_serve)
     serve.add_argument("--ui-port", type=int, help="dashboard port (default: PTSIM_UI_PORT)")
     add_backup_parsers(sub)
+    add_export_parser(sub)
     try:
         from workbench.cli_generate import add_generate_parser
     except ImportError:  # the bulk generator ships separately

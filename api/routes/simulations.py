@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from starlette.background import BackgroundTask
 
-from api.deps import EngineDep
+from api.deps import EngineDep, bearer, require_admin
 from api.errors import ErrorResponse
+from api.heavy import HeavyDep
 from engine.errors import InvalidRequestError, NotFoundError
 from engine.idempotency import MAX_KEY_LENGTH
 from engine.pan import PAN_RULE, contains_pan
@@ -24,6 +31,8 @@ from engine.simulation.params import (
 from engine.validation import PRINTABLE_ASCII, describe_first, quoted_field
 
 router = APIRouter(tags=["simulations"])
+PARQUET = "application/vnd.apache.parquet"
+MAX_RUN_ID = 2**31 - 1  # run ids are INTEGER columns
 _DEFAULT = SimulationParams.model_fields
 
 
@@ -151,6 +160,14 @@ async def start_simulation(
     return SimulationStarted(run_id=run_id, status=run.status, status_url=f"/simulations/{run_id}")
 
 
+def _run_id(text: str) -> int:
+    """A run id from the path: database runs and lake runs (above 1,000,000,000) are 32-bit
+    integers; anything else names no run (404)."""
+    if not text.isdigit() or len(text) > 10 or int(text) > MAX_RUN_ID:
+        raise NotFoundError(f"Simulation run {text[:32]!r} not found.")
+    return int(text)
+
+
 @router.get(
     "/simulations/{run_id}",
     response_model=RunRecord,
@@ -158,9 +175,53 @@ async def start_simulation(
 )
 async def get_simulation(run_id: str, engine: EngineDep) -> RunRecord:
     """A run's status, progress, parameters and summary (404 for unknown or malformed ids)."""
-    if not run_id.isdigit() or len(run_id) > 9:
-        raise NotFoundError(f"Simulation run {run_id[:32]!r} not found.")
-    return await run_in_threadpool(engine.get_run, int(run_id))
+    return await run_in_threadpool(engine.get_run, _run_id(run_id))
+
+
+@router.get(
+    "/simulations/{run_id}/export",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "content": {PARQUET: {}},
+            "description": "The run's rows as one Parquet file; X-Row-Count says how many.",
+        },
+        400: {"model": ErrorResponse, "description": "A lake run still being written."},
+        401: {"model": ErrorResponse, "description": "live: missing or wrong admin token."},
+        404: {"model": ErrorResponse, "description": "Unknown run."},
+        429: {"model": ErrorResponse, "description": "Heavy requests are queued; see Retry-After."},
+    },
+)
+async def export_simulation(
+    run_id: str,
+    request: Request,
+    engine: EngineDep,
+    heavy: HeavyDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> FileResponse:
+    """A run (database or lake) as Parquet, while the server runs; ``live`` exports live
+    traffic and needs the admin token. Every stored column, the amount also in minor units
+    (``amount_minor``), cards only as fingerprint, BIN and last four."""
+    if run_id == "live":
+        require_admin(request, engine, credentials)
+        run: int | str = "live"
+    else:
+        run = _run_id(run_id)
+        await run_in_threadpool(engine.get_run, run)  # 404 for an unknown run
+    folder = Path(tempfile.mkdtemp(prefix="ptsim-export-"))
+    target = folder / f"run-{run_id}.parquet"
+    try:
+        rows = await heavy.run(engine.export_run, run, target)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return FileResponse(
+        target,
+        media_type=PARQUET,
+        filename=target.name,
+        headers={"X-Row-Count": str(rows)},
+        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+    )
 
 
 @router.get("/simulations", response_model=list[RunRecord])

@@ -27,7 +27,7 @@ class StatsQuery(BaseModel):
 
     source: str = Field(
         "all",
-        pattern=r"^(all|live|[1-9][0-9]{0,8})$",
+        pattern=r"^(all|live|[1-9][0-9]{0,9})$",  # lake runs: 10 digits
         description="'all' (default), 'live' (payments posted to this server) or a run id.",
     )
     since: datetime | None = Field(

@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -197,35 +197,54 @@ class Simulations:
         """SHA-256 over a run's deterministic columns in event order (id and run_id excluded):
         equal for equal seed, parameters and card key, whatever the chunk size."""
         self.get_run(run_id)  # NotFoundError for unknown runs
-        digests: dict[str, hashlib._Hash] = {}
-        rows = 0
-        for batch in self.store.batches(CONTENT_SQL, [run_id], 200_000):
-            rows += batch.num_rows
-            for name, column in zip(batch.schema.names, batch.columns, strict=True):
-                _hash_column(digests.setdefault(name, hashlib.sha256()), column)
-        if rows == 0:
-            raise NotFoundError(f"Simulation run {run_id} has no rows.")
-        total = hashlib.sha256(str(rows).encode())
-        for name in sorted(digests):
-            total.update(name.encode() + digests[name].digest())
-        return total.hexdigest()
+        return content_hash(self.store, run_id)
 
 
-def _hash_column(digest: hashlib._Hash, column: pa.Array) -> None:
-    """Feed a column's values (and nulls) in a form independent of batch boundaries."""
+def content_hash(store: Store, run_id: int) -> str:
+    """SHA-256 over run ``run_id``'s deterministic columns in event order, as the store reads
+    them (a lake run's too, inside :meth:`Store.reading_lake`). Raises :class:`NotFoundError`
+    when the run has no rows."""
+    rows, digest = batches_digest(store.batches(CONTENT_SQL, [run_id], 200_000))
+    if rows == 0:
+        raise NotFoundError(f"Simulation run {run_id} has no rows.")
+    return digest
+
+
+def batches_digest(batches: Iterable[pa.RecordBatch]) -> tuple[int, str]:
+    """(rows, SHA-256) of record batches' columns, independent of where the batches split:
+    each column's validity, lengths and values go into streams of their own, so the same rows
+    read as other batches (a Parquet lake's files, the database's row groups) hash the same."""
+    streams: dict[str, hashlib._Hash] = {}
+    rows = 0
+    for batch in batches:
+        rows += batch.num_rows
+        for name, column in zip(batch.schema.names, batch.columns, strict=True):
+            _hash_column(streams, name, column)
+    total = hashlib.sha256(str(rows).encode())
+    for key in sorted(streams):
+        total.update(key.encode() + streams[key].digest())
+    return rows, total.hexdigest()
+
+
+def _hash_column(streams: dict[str, hashlib._Hash], name: str, column: pa.Array) -> None:
+    """Feed a column's nulls, string lengths and values to its streams."""
+
+    def feed(part: str, data: bytes | memoryview) -> None:
+        streams.setdefault(f"{name}/{part}", hashlib.sha256()).update(data)
+
     if pa.types.is_dictionary(column.type):  # ENUM columns: hash the labels, as for strings
         column = column.dictionary_decode()
     valid = column.is_valid().to_numpy(zero_copy_only=False)
-    digest.update(valid.astype(np.uint8).tobytes())
+    feed("valid", valid.astype(np.uint8).tobytes())
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         filled = column.fill_null("").cast(pa.large_string())
         offsets = np.frombuffer(filled.buffers()[1], dtype=np.int64)[
             filled.offset : filled.offset + len(filled) + 1
         ]
-        digest.update(np.diff(offsets).tobytes())
+        feed("lengths", np.diff(offsets).tobytes())
         data = filled.buffers()[2]
         if data is not None:
-            digest.update(memoryview(data)[offsets[0] : offsets[-1]])
+            feed("values", memoryview(data)[offsets[0] : offsets[-1]])
     else:
         values = column.fill_null(False if pa.types.is_boolean(column.type) else 0)
-        digest.update(values.to_numpy(zero_copy_only=False).tobytes())
+        feed("values", values.to_numpy(zero_copy_only=False).tobytes())

@@ -83,6 +83,17 @@ class DecidedChunk:
     reason: np.ndarray  # int8 Reason codes (review marks and challenge outcomes among them)
     gbp_pence: np.ndarray  # NO_GBP without a reference rate
 
+    def add_to(self, summary: RunSummary) -> None:
+        """Count the chunk's decisions, labels, amounts and cards into ``summary``."""
+        summary.add(
+            self.approved,
+            self.rows.scenario,  # type: ignore[arg-type]
+            self.rows.amount_cents,
+            reason=self.reason,
+            gbp_pence=self.gbp_pence,
+            card=self.rows.card,
+        )
+
 
 class Timings:
     """Seconds spent per stage (stages of the producer overlap with writing)."""
@@ -514,14 +525,7 @@ def _write_part(
     """Rows, rollups and rows_written in one transaction (ids allocated in insertion order)."""
     rows = chunk.rows
     after = copy.deepcopy(summary)
-    after.add(
-        chunk.approved,
-        rows.scenario,  # type: ignore[arg-type]
-        rows.amount_cents,
-        reason=chunk.reason,
-        gbp_pence=chunk.gbp_pence,
-        card=rows.card,
-    )
+    chunk.add_to(after)
     with store.write() as tx:
         tx.append_transactions(chunk.table.add_column(0, "id", ids.next_block(len(rows))))
         tx.add_to_rollups(chunk.rollup)

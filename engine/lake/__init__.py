@@ -1,0 +1,1 @@
+"""Simulation runs as a Parquet lake: hive-partitioned files plus a manifest per run."""

@@ -1,0 +1,144 @@
+"""A lake attached to an engine: its finished runs readable with the same SQL as the file's.
+
+The store holds an in-memory catalog (:meth:`engine.store.Store.attach_lake`) with a
+``transactions`` view over the finished runs' files (exactly the files their manifests list,
+each column cast to the file's type, ENUMs as their text labels), and ``stats_rollup`` and
+``latency_histogram`` tables from their manifests' totals. A read of a lake run runs inside
+:meth:`LakeCatalog.reading`, which points unqualified names at that catalog first: stats,
+backtests, comparisons, the dashboard and the content hash need no SQL of their own. DuckDB reads
+the files with its built-in Parquet reader; nothing is copied into the database file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+
+import numpy as np
+import pyarrow as pa
+
+from engine.errors import NotFoundError
+from engine.lake.layout import LAKE_RUN_BASE, Lake
+from engine.lake.manifest import Manifest
+from engine.simulation.params import RunRecord
+from engine.store import LAKE_CATALOG, Store
+from engine.transaction_row import COLUMNS
+
+log = logging.getLogger("ptsim.lake")
+_BUILT_IN = ("UUID", "INTEGER", "TIMESTAMP", "SMALLINT", "TINYINT", "DECIMAL", "VARCHAR",
+             "BOOLEAN", "DOUBLE")  # fmt: skip
+
+
+class LakeCatalog:
+    """The runs of one lake as sources of an engine's reads; refreshed from its manifests."""
+
+    def __init__(self, lake: Lake, store: Store) -> None:
+        self.lake = lake
+        self._store = store
+        store.attach_lake(None if lake.local else lake.fs)
+        abandoned = lake.recover()
+        if abandoned:
+            log.warning("lake runs %s were left running and are now interrupted", abandoned)
+        self._types = {c.name: _sql_type(c.sql_type) for c in COLUMNS}
+        self._lock = threading.Lock()
+        self._signature: tuple[tuple[int, str, int], ...] | None = None
+        self._manifests: dict[int, Manifest] = {}
+        self.refresh()
+
+    def refresh(self) -> dict[int, Manifest]:
+        """Read the manifests; when a run finished or appeared since, redefine the relations.
+        Every run by id (those still being written included, though their rows are not read)."""
+        with self._lock:
+            manifests = {m.run_id: m for m in self.lake.manifests()}
+            readable = sorted((m for m in manifests.values() if m.readable), key=lambda m: m.run_id)
+            signature = tuple((m.run_id, m.status, len(m.partitions)) for m in readable)
+            if signature != self._signature:
+                self._store.define_lake(self._script(readable), _rollup_tables(readable))
+                self._signature = signature
+            self._manifests = manifests
+            return manifests
+
+    def records(self) -> list[RunRecord]:
+        """Every lake run as a run record, newest first."""
+        return [m.record() for m in sorted(self.refresh().values(), key=lambda m: -m.run_id)]
+
+    def manifest(self, run_id: int) -> Manifest:
+        """A run's manifest. Raises :class:`NotFoundError`."""
+        found = self.refresh().get(run_id)
+        if found is None:
+            raise NotFoundError(f"Simulation run {run_id} not found.")
+        return found
+
+    def find(self, run: object) -> Manifest | None:
+        """The manifest of lake run ``run`` (finished or not), or None when it names none."""
+        if not isinstance(run, int) or isinstance(run, bool) or run <= LAKE_RUN_BASE:
+            return None
+        return self.refresh().get(run)
+
+    @contextlib.contextmanager
+    def reading(self, run: object) -> Iterator[None]:
+        """Reads in the block see lake rows when ``run`` is a lake run; else a no-op."""
+        if isinstance(run, int) and run > LAKE_RUN_BASE:
+            with self._store.reading_lake():
+                yield
+        else:
+            yield
+
+    def _script(self, runs: list[Manifest]) -> str:
+        """The ``transactions`` view: one branch per finished run (its id a constant, so a
+        filter on run_id drops the other branches before any file is opened)."""
+        branches = [self._branch(m) for m in runs if m.partitions]
+        if not branches:
+            items = ", ".join(f"CAST(NULL AS {self._types[c.name]}) AS {c.name}" for c in COLUMNS)
+            branches = [f"SELECT {items} WHERE false"]
+        body = "\nUNION ALL\n".join(branches)
+        return f"CREATE OR REPLACE VIEW {LAKE_CATALOG}.main.transactions AS\n{body};"
+
+    def _branch(self, manifest: Manifest) -> str:
+        files = ", ".join(_literal(self.lake.reader_path(p.path)) for p in manifest.partitions)
+        items = []
+        for column in COLUMNS:
+            source = str(manifest.run_id) if column.name == "run_id" else column.name
+            items.append(f"CAST({source} AS {self._types[column.name]}) AS {column.name}")
+        return f"SELECT {', '.join(items)} FROM read_parquet([{files}])"
+
+
+def _sql_type(sql_type: str) -> str:
+    """A column's type as the lake catalog casts it: built-in types as the file has them, the
+    schema's ENUM types as text. Their labels are in alphabetical order (engine/schema.py v6),
+    so text sorts, groups and compares as they do, and the content hash reads ENUMs as their
+    labels; casting every row's text to an ENUM doubled a backtest's time over a lake run."""
+    return sql_type if sql_type.startswith(_BUILT_IN) else "VARCHAR"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _rollup_tables(runs: list[Manifest]) -> dict[str, pa.Table]:
+    """The finished runs' totals and latency histograms, shaped as the file's tables."""
+    totals = [m.rollup for m in runs]
+    buckets = [(m.run_id, int(b), n) for m in runs for b, n in sorted(m.rollup.latency.items())]
+    return {
+        "stats_rollup": pa.table(
+            {
+                "source": pa.array([m.run_id for m in runs], pa.int32()),
+                "total": pa.array([t.total for t in totals], pa.int64()),
+                "approved": pa.array([t.approved for t in totals], pa.int64()),
+                "declined": pa.array([t.total - t.approved for t in totals], pa.int64()),
+                "amount_sum": pa.array(
+                    [Decimal(t.amount_cents).scaleb(-2) for t in totals], pa.decimal128(38, 2)
+                ),
+            }
+        ),
+        "latency_histogram": pa.table(
+            {
+                "source": pa.array([b[0] for b in buckets], pa.int32()),
+                "bucket": pa.array([b[1] for b in buckets], pa.int32()),
+                "n": pa.array(np.array([b[2] for b in buckets], dtype=np.int64)),
+            }
+        ),
+    }
