@@ -386,11 +386,12 @@ class ShadowDecision(BaseModel):
 
     policy_version: int = Field(description="The shadow policy version.")
     status: Literal["Approved", "Declined"]
-    action: Literal["allow", "block", "review", "none"] = Field(description=_ACTION)
+    action: Literal["allow", "challenge", "block", "review", "none"] = Field(description=_ACTION)
     rule: str | None = Field(description=_RULE)
     decision_reason: str | None = Field(description=_DECISION_REASON)
     risk_flag: str | None = Field(description=_RISK_FLAG)
     score: float = Field(description="The shadow policy's risk score.")
+    challenge: ChallengeOutcome | None = Field(None, description=_CHALLENGE)
 
 
 class AuditEntry(BaseModel):

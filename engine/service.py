@@ -349,16 +349,23 @@ class Engine:
         if row["shadow_version"] is None:
             return None
         policy = self.policies.get(row["shadow_version"])
-        said = explain(policy, row["shadow_rule_index"], row["shadow_flag_rule"])
         action = ACTION_NAMES[row["shadow_action"]]
+        reason = Reason.APPROVED
+        if action == "challenge":  # its outcome from the row's second draw, as the live path
+            ecommerce = np.array([row["channel"] == "ecommerce"])
+            outcome = policy.challenge.outcomes(np.array([row["challenge_draw"]]), ecommerce)
+            reason = Reason(Reason.CHALLENGE_PASSED + int(outcome[0]))
+        said = explain(policy, row["shadow_rule_index"], row["shadow_flag_rule"], reason)
+        declined = action == "block" or (action == "challenge" and said.challenge != "passed")
         return ShadowDecision(
             policy_version=policy.version,
-            status="Declined" if action == "block" else "Approved",
+            status="Declined" if declined else "Approved",
             action=action,  # type: ignore[arg-type]
             rule=said.rule,
             decision_reason=said.decision_reason,
             risk_flag=said.risk_flag,
             score=row["shadow_score"],
+            challenge=said.challenge,  # type: ignore[arg-type]
         )
 
     def dispute(

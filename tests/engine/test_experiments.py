@@ -92,8 +92,19 @@ def test_the_shadow_comparison_equals_re_deciding_with_challenges_on_both_sides(
         ]
     )
     engine.start_shadow(shadow.version)
-    for i in range(120):
-        engine.authorize(payment_body(card=_card(i % 23), amount=f"{5 + (i * 29) % 110}.00"))
+    amounts = [5 + (i * 29) % 110 for i in range(120)]
+    answers = [
+        engine.authorize(payment_body(card=_card(i % 23), amount=f"{amount}.00"))
+        for i, amount in enumerate(amounts)
+    ]
+    shadowed = [
+        engine.get_audit(answer.transaction_id)[0].shadow
+        for answer, amount in zip(answers, amounts, strict=True)
+        if 20 < amount <= 100
+    ]
+    assert {s.action for s in shadowed} == {"challenge"}
+    assert {s.challenge for s in shadowed} == {"passed", "abandoned"}
+    assert all((s.status == "Approved") == (s.challenge == "passed") for s in shadowed)
     report = engine.shadow_report(CostModel())
     compared = engine.compare(engine.active_policy(), shadow, run="live", since=report.shadow.since)
     got = report.comparison
