@@ -25,7 +25,7 @@ from engine.lake.layout import LAKE_RUN_BASE, Lake
 from engine.lake.manifest import Manifest
 from engine.simulation.params import RunRecord
 from engine.store import LAKE_CATALOG, Store
-from engine.transaction_row import COLUMNS
+from engine.transaction_row import BULK, COLUMNS
 
 log = logging.getLogger("ptsim.lake")
 _BUILT_IN = ("UUID", "INTEGER", "TIMESTAMP", "SMALLINT", "TINYINT", "DECIMAL", "VARCHAR",
@@ -102,6 +102,8 @@ class LakeCatalog:
         items = []
         for column in COLUMNS:
             source = str(manifest.run_id) if column.name == "run_id" else column.name
+            if BULK not in column.set_by:  # set on live rows only: not in a run's files
+                source = "NULL"
             items.append(f"CAST({source} AS {self._types[column.name]}) AS {column.name}")
         return f"SELECT {', '.join(items)} FROM read_parquet([{files}])"
 
