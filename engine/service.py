@@ -33,6 +33,8 @@ from engine.idempotency import KEY_RETENTION, IdempotencyGuard, request_hash
 from engine.ids import IdAllocator, parse_id
 from engine.lake.catalog import LakeCatalog
 from engine.lake.layout import LAKE_RUN_BASE, Lake
+from engine.lake.manifest import PARTITION_TARGET_ROWS
+from engine.lake.writer import generate_into_lake
 from engine.lists import Lists, PutOutcome
 from engine.live import LiveWriter, PendingPayment
 from engine.models import (
@@ -216,6 +218,26 @@ class Engine:
     def cancel_simulation(self, run_id: int) -> bool:
         """Ask a background run to stop; False when it is not running in this process."""
         return self.simulations.cancel_simulation(run_id)
+
+    def simulate_into_lake(
+        self,
+        lake: str | Path,
+        params: SimulationParams | dict,
+        progress: Progress | None = None,
+        partition_rows: int = PARTITION_TARGET_ROWS,
+    ) -> RunRecord:
+        """Generate a run into the Parquet lake at ``lake`` (a directory or an fsspec URL) with
+        the active policy and this engine's card key; its rows equal those :meth:`simulate`
+        writes for the same parameters. Ctrl-C or an exception from ``progress`` (called after
+        each committed partition) stops it: the manifest records it interrupted (or failed)
+        with its committed rows, and the exception propagates (:mod:`engine.lake.writer`)."""
+        if not isinstance(params, SimulationParams):
+            params = SimulationParams.model_validate(params)
+        manifest = generate_into_lake(
+            Lake(lake), params, self._card_key, self.active_decider(), progress,
+            partition_target=partition_rows,
+        )  # fmt: skip
+        return manifest.record()
 
     def get_run(self, run_id: int) -> RunRecord:
         """A run's record (the database's, or the attached lake's). Raises

@@ -18,6 +18,8 @@ from tqdm import tqdm
 
 from engine.config import get_settings
 from engine.errors import UsageError
+from engine.lake.layout import Lake
+from engine.lake.manifest import PARTITION_TARGET_ROWS, Manifest
 from engine.simulation.params import KNOB_NAMES, PRESETS, SCENARIOS, SimulationParams
 from engine.validation import describe_first
 
@@ -87,6 +89,18 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     parser.add_argument("--chunk-rows", type=int, default=None, help="rows per transaction")
     parser.add_argument("--db", help="database file (default: PTSIM_DB)")
     parser.add_argument(
+        "--lake",
+        help="write the run into this Parquet lake (a directory or an fsspec URL) instead of "
+        "the database; the database gives the active policy and the card key",
+    )
+    parser.add_argument(
+        "--partition-rows",
+        type=_positive,
+        default=PARTITION_TARGET_ROWS,
+        help=f"with --lake: most rows per partition file (default {PARTITION_TARGET_ROWS:,}; "
+        "the rows never depend on it)",
+    )
+    parser.add_argument(
         "--memory-limit",
         type=memory_limit,
         default="512MB",
@@ -124,6 +138,13 @@ class _CtrlC:
 
     def _press(self, signum: int, frame: object) -> None:
         self.pressed = True
+
+
+def _positive(text: str) -> int:
+    """A positive whole number."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
 
 
 def _help(field: str) -> str:
@@ -185,10 +206,20 @@ def run_generate(args: argparse.Namespace) -> int:
 
     try:
         with stop:
-            record = engine.simulate(params, progress=progress)
+            if args.lake:
+                record = engine.simulate_into_lake(
+                    args.lake, params, progress=progress, partition_rows=args.partition_rows
+                )
+            else:
+                record = engine.simulate(params, progress=progress)
     except KeyboardInterrupt:
         bar.close()
-        run = max(engine.list_runs(), key=lambda r: r.id, default=None)
+        runs = Lake(args.lake).manifests() if args.lake else engine.list_runs()
+        run = max(
+            (r.record() if isinstance(r, Manifest) else r for r in runs),
+            key=lambda r: r.id,
+            default=None,
+        )
         print(
             f"ptsim generate: interrupted; run {run.id if run else '?'} is marked "
             f"{run.status if run else 'interrupted'} with its {committed:,} committed rows.",
@@ -199,8 +230,9 @@ def run_generate(args: argparse.Namespace) -> int:
         bar.close()
         engine.close()
     summary = record.summary
+    where = f" in the lake {args.lake}" if args.lake else ""
     print(
-        f"run {record.id} {record.status}: {record.rows_written:,} rows in "
+        f"run {record.id}{where} {record.status}: {record.rows_written:,} rows in "
         f"{record.timings.get('total_s', 0):.1f} s ({record.timings.get('rows_per_s', 0):,.0f} "
         f"rows/s); approval rate {summary['approval_rate']:.2%}, fraud rows "
         f"{summary['fraud_rows']:,}, fraud caught {summary['fraud_caught_rate']:.2%}"

@@ -19,12 +19,12 @@ FORMAT = 1  # bumped when the layout or the manifest changes incompatibly
 PARTITION_TARGET_ROWS = 1_000_000  # ~60 MB of Parquet: a task's worth of work on a cluster
 
 
-def partition_rows(rows: int) -> int:
+def partition_rows(rows: int, target: int = PARTITION_TARGET_ROWS) -> int:
     """Rows per partition of a run of ``rows`` rows: the run cut into equal parts of at most
-    :data:`PARTITION_TARGET_ROWS`. It depends on the run's size only (never on chunking or on
-    how many processes write), so partition ``k`` always holds the same rows of a seed's run:
-    rows ``[k * p, (k + 1) * p)`` of its event order."""
-    parts = max(1, math.ceil(rows / PARTITION_TARGET_ROWS))
+    ``target``. It depends on the run's size only (never on chunking or on how many processes
+    write), so partition ``k`` always holds the same rows of a seed's run: rows
+    ``[k * p, (k + 1) * p)`` of its event order. (The rows themselves never depend on it.)"""
+    parts = max(1, math.ceil(rows / target))
     return math.ceil(rows / parts)
 
 

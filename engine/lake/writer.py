@@ -26,7 +26,13 @@ import pyarrow.parquet as pq
 
 from engine.decision import Decider
 from engine.lake.layout import Lake
-from engine.lake.manifest import Manifest, Partition, Rollup, partition_rows
+from engine.lake.manifest import (
+    PARTITION_TARGET_ROWS,
+    Manifest,
+    Partition,
+    Rollup,
+    partition_rows,
+)
 from engine.simulation import records
 from engine.simulation.params import SimulationParams
 from engine.simulation.population import build_population
@@ -138,9 +144,12 @@ def generate_into_lake(
     decider: Decider,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    partition_target: int = PARTITION_TARGET_ROWS,
 ) -> Manifest:
     """Generate a run into ``lake`` and return its final manifest. Re-raises what stopped it
-    (Ctrl-C, a cancel, an error) after committing the manifest as interrupted or failed."""
+    (Ctrl-C, a cancel, an error) after committing the manifest as interrupted or failed.
+    ``progress(rows, planned)`` is called after each committed partition (of at most
+    ``partition_target`` rows)."""
     created = utc_now()
     manifest = lake.reserve(
         Manifest(
@@ -154,10 +163,10 @@ def generate_into_lake(
             policy_version=decider.policy.version,
             policy=decider.policy.definition(),
             rows_planned=params.rows,
-            partition_rows=partition_rows(params.rows),
+            partition_rows=partition_rows(params.rows, partition_target),
         )
     )
-    run = _LakeRun(lake, manifest, int(created.timestamp() * 1000))
+    run = _LakeRun(lake, manifest, int(created.timestamp() * 1000), progress)
     status, error = "completed", None
     start = time.perf_counter()
     producer: _Producer | None = None
@@ -175,8 +184,7 @@ def generate_into_lake(
             if isinstance(item, BaseException):
                 raise item
             assert isinstance(item, DecidedChunk)
-            if run.add(item) and progress is not None:
-                progress(run.manifest.rows_written, params.rows)
+            run.add(item)
         run.flush()
     except (KeyboardInterrupt, SimulationCancelled) as exc:
         status, error = "interrupted", _describe(exc)
@@ -194,8 +202,11 @@ def generate_into_lake(
 class _LakeRun:
     """A run being written: fills partitions, publishes each when complete, commits manifests."""
 
-    def __init__(self, lake: Lake, manifest: Manifest, created_ms: int) -> None:
+    def __init__(
+        self, lake: Lake, manifest: Manifest, created_ms: int, progress: Progress | None
+    ) -> None:
         self.lake = lake
+        self.progress = progress
         self.manifest = manifest
         self.created_ms = created_ms
         self.timings = Timings()
@@ -204,10 +215,9 @@ class _LakeRun:
         self.open: PartitionWriter | None = None
         self.open_chunks: list[DecidedChunk] = []  # what the open partition's rows add up to
 
-    def add(self, chunk: DecidedChunk) -> bool:
-        """Write a chunk's rows into their partitions; True when a partition was committed."""
+    def add(self, chunk: DecidedChunk) -> None:
+        """Write a chunk's rows into their partitions, committing each partition it completes."""
         size = self.manifest.partition_rows
-        committed = False
         at = 0
         while at < len(chunk.rows):
             if self.open is None:
@@ -224,11 +234,10 @@ class _LakeRun:
             at += take
             if self.open.rows == size:
                 self.flush()
-                committed = True
-        return committed
 
     def flush(self) -> None:
-        """Publish the open partition (if any) and commit the manifest listing it."""
+        """Publish the open partition (if any), commit the manifest listing it, then report
+        progress (which may raise to stop the run: what is committed stays)."""
         if self.open is None:
             return
         with self.timings.stage("write_s"):
@@ -247,6 +256,8 @@ class _LakeRun:
         )
         with self.timings.stage("commit_s"):
             self.lake.commit(self.manifest)
+        if self.progress is not None:
+            self.progress(self.manifest.rows_written, self.manifest.rows_planned)
 
     def finish(self, status: str, error: str | None, total_s: float) -> None:
         """Commit the final manifest (rows of an unfinished partition were never listed)."""
