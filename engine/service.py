@@ -20,20 +20,21 @@ from pydantic import ValidationError
 
 from engine import analytics
 from engine.analytics import Dashboard, FilterOptions
-from engine.backtest import BacktestResult, run_backtest
+from engine.backtest import BacktestResult, Grouped, run_backtest
 from engine.cards import fingerprint, load_or_create_key, mask
 from engine.compare import DEFAULT_REPLICATES, Comparison, label_maturity, run_comparison
 from engine.config import Settings, get_settings
 from engine.costs import CostModel
 from engine.decision import REASON_TEXT, Decider, Reason, explain
 from engine.disputes import DisputeReport, Recorded, record_dispute
-from engine.errors import InvalidRequestError, NotFoundError
+from engine.errors import InvalidRequestError, NotFoundError, UsageError
 from engine.filters import RowFilter, RunSelector
 from engine.idempotency import KEY_RETENTION, IdempotencyGuard, request_hash
 from engine.ids import IdAllocator, parse_id
 from engine.lake.catalog import LakeCatalog
 from engine.lake.layout import LAKE_RUN_BASE, Lake
 from engine.lake.manifest import PARTITION_TARGET_ROWS
+from engine.lake.sharded import ShardRunner
 from engine.lake.writer import generate_into_lake
 from engine.lists import Lists, PutOutcome
 from engine.live import LiveWriter, PendingPayment
@@ -56,6 +57,7 @@ from engine.simulation.facade import Simulations, content_hash
 from engine.simulation.pacing import RunPacer
 from engine.simulation.params import RunRecord, SimulationParams
 from engine.simulation.runner import Progress
+from engine.simulation.shards import SHARD_ROWS
 from engine.stats import Percentiles, selection_totals
 from engine.store import Store, utc_now
 from engine.throttle import admin_failure_buckets
@@ -97,6 +99,7 @@ class Engine:
         self._decider = self._load_or_create_decider()
         self.lake = self._attach_lake()
         """The attached Parquet lake (``PTSIM_LAKE``), or None: its finished runs are sources."""
+        self._cluster: Any = None  # engine.lake.cluster.ClusterReads once attach_cluster is called
         self.simulations = Simulations(
             self.store,
             self.ids,
@@ -225,19 +228,41 @@ class Engine:
         params: SimulationParams | dict,
         progress: Progress | None = None,
         partition_rows: int = PARTITION_TARGET_ROWS,
+        runner: ShardRunner | None = None,
+        shard_rows: int = SHARD_ROWS,
     ) -> RunRecord:
         """Generate a run into the Parquet lake at ``lake`` (a directory or an fsspec URL) with
         the active policy and this engine's card key; its rows equal those :meth:`simulate`
         writes for the same parameters. Ctrl-C or an exception from ``progress`` (called after
         each committed partition) stops it: the manifest records it interrupted (or failed)
-        with its committed rows, and the exception propagates (:mod:`engine.lake.writer`)."""
+        with its committed rows, and the exception propagates (:mod:`engine.lake.writer`).
+        ``runner`` runs the shards elsewhere (a Dask cluster: :mod:`engine.lake.cluster`);
+        ``shard_rows`` (tests) is the most rows per shard."""
         if not isinstance(params, SimulationParams):
             params = SimulationParams.model_validate(params)
         manifest = generate_into_lake(
             Lake(lake), params, self._card_key, self.active_decider(), progress,
-            partition_target=partition_rows,
+            partition_target=partition_rows, runner=runner, shard_rows=shard_rows,
         )  # fmt: skip
         return manifest.record()
+
+    def attach_cluster(self, client: Any | None) -> None:
+        """Run backtests and comparisons over the attached lake's runs on a Dask cluster
+        (``client``: a ``distributed.Client``; None: in this process again). Its workers must
+        reach the lake's files at the same paths (a shared volume)."""
+        from engine.lake.cluster import ClusterReads
+
+        if client is not None and self.lake is None:
+            raise UsageError("A cluster reads lake runs: attach a lake first (PTSIM_LAKE).")
+        self._cluster = None if client is None else ClusterReads(client, self.lake, self.store)
+
+    def _grouped(self, run: object) -> Grouped | None:
+        """Where a read of ``run`` aggregates: on the cluster for a finished lake run when one
+        is attached, else in the store (None)."""
+        cluster = self._cluster
+        if cluster is None or self.lake is None or not self.lake.readable(run):
+            return None
+        return cluster.grouped(run)  # type: ignore[arg-type]
 
     def get_run(self, run_id: int) -> RunRecord:
         """A run's record (the database's, or the attached lake's). Raises
@@ -530,7 +555,10 @@ class Engine:
         self._require_run(chosen.run, "filters.run")
         decider = self.policies.decider(candidate)
         with self._reading(chosen.run):
-            return run_backtest(self.store, self.lists, decider, self.active_decider(), chosen)
+            return run_backtest(
+                self.store, self.lists, decider, self.active_decider(), chosen,
+                self._grouped(chosen.run),
+            )  # fmt: skip
 
     def compare(
         self,
@@ -555,8 +583,9 @@ class Engine:
         costs = costs or CostModel()
         with self._reading(chosen.run):
             result = run_comparison(
-                self.store, self.lists, *deciders, chosen, costs, replicates=replicates, seed=seed
-            )
+                self.store, self.lists, *deciders, chosen, costs, replicates=replicates, seed=seed,
+                grouped=self._grouped(chosen.run),
+            )  # fmt: skip
             if maturity_days:
                 points = label_maturity(
                     self.store,
