@@ -57,7 +57,6 @@ from engine.simulation.facade import Simulations, content_hash
 from engine.simulation.pacing import RunPacer
 from engine.simulation.params import RunRecord, SimulationParams
 from engine.simulation.runner import Progress
-from engine.simulation.shards import SHARD_ROWS
 from engine.stats import Percentiles, selection_totals
 from engine.store import Store, utc_now
 from engine.throttle import admin_failure_buckets
@@ -229,7 +228,7 @@ class Engine:
         progress: Progress | None = None,
         partition_rows: int = PARTITION_TARGET_ROWS,
         runner: ShardRunner | None = None,
-        shard_rows: int = SHARD_ROWS,
+        shard_rows: int | None = None,
     ) -> RunRecord:
         """Generate a run into the Parquet lake at ``lake`` (a directory or an fsspec URL) with
         the active policy and this engine's card key; its rows equal those :meth:`simulate`

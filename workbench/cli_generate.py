@@ -22,7 +22,6 @@ from engine.errors import UsageError
 from engine.lake.layout import Lake
 from engine.lake.manifest import PARTITION_TARGET_ROWS, Manifest
 from engine.simulation.params import KNOB_NAMES, PRESETS, SCENARIOS, SimulationParams
-from engine.simulation.shards import SHARD_ROWS
 from engine.validation import describe_first
 
 
@@ -117,7 +116,7 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     )
     # the most rows per shard (tests and benchmarks: small runs of several shards); it changes
     # the rows of runs above it, so it is not offered in the help
-    parser.add_argument("--shard-rows", type=_positive, default=SHARD_ROWS, help=argparse.SUPPRESS)
+    parser.add_argument("--shard-rows", type=_positive, default=None, help=argparse.SUPPRESS)
     parser.add_argument(
         "--memory-limit",
         type=memory_limit,

@@ -152,14 +152,11 @@ class ClusterReads:
         """Runs a backtest's or comparison's grouped query over run ``run_id`` on the cluster:
         one task per shard, the list tables the query reads sent along, groups merged."""
         views = self._catalog.task_views(run_id)
+        with self._store.read() as tx:  # before the read's own transaction (not nested)
+            lists = {name: tx.arrow(f"SELECT * FROM {name}") for name in _LIST_TABLES}
 
         def run(sql: str, params: dict[str, Any]) -> pd.DataFrame:
-            with self._store.read() as tx:
-                tables = {
-                    name: tx.arrow(f"SELECT * FROM {name}")
-                    for name in _LIST_TABLES
-                    if re.search(rf"\bFROM {name}\b", sql)
-                }
-            return grouped_on_cluster(self.client, sql, params, views, tables)
+            used = {n: t for n, t in lists.items() if re.search(rf"\bFROM {n}\b", sql)}
+            return grouped_on_cluster(self.client, sql, params, views, used)
 
         return run

@@ -47,7 +47,7 @@ from engine.simulation.runner import (
     _Producer,
     decided_chunks,
 )
-from engine.simulation.shards import SHARD_ROWS, plan
+from engine.simulation.shards import plan
 from engine.simulation.summary import RunSummary
 from engine.store import utc_now
 
@@ -148,7 +148,7 @@ def generate_into_lake(
     cancel: threading.Event | None = None,
     partition_target: int = PARTITION_TARGET_ROWS,
     runner: ShardRunner | None = None,
-    shard_rows: int = SHARD_ROWS,
+    shard_rows: int | None = None,
 ) -> Manifest:
     """Generate a run into ``lake`` and return its final manifest. Re-raises what stopped it
     (Ctrl-C, a cancel, an error) after committing the manifest as interrupted or failed.

@@ -69,8 +69,10 @@ class Shard:
         return self.params.rows
 
 
-def shard_size(rows: int, shard_rows: int = SHARD_ROWS) -> int:
-    """Rows per shard of a run of ``rows`` rows: equal parts of at most ``shard_rows``."""
+def shard_size(rows: int, shard_rows: int | None = None) -> int:
+    """Rows per shard of a run of ``rows`` rows: equal parts of at most ``shard_rows``
+    (default :data:`SHARD_ROWS`, read when called so that tests may lower it)."""
+    shard_rows = shard_rows or SHARD_ROWS
     parts = max(1, math.ceil(rows / shard_rows))
     return math.ceil(rows / parts)
 
@@ -81,7 +83,7 @@ def shard_seed(seed: int, index: int) -> int:
     return int(state[0] >> np.uint64(1))
 
 
-def plan(params: SimulationParams, shard_rows: int = SHARD_ROWS) -> list[Shard]:
+def plan(params: SimulationParams, shard_rows: int | None = None) -> list[Shard]:
     """The run's shards, in row order. One shard (the run's own parameters) up to
     ``shard_rows`` rows; else the run's population (:func:`population_size`) shared out in
     proportion to each shard's rows, at least one card, merchant and device each."""
@@ -151,7 +153,7 @@ def run_chunks(
     decider: Decider,
     run_id: int,
     timings: Timings,
-    shard_rows: int = SHARD_ROWS,
+    shard_rows: int | None = None,
 ) -> Iterator[DecidedChunk]:
     """A whole run's decided chunks, shard after shard (the one-process paths)."""
     for shard in plan(params, shard_rows):
