@@ -99,6 +99,7 @@ class Engine:
         self.lake = self._attach_lake()
         """The attached Parquet lake (``PTSIM_LAKE``), or None: its finished runs are sources."""
         self._cluster: Any = None  # engine.lake.cluster.ClusterReads once attach_cluster is called
+        self._owned_client: Any = None  # the client of PTSIM_DASK_SCHEDULER, once connected
         self.simulations = Simulations(
             self.store,
             self.ids,
@@ -149,6 +150,8 @@ class Engine:
         self.simulations.stop_all()
         self._backups.stop()
         self._live.stop()
+        if self._owned_client is not None:
+            self._owned_client.close()
         self.store.close()
 
     def __enter__(self) -> Engine:
@@ -258,10 +261,14 @@ class Engine:
     def _grouped(self, run: object) -> Grouped | None:
         """Where a read of ``run`` aggregates: on the cluster for a finished lake run when one
         is attached, else in the store (None)."""
-        cluster = self._cluster
-        if cluster is None or self.lake is None or not self.lake.readable(run):
+        if self.lake is None or not self.lake.readable(run):
             return None
-        return cluster.grouped(run)  # type: ignore[arg-type]
+        if self._cluster is None and self.settings.dask_scheduler:
+            from distributed import Client  # connected once, at the first read of a lake run
+
+            self.attach_cluster(Client(self.settings.dask_scheduler, timeout="10s"))
+            self._owned_client = self._cluster.client  # closed with the engine
+        return None if self._cluster is None else self._cluster.grouped(run)  # type: ignore[arg-type]
 
     def get_run(self, run_id: int) -> RunRecord:
         """A run's record (the database's, or the attached lake's). Raises
