@@ -54,6 +54,12 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _worker_peak_mib() -> float:
+    from engine.lake.sharded import peak_rss_bytes
+
+    return peak_rss_bytes() / 2**20  # VmHWM: ru_maxrss would count the client's RSS at the fork
+
+
 def _params(args: argparse.Namespace) -> dict[str, Any]:
     return {"rows": args.rows, "seed": 1, "days": args.days, "fraud_rate": 0.01}
 
@@ -108,7 +114,7 @@ def main() -> None:
                         lake, _params(args), runner=shard_runner(client)
                     )
                     seconds = time.perf_counter() - start
-                    peaks = client.run(_peak_mib)
+                    peaks = client.run(_worker_peak_mib)
                     if n == 2 or n == max(int(w) for w in args.workers.split(",")):
                         backtest = _backtests(engine, client, reference.id, Policy, args.repeat)
                 assert engine.run_content_hash(run.id) == expected, "rows differ"

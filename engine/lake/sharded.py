@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from engine.decision import Decider
 from engine.lake.layout import Lake
@@ -97,9 +98,21 @@ def write_shard(task: ShardTask) -> ShardResult:
         raise
     finally:
         producer.close()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     return ShardResult(shard.index, partition, summary, rollup, time.perf_counter() - start,
-                       timings.as_dict(), os.getpid(), peak)  # fmt: skip
+                       timings.as_dict(), os.getpid(), peak_rss_bytes())  # fmt: skip
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory: ``VmHWM``, which starts afresh at exec. (A worker
+    process is forked and exec'd from the client: ``ru_maxrss`` would count the client's
+    memory at the fork.)"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
 def in_process(tasks: list[ShardTask]) -> Iterator[ShardResult]:

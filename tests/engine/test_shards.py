@@ -96,3 +96,22 @@ def test_database_and_lake_hold_the_same_rows_of_a_run_of_several_shards(
     monkeypatch.setattr(shards, "SHARD_ROWS", 30_000)
     other = engine.simulate(PARAMS)
     assert engine.run_content_hash(other.id) != engine.run_content_hash(db_run.id)
+
+
+def test_a_run_of_several_shards_stopped_after_one_keeps_that_shard(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (the CLI raises it from progress) after the first committed shard: the manifest
+    says interrupted with that shard's rows, and its folder holds that shard's file only."""
+    monkeypatch.setattr(shards, "SHARD_ROWS", SMALL_SHARDS)
+
+    def stop(rows: int, planned: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        engine.simulate_into_lake(engine.settings.lake, PARAMS, progress=stop)
+    (manifest,) = engine.lake.lake.manifests()  # type: ignore[union-attr]
+    assert manifest.status == "interrupted" and manifest.rows_written == SMALL_SHARDS
+    assert [p.index for p in manifest.partitions] == [0]
+    folder = tmp_path / "lake" / f"transactions/run_id={manifest.run_id}"
+    assert [p.name for p in folder.iterdir()] == ["part-00000.parquet"]
