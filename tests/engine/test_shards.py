@@ -115,3 +115,30 @@ def test_a_run_of_several_shards_stopped_after_one_keeps_that_shard(
     assert [p.index for p in manifest.partitions] == [0]
     folder = tmp_path / "lake" / f"transactions/run_id={manifest.run_id}"
     assert [p.name for p in folder.iterdir()] == ["part-00000.parquet"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--workers", "2"], "--workers and --scheduler generate into a lake: give --lake DIR"),
+        (["--lake", "L", "--workers", "2", "--scheduler", "tcp://127.0.0.1:9"],
+         "Give --workers (a local cluster) or --scheduler (an existing one)."),
+        (["--lake", "L", "--scheduler", "tcp://127.0.0.1:9"],
+         "No Dask scheduler answered at tcp://127.0.0.1:9"),
+    ],
+)  # fmt: skip
+def test_cluster_options_are_refused_in_one_sentence(
+    tmp_path: Path, extra: list[str], message: str
+) -> None:
+    import subprocess
+    import sys
+
+    ptsim = Path(sys.executable).parent / "ptsim"
+    done = subprocess.run(
+        [str(ptsim), "generate", "--rows", "100", "--seed", "1", "--quiet",
+         "--db", str(tmp_path / "db.duckdb"), *extra],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "L" / "manifests").exists()  # no run was started
