@@ -29,7 +29,7 @@ from engine.backtest import Grouped
 from engine.errors import UsageError
 from engine.lake.catalog import LakeCatalog
 from engine.lake.sharded import ShardResult, ShardRunner, ShardTask, write_shard
-from engine.store import Store
+from engine.store import Store, query_files
 
 RETRIES = 2  # a shard task that raised is tried this many more times
 ADDITIVE = ("n", "cents", "pence", "priced")  # the grouped queries' aggregates: counts, sums
@@ -90,23 +90,7 @@ def group_files(
 ) -> pd.DataFrame:
     """Run the grouped ``sql`` over one task's files: ``view`` defines ``transactions`` over
     them; ``tables`` (Arrow tables: the lists the policies pin) are what else it reads."""
-    import duckdb
-
-    con = duckdb.connect()
-    try:
-        con.execute("SET threads = 1")  # one task per worker thread
-        for name, table in tables.items():
-            con.register(f"_{name}_rows", table)
-            uuids = (
-                " REPLACE (card_hash::UUID AS card_hash)"
-                if "card_hash" in table.schema.names
-                else ""
-            )
-            con.execute(f"CREATE TABLE {name} AS SELECT *{uuids} FROM _{name}_rows")
-        con.execute(view)
-        return con.execute(sql, params).df()
-    finally:
-        con.close()
+    return query_files(view, tables, sql, params)
 
 
 def merge_groups(frames: list[pd.DataFrame]) -> pd.DataFrame:
