@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from engine.lake.cluster import cluster_client, merge_groups, shard_runner
-from engine.policy import DEFAULT_POLICY, Policy
+from engine.policy import DEFAULT_POLICY
 from engine.service import Engine
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
@@ -126,10 +127,17 @@ def test_backtests_and_comparisons_on_the_cluster_equal_the_single_process_answe
     engine: Engine, client: Any, reference: Any
 ) -> None:
     _scale(client, 2)
-    strict = Policy.model_validate(
-        {"rules": [{"name": "big", "action": "block", "when": ":amount: > 200"},
-                   {"name": "odd", "action": "review", "when": ":risk_score: > 0.5"}]}
-    )  # fmt: skip
+    manifest = engine.lake.manifest(reference.id)  # type: ignore[union-attr]
+    lake = Path(engine.settings.lake or "")
+    names = pq.read_table(lake / manifest.partitions[1].path, columns=["merchant"]).column(0)
+    engine.put_list("hot", "merchant", sorted(set(names.to_pylist()))[:5])  # a list to send along
+    strict = engine.create_policy(
+        [
+            {"name": "big", "action": "block", "when": ":amount: > 200"},
+            {"name": "odd", "action": "review", "when": ":risk_score: > 0.5"},
+            {"name": "hot", "action": "block", "when": ":merchant: in @hot"},
+        ]
+    )  # fmt: skip (stored: it pins the list's version)
     here_bt = engine.backtest(strict, run=reference.id)
     here_cmp = engine.compare(DEFAULT_POLICY, strict, run=reference.id, replicates=50)
     calls: list[int] = []
@@ -155,6 +163,8 @@ def test_backtests_and_comparisons_on_the_cluster_equal_the_single_process_answe
     assert _without(there_bt.model_dump()) == _without(here_bt.model_dump())
     assert _without(there_cmp.model_dump()) == _without(here_cmp.model_dump())
     assert here_bt.candidate.declined > 0
+    hot = next(r for r in here_bt.rules if r.name == "hot")
+    assert hot.matched > 0  # the list reached the tasks: its merchants' rows matched there too
 
 
 def test_merged_groups_add_counts_and_sums_only() -> None:
