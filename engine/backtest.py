@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -192,6 +193,10 @@ def policy_side(
     return PolicySide(decider, plan.words, plan.params)
 
 
+Grouped = Callable[[str, dict[str, Any]], pd.DataFrame]
+"""Runs an aggregating query (SQL, parameters) and returns its groups: counts and sums only,
+so groups of disjoint sets of rows add up to those of their union."""
+
 UNLABELLED, LEGITIMATE, FRAUD = 0, 1, 2
 """The labels :func:`label_sql` gives a row."""
 _FRAUD_REASONS = ", ".join(f"'{reason}'" for reason in FRAUD_DISPUTE_REASONS)
@@ -345,11 +350,14 @@ def run_backtest(
     candidate: Decider,
     active: Decider,
     filters: RowFilter | None = None,
+    grouped: Grouped | None = None,
 ) -> BacktestResult:
     """Re-decide the rows selected by ``filters`` under ``candidate`` and ``active`` with their
     stored draws, and report both. One aggregating DuckDB query (after a small one listing the
     scenarios, in the same snapshot); the rest is arithmetic on at most a few thousand groups.
-    ``lists`` holds the lists the policies pin (read as semi-joins in the query)."""
+    ``lists`` holds the lists the policies pin (read as semi-joins in the query). ``grouped``
+    runs the aggregating query elsewhere (a lake run's partitions on a cluster:
+    :mod:`engine.lake.cluster`), else it runs in the store."""
     started = time.perf_counter()
     filters = filters or RowFilter()
     same_weights = candidate.policy.score_weights == active.policy.score_weights
@@ -360,7 +368,7 @@ def run_backtest(
         # a simulation run's rows take no labels from disputes: no join to pay for
         disputes = not isinstance(filters.run, int) and any_fraud_dispute(tx)
         sql, params = grouped_decisions_sql(c_side, a_side, filters, names, disputes)
-        groups = tx.frame(sql, params)
+        groups = grouped(sql, params) if grouped is not None else tx.frame(sql, params)
     g = _Groups.of(groups, names, candidate, active)
     return BacktestResult(
         filters=filters,

@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 from engine.backtest import (
     FRAUD,
     LEGITIMATE,
+    Grouped,
     PolicySide,
     any_fraud_dispute,
     disputes_join,
@@ -559,9 +560,11 @@ def run_comparison(
     replicates: int = DEFAULT_REPLICATES,
     confidence: float = DEFAULT_CONFIDENCE,
     seed: int = 0,
+    grouped: Grouped | None = None,
 ) -> Comparison:
     """Decide the rows ``filters`` selects under ``a`` and ``b`` with their stored draws, price
-    both with ``costs`` and give every difference a paired bootstrap interval."""
+    both with ``costs`` and give every difference a paired bootstrap interval. ``grouped`` runs
+    the aggregating query elsewhere (:func:`engine.backtest.run_backtest`)."""
     started = time.perf_counter()
     filters = filters or RowFilter()
     costs = costs or CostModel()
@@ -569,7 +572,7 @@ def run_comparison(
     with store.read() as tx:
         disputes = not isinstance(filters.run, int) and any_fraud_dispute(tx)
         sql = compare_sql(a_side, b_side, filters, disputes, costs.review_capacity is not None)
-        groups = tx.frame(*sql)
+        groups = grouped(*sql) if grouped is not None else tx.frame(*sql)
     policies = a.policy, b.policy
     return _compared(groups, filters, costs, *policies, replicates, confidence, seed, started)
 

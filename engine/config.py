@@ -26,6 +26,12 @@ class Settings(BaseSettings):
         description="A Parquet lake (directory or fsspec URL) whose runs are read beside the "
         "database's (ptsim generate --lake writes them); unset: none.",
     )
+    dask_scheduler: str | None = Field(
+        None,
+        description="A Dask scheduler (tcp://HOST:PORT) whose workers run backtests and "
+        "comparisons over the lake's runs (they must see the lake at the same path); unset: "
+        "in this process.",
+    )
     host: str = Field("127.0.0.1", description="Interface both servers bind to.")
     api_port: int = Field(8000, ge=1, le=65535)
     ui_port: int = Field(8501, ge=1, le=65535)

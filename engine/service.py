@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from engine import analytics
 from engine.analytics import Dashboard, FilterOptions
-from engine.backtest import BacktestResult, run_backtest
+from engine.backtest import BacktestResult, Grouped, run_backtest
 from engine.cards import fingerprint, load_or_create_key, mask
 from engine.challenge import ChallengeModel
 from engine.compare import (
@@ -35,7 +35,7 @@ from engine.config import Settings, get_settings
 from engine.costs import CostModel
 from engine.decision import REASON_TEXT, Decider, Reason, explain
 from engine.disputes import DisputeReport, Recorded, record_dispute
-from engine.errors import InvalidRequestError, NotFoundError
+from engine.errors import InvalidRequestError, NotFoundError, UsageError
 from engine.experiments import Experiment, Experiments, ShadowReport
 from engine.filters import RowFilter, RunSelector
 from engine.idempotency import KEY_RETENTION, IdempotencyGuard, request_hash
@@ -43,6 +43,7 @@ from engine.ids import IdAllocator, parse_id
 from engine.lake.catalog import LakeCatalog
 from engine.lake.layout import LAKE_RUN_BASE, Lake
 from engine.lake.manifest import PARTITION_TARGET_ROWS
+from engine.lake.sharded import ShardRunner
 from engine.lake.writer import generate_into_lake
 from engine.lists import Lists, PutOutcome
 from engine.live import LiveWriter, PendingPayment
@@ -112,6 +113,8 @@ class Engine:
         """The shadow and route in force (restored from the store)."""
         self.lake = self._attach_lake()
         """The attached Parquet lake (``PTSIM_LAKE``), or None: its finished runs are sources."""
+        self._cluster: Any = None  # engine.lake.cluster.ClusterReads once attach_cluster is called
+        self._owned_client: Any = None  # the client of PTSIM_DASK_SCHEDULER, once connected
         self.simulations = Simulations(
             self.store,
             self.ids,
@@ -163,6 +166,8 @@ class Engine:
         self.simulations.stop_all()
         self._backups.stop()
         self._live.stop()
+        if self._owned_client is not None:
+            self._owned_client.close()
         self.store.close()
 
     def __enter__(self) -> Engine:
@@ -241,19 +246,45 @@ class Engine:
         params: SimulationParams | dict,
         progress: Progress | None = None,
         partition_rows: int = PARTITION_TARGET_ROWS,
+        runner: ShardRunner | None = None,
+        shard_rows: int | None = None,
     ) -> RunRecord:
         """Generate a run into the Parquet lake at ``lake`` (a directory or an fsspec URL) with
         the active policy and this engine's card key; its rows equal those :meth:`simulate`
         writes for the same parameters. Ctrl-C or an exception from ``progress`` (called after
         each committed partition) stops it: the manifest records it interrupted (or failed)
-        with its committed rows, and the exception propagates (:mod:`engine.lake.writer`)."""
+        with its committed rows, and the exception propagates (:mod:`engine.lake.writer`).
+        ``runner`` runs the shards elsewhere (a Dask cluster: :mod:`engine.lake.cluster`);
+        ``shard_rows`` (tests) is the most rows per shard."""
         if not isinstance(params, SimulationParams):
             params = SimulationParams.model_validate(params)
         manifest = generate_into_lake(
             Lake(lake), params, self._card_key, self.active_decider(), progress,
-            partition_target=partition_rows,
+            partition_target=partition_rows, runner=runner, shard_rows=shard_rows,
         )  # fmt: skip
         return manifest.record()
+
+    def attach_cluster(self, client: Any | None) -> None:
+        """Run backtests and comparisons over the attached lake's runs on a Dask cluster
+        (``client``: a ``distributed.Client``; None: in this process again). Its workers must
+        reach the lake's files at the same paths (a shared volume)."""
+        from engine.lake.cluster import ClusterReads
+
+        if client is not None and self.lake is None:
+            raise UsageError("A cluster reads lake runs: attach a lake first (PTSIM_LAKE).")
+        self._cluster = None if client is None else ClusterReads(client, self.lake, self.store)
+
+    def _grouped(self, run: object) -> Grouped | None:
+        """Where a read of ``run`` aggregates: on the cluster for a finished lake run when one
+        is attached, else in the store (None)."""
+        if self.lake is None or not self.lake.readable(run):
+            return None
+        if self._cluster is None and self.settings.dask_scheduler:
+            from distributed import Client  # connected once, at the first read of a lake run
+
+            self.attach_cluster(Client(self.settings.dask_scheduler, timeout="10s"))
+            self._owned_client = self._cluster.client  # closed with the engine
+        return None if self._cluster is None else self._cluster.grouped(run)  # type: ignore[arg-type]
 
     def get_run(self, run_id: int) -> RunRecord:
         """A run's record (the database's, or the attached lake's). Raises
@@ -626,7 +657,10 @@ class Engine:
         self._require_run(chosen.run, "filters.run")
         decider = self.policies.decider(candidate)
         with self._reading(chosen.run):
-            return run_backtest(self.store, self.lists, decider, self.active_decider(), chosen)
+            return run_backtest(
+                self.store, self.lists, decider, self.active_decider(), chosen,
+                self._grouped(chosen.run),
+            )  # fmt: skip
 
     def compare(
         self,
@@ -651,8 +685,9 @@ class Engine:
         costs = costs or CostModel()
         with self._reading(chosen.run):
             result = run_comparison(
-                self.store, self.lists, *deciders, chosen, costs, replicates=replicates, seed=seed
-            )
+                self.store, self.lists, *deciders, chosen, costs, replicates=replicates, seed=seed,
+                grouped=self._grouped(chosen.run),
+            )  # fmt: skip
             if maturity_days:
                 points = label_maturity(
                     self.store,

@@ -94,6 +94,33 @@ def open_connection(path: Path | None, read_only: bool = False) -> duckdb.DuckDB
         ) from exc
 
 
+def query_files(
+    view_sql: str, tables: Mapping[str, pa.Table], sql: str, params: Mapping[str, Any]
+) -> pd.DataFrame:
+    """One read on a throw-away in-memory database (a cluster task over some lake files):
+    ``tables`` loaded under their names (text card fingerprints read back as UUIDs, as the
+    file stores them), then ``view_sql`` (a view over the files), then ``sql``; one thread,
+    since a task has one."""
+    con = duckdb.connect()
+    try:
+        con.execute("SET threads = 1")
+        for name, table in tables.items():
+            con.register("_rows", table)
+            uuids = (
+                " REPLACE (card_hash::UUID AS card_hash)"
+                if "card_hash" in table.schema.names
+                else ""
+            )
+            con.execute(f"CREATE TABLE {name} AS SELECT *{uuids} FROM _rows")
+            con.unregister("_rows")
+        con.execute(view_sql)
+        return con.execute(sql, dict(params)).df()
+    except duckdb.Error as exc:
+        raise StoreError(f"A read of lake files failed ({exc}).") from exc
+    finally:
+        con.close()
+
+
 def _restrict_file_modes(db_path: Path) -> None:
     """Files this process creates are its owner's only (database, WAL, backups, key, commit
     record: DuckDB creates its files with the process umask); files already beside the database

@@ -13,6 +13,7 @@ import re
 import signal
 import sys
 import threading
+from typing import Any
 
 from tqdm import tqdm
 
@@ -101,6 +102,22 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
         "the rows never depend on it)",
     )
     parser.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        help="with --lake: generate the run's shards on a local Dask cluster of this many "
+        "worker processes (one thread each); the rows never depend on it",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        help="with --lake: generate on the existing Dask cluster of this scheduler "
+        "(tcp://HOST:PORT); its workers must reach the lake at the same path",
+    )
+    # the most rows per shard (tests and benchmarks: small runs of several shards); it changes
+    # the rows of runs above it, so it is not offered in the help
+    parser.add_argument("--shard-rows", type=_positive, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
         "--memory-limit",
         type=memory_limit,
         default="512MB",
@@ -138,6 +155,19 @@ class _CtrlC:
 
     def _press(self, signum: int, frame: object) -> None:
         self.pressed = True
+
+
+def _into_lake(engine: Any, args: argparse.Namespace, params: SimulationParams,
+               progress: Any) -> Any:  # fmt: skip
+    """The run into ``--lake``: in this process, or its shards on a Dask cluster."""
+    kwargs = {"progress": progress, "partition_rows": args.partition_rows,
+              "shard_rows": args.shard_rows}  # fmt: skip
+    if args.workers is None and args.scheduler is None:
+        return engine.simulate_into_lake(args.lake, params, **kwargs)
+    from engine.lake.cluster import cluster_client, shard_runner
+
+    with cluster_client(args.workers, args.scheduler) as client:
+        return engine.simulate_into_lake(args.lake, params, runner=shard_runner(client), **kwargs)
 
 
 def _positive(text: str) -> int:
@@ -179,6 +209,10 @@ def run_generate(args: argparse.Namespace) -> int:
             fields[name] = getattr(args, name)
     if args.chunk_rows is not None:
         fields["chunk_rows"] = args.chunk_rows
+    if (args.workers is not None or args.scheduler) and not args.lake:
+        raise UsageError("--workers and --scheduler generate into a lake: give --lake DIR too.")
+    if args.workers is not None and args.scheduler:
+        raise UsageError("Give --workers (a local cluster) or --scheduler (an existing one).")
     try:
         params = SimulationParams(**fields)
     except ValidationError as exc:  # main() prints it on stderr and exits with 2
@@ -207,9 +241,7 @@ def run_generate(args: argparse.Namespace) -> int:
     try:
         with stop:
             if args.lake:
-                record = engine.simulate_into_lake(
-                    args.lake, params, progress=progress, partition_rows=args.partition_rows
-                )
+                record = _into_lake(engine, args, params, progress)
             else:
                 record = engine.simulate(params, progress=progress)
     except KeyboardInterrupt:

@@ -14,8 +14,8 @@ from api.deps import AdminDep, EngineDep
 from api.errors import ErrorResponse
 from api.exact_json import ExactJsonRoute
 from api.heavy import HeavyDep
-from engine.experiments import RouteInfo, ShadowInfo, ShadowReport
 from engine.challenge import ChallengeModel
+from engine.experiments import RouteInfo, ShadowInfo, ShadowReport
 from engine.models import Money, UtcDateTime
 from engine.policy import Policy, ScoreWeights
 from engine.service import Engine

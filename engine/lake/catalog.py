@@ -87,6 +87,25 @@ class LakeCatalog:
         else:
             yield
 
+    def files(self, run_id: int) -> list[str]:
+        """The committed files of a finished run, as DuckDB opens them."""
+        manifest = self.manifest(run_id)
+        return [self.lake.reader_path(p.path) for p in manifest.partitions]
+
+    def task_views(self, run_id: int) -> list[str]:
+        """Views defining ``transactions`` over a finished run's files in pieces a cluster task
+        reads: one per shard (a card's rows are all in its shard, so per-card groups stay
+        exact), all of a one-shard run's files in one."""
+        manifest = self.manifest(run_id)
+        parts = manifest.partitions
+        pieces = [[p] for p in parts] if manifest.shards > 1 else [parts]
+        return [
+            "CREATE VIEW transactions AS "
+            + self._branch(manifest.model_copy(update={"partitions": piece}))
+            for piece in pieces
+            if piece
+        ]
+
     def _script(self, runs: list[Manifest]) -> str:
         """The ``transactions`` view: one branch per finished run (its id a constant, so a
         filter on run_id drops the other branches before any file is opened)."""

@@ -74,6 +74,7 @@ class Manifest(BaseModel):
     rows_planned: int
     rows_written: int = 0
     partition_rows: int
+    shards: int = 1  # sub-worlds the rows were generated as (engine/simulation/shards.py)
     partitions: list[Partition] = Field(default_factory=list)
     rollup: Rollup = Field(default_factory=Rollup)
     summary: dict[str, Any] = Field(default_factory=dict)

@@ -34,6 +34,7 @@ from engine.lake.manifest import (
     Rollup,
     partition_rows,
 )
+from engine.lake.sharded import ShardRunner, generate_sharded, in_process
 from engine.simulation import records
 from engine.simulation.params import SimulationParams
 from engine.simulation.population import build_population
@@ -47,6 +48,7 @@ from engine.simulation.runner import (
     _Producer,
     decided_chunks,
 )
+from engine.simulation.shards import plan
 from engine.simulation.summary import RunSummary
 from engine.store import utc_now
 
@@ -147,14 +149,20 @@ def generate_into_lake(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     partition_target: int = PARTITION_TARGET_ROWS,
+    runner: ShardRunner | None = None,
+    shard_rows: int | None = None,
 ) -> Manifest:
     """Generate a run into ``lake`` and return its final manifest. Re-raises what stopped it
     (Ctrl-C, a cancel, an error) after committing the manifest as interrupted or failed.
     ``progress(rows, planned)`` is called after each committed partition (of at most
-    ``partition_target`` rows)."""
+    ``partition_target`` rows). A run of several shards (over ``shard_rows`` rows), or any run
+    given a ``runner`` (a cluster's), is written one partition per shard by
+    :func:`engine.lake.sharded.generate_sharded`."""
     abandoned = lake.recover()
     if abandoned:
         log.warning("lake runs %s were left running and are now interrupted", abandoned)
+    shards = plan(params, shard_rows)
+    sharded = len(shards) > 1 or runner is not None
     created = utc_now()
     manifest = lake.reserve(
         Manifest(
@@ -168,9 +176,16 @@ def generate_into_lake(
             policy_version=decider.policy.version,
             policy=decider.policy.definition(),
             rows_planned=params.rows,
-            partition_rows=partition_rows(params.rows, partition_target),
+            partition_rows=shards[0].rows
+            if sharded
+            else partition_rows(params.rows, partition_target),
+            shards=len(shards),
         )
     )
+    if sharded:
+        return generate_sharded(
+            lake, manifest, shards, card_key, decider, runner or in_process, progress, cancel
+        )
     run = _LakeRun(lake, manifest, int(created.timestamp() * 1000), progress)
     status, error = "completed", None
     start = time.perf_counter()

@@ -112,6 +112,22 @@ class RunSummary:
                 self.falsely_declined_cards = grown
             self.falsely_declined_cards[cards] = True
 
+    def absorb(self, other: RunSummary) -> None:
+        """Add ``other``'s counts (another shard's: its cards are its own, so the falsely
+        declined cards of both are their union)."""
+        for name in RunSummary.__slots__:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if name == "falsely_declined_cards":
+                size = max(len(mine), len(theirs))
+                union = np.zeros(size, np.bool_)
+                union[: len(mine)] |= mine
+                union[: len(theirs)] |= theirs
+                setattr(self, name, union)
+            elif isinstance(mine, list):
+                setattr(self, name, [a + b for a, b in zip(mine, theirs, strict=True)])
+            else:
+                setattr(self, name, mine + theirs)
+
     def consequences(self) -> Consequences:
         """What the run's decisions did so far, as the cost model counts it."""
         return Consequences(
