@@ -18,6 +18,7 @@ from engine.fx import RATES_PER_EUR
 from engine.policy import DEFAULT_POLICY, Policy
 from engine.rules import Action, action_from_words_sql, decide_from_matches, pack_words
 from engine.service import Engine
+from engine.simulation import shards
 
 RULES = [
     {"name": "big", "action": "block", "when": ":amount: > 300"},
@@ -273,9 +274,15 @@ def test_the_review_team_works_the_riskiest_payments_first_up_to_its_capacity(en
     assert b.review_hit_rate > 2 * b.fraud / b.rows
 
 
-def test_a_run_summary_prices_the_run_as_a_comparison_of_its_own_policy(tmp_path):
+@pytest.mark.parametrize("shard_rows", [None, 7_000])
+def test_a_run_summary_prices_the_run_as_a_comparison_of_its_own_policy(
+    tmp_path, monkeypatch, shard_rows
+):
     """The summary's costs, counted chunk by chunk as the run is written, equal a comparison
-    of the run's policy with itself over the run (ground truth, every review worked)."""
+    of the run's policy with itself over the run (ground truth, every review worked), in a run
+    of one shard and of three (whose cards are counted by their run-wide codes)."""
+    if shard_rows is not None:
+        monkeypatch.setattr(shards, "SHARD_ROWS", shard_rows)
     with Engine.open(tmp_path / "summary.duckdb", seed=3, backup_interval_s=0) as eng:
         challenge = {"name": "online", "action": "challenge", "when": ":channel: = 'ecommerce'"}
         policy = eng.activate_policy(eng.draft_policy([*RULES, challenge]))
