@@ -277,7 +277,8 @@ class Engine:
     def _grouped(self, run: object) -> Grouped | None:
         """Where a read of ``run`` aggregates: on the cluster for a finished lake run when one
         is attached, else in the store (None)."""
-        if self.lake is None or not self.lake.readable(run):
+        manifest = None if self.lake is None else self.lake.find(run)
+        if manifest is None or not manifest.readable:
             return None
         if self._cluster is None and self.settings.dask_scheduler:
             from distributed import Client  # connected once, at the first read of a lake run

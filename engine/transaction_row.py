@@ -84,9 +84,7 @@ COLUMNS: tuple[Column, ...] = (
     _col("card_country", "VARCHAR", "both", "the BIN's issuing country; NULL: BIN not listed"),
     _col("ip_address", "VARCHAR", "both", "the payer's IP address as sent; NULL: none"),
     _col("ip_country", "VARCHAR", "both", "the IP's country (GeoIP); NULL: none or unknown"),
-    # v14: observed disputes (engine/simulation/outcomes.py); fraud_scenario re-added by it
-    _col("fraud_scenario", "fraud_scenario", BULK,
-         "the scenario that made the row (friendly_fraud: a genuine payment); NULL: none"),
+    # v14: observed disputes (engine/simulation/outcomes.py)
     _col("dispute_reason", "dispute_reason", BULK, "what the row's dispute was filed as"),
     # v15: the challenge action (engine/challenge.py)
     _col("challenge_draw", "DOUBLE", "both",
@@ -97,6 +95,9 @@ COLUMNS: tuple[Column, ...] = (
     _col("shadow_rule_index", "SMALLINT", LIVE, "the shadow's deciding rule; -1: none"),
     _col("shadow_flag_rule", "SMALLINT", LIVE, "the shadow's flagging rule; -1: none"),
     _col("shadow_score", "DOUBLE", LIVE, "the shadow policy's risk score"),
+    # v17: fraud_scenario re-added with the counterfeit scenario (engine/schema.py)
+    _col("fraud_scenario", "fraud_scenario", BULK,
+         "the scenario that made the row (friendly_fraud: a genuine payment); NULL: none"),
 )  # fmt: skip
 
 NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)

@@ -161,11 +161,13 @@ class Lake:
             abandoned = manifest.status == "interrupted" and manifest.error == ABANDONED
             if abandoned and self.manifest(manifest.run_id).status == "running":
                 self.commit(manifest)
-                self._remove_unlisted(manifest)
+                self.remove_unlisted(manifest)
                 fixed.append(manifest.run_id)
         return fixed
 
-    def _remove_unlisted(self, manifest: Manifest) -> None:
+    def remove_unlisted(self, manifest: Manifest) -> None:
+        """Remove the files of ``manifest``'s run that it does not list (aside files of
+        attempts that died, a partition renamed into place but never committed)."""
         folder = self.path(f"transactions/run_id={manifest.run_id}")
         listed = {p.path.rsplit("/", 1)[-1] for p in manifest.partitions}
         if self.fs.exists(folder):

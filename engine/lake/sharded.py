@@ -187,7 +187,7 @@ class _ShardedRun:
     def finish(self, status: str, error: str | None, total_s: float) -> None:
         """Commit the final manifest, with the shards' timings and the writers' peak memory."""
         # files of attempts that died (a killed worker) stay aside under dot-names: remove them
-        self.lake._remove_aside(self.manifest.run_id)
+        self.lake.remove_unlisted(self.manifest)
         timings = _shard_timings(self.done.values())
         timings["total_s"] = round(total_s, 3)
         timings["rows_per_s"] = round(self.summary.rows / total_s, 1) if total_s > 0 else 0.0

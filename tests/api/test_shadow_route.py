@@ -128,6 +128,7 @@ def test_a_shadowed_payment_stores_both_decisions_and_only_the_active_one_is_enf
         "decision_reason": BLOCK_ALL["name"],
         "risk_flag": BLOCK_ALL["name"],
         "score": decided["shadow"]["score"],
+        "challenge": None,
     }
     client.delete("/policies/shadow", headers=admin_headers)
     after = client.post("/payment", json=payment_body(amount="20.00")).json()

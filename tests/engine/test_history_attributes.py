@@ -35,6 +35,7 @@ from engine.features import (
 )
 from engine.history import attributes_sql
 from engine.service import Engine
+from engine.simulation.params import SCENARIOS
 
 # the stored columns in HistoryCounts terms (amount in pence); velocity_count is the 1 h count
 FIELDS = (
@@ -295,7 +296,9 @@ def test_the_v10_migration_back_fills_an_older_file_with_the_trackers_values(
         *LATER_COLUMNS,  # v14's dispute_reason is derived by its own migration
     )  # fmt: skip
     with Engine.open(tmp_path / "new.duckdb", card_key="history-key") as eng:
-        run = eng.simulate({**RUN, "difficulty": "easy"})  # no friendly fraud: v14 added it
+        # no friendly fraud (v14 added it), no counterfeit (v17)
+        no_counterfeit = {**dict.fromkeys(SCENARIOS, 1.0), "counterfeit": 0.0}
+        run = eng.simulate({**RUN, "difficulty": "easy", "scenario_mix": no_counterfeit})
         for card in ("4111111111111111", "5555555555554444"):
             eng.authorize(payment_body(card=card, device_id="phone-1", currency="AED"))
         expected = stored_attributes(eng.store, "TRUE")

@@ -11,6 +11,7 @@ from support import LATER_COLUMNS, TEST_CARDS, database_at_schema
 from engine.errors import NotFoundError
 from engine.policy import DEFAULT_POLICY, HIGH_AMOUNT_RULE, Knobs, Policy, ScoreWeights
 from engine.rules import RuleError
+from engine.simulation.params import SCENARIOS
 
 
 def test_default_policy_is_the_original_heuristic_with_its_knobs() -> None:
@@ -176,8 +177,12 @@ def test_the_v11_migration_derives_rule_columns_from_knob_decisions(tmp_path) ->
     )
     with Engine.open(tmp_path / "new.duckdb", card_key="k") as eng:
         eng.activate_policy(Policy.from_knobs(score_threshold=0.5, velocity_limit=2))
-        # easy: no friendly fraud, which a file of that age cannot hold (v14 added it)
-        eng.simulate({"rows": 3_000, "seed": 4, "days": 1, "fraud_rate": 0.2, "difficulty": "easy"})
+        # easy: no friendly fraud, nor counterfeit, which a file of that age cannot hold (v14
+        # and v17 added them)
+        eng.simulate(
+            {"rows": 3_000, "seed": 4, "days": 1, "fraud_rate": 0.2, "difficulty": "easy",
+             "scenario_mix": {**dict.fromkeys(SCENARIOS, 1.0), "counterfeit": 0.0}}
+        )  # fmt: skip
         eng.activate_policy(Policy.from_knobs(velocity_limit=3, base_decline_prob=0.3))
         for i in range(30):
             eng.authorize(
