@@ -36,7 +36,7 @@ browser:  ## Debian's Chromium for the end-to-end test (installed as root when m
 # end-to-end tests keep their order. PYTEST_WORKERS=0 runs everything in one process.
 PYTEST_WORKERS ?= 2
 test: setup browser  ## every test: unit, API, dashboard, notebooks, end-to-end
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15
 
 lint: setup  ## ruff check + format check
 	$(BIN)/ruff check .
