@@ -86,6 +86,17 @@ README_PAYMENT: dict[str, Any] = next(
 )
 
 
+def luhn_card(i: int) -> str:
+    """The ``i``-th Luhn-valid test card number of the 411111 BIN (distinct cards for tests that
+    need many)."""
+    body = f"411111{i:09d}"
+    total = 0
+    for position, digit in enumerate(int(d) for d in reversed(body)):
+        doubled = digit * 2 if position % 2 == 0 else digit
+        total += doubled - 9 if doubled > 9 else doubled
+    return body + str((10 - total % 10) % 10)
+
+
 def payment_body(card: str = TEST_CARDS[1], amount: float | str = 42.50, **extra: Any) -> dict:
     """A valid POST /payment body; override any field with keyword arguments."""
     body: dict[str, Any] = {

@@ -6,23 +6,13 @@ exactly what POST /compare answers over the same rows."""
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
-from support import payment_body
+from support import luhn_card, payment_body
 
 BLOCK_ALL = {"name": "Block everything", "action": "block", "when": ":amount: > 0"}
 SHADOW_RULES = [
     {"name": "Big and unlucky", "action": "block", "when": ":amount: > 60 and :random: < 0.5"},
     {"name": "Watch risky", "action": "review", "when": ":risk_score: > 0.2"},
 ]
-
-
-def card(i: int) -> str:
-    """A Luhn-valid test card number per ``i``."""
-    body = f"411111{i:09d}"
-    total = 0
-    for position, digit in enumerate(int(d) for d in reversed(body)):
-        doubled = digit * 2 if position % 2 == 0 else digit
-        total += doubled - 9 if doubled > 9 else doubled
-    return body + str((10 - total % 10) % 10)
 
 
 def _store(client: TestClient, rules: list[dict], **extra) -> int:
@@ -106,7 +96,7 @@ def test_a_shadowed_payment_stores_both_decisions_and_only_the_active_one_is_enf
     version = _store(client, [BLOCK_ALL])
     client.post(f"/policies/{version}/shadow", headers=admin_headers)
     answers = [
-        client.post("/payment", json=payment_body(card=card(i), amount="20.00")).json()
+        client.post("/payment", json=payment_body(card=luhn_card(i), amount="20.00")).json()
         for i in range(20)
     ]
     assert {a["policy_version"] for a in answers} == {1}  # the active policy decided
@@ -145,7 +135,7 @@ def test_routing_sends_a_sticky_share_of_cards_to_the_challenger(
     assert answer.status_code == 200, answer.text
 
     def side(i: int) -> int:
-        paid = client.post("/payment", json=payment_body(card=card(i), amount="5.00")).json()
+        paid = client.post("/payment", json=payment_body(card=luhn_card(i), amount="5.00")).json()
         if paid["policy_version"] == challenger:
             assert paid["status"] == "Declined" and paid["rule"] == BLOCK_ALL["name"]
         return paid["policy_version"]
@@ -170,7 +160,7 @@ def test_the_shadow_comparison_equals_post_compare_over_the_same_rows(
     client.post(f"/policies/{shadow}/shadow", headers=admin_headers)
     paid = [
         client.post(
-            "/payment", json=payment_body(card=card(i % 13), amount=f"{7 + (i * 37) % 120}.00")
+            "/payment", json=payment_body(card=luhn_card(i % 13), amount=f"{7 + (i * 37) % 120}.00")
         ).json()
         for i in range(60)
     ]

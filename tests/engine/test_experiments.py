@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-from support import payment_body
+from support import luhn_card, payment_body
 
 from engine.costs import CostModel
 from engine.experiments import route_bucket, routed
@@ -17,15 +17,6 @@ REVIEW = [
     {"name": "Review mid", "action": "review", "when": ":amount: > 30"},
     {"name": "Block big", "action": "block", "when": ":amount: > 90 and :random: < 0.6"},
 ]
-
-
-def _card(i: int) -> str:
-    body = f"411111{i:09d}"
-    total = 0
-    for position, digit in enumerate(int(d) for d in reversed(body)):
-        doubled = digit * 2 if position % 2 == 0 else digit
-        total += doubled - 9 if doubled > 9 else doubled
-    return body + str((10 - total % 10) % 10)
 
 
 def test_shadow_and_route_survive_a_restart(tmp_path) -> None:
@@ -65,7 +56,7 @@ def test_the_shadow_comparison_equals_re_deciding_with_review_capacity(engine) -
     shadow = engine.create_policy(REVIEW)
     engine.start_shadow(shadow.version)
     for i in range(80):
-        engine.authorize(payment_body(card=_card(i % 17), amount=f"{5 + (i * 29) % 110}.00"))
+        engine.authorize(payment_body(card=luhn_card(i % 17), amount=f"{5 + (i * 29) % 110}.00"))
     report = engine.shadow_report(CostModel(review_capacity=4))
     compared = engine.compare(
         engine.active_policy(),
@@ -94,7 +85,7 @@ def test_the_shadow_comparison_equals_re_deciding_with_challenges_on_both_sides(
     engine.start_shadow(shadow.version)
     amounts = [5 + (i * 29) % 110 for i in range(120)]
     answers = [
-        engine.authorize(payment_body(card=_card(i % 23), amount=f"{amount}.00"))
+        engine.authorize(payment_body(card=luhn_card(i % 23), amount=f"{amount}.00"))
         for i, amount in enumerate(amounts)
     ]
     shadowed = [
