@@ -33,6 +33,7 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from support import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.e2e
@@ -264,6 +265,24 @@ def screenshot(page: Page, name: str) -> list[Path]:
     return shots
 
 
+def choose(page: Page, key: str, option: str | re.Pattern[str]) -> None:
+    """Pick ``option`` in the selectbox keyed ``key``, reopening the dropdown if a rerun that
+    landed while it was open closed it (a race the shared CI machine loses now and then)."""
+    wanted = page.get_by_role("option", name=option, exact=isinstance(option, str))
+    for _ in range(3):
+        settle(page)
+        page.locator(f".st-key-{key}").get_by_role("combobox").click()
+        try:
+            wanted.wait_for(state="visible", timeout=5_000)
+        except PlaywrightTimeoutError:
+            page.keyboard.press("Escape")
+            continue
+        wanted.click()
+        settle(page)
+        return
+    raise AssertionError(f"the selectbox {key!r} never offered {option!r}")
+
+
 def unlock_admin(page: Page, prefix: str, token: str = ADMIN_TOKEN) -> None:
     """Enter the admin token in the page's prompt (``prefix``: "admin" or "tune")."""
     page.locator(f".st-key-{prefix}_admin_token input").fill(token)
@@ -340,8 +359,7 @@ def test_live_dashboard_seeds_demo_and_follows_api_payments(page: Page, server: 
     expect(page.get_by_text(re.compile("not drawn over time"))).to_be_visible()
     expect(page.locator(".st-key-live_chart_approval")).to_have_count(0)
     # the demo run alone (a week of simulated traffic) makes the charts worth a screenshot
-    page.locator(".st-key-live_run").click()
-    page.get_by_role("option", name="Simulation run 1").click()
+    choose(page, "live_run", "Simulation run 1")
     expect(payments).to_have_text("20,000")
     for chart in ("approval", "latency", "reasons", "amounts"):
         expect(page.locator(f".st-key-live_chart_{chart} .js-plotly-plot")).to_have_count(1)
@@ -479,9 +497,8 @@ def test_shadow_page_starts_a_shadow_and_follows_live_payments(page: Page, serve
     start = page.locator(".st-key-shadow_start button")
     expect(start).to_be_disabled()  # the admin token first
     unlock_admin(page, "shadow")
-    page.locator(".st-key-shadow_version").click()
-    page.get_by_role("option", name=re.compile(rf"^v{stored.json()['version']} ")).click()
-    settle(page)  # the choice's rerun first: a click during it can be lost
+    expect(start).to_be_enabled()  # the unlock's rerun has landed
+    choose(page, "shadow_version", re.compile(rf"^v{stored.json()['version']} "))
     start.click()
     expect(
         page.get_by_text("No live payment has arrived since the shadow started.")
@@ -517,8 +534,7 @@ def test_simulations_and_admin_pages(page: Page, server: MainJob, demo_data: Non
         field = page.locator(f".st-key-{key} input")
         field.fill(value)
         field.press("Tab")
-    page.locator(".st-key-sim_difficulty").get_by_role("combobox").click()
-    page.get_by_role("option", name="hard", exact=True).click()
+    choose(page, "sim_difficulty", "hard")
     page.get_by_role("button", name="Start run").click()
     expect(page.get_by_text(re.compile(rf"Run {n + 1} completed in"))).to_be_visible(timeout=60_000)
     expect(page.get_by_role("heading", name=f"Runs ({n + 1})")).to_be_visible()
@@ -581,9 +597,7 @@ def test_admin_page_uploads_lists_read_back_through_the_api(page: Page, server: 
             settle(page)
         caption = page.get_by_text(re.compile(rf"^{kind}: "))  # the chosen kind's caption
         if not caption.count():
-            page.locator(".st-key-lists_kind button[aria-label='Open']").click()
-            page.get_by_role("option", name=kind, exact=True).click()
-            settle(page)
+            choose(page, "lists_kind", kind)
         expect(caption).to_be_visible()
         save.click()
         settle(page)
