@@ -1,6 +1,11 @@
 # Two commands do all setup on a fresh machine: `make run` and `make test`.
 # The virtual environment is built from uv.lock on first use, behind a stamp file.
 
+# Bytecode is cached (a machine may set PYTHONDONTWRITEBYTECODE): without it every server,
+# CLI, kernel and test worker compiles pandas, numpy and the project from source on start,
+# seconds each. The lock's packages are compiled once at install (uv sync --compile-bytecode).
+unexport PYTHONDONTWRITEBYTECODE
+
 VENV       := .venv
 BIN        := $(VENV)/bin
 STAMP      := $(VENV)/.synced
@@ -14,7 +19,7 @@ EXTRAS     ?= dev
 $(STAMP): pyproject.toml uv.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv sync --locked $(if $(EXTRAS),--extra $(EXTRAS)) --inexact
+	$(BIN)/uv sync --locked --compile-bytecode $(if $(EXTRAS),--extra $(EXTRAS)) --inexact
 	@touch $@
 
 setup: $(STAMP)  ## the virtual environment, from the lock file (EXTRAS= for runtime only)

@@ -20,8 +20,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import socket
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pandas as pd
 
@@ -43,13 +45,16 @@ def cluster_client(workers: int | None = None, scheduler: str | None = None) -> 
 
     logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO lines drown progress
     if scheduler:
+        unreachable = UsageError(
+            f"No Dask scheduler answered at {scheduler}; start one (dask scheduler) or "
+            "give --workers to run a local cluster."
+        )
+        if not _accepts_connections(scheduler):
+            raise unreachable  # at once: Client would retry a refused port for its whole timeout
         try:
             client = Client(scheduler, timeout="10s")
         except OSError as exc:
-            raise UsageError(
-                f"No Dask scheduler answered at {scheduler}; start one (dask scheduler) or "
-                "give --workers to run a local cluster."
-            ) from exc
+            raise unreachable from exc
         with client:
             yield client
         return
@@ -66,6 +71,19 @@ def cluster_client(workers: int | None = None, scheduler: str | None = None) -> 
         Client(cluster) as client,
     ):
         yield client
+
+
+def _accepts_connections(address: str) -> bool:
+    """Whether a TCP connection to ``address`` (``tcp://host:port``) opens within a second.
+    Addresses of other schemes (tls://, inproc://) are left to Dask to judge."""
+    parts = urlsplit(address)
+    if parts.scheme != "tcp" or parts.hostname is None or parts.port is None:
+        return True
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=1.0):
+            return True
+    except OSError:
+        return False
 
 
 def shard_runner(client: Any) -> ShardRunner:
