@@ -130,6 +130,13 @@ class Experiments:
             self.live = LiveExperiments(self.live.shadow, experiment)
         return experiment
 
+    def cleared(self) -> None:
+        """Forget the shadow and route in force: the store's reset deleted their rows (and the
+        audit entries that started them). Called by the live writer's reset, so no group is
+        decided between the delete and this."""
+        with self._lock:
+            self.live = LiveExperiments()
+
     def _put(self, experiment: Experiment, event: str, payload: dict[str, object]) -> None:
         started = experiment.started_at.replace(tzinfo=None)
         with self._store.write() as tx:

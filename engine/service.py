@@ -493,14 +493,20 @@ class Engine:
             )
 
     def reset(self) -> Stats:
-        """Delete every transaction, audit entry, dispute and run in one transaction; return the
-        stats.
+        """Delete every transaction, audit entry, dispute and run in one transaction, and end
+        the shadow and route in force (their comparison windows and audit entries would be
+        gone); return the stats. Policies and lists are kept.
 
         Background simulation runs are cancelled first (each stops after its current chunk) and
         none starts until the store is cleared, so no row names a run record the reset deleted;
         run ids are never reused afterwards."""
+
+        def clear() -> None:
+            self.store.reset()
+            self.experiments.cleared()
+
         with self.simulations.stopped():
-            self._live.reset(self.store.reset)
+            self._live.reset(clear)
         log.warning("all transactions, audit entries and runs were deleted")
         return self.stats()
 

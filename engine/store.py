@@ -839,8 +839,8 @@ class Store:
             return tx.execute("DELETE FROM idempotency_keys WHERE created_at < ?", [older_than])
 
     def reset(self) -> None:
-        """Delete all transactions, audit entries, disputes, runs and rollups in one
-        transaction."""
+        """Delete all transactions, audit entries, disputes, runs, rollups and the shadow and
+        route in force in one transaction."""
         with self.write() as tx:
             for table in (
                 "transactions",
@@ -851,6 +851,7 @@ class Store:
                 "idempotency_keys",
                 "simulation_keys",
                 "disputes",
+                "policy_experiments",  # their windows and audit entries go with the rows
             ):
                 tx.execute(f"DELETE FROM {table}")
             self._pending.cleared = True

@@ -186,3 +186,29 @@ def test_the_shadow_comparison_equals_post_compare_over_the_same_rows(
     assert got["a"]["rows"] == 60 and got["a"]["fraud"] == 5
     assert got["b"]["review_marked"] > 0 and got["b"]["fraud_caught"] + got["b"]["fraud_stopped"]
     assert got == expected
+
+
+def test_a_reset_ends_the_shadow_and_the_route_with_their_windows(
+    client: TestClient, admin_headers: dict, engine, db_path
+) -> None:
+    """A reset deletes the rows a shadow compares and the audit entries that started it: the
+    shadow and route end with them, in memory and on disk (a restart does not revive them)."""
+    version = _store(client, [BLOCK_ALL])
+    client.post(f"/policies/{version}/shadow", headers=admin_headers)
+    client.post(f"/policies/{version}/route", headers=admin_headers, json={"share": 0.5})
+    assert client.delete("/admin/reset", headers=admin_headers).status_code == 200
+    assert client.get("/policies/shadow").json() == {"shadow": None, "route": None,
+                                                     "comparison": None}  # fmt: skip
+    answers = [
+        client.post("/payment", json=payment_body(card=luhn_card(i), amount="20.00")).json()
+        for i in range(10)
+    ]
+    assert {a["policy_version"] for a in answers} == {1}  # no card routed any more
+    assert engine.store.query("SELECT count(*) FROM transactions WHERE shadow_version IS NOT NULL")[
+        0
+    ] == (0,)
+    from engine.service import Engine
+
+    engine.close()
+    with Engine.open(db_path, card_key="") as reopened:
+        assert reopened.experiments.live.shadow is None and reopened.experiments.live.route is None

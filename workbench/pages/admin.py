@@ -63,7 +63,7 @@ st.button(
 st.subheader("Reset data")
 st.warning(
     "Reset deletes every transaction, audit entry and simulation run in one transaction. "
-    "Policies and lists are kept. This cannot be undone."
+    "Policies and lists are kept; a shadow or route in force ends. This cannot be undone."
 )
 confirmed = st.checkbox(
     "I understand: delete all transactions, audit entries and runs",
