@@ -94,10 +94,10 @@ def main() -> None:
         two = one.select(names[:2])
         con = duckdb.connect(str(db))
         memory = duckdb.connect()
-        for name, table in (("one", one), ("first20", first20), ("two", two),
-                            ("chunked", chunked), ("combined", combined)):
+        views = {"one": one, "first20": first20, "two": two, "chunked": chunked}
+        for name, table in {**views, "combined": combined}.items():
             con.register(name, table)
-        memory.register("one", one)  # fmt: skip
+        memory.register("one", one)
         width = con.execute(
             "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'transactions'"
         ).fetchone()[0]
