@@ -14,6 +14,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.simulation.params import RunRecord, RunStatus
+from engine.simulation.summary import RunSummary
+from engine.store import utc_now
 
 FORMAT = 1  # bumped when the layout or the manifest changes incompatibly
 PARTITION_TARGET_ROWS = 1_000_000  # ~60 MB of Parquet: a task's worth of work on a cluster
@@ -87,6 +89,28 @@ class Manifest(BaseModel):
         """Whether readers may use its rows: a finished run (completed, or stopped with its
         committed partitions), never one still being written."""
         return self.status != "running"
+
+    def finished(
+        self,
+        status: RunStatus,
+        error: str | None,
+        timings: dict[str, float],
+        summary: RunSummary,
+        total_s: float,
+    ) -> Manifest:
+        """The final manifest: ``status`` and ``error``, the stage ``timings`` plus the run's
+        total and rows per second, the ``summary``, stamped now."""
+        rate = round(summary.rows / total_s, 1) if total_s > 0 else 0.0
+        timings = {**timings, "total_s": round(total_s, 3), "rows_per_s": rate}
+        return self.model_copy(
+            update={
+                "status": status,
+                "error": error,
+                "finished_at": utc_now(),
+                "timings": timings,
+                "summary": summary.as_dict(),
+            }
+        )
 
     def record(self) -> RunRecord:
         """The run as :class:`RunRecord`, the shape the database's runs are answered in."""

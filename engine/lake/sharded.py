@@ -23,16 +23,13 @@ from engine.decision import Decider
 from engine.lake.layout import Lake
 from engine.lake.manifest import Manifest, Partition, Rollup
 from engine.simulation.runner import (
-    _DONE,
-    DecidedChunk,
     SimulationCancelled,
     Timings,
     _describe,
-    _Producer,
+    produced_ahead,
 )
 from engine.simulation.shards import Shard, shard_chunks
 from engine.simulation.summary import RunSummary
-from engine.store import utc_now
 
 Progress = Callable[[int, int], None]  # (rows committed, rows planned)
 _PLACEHOLDER_RUN = 0  # the file's path names the run (engine/lake/writer.py)
@@ -79,24 +76,18 @@ def write_shard(task: ShardTask) -> ShardResult:
     out = PartitionWriter(lake, task.run_id, shard.index, shard.first_row, task.created_ms)
     summary, rollup = RunSummary(), Rollup()
     chunks = shard_chunks(shard, task.card_key, task.decider, _PLACEHOLDER_RUN, timings)
-    producer = _Producer(chunks)  # generation overlaps the Parquet encoding, as in one process
-    producer.start()
-    try:
-        while (item := producer.queue.get()) is not _DONE:
-            if isinstance(item, BaseException):
-                raise item
-            assert isinstance(item, DecidedChunk)
-            with timings.stage("write_s"):
-                out.write(item.table)
-            item.add_to(summary)
-            _add_rollup(rollup, item)
+    try:  # generation overlaps the Parquet encoding, as in one process
+        with produced_ahead(chunks) as produced:
+            for chunk in produced:
+                with timings.stage("write_s"):
+                    out.write(chunk.table)
+                chunk.add_to(summary)
+                _add_rollup(rollup, chunk)
         with timings.stage("write_s"):
             partition = out.publish()
     except BaseException:
         out.discard()
         raise
-    finally:
-        producer.close()
     return ShardResult(shard.index, partition, summary, rollup, time.perf_counter() - start,
                        timings.as_dict(), os.getpid(), peak_rss_bytes())  # fmt: skip
 
@@ -189,17 +180,7 @@ class _ShardedRun:
         # files of attempts that died (a killed worker) stay aside under dot-names: remove them
         self.lake.remove_unlisted(self.manifest)
         timings = _shard_timings(self.done.values())
-        timings["total_s"] = round(total_s, 3)
-        timings["rows_per_s"] = round(self.summary.rows / total_s, 1) if total_s > 0 else 0.0
-        self.manifest = self.manifest.model_copy(
-            update={
-                "status": status,
-                "error": error,
-                "finished_at": utc_now(),
-                "timings": timings,
-                "summary": self.summary.as_dict(),
-            }
-        )
+        self.manifest = self.manifest.finished(status, error, timings, self.summary, total_s)
         self.lake.commit(self.manifest)
 
 

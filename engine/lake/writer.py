@@ -39,14 +39,13 @@ from engine.simulation import records
 from engine.simulation.params import SimulationParams
 from engine.simulation.population import build_population
 from engine.simulation.runner import (
-    _DONE,
     DecidedChunk,
     SimulationCancelled,
     Timings,
     _describe,
     _part,
-    _Producer,
     decided_chunks,
+    produced_ahead,
 )
 from engine.simulation.shards import plan
 from engine.simulation.summary import RunSummary
@@ -189,22 +188,13 @@ def generate_into_lake(
     run = _LakeRun(lake, manifest, int(created.timestamp() * 1000), progress)
     status, error = "completed", None
     start = time.perf_counter()
-    producer: _Producer | None = None
     try:
         with run.timings.stage("population_s"):
             pop = build_population(params, card_key)
-        producer = _Producer(decided_chunks(params, pop, decider, _PLACEHOLDER_RUN, run.timings))
-        producer.start()
-        while True:
-            if cancel is not None and cancel.is_set():
-                raise SimulationCancelled(f"Simulation run {manifest.run_id} was cancelled.")
-            item = producer.queue.get()
-            if item is _DONE:
-                break
-            if isinstance(item, BaseException):
-                raise item
-            assert isinstance(item, DecidedChunk)
-            run.add(item)
+        chunks = decided_chunks(params, pop, decider, _PLACEHOLDER_RUN, run.timings)
+        with produced_ahead(chunks, cancel, manifest.run_id) as produced:
+            for chunk in produced:
+                run.add(chunk)
         run.flush()
     except (KeyboardInterrupt, SimulationCancelled) as exc:
         status, error = "interrupted", _describe(exc)
@@ -213,8 +203,6 @@ def generate_into_lake(
         status, error = "failed", _describe(exc)
         raise
     finally:
-        if producer is not None:
-            producer.close()
         run.finish(status, error, time.perf_counter() - start)
     return run.manifest
 
@@ -284,18 +272,8 @@ class _LakeRun:
         if self.open is not None:
             self.open.discard()
             self.open = None
-        self.timings.seconds["total_s"] = total_s
         timings = self.timings.as_dict()
-        timings["rows_per_s"] = round(self.summary.rows / total_s, 1) if total_s > 0 else 0.0
-        self.manifest = self.manifest.model_copy(
-            update={
-                "status": status,
-                "error": error,
-                "finished_at": utc_now(),
-                "timings": timings,
-                "summary": self.summary.as_dict(),
-            }
-        )
+        self.manifest = self.manifest.finished(status, error, timings, self.summary, total_s)
         self.lake.commit(self.manifest)
 
 
