@@ -4,6 +4,7 @@ share of cards is routed to a challenger. Starting, stopping and routing are adm
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import streamlit as st
@@ -53,6 +54,24 @@ def end_route() -> None:
         eng.route(live.route.policy.version, 0.0)
 
 
+def start_and_stop(
+    prefix: str,
+    start: tuple[str, Callable[[], None]],
+    stop: tuple[str, Callable[[], None]],
+    running: bool,
+) -> None:
+    """The admin-only start and stop buttons of one experiment (keys ``<prefix>_start`` and
+    ``<prefix>_stop``); stop only while it runs."""
+    row = st.container(horizontal=True)
+    for (label, act), suffix, enabled in ((start, "start", True), (stop, "stop", running)):
+        row.button(
+            label,
+            key=f"{prefix}_{suffix}",
+            disabled=not unlocked or not enabled,
+            on_click=admin_gate.admin_only(eng, act),
+        )
+
+
 candidates = [v for v in versions if v != active] or versions
 left, right = st.columns(2)
 with left.container(border=True):
@@ -65,19 +84,8 @@ with left.container(border=True):
             f"{live.shadow.started_at:%Y-%m-%d %H:%M:%S} UTC."
         )
     st.selectbox("Policy to shadow", candidates, format_func=label, key="shadow_version")
-    row = st.container(horizontal=True)
-    row.button(
-        "Start shadow",
-        key="shadow_start",
-        disabled=not unlocked,
-        on_click=admin_gate.admin_only(eng, start_shadow),
-    )
-    row.button(
-        "Stop shadow",
-        key="shadow_stop",
-        disabled=not unlocked or live.shadow is None,
-        on_click=admin_gate.admin_only(eng, stop_shadow),
-    )
+    start_and_stop("shadow", ("Start shadow", start_shadow), ("Stop shadow", stop_shadow),
+                   running=live.shadow is not None)  # fmt: skip
 with right.container(border=True):
     st.subheader("Champion / challenger")
     if live.route is None:
@@ -89,19 +97,8 @@ with right.container(border=True):
         )
     st.selectbox("Challenger", candidates, format_func=label, key="route_version")
     st.number_input("Share of cards", 0.0, 1.0, 0.1, 0.05, key="route_share")
-    row = st.container(horizontal=True)
-    row.button(
-        "Route",
-        key="route_start",
-        disabled=not unlocked,
-        on_click=admin_gate.admin_only(eng, start_route),
-    )
-    row.button(
-        "End route",
-        key="route_stop",
-        disabled=not unlocked or live.route is None,
-        on_click=admin_gate.admin_only(eng, end_route),
-    )
+    start_and_stop("route", ("Route", start_route), ("End route", end_route),
+                   running=live.route is not None)  # fmt: skip
 
 ONE_DAY = (
     "The shadow has seen payments of a single day so far: no interval yet (the intervals "
