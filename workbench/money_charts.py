@@ -116,21 +116,21 @@ def differences_table(result: Comparison) -> pd.DataFrame:
     )
 
 
-# Each cost, then (indented) the count or amount its price multiplies.
+# Each cost, then (under it, marked ↳) the count or amount its price multiplies.
 COST_ROWS = (
     ("Fraud loss", "fraud_loss"),
-    ("   approved fraud payments", "approved_fraud"),
+    ("↳ approved fraud payments", "approved_fraud"),
     ("Chargeback fees", "chargeback_fees"),
     ("Lost margin", "lost_margin"),
-    ("   declined legitimate amount", "false_decline_amount"),
+    ("↳ declined legitimate amount", "false_decline_amount"),
     ("Churn", "churn"),
-    ("   cards falsely declined", "false_declined_cards"),
+    ("↳ cards falsely declined", "false_declined_cards"),
     ("Review cost", "review_cost"),
-    ("   payments reviewed", "reviewed"),
+    ("↳ payments reviewed", "reviewed"),
     ("Challenge cost", "challenge_cost"),
-    ("   payments challenged", "challenged"),
+    ("↳ payments challenged", "challenged"),
     ("Abandoned sales", "abandonment_cost"),
-    ("   abandoned amount", "abandoned_amount"),
+    ("↳ abandoned amount", "abandoned_amount"),
     ("Total cost", "total"),
 )
 

@@ -47,7 +47,7 @@ def test_the_cost_waterfall_walks_from_one_total_to_the_other(engine):
     assert steps.y[0] == float(a.total) and float(c.total) != float(a.total)
     table = money_charts.costs_table(a, c, ("active", "candidate")).set_index("cost")
     assert table.loc["Total cost", "change"] == f"{result.cost_difference.total:+,.2f}"
-    assert table.loc["   cards falsely declined", "candidate"] == f"{c.false_declined_cards:,}"
+    assert table.loc["↳ cards falsely declined", "candidate"] == f"{c.false_declined_cards:,}"
 
 
 def test_backtest_figures_mark_active_and_candidate(engine):
