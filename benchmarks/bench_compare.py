@@ -8,7 +8,8 @@ One command: ``.venv/bin/python benchmarks/bench_compare.py [--rows N] [--repeat
   variant with five thresholds moved (B), with the default cost model and 2,000 bootstrap
   replicates; target <= 2.0 s median (issue 14);
 * **backtest**: ``Engine.backtest`` of policy A against the active (default) policy, per-rule
-  figures and overlap included: the same scan a comparison makes, for reference.
+  figures and overlap included, priced (its scan plus a comparison of the same two policies,
+  since backtests answer in money), for reference.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from engine.challenge import ABANDONED, FAILED, PASSED
+from engine.costs import CostBreakdown, CostModel
 from engine.decision import Decider, Reason, reason_codes, risk_score_sql, settled_reasons
 from engine.filters import RowFilter
 from engine.lists import Lists
@@ -84,6 +85,35 @@ class PolicyMetrics(BaseModel):
     liability_shifted: int = Field(
         0, description="Fraud rows approved after a passed challenge (not in fraud_loss)."
     )
+    costs: CostBreakdown = Field(
+        description="The policy's costs in the cost model's reporting currency, with the counts "
+        "and amounts they are computed from: POST /compare's pricing of the same rows."
+    )
+
+
+class CostDifference(BaseModel):
+    """Candidate − active for each cost, exact, in the reporting currency (negative: the
+    candidate costs less)."""
+
+    currency: str
+    fraud_loss: Money
+    chargeback_fees: Money
+    lost_margin: Money
+    churn: Money
+    false_decline_cost: Money
+    review_cost: Money
+    challenge_cost: Money
+    abandonment_cost: Money
+    total: Money
+
+    @classmethod
+    def between(cls, candidate: CostBreakdown, active: CostBreakdown) -> CostDifference:
+        """``candidate`` − ``active``, field by field."""
+        money = [name for name in cls.model_fields if name != "currency"]
+        return cls(
+            currency=candidate.currency,
+            **{name: getattr(candidate, name) - getattr(active, name) for name in money},
+        )
 
 
 class ScenarioRecall(BaseModel):
@@ -152,6 +182,14 @@ class BacktestResult(BaseModel):
     rules: list[RuleFigures] = Field(description="Per candidate rule, in the policy's order.")
     overlap: list[OverlapCell] = Field(
         description="Per pair of candidate block/review rules, the fraud rows both match."
+    )
+    cost_model: CostModel = Field(
+        description="The cost model both policies were priced with (backtests are not stored: "
+        "the answer carries it)."
+    )
+    cost_difference: CostDifference = Field(
+        description="candidate.costs − active.costs for each cost (negative: the candidate "
+        "costs less)."
     )
     elapsed_ms: float
 
@@ -351,15 +389,24 @@ def run_backtest(
     active: Decider,
     filters: RowFilter | None = None,
     grouped: Grouped | None = None,
+    costs: CostModel | None = None,
 ) -> BacktestResult:
     """Re-decide the rows selected by ``filters`` under ``candidate`` and ``active`` with their
-    stored draws, and report both. One aggregating DuckDB query (after a small one listing the
-    scenarios, in the same snapshot); the rest is arithmetic on at most a few thousand groups.
-    ``lists`` holds the lists the policies pin (read as semi-joins in the query). ``grouped``
-    runs the aggregating query elsewhere (a lake run's partitions on a cluster:
-    :mod:`engine.lake.cluster`), else it runs in the store."""
+    stored draws, and report both, priced with ``costs`` (default: the default model). One
+    aggregating DuckDB query (after a small one listing the scenarios, in the same snapshot);
+    the rest is arithmetic on at most a few thousand groups. The costs come from the
+    comparison's own query (:func:`engine.compare.run_comparison`, active as A and candidate
+    as B; its own snapshot, so live payments committed between the two scans may count in one
+    and not the other): distinct falsely declined cards and the review team's daily capacity
+    need the day, card and score the backtest's groups do not keep. ``lists`` holds
+    the lists the policies pin (read as semi-joins in the query). ``grouped`` runs the
+    aggregating queries elsewhere (a lake run's partitions on a cluster:
+    :mod:`engine.lake.cluster`), else they run in the store."""
+    from engine.compare import run_comparison  # engine.compare builds on this module
+
     started = time.perf_counter()
     filters = filters or RowFilter()
+    costs = costs or CostModel()
     same_weights = candidate.policy.score_weights == active.policy.score_weights
     c_side = policy_side(candidate, "c_", lists, "c_score")
     a_side = policy_side(active, "a_", lists, "c_score" if same_weights else "a_score")
@@ -369,19 +416,23 @@ def run_backtest(
         disputes = not isinstance(filters.run, int) and any_fraud_dispute(tx)
         sql, params = grouped_decisions_sql(c_side, a_side, filters, names, disputes)
         groups = grouped(sql, params) if grouped is not None else tx.frame(sql, params)
+    priced = run_comparison(store, lists, active, candidate, filters, costs, grouped=grouped)
     g = _Groups.of(groups, names, candidate, active)
+    c_costs, a_costs = priced.b.costs, priced.a.costs
     return BacktestResult(
         filters=filters,
         candidate_policy=candidate.policy,
         active_policy=active.policy,
-        candidate=_metrics(g, g.c_approved, g.c_reason),
-        active=_metrics(g, g.a_approved, g.a_reason),
+        candidate=_metrics(g, g.c_approved, g.c_reason, c_costs),
+        active=_metrics(g, g.a_approved, g.a_reason, a_costs),
         newly_declined=int(g.n[g.a_approved & ~g.c_approved].sum()),
         newly_approved=int(g.n[~g.a_approved & g.c_approved].sum()),
         scenarios=_scenarios(g),
         curve=_curve(g.n, g.fraud, g.c_bin, g.c_rest_approved, g.c_allowed),
         rules=_rule_figures(g, candidate.policy),
         overlap=_overlap(g, candidate.policy),
+        cost_model=costs,
+        cost_difference=CostDifference.between(c_costs, a_costs),
         elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
     )
 
@@ -477,7 +528,9 @@ def _without_score_rule(
     return decide_from_matches(matches, decider.rules.actions, challenge_passed).approved
 
 
-def _metrics(g: _Groups, approved: np.ndarray, reason: np.ndarray) -> PolicyMetrics:
+def _metrics(
+    g: _Groups, approved: np.ndarray, reason: np.ndarray, costs: CostBreakdown
+) -> PolicyMetrics:
     n, ok = g.n, approved
     rows = int(n.sum())
     n_approved = int(n[ok].sum())
@@ -507,6 +560,7 @@ def _metrics(g: _Groups, approved: np.ndarray, reason: np.ndarray) -> PolicyMetr
         challenge_abandoned=int(n[reason == Reason.CHALLENGE_PASSED + ABANDONED].sum()),
         challenge_failed=int(n[reason == Reason.CHALLENGE_PASSED + FAILED].sum()),
         liability_shifted=int(n[shifted].sum()),
+        costs=costs,
     )
 
 

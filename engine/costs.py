@@ -195,6 +195,12 @@ class CostBreakdown(BaseModel):
     liability_shifted: int = Field(
         description="Fraud approved after a passed challenge: the issuer's loss, not counted."
     )
+    false_decline_amount: Money = Field(
+        description="Amount of the declined legitimate payments (what lost_margin is a share of)."
+    )
+    abandoned_amount: Money = Field(
+        description="Amount of the abandoned challenged payments (abandonment_cost's base)."
+    )
 
 
 def cost_breakdown(done: Consequences, model: CostModel) -> CostBreakdown:
@@ -228,4 +234,6 @@ def cost_breakdown(done: Consequences, model: CostModel) -> CostBreakdown:
         challenged=done.challenged,
         challenge_abandoned=done.abandoned,
         liability_shifted=done.liability_shifted,
+        false_decline_amount=model.from_gbp_pence(done.false_decline_pence),
+        abandoned_amount=model.from_gbp_pence(done.abandoned_pence),
     )

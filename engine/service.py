@@ -653,12 +653,20 @@ class Engine:
         return ShadowReport.of(live, comparison)
 
     def backtest(
-        self, candidate: Policy, filters: RowFilter | None = None, **filter_fields: Any
+        self,
+        candidate: Policy,
+        filters: RowFilter | None = None,
+        costs: CostModel | None = None,
+        **filter_fields: Any,
     ) -> BacktestResult:
         """Re-decide stored rows under ``candidate`` and the active policy with the stored draws
-        (common random numbers) and compare them. Select rows with ``filters`` or its fields
-        (``run="live" | "all" | <run id>``, ``since``, ``until``, ``channels``, ``currencies``;
-        ``labels_as_of`` counts only the labels known then: :func:`engine.backtest.label_sql`).
+        (common random numbers) and compare them, each priced with ``costs`` (default: the
+        default :class:`~engine.costs.CostModel`) as :meth:`compare` prices them, review
+        capacity and challenges included; the answer carries the model (``cost_model``) and
+        the difference in each cost (``cost_difference``). Select rows with ``filters`` or its
+        fields (``run="live" | "all" | <run id>``, ``since``, ``until``, ``channels``,
+        ``currencies``; ``labels_as_of`` counts only the labels known then:
+        :func:`engine.backtest.label_sql`).
         """
         chosen = filters if filters is not None else RowFilter(**filter_fields)
         self._require_run(chosen.run, "filters.run")
@@ -666,7 +674,7 @@ class Engine:
         with self._reading(chosen.run):
             return run_backtest(
                 self.store, self.lists, decider, self.active_decider(), chosen,
-                self._grouped(chosen.run),
+                self._grouped(chosen.run), costs,
             )  # fmt: skip
 
     def compare(

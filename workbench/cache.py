@@ -20,21 +20,27 @@ from engine.policy import Policy
 from engine.service import Engine
 
 
-def backtest(eng: Engine, candidate: Policy, filters: RowFilter) -> BacktestResult:
-    """``eng.backtest(candidate, filters)``, reused while the data and the active policy are
-    unchanged (the version is read before computing, so a write racing the query makes the next
-    call recompute rather than keep a stale result)."""
-    return _backtest(
-        eng, analytics.data_version(eng.store, filters), eng.active_policy(), candidate, filters
-    )
+def backtest(
+    eng: Engine, candidate: Policy, filters: RowFilter, costs: CostModel | None = None
+) -> BacktestResult:
+    """``eng.backtest(candidate, filters, costs)``, reused while the data and the active policy
+    are unchanged (the version is read before computing, so a write racing the query makes the
+    next call recompute rather than keep a stale result)."""
+    version = analytics.data_version(eng.store, filters)
+    return _backtest(eng, version, eng.active_policy(), candidate, filters, costs or CostModel())
 
 
 @lru_cache(maxsize=16)
 def _backtest(
-    eng: Engine, version: object, active: Policy, candidate: Policy, filters: RowFilter
+    eng: Engine,
+    version: object,
+    active: Policy,
+    candidate: Policy,
+    filters: RowFilter,
+    costs: CostModel,
 ) -> BacktestResult:
     # version and active are part of the key only: the engine reads both itself
-    return eng.backtest(candidate, filters)
+    return eng.backtest(candidate, filters, costs)
 
 
 def compare(eng: Engine, a: Policy, b: Policy, filters: RowFilter, costs: CostModel) -> Comparison:

@@ -1,5 +1,5 @@
 """Figures and tables of a policy comparison in money (no streamlit import here), shared by the
-dashboard's compare page and the notebooks."""
+dashboard's compare and rule workbench pages and the notebooks."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from engine.compare import Comparison
+from engine.costs import CostBreakdown
 from workbench.charts import ACTIVE_COLOR, CANDIDATE_COLOR, figure
 
 COST_COMPONENTS = (
@@ -113,3 +114,66 @@ def differences_table(result: Comparison) -> pd.DataFrame:
             for d in result.differences
         ]
     )
+
+
+# Each cost, then (under it, marked ↳) the count or amount its price multiplies.
+COST_ROWS = (
+    ("Fraud loss", "fraud_loss"),
+    ("↳ approved fraud payments", "approved_fraud"),
+    ("Chargeback fees", "chargeback_fees"),
+    ("Lost margin", "lost_margin"),
+    ("↳ declined legitimate amount", "false_decline_amount"),
+    ("Churn", "churn"),
+    ("↳ cards falsely declined", "false_declined_cards"),
+    ("Review cost", "review_cost"),
+    ("↳ payments reviewed", "reviewed"),
+    ("Challenge cost", "challenge_cost"),
+    ("↳ payments challenged", "challenged"),
+    ("Abandoned sales", "abandonment_cost"),
+    ("↳ abandoned amount", "abandoned_amount"),
+    ("Total cost", "total"),
+)
+
+
+def costs_table(
+    before: CostBreakdown, after: CostBreakdown, names: tuple[str, str]
+) -> pd.DataFrame:
+    """Each cost and what it multiplies under two policies (``names``: their column titles,
+    ``before`` first) and the change, written for people."""
+
+    def shown(value: object) -> str:
+        return f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"
+
+    def change(field: str) -> str:
+        delta = getattr(after, field) - getattr(before, field)
+        return f"+{shown(delta)}" if delta > 0 else shown(delta)
+
+    return pd.DataFrame(
+        {
+            "cost": [label for label, _ in COST_ROWS],
+            names[0]: [shown(getattr(before, field)) for _, field in COST_ROWS],
+            names[1]: [shown(getattr(after, field)) for _, field in COST_ROWS],
+            "change": [change(field) for _, field in COST_ROWS],
+        }
+    )
+
+
+def cost_waterfall(
+    before: CostBreakdown, after: CostBreakdown, names: tuple[str, str]
+) -> go.Figure:
+    """From ``before``'s total cost to ``after``'s, one step per cost component (``names``:
+    the two policies' labels): which costs the change of policy moves, and how far."""
+    steps = [(label, getattr(after, key) - getattr(before, key)) for key, label in COST_COMPONENTS]
+    fig = figure(f"From {names[0]} to {names[1]} ({after.currency})", showlegend=False)
+    fig.add_waterfall(
+        x=[names[0], *(label for label, _ in steps), names[1]],
+        y=[float(before.total), *(float(delta) for _, delta in steps), float(after.total)],
+        measure=["absolute", *("relative" for _ in steps), "total"],
+        # coloured as money_differences_chart colours a difference
+        increasing={"marker": {"color": CANDIDATE_COLOR}},
+        decreasing={"marker": {"color": ACTIVE_COLOR}},
+        totals={"marker": {"color": "#888"}},
+        hovertemplate="%{x}: %{y:,.2f}<extra></extra>",
+    )
+    fig.update_yaxes(title=after.currency, tickformat=",.0f")
+    return fig

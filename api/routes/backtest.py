@@ -14,6 +14,7 @@ from api.heavy import HeavyDep
 from api.routes.policies import RULES_SCHEMA
 from engine.backtest import BacktestResult
 from engine.challenge import ChallengeModel
+from engine.costs import CostModel
 from engine.errors import InvalidRequestError
 from engine.filters import RowFilter
 from engine.policy import Knobs, Policy, ScoreWeights
@@ -62,10 +63,10 @@ CANDIDATE_SCHEMA: dict[str, Any] = {
 
 
 class BacktestRequest(BaseModel):
-    """A candidate policy and which stored rows to re-decide. The candidate is either rules
-    (``{"rules": [...], "score_weights"?: {...}}``) or knobs (knobs left out keep the active
-    policy's value, or the default's when the active policy was written as rules; ``null``
-    switches an optional rule off)."""
+    """A candidate policy, which stored rows to re-decide and how to price the outcome. The
+    candidate is either rules (``{"rules": [...], "score_weights"?: {...}}``) or knobs (knobs
+    left out keep the active policy's value, or the default's when the active policy was
+    written as rules; ``null`` switches an optional rule off)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -86,6 +87,7 @@ class BacktestRequest(BaseModel):
                 {
                     "candidate": {"score_threshold": 0.6, "velocity_limit": 8},
                     "filters": {"run": "all"},
+                    "costs": {"currency": "EUR", "review_cost": 2, "review_capacity": 200},
                 },
             ]
         },
@@ -100,6 +102,10 @@ class BacktestRequest(BaseModel):
         "weight_velocity.",
     )
     filters: RowFilter = Field(default_factory=RowFilter)
+    costs: CostModel = Field(
+        default_factory=CostModel,
+        description="The cost model both policies are priced with, as POST /compare takes it.",
+    )
 
 
 def candidate_policy(engine: Engine, candidate: dict[str, Any], scope: str = "candidate") -> Policy:
@@ -156,6 +162,7 @@ def _rules_candidate(engine: Engine, candidate: dict[str, Any], scope: str) -> P
 )
 async def backtest(body: BacktestRequest, engine: EngineDep, heavy: HeavyDep) -> BacktestResult:
     """Re-decide stored payments under a candidate policy with their stored random draws and
-    compare it with the active policy (approval, fraud caught, losses, false declines)."""
+    compare it with the active policy (approval, fraud caught, losses, false declines), both
+    priced with the cost model."""
     candidate = candidate_policy(engine, body.candidate)
-    return await heavy.run(engine.backtest, candidate, body.filters)
+    return await heavy.run(engine.backtest, candidate, body.filters, body.costs)

@@ -3,8 +3,12 @@ filters, and 400s for bad input."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from synthetic_rows import insert_rows, random_columns
+
+from engine.costs import CostModel
 
 
 @pytest.fixture
@@ -71,6 +75,13 @@ def test_empty_candidate_equals_active_and_filters_select_a_run(client, history)
         ({"filters": {"until": "9999-12-31T23:59:59-01:00"}}, "filters.until"),
         ({"filters": {"latest": "P999999999D"}}, "filters.latest"),
         ({"filters": {"latest": "P3652501D"}}, "filters.latest"),
+        ({"costs": {"currency": "XAF"}}, "costs.currency"),
+        ({"costs": {"chargeback_fee": "15"}}, "costs.chargeback_fee"),
+        ({"costs": {"false_decline_margin": 2}}, "costs.false_decline_margin"),
+        ({"costs": {"review_capacity": 1.5}}, "costs.review_capacity"),
+        ({"costs": {"review_cost": 0.001}}, "costs.review_cost"),
+        ({"costs": {"surcharge": 1}}, "costs.surcharge"),
+        ({"costs": []}, "costs"),
     ],
 )
 def test_bad_input_answers_400_naming_the_field(client, history, body, field):
@@ -79,6 +90,53 @@ def test_bad_input_answers_400_naming_the_field(client, history, body, field):
     error = response.json()["error"]
     assert error["type"] == "validation_error"
     assert error["field"].startswith(field)
+
+
+def test_the_backtest_is_priced_with_the_cost_model_given(client, history):
+    costs = {"currency": "EUR", "chargeback_fee": 20, "review_cost": 2, "review_capacity": 10}
+    response = client.post(
+        "/backtest",
+        json={
+            "candidate": {"rules": [{"name": "Big", "action": "review", "when": ":amount: > 200"}]},
+            "costs": costs,
+        },
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["cost_model"] == CostModel(**costs).model_dump(mode="json")
+    candidate, active = body["candidate"]["costs"], body["active"]["costs"]
+    for priced in (candidate, active):
+        assert priced["currency"] == "EUR"
+        assert isinstance(priced["total"], float)  # money is a JSON number
+        assert priced["chargeback_fees"] == 20 * priced["approved_fraud"]
+    days = history.store.query("SELECT count(DISTINCT CAST(created_at AS DATE)) FROM transactions")
+    assert 0 < candidate["reviewed"] <= 10 * days[0][0]  # the team's daily capacity
+    assert candidate["review_cost"] == 2 * candidate["reviewed"]
+    assert active["reviewed"] == 0  # the default policy has no review rule
+    exact = lambda value: Decimal(str(value))  # noqa: E731
+    for name, difference in body["cost_difference"].items():
+        if name != "currency":
+            assert exact(difference) == exact(candidate[name]) - exact(active[name]), name
+    assert candidate["total"] != active["total"]
+
+
+def test_without_costs_the_default_model_prices_the_backtest(client, history):
+    body = client.post("/backtest", json={"filters": {"run": 2}}).json()
+    assert body["cost_model"] == CostModel().model_dump(mode="json")
+    assert body["candidate"]["costs"] == body["active"]["costs"]
+    assert body["candidate"]["costs"]["currency"] == "GBP"
+    assert body["candidate"]["costs"]["total"] > 0
+    assert body["cost_difference"]["total"] == 0
+
+
+def test_a_backtest_persists_nothing(client, history):
+    """Refused or answered, a backtest writes no payment, audit entry, policy or run."""
+    tables = ("transactions", "audit_log", "policies", "policy_activations", "runs")
+    count = "SELECT " + ", ".join(f"(SELECT count(*) FROM {t})" for t in tables)
+    before = history.store.query(count)
+    assert client.post("/backtest", json={"costs": {"currency": "XAF"}}).status_code == 400
+    assert client.post("/backtest", json={"costs": {"review_cost": 2}}).status_code == 200
+    assert history.store.query(count) == before
 
 
 @pytest.mark.parametrize(

@@ -444,6 +444,10 @@ def test_threshold_tuning_backtests_a_changed_knob(
     )
     assert rows == api_total(server), summary.inner_text()
     expect(metric(page, "Fraud caught").get_by_test_id("stMetricValue")).to_be_visible()
+    # the backtest in money: the candidate's total cost against the active policy's
+    cost = metric(page, "Total cost, candidate")
+    expect(cost.get_by_test_id("stMetricDelta")).to_have_text(re.compile(r"^[+-]\d"))
+    expect(page.get_by_role("heading", name="In money (GBP)")).to_be_visible()
     screenshot(page, "tuning")
 
     # activating a policy is an admin act, locked until the token is entered and confirmed

@@ -77,6 +77,7 @@ def test_counts_and_costs_equal_independent_queries(engine):
     assert a.costs.chargeback_fees == model.chargeback_fee * approved_fraud
     margin = (declined_pence * model.false_decline_margin).quantize(Decimal("0.01"))
     assert a.costs.lost_margin == margin
+    assert a.costs.false_decline_amount == declined_pence
     assert a.costs.churn == model.churn_cost_per_card * cards
     assert a.costs.total == (
         a.costs.fraud_loss + a.costs.chargeback_fees + a.costs.false_decline_cost
@@ -94,6 +95,31 @@ def test_each_side_matches_the_backtest_of_the_same_policies(engine):
         assert side.false_declines == metrics.false_declines
     assert result.b.reviewed == sum(r.decided for r in backtest.rules if r.action == "review")
     assert result.b.reviewed > 0
+
+
+def test_a_backtest_is_priced_as_the_comparison_of_the_same_two_policies(engine):
+    """One pricing mechanism: a backtest's costs are POST /compare's of the active policy (A)
+    and the candidate (B) over the same rows, with a review capacity, challenges and another
+    reporting currency."""
+    challenge = {"name": "online", "action": "challenge", "when": ":channel: = 'ecommerce'"}
+    candidate = engine.draft_policy([*RULES, challenge])
+    costs = CostModel(currency="EUR", review_capacity=40, challenge_cost=Decimal("0.20"))
+    backtest = engine.backtest(candidate, run=1, costs=costs)
+    compared = engine.compare(engine.active_policy(), candidate, run=1, costs=costs)
+    assert backtest.cost_model == costs
+    assert backtest.candidate.costs == compared.b.costs
+    assert backtest.active.costs == compared.a.costs
+    priced = backtest.candidate.costs
+    assert priced.currency == "EUR" and 0 < priced.reviewed <= 40 * 12
+    assert priced.challenged == backtest.candidate.challenged > 0
+    assert priced.challenge_abandoned == backtest.candidate.challenge_abandoned > 0
+    margin = costs.false_decline_margin
+    assert priced.lost_margin == (priced.false_decline_amount * margin).quantize(Decimal("0.01"))
+    assert priced.abandonment_cost == (priced.abandoned_amount * margin).quantize(Decimal("0.01"))
+    total = next(d for d in compared.differences if d.metric == "total_cost")
+    assert backtest.cost_difference.total == priced.total - backtest.active.costs.total
+    assert float(backtest.cost_difference.total) == total.difference != 0
+    assert engine.backtest(candidate, run=1).cost_model == CostModel()
 
 
 def test_costs_convert_to_the_reporting_currency(engine):

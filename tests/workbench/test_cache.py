@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.costs import CostModel
 from engine.filters import RowFilter
 from engine.policy import Policy
 from workbench import cache
@@ -40,3 +41,12 @@ def test_backtest_differs_per_candidate_filter_and_active_policy(seeded, monkeyp
     seeded.activate_policy(Policy.from_knobs(velocity_limit=5), "test")
     after = cache.backtest(seeded, CANDIDATE, RowFilter())
     assert len(calls) == 4 and after.active_policy.knobs.velocity_limit == 5
+
+
+def test_backtest_is_reused_per_cost_model(seeded, monkeypatch):
+    calls = count_backtests(seeded, monkeypatch)
+    default = cache.backtest(seeded, CANDIDATE, RowFilter())
+    assert cache.backtest(seeded, CANDIDATE, RowFilter(), CostModel()) is default
+    eur = cache.backtest(seeded, CANDIDATE, RowFilter(), CostModel(currency="EUR"))
+    assert len(calls) == 2 and eur.cost_model.currency == "EUR"
+    assert cache.backtest(seeded, CANDIDATE, RowFilter(), CostModel(currency="EUR")) is eur

@@ -12,7 +12,7 @@ from engine.config import PROJECT_ROOT
 from engine.policy import Policy
 from engine.service import Engine
 from engine.simulation.params import SimulationParams
-from workbench import charts
+from workbench import charts, money_charts
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,21 @@ def test_dashboard_figures_plot_the_engines_aggregates(engine):
     amounts = charts.amount_histogram_chart(data.amounts)
     assert sum(amounts.data[0].y) == data.kpis.total
     assert amounts.layout.xaxis.type == "log"
+
+
+def test_the_cost_waterfall_walks_from_one_total_to_the_other(engine):
+    result = engine.backtest(Policy.from_knobs(amount_threshold=50))
+    a, c = result.active.costs, result.candidate.costs
+    fig = money_charts.cost_waterfall(a, c, ("active", "candidate"))
+    steps = fig.data[0]
+    assert steps.x[0] == "active" and steps.x[-1] == "candidate"
+    assert steps.measure[0] == "absolute" and steps.measure[-1] == "total"
+    # the component steps add up to the change in total cost (to rounding in floats)
+    assert sum(steps.y[1:-1]) == pytest.approx(float(c.total - a.total))
+    assert steps.y[0] == float(a.total) and float(c.total) != float(a.total)
+    table = money_charts.costs_table(a, c, ("active", "candidate")).set_index("cost")
+    assert table.loc["Total cost", "change"] == f"{result.cost_difference.total:+,.2f}"
+    assert table.loc["↳ cards falsely declined", "candidate"] == f"{c.false_declined_cards:,}"
 
 
 def test_backtest_figures_mark_active_and_candidate(engine):

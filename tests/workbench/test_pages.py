@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
+from decimal import Decimal
 
 import pytest
 from conftest import UI_ADMIN_TOKEN
@@ -12,11 +13,12 @@ from streamlit.proto.Metric_pb2 import Metric as MetricProto
 from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 from streamlit.testing.v1 import AppTest
 
+from engine.costs import CostModel
 from engine.filters import RowFilter
 from engine.policy import DEFAULT_POLICY
 from engine.service import Engine
 from engine.simulation.params import SimulationParams
-from workbench import admin_gate
+from workbench import admin_gate, formats
 from workbench.runtime import close_shared_engine, install_shared_engine
 
 TEST_CARDS = ["4000001234567890", "4111111111111111"]
@@ -160,8 +162,8 @@ def test_tuning_slider_changes_the_backtest_and_apply_reset_work(seeded, app):
         after.loc["Fraud caught (recall)", "candidate"]
         != after.loc["Fraud caught (recall)", "active"]
     )
-    # the curve, recall per scenario and the overlap of the block rules
-    assert len(at.get("plotly_chart")) == 3
+    # the cost waterfall, the curve, recall per scenario and the overlap of the block rules
+    assert len(at.get("plotly_chart")) == 4
 
     at.slider(key="tune_score_threshold").set_value(0.7).run()
     looser = at.table[0].value.set_index("metric")
@@ -193,7 +195,7 @@ def test_tuning_slider_changes_the_backtest_and_apply_reset_work(seeded, app):
 def test_tuning_counts_the_labels_known_as_of_a_date(seeded, app):
     at = app("tuning")
     assert at.datetime_input(key="tune_labels_as_of").value is None  # default: every label
-    assert len(at.table) == 1 and "Known then vs every label" not in texts(at)
+    assert len(at.table) == 2 and "Known then vs every label" not in texts(at)  # counts, money
     every = seeded.backtest(seeded.active_policy(), RowFilter()).candidate
     shown = at.table[0].value.set_index("metric")
     assert shown.loc["Fraud caught (recall)", "candidate"] == f"{every.recall:.2%}"
@@ -220,7 +222,7 @@ def test_tuning_counts_the_labels_known_as_of_a_date(seeded, app):
     assert "2026-02-05 00:00 UTC" in texts(at)
 
     at.datetime_input(key="tune_labels_as_of").set_value(None).run()
-    assert len(at.table) == 1
+    assert len(at.table) == 2
     shown = at.table[0].value.set_index("metric")
     assert shown.loc["Fraud caught (recall)", "candidate"] == f"{every.recall:.2%}"
 
@@ -295,7 +297,8 @@ def test_tuning_on_unlabelled_live_traffic_offers_labelled_data(shared, app):
     assert len(at.get("plotly_chart")) == 0
     at.button(key="tune_demo_seed_labels").click().run()
     assert len(shared.list_runs()) == 1
-    assert not at.warning and len(at.get("plotly_chart")) == 3
+    # the cost waterfall, the curve, recall per scenario, the overlap of the block rules
+    assert not at.warning and len(at.get("plotly_chart")) == 4
 
 
 def test_tuning_rejects_an_invalid_candidate_without_crashing(seeded, app):
@@ -325,8 +328,10 @@ def test_tiles_are_compact_with_the_exact_value_on_hover(seeded, app):
 def test_tuning_tiles_show_no_signed_zero_for_an_unchanged_metric(seeded, app):
     at = app("tuning")
     tiles = {m.label: m for m in at.metric}
-    assert set(tiles) == {"Approval rate", "Fraud caught", "Fraud loss", "False declines"}
-    for tile in tiles.values():  # candidate == active: a grey 0, no "+0.00" arrow
+    compared = {"Approval rate", "Fraud caught", "Fraud loss", "False declines"}
+    assert set(tiles) == compared | {"Total cost, candidate", "Total cost, active"}
+    for tile in (tiles[label] for label in [*compared, "Total cost, candidate"]):
+        # candidate == active: a grey 0, no "+0.00" arrow
         assert (tile.proto.delta, colour(tile)) == ("0", "GRAY"), tile.label
     at.number_input(key="tune_amount_threshold").set_value(50.0).run()
     tiles = {m.label: m for m in at.metric}
@@ -337,6 +342,34 @@ def test_tuning_tiles_show_no_signed_zero_for_an_unchanged_metric(seeded, app):
     assert colour(tiles["False declines"]) == "RED"
     assert tiles["Approval rate"].proto.delta.startswith("-")
     assert colour(tiles["Approval rate"]) == "RED"
+
+
+def test_tuning_prices_the_backtest_with_the_cost_model_it_shows(seeded, app):
+    """The money section is Engine.backtest priced with the page's cost model: its inputs
+    re-price both policies, and the tiles and the table show the engine's exact totals."""
+    at = app("tuning")
+    assert "In money (GBP)" in texts(at)
+    at.number_input(key="tune_amount_threshold").set_value(50.0).run()
+    at.selectbox(key="tune_currency").set_value("EUR")
+    at.number_input(key="tune_capacity").set_value(20)
+    at.number_input(key="tune_fee").set_value(25.0).run()
+    assert not at.exception
+    costs = CostModel(currency="EUR", chargeback_fee=Decimal("25.00"), review_capacity=20)
+    expected = seeded.backtest(at.session_state["tune_candidate"], RowFilter(), costs)
+    candidate, active = expected.candidate.costs, expected.active.costs
+    assert "In money (EUR)" in texts(at)
+    tile = next(m for m in at.metric if m.label == "Total cost, candidate")
+    assert tile.value == formats.money(candidate.total)
+    assert tile.proto.delta == formats.delta_money(candidate.total, active.total)
+    assert metric(at, "Total cost, active") == formats.money(active.total)
+    priced = at.table[1].value.set_index("cost")
+    assert priced.loc["Total cost"].tolist() == [
+        f"{active.total:,.2f}",
+        f"{candidate.total:,.2f}",
+        f"{expected.cost_difference.total:+,.2f}",
+    ]
+    assert priced.loc["Chargeback fees", "candidate"] == f"{25 * candidate.approved_fraud:,.2f}"
+    assert "tune_chart_costs" in {c.key for c in at.get("plotly_chart")}
 
 
 # --- admin acts need PTSIM_ADMIN_TOKEN, entered once per browser session (issue 11) ---

@@ -4,15 +4,13 @@ paired confidence intervals (what POST /compare answers)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
-from decimal import Decimal
 
 import streamlit as st
 
-from engine.costs import CostModel
-from engine.fx import RATES_PER_EUR
 from engine.policy import Policy
 from workbench import cache, money_charts
 from workbench.comparison_view import tiles, verdict
+from workbench.cost_inputs import cost_model_inputs
 from workbench.ui import (
     TIME_RANGES,
     engine,
@@ -62,61 +60,6 @@ def choose_policies() -> tuple[Policy, Policy] | None:
     return by_version[a], by_version[b]
 
 
-def cost_model() -> CostModel:
-    with st.expander("Cost model", expanded=False):
-        cols = st.columns(7)
-        currencies = sorted(RATES_PER_EUR)
-        currency = cols[0].selectbox(
-            "Currency", currencies, index=currencies.index("GBP"), key="compare_currency"
-        )
-        fee = cols[1].number_input("Chargeback fee", 0.0, 1e6, 15.0, 1.0, key="compare_fee")
-        margin = cols[2].number_input(
-            "Margin lost on a false decline",
-            0.0,
-            1.0,
-            0.30,
-            0.05,
-            key="compare_margin",
-            help="Share of a declined genuine payment's amount the merchant loses.",
-        )
-        churn = cols[3].number_input(
-            "Churn per declined card", 0.0, 1e6, 5.0, 1.0, key="compare_churn"
-        )
-        review = cols[4].number_input("Cost per review", 0.0, 1e6, 3.0, 0.5, key="compare_review")
-        capacity = cols[5].number_input(
-            "Reviews a day",
-            min_value=0,
-            value=None,
-            step=50,
-            key="compare_capacity",
-            help="Payments the review team works a day, riskiest first (empty: all of them). "
-            "A worked fraud is stopped before any dispute.",
-        )
-        challenge = cols[6].number_input(
-            "Cost per challenge",
-            0.0,
-            1e6,
-            0.05,
-            0.01,
-            key="compare_challenge",
-            help="The 3-D Secure fee per payment a challenge rule steps up. A passed challenge "
-            "shifts fraud liability to the issuer; an abandoned one loses the sale's margin.",
-        )
-    return CostModel(
-        currency=currency,
-        chargeback_fee=_cents(fee),
-        false_decline_margin=Decimal(str(round(margin, 4))),
-        churn_cost_per_card=_cents(churn),
-        review_cost=_cents(review),
-        review_capacity=None if capacity is None else int(capacity),
-        challenge_cost=_cents(challenge),
-    )
-
-
-def _cents(value: float) -> Decimal:
-    return Decimal(str(round(value, 2)))
-
-
 def selection():
     options = eng.filter_options()
     left, middle, right = st.columns(3)
@@ -140,7 +83,7 @@ chosen = choose_policies()
 if chosen is None:
     st.stop()
 filters = selection()
-costs = cost_model()
+costs = cost_model_inputs("compare")
 result = cache.compare(eng, *chosen, filters, costs)
 if result.a.rows == 0:
     st.info("No stored payments match this selection.")

@@ -10,12 +10,14 @@ import pandas as pd
 import streamlit as st
 from pydantic import ValidationError
 
-from engine.backtest import PolicyMetrics
+from engine.backtest import BacktestResult, PolicyMetrics
+from engine.costs import CostModel
 from engine.policy import Knobs, Policy, ScoreWeights
 from engine.rules import RuleError, attributes_json
 from engine.validation import describe
-from workbench import cache, charts, formats, rule_text
+from workbench import cache, charts, formats, money_charts, rule_text
 from workbench.admin_gate import admin_access, admin_only
+from workbench.cost_inputs import cost_model_inputs
 from workbench.formats import Tile
 from workbench.lists_section import lists_section
 from workbench.ui import (
@@ -366,9 +368,17 @@ def tiles(c, a) -> list[Tile]:
     ]
 
 
-def results(candidate: Policy, run: object, time_range: str, labels_as_of: datetime | None) -> None:
-    """Candidate vs active over the selection, then what each candidate rule does."""
-    result = cache.backtest(eng, candidate, row_filter(run, time_range, labels_as_of=labels_as_of))
+def results(
+    candidate: Policy,
+    run: object,
+    time_range: str,
+    labels_as_of: datetime | None,
+    costs: CostModel,
+) -> None:
+    """Candidate vs active over the selection, in counts and in money, then what each candidate
+    rule does."""
+    chosen = row_filter(run, time_range, labels_as_of=labels_as_of)
+    result = cache.backtest(eng, candidate, chosen, costs)
     c, a = result.candidate, result.active
     st.subheader("Candidate vs active")
     if c.rows == 0:
@@ -392,8 +402,9 @@ def results(candidate: Policy, run: object, time_range: str, labels_as_of: datet
         f"{result.newly_declined:,} newly declined · {result.newly_approved:,} newly approved"
     )
     if labels_as_of is not None:
-        labels_known(candidate, run, time_range, labels_as_of, result.candidate)
-    if labelled:
+        labels_known(candidate, run, time_range, labels_as_of, result.candidate, costs)
+    if labelled:  # unlabelled rows cost nothing: without labels, money would flatter any policy
+        in_money(result)
         st.plotly_chart(charts.tradeoff_curve_chart(result), key="tune_chart_curve")
         st.plotly_chart(charts.scenario_recall_chart(result), key="tune_chart_scenarios")
     st.subheader("Per rule")
@@ -406,16 +417,45 @@ def results(candidate: Policy, run: object, time_range: str, labels_as_of: datet
         st.plotly_chart(charts.overlap_heatmap(result), key="tune_chart_overlap")
 
 
+MONEY_NAMES = ("active", "candidate")
+
+
+def in_money(result: BacktestResult) -> None:
+    """Both policies' total cost and the difference, each cost with what it multiplies, and
+    the waterfall from the active policy's total to the candidate's."""
+    c, a = result.candidate.costs, result.active.costs
+    st.subheader(f"In money ({result.cost_model.currency})")
+    kpi_row(
+        [
+            Tile(
+                "Total cost, candidate",
+                formats.money(c.total),
+                versus(formats.exact_money(c.total), formats.exact_money(a.total)),
+                formats.delta_money(c.total, a.total),
+                delta_color="inverse",  # lower is better: a fall is green
+            ),
+            Tile("Total cost, active", formats.money(a.total), formats.exact_money(a.total)),
+        ]
+    )
+    st.table(money_charts.costs_table(a, c, MONEY_NAMES), hide_index=True)
+    st.caption(
+        "Priced with the cost model above, as the Compare page prices the same two policies "
+        "(review capacity and challenges included); change = candidate − active."
+    )
+    st.plotly_chart(money_charts.cost_waterfall(a, c, MONEY_NAMES), key="tune_chart_costs")
+
+
 def labels_known(
     candidate: Policy,
     run: object,
     time_range: str,
     labels_as_of: datetime,
     known: PolicyMetrics,
+    costs: CostModel,
 ) -> None:
     """The candidate's fraud figures as known at ``labels_as_of`` beside every label stored:
     how much the delay of chargebacks hides."""
-    every = cache.backtest(eng, candidate, row_filter(run, time_range)).candidate
+    every = cache.backtest(eng, candidate, row_filter(run, time_range), costs).candidate
     st.subheader("Known then vs every label")
     st.table(charts.labels_known_table(known, every), hide_index=True)
     st.caption(
@@ -525,6 +565,7 @@ with controls:
         "date-time (UTC; simulated time for runs) counts only the chargebacks and disputes that "
         "had arrived by then, so the figures are what an analyst would have seen at that moment."
     )
+    costs = cost_model_inputs("tune", per_row=2)
     unlocked = activation_controls(candidate)
 
 with outcome:
@@ -535,7 +576,7 @@ with outcome:
         for text in problems:
             st.error(text)
     else:
-        results(candidate, run, time_range, labels_as_of)
+        results(candidate, run, time_range, labels_as_of, costs)
 
 with st.expander("Policy history"):
     history(active)
