@@ -667,6 +667,37 @@ def test_a_valid_draft_is_saved_as_a_new_version_not_active_and_backtested(seede
     assert history.set_index("version").loc[1, "active"] == "● active"
 
 
+CHALLENGE_RULES = """name: Step up big
+action: challenge
+when: :amount: > 200"""
+
+
+def test_the_challenge_model_is_edited_saved_with_the_draft_and_backtested(seeded, app):
+    from engine.challenge import ChallengeModel
+    from workbench import rule_text
+
+    at = app("tuning")
+    rules_mode(at)
+    at.text_area(key="tune_rules_text").set_value(CHALLENGE_RULES).run()
+    for name, value in (("ecommerce_pass_rate", 0.5), ("other_pass_rate", 0.6),
+                        ("fraud_pass_rate", 0.2)):  # fmt: skip
+        at.number_input(key=f"tune_challenge_{name}").set_value(value).run()
+    assert not at.error, [e.value for e in at.error]
+    model = ChallengeModel(ecommerce_pass_rate=0.5, other_pass_rate=0.6, fraud_pass_rate=0.2)
+    expected = seeded.backtest(
+        seeded.draft_policy(rule_text.rules(rule_text.parse(CHALLENGE_RULES)), challenge=model)
+    )
+    default = seeded.backtest(
+        seeded.draft_policy(rule_text.rules(rule_text.parse(CHALLENGE_RULES)))
+    )
+    assert expected.candidate.challenge_abandoned != default.candidate.challenge_abandoned
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Approval rate"] == f"{expected.candidate.approval_rate:.1%}", shown
+    assert f"{expected.candidate.approval_rate:.1%}" != f"{default.candidate.approval_rate:.1%}"
+    at.button(key="tune_save").click().run()
+    assert seeded.policy_history()[0].challenge == model  # stored with the version
+
+
 def test_activating_a_saved_draft_needs_the_token_and_the_confirmation(seeded, app):
     at = app("tuning")
     rules_mode(at)

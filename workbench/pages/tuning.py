@@ -11,6 +11,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from engine.backtest import BacktestResult, PolicyMetrics
+from engine.challenge import ChallengeModel
 from engine.costs import CostModel
 from engine.policy import Knobs, Policy, ScoreWeights
 from engine.rules import RuleError, attributes_json
@@ -37,6 +38,11 @@ WEIGHTS = (
     ("ip", "Weight: IP risk"),
     ("amount", "Weight: amount"),
     ("velocity", "Weight: spending velocity"),
+)
+CHALLENGE_RATES = (
+    ("ecommerce_pass_rate", "Genuine payer passes (ecommerce)"),
+    ("other_pass_rate", "Genuine payer passes (other channels)"),
+    ("fraud_pass_rate", "Fraudster passes"),
 )
 DEFAULT_NOTE = "from the rule workbench"
 
@@ -71,10 +77,16 @@ def set_weights(weights: ScoreWeights) -> None:
     state["tune_amount_scale"] = float(weights.amount_scale)
 
 
+def set_challenge(model: ChallengeModel) -> None:
+    for name, _ in CHALLENGE_RATES:
+        state[f"tune_challenge_{name}"] = float(getattr(model, name))
+
+
 def load_policy(policy: Policy) -> None:
     """Make ``policy`` the candidate being edited: knobs mode when it was written from knobs."""
     set_knobs(policy.knobs or Knobs())
     set_weights(policy.score_weights)
+    set_challenge(policy.challenge)
     state["tune_rules_text"] = rule_text.render(policy.rules)
     state["tune_mode"] = KNOBS if policy.knobs else RULES
     state.pop("tune_saved", None)
@@ -117,8 +129,11 @@ def rules_candidate() -> Policy:
         amount_scale=Decimal(str(round(state["tune_amount_scale"], 2))),
         **{name: round(state[f"tune_weight_{name}"], 4) for name, _ in WEIGHTS},
     )
+    challenge = ChallengeModel(
+        **{name: round(state[f"tune_challenge_{name}"], 4) for name, _ in CHALLENGE_RATES}
+    )
     try:
-        return eng.draft_policy(rule_text.rules(blocks), weights)
+        return eng.draft_policy(rule_text.rules(blocks), weights, challenge=challenge)
     except RuleError as exc:
         raise rule_text.RuleTextError(rule_text.locate(exc, blocks)) from exc
 
@@ -145,9 +160,8 @@ def save_draft() -> None:
     candidate, _, _ = build_candidate()
     if candidate is None:
         return  # the page shows why; nothing invalid is stored
-    saved = eng.create_policy(
-        [rule.model_dump() for rule in candidate.rules], candidate.score_weights, note()
-    )
+    rules = [rule.model_dump() for rule in candidate.rules]
+    saved = eng.create_policy(rules, candidate.score_weights, note(), candidate.challenge)
     state["tune_saved"] = saved.version
     state["tune_message"] = (
         f"Draft saved as policy version {saved.version} (not active): backtest it here, then "
@@ -160,10 +174,11 @@ def _saved_draft(candidate: Policy) -> Policy | None:
     if (version := state.get("tune_saved")) is None:
         return None
     saved = eng.policy(version)
-    same = (saved.rules, saved.score_weights, saved.lists) == (
+    same = (saved.rules, saved.score_weights, saved.lists, saved.challenge) == (
         candidate.rules,
         candidate.score_weights,
         candidate.lists,
+        candidate.challenge,
     )
     return saved if same else None
 
@@ -281,6 +296,19 @@ def weights_editor(mode: str) -> None:
                 key="tune_amount_scale",
                 help="The amount term is min(amount / scale, 1).",
             )
+
+
+def challenge_editor() -> None:
+    """The pass probabilities the candidate's challenge rules decide with (stored with it)."""
+    with st.expander("Challenge model (3-D Secure)"):
+        for name, label in CHALLENGE_RATES:
+            st.number_input(label, 0.0, 1.0, step=0.01, format="%.2f",
+                            key=f"tune_challenge_{name}")  # fmt: skip
+        st.caption(
+            "A challenge rule's payment passes when its stored challenge draw is below the "
+            "rate: a genuine payer who fails abandons (a lost sale), a fraudster who fails is "
+            "declined. Stored with the policy; used only when a rule challenges."
+        )
 
 
 def activation_controls(candidate: Policy | None) -> bool:
@@ -498,6 +526,8 @@ if "tune_weight_device" not in state:
     set_weights(base.score_weights)
 if "tune_amount_scale" not in state:
     state["tune_amount_scale"] = float(base.score_weights.amount_scale)
+if "tune_challenge_fraud_pass_rate" not in state:
+    set_challenge(base.challenge)
 if state["tune_mode"] == KNOBS and "tune_amount_threshold" not in state:
     set_knobs(base.knobs or Knobs())
 if state["tune_mode"] == RULES and "tune_rules_text" not in state:
@@ -550,6 +580,8 @@ with controls:
         st.subheader("Candidate policy")
         knob_editor()
     weights_editor(mode)
+    if mode == RULES:  # the knobs write no challenge rule
+        challenge_editor()
     options = eng.filter_options()
     run = st.selectbox("Backtest over", run_choices(options), format_func=run_label, key="tune_run")
     time_range = st.selectbox("Time range", list(TIME_RANGES), key="tune_range")
