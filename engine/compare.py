@@ -14,6 +14,21 @@ same payments and draws, so a day with much fraud raises both losses and mostly 
 difference, which makes the interval far tighter than two separate intervals would. Days are
 the blocks because fraud comes in episodes that span hours, not single payments. Fewer than two
 days give no interval.
+
+**Labels** are the backtest's (:func:`engine.backtest.label_sql`) with one more: friendly fraud
+(:data:`FRIENDLY`), a genuine payment its cardholder disputes, priced as a chargeback
+(:mod:`engine.costs`): a simulated row whose ``fraud_scenario`` is ``friendly_fraud`` (with
+``labels_as_of``: once its dispute was reported, unless it was filed as ``fraud``, which the
+backtest already counts as fraud), a live row with a ``friendly_fraud`` dispute and no other
+fraud dispute (reported by ``labels_as_of`` when given).
+
+**CP@k** (card precision at capacity, the Fraud Detection Handbook's card precision top-k):
+with a review capacity k, each day the selection's cards with a payment the policy sent to
+review are ranked by their highest risk score among those payments that day (at equal scores a
+card without fraud first: ties never flatter the policy); of the first k, those compromised
+(with a fraud-labelled payment that day, whatever its decision) are counted. CP@k is that count
+summed over the days divided by k x the days (days with fewer than k queued cards count the
+missing ones as misses, as the handbook's ``card_precision_top_k_day`` does).
 """
 
 from __future__ import annotations
@@ -31,10 +46,10 @@ from pydantic import BaseModel, Field
 from engine.backtest import (
     FRAUD,
     LEGITIMATE,
+    UNLABELLED,
     Grouped,
     PolicySide,
     any_fraud_dispute,
-    disputes_join,
     label_sql,
     policy_side,
 )
@@ -43,7 +58,7 @@ from engine.costs import Consequences, CostBreakdown, CostModel, cost_breakdown
 from engine.decision import Decider, risk_score_sql
 from engine.filters import RowFilter
 from engine.lists import Lists
-from engine.models import Money, UtcDateTime
+from engine.models import FRAUD_DISPUTE_REASONS, Money, UtcDateTime
 from engine.policy import Policy
 from engine.rules import ACTION_NAMES, Action, action_from_words_sql
 from engine.store import Store
@@ -54,12 +69,22 @@ DEFAULT_REPLICATES = 2_000
 # outcome code, B outcome code).
 CHALLENGED = int(Action.CHALLENGE)
 _ACTIONS = CHALLENGED + 3
+FRIENDLY = 3
+"""The comparison's fourth label (after the backtest's unlabelled, legitimate, fraud): friendly
+fraud, a genuine payment its cardholder disputes."""
+_LABELS = FRIENDLY + 1
+_GENUINE = f"({LEGITIMATE}, {FRIENDLY})"  # labels whose decline is a false decline
 # whole days since 0001-01-01 (never negative, so integer division is the floor)
 _EPOCH_DAY = "((epoch_ms(created_at) + 62135596800000) // 86400000)"
+_FRAUD_REASONS = ", ".join(f"'{reason}'" for reason in FRAUD_DISPUTE_REASONS)
 
 
 def _label(k: str) -> str:
-    return f"({k} // {_ACTIONS**2} % 3)"
+    return f"({k} // {_ACTIONS**2} % {_LABELS})"
+
+
+def _day(k: str) -> str:
+    return f"({k} // {_ACTIONS**2 * _LABELS})"
 
 
 def _a(k: str) -> str:
@@ -86,12 +111,33 @@ class PolicyOutcome(BaseModel):
     recall: float | None = Field(
         description="(fraud_caught + fraud_stopped) / fraud (None without fraud)."
     )
-    false_declines: int = Field(description="Legitimate labelled rows declined.")
+    false_declines: int = Field(
+        description="Legitimate and friendly-fraud rows declined by a block rule."
+    )
+    friendly_fraud: int = Field(
+        0,
+        description="Friendly-fraud rows (genuine payments their cardholder disputed: not fraud; "
+        "approved, each costs its amount and a chargeback fee).",
+    )
     review_marked: int = Field(description="Rows a review rule decided (approved, for review).")
     reviewed: int = Field(description="Rows the review team worked (within its capacity).")
     review_backlog: int = Field(description="review_marked - reviewed: never worked.")
     review_hit_rate: float | None = Field(
         description="fraud_stopped / reviewed (None when nothing was reviewed)."
+    )
+    cp_at_k: float | None = Field(
+        None,
+        description="Card precision at capacity k (the Fraud Detection Handbook's CP@k, "
+        "k = review_capacity): each day, the k cards with the highest risk score among their "
+        "payments sent to review that day (ties: cards without fraud first); the share of them "
+        "with a fraud payment that day; the compromised cards found summed over the days "
+        "divided by k x days (a day with fewer than k queued cards counts the rest as misses). "
+        "None without a review capacity (or with capacity 0).",
+    )
+    cp_at_k_cards: int | None = Field(
+        None,
+        description="The compromised cards among each day's k riskiest queued cards, summed "
+        "over the days: CP@k's numerator. None without a review capacity.",
     )
     challenged: int = Field(0, description="Rows a challenge rule decided.")
     challenge_passed: int = Field(0, description="Challenged rows passed: approved.")
@@ -149,8 +195,9 @@ class Comparison(BaseModel):
     b: PolicyOutcome
     differences: list[Difference] = Field(
         description="B − A for total_cost, fraud_loss, false_decline_cost, review_cost, "
-        "challenge_cost, abandonment_cost, "
-        "approval_rate, recall, fraud_caught, false_declines and reviewed."
+        "challenge_cost, abandonment_cost, friendly_fraud_loss, "
+        "approval_rate, recall, fraud_caught, false_declines, reviewed and, with a review "
+        "capacity, cp_at_k."
     )
     interval: IntervalMethod
     unpriced: int = Field(description="Rows in a currency without a reference rate (no amount).")
@@ -184,6 +231,11 @@ class DailyCounts:
     challenge_failed: np.ndarray
     abandoned_pence: np.ndarray
     liability_shifted: np.ndarray  # fraud approved after a passed challenge: not the merchant's
+    friendly: np.ndarray  # friendly-fraud payments, whatever their decision
+    friendly_approved: np.ndarray  # approved ones: each a chargeback
+    friendly_approved_pence: np.ndarray
+    cp_cards: np.ndarray  # compromised cards among the day's k riskiest queued cards (CP@k)
+    blocks: np.ndarray  # 1 per day: resampled, the number of days drawn
 
     def total(self) -> Consequences:
         """The whole selection's counts, exactly."""
@@ -204,6 +256,8 @@ class DailyCounts:
             abandoned=int(self.challenge_abandoned.sum()),
             abandoned_pence=int(self.abandoned_pence.sum()),
             liability_shifted=int(self.liability_shifted.sum()),
+            friendly_fraud=int(self.friendly_approved.sum()),
+            friendly_fraud_pence=int(self.friendly_approved_pence.sum()),
         )
 
     def resampled(self, weights: np.ndarray) -> dict[str, np.ndarray]:
@@ -249,13 +303,13 @@ def compare_sql(
     b_action = action_from_words_sql(
         [f"bw{i}" for i in range(len(b_words))], b.rules.actions, f"{CHALLENGED} + b_challenge"
     )
-    joined = disputes_join(as_of is not None) if fraud_disputes else ""
+    joined = comparison_disputes_join(as_of is not None) if fraud_disputes else ""
     ctes = f"""
         selected AS NOT MATERIALIZED (
             SELECT *, {risk_score_sql(a.policy.score_weights)} AS a_score{b_score}
             FROM transactions {joined} {where}
         ), matched AS NOT MATERIALIZED (
-            SELECT {label_sql(as_of is not None, fraud_disputes)} AS label,
+            SELECT {comparison_label_sql(as_of is not None, fraud_disputes)} AS label,
                    {_EPOCH_DAY} AS day, card_hash,
                    CAST(amount_in_gbp * 100 AS BIGINT) AS pence, a_score, {b_score_column},
                    {"".join(f"{sql}, " for sql in outcomes)}{", ".join(a_words + b_words)}
@@ -282,7 +336,7 @@ def stored_decisions_sql(
     as_of = filters.labels_as_of_utc()
     if as_of is not None:
         params["labels_as_of"] = as_of
-    joined = disputes_join(as_of is not None) if fraud_disputes else ""
+    joined = comparison_disputes_join(as_of is not None) if fraud_disputes else ""
     enforced = " ".join(f"WHEN '{name}' THEN {code}" for code, name in enumerate(ACTION_NAMES))
     outcome = " ".join(
         f"WHEN 'CHALLENGE_{name.upper()}' THEN {CHALLENGED + code}"
@@ -299,7 +353,8 @@ def stored_decisions_sql(
             f"THEN {CHALLENGED} + {shadow_challenge.outcome_sql()} ELSE shadow_action END"
         )
     rows = f"""
-        SELECT {label_sql(as_of is not None, fraud_disputes)} AS label, {_EPOCH_DAY} AS day,
+        SELECT {comparison_label_sql(as_of is not None, fraud_disputes)} AS label,
+               {_EPOCH_DAY} AS day,
                card_hash, CAST(amount_in_gbp * 100 AS BIGINT) AS pence,
                score AS a_score, shadow_score AS b_score,
                {a_action} AS a_action, {b_action} AS b_action
@@ -308,22 +363,75 @@ def stored_decisions_sql(
     return _aggregated_sql("", rows, review_scores), params
 
 
+def comparison_label_sql(labels_as_of: bool, fraud_disputes: bool) -> str:
+    """The label a comparison counts for each row, as SQL: :func:`engine.backtest.label_sql`'s
+    0 unlabelled, 1 legitimate, 2 fraud, and :data:`FRIENDLY` (see the module's "Labels").
+    ``fraud_disputes``: whether the query joins :func:`comparison_disputes_join`."""
+    live = (
+        f"CASE WHEN fraud_disputed THEN {FRAUD} WHEN friendly_disputed THEN {FRIENDLY} "
+        f"ELSE {UNLABELLED} END"
+        if fraud_disputes
+        else str(UNLABELLED)
+    )
+    friendly = "NOT is_fraud AND fraud_scenario = 'friendly_fraud'"
+    if labels_as_of:  # reported by then, and not filed as fraud (which the analyst saw as fraud)
+        friendly += (
+            f" AND label_available_at <= $labels_as_of AND dispute_reason NOT IN ({_FRAUD_REASONS})"
+        )
+    return (
+        f"CASE WHEN run_id IS NULL THEN {live} WHEN {friendly} THEN {FRIENDLY} "
+        f"ELSE {label_sql(labels_as_of, False)} END"
+    )
+
+
+def comparison_disputes_join(labels_as_of: bool) -> str:
+    """A LEFT JOIN giving each transaction ``fraud_disputed`` (a fraud dispute other than
+    friendly fraud) and ``friendly_disputed`` (a ``friendly_fraud`` dispute), each reported by
+    ``$labels_as_of`` when given; NULL without any."""
+    known = " AND reported_at <= $labels_as_of" if labels_as_of else ""
+    return (
+        "LEFT JOIN (SELECT transaction_id, bool_or(reason <> 'friendly_fraud') AS fraud_disputed,"
+        " bool_or(reason = 'friendly_fraud') AS friendly_disputed FROM disputes "
+        f"WHERE reason IN ({_FRAUD_REASONS}){known} GROUP BY transaction_id) d "
+        "ON d.transaction_id = transactions.id"
+    )
+
+
 def _aggregated_sql(ctes: str, rows: str, review_scores: bool) -> str:
     """The aggregation both comparisons share: ``rows`` (a query after the WITH items
     ``ctes``) gives each payment's label, day, card_hash, pence, a_score, b_score, a_action and
-    b_action; the result has the two parts :func:`compare_sql` describes."""
+    b_action. Result rows: ``part`` 0 per (day, label, A action, B action, and with
+    ``review_scores`` the risk score of a payment sent to review) the rows, their GBP pence and
+    how many had a rate; ``part`` 1 per (first day falsely declined under A, under B) the
+    distinct cards; with ``review_scores``, ``part`` 2 per (day, compromised or not, the card's
+    highest score among its payments A sent to review, the same under B) the cards (CP@k)."""
     block, review = int(Action.BLOCK), int(Action.REVIEW)
     a_review, b_review = (
         (f"CASE WHEN {side}_action = {review} THEN {side}_score END" for side in "ab")
         if review_scores
         else ("NULL::DOUBLE", "NULL::DOUBLE")
     )
-    key = f"((day * 3 + label) * {_ACTIONS} + a_action) * {_ACTIONS} + b_action"
+    # a card is kept (one group per card and day) where it counts: a false decline, and for
+    # CP@k a payment sent to review or a fraud payment (what makes the card compromised)
+    carded = f"label IN {_GENUINE} AND (a_action = {block} OR b_action = {block})"
+    if review_scores:
+        carded += f" OR a_action = {review} OR b_action = {review} OR label = {FRAUD}"
+    key = f"((day * {_LABELS} + label) * {_ACTIONS} + a_action) * {_ACTIONS} + b_action"
+    cards_at_capacity = (
+        f"""
+        UNION ALL
+        SELECT 2, day * {_LABELS} + CASE WHEN compromised THEN {FRAUD} ELSE {LEGITIMATE} END,
+               NULL, a_top, b_top, count(*), NULL, NULL FROM (
+            SELECT {_day("k")} AS day, max(a_review_score) AS a_top,
+                   max(b_review_score) AS b_top, bool_or({_label("k")} = {FRAUD}) AS compromised
+            FROM grouped WHERE card IS NOT NULL GROUP BY card, day
+        ) WHERE a_top IS NOT NULL OR b_top IS NOT NULL GROUP BY ALL"""
+        if review_scores
+        else ""
+    )
     return f"""
         WITH {ctes} decided AS NOT MATERIALIZED (
-            SELECT {key} AS k, pence,
-                   CASE WHEN label = {LEGITIMATE} AND (a_action = {block} OR b_action = {block})
-                        THEN card_hash END AS card,
+            SELECT {key} AS k, pence, CASE WHEN {carded} THEN card_hash END AS card,
                    {a_review} AS a_review_score, {b_review} AS b_review_score
             FROM ({rows})
         ), grouped AS MATERIALIZED (  -- a few thousand groups, plus one per card and day and
@@ -337,12 +445,12 @@ def _aggregated_sql(ctes: str, rows: str, review_scores: bool) -> str:
         FROM grouped GROUP BY ALL
         UNION ALL
         SELECT 1, a_day, b_day, NULL, NULL, count(*), NULL, NULL FROM (
-            SELECT card, min(k // {_ACTIONS**2 * 3}) FILTER (WHERE {_a("k")} = {block}
-                   AND {_label("k")} = {LEGITIMATE}) AS a_day,
-                   min(k // {_ACTIONS**2 * 3}) FILTER (WHERE {_b("k")} = {block}
-                   AND {_label("k")} = {LEGITIMATE}) AS b_day
+            SELECT card, min({_day("k")}) FILTER (WHERE {_a("k")} = {block}
+                   AND {_label("k")} IN {_GENUINE}) AS a_day,
+                   min({_day("k")}) FILTER (WHERE {_b("k")} = {block}
+                   AND {_label("k")} IN {_GENUINE}) AS b_day
             FROM grouped WHERE card IS NOT NULL GROUP BY card
-        ) GROUP BY ALL
+        ) WHERE a_day IS NOT NULL OR b_day IS NOT NULL GROUP BY ALL{cards_at_capacity}
     """
 
 
@@ -363,7 +471,7 @@ def _daily(groups: pd.DataFrame, days: np.ndarray, side: str, capacity: int | No
     k = sums["k"].to_numpy(dtype=np.int64)
     rest, b_action = np.divmod(k, _ACTIONS)
     rest, a_action = np.divmod(rest, _ACTIONS)
-    day_number, label = np.divmod(rest, 3)
+    day_number, label = np.divmod(rest, _LABELS)
     day = np.searchsorted(days, day_number)
     n = sums["n"].to_numpy(dtype=np.int64)
     pence = sums["pence"].fillna(0).to_numpy(dtype=np.int64)
@@ -372,7 +480,8 @@ def _daily(groups: pd.DataFrame, days: np.ndarray, side: str, capacity: int | No
     passed = action == CHALLENGED + PASSED
     abandoned, failed = action == CHALLENGED + ABANDONED, action == CHALLENGED + FAILED
     declined = blocked | abandoned | failed
-    fraud, legit = label == FRAUD, label == LEGITIMATE
+    fraud, friendly = label == FRAUD, label == FRIENDLY
+    genuine = (label == LEGITIMATE) | friendly  # declining it is a false decline
     worked = _worked(day, sums[f"{side}_review_score"].to_numpy(dtype=np.float64), label, n,
                      marked, capacity)  # fmt: skip
     stopped_pence = _share_of(pence, worked, n)
@@ -386,15 +495,15 @@ def _daily(groups: pd.DataFrame, days: np.ndarray, side: str, capacity: int | No
     return DailyCounts(
         rows=per_day(n, np.ones(len(n), dtype=bool)),
         approved=per_day(n, ~declined),
-        labelled=per_day(n, fraud | legit),
+        labelled=per_day(n, fraud | genuine),
         fraud=per_day(n, fraud),
         fraud_caught=per_day(n, fraud & declined),
-        false_declines=per_day(n, legit & blocked),
+        false_declines=per_day(n, genuine & blocked),
         review_marked=per_day(n, marked),
         reviewed=per_day(worked, marked),
         fraud_stopped=per_day(worked, marked & fraud),
         approved_fraud_pence=per_day(pence - stopped_pence, fraud & ~declined & ~passed),
-        false_decline_pence=per_day(pence, legit & blocked),
+        false_decline_pence=per_day(pence, genuine & blocked),
         false_declined_cards=np.bincount(
             card_day, weights=cards["n"].to_numpy(dtype=np.float64), minlength=len(days)
         ).astype(np.int64),
@@ -404,7 +513,30 @@ def _daily(groups: pd.DataFrame, days: np.ndarray, side: str, capacity: int | No
         challenge_failed=per_day(n, failed),
         abandoned_pence=per_day(pence, abandoned),
         liability_shifted=per_day(n, fraud & passed),
+        friendly=per_day(n, friendly),
+        friendly_approved=per_day(n, friendly & ~declined),
+        friendly_approved_pence=per_day(pence, friendly & ~declined),
+        cp_cards=_compromised_at_capacity(groups, days, side, capacity),
+        blocks=np.ones(len(days), dtype=np.int64),
     )
+
+
+def _compromised_at_capacity(
+    groups: pd.DataFrame, days: np.ndarray, side: str, capacity: int | None
+) -> np.ndarray:
+    """Per day, the compromised cards among the ``capacity`` cards ``side`` queued with the
+    highest risk scores (CP@k's numerator; zeros without a capacity), from the ``part`` 2 rows:
+    cards per (day, compromised, highest queued score under A, under B)."""
+    if not capacity:
+        return np.zeros(len(days), dtype=np.int64)
+    cards = groups[(groups["part"] == 2) & groups[f"{side}_review_score"].notna()]
+    day_number, label = np.divmod(cards["k"].to_numpy(dtype=np.int64), _LABELS)
+    day = np.searchsorted(days, day_number)
+    n = cards["n"].to_numpy(dtype=np.int64)
+    score = cards[f"{side}_review_score"].to_numpy(dtype=np.float64)
+    top = _worked(day, score, label, n, np.ones(len(n), dtype=bool), capacity)
+    found = np.where(label == FRAUD, top, 0)
+    return np.bincount(day, weights=found, minlength=len(days)).astype(np.int64)
 
 
 def _worked(
@@ -416,13 +548,13 @@ def _worked(
     capacity: int | None,
 ) -> np.ndarray:
     """Payments of each group the review team works: all the review-marked ones, or each day
-    the first ``capacity`` in descending score order (at equal scores legitimate payments come
-    first: ties never flatter the team)."""
+    the first ``capacity`` in descending score order (at equal scores the payments that are not
+    fraud come first: ties never flatter the team)."""
     if capacity is None:
         return np.where(marked, n, 0)
     worked = np.zeros(len(n), dtype=np.int64)
     rows = np.flatnonzero(marked)
-    order = rows[np.lexsort((label[rows], -score[rows], day[rows]))]
+    order = rows[np.lexsort((label[rows] == FRAUD, -score[rows], day[rows]))]
     before = np.cumsum(n[order]) - n[order]  # worked earlier the same day, once reset per day
     first = np.r_[True, day[order][1:] != day[order][:-1]]
     before -= np.maximum.accumulate(np.where(first, before, 0))
@@ -443,6 +575,8 @@ def _outcome(daily: DailyCounts, model: CostModel) -> PolicyOutcome:
     rows, approved, fraud = int(daily.rows.sum()), int(daily.approved.sum()), int(daily.fraud.sum())
     caught, stopped = int(daily.fraud_caught.sum()), int(daily.fraud_stopped.sum())
     marked, reviewed = int(daily.review_marked.sum()), int(daily.reviewed.sum())
+    k, days = model.review_capacity, len(daily.blocks)
+    found = int(daily.cp_cards.sum()) if k is not None else None
     return PolicyOutcome(
         rows=rows,
         approved=approved,
@@ -453,10 +587,13 @@ def _outcome(daily: DailyCounts, model: CostModel) -> PolicyOutcome:
         fraud_stopped=stopped,
         recall=(caught + stopped) / fraud if fraud else None,
         false_declines=int(daily.false_declines.sum()),
+        friendly_fraud=int(daily.friendly.sum()),
         review_marked=marked,
         reviewed=reviewed,
         review_backlog=marked - reviewed,
         review_hit_rate=stopped / reviewed if reviewed else None,
+        cp_at_k=found / (k * days) if found is not None and k and days else None,
+        cp_at_k_cards=found,
         challenged=int(daily.challenged.sum()),
         challenge_passed=int(daily.challenge_passed.sum()),
         challenge_abandoned=int(daily.challenge_abandoned.sum()),
@@ -478,19 +615,25 @@ def _metrics(s: dict[str, np.ndarray], model: CostModel) -> dict[str, np.ndarray
     review = float(model.review_cost) * s["reviewed"]
     challenge = float(model.challenge_cost) * s["challenged"]
     abandonment = s["abandoned_pence"] * per_pence * margin
+    friendly = s["friendly_approved_pence"] * per_pence
+    friendly = friendly + float(model.chargeback_fee) * s["friendly_approved"]
+    k = model.review_capacity or np.nan  # no CP@k without a capacity: not finite, left out
+    total = fraud_loss + fees + false_decline + review + challenge + abandonment + friendly
     with np.errstate(invalid="ignore", divide="ignore"):
         return {
-            "total_cost": fraud_loss + fees + false_decline + review + challenge + abandonment,
+            "total_cost": total,
             "fraud_loss": fraud_loss,
             "false_decline_cost": false_decline,
             "review_cost": review,
             "challenge_cost": challenge,
             "abandonment_cost": abandonment,
+            "friendly_fraud_loss": friendly,
             "approval_rate": s["approved"] / s["rows"],
             "recall": (s["fraud_caught"] + s["fraud_stopped"]) / s["fraud"],
             "fraud_caught": s["fraud_caught"],
             "false_declines": s["false_declines"],
             "reviewed": s["reviewed"],
+            "cp_at_k": s["cp_cards"] / (k * s["blocks"]),
         }
 
 
@@ -537,6 +680,7 @@ _EXACT = {
     "review_cost": "review_cost",
     "challenge_cost": "challenge_cost",
     "abandonment_cost": "abandonment_cost",
+    "friendly_fraud_loss": "friendly_fraud_loss",
 }
 
 
@@ -620,7 +764,7 @@ def _compared(
 ) -> Comparison:
     """The :class:`Comparison` from the rows of a comparison query (both kinds)."""
     sums = groups[groups["part"] == 0]
-    days = np.unique(sums["k"].to_numpy(dtype=np.int64) // (3 * _ACTIONS**2))
+    days = np.unique(sums["k"].to_numpy(dtype=np.int64) // (_LABELS * _ACTIONS**2))
     capacity = costs.review_capacity
     daily_a, daily_b = _daily(groups, days, "a", capacity), _daily(groups, days, "b", capacity)
     rows = int(sums["n"].sum()) if len(sums) else 0
