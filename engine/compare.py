@@ -1,8 +1,9 @@
 """Compare any two policies over the same stored payments, in money, with confidence intervals.
 
 Both policies re-decide every selected row with its stored draw (common random numbers), as a
-backtest does: the same rule SQL (:func:`engine.backtest.policy_side`) and the same decision
-(:func:`engine.rules.action_from_words_sql`, the SQL twin of ``decide_from_matches``). One
+backtest does: the same rule SQL (:meth:`engine.rules.CompiledPolicy.sql`) and the same
+decision (:func:`engine.rules.action_from_words_sql`, the SQL twin of ``decide_from_matches``),
+a condition that rules of both policies test evaluated once (:func:`shared_rules`). One
 query aggregates the rows per (day, label, action under A, action under B), and counts the
 distinct falsely declined cards, each on the first day it was falsely declined.
 
@@ -33,6 +34,7 @@ missing ones as misses, as the handbook's ``card_precision_top_k_day`` does).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,10 +50,8 @@ from engine.backtest import (
     LEGITIMATE,
     UNLABELLED,
     Grouped,
-    PolicySide,
     any_fraud_dispute,
     label_sql,
-    policy_side,
 )
 from engine.challenge import ABANDONED, FAILED, OUTCOME_NAMES, PASSED, ChallengeModel
 from engine.costs import Consequences, CostBreakdown, CostModel, cost_breakdown
@@ -60,7 +60,13 @@ from engine.filters import RowFilter
 from engine.lists import Lists
 from engine.models import FRAUD_DISPUTE_REASONS, Money, UtcDateTime
 from engine.policy import Policy
-from engine.rules import ACTION_NAMES, Action, action_from_words_sql
+from engine.rules import (
+    ACTION_NAMES,
+    BITS_PER_WORD,
+    DECISION_ORDER,
+    Action,
+    action_from_words_sql,
+)
 from engine.store import Store
 
 DEFAULT_REPLICATES = 2_000
@@ -269,40 +275,34 @@ class DailyCounts:
 
 
 def compare_sql(
-    a_side: PolicySide,
-    b_side: PolicySide,
+    a_side: RuleSide,
+    b_side: RuleSide,
     filters: RowFilter,
     fraud_disputes: bool,
-    review_scores: bool = True,
+    review_capacity: int | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """The one aggregating query of a comparison (sides from :func:`sides`). ``part`` 0 rows:
-    per (day, label, A action, B action, and with ``review_scores`` the risk score of a payment
-    sent to review) the rows, their GBP pence and how many had a rate; ``part`` 1 rows: per
-    (first day falsely declined under A, under B) the distinct cards. Without a review capacity
-    the order of the review queue does not matter: ``review_scores=False`` saves a group per
-    queued score."""
+    """The one aggregating query of a comparison (sides from :func:`sides`; the result's rows
+    in :func:`_aggregated_sql`). Without a review capacity the order of the review queue does
+    not matter: no group per queued score."""
     a, b = a_side.decider, b_side.decider
     same_weights = a.policy.score_weights == b.policy.score_weights
+    shared = shared_rules(a_side, b_side)
     where, params = filters.where()
-    params = {**params, **a_side.params, **b_side.params}
+    params = {**params, **shared.params}
     as_of = filters.labels_as_of_utc()
     if as_of is not None:
         params["labels_as_of"] = as_of
     b_score = "" if same_weights else f", {risk_score_sql(b.policy.score_weights)} AS b_score"
     b_score_column = "a_score AS b_score" if same_weights else "b_score"
-    a_words = [f"{w} AS aw{i}" for i, w in enumerate(a_side.words)]
-    b_words = [f"{w} AS bw{i}" for i, w in enumerate(b_side.words)]
+    words = [f"{w} AS w{i}" for i, w in enumerate(shared.words)]
+    names = [f"w{i}" for i in range(len(words))]
     outcomes = [
         f"{d.policy.challenge.outcome_sql()} AS {side}_challenge"
         for side, d in (("a", a), ("b", b))
         if d.policy.challenges
     ]
-    a_action = action_from_words_sql(
-        [f"aw{i}" for i in range(len(a_words))], a.rules.actions, f"{CHALLENGED} + a_challenge"
-    )
-    b_action = action_from_words_sql(
-        [f"bw{i}" for i in range(len(b_words))], b.rules.actions, f"{CHALLENGED} + b_challenge"
-    )
+    a_action = action_from_words_sql(names, shared.a_actions, f"{CHALLENGED} + a_challenge")
+    b_action = action_from_words_sql(names, shared.b_actions, f"{CHALLENGED} + b_challenge")
     joined = comparison_disputes_join(as_of is not None) if fraud_disputes else ""
     ctes = f"""
         selected AS NOT MATERIALIZED (
@@ -312,17 +312,17 @@ def compare_sql(
             SELECT {comparison_label_sql(as_of is not None, fraud_disputes)} AS label,
                    {_EPOCH_DAY} AS day, card_hash,
                    CAST(amount_in_gbp * 100 AS BIGINT) AS pence, a_score, {b_score_column},
-                   {"".join(f"{sql}, " for sql in outcomes)}{", ".join(a_words + b_words)}
+                   {"".join(f"{sql}, " for sql in outcomes)}{", ".join(words)}
             FROM selected
         ),"""
     rows = f"SELECT *, {a_action} AS a_action, {b_action} AS b_action FROM matched"
-    return _aggregated_sql(ctes, rows, review_scores), params
+    return _aggregated_sql(ctes, rows, review_capacity), params
 
 
 def stored_decisions_sql(
     filters: RowFilter,
     fraud_disputes: bool,
-    review_scores: bool = True,
+    review_capacity: int | None = None,
     shadow_challenge: ChallengeModel | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """:func:`compare_sql` over the decisions stored on live rows instead of re-deciding: A is
@@ -360,7 +360,7 @@ def stored_decisions_sql(
                {a_action} AS a_action, {b_action} AS b_action
         FROM transactions {joined} {where} AND shadow_version = $shadow_version
     """
-    return _aggregated_sql("", rows, review_scores), params
+    return _aggregated_sql("", rows, review_capacity), params
 
 
 def comparison_label_sql(labels_as_of: bool, fraud_disputes: bool) -> str:
@@ -397,38 +397,71 @@ def comparison_disputes_join(labels_as_of: bool) -> str:
     )
 
 
-def _aggregated_sql(ctes: str, rows: str, review_scores: bool) -> str:
+def _aggregated_sql(ctes: str, rows: str, capacity: int | None) -> str:
     """The aggregation both comparisons share: ``rows`` (a query after the WITH items
     ``ctes``) gives each payment's label, day, card_hash, pence, a_score, b_score, a_action and
-    b_action. Result rows: ``part`` 0 per (day, label, A action, B action, and with
-    ``review_scores`` the risk score of a payment sent to review) the rows, their GBP pence and
-    how many had a rate; ``part`` 1 per (first day falsely declined under A, under B) the
-    distinct cards; with ``review_scores``, ``part`` 2 per (day, compromised or not, the card's
-    highest score among its payments A sent to review, the same under B) the cards (CP@k)."""
+    b_action. Result rows:
+
+    - ``part`` 0: per (day, label, A action, B action, and with a review ``capacity`` the risk
+      score of a payment sent to review under A, under B) the rows, their GBP pence and how
+      many had a rate. A score is kept only where it can be among the day's ``capacity``
+      highest (at least that many queued payments score as high or higher: the others are
+      never worked), else NULL, so the groups stay few;
+    - ``part`` 1: per (first day falsely declined under A, under B) the distinct cards;
+    - with a ``capacity``, ``part`` 2: per (day, compromised or not, the card's highest score
+      among its payments A sent to review, the same under B) the cards, for CP@k; again only
+      scores among the day's ``capacity`` highest cards' are kept, and cards with none left out.
+
+    A lake run's shards hold disjoint cards and each keeps its own top ``capacity``: what is
+    among a shard's top is the most a run-wide top can need, so the merged groups agree."""
     block, review = int(Action.BLOCK), int(Action.REVIEW)
+    ranked = bool(capacity)  # capacity 0: nobody is worked, no order needed
     a_review, b_review = (
         (f"CASE WHEN {side}_action = {review} THEN {side}_score END" for side in "ab")
-        if review_scores
+        if ranked
         else ("NULL::DOUBLE", "NULL::DOUBLE")
     )
     # a card is kept (one group per card and day) where it counts: a false decline, and for
     # CP@k a payment sent to review or a fraud payment (what makes the card compromised)
     carded = f"label IN {_GENUINE} AND (a_action = {block} OR b_action = {block})"
-    if review_scores:
+    if ranked:
         carded += f" OR a_action = {review} OR b_action = {review} OR label = {FRAUD}"
     key = f"((day * {_LABELS} + label) * {_ACTIONS} + a_action) * {_ACTIONS} + b_action"
-    cards_at_capacity = (
-        f"""
-        UNION ALL
-        SELECT 2, day * {_LABELS} + CASE WHEN compromised THEN {FRAUD} ELSE {LEGITIMATE} END,
-               NULL, a_top, b_top, count(*), NULL, NULL FROM (
+    sums = """
+        SELECT 0 AS part, k, NULL::BIGINT AS b_day, a_review_score, b_review_score,
+               sum(n)::BIGINT AS n, sum(pence)::BIGINT AS pence, sum(priced)::BIGINT AS priced
+        FROM grouped GROUP BY ALL"""
+    ranked_ctes = at_capacity = ""
+    if ranked:
+        ranked_ctes = f"""
+        , cuts AS (  -- per day, the lowest score that can be among the capacity highest
+            SELECT {_day("k")} AS day, list_min(max(a_review_score, {capacity})) AS a_cut,
+                   list_min(max(b_review_score, {capacity})) AS b_cut
+            FROM grouped GROUP BY ALL
+        ), cards AS MATERIALIZED (
             SELECT {_day("k")} AS day, max(a_review_score) AS a_top,
                    max(b_review_score) AS b_top, bool_or({_label("k")} = {FRAUD}) AS compromised
-            FROM grouped WHERE card IS NOT NULL GROUP BY card, day
-        ) WHERE a_top IS NOT NULL OR b_top IS NOT NULL GROUP BY ALL"""
-        if review_scores
-        else ""
-    )
+            FROM grouped WHERE card IS NOT NULL AND (a_review_score IS NOT NULL
+                  OR b_review_score IS NOT NULL OR {_label("k")} = {FRAUD})
+            GROUP BY card, day
+        ), card_cuts AS (
+            SELECT day, list_min(max(a_top, {capacity})) AS a_cut,
+                   list_min(max(b_top, {capacity})) AS b_cut
+            FROM cards GROUP BY ALL
+        )"""
+        sums = f"""
+        SELECT 0 AS part, k, NULL::BIGINT AS b_day,
+               CASE WHEN a_review_score >= a_cut THEN a_review_score END AS a_review_score,
+               CASE WHEN b_review_score >= b_cut THEN b_review_score END AS b_review_score,
+               sum(n)::BIGINT AS n, sum(pence)::BIGINT AS pence, sum(priced)::BIGINT AS priced
+        FROM grouped JOIN cuts ON cuts.day = {_day("k")} GROUP BY ALL"""
+        at_capacity = f"""
+        UNION ALL
+        SELECT 2, day * {_LABELS} + CASE WHEN compromised THEN {FRAUD} ELSE {LEGITIMATE} END,
+               NULL, CASE WHEN a_top >= a_cut THEN a_top END,
+               CASE WHEN b_top >= b_cut THEN b_top END, count(*), NULL, NULL
+        FROM cards JOIN card_cuts USING (day)
+        WHERE a_top >= a_cut OR b_top >= b_cut GROUP BY ALL"""
     return f"""
         WITH {ctes} decided AS NOT MATERIALIZED (
             SELECT {key} AS k, pence, CASE WHEN {carded} THEN card_hash END AS card,
@@ -439,10 +472,8 @@ def _aggregated_sql(ctes: str, rows: str, review_scores: bool) -> str:
             SELECT k, card, a_review_score, b_review_score, count(*) AS n, sum(pence) AS pence,
                    count(pence) AS priced
             FROM decided GROUP BY ALL
-        )
-        SELECT 0 AS part, k, NULL::BIGINT AS b_day, a_review_score, b_review_score,
-               sum(n)::BIGINT AS n, sum(pence)::BIGINT AS pence, sum(priced)::BIGINT AS priced
-        FROM grouped GROUP BY ALL
+        ){ranked_ctes}
+        {sums}
         UNION ALL
         SELECT 1, a_day, b_day, NULL, NULL, count(*), NULL, NULL FROM (
             SELECT card, min({_day("k")}) FILTER (WHERE {_a("k")} = {block}
@@ -450,18 +481,96 @@ def _aggregated_sql(ctes: str, rows: str, review_scores: bool) -> str:
                    min({_day("k")}) FILTER (WHERE {_b("k")} = {block}
                    AND {_label("k")} IN {_GENUINE}) AS b_day
             FROM grouped WHERE card IS NOT NULL GROUP BY card
-        ) WHERE a_day IS NOT NULL OR b_day IS NOT NULL GROUP BY ALL{cards_at_capacity}
+        ) WHERE a_day IS NOT NULL OR b_day IS NOT NULL GROUP BY ALL{at_capacity}
     """
 
 
-def sides(a: Decider, b: Decider, lists: Lists) -> tuple[PolicySide, PolicySide]:
-    """Both policies' match-word SQL (this reads the pinned lists' versions: call it before
-    opening the comparison's read snapshot). B reads A's score column when the weights agree."""
+@dataclass(frozen=True, slots=True)
+class RuleSide:
+    """One policy of a comparison: compiled, with each rule's condition as SQL."""
+
+    decider: Decider
+    conditions: list[str]  # rule i's condition (NULL where false), in the policy's order
+    params: dict[str, Any]
+
+
+def sides(a: Decider, b: Decider, lists: Lists) -> tuple[RuleSide, RuleSide]:
+    """Both policies' rule SQL (this reads the pinned lists' versions: call it before opening
+    the comparison's read snapshot). B reads A's score column when the weights agree."""
     same_weights = a.policy.score_weights == b.policy.score_weights
     return (
-        policy_side(a, "a_", lists, "a_score"),
-        policy_side(b, "b_", lists, "a_score" if same_weights else "b_score"),
+        _side(a, "a_", lists, "a_score"),
+        _side(b, "b_", lists, "a_score" if same_weights else "b_score"),
     )
+
+
+def _side(decider: Decider, prefix: str, lists: Lists, score_column: str) -> RuleSide:
+    def membership(name: str, value_sql: str) -> tuple[str, dict[str, Any]]:
+        return lists.membership_sql(name, dict(decider.policy.lists)[name], value_sql, "l_")
+
+    plan = decider.rules.sql(prefix, membership, score_column)
+    return RuleSide(decider, plan.conditions, plan.params)
+
+
+@dataclass(frozen=True, slots=True)
+class SharedRules:
+    """Both policies' rules as one set of match words: each distinct condition (the same SQL
+    with the same bound values) is one bit, evaluated once per row however many rules of A
+    and B test it; ``a_actions[i]`` is A's action for bit i (``NONE``: no rule of A tests it),
+    and ``b_actions`` B's."""
+
+    words: list[str]
+    a_actions: np.ndarray
+    b_actions: np.ndarray
+    params: dict[str, Any]  # what the words bind (a shared condition binds A's)
+    conditions: int  # distinct conditions: the bits, each evaluated once per row
+
+
+def shared_rules(a: RuleSide, b: RuleSide) -> SharedRules:
+    """:class:`SharedRules` of ``a`` and ``b``. Decisions are unchanged: a policy's action is
+    the first kind (in :data:`DECISION_ORDER`) with a matching rule, so where one condition
+    belongs to rules of different kinds of one policy only the kind tested first can decide
+    and the bit carries that one."""
+    bits: dict[str, int] = {}
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
+    chosen: list[list[int]] = []
+    for side in (a, b):
+        mine = []
+        for sql in side.conditions:
+            key = _bound(sql, side.params)
+            if key not in bits:
+                bits[key] = len(conditions)
+                conditions.append(sql)
+                params.update((m, side.params[m]) for m in _PARAM.findall(sql) if m in side.params)
+            mine.append(bits[key])
+        chosen.append(mine)
+    rank = {int(action): i for i, action in enumerate(DECISION_ORDER)}
+    actions = []
+    for side, mine in zip((a, b), chosen, strict=True):
+        deciding = np.full(len(conditions), int(Action.NONE), dtype=np.int8)
+        for bit, action in zip(mine, side.decider.rules.actions, strict=True):
+            held = int(deciding[bit])
+            if held == Action.NONE or rank[int(action)] < rank[held]:
+                deciding[bit] = action
+        actions.append(deciding)
+    words = [
+        "(" + " + ".join(
+            f"CASE WHEN {sql} THEN {1 << (i % BITS_PER_WORD)} ELSE 0 END"
+            for i, sql in enumerate(conditions[start : start + BITS_PER_WORD], start)
+        ) + ")"
+        for start in range(0, len(conditions), BITS_PER_WORD)
+    ]  # fmt: skip
+    return SharedRules(words, actions[0], actions[1], params, len(conditions))
+
+
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _bound(sql: str, params: dict[str, Any]) -> str:
+    """``sql`` with its parameters written as their values' reprs: the same text for the same
+    condition of two policies (whose parameters have different names)."""
+    return _PARAM.sub(lambda m: repr(params[m[1]]) if m[1] in params else m[0], sql)
 
 
 def _daily(groups: pd.DataFrame, days: np.ndarray, side: str, capacity: int | None) -> DailyCounts:
@@ -715,7 +824,7 @@ def run_comparison(
     a_side, b_side = sides(a, b, lists)
     with store.read() as tx:
         disputes = not isinstance(filters.run, int) and any_fraud_dispute(tx)
-        sql = compare_sql(a_side, b_side, filters, disputes, costs.review_capacity is not None)
+        sql = compare_sql(a_side, b_side, filters, disputes, costs.review_capacity)
         groups = grouped(*sql) if grouped is not None else tx.frame(*sql)
     policies = a.policy, b.policy
     return _compared(groups, filters, costs, *policies, replicates, confidence, seed, started)
@@ -743,7 +852,7 @@ def run_shadow_comparison(
         sql, params = stored_decisions_sql(
             filters,
             disputes,
-            costs.review_capacity is not None,
+            costs.review_capacity,
             b_policy.challenge if b_policy.challenges else None,
         )
         groups = tx.frame(sql, {**params, "shadow_version": shadow_version})
