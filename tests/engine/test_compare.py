@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from engine.compare import DailyCounts, paired_differences
+from engine.compare import DailyCounts, paired_differences, shared_rules, sides
 from engine.costs import CostModel
 from engine.fx import RATES_PER_EUR
 from engine.policy import DEFAULT_POLICY, Policy
@@ -405,3 +405,32 @@ def test_cp_at_k_is_null_without_a_capacity(engine):
         DEFAULT_POLICY, DEFAULT_POLICY, run=1, costs=CostModel(review_capacity=0), replicates=50
     )
     assert zero.a.cp_at_k is None and "cp_at_k" not in {d.metric for d in zero.differences}
+
+
+def test_a_condition_both_policies_test_is_evaluated_once_and_decides_as_before(engine):
+    """Shared conditions become one bit (one within A tested by a block and a review rule, two
+    shared with B); each side still decides as its own backtest does."""
+    a_rules = [
+        {"name": "big", "action": "block", "when": ":amount: > 300"},
+        {"name": "big again", "action": "review", "when": ":amount: > 300"},
+        {"name": "tiny", "action": "allow", "when": ":amount: < 5"},
+    ]
+    b_rules = [
+        {"name": "look at big", "action": "review", "when": ":amount: > 300"},
+        {"name": "fresh device", "action": "block", "when": ":is_new_device:"},
+        {"name": "small", "action": "allow", "when": ":amount: < 5"},
+    ]
+    a, b = engine.draft_policy(a_rules), engine.draft_policy(b_rules)
+    shared = shared_rules(*sides(engine.policies.decider(a), engine.policies.decider(b),
+                                 engine.lists))  # fmt: skip
+    assert shared.conditions == 3
+    assert list(shared.a_actions) == [Action.BLOCK, Action.ALLOW, Action.NONE]
+    assert list(shared.b_actions) == [Action.REVIEW, Action.ALLOW, Action.BLOCK]
+    result = engine.compare(a, b, run=1)
+    for policy, side in ((a, result.a), (b, result.b)):
+        alone = engine.backtest(policy, run=1)
+        assert side.approved == alone.candidate.approved
+        assert side.fraud_caught == alone.candidate.fraud_caught
+        assert side.false_declines == alone.candidate.false_declines
+        assert side.review_marked == sum(r.decided for r in alone.rules if r.action == "review")
+    assert result.a.review_marked == 0 < result.b.review_marked
