@@ -395,14 +395,20 @@ def run_backtest(
     stored draws, and report both, priced with ``costs`` (default: the default model). One
     aggregating DuckDB query (after a small one listing the scenarios, in the same snapshot);
     the rest is arithmetic on at most a few thousand groups. The costs come from the
-    comparison's own query (:func:`engine.compare.run_comparison`, active as A and candidate
-    as B; its own snapshot, so live payments committed between the two scans may count in one
-    and not the other): distinct falsely declined cards and the review team's daily capacity
+    comparison's own query (:func:`engine.compare.comparison_groups`, active as A and candidate
+    as B, read in the same snapshot, so both scans see the same payments): distinct falsely
+    declined cards and the review team's daily capacity
     need the day, card and score the backtest's groups do not keep. ``lists`` holds
     the lists the policies pin (read as semi-joins in the query). ``grouped`` runs the
     aggregating queries elsewhere (a lake run's partitions on a cluster:
     :mod:`engine.lake.cluster`), else they run in the store."""
-    from engine.compare import run_comparison  # engine.compare builds on this module
+    from engine.compare import (  # engine.compare builds on this module
+        DEFAULT_CONFIDENCE,
+        DEFAULT_REPLICATES,
+        compared_groups,
+        comparison_groups,
+        sides,
+    )
 
     started = time.perf_counter()
     filters = filters or RowFilter()
@@ -410,13 +416,17 @@ def run_backtest(
     same_weights = candidate.policy.score_weights == active.policy.score_weights
     c_side = policy_side(candidate, "c_", lists, "c_score")
     a_side = policy_side(active, "a_", lists, "c_score" if same_weights else "a_score")
+    pricing_sides = sides(active, candidate, lists)
     with store.read() as tx:
         names = [row[0] for row in tx.rows(*scenarios_sql(filters))]
         # a simulation run's rows take no labels from disputes: no join to pay for
         disputes = not isinstance(filters.run, int) and any_fraud_dispute(tx)
         sql, params = grouped_decisions_sql(c_side, a_side, filters, names, disputes)
         groups = grouped(sql, params) if grouped is not None else tx.frame(sql, params)
-    priced = run_comparison(store, lists, active, candidate, filters, costs, grouped=grouped)
+        # priced from the same snapshot, so both scans see the same live payments
+        pricing = comparison_groups(tx, *pricing_sides, filters, costs, grouped)
+    priced = compared_groups(pricing, filters, costs, active.policy, candidate.policy,
+                             DEFAULT_REPLICATES, DEFAULT_CONFIDENCE, 0, started)  # fmt: skip
     g = _Groups.of(groups, names, candidate, active)
     c_costs, a_costs = priced.b.costs, priced.a.costs
     return BacktestResult(

@@ -1,8 +1,9 @@
 """Compare any two policies over the same stored payments, in money, with confidence intervals.
 
 Both policies re-decide every selected row with its stored draw (common random numbers), as a
-backtest does: the same rule SQL (:func:`engine.backtest.policy_side`) and the same decision
-(:func:`engine.rules.action_from_words_sql`, the SQL twin of ``decide_from_matches``). One
+backtest does: the same rule SQL (:meth:`engine.rules.CompiledPolicy.sql`) and the same
+decision (:func:`engine.rules.action_from_words_sql`, the SQL twin of ``decide_from_matches``),
+a condition that rules of both policies test evaluated once (:func:`shared_rules`). One
 query aggregates the rows per (day, label, action under A, action under B), and counts the
 distinct falsely declined cards, each on the first day it was falsely declined.
 
@@ -14,10 +15,26 @@ same payments and draws, so a day with much fraud raises both losses and mostly 
 difference, which makes the interval far tighter than two separate intervals would. Days are
 the blocks because fraud comes in episodes that span hours, not single payments. Fewer than two
 days give no interval.
+
+**Labels** are the backtest's (:func:`engine.backtest.label_sql`) with one more: friendly fraud
+(:data:`FRIENDLY`), a genuine payment its cardholder disputes, priced as a chargeback
+(:mod:`engine.costs`): a simulated row whose ``fraud_scenario`` is ``friendly_fraud`` (with
+``labels_as_of``: once its dispute was reported, unless it was filed as ``fraud``, which the
+backtest already counts as fraud), a live row with a ``friendly_fraud`` dispute and no other
+fraud dispute (reported by ``labels_as_of`` when given).
+
+**CP@k** (card precision at capacity, the Fraud Detection Handbook's card precision top-k):
+with a review capacity k, each day the selection's cards with a payment the policy sent to
+review are ranked by their highest risk score among those payments that day (at equal scores a
+card without fraud first: ties never flatter the policy); of the first k, those compromised
+(with a fraud-labelled payment that day, whatever its decision) are counted. CP@k is that count
+summed over the days divided by k x the days (days with fewer than k queued cards count the
+missing ones as misses, as the handbook's ``card_precision_top_k_day`` does).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,22 +48,26 @@ from pydantic import BaseModel, Field
 from engine.backtest import (
     FRAUD,
     LEGITIMATE,
+    UNLABELLED,
     Grouped,
-    PolicySide,
     any_fraud_dispute,
-    disputes_join,
     label_sql,
-    policy_side,
 )
 from engine.challenge import ABANDONED, FAILED, OUTCOME_NAMES, PASSED, ChallengeModel
 from engine.costs import Consequences, CostBreakdown, CostModel, cost_breakdown
 from engine.decision import Decider, risk_score_sql
 from engine.filters import RowFilter
 from engine.lists import Lists
-from engine.models import Money, UtcDateTime
+from engine.models import FRAUD_DISPUTE_REASONS, Money, UtcDateTime
 from engine.policy import Policy
-from engine.rules import ACTION_NAMES, Action, action_from_words_sql
-from engine.store import Store
+from engine.rules import (
+    ACTION_NAMES,
+    BITS_PER_WORD,
+    DECISION_ORDER,
+    Action,
+    action_from_words_sql,
+)
+from engine.store import ReadTx, Store
 
 DEFAULT_REPLICATES = 2_000
 # Outcome codes per policy: Action codes 0-3, then a challenge rule's decision as
@@ -54,12 +75,22 @@ DEFAULT_REPLICATES = 2_000
 # outcome code, B outcome code).
 CHALLENGED = int(Action.CHALLENGE)
 _ACTIONS = CHALLENGED + 3
-# whole days since 0001-01-01 (never negative, so integer division is the floor)
-_EPOCH_DAY = "((epoch_ms(created_at) + 62135596800000) // 86400000)"
+FRIENDLY = 3
+"""The comparison's fourth label (after the backtest's unlabelled, legitimate, fraud): friendly
+fraud, a genuine payment its cardholder disputes."""
+_LABELS = FRIENDLY + 1
+_GENUINE = f"({LEGITIMATE}, {FRIENDLY})"  # labels whose decline is a false decline
+# whole days since 0001-01-01 (a date difference: ~6x cheaper than dividing epoch_ms)
+_EPOCH_DAY = "(CAST(created_at AS DATE) - DATE '0001-01-01')"
+_FRAUD_REASONS = ", ".join(f"'{reason}'" for reason in FRAUD_DISPUTE_REASONS)
 
 
 def _label(k: str) -> str:
-    return f"({k} // {_ACTIONS**2} % 3)"
+    return f"({k} // {_ACTIONS**2} % {_LABELS})"
+
+
+def _day(k: str) -> str:
+    return f"({k} // {_ACTIONS**2 * _LABELS})"
 
 
 def _a(k: str) -> str:
@@ -86,12 +117,33 @@ class PolicyOutcome(BaseModel):
     recall: float | None = Field(
         description="(fraud_caught + fraud_stopped) / fraud (None without fraud)."
     )
-    false_declines: int = Field(description="Legitimate labelled rows declined.")
+    false_declines: int = Field(
+        description="Legitimate and friendly-fraud rows declined by a block rule."
+    )
+    friendly_fraud: int = Field(
+        0,
+        description="Friendly-fraud rows (genuine payments their cardholder disputed: not fraud; "
+        "approved, each costs its amount and a chargeback fee).",
+    )
     review_marked: int = Field(description="Rows a review rule decided (approved, for review).")
     reviewed: int = Field(description="Rows the review team worked (within its capacity).")
     review_backlog: int = Field(description="review_marked - reviewed: never worked.")
     review_hit_rate: float | None = Field(
         description="fraud_stopped / reviewed (None when nothing was reviewed)."
+    )
+    cp_at_k: float | None = Field(
+        None,
+        description="Card precision at capacity k (the Fraud Detection Handbook's CP@k, "
+        "k = review_capacity): each day, the k cards with the highest risk score among their "
+        "payments sent to review that day (ties: cards without fraud first); the share of them "
+        "with a fraud payment that day; the compromised cards found summed over the days "
+        "divided by k x days (a day with fewer than k queued cards counts the rest as misses). "
+        "None without a review capacity (or with capacity 0).",
+    )
+    cp_at_k_cards: int | None = Field(
+        None,
+        description="The compromised cards among each day's k riskiest queued cards, summed "
+        "over the days: CP@k's numerator. None without a review capacity.",
     )
     challenged: int = Field(0, description="Rows a challenge rule decided.")
     challenge_passed: int = Field(0, description="Challenged rows passed: approved.")
@@ -149,8 +201,9 @@ class Comparison(BaseModel):
     b: PolicyOutcome
     differences: list[Difference] = Field(
         description="B − A for total_cost, fraud_loss, false_decline_cost, review_cost, "
-        "challenge_cost, abandonment_cost, "
-        "approval_rate, recall, fraud_caught, false_declines and reviewed."
+        "challenge_cost, abandonment_cost, friendly_fraud_loss, "
+        "approval_rate, recall, fraud_caught, false_declines, reviewed and, with a review "
+        "capacity, cp_at_k."
     )
     interval: IntervalMethod
     unpriced: int = Field(description="Rows in a currency without a reference rate (no amount).")
@@ -184,6 +237,11 @@ class DailyCounts:
     challenge_failed: np.ndarray
     abandoned_pence: np.ndarray
     liability_shifted: np.ndarray  # fraud approved after a passed challenge: not the merchant's
+    friendly: np.ndarray  # friendly-fraud payments, whatever their decision
+    friendly_approved: np.ndarray  # approved ones: each a chargeback
+    friendly_approved_pence: np.ndarray
+    cp_cards: np.ndarray  # compromised cards among the day's k riskiest queued cards (CP@k)
+    blocks: np.ndarray  # 1 per day: resampled, the number of days drawn
 
     def total(self) -> Consequences:
         """The whole selection's counts, exactly."""
@@ -204,6 +262,8 @@ class DailyCounts:
             abandoned=int(self.challenge_abandoned.sum()),
             abandoned_pence=int(self.abandoned_pence.sum()),
             liability_shifted=int(self.liability_shifted.sum()),
+            friendly_fraud=int(self.friendly_approved.sum()),
+            friendly_fraud_pence=int(self.friendly_approved_pence.sum()),
         )
 
     def resampled(self, weights: np.ndarray) -> dict[str, np.ndarray]:
@@ -215,60 +275,54 @@ class DailyCounts:
 
 
 def compare_sql(
-    a_side: PolicySide,
-    b_side: PolicySide,
+    a_side: RuleSide,
+    b_side: RuleSide,
     filters: RowFilter,
     fraud_disputes: bool,
-    review_scores: bool = True,
+    review_capacity: int | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """The one aggregating query of a comparison (sides from :func:`sides`). ``part`` 0 rows:
-    per (day, label, A action, B action, and with ``review_scores`` the risk score of a payment
-    sent to review) the rows, their GBP pence and how many had a rate; ``part`` 1 rows: per
-    (first day falsely declined under A, under B) the distinct cards. Without a review capacity
-    the order of the review queue does not matter: ``review_scores=False`` saves a group per
-    queued score."""
+    """The one aggregating query of a comparison (sides from :func:`sides`; the result's rows
+    in :func:`_aggregated_sql`). Without a review capacity the order of the review queue does
+    not matter: no group per queued score."""
     a, b = a_side.decider, b_side.decider
     same_weights = a.policy.score_weights == b.policy.score_weights
+    shared = shared_rules(a_side, b_side)
     where, params = filters.where()
-    params = {**params, **a_side.params, **b_side.params}
+    params = {**params, **shared.params}
     as_of = filters.labels_as_of_utc()
     if as_of is not None:
         params["labels_as_of"] = as_of
     b_score = "" if same_weights else f", {risk_score_sql(b.policy.score_weights)} AS b_score"
     b_score_column = "a_score AS b_score" if same_weights else "b_score"
-    a_words = [f"{w} AS aw{i}" for i, w in enumerate(a_side.words)]
-    b_words = [f"{w} AS bw{i}" for i, w in enumerate(b_side.words)]
+    words = [f"{w} AS w{i}" for i, w in enumerate(shared.words)]
+    names = [f"w{i}" for i in range(len(words))]
     outcomes = [
         f"{d.policy.challenge.outcome_sql()} AS {side}_challenge"
         for side, d in (("a", a), ("b", b))
         if d.policy.challenges
     ]
-    a_action = action_from_words_sql(
-        [f"aw{i}" for i in range(len(a_words))], a.rules.actions, f"{CHALLENGED} + a_challenge"
-    )
-    b_action = action_from_words_sql(
-        [f"bw{i}" for i in range(len(b_words))], b.rules.actions, f"{CHALLENGED} + b_challenge"
-    )
-    joined = disputes_join(as_of is not None) if fraud_disputes else ""
+    a_action = action_from_words_sql(names, shared.a_actions, f"{CHALLENGED} + a_challenge")
+    b_action = action_from_words_sql(names, shared.b_actions, f"{CHALLENGED} + b_challenge")
+    joined = comparison_disputes_join(as_of is not None) if fraud_disputes else ""
     ctes = f"""
         selected AS NOT MATERIALIZED (
             SELECT *, {risk_score_sql(a.policy.score_weights)} AS a_score{b_score}
             FROM transactions {joined} {where}
         ), matched AS NOT MATERIALIZED (
-            SELECT {label_sql(as_of is not None, fraud_disputes)} AS label,
+            SELECT {comparison_label_sql(as_of is not None, fraud_disputes)} AS label,
                    {_EPOCH_DAY} AS day, card_hash,
                    CAST(amount_in_gbp * 100 AS BIGINT) AS pence, a_score, {b_score_column},
-                   {"".join(f"{sql}, " for sql in outcomes)}{", ".join(a_words + b_words)}
+                   {"".join(f"{sql}, " for sql in outcomes)}{", ".join(words)}
             FROM selected
         ),"""
     rows = f"SELECT *, {a_action} AS a_action, {b_action} AS b_action FROM matched"
-    return _aggregated_sql(ctes, rows, review_scores), params
+    return _aggregated_sql(ctes, rows, review_capacity), params
 
 
 def stored_decisions_sql(
     filters: RowFilter,
     fraud_disputes: bool,
-    review_scores: bool = True,
+    review_capacity: int | None = None,
     shadow_challenge: ChallengeModel | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """:func:`compare_sql` over the decisions stored on live rows instead of re-deciding: A is
@@ -282,7 +336,7 @@ def stored_decisions_sql(
     as_of = filters.labels_as_of_utc()
     if as_of is not None:
         params["labels_as_of"] = as_of
-    joined = disputes_join(as_of is not None) if fraud_disputes else ""
+    joined = comparison_disputes_join(as_of is not None) if fraud_disputes else ""
     enforced = " ".join(f"WHEN '{name}' THEN {code}" for code, name in enumerate(ACTION_NAMES))
     outcome = " ".join(
         f"WHEN 'CHALLENGE_{name.upper()}' THEN {CHALLENGED + code}"
@@ -299,31 +353,118 @@ def stored_decisions_sql(
             f"THEN {CHALLENGED} + {shadow_challenge.outcome_sql()} ELSE shadow_action END"
         )
     rows = f"""
-        SELECT {label_sql(as_of is not None, fraud_disputes)} AS label, {_EPOCH_DAY} AS day,
+        SELECT {comparison_label_sql(as_of is not None, fraud_disputes)} AS label,
+               {_EPOCH_DAY} AS day,
                card_hash, CAST(amount_in_gbp * 100 AS BIGINT) AS pence,
                score AS a_score, shadow_score AS b_score,
                {a_action} AS a_action, {b_action} AS b_action
         FROM transactions {joined} {where} AND shadow_version = $shadow_version
     """
-    return _aggregated_sql("", rows, review_scores), params
+    return _aggregated_sql("", rows, review_capacity), params
 
 
-def _aggregated_sql(ctes: str, rows: str, review_scores: bool) -> str:
+def comparison_label_sql(labels_as_of: bool, fraud_disputes: bool) -> str:
+    """The label a comparison counts for each row, as SQL: :func:`engine.backtest.label_sql`'s
+    0 unlabelled, 1 legitimate, 2 fraud, and :data:`FRIENDLY` (see the module's "Labels").
+    ``fraud_disputes``: whether the query joins :func:`comparison_disputes_join`."""
+    live = (
+        f"CASE WHEN fraud_disputed THEN {FRAUD} WHEN friendly_disputed THEN {FRIENDLY} "
+        f"ELSE {UNLABELLED} END"
+        if fraud_disputes
+        else str(UNLABELLED)
+    )
+    friendly = "NOT is_fraud AND fraud_scenario = 'friendly_fraud'"
+    if labels_as_of:  # reported by then, and not filed as fraud (which the analyst saw as fraud)
+        friendly += (
+            f" AND label_available_at <= $labels_as_of AND dispute_reason NOT IN ({_FRAUD_REASONS})"
+        )
+    return (
+        f"CASE WHEN run_id IS NULL THEN {live} WHEN {friendly} THEN {FRIENDLY} "
+        f"ELSE {label_sql(labels_as_of, False)} END"
+    )
+
+
+def comparison_disputes_join(labels_as_of: bool) -> str:
+    """A LEFT JOIN giving each transaction ``fraud_disputed`` (a fraud dispute other than
+    friendly fraud) and ``friendly_disputed`` (a ``friendly_fraud`` dispute), each reported by
+    ``$labels_as_of`` when given; NULL without any."""
+    known = " AND reported_at <= $labels_as_of" if labels_as_of else ""
+    return (
+        "LEFT JOIN (SELECT transaction_id, bool_or(reason <> 'friendly_fraud') AS fraud_disputed,"
+        " bool_or(reason = 'friendly_fraud') AS friendly_disputed FROM disputes "
+        f"WHERE reason IN ({_FRAUD_REASONS}){known} GROUP BY transaction_id) d "
+        "ON d.transaction_id = transactions.id"
+    )
+
+
+def _aggregated_sql(ctes: str, rows: str, capacity: int | None) -> str:
     """The aggregation both comparisons share: ``rows`` (a query after the WITH items
     ``ctes``) gives each payment's label, day, card_hash, pence, a_score, b_score, a_action and
-    b_action; the result has the two parts :func:`compare_sql` describes."""
+    b_action. Result rows:
+
+    - ``part`` 0: per (day, label, A action, B action, and with a review ``capacity`` the risk
+      score of a payment sent to review under A, under B) the rows, their GBP pence and how
+      many had a rate. A score is kept only where it can be among the day's ``capacity``
+      highest (at least that many queued payments score as high or higher: the others are
+      never worked), else NULL, so the groups stay few;
+    - ``part`` 1: per (first day falsely declined under A, under B) the distinct cards;
+    - with a ``capacity``, ``part`` 2: per (day, compromised or not, the card's highest score
+      among its payments A sent to review, the same under B) the cards, for CP@k; again only
+      scores among the day's ``capacity`` highest cards' are kept, and cards with none left out.
+
+    A lake run's shards hold disjoint cards and each keeps its own top ``capacity``: what is
+    among a shard's top is the most a run-wide top can need, so the merged groups agree."""
     block, review = int(Action.BLOCK), int(Action.REVIEW)
+    ranked = bool(capacity)  # capacity 0: nobody is worked, no order needed
     a_review, b_review = (
         (f"CASE WHEN {side}_action = {review} THEN {side}_score END" for side in "ab")
-        if review_scores
+        if ranked
         else ("NULL::DOUBLE", "NULL::DOUBLE")
     )
-    key = f"((day * 3 + label) * {_ACTIONS} + a_action) * {_ACTIONS} + b_action"
+    # a card is kept (one group per card and day) where it counts: a false decline, and for
+    # CP@k a payment sent to review or a fraud payment (what makes the card compromised)
+    carded = f"label IN {_GENUINE} AND (a_action = {block} OR b_action = {block})"
+    if ranked:
+        carded += f" OR a_action = {review} OR b_action = {review} OR label = {FRAUD}"
+    key = f"((day * {_LABELS} + label) * {_ACTIONS} + a_action) * {_ACTIONS} + b_action"
+    sums = """
+        SELECT 0 AS part, k, NULL::BIGINT AS b_day, a_review_score, b_review_score,
+               sum(n)::BIGINT AS n, sum(pence)::BIGINT AS pence, sum(priced)::BIGINT AS priced
+        FROM grouped GROUP BY ALL"""
+    ranked_ctes = at_capacity = ""
+    if ranked:
+        ranked_ctes = f"""
+        , cuts AS (  -- per day, the lowest score that can be among the capacity highest
+            SELECT {_day("k")} AS day, list_min(max(a_review_score, {capacity})) AS a_cut,
+                   list_min(max(b_review_score, {capacity})) AS b_cut
+            FROM grouped GROUP BY ALL
+        ), cards AS MATERIALIZED (
+            SELECT {_day("k")} AS day, max(a_review_score) AS a_top,
+                   max(b_review_score) AS b_top, bool_or({_label("k")} = {FRAUD}) AS compromised
+            FROM grouped WHERE card IS NOT NULL AND (a_review_score IS NOT NULL
+                  OR b_review_score IS NOT NULL OR {_label("k")} = {FRAUD})
+            GROUP BY card, day
+        ), card_cuts AS (
+            SELECT day, list_min(max(a_top, {capacity})) AS a_cut,
+                   list_min(max(b_top, {capacity})) AS b_cut
+            FROM cards GROUP BY ALL
+        )"""
+        sums = f"""
+        SELECT 0 AS part, k, NULL::BIGINT AS b_day,
+               CASE WHEN a_review_score >= a_cut THEN a_review_score END AS a_review_score,
+               CASE WHEN b_review_score >= b_cut THEN b_review_score END AS b_review_score,
+               sum(n)::BIGINT AS n, sum(pence)::BIGINT AS pence, sum(priced)::BIGINT AS priced
+        FROM grouped JOIN cuts ON cuts.day = {_day("k")} GROUP BY ALL"""
+        at_capacity = f"""
+        UNION ALL
+        SELECT 2, day * {_LABELS} + CASE WHEN compromised THEN {FRAUD} ELSE {LEGITIMATE} END,
+               NULL, CASE WHEN a_top >= a_cut THEN a_top END,
+               CASE WHEN b_top >= b_cut THEN b_top END, count(*), NULL, NULL
+        FROM cards JOIN card_cuts USING (day)
+        WHERE a_top >= a_cut OR b_top >= b_cut GROUP BY ALL"""
     return f"""
         WITH {ctes} decided AS NOT MATERIALIZED (
-            SELECT {key} AS k, pence,
-                   CASE WHEN label = {LEGITIMATE} AND (a_action = {block} OR b_action = {block})
-                        THEN card_hash END AS card,
+            SELECT {key} AS k, pence, CASE WHEN {carded} THEN card_hash END AS card,
                    {a_review} AS a_review_score, {b_review} AS b_review_score
             FROM ({rows})
         ), grouped AS MATERIALIZED (  -- a few thousand groups, plus one per card and day and
@@ -331,29 +472,105 @@ def _aggregated_sql(ctes: str, rows: str, review_scores: bool) -> str:
             SELECT k, card, a_review_score, b_review_score, count(*) AS n, sum(pence) AS pence,
                    count(pence) AS priced
             FROM decided GROUP BY ALL
-        )
-        SELECT 0 AS part, k, NULL::BIGINT AS b_day, a_review_score, b_review_score,
-               sum(n)::BIGINT AS n, sum(pence)::BIGINT AS pence, sum(priced)::BIGINT AS priced
-        FROM grouped GROUP BY ALL
+        ){ranked_ctes}
+        {sums}
         UNION ALL
         SELECT 1, a_day, b_day, NULL, NULL, count(*), NULL, NULL FROM (
-            SELECT card, min(k // {_ACTIONS**2 * 3}) FILTER (WHERE {_a("k")} = {block}
-                   AND {_label("k")} = {LEGITIMATE}) AS a_day,
-                   min(k // {_ACTIONS**2 * 3}) FILTER (WHERE {_b("k")} = {block}
-                   AND {_label("k")} = {LEGITIMATE}) AS b_day
+            SELECT card, min({_day("k")}) FILTER (WHERE {_a("k")} = {block}
+                   AND {_label("k")} IN {_GENUINE}) AS a_day,
+                   min({_day("k")}) FILTER (WHERE {_b("k")} = {block}
+                   AND {_label("k")} IN {_GENUINE}) AS b_day
             FROM grouped WHERE card IS NOT NULL GROUP BY card
-        ) GROUP BY ALL
+        ) WHERE a_day IS NOT NULL OR b_day IS NOT NULL GROUP BY ALL{at_capacity}
     """
 
 
-def sides(a: Decider, b: Decider, lists: Lists) -> tuple[PolicySide, PolicySide]:
-    """Both policies' match-word SQL (this reads the pinned lists' versions: call it before
-    opening the comparison's read snapshot). B reads A's score column when the weights agree."""
+@dataclass(frozen=True, slots=True)
+class RuleSide:
+    """One policy of a comparison: compiled, with each rule's condition as SQL."""
+
+    decider: Decider
+    conditions: list[str]  # rule i's condition (NULL where false), in the policy's order
+    params: dict[str, Any]
+
+
+def sides(a: Decider, b: Decider, lists: Lists) -> tuple[RuleSide, RuleSide]:
+    """Both policies' rule SQL (this reads the pinned lists' versions: call it before opening
+    the comparison's read snapshot). B reads A's score column when the weights agree."""
     same_weights = a.policy.score_weights == b.policy.score_weights
     return (
-        policy_side(a, "a_", lists, "a_score"),
-        policy_side(b, "b_", lists, "a_score" if same_weights else "b_score"),
+        _side(a, "a_", lists, "a_score"),
+        _side(b, "b_", lists, "a_score" if same_weights else "b_score"),
     )
+
+
+def _side(decider: Decider, prefix: str, lists: Lists, score_column: str) -> RuleSide:
+    def membership(name: str, value_sql: str) -> tuple[str, dict[str, Any]]:
+        return lists.membership_sql(name, dict(decider.policy.lists)[name], value_sql, "l_")
+
+    plan = decider.rules.sql(prefix, membership, score_column)
+    return RuleSide(decider, plan.conditions, plan.params)
+
+
+@dataclass(frozen=True, slots=True)
+class SharedRules:
+    """Both policies' rules as one set of match words: each distinct condition (the same SQL
+    with the same bound values) is one bit, evaluated once per row however many rules of A
+    and B test it; ``a_actions[i]`` is A's action for bit i (``NONE``: no rule of A tests it),
+    and ``b_actions`` B's."""
+
+    words: list[str]
+    a_actions: np.ndarray
+    b_actions: np.ndarray
+    params: dict[str, Any]  # what the words bind (a shared condition binds A's)
+    conditions: int  # distinct conditions: the bits, each evaluated once per row
+
+
+def shared_rules(a: RuleSide, b: RuleSide) -> SharedRules:
+    """:class:`SharedRules` of ``a`` and ``b``. Decisions are unchanged: a policy's action is
+    the first kind (in :data:`DECISION_ORDER`) with a matching rule, so where one condition
+    belongs to rules of different kinds of one policy only the kind tested first can decide
+    and the bit carries that one."""
+    bits: dict[str, int] = {}
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
+    chosen: list[list[int]] = []
+    for side in (a, b):
+        mine = []
+        for sql in side.conditions:
+            key = _bound(sql, side.params)
+            if key not in bits:
+                bits[key] = len(conditions)
+                conditions.append(sql)
+                params.update((m, side.params[m]) for m in _PARAM.findall(sql) if m in side.params)
+            mine.append(bits[key])
+        chosen.append(mine)
+    rank = {int(action): i for i, action in enumerate(DECISION_ORDER)}
+    actions = []
+    for side, mine in zip((a, b), chosen, strict=True):
+        deciding = np.full(len(conditions), int(Action.NONE), dtype=np.int8)
+        for bit, action in zip(mine, side.decider.rules.actions, strict=True):
+            held = int(deciding[bit])
+            if held == Action.NONE or rank[int(action)] < rank[held]:
+                deciding[bit] = action
+        actions.append(deciding)
+    words = [
+        "(" + " + ".join(
+            f"CASE WHEN {sql} THEN {1 << (i % BITS_PER_WORD)} ELSE 0 END"
+            for i, sql in enumerate(conditions[start : start + BITS_PER_WORD], start)
+        ) + ")"
+        for start in range(0, len(conditions), BITS_PER_WORD)
+    ]  # fmt: skip
+    return SharedRules(words, actions[0], actions[1], params, len(conditions))
+
+
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _bound(sql: str, params: dict[str, Any]) -> str:
+    """``sql`` with its parameters written as their values' reprs: the same text for the same
+    condition of two policies (whose parameters have different names)."""
+    return _PARAM.sub(lambda m: repr(params[m[1]]) if m[1] in params else m[0], sql)
 
 
 def _daily(groups: pd.DataFrame, days: np.ndarray, side: str, capacity: int | None) -> DailyCounts:
@@ -363,7 +580,7 @@ def _daily(groups: pd.DataFrame, days: np.ndarray, side: str, capacity: int | No
     k = sums["k"].to_numpy(dtype=np.int64)
     rest, b_action = np.divmod(k, _ACTIONS)
     rest, a_action = np.divmod(rest, _ACTIONS)
-    day_number, label = np.divmod(rest, 3)
+    day_number, label = np.divmod(rest, _LABELS)
     day = np.searchsorted(days, day_number)
     n = sums["n"].to_numpy(dtype=np.int64)
     pence = sums["pence"].fillna(0).to_numpy(dtype=np.int64)
@@ -372,7 +589,8 @@ def _daily(groups: pd.DataFrame, days: np.ndarray, side: str, capacity: int | No
     passed = action == CHALLENGED + PASSED
     abandoned, failed = action == CHALLENGED + ABANDONED, action == CHALLENGED + FAILED
     declined = blocked | abandoned | failed
-    fraud, legit = label == FRAUD, label == LEGITIMATE
+    fraud, friendly = label == FRAUD, label == FRIENDLY
+    genuine = (label == LEGITIMATE) | friendly  # declining it is a false decline
     worked = _worked(day, sums[f"{side}_review_score"].to_numpy(dtype=np.float64), label, n,
                      marked, capacity)  # fmt: skip
     stopped_pence = _share_of(pence, worked, n)
@@ -386,15 +604,15 @@ def _daily(groups: pd.DataFrame, days: np.ndarray, side: str, capacity: int | No
     return DailyCounts(
         rows=per_day(n, np.ones(len(n), dtype=bool)),
         approved=per_day(n, ~declined),
-        labelled=per_day(n, fraud | legit),
+        labelled=per_day(n, fraud | genuine),
         fraud=per_day(n, fraud),
         fraud_caught=per_day(n, fraud & declined),
-        false_declines=per_day(n, legit & blocked),
+        false_declines=per_day(n, genuine & blocked),
         review_marked=per_day(n, marked),
         reviewed=per_day(worked, marked),
         fraud_stopped=per_day(worked, marked & fraud),
         approved_fraud_pence=per_day(pence - stopped_pence, fraud & ~declined & ~passed),
-        false_decline_pence=per_day(pence, legit & blocked),
+        false_decline_pence=per_day(pence, genuine & blocked),
         false_declined_cards=np.bincount(
             card_day, weights=cards["n"].to_numpy(dtype=np.float64), minlength=len(days)
         ).astype(np.int64),
@@ -404,7 +622,30 @@ def _daily(groups: pd.DataFrame, days: np.ndarray, side: str, capacity: int | No
         challenge_failed=per_day(n, failed),
         abandoned_pence=per_day(pence, abandoned),
         liability_shifted=per_day(n, fraud & passed),
+        friendly=per_day(n, friendly),
+        friendly_approved=per_day(n, friendly & ~declined),
+        friendly_approved_pence=per_day(pence, friendly & ~declined),
+        cp_cards=_compromised_at_capacity(groups, days, side, capacity),
+        blocks=np.ones(len(days), dtype=np.int64),
     )
+
+
+def _compromised_at_capacity(
+    groups: pd.DataFrame, days: np.ndarray, side: str, capacity: int | None
+) -> np.ndarray:
+    """Per day, the compromised cards among the ``capacity`` cards ``side`` queued with the
+    highest risk scores (CP@k's numerator; zeros without a capacity), from the ``part`` 2 rows:
+    cards per (day, compromised, highest queued score under A, under B)."""
+    if not capacity:
+        return np.zeros(len(days), dtype=np.int64)
+    cards = groups[(groups["part"] == 2) & groups[f"{side}_review_score"].notna()]
+    day_number, label = np.divmod(cards["k"].to_numpy(dtype=np.int64), _LABELS)
+    day = np.searchsorted(days, day_number)
+    n = cards["n"].to_numpy(dtype=np.int64)
+    score = cards[f"{side}_review_score"].to_numpy(dtype=np.float64)
+    top = _worked(day, score, label, n, np.ones(len(n), dtype=bool), capacity)
+    found = np.where(label == FRAUD, top, 0)
+    return np.bincount(day, weights=found, minlength=len(days)).astype(np.int64)
 
 
 def _worked(
@@ -416,13 +657,13 @@ def _worked(
     capacity: int | None,
 ) -> np.ndarray:
     """Payments of each group the review team works: all the review-marked ones, or each day
-    the first ``capacity`` in descending score order (at equal scores legitimate payments come
-    first: ties never flatter the team)."""
+    the first ``capacity`` in descending score order (at equal scores the payments that are not
+    fraud come first: ties never flatter the team)."""
     if capacity is None:
         return np.where(marked, n, 0)
     worked = np.zeros(len(n), dtype=np.int64)
     rows = np.flatnonzero(marked)
-    order = rows[np.lexsort((label[rows], -score[rows], day[rows]))]
+    order = rows[np.lexsort((label[rows] == FRAUD, -score[rows], day[rows]))]
     before = np.cumsum(n[order]) - n[order]  # worked earlier the same day, once reset per day
     first = np.r_[True, day[order][1:] != day[order][:-1]]
     before -= np.maximum.accumulate(np.where(first, before, 0))
@@ -443,6 +684,8 @@ def _outcome(daily: DailyCounts, model: CostModel) -> PolicyOutcome:
     rows, approved, fraud = int(daily.rows.sum()), int(daily.approved.sum()), int(daily.fraud.sum())
     caught, stopped = int(daily.fraud_caught.sum()), int(daily.fraud_stopped.sum())
     marked, reviewed = int(daily.review_marked.sum()), int(daily.reviewed.sum())
+    k, days = model.review_capacity, len(daily.blocks)
+    found = int(daily.cp_cards.sum()) if k is not None else None
     return PolicyOutcome(
         rows=rows,
         approved=approved,
@@ -453,10 +696,13 @@ def _outcome(daily: DailyCounts, model: CostModel) -> PolicyOutcome:
         fraud_stopped=stopped,
         recall=(caught + stopped) / fraud if fraud else None,
         false_declines=int(daily.false_declines.sum()),
+        friendly_fraud=int(daily.friendly.sum()),
         review_marked=marked,
         reviewed=reviewed,
         review_backlog=marked - reviewed,
         review_hit_rate=stopped / reviewed if reviewed else None,
+        cp_at_k=found / (k * days) if found is not None and k and days else None,
+        cp_at_k_cards=found,
         challenged=int(daily.challenged.sum()),
         challenge_passed=int(daily.challenge_passed.sum()),
         challenge_abandoned=int(daily.challenge_abandoned.sum()),
@@ -478,19 +724,25 @@ def _metrics(s: dict[str, np.ndarray], model: CostModel) -> dict[str, np.ndarray
     review = float(model.review_cost) * s["reviewed"]
     challenge = float(model.challenge_cost) * s["challenged"]
     abandonment = s["abandoned_pence"] * per_pence * margin
+    friendly = s["friendly_approved_pence"] * per_pence
+    friendly = friendly + float(model.chargeback_fee) * s["friendly_approved"]
+    k = model.review_capacity or np.nan  # no CP@k without a capacity: not finite, left out
+    total = fraud_loss + fees + false_decline + review + challenge + abandonment + friendly
     with np.errstate(invalid="ignore", divide="ignore"):
         return {
-            "total_cost": fraud_loss + fees + false_decline + review + challenge + abandonment,
+            "total_cost": total,
             "fraud_loss": fraud_loss,
             "false_decline_cost": false_decline,
             "review_cost": review,
             "challenge_cost": challenge,
             "abandonment_cost": abandonment,
+            "friendly_fraud_loss": friendly,
             "approval_rate": s["approved"] / s["rows"],
             "recall": (s["fraud_caught"] + s["fraud_stopped"]) / s["fraud"],
             "fraud_caught": s["fraud_caught"],
             "false_declines": s["false_declines"],
             "reviewed": s["reviewed"],
+            "cp_at_k": s["cp_cards"] / (k * s["blocks"]),
         }
 
 
@@ -537,6 +789,7 @@ _EXACT = {
     "review_cost": "review_cost",
     "challenge_cost": "challenge_cost",
     "abandonment_cost": "abandonment_cost",
+    "friendly_fraud_loss": "friendly_fraud_loss",
 }
 
 
@@ -568,13 +821,27 @@ def run_comparison(
     started = time.perf_counter()
     filters = filters or RowFilter()
     costs = costs or CostModel()
-    a_side, b_side = sides(a, b, lists)
+    a_side, b_side = sides(a, b, lists)  # reads the lists' summaries: before the snapshot
     with store.read() as tx:
-        disputes = not isinstance(filters.run, int) and any_fraud_dispute(tx)
-        sql = compare_sql(a_side, b_side, filters, disputes, costs.review_capacity is not None)
-        groups = grouped(*sql) if grouped is not None else tx.frame(*sql)
-    policies = a.policy, b.policy
-    return _compared(groups, filters, costs, *policies, replicates, confidence, seed, started)
+        groups = comparison_groups(tx, a_side, b_side, filters, costs, grouped)
+    return compared_groups(groups, filters, costs, a.policy, b.policy, replicates, confidence,
+                           seed, started)  # fmt: skip
+
+
+def comparison_groups(
+    tx: ReadTx,
+    a_side: RuleSide,
+    b_side: RuleSide,
+    filters: RowFilter,
+    costs: CostModel,
+    grouped: Grouped | None = None,
+) -> pd.DataFrame:
+    """The comparison query's groups for two :func:`sides`, read in the open snapshot ``tx``
+    (so a caller can read them with other queries in one snapshot: the backtest prices itself
+    this way)."""
+    disputes = not isinstance(filters.run, int) and any_fraud_dispute(tx)
+    sql = compare_sql(a_side, b_side, filters, disputes, costs.review_capacity)
+    return grouped(*sql) if grouped is not None else tx.frame(*sql)
 
 
 def run_shadow_comparison(
@@ -599,15 +866,15 @@ def run_shadow_comparison(
         sql, params = stored_decisions_sql(
             filters,
             disputes,
-            costs.review_capacity is not None,
+            costs.review_capacity,
             b_policy.challenge if b_policy.challenges else None,
         )
         groups = tx.frame(sql, {**params, "shadow_version": shadow_version})
     policies = a_policy, b_policy
-    return _compared(groups, filters, costs, *policies, replicates, confidence, seed, started)
+    return compared_groups(groups, filters, costs, *policies, replicates, confidence, seed, started)
 
 
-def _compared(
+def compared_groups(
     groups: pd.DataFrame,
     filters: RowFilter,
     costs: CostModel,
@@ -618,9 +885,10 @@ def _compared(
     seed: int,
     started: float,
 ) -> Comparison:
-    """The :class:`Comparison` from the rows of a comparison query (both kinds)."""
+    """The :class:`Comparison` from the rows of a comparison query (both kinds), ``started``
+    being when the work began (``time.perf_counter()``) for its ``elapsed_ms``."""
     sums = groups[groups["part"] == 0]
-    days = np.unique(sums["k"].to_numpy(dtype=np.int64) // (3 * _ACTIONS**2))
+    days = np.unique(sums["k"].to_numpy(dtype=np.int64) // (_LABELS * _ACTIONS**2))
     capacity = costs.review_capacity
     daily_a, daily_b = _daily(groups, days, "a", capacity), _daily(groups, days, "b", capacity)
     rows = int(sums["n"].sum()) if len(sums) else 0

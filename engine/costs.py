@@ -1,6 +1,6 @@
 """The cost model: what a policy's decisions cost, in one reporting currency.
 
-A policy costs money six ways, each priced by a :class:`CostModel` field (amounts in the
+A policy costs money seven ways, each priced by a :class:`CostModel` field (amounts in the
 model's reporting ``currency``, converted from GBP with the fixed reference rates of
 :mod:`engine.fx`):
 
@@ -16,7 +16,19 @@ challenge cost         ``challenge_cost`` per payment a challenge rule sent to a
                        step-up, whatever its outcome (the authentication provider's fee)
 abandonment cost       ``false_decline_margin`` x the amount of every challenged payment whose
                        genuine payer abandoned (the margin of the lost sale, as a false decline)
+friendly-fraud loss    the amount plus ``chargeback_fee`` of every approved friendly-fraud payment
+                       (the cardholder's own payment, disputed anyway: it comes back as a
+                       chargeback exactly like approved fraud, though it is not fraud)
 =====================  ===========================================================================
+
+**Friendly fraud** is a genuine payment its cardholder disputes: a simulated row whose
+``fraud_scenario`` is ``friendly_fraud`` (``is_fraud`` false), a live row with a
+``friendly_fraud`` dispute. It is not fraud: it counts in neither ``fraud`` nor recall, and
+declining it is a false decline (priced as one). Approved, it costs the merchant the amount and
+the chargeback fee, whatever approved it: the review team sees a genuine cardholder's payment
+(nothing to stop), and the cardholder passes a challenge on their own card (the liability shift
+covers fraud by others). With ``labels_as_of`` it costs only once its dispute was reported by then
+(a simulated friendly-fraud row filed as ``fraud`` is, as the analyst saw it, fraud).
 
 **Challenge** (a rule's ``challenge`` action, :mod:`engine.challenge`): a passed challenge
 approves the payment and shifts the liability for fraud to the card issuer, so fraud that passed
@@ -87,7 +99,7 @@ class CostModel(BaseModel):
     )
     chargeback_fee: Price = Field(
         Decimal("15.00"), ge=0, le=1_000_000, decimal_places=2,
-        description="Fee per approved fraud payment (its chargeback).",
+        description="Fee per chargeback: each approved fraud and friendly-fraud payment.",
     )  # fmt: skip
     false_decline_margin: Share = Field(
         Decimal("0.30"), ge=0, le=1,
@@ -162,6 +174,8 @@ class Consequences:
     abandoned: int = 0  # challenged payments whose genuine payer abandoned
     abandoned_pence: int = 0
     liability_shifted: int = 0  # fraud approved after a passed challenge: the issuer's loss
+    friendly_fraud: int = 0  # approved friendly-fraud payments: each a chargeback
+    friendly_fraud_pence: int = 0
 
 
 class CostBreakdown(BaseModel):
@@ -180,9 +194,14 @@ class CostBreakdown(BaseModel):
     abandonment_cost: Money = Field(
         description="false_decline_margin x the amount of challenged payments abandoned."
     )
+    friendly_fraud_loss: Money = Field(
+        Decimal("0.00"),
+        description="The amount of the approved friendly-fraud payments (genuine payments "
+        "their cardholder disputed) plus chargeback_fee for each: friendly_fraud chargebacks.",
+    )
     total: Money = Field(
         description="fraud_loss + chargeback_fees + false_decline_cost + review_cost + "
-        "challenge_cost + abandonment_cost."
+        "challenge_cost + abandonment_cost + friendly_fraud_loss."
     )
     approved_fraud: int = Field(
         description="Approved fraud payments not stopped by review and not liability-shifted."
@@ -201,6 +220,7 @@ class CostBreakdown(BaseModel):
     abandoned_amount: Money = Field(
         description="Amount of the abandoned challenged payments (abandonment_cost's base)."
     )
+    friendly_fraud: int = Field(0, description="Approved friendly-fraud payments (chargebacks).")
 
 
 def cost_breakdown(done: Consequences, model: CostModel) -> CostBreakdown:
@@ -216,6 +236,9 @@ def cost_breakdown(done: Consequences, model: CostModel) -> CostBreakdown:
     abandonment = (
         model.from_gbp_pence(done.abandoned_pence) * model.false_decline_margin
     ).quantize(_CENT, ROUND_HALF_EVEN)
+    friendly = (
+        model.from_gbp_pence(done.friendly_fraud_pence) + model.chargeback_fee * done.friendly_fraud
+    )
     return CostBreakdown(
         currency=model.currency,
         fraud_loss=fraud_loss,
@@ -226,7 +249,8 @@ def cost_breakdown(done: Consequences, model: CostModel) -> CostBreakdown:
         review_cost=review,
         challenge_cost=challenge,
         abandonment_cost=abandonment,
-        total=fraud_loss + fees + margin + churn + review + challenge + abandonment,
+        friendly_fraud_loss=friendly,
+        total=fraud_loss + fees + margin + churn + review + challenge + abandonment + friendly,
         approved_fraud=done.approved_fraud,
         false_declines=done.false_declines,
         false_declined_cards=done.false_declined_cards,
@@ -236,4 +260,5 @@ def cost_breakdown(done: Consequences, model: CostModel) -> CostBreakdown:
         liability_shifted=done.liability_shifted,
         false_decline_amount=model.from_gbp_pence(done.false_decline_pence),
         abandoned_amount=model.from_gbp_pence(done.abandoned_pence),
+        friendly_fraud=done.friendly_fraud,
     )

@@ -18,10 +18,11 @@ COST_COMPONENTS = (
     ("review_cost", "Review cost"),
     ("challenge_cost", "Challenge cost"),
     ("abandonment_cost", "Abandoned sales"),
+    ("friendly_fraud_loss", "Friendly fraud"),
 )
 MONEY_METRICS = {
     "total_cost", "fraud_loss", "false_decline_cost", "review_cost", "challenge_cost",
-    "abandonment_cost",
+    "abandonment_cost", "friendly_fraud_loss",
 }  # fmt: skip
 METRIC_LABELS = {
     "total_cost": "Total cost",
@@ -30,11 +31,13 @@ METRIC_LABELS = {
     "review_cost": "Review cost",
     "challenge_cost": "Challenge cost",
     "abandonment_cost": "Abandoned sales (challenges)",
+    "friendly_fraud_loss": "Friendly fraud (chargebacks)",
     "approval_rate": "Approval rate",
     "recall": "Fraud stopped (recall)",
     "fraud_caught": "Fraud payments caught",
     "false_declines": "False declines",
     "reviewed": "Payments reviewed",
+    "cp_at_k": "Card precision at capacity (CP@k)",
 }
 
 
@@ -84,7 +87,7 @@ def differences_table(result: Comparison) -> pd.DataFrame:
     def shown(metric: str, value: float | None) -> str:
         if value is None:
             return "–"
-        if metric in ("approval_rate", "recall"):
+        if metric in ("approval_rate", "recall", "cp_at_k"):
             return f"{value:.2%}"
         if metric in MONEY_METRICS:
             return f"{value:,.2f}"
@@ -94,7 +97,7 @@ def differences_table(result: Comparison) -> pd.DataFrame:
         """A difference: rates in percentage points, the rest as shown."""
         if value is None:
             return "–"
-        if metric in ("approval_rate", "recall"):
+        if metric in ("approval_rate", "recall", "cp_at_k"):
             return f"{value * 100:+.2f} pp"
         text = shown(metric, value)
         return text if value < 0 else f"+{text}"

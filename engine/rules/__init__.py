@@ -27,6 +27,8 @@ from engine.rules.lists import ListSpec
 from engine.rules.numpy_eval import Coded
 from engine.rules.policy import (
     ACTION_NAMES,
+    BITS_PER_WORD,
+    DECISION_ORDER,
     Action,
     CompiledPolicy,
     Outcome,
@@ -44,7 +46,9 @@ from engine.rules.sql import MembershipSql, default_membership_sql
 
 __all__ = [
     "ACTION_NAMES",
+    "BITS_PER_WORD",
     "CATALOGUE",
+    "DECISION_ORDER",
     "LIST_KINDS",
     "Action",
     "Attribute",

@@ -49,6 +49,8 @@ _RULE_ACTIONS = {
     "block": Action.BLOCK,
     "review": Action.REVIEW,
 }
+DECISION_ORDER: tuple[Action, ...] = tuple(_RULE_ACTIONS.values())
+"""The rule actions in the order a decision tests them: the first kind with a match decides."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +83,14 @@ class Outcome:
 class SqlPlan:
     """A policy as DuckDB SQL: ``rules[i]`` is rule i's boolean expression (never NULL) over a
     ``transactions`` row; ``words[w]`` a BIGINT holding rules ``63w ... 63w + 62`` as bits
-    (bit ``i % 63`` of word ``i // 63``); ``params`` the values to bind, by name."""
+    (bit ``i % 63`` of word ``i // 63``); ``params`` the values to bind, by name;
+    ``conditions[i]`` rule i's expression as the words test it (NULL where ``rules[i]`` is
+    false: for ``CASE WHEN``)."""
 
     rules: list[str]
     words: list[str]
     params: dict[str, Any]
+    conditions: list[str] = field(default_factory=list)
 
 
 def decide_from_matches(
@@ -262,6 +267,7 @@ class CompiledPolicy:
             rules=[f"coalesce({sql}, FALSE)" for sql in lenient],
             words=[f"({w})" for w in words],
             params=compiler.params,
+            conditions=lenient,
         )
 
     def unpack_words(self, words: np.ndarray) -> np.ndarray:

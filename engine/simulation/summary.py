@@ -39,6 +39,8 @@ class RunSummary:
     abandoned: int = 0  # challenged genuine payers who abandoned: lost sales
     abandoned_pence: int = 0
     liability_shifted: int = 0  # fraud approved after a passed challenge: the issuer's loss
+    friendly_fraud: int = 0  # friendly fraud approved: each comes back as a chargeback
+    friendly_fraud_pence: int = 0
     unpriced: int = 0  # rows in a currency without a reference rate
     falsely_declined_cards: np.ndarray = field(default_factory=lambda: np.zeros(0, np.bool_))
 
@@ -58,12 +60,17 @@ class RunSummary:
         payment) and in its scenario. Costs count as :mod:`engine.compare` does: review has no
         capacity here (every review-marked payment is worked, and a worked fraud is stopped), a
         passed challenge shifts a fraud's liability, an abandoned one is a lost sale, not a
-        false decline."""
+        false decline; approved friendly fraud is a chargeback (:mod:`engine.costs`)."""
         labelled = scenario >= 0
         fraud = labelled & (scenario != FRIENDLY_CODE)
         declined = ~approved
         abandoned = reason == Reason.CHALLENGE_ABANDONED
         self._add_costs(fraud, declined, reason, gbp_pence, card)
+        friendly = approved & (scenario == FRIENDLY_CODE)
+        self.friendly_fraud += int(np.count_nonzero(friendly))
+        self.friendly_fraud_pence += int(
+            np.where(gbp_pence == NO_GBP, 0, gbp_pence)[friendly].sum(dtype=np.int64)
+        )
         self.rows += len(approved)
         self.approved += int(np.count_nonzero(approved))
         self.fraud_rows += int(np.count_nonzero(fraud))
@@ -141,6 +148,8 @@ class RunSummary:
             abandoned=self.abandoned,
             abandoned_pence=self.abandoned_pence,
             liability_shifted=self.liability_shifted,
+            friendly_fraud=self.friendly_fraud,
+            friendly_fraud_pence=self.friendly_fraud_pence,
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ exactly what POST /compare answers over the same rows."""
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from support import luhn_card, payment_body
 
@@ -158,11 +159,11 @@ def test_the_shadow_comparison_equals_post_compare_over_the_same_rows(
     weights = {"device": 0.5, "ip": 0.1, "amount": 0.3, "velocity": 0.1, "amount_scale": 200}
     shadow = _store(client, SHADOW_RULES, score_weights=weights)
     client.post(f"/policies/{shadow}/shadow", headers=admin_headers)
+    amounts = [f"{7 + (i * 37) % 120}.00" for i in range(60)]
     paid = [
-        client.post(
-            "/payment", json=payment_body(card=luhn_card(i % 13), amount=f"{7 + (i * 37) % 120}.00")
-        ).json()
-        for i in range(60)
+        client.post("/payment", json=payment_body(card=luhn_card(i % 13), amount=amount)).json()
+        | {"amount": amount}
+        for i, amount in enumerate(amounts)
     ]
     approved = [p for p in paid if p["status"] == "Approved"]
     for p in approved[:5]:  # labels: fraud disputes on a few approved payments
@@ -170,6 +171,13 @@ def test_the_shadow_comparison_equals_post_compare_over_the_same_rows(
             f"/transaction/{p['transaction_id']}/dispute",
             headers=admin_headers,
             json={"reason": "fraud"},
+        )
+        assert disputed.status_code in (200, 201), disputed.text
+    for p in approved[5:7]:  # friendly fraud: the cardholder's own payments, disputed
+        disputed = client.post(
+            f"/transaction/{p['transaction_id']}/dispute",
+            headers=admin_headers,
+            json={"reason": "friendly_fraud"},
         )
         assert disputed.status_code in (200, 201), disputed.text
     report = client.get("/policies/shadow").json()
@@ -184,6 +192,15 @@ def test_the_shadow_comparison_equals_post_compare_over_the_same_rows(
     for answer in (expected, got):
         answer.pop("elapsed_ms")
     assert got["a"]["rows"] == 60 and got["a"]["fraud"] == 5
+    assert got["a"]["friendly_fraud"] == got["a"]["costs"]["friendly_fraud"] == 2
+    friendly_amounts = sum(float(p["amount"]) for p in approved[5:7])
+    assert got["a"]["costs"]["friendly_fraud_loss"] == pytest.approx(friendly_amounts + 2 * 15.0)
+    live = {"run": "live", "since": since}
+    before = client.post(  # labels as they were before any dispute was reported
+        "/compare", json={"a": 1, "b": shadow, "filters": live, "labels_as_of": since}
+    ).json()
+    assert before["a"]["fraud"] == before["a"]["friendly_fraud"] == 0
+    assert before["a"]["costs"]["friendly_fraud_loss"] == 0
     assert got["b"]["review_marked"] > 0 and got["b"]["fraud_caught"] + got["b"]["fraud_stopped"]
     assert got == expected
 

@@ -193,7 +193,7 @@ def test_a_comparison_prices_challenges_abandonment_and_the_liability_shift(engi
     assert result.b.costs.fraud_loss == Decimal(int(fraud_small[1])).scaleb(-2)
     total = result.b.costs
     parts = ("fraud_loss", "chargeback_fees", "false_decline_cost", "review_cost",
-             "challenge_cost", "abandonment_cost")  # fmt: skip
+             "challenge_cost", "abandonment_cost", "friendly_fraud_loss")  # fmt: skip
     assert total.total == sum(getattr(total, part) for part in parts)
     metrics = {d.metric: d for d in result.differences}
     assert metrics["challenge_cost"].difference == float(total.challenge_cost)

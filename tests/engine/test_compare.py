@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from engine.compare import DailyCounts, paired_differences
+from engine.compare import DailyCounts, paired_differences, shared_rules, sides
 from engine.costs import CostModel
 from engine.fx import RATES_PER_EUR
 from engine.policy import DEFAULT_POLICY, Policy
@@ -80,9 +80,57 @@ def test_counts_and_costs_equal_independent_queries(engine):
     assert a.costs.false_decline_amount == declined_pence
     assert a.costs.churn == model.churn_cost_per_card * cards
     assert a.costs.total == (
-        a.costs.fraud_loss + a.costs.chargeback_fees + a.costs.false_decline_cost
+        a.costs.fraud_loss
+        + a.costs.chargeback_fees
+        + a.costs.false_decline_cost
+        + a.costs.friendly_fraud_loss
     )
     assert a.rows == 30_000 and result.unpriced == 0
+
+
+def test_approved_friendly_fraud_costs_its_amount_and_a_chargeback_fee(engine):
+    """Friendly fraud (a genuine payment its cardholder disputes) is not fraud: declined, it is
+    a false decline; approved, it costs the amount plus the chargeback fee, in its own
+    component. The run's stored status is the default policy's decision."""
+    result = engine.compare(DEFAULT_POLICY, DEFAULT_POLICY, run=1)
+    rows, approved, pence, declined = engine.store.query(
+        "SELECT count(*), count(*) FILTER (WHERE status = 'Approved'), "
+        "sum(amount_in_gbp) FILTER (WHERE status = 'Approved'), "
+        "count(*) FILTER (WHERE status = 'Declined') "
+        "FROM transactions WHERE run_id = 1 AND fraud_scenario = 'friendly_fraud'"
+    )[0]
+    fraud = engine.store.query("SELECT count(*) FROM transactions WHERE run_id = 1 AND is_fraud")
+    a, model = result.a, CostModel()
+    assert approved > 0 and declined > 0
+    assert a.friendly_fraud == rows and a.fraud == fraud[0][0]
+    assert a.costs.friendly_fraud == approved
+    assert a.costs.friendly_fraud_loss == pence + model.chargeback_fee * approved
+    genuine_declined = engine.store.query(
+        "SELECT count(*) FROM transactions WHERE run_id = 1 AND NOT is_fraud "
+        "AND status = 'Declined'"
+    )[0][0]
+    assert a.false_declines == genuine_declined  # friendly fraud declined among them
+    friendly = {d.metric: d for d in result.differences}["friendly_fraud_loss"]
+    assert friendly.a == float(a.costs.friendly_fraud_loss) and friendly.difference == 0
+
+
+def test_friendly_fraud_costs_nothing_before_its_dispute_is_reported(engine):
+    """With labels_as_of, a friendly-fraud payment costs once its dispute was reported by then
+    and not filed as fraud (one filed as fraud is fraud, as the analyst saw it)."""
+    model = CostModel()
+    for as_of in (datetime(2026, 1, 20), datetime(2026, 3, 1), datetime(2026, 9, 1)):
+        result = engine.compare(DEFAULT_POLICY, DEFAULT_POLICY, run=1, labels_as_of=as_of)
+        known, pence = engine.store.query(
+            "SELECT count(*), coalesce(sum(amount_in_gbp), 0) FROM transactions WHERE run_id = 1 "
+            "AND fraud_scenario = 'friendly_fraud' AND status = 'Approved' "
+            "AND label_available_at <= $as_of AND dispute_reason <> 'fraud'",
+            {"as_of": as_of},
+        )[0]
+        assert result.a.costs.friendly_fraud == known
+        assert result.a.costs.friendly_fraud_loss == pence + model.chargeback_fee * known
+    early = engine.compare(DEFAULT_POLICY, DEFAULT_POLICY, run=1, labels_as_of=datetime(2026, 1, 5))
+    late = engine.compare(DEFAULT_POLICY, DEFAULT_POLICY, run=1, labels_as_of=datetime(2026, 9, 1))
+    assert early.a.costs.friendly_fraud < late.a.costs.friendly_fraud
 
 
 def test_each_side_matches_the_backtest_of_the_same_policies(engine):
@@ -199,7 +247,8 @@ def _synthetic_days(rng: np.random.Generator, days: int, effect: float) -> tuple
             approved_fraud_pence=(fraud - caught) * 5_000, false_decline_pence=zeros,
             false_declined_cards=zeros, challenged=zeros, challenge_passed=zeros,
             challenge_abandoned=zeros, challenge_failed=zeros, abandoned_pence=zeros,
-            liability_shifted=zeros,
+            liability_shifted=zeros, friendly=zeros, friendly_approved=zeros,
+            friendly_approved_pence=zeros, cp_cards=zeros, blocks=np.ones(days, np.int64),
         )  # fmt: skip
 
     return counts(caught_a, declined_a), counts(caught_b, declined_b)
@@ -312,12 +361,102 @@ def test_a_run_summary_prices_the_run_as_a_comparison_of_its_own_policy(
     with Engine.open(tmp_path / "summary.duckdb", seed=3, backup_interval_s=0) as eng:
         challenge = {"name": "online", "action": "challenge", "when": ":channel: = 'ecommerce'"}
         policy = eng.activate_policy(eng.draft_policy([*RULES, challenge]))
-        run = eng.simulate({"rows": 20_000, "seed": 9, "days": 6, "chunk_rows": 3_000})
+        run = eng.simulate(
+            {"rows": 20_000, "seed": 9, "days": 6, "chunk_rows": 3_000, "friendly_fraud_rate": 0.01}
+        )
         priced = eng.compare(policy, policy, run=run.id, replicates=100).a.costs
         stored = eng.get_run(run.id)
     assert stored.summary["costs"] == priced
     assert priced.reviewed > 0 and priced.false_declined_cards > 0 and priced.total > 0
     assert priced.challenged > 0 and priced.challenge_abandoned > 0 and priced.liability_shifted > 0
+    assert priced.friendly_fraud > 0 and priced.friendly_fraud_loss > 0
     assert stored.summary["unpriced"] == 0
     as_json = stored.model_dump(mode="json")["summary"]["costs"]
     assert Decimal(str(as_json["total"])) == priced.total
+
+
+def _cp_at_k_reference(rows: list[tuple], queued, k: int) -> tuple[int, float]:
+    """CP@k row by row: per day, each card's highest score among its queued payments; the k
+    highest cards (ties: cards without fraud first); compromised = a fraud payment that day."""
+    top: dict[tuple, float] = {}
+    compromised: set[tuple] = set()
+    days = set()
+    for day, card, score, is_fraud, channel in rows:
+        days.add(day)
+        if is_fraud:
+            compromised.add((day, card))
+        if queued(channel):
+            top[(day, card)] = max(top.get((day, card), -1.0), score)
+    found = 0
+    for day in days:
+        ranked = sorted(
+            ((score, (day, card) in compromised) for (d, card), score in top.items() if d == day),
+            key=lambda item: (-item[0], item[1]),
+        )
+        found += sum(hit for _, hit in ranked[:k])
+    return found, found / (k * len(days))
+
+
+def test_cp_at_k_equals_a_row_by_row_reference(engine):
+    """Card precision at capacity for a policy reviewing everything (A) and one reviewing only
+    e-commerce (B), against the Fraud Detection Handbook's definition computed in Python."""
+    online = [{"name": "online", "action": "review", "when": ":channel: = 'ecommerce'"}]
+    a, b = engine.draft_policy(REVIEW_ALL), engine.draft_policy(online)
+    score = (
+        "greatest(least(0.4 * (1 - device_trust_score) + 0.3 * ip_risk_score + 0.2 * "
+        "least(CAST(amount * 100 AS BIGINT) / 100000.0, 1.0) + 0.1 * spending_velocity, 1.0), 0.0)"
+    )
+    rows = engine.store.query(
+        f"SELECT CAST(created_at AS DATE), card_hash, {score}, is_fraud, CAST(channel AS VARCHAR) "
+        "FROM transactions WHERE run_id = 1"
+    )
+    for k in (1, 40, 5_000):
+        result = engine.compare(a, b, run=1, costs=CostModel(review_capacity=k), replicates=50)
+        for side, queued in ((result.a, lambda c: True), (result.b, lambda c: c == "ecommerce")):
+            found, cp = _cp_at_k_reference(rows, queued, k)
+            assert side.cp_at_k_cards == found
+            assert side.cp_at_k == pytest.approx(cp, rel=1e-12)
+        assert result.a.cp_at_k_cards != result.b.cp_at_k_cards  # the two queues differ
+        assert 0 < result.a.cp_at_k < 1 and 0 < result.b.cp_at_k < 1
+        difference = {d.metric: d for d in result.differences}["cp_at_k"]
+        assert difference.difference == pytest.approx(result.b.cp_at_k - result.a.cp_at_k)
+        assert difference.low <= difference.difference <= difference.high
+
+
+def test_cp_at_k_is_null_without_a_capacity(engine):
+    result = engine.compare(DEFAULT_POLICY, engine.draft_policy(REVIEW_ALL), run=1)
+    assert result.b.cp_at_k is None and result.b.cp_at_k_cards is None
+    assert "cp_at_k" not in {d.metric for d in result.differences}
+    zero = engine.compare(
+        DEFAULT_POLICY, DEFAULT_POLICY, run=1, costs=CostModel(review_capacity=0), replicates=50
+    )
+    assert zero.a.cp_at_k is None and "cp_at_k" not in {d.metric for d in zero.differences}
+
+
+def test_a_condition_both_policies_test_is_evaluated_once_and_decides_as_before(engine):
+    """Shared conditions become one bit (one within A tested by a block and a review rule, two
+    shared with B); each side still decides as its own backtest does."""
+    a_rules = [
+        {"name": "big", "action": "block", "when": ":amount: > 300"},
+        {"name": "big again", "action": "review", "when": ":amount: > 300"},
+        {"name": "tiny", "action": "allow", "when": ":amount: < 5"},
+    ]
+    b_rules = [
+        {"name": "look at big", "action": "review", "when": ":amount: > 300"},
+        {"name": "fresh device", "action": "block", "when": ":is_new_device:"},
+        {"name": "small", "action": "allow", "when": ":amount: < 5"},
+    ]
+    a, b = engine.draft_policy(a_rules), engine.draft_policy(b_rules)
+    shared = shared_rules(*sides(engine.policies.decider(a), engine.policies.decider(b),
+                                 engine.lists))  # fmt: skip
+    assert shared.conditions == 3
+    assert list(shared.a_actions) == [Action.BLOCK, Action.ALLOW, Action.NONE]
+    assert list(shared.b_actions) == [Action.REVIEW, Action.ALLOW, Action.BLOCK]
+    result = engine.compare(a, b, run=1)
+    for policy, side in ((a, result.a), (b, result.b)):
+        alone = engine.backtest(policy, run=1)
+        assert side.approved == alone.candidate.approved
+        assert side.fraud_caught == alone.candidate.fraud_caught
+        assert side.false_declines == alone.candidate.false_declines
+        assert side.review_marked == sum(r.decided for r in alone.rules if r.action == "review")
+    assert result.a.review_marked == 0 < result.b.review_marked

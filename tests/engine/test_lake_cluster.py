@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from engine.costs import CostModel
 from engine.lake.cluster import cluster_client, merge_groups, shard_runner
 from engine.policy import DEFAULT_POLICY
 from engine.service import Engine
@@ -140,6 +141,8 @@ def test_backtests_and_comparisons_on_the_cluster_equal_the_single_process_answe
     )  # fmt: skip (stored: it pins the list's version)
     here_bt = engine.backtest(strict, run=reference.id)
     here_cmp = engine.compare(DEFAULT_POLICY, strict, run=reference.id, replicates=50)
+    team = CostModel(review_capacity=40)  # each shard keeps its own top 40 a day: merged, the same
+    here_team = engine.compare(DEFAULT_POLICY, strict, run=reference.id, costs=team, replicates=50)
     calls: list[int] = []
     engine.attach_cluster(client)
     try:
@@ -157,12 +160,17 @@ def test_backtests_and_comparisons_on_the_cluster_equal_the_single_process_answe
         engine._cluster.grouped = counted
         there_bt = engine.backtest(strict, run=reference.id)
         there_cmp = engine.compare(DEFAULT_POLICY, strict, run=reference.id, replicates=50)
+        there_team = engine.compare(
+            DEFAULT_POLICY, strict, run=reference.id, costs=team, replicates=50
+        )
     finally:
         engine.attach_cluster(None)
-    # every read went to the cluster: the backtest's groups and its pricing, the comparison's
-    assert calls == [reference.id] * 3
+    # every read went to the cluster: the backtest's groups and its pricing, both comparisons
+    assert calls == [reference.id] * 4
     assert _without(there_bt.model_dump()) == _without(here_bt.model_dump())
     assert _without(there_cmp.model_dump()) == _without(here_cmp.model_dump())
+    assert _without(there_team.model_dump()) == _without(here_team.model_dump())
+    assert 0 < here_team.b.reviewed < here_cmp.b.reviewed and here_team.b.cp_at_k_cards > 0
     assert here_bt.candidate.declined > 0
     hot = next(r for r in here_bt.rules if r.name == "hot")
     assert hot.matched > 0  # the list reached the tasks: its merchants' rows matched there too
