@@ -214,11 +214,16 @@ class CostBreakdown(BaseModel):
     liability_shifted: int = Field(
         description="Fraud approved after a passed challenge: the issuer's loss, not counted."
     )
-    false_decline_amount: Money = Field(
-        description="Amount of the declined legitimate payments (what lost_margin is a share of)."
+    # null only in run summaries stored before these amounts were recorded: those still read
+    false_decline_amount: Money | None = Field(
+        None,
+        description="Amount of the declined legitimate payments (what lost_margin is a share "
+        "of); null in a run summary stored before it was recorded.",
     )
-    abandoned_amount: Money = Field(
-        description="Amount of the abandoned challenged payments (abandonment_cost's base)."
+    abandoned_amount: Money | None = Field(
+        None,
+        description="Amount of the abandoned challenged payments (abandonment_cost's base); "
+        "null in a run summary stored before it was recorded.",
     )
     friendly_fraud: int = Field(0, description="Approved friendly-fraud payments (chargebacks).")
 

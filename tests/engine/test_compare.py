@@ -460,3 +460,23 @@ def test_a_condition_both_policies_test_is_evaluated_once_and_decides_as_before(
         assert side.false_declines == alone.candidate.false_declines
         assert side.review_marked == sum(r.decided for r in alone.rules if r.action == "review")
     assert result.a.review_marked == 0 < result.b.review_marked
+
+
+def test_a_run_summary_stored_before_the_priced_amounts_still_reads(tmp_path):
+    """Run summaries stored by earlier versions lack the amounts costs gained since (and the
+    friendly-fraud component): their runs still list, with those amounts unknown (null)."""
+    import json
+
+    with Engine.open(tmp_path / "old.duckdb", seed=5, card_key="", backup_interval_s=0) as eng:
+        run = eng.simulate({"rows": 2_000, "days": 2, "seed": 3})
+        (text,) = eng.store.query("SELECT summary FROM runs WHERE id = ?", [run.id])[0]
+        summary = json.loads(text)
+        for key in ("false_decline_amount", "abandoned_amount", "friendly_fraud",
+                    "friendly_fraud_loss"):  # fmt: skip
+            del summary["costs"][key]
+        with eng.store.write() as tx:
+            tx.execute("UPDATE runs SET summary = ? WHERE id = ?", [json.dumps(summary), run.id])
+        (listed,) = [r for r in eng.list_runs() if r.id == run.id]
+    costs = listed.summary["costs"]
+    assert costs.false_decline_amount is None and costs.abandoned_amount is None
+    assert costs.total == Decimal(str(summary["costs"]["total"]))
