@@ -25,8 +25,8 @@ from engine.lake.manifest import Manifest, Partition, Rollup
 from engine.simulation.runner import (
     SimulationCancelled,
     Timings,
-    _describe,
     produced_ahead,
+    recorded_end,
 )
 from engine.simulation.shards import Shard, shard_chunks
 from engine.simulation.summary import RunSummary
@@ -127,23 +127,13 @@ def generate_sharded(
     created_ms = int(manifest.created_at.timestamp() * 1000)
     tasks = [ShardTask(lake.url, manifest.run_id, created_ms, s, card_key, decider) for s in shards]
     run = _ShardedRun(lake, manifest)
-    status, error = "completed", None
-    start = time.perf_counter()
-    try:
+    with recorded_end(run.finish):
         for result in runner(tasks):
             run.add(result)
             if progress is not None:
                 progress(run.manifest.rows_written, run.manifest.rows_planned)
             if cancel is not None and cancel.is_set():
                 raise SimulationCancelled(f"Simulation run {manifest.run_id} was cancelled.")
-    except (KeyboardInterrupt, SimulationCancelled) as exc:
-        status, error = "interrupted", _describe(exc)
-        raise
-    except BaseException as exc:
-        status, error = "failed", _describe(exc)
-        raise
-    finally:
-        run.finish(status, error, time.perf_counter() - start)
     return run.manifest
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -40,12 +39,11 @@ from engine.simulation.params import SimulationParams
 from engine.simulation.population import build_population
 from engine.simulation.runner import (
     DecidedChunk,
-    SimulationCancelled,
     Timings,
-    _describe,
     _part,
     decided_chunks,
     produced_ahead,
+    recorded_end,
 )
 from engine.simulation.shards import plan
 from engine.simulation.summary import RunSummary
@@ -186,9 +184,7 @@ def generate_into_lake(
             lake, manifest, shards, card_key, decider, runner or in_process, progress, cancel
         )
     run = _LakeRun(lake, manifest, int(created.timestamp() * 1000), progress)
-    status, error = "completed", None
-    start = time.perf_counter()
-    try:
+    with recorded_end(run.finish):
         with run.timings.stage("population_s"):
             pop = build_population(params, card_key)
         chunks = decided_chunks(params, pop, decider, _PLACEHOLDER_RUN, run.timings)
@@ -196,14 +192,6 @@ def generate_into_lake(
             for chunk in produced:
                 run.add(chunk)
         run.flush()
-    except (KeyboardInterrupt, SimulationCancelled) as exc:
-        status, error = "interrupted", _describe(exc)
-        raise
-    except BaseException as exc:
-        status, error = "failed", _describe(exc)
-        raise
-    finally:
-        run.finish(status, error, time.perf_counter() - start)
     return run.manifest
 
 
