@@ -134,6 +134,8 @@ COST_ROWS = (
     ("↳ payments challenged", "challenged"),
     ("Abandoned sales", "abandonment_cost"),
     ("↳ abandoned amount", "abandoned_amount"),
+    ("Friendly fraud", "friendly_fraud_loss"),
+    ("↳ approved friendly-fraud payments", "friendly_fraud"),
     ("Total cost", "total"),
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from decimal import Decimal
 
 import pandas as pd
 import pytest
@@ -48,6 +49,11 @@ def test_the_cost_waterfall_walks_from_one_total_to_the_other(engine):
     table = money_charts.costs_table(a, c, ("active", "candidate")).set_index("cost")
     assert table.loc["Total cost", "change"] == f"{result.cost_difference.total:+,.2f}"
     assert table.loc["↳ cards falsely declined", "candidate"] == f"{c.false_declined_cards:,}"
+    # every cost is a row: the rows above the total add up to it (what each multiplies aside)
+    costs = [name for name in table.index if not name.startswith("↳") and name != "Total cost"]
+    for side, breakdown in (("active", a), ("candidate", c)):
+        listed = sum(Decimal(table.loc[name, side].replace(",", "")) for name in costs)
+        assert listed == breakdown.total, side
 
 
 def test_backtest_figures_mark_active_and_candidate(engine):
