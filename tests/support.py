@@ -23,6 +23,7 @@ CHROMIUM_ARGS = [
 ]
 README = Path(__file__).resolve().parent.parent / "README.md"
 ADMIN_TOKEN = "test-admin-token"
+UI_ADMIN_TOKEN = "ui-admin-token"  # the dashboard tests' shared engine
 SEED = 7
 
 # Full test card numbers (Luhn-valid test PANs and the README's example card). Tests that drive

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from support import UI_ADMIN_TOKEN
 
 from engine.config import PROJECT_ROOT
 from engine.service import Engine
@@ -15,7 +16,6 @@ from workbench.runtime import close_shared_engine, install_shared_engine
 
 APP = PROJECT_ROOT / "streamlit_app.py"
 PAGES = "workbench/pages"
-UI_ADMIN_TOKEN = "ui-admin-token"
 
 
 @pytest.fixture

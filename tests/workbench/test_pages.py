@@ -8,10 +8,10 @@ from datetime import datetime
 from decimal import Decimal
 
 import pytest
-from conftest import UI_ADMIN_TOKEN
 from streamlit.proto.Metric_pb2 import Metric as MetricProto
 from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 from streamlit.testing.v1 import AppTest
+from support import UI_ADMIN_TOKEN
 
 from engine.costs import CostModel
 from engine.filters import RowFilter

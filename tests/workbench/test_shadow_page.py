@@ -4,8 +4,7 @@ token, and the panel showing the engine's shadow comparison (GET /policies/shado
 from __future__ import annotations
 
 import pytest
-from conftest import UI_ADMIN_TOKEN
-from support import payment_body
+from support import UI_ADMIN_TOKEN, payment_body
 
 from workbench import admin_gate
 
