@@ -11,8 +11,8 @@ reuses it when it already holds a run of ``--rows`` rows (generating 10M rows ta
   ``--capacity`` payments a day (default 200; 0: none) and 2,000 bootstrap replicates; target
   <= 2.0 s median (issue 14);
 * **backtest**: ``Engine.backtest`` of policy A against the active (default) policy, per-rule
-  figures and overlap included, priced (its scan plus a comparison of the same two policies,
-  since backtests answer in money), for reference.
+  figures and overlap included, priced (one scan: the comparison of the same two policies with
+  the backtest's own grouping added, since backtests answer in money), for reference.
 """
 
 from __future__ import annotations

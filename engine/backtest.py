@@ -3,11 +3,11 @@
 Every stored row keeps its attributes and the uniform draw its randomized rules used, so
 re-deciding it under another policy with the *same* draws (common random numbers) shows the
 effect of the policy alone. Both policies' rules run inside DuckDB as the SQL the rule compiler
-writes (:meth:`~engine.rules.CompiledPolicy.sql`), packed into match-bit words; one scan groups
-the rows by (label, scenario, candidate score bin, candidate words, active words), and the
-decisions are then taken from the match bits by the same
-:func:`~engine.rules.decide_from_matches` the live and bulk paths use, over a few thousand
-groups. No raw rows leave the database.
+writes (:meth:`~engine.rules.CompiledPolicy.sql`), packed into match-bit words. One scan, the
+comparison's (:mod:`engine.compare`, which prices both policies), also groups the rows by
+(label, scenario, candidate score bin, match words), and the decisions are then taken from the
+match bits by the same :func:`~engine.rules.decide_from_matches` the live and bulk paths use,
+over a few thousand groups. No raw rows leave the database.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,13 +25,16 @@ from pydantic import BaseModel, Field
 
 from engine.challenge import ABANDONED, FAILED, PASSED
 from engine.costs import CostBreakdown, CostModel
-from engine.decision import Decider, Reason, reason_codes, risk_score_sql, settled_reasons
+from engine.decision import Decider, Reason, reason_codes, settled_reasons
 from engine.filters import RowFilter
 from engine.lists import Lists
 from engine.models import FRAUD_DISPUTE_REASONS, Money
 from engine.policy import SCORE_RULE, Policy
-from engine.rules import Action, decide_from_matches
+from engine.rules import Action, decide_from_matches, unpack_words
 from engine.store import ReadTx, Store
+
+if TYPE_CHECKING:  # engine.compare builds on this module
+    from engine.compare import SharedRules
 
 _APPROVING = (
     Reason.APPROVED,
@@ -205,32 +208,6 @@ def _score_bin(score: str) -> str:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class PolicySide:
-    """One policy of a backtest: compiled, with its match-word SQL."""
-
-    decider: Decider
-    words: list[str]
-    params: dict[str, Any]
-
-
-def policy_side(
-    decider: Decider, prefix: str, lists: Lists, score_column: str | None = None
-) -> PolicySide:
-    """``decider``'s rules as match-word SQL; ``:risk_score:`` reads ``score_column`` when given
-    (the backtest computes each policy's score once, in a column), else its expression."""
-
-    def membership(name: str, value_sql: str) -> tuple[str, dict[str, Any]]:
-        return lists.membership_sql(name, dict(decider.policy.lists)[name], value_sql, "l_")
-
-    plan = decider.rules.sql(
-        prefix=prefix,
-        membership_sql=membership,
-        risk_score_sql=score_column or risk_score_sql(decider.policy.score_weights),
-    )
-    return PolicySide(decider, plan.words, plan.params)
-
-
 Grouped = Callable[[str, dict[str, Any]], pd.DataFrame]
 """Runs an aggregating query (SQL, parameters) and returns its groups: counts and sums only,
 so groups of disjoint sets of rows add up to those of their union."""
@@ -255,12 +232,18 @@ def label_sql(labels_as_of: bool, fraud_disputes: bool) -> str:
     - A live row is labelled only by disputes: fraud when a ``fraud`` or ``friendly_fraud``
       dispute exists (reported by ``labels_as_of`` when given), else unlabelled; live traffic
       has no ground truth, and a payment nobody disputed is not known to be legitimate.
-      ``fraud_disputes`` says whether the query joins the disputes (:func:`disputes_join`, the
-      column ``fraud_disputed``); without it every live row is unlabelled.
+      ``fraud_disputes`` says whether the query joins the disputes (the columns
+      ``fraud_disputed`` and ``friendly_disputed`` of
+      :func:`engine.compare.comparison_disputes_join`); without it every live row is
+      unlabelled.
+
+    The backtest reads these labels from the comparison's (:func:`backtest_label_sql`).
     """
-    live = f"CASE WHEN fraud_disputed THEN {FRAUD} ELSE {UNLABELLED} END"
-    if not fraud_disputes:
-        live = str(UNLABELLED)
+    live = (
+        f"CASE WHEN fraud_disputed OR friendly_disputed THEN {FRAUD} ELSE {UNLABELLED} END"
+        if fraud_disputes
+        else str(UNLABELLED)
+    )
     simulated = (
         f"dispute_reason IN ({_FRAUD_REASONS}) AND label_available_at <= $labels_as_of"
         if labels_as_of
@@ -272,98 +255,70 @@ def label_sql(labels_as_of: bool, fraud_disputes: bool) -> str:
     )
 
 
-def disputes_join(labels_as_of: bool) -> str:
-    """A LEFT JOIN giving each transaction ``fraud_disputed`` (true, or NULL without a fraud
-    dispute reported by ``$labels_as_of``)."""
-    known = " AND reported_at <= $labels_as_of" if labels_as_of else ""
+def backtest_label_sql(label: str, live: str) -> str:
+    """:func:`label_sql` from the comparison's label (SQL ``label``, with its friendly-fraud
+    label 3) and whether the row is live traffic (SQL ``live``): friendly fraud is legitimate
+    on a simulated row (the cardholder's own payment) and, as any fraud dispute, fraud on a
+    live row (what its dispute says)."""
     return (
-        "LEFT JOIN (SELECT transaction_id, true AS fraud_disputed FROM disputes "
-        f"WHERE reason IN ({_FRAUD_REASONS}){known} GROUP BY transaction_id) d "
-        "ON d.transaction_id = transactions.id"
+        f"(CASE WHEN {label} = 3 THEN CASE WHEN {live} THEN {FRAUD} ELSE {LEGITIMATE} END "
+        f"ELSE {label} END)"
     )
 
 
-def grouped_decisions_sql(
-    candidate: PolicySide,
-    active: PolicySide,
-    filters: RowFilter,
-    scenarios: list[str],
-    fraud_disputes: bool = False,
-) -> tuple[str, dict[str, Any]]:
-    """The one aggregating query of a backtest.
+@dataclass(frozen=True, slots=True)
+class Regroup:
+    """A second grouping of a comparison query's rows, computed in its scan
+    (:func:`engine.compare.compare_sql`): the backtest's groups. ``carried``: (name, SQL over a
+    transaction row) columns the rows carry for it, ``cents`` among them (summed per group);
+    ``keys``: (name, SQL over the carried columns, the label, scores, challenge outcomes and
+    match words) the groups are keyed by; ``params``: what their SQL binds."""
 
-    Each row gets an integer ``k`` packing (label, scenario, candidate score bin) and both
-    policies' match words; rows are counted and amounts summed per distinct combination in a
-    single hash aggregation. ``scenarios`` lists the fraud scenario names to code (1-based;
-    0 = none or unknown). ``fraud_disputes``: whether live rows may have fraud disputes to read
-    as labels (:func:`label_sql`; without any, the join is left out).
-    """
-    where, params = filters.where()
-    params = {**params, **candidate.params, **active.params}
-    as_of = filters.labels_as_of_utc()
-    if as_of is not None:
-        params["labels_as_of"] = as_of
-    label = label_sql(as_of is not None, fraud_disputes)
-    joined = disputes_join(as_of is not None) if fraud_disputes else ""
+    carried: list[tuple[str, str]]
+    keys: list[tuple[str, str]]
+    params: dict[str, Any]
+
+
+def backtest_regroup(
+    shared: SharedRules, scenarios: list[str], candidate: Decider, active: Decider
+) -> Regroup:
+    """The backtest's grouping of a comparison of ``active`` (A) and ``candidate`` (B): each
+    row gets an integer ``k`` packing (label, scenario, candidate score bin, challenge outcomes)
+    and the shared match words (``shared``: :func:`engine.compare.shared_rules`), one BIGINT
+    with the words when they fit, else beside it. ``scenarios`` lists the fraud scenario names
+    to code (1-based; 0 = none or unknown)."""
+    label = backtest_label_sql("label", "live")
     scenario_code = "0"
+    params: dict[str, Any] = {}
     if scenarios:
         whens = " ".join(f"WHEN $s{i} THEN {i + 1}" for i in range(len(scenarios)))
         scenario_code = (
-            f"CASE WHEN label = {FRAUD} THEN (CASE fraud_scenario {whens} ELSE 0 END) ELSE 0 END"
+            f"CASE WHEN {label} = {FRAUD} THEN (CASE fraud_scenario {whens} ELSE 0 END) ELSE 0 END"
         )
-        params.update({f"s{i}": name for i, name in enumerate(scenarios)})
+        params = {f"s{i}": name for i, name in enumerate(scenarios)}
     b, n_sc = CURVE_STEPS + 1, len(scenarios) + 1
-    outcomes = _challenge_sql(candidate, active)
-    c_weights = candidate.decider.policy.score_weights
-    a_weights = active.decider.policy.score_weights
-    a_score = "" if a_weights == c_weights else f", {risk_score_sql(a_weights)} AS a_score"
-    key = f"((label * {n_sc} + {scenario_code}) * {b} + {_score_bin('c_score')})"
-    for name, _ in outcomes:  # each challenging policy's outcome code, in base 3
-        key = f"({key} * 3 + {name})"
-    key = f"{key}::BIGINT"
-    c_words = [f"{w} AS cw{i}" for i, w in enumerate(candidate.words)]
-    a_words = [f"{w} AS aw{i}" for i, w in enumerate(active.words)]
-    n_c, n_a = len(candidate.decider.rules.rules), len(active.decider.rules.rules)
-    if _packs(n_c, n_a, n_sc, len(outcomes)):  # one BIGINT key: (key, candidate, active bits)
-        grouped = f"({key} * {1 << (n_c + n_a)} + cw0 + aw0 * {1 << n_c})::BIGINT AS k"
-    else:
-        names = [f"cw{i}" for i in range(len(c_words))] + [f"aw{i}" for i in range(len(a_words))]
-        grouped = f"{key} AS k, {', '.join(names)}"
-    sql = f"""
-        WITH selected AS NOT MATERIALIZED (
-            SELECT *, {risk_score_sql(c_weights)} AS c_score{a_score}
-            FROM transactions {joined} {where}
-        ), scored AS NOT MATERIALIZED (
-            SELECT {label} AS label, fraud_scenario, CAST(amount * 100 AS BIGINT) AS cents,
-                   CAST(amount_in_gbp * 100 AS BIGINT) AS pence, c_score,
-                   {"".join(f"{sql} AS {name}, " for name, sql in outcomes)}
-                   {", ".join(c_words + a_words)}
-            FROM selected
-        )
-        SELECT {grouped}, count(*) AS n, sum(cents) AS cents, sum(pence) AS pence
-        FROM scored GROUP BY ALL
-    """
-    used = set(re.findall(r"\$(\w+)", sql))
-    return sql, {name: value for name, value in params.items() if name in used}
-
-
-def _packs(n_candidate: int, n_active: int, n_scenarios: int, n_outcomes: int = 0) -> bool:
-    """Whether both policies' match bits and the (label, scenario, score bin, challenge
-    outcomes) key fit one non-negative BIGINT: hashing one integer per row is cheaper than
-    hashing several columns."""
-    key_bits = (3 * n_scenarios * (CURVE_STEPS + 1) * 3**n_outcomes).bit_length()
-    return n_candidate + n_active + key_bits <= 62
-
-
-def _challenge_sql(candidate: PolicySide, active: PolicySide) -> list[tuple[str, str]]:
-    """``(column, SQL)`` of the challenge outcome code (engine.challenge) under each policy
-    that has challenge rules: candidate first, then active."""
-    sides = (("c_challenge", candidate), ("a_challenge", active))
-    return [
-        (name, side.decider.policy.challenge.outcome_sql())
-        for name, side in sides
-        if side.decider.policy.challenges
+    key = f"(({label} * {n_sc} + {scenario_code}) * {b} + {_score_bin('b_score')})"
+    for side, decider in (("b", candidate), ("a", active)):  # decoded A first, then B
+        if decider.policy.challenges:
+            key = f"({key} * 3 + {side}_challenge)"
+    n_outcomes = int(candidate.policy.challenges) + int(active.policy.challenges)
+    carried = [
+        ("live", "run_id IS NULL"),
+        ("fraud_scenario", "fraud_scenario"),
+        ("cents", "CAST(amount * 100 AS BIGINT)"),
     ]
+    if _packs(shared.conditions, n_sc, n_outcomes):
+        keys = [("bk", f"({key}::BIGINT * {1 << shared.conditions} + w0)::BIGINT")]
+    else:
+        keys = [("bk", f"{key}::BIGINT")] + [(f"w{i}", f"w{i}") for i in range(len(shared.words))]
+    return Regroup(carried, keys, params)
+
+
+def _packs(conditions: int, n_scenarios: int, n_outcomes: int) -> bool:
+    """Whether the match bits and the (label, scenario, score bin, challenge outcomes) key fit
+    one non-negative BIGINT: hashing one integer per row is cheaper than hashing several."""
+    key_bits = (3 * n_scenarios * (CURVE_STEPS + 1) * 3**n_outcomes).bit_length()
+    return conditions + key_bits <= 62
 
 
 def scenarios_sql(filters: RowFilter) -> tuple[str, dict[str, Any]]:
@@ -392,42 +347,44 @@ def run_backtest(
     costs: CostModel | None = None,
 ) -> BacktestResult:
     """Re-decide the rows selected by ``filters`` under ``candidate`` and ``active`` with their
-    stored draws, and report both, priced with ``costs`` (default: the default model). One
-    aggregating DuckDB query (after a small one listing the scenarios, in the same snapshot);
-    the rest is arithmetic on at most a few thousand groups. The costs come from the
-    comparison's own query (:func:`engine.compare.comparison_groups`, active as A and candidate
-    as B, read in the same snapshot, so both scans see the same payments): distinct falsely
-    declined cards and the review team's daily capacity
-    need the day, card and score the backtest's groups do not keep. ``lists`` holds
-    the lists the policies pin (read as semi-joins in the query). ``grouped`` runs the
-    aggregating queries elsewhere (a lake run's partitions on a cluster:
-    :mod:`engine.lake.cluster`), else they run in the store."""
+    stored draws, and report both, priced with ``costs`` (default: the default model).
+
+    One scan: the comparison's query (:func:`engine.compare.compare_sql`, active as A and
+    candidate as B: the costs need the day, card and score of each payment) with the
+    backtest's own grouping added to it (:func:`backtest_regroup`), so each rule is evaluated
+    once per row for both; a small query listing the scenarios runs first in the same
+    snapshot. The rest is arithmetic on the groups. ``lists`` holds the lists the policies pin
+    (read as semi-joins in the query). ``grouped`` runs the aggregating query elsewhere (a lake
+    run's partitions on a cluster: :mod:`engine.lake.cluster`), else it runs in the store."""
     from engine.compare import (  # engine.compare builds on this module
         DEFAULT_CONFIDENCE,
         DEFAULT_REPLICATES,
+        compare_sql,
         compared_groups,
-        comparison_groups,
+        shared_rules,
         sides,
     )
 
     started = time.perf_counter()
     filters = filters or RowFilter()
     costs = costs or CostModel()
-    same_weights = candidate.policy.score_weights == active.policy.score_weights
-    c_side = policy_side(candidate, "c_", lists, "c_score")
-    a_side = policy_side(active, "a_", lists, "c_score" if same_weights else "a_score")
-    pricing_sides = sides(active, candidate, lists)
+    a_side, b_side = sides(active, candidate, lists)  # reads the lists: before the snapshot
+    shared = shared_rules(a_side, b_side)
     with store.read() as tx:
         names = [row[0] for row in tx.rows(*scenarios_sql(filters))]
         # a simulation run's rows take no labels from disputes: no join to pay for
         disputes = not isinstance(filters.run, int) and any_fraud_dispute(tx)
-        sql, params = grouped_decisions_sql(c_side, a_side, filters, names, disputes)
+        regroup = backtest_regroup(shared, names, candidate, active)
+        sql, params = compare_sql(a_side, b_side, filters, disputes, costs.review_capacity,
+                                  regroup)  # fmt: skip
+        used = set(re.findall(r"\$(\w+)", sql))
+        params = {name: value for name, value in params.items() if name in used}
         groups = grouped(sql, params) if grouped is not None else tx.frame(sql, params)
-        # priced from the same snapshot, so both scans see the same live payments
-        pricing = comparison_groups(tx, *pricing_sides, filters, costs, grouped)
-    priced = compared_groups(pricing, filters, costs, active.policy, candidate.policy,
-                             DEFAULT_REPLICATES, DEFAULT_CONFIDENCE, 0, started)  # fmt: skip
-    g = _Groups.of(groups, names, candidate, active)
+    backtest_groups = groups["part"] == 3
+    priced = compared_groups(groups[~backtest_groups], filters, costs, active.policy,
+                             candidate.policy, DEFAULT_REPLICATES, DEFAULT_CONFIDENCE, 0,
+                             started)  # fmt: skip
+    g = _Groups.of(groups[backtest_groups], names, candidate, active, shared)
     c_costs, a_costs = priced.b.costs, priced.a.costs
     return BacktestResult(
         filters=filters,
@@ -473,19 +430,22 @@ class _Groups:
 
     @staticmethod
     def of(
-        groups: pd.DataFrame, scenarios: list[str], candidate: Decider, active: Decider
+        groups: pd.DataFrame,
+        scenarios: list[str],
+        candidate: Decider,
+        active: Decider,
+        shared: SharedRules,
     ) -> _Groups:
+        """Decode the ``part`` 3 rows of the backtest's query (:func:`backtest_regroup`)."""
         k = groups["k"].to_numpy(dtype=np.int64)
-        n_c, n_a = len(candidate.rules.rules), len(active.rules.rules)
         n_outcomes = int(candidate.policy.challenges) + int(active.policy.challenges)
-        if _packs(n_c, n_a, len(scenarios) + 1, n_outcomes):
-            c_words = (k & ((1 << n_c) - 1)).reshape(-1, 1)
-            a_words = ((k >> n_c) & ((1 << n_a) - 1)).reshape(-1, 1)
-            k = k >> (n_c + n_a)
+        if _packs(shared.conditions, len(scenarios) + 1, n_outcomes):
+            words = (k & ((1 << shared.conditions) - 1)).reshape(-1, 1)
+            k = k >> shared.conditions
         else:
-            c_words, a_words = _words(groups, "cw"), _words(groups, "aw")
-        c_matches = candidate.rules.unpack_words(c_words)
-        a_matches = active.rules.unpack_words(a_words)
+            words = _words(groups, "w")
+        bits = unpack_words(words, shared.conditions)
+        c_matches, a_matches = bits[shared.b_bits], bits[shared.a_bits]
         a_outcome = c_outcome = None  # each policy's challenge outcome code, when it challenges
         if active.policy.challenges:
             k, a_outcome = np.divmod(k, 3)

@@ -50,6 +50,7 @@ from engine.backtest import (
     LEGITIMATE,
     UNLABELLED,
     Grouped,
+    Regroup,
     any_fraud_dispute,
     label_sql,
 )
@@ -280,15 +281,18 @@ def compare_sql(
     filters: RowFilter,
     fraud_disputes: bool,
     review_capacity: int | None = None,
+    regroup: Regroup | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The one aggregating query of a comparison (sides from :func:`sides`; the result's rows
     in :func:`_aggregated_sql`). Without a review capacity the order of the review queue does
-    not matter: no group per queued score."""
+    not matter: no group per queued score. ``regroup`` adds a second grouping of the same
+    rows to the same scan (a backtest's: :class:`engine.backtest.Regroup`), its groups the
+    result's ``part`` 3 rows."""
     a, b = a_side.decider, b_side.decider
     same_weights = a.policy.score_weights == b.policy.score_weights
     shared = shared_rules(a_side, b_side)
     where, params = filters.where()
-    params = {**params, **shared.params}
+    params = {**params, **shared.params, **(regroup.params if regroup else {})}
     as_of = filters.labels_as_of_utc()
     if as_of is not None:
         params["labels_as_of"] = as_of
@@ -304,6 +308,7 @@ def compare_sql(
     a_action = action_from_words_sql(names, shared.a_actions, f"{CHALLENGED} + a_challenge")
     b_action = action_from_words_sql(names, shared.b_actions, f"{CHALLENGED} + b_challenge")
     joined = comparison_disputes_join(as_of is not None) if fraud_disputes else ""
+    carried = "".join(f", {sql} AS {name}" for name, sql in regroup.carried) if regroup else ""
     ctes = f"""
         selected AS NOT MATERIALIZED (
             SELECT *, {risk_score_sql(a.policy.score_weights)} AS a_score{b_score}
@@ -312,11 +317,11 @@ def compare_sql(
             SELECT {comparison_label_sql(as_of is not None, fraud_disputes)} AS label,
                    {_EPOCH_DAY} AS day, card_hash,
                    CAST(amount_in_gbp * 100 AS BIGINT) AS pence, a_score, {b_score_column},
-                   {"".join(f"{sql}, " for sql in outcomes)}{", ".join(words)}
+                   {"".join(f"{sql}, " for sql in outcomes)}{", ".join(words)}{carried}
             FROM selected
         ),"""
     rows = f"SELECT *, {a_action} AS a_action, {b_action} AS b_action FROM matched"
-    return _aggregated_sql(ctes, rows, review_capacity), params
+    return _aggregated_sql(ctes, rows, review_capacity, regroup), params
 
 
 def stored_decisions_sql(
@@ -397,7 +402,9 @@ def comparison_disputes_join(labels_as_of: bool) -> str:
     )
 
 
-def _aggregated_sql(ctes: str, rows: str, capacity: int | None) -> str:
+def _aggregated_sql(
+    ctes: str, rows: str, capacity: int | None, regroup: Regroup | None = None
+) -> str:
     """The aggregation both comparisons share: ``rows`` (a query after the WITH items
     ``ctes``) gives each payment's label, day, card_hash, pence, a_score, b_score, a_action and
     b_action. Result rows:
@@ -411,6 +418,11 @@ def _aggregated_sql(ctes: str, rows: str, capacity: int | None) -> str:
     - with a ``capacity``, ``part`` 2: per (day, compromised or not, the card's highest score
       among its payments A sent to review, the same under B) the cards, for CP@k; again only
       scores among the day's ``capacity`` highest cards' are kept, and cards with none left out.
+
+    - with a ``regroup``, ``part`` 3: per value of its keys (the first in ``k``, the others in
+      their own columns, NULL in the other parts) the rows, their pence and ``cents`` (the
+      rows' sum of the ``cents`` column ``regroup`` carries): the same rows grouped a second
+      way in the same scan (GROUPING SETS), so the rules are evaluated once for both.
 
     A lake run's shards hold disjoint cards and each keeps its own top ``capacity``: what is
     among a shard's top is the most a run-wide top can need, so the merged groups agree."""
@@ -427,9 +439,11 @@ def _aggregated_sql(ctes: str, rows: str, capacity: int | None) -> str:
     if ranked:
         carded += f" OR a_action = {review} OR b_action = {review} OR label = {FRAUD}"
     key = f"((day * {_LABELS} + label) * {_ACTIONS} + a_action) * {_ACTIONS} + b_action"
-    sums = """
+    grouping, regrouped, named_pad, pad = _groupings_sql(regroup)
+    sums = f"""
         SELECT 0 AS part, k, NULL::BIGINT AS b_day, a_review_score, b_review_score,
-               sum(n)::BIGINT AS n, sum(pence)::BIGINT AS pence, sum(priced)::BIGINT AS priced
+               sum(n)::BIGINT AS n, sum(pence)::BIGINT AS pence,
+               sum(priced)::BIGINT AS priced{named_pad}
         FROM grouped GROUP BY ALL"""
     ranked_ctes = at_capacity = ""
     if ranked:
@@ -453,36 +467,72 @@ def _aggregated_sql(ctes: str, rows: str, capacity: int | None) -> str:
         SELECT 0 AS part, k, NULL::BIGINT AS b_day,
                CASE WHEN a_review_score >= a_cut THEN a_review_score END AS a_review_score,
                CASE WHEN b_review_score >= b_cut THEN b_review_score END AS b_review_score,
-               sum(n)::BIGINT AS n, sum(pence)::BIGINT AS pence, sum(priced)::BIGINT AS priced
+               sum(n)::BIGINT AS n, sum(pence)::BIGINT AS pence,
+               sum(priced)::BIGINT AS priced{named_pad}
         FROM grouped JOIN cuts ON cuts.day = {_day("k")} GROUP BY ALL"""
         at_capacity = f"""
         UNION ALL
         SELECT 2, day * {_LABELS} + CASE WHEN compromised THEN {FRAUD} ELSE {LEGITIMATE} END,
                NULL, CASE WHEN a_top >= a_cut THEN a_top END,
-               CASE WHEN b_top >= b_cut THEN b_top END, count(*), NULL, NULL
+               CASE WHEN b_top >= b_cut THEN b_top END, count(*), NULL, NULL{pad}
         FROM cards JOIN card_cuts USING (day)
         WHERE a_top >= a_cut OR b_top >= b_cut GROUP BY ALL"""
+    regroup_columns = ""
+    if regroup is not None:
+        regroup_columns = "".join(f", {sql} AS {name}" for name, sql in regroup.keys) + ", cents"
     return f"""
         WITH {ctes} decided AS NOT MATERIALIZED (
             SELECT {key} AS k, pence, CASE WHEN {carded} THEN card_hash END AS card,
-                   {a_review} AS a_review_score, {b_review} AS b_review_score
+                   {a_review} AS a_review_score, {b_review} AS b_review_score{regroup_columns}
             FROM ({rows})
-        ), grouped AS MATERIALIZED (  -- a few thousand groups, plus one per card and day and
-            -- one per score of a payment sent to review (the team works them in score order)
-            SELECT k, card, a_review_score, b_review_score, count(*) AS n, sum(pence) AS pence,
-                   count(pence) AS priced
-            FROM decided GROUP BY ALL
-        ){ranked_ctes}
+        ), {grouping}{ranked_ctes}
         {sums}
         UNION ALL
-        SELECT 1, a_day, b_day, NULL, NULL, count(*), NULL, NULL FROM (
+        SELECT 1, a_day, b_day, NULL, NULL, count(*), NULL, NULL{pad} FROM (
             SELECT card, min({_day("k")}) FILTER (WHERE {_a("k")} = {block}
                    AND {_label("k")} IN {_GENUINE}) AS a_day,
                    min({_day("k")}) FILTER (WHERE {_b("k")} = {block}
                    AND {_label("k")} IN {_GENUINE}) AS b_day
             FROM grouped WHERE card IS NOT NULL GROUP BY card
-        ) WHERE a_day IS NOT NULL OR b_day IS NOT NULL GROUP BY ALL{at_capacity}
+        ) WHERE a_day IS NOT NULL OR b_day IS NOT NULL GROUP BY ALL{at_capacity}{regrouped}
     """
+
+
+def _groupings_sql(regroup: Regroup | None) -> tuple[str, str, str, str]:
+    """``(grouped CTE, part 3 query, named padding, padding)`` for :func:`_aggregated_sql`:
+    without ``regroup`` the comparison's groups alone; with it, both groupings of rows read and
+    evaluated once (GROUPING SETS) and the padding columns the comparison's parts carry for the
+    regrouping's ``cents`` and extra keys."""
+    if regroup is None:
+        grouping = """grouped AS MATERIALIZED (  -- a few thousand groups, plus one per card and
+            -- day and one per score of a payment sent to review (worked in score order)
+            SELECT k, card, a_review_score, b_review_score, count(*) AS n, sum(pence) AS pence,
+                   count(pence) AS priced
+            FROM decided GROUP BY ALL
+        )"""
+        return grouping, "", "", ""
+    names = [name for name, _ in regroup.keys]
+    first, others = names[0], names[1:]
+    keys = ", ".join(names)
+    # GROUPING SETS: DuckDB buffers the rows once and aggregates them twice, which measured
+    # faster than one aggregation by both keys re-aggregated (the rules run once either way)
+    grouping = f"""both_groupings AS MATERIALIZED (
+            SELECT k, card, a_review_score, b_review_score, {keys},
+                   count(*) AS n, sum(pence) AS pence, count(pence) AS priced,
+                   sum(cents) AS cents, GROUPING({first}) = 1 AS comparison_group
+            FROM decided
+            GROUP BY GROUPING SETS ((k, card, a_review_score, b_review_score), ({keys}))
+        ), grouped AS MATERIALIZED (
+            SELECT k, card, a_review_score, b_review_score, n, pence, priced
+            FROM both_groupings WHERE comparison_group
+        )"""
+    extra = "".join(f", {n}" for n in others)
+    regrouped = f"""
+        UNION ALL
+        SELECT 3, {first}, NULL, NULL, NULL, n, pence, priced, cents{extra}
+        FROM both_groupings WHERE NOT comparison_group"""
+    named = ", NULL::BIGINT AS cents" + "".join(f", NULL::BIGINT AS {n}" for n in others)
+    return grouping, regrouped, named, ", NULL" * len(names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -524,6 +574,8 @@ class SharedRules:
     b_actions: np.ndarray
     params: dict[str, Any]  # what the words bind (a shared condition binds A's)
     conditions: int  # distinct conditions: the bits, each evaluated once per row
+    a_bits: np.ndarray  # a_bits[i]: the bit of A's rule i (its condition's)
+    b_bits: np.ndarray
 
 
 def shared_rules(a: RuleSide, b: RuleSide) -> SharedRules:
@@ -561,7 +613,8 @@ def shared_rules(a: RuleSide, b: RuleSide) -> SharedRules:
         ) + ")"
         for start in range(0, len(conditions), BITS_PER_WORD)
     ]  # fmt: skip
-    return SharedRules(words, actions[0], actions[1], params, len(conditions))
+    a_bits, b_bits = (np.array(mine, dtype=np.int64) for mine in chosen)
+    return SharedRules(words, actions[0], actions[1], params, len(conditions), a_bits, b_bits)
 
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")

@@ -3,6 +3,8 @@ active is a no-op, and per-rule figures and overlaps count what they say."""
 
 from __future__ import annotations
 
+import json
+import re
 from decimal import Decimal
 
 import numpy as np
@@ -288,21 +290,31 @@ def test_filter_rejects_an_inverted_time_range():
         RowFilter(since=START, until=START)
 
 
-def test_backtest_query_streams_rows_into_its_aggregation(engine):
-    """The re-decided rows are not buffered in a materialized CTE before being grouped (that
-    buffer was a quarter of a 10M-row backtest's CPU time); the plan has no CTE operator."""
-    from engine.backtest import grouped_decisions_sql, policy_side
+def test_a_priced_backtest_reads_the_transactions_once(engine):
+    """The backtest's groups and the comparison's that price it come from one scan (GROUPING
+    SETS over one evaluation of the rules), not two: pricing once doubled a backtest's time."""
+    from engine.backtest import backtest_regroup
+    from engine.compare import compare_sql, shared_rules, sides
 
-    sides = [
-        policy_side(Decider(policy), prefix, engine.lists)
-        for policy, prefix in (
-            (Policy.from_knobs(score_threshold=0.5), "c_"),
-            (DEFAULT_POLICY, "a_"),
-        )
-    ]
-    sql, params = grouped_decisions_sql(*sides, RowFilter(), ["stolen_card"])
-    plan = engine.store.query("EXPLAIN " + sql, params)[0][1]
-    assert "CTE" not in plan, plan
+    candidate = Decider(Policy.from_knobs(score_threshold=0.5))
+    a_side, b_side = sides(Decider(DEFAULT_POLICY), candidate, engine.lists)
+    regroup = backtest_regroup(
+        shared_rules(a_side, b_side), ["stolen_card"], candidate, Decider(DEFAULT_POLICY)
+    )
+    sql, params = compare_sql(a_side, b_side, RowFilter(), False, 200, regroup)
+    used = set(re.findall(r"\$(\w+)", sql))
+    plan = engine.store.query(
+        "EXPLAIN (FORMAT json) " + sql, {k: v for k, v in params.items() if k in used}
+    )[0][1]
+
+    def tables(node: dict) -> list[str]:
+        own = [node["extra_info"]["Table"]] if node.get("name") == "SEQ_SCAN" else []
+        return own + [t for child in node.get("children", []) for t in tables(child)]
+
+    scanned = [t for root in json.loads(plan) for t in tables(root)]
+    assert [t for t in scanned if t.endswith(".transactions")] == [
+        next(t for t in scanned if t.endswith(".transactions"))
+    ], scanned
 
 
 def test_the_curve_never_declines_what_an_allow_rule_approves(engine):

@@ -165,8 +165,9 @@ def test_backtests_and_comparisons_on_the_cluster_equal_the_single_process_answe
         )
     finally:
         engine.attach_cluster(None)
-    # every read went to the cluster: the backtest's groups and its pricing, both comparisons
-    assert calls == [reference.id] * 4
+    # every read went to the cluster: the backtest (its groups and its pricing in one query)
+    # and both comparisons
+    assert calls == [reference.id] * 3
     assert _without(there_bt.model_dump()) == _without(here_bt.model_dump())
     assert _without(there_cmp.model_dump()) == _without(here_cmp.model_dump())
     assert _without(there_team.model_dump()) == _without(here_team.model_dump())

@@ -16,10 +16,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import TEST_CARDS, read_numpy
 
-from engine.backtest import policy_side
 from engine.challenge import PASSED
-from engine.decision import ACTION_LABELS, REASON_NAMES, reason_codes, settled_reasons
-from engine.rules import decide_from_matches
+from engine.compare import shared_rules, sides
+from engine.decision import (
+    ACTION_LABELS,
+    REASON_NAMES,
+    reason_codes,
+    risk_score_sql,
+    settled_reasons,
+)
+from engine.rules import decide_from_matches, unpack_words
 from engine.service import Engine
 
 ATOMS = [
@@ -92,18 +98,20 @@ def _world_fields(rng: np.random.Generator, i: int) -> dict[str, str]:
 def _sql_decisions(engine: Engine) -> dict[str, np.ndarray]:
     """Every stored row re-decided under the active policy by the backtest's SQL."""
     decider = engine.active_decider()
-    side = policy_side(decider, "c_", engine.lists)
-    words = ", ".join(f"{w} AS w{i}" for i, w in enumerate(side.words))
+    shared = shared_rules(*sides(decider, decider, engine.lists))
+    words = ", ".join(f"{w} AS w{i}" for i, w in enumerate(shared.words))
     challenge = decider.policy.challenge.outcome_sql()
+    score = risk_score_sql(decider.policy.score_weights)
     rows = read_numpy(
         engine.store,
-        f"SELECT {words}, {challenge} AS challenge FROM transactions ORDER BY id",
-        side.params,
+        f"SELECT {words}, {challenge} AS challenge "
+        f"FROM (SELECT *, {score} AS a_score FROM transactions) ORDER BY id",
+        shared.params,
     )
-    matrix = np.column_stack([rows[f"w{i}"] for i in range(len(side.words))])
+    matrix = np.column_stack([rows[f"w{i}"] for i in range(len(shared.words))])
     challenged = rows["challenge"].astype(np.int8) if decider.policy.challenges else None
     outcome = decide_from_matches(
-        decider.rules.unpack_words(matrix),
+        unpack_words(matrix, shared.conditions)[shared.a_bits],
         decider.rules.actions,
         None if challenged is None else challenged == PASSED,
     )
