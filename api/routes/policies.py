@@ -3,22 +3,25 @@ traffic with one and route a share of it to a challenger (admin)."""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from api.deps import AdminDep, EngineDep
 from api.errors import ErrorResponse
 from api.exact_json import ExactJsonRoute
 from api.heavy import HeavyDep
 from engine.challenge import ChallengeModel
+from engine.costs import CostModel
+from engine.errors import InvalidRequestError
 from engine.experiments import RouteInfo, ShadowInfo, ShadowReport
 from engine.models import Money, UtcDateTime
 from engine.policy import Policy, ScoreWeights
 from engine.service import Engine
+from engine.validation import describe_first
 
 # Bodies are read with exact numbers: the score weights' amount_scale is money.
 router = APIRouter(tags=["policies"], route_class=ExactJsonRoute)
@@ -180,11 +183,59 @@ def _experiments(engine: Engine) -> ExperimentsOut:
     return ExperimentsOut(shadow=report.shadow, route=report.route)
 
 
-@router.get("/policies/shadow", response_model=ShadowReport)
-async def shadow_report(engine: EngineDep, heavy: HeavyDep) -> ShadowReport:
+CostQuery = create_model(
+    "CostQuery",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="The cost model as query parameters, one per CostModel field (absent: its "
+    "default); any other parameter answers 400.",
+    **{
+        name: (str | None, Field(None, description=field.description))
+        for name, field in CostModel.model_fields.items()
+    },
+)
+
+
+def query_costs(query: BaseModel) -> CostModel:
+    """The :class:`CostModel` query parameters give: numbers as exact decimals (a query string
+    has no JSON types), validated as in a body; a bad value raises InvalidRequestError naming
+    its parameter."""
+    given: dict[str, Any] = {}
+    for name, text in query.model_dump(exclude_none=True).items():
+        if name == "currency":
+            given[name] = text
+            continue
+        try:
+            number = Decimal(text.strip())
+        except InvalidOperation:
+            number = None
+        if number is None or not number.is_finite():
+            raise InvalidRequestError(name, f"'{name}' must be a number, such as 15 or 0.30.")
+        if number.adjusted() > 15:  # beyond every bound: keep arithmetic on it cheap and safe
+            number = Decimal("1E16").copy_sign(number)
+        if name == "review_capacity" and number == number.to_integral_value():
+            number = int(number)  # the int field
+        given[name] = number
+    try:
+        return CostModel.model_validate(given)
+    except ValidationError as exc:
+        raise InvalidRequestError(*describe_first(exc)) from None
+
+
+@router.get(
+    "/policies/shadow",
+    response_model=ShadowReport,
+    responses={400: {"model": ErrorResponse, "description": "Invalid or unknown parameter."}},
+)
+async def shadow_report(
+    query: Annotated[CostQuery, Query()],  # type: ignore[valid-type]
+    engine: EngineDep,
+    heavy: HeavyDep,
+) -> ShadowReport:
     """The shadow and route in force, and the shadow compared with what was enforced on the
-    live payments it decided since it started (POST /compare's metrics and intervals)."""
-    return await heavy.run(engine.shadow_report)
+    live payments it decided since it started (POST /compare's metrics and intervals), priced
+    with the cost model its query parameters give (``?review_capacity=200&currency=EUR``...;
+    the default model's values where absent)."""
+    return await heavy.run(engine.shadow_report, query_costs(query))
 
 
 @router.delete(

@@ -229,3 +229,58 @@ def test_a_reset_ends_the_shadow_and_the_route_with_their_windows(
     engine.close()
     with Engine.open(db_path, card_key="") as reopened:
         assert reopened.experiments.live.shadow is None and reopened.experiments.live.route is None
+
+
+def test_the_shadow_report_prices_with_the_cost_model_its_query_gives(
+    client: TestClient, admin_headers: dict
+) -> None:
+    """?review_capacity=... and the other cost fields price the shadow comparison as the same
+    model prices POST /compare (CP@k appears with a capacity); absent fields keep defaults."""
+    shadow = _store(client, SHADOW_RULES)
+    client.post(f"/policies/{shadow}/shadow", headers=admin_headers)
+    for i in range(40):
+        client.post("/payment", json=payment_body(card=luhn_card(i % 9), amount=f"{20 + i}.00"))
+    costs = {"currency": "EUR", "chargeback_fee": "20", "review_capacity": "3"}
+    report = client.get("/policies/shadow", params=costs)
+    assert report.status_code == 200, report.text
+    got = report.json()["comparison"]
+    since = report.json()["shadow"]["since"]
+    body_costs = {"currency": "EUR", "chargeback_fee": 20, "review_capacity": 3}
+    expected = client.post(
+        "/compare",
+        json={"a": 1, "b": shadow, "filters": {"run": "live", "since": since}, "costs": body_costs},
+    ).json()
+    for answer in (expected, got):
+        answer.pop("elapsed_ms")
+    assert got["costs"]["currency"] == "EUR" and got["costs"]["review_capacity"] == 3
+    assert got["costs"]["review_cost"] == 3.0  # absent: the default
+    assert got["b"]["cp_at_k"] is not None and got["b"]["reviewed"] <= got["b"]["review_marked"]
+    assert got == expected
+    default = client.get("/policies/shadow").json()["comparison"]
+    assert default["costs"]["currency"] == "GBP" and default["b"]["cp_at_k"] is None
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "phrase"),
+    [
+        ({"chargeback_fee": "abc"}, "chargeback_fee", "must be a number"),
+        ({"chargeback_fee": "nan"}, "chargeback_fee", "must be a number"),
+        ({"chargeback_fee": "-1"}, "chargeback_fee", "at least 0"),
+        ({"false_decline_margin": "1.5"}, "false_decline_margin", "at most 1"),
+        ({"review_capacity": "2.5"}, "review_capacity", "whole number"),
+        ({"currency": "XXX"}, "currency", "ECB reference rate"),
+        ({"capacity": "200"}, "capacity", "unknown"),
+    ],
+)
+def test_bad_or_unknown_cost_parameters_answer_400_naming_them(
+    client: TestClient, params: dict, field: str, phrase: str
+) -> None:
+    response = client.get("/policies/shadow", params=params)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["field"] == field and phrase in error["message"], error
+
+
+def test_a_huge_review_capacity_is_refused_at_once(client: TestClient) -> None:
+    response = client.get("/policies/shadow", params={"review_capacity": "1E+999999999"})
+    assert response.status_code == 400 and response.json()["error"]["field"] == "review_capacity"

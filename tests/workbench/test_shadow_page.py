@@ -3,6 +3,8 @@ token, and the panel showing the engine's shadow comparison (GET /policies/shado
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from support import UI_ADMIN_TOKEN, payment_body
 
@@ -61,3 +63,28 @@ def test_the_token_routes_a_share_and_ends_it(shared, app):
     assert (route.policy.version, route.share) == (draft.version, 0.3)
     at.button(key="route_stop").click().run()
     assert shared.experiments.live.route is None
+
+
+def test_the_cost_inputs_price_the_shadow_panel(shared, app):
+    """The panel prices with the page's cost model (GET /policies/shadow's query parameters):
+    a chargeback fee and a review capacity typed in give what the engine computes with them."""
+    from engine.costs import CostModel
+
+    draft = shared.create_policy(BLOCK_BIG)
+    shared.start_shadow(draft.version)
+    paid = [shared.authorize(payment_body(amount=f"{10 + 7 * i}.00")) for i in range(12)]
+    approved = [p for p in paid if p.status == "Approved"]
+    shared.dispute(approved[0].transaction_id, {"reason": "fraud"})
+    at = app("shadow")
+    at.number_input(key="shadow_fee").set_value(40.0).run()
+    at.number_input(key="shadow_capacity").set_value(2).run()
+    assert not at.exception
+    costs = CostModel(chargeback_fee=Decimal("40.00"), review_capacity=2)
+    expected = shared.shadow_report(costs).comparison
+    default = shared.shadow_report().comparison
+    table = at.table[0].value.set_index(at.table[0].value.columns[0])
+    total = next(d for d in expected.differences if d.metric == "total_cost")
+    assert expected.a.costs.total != default.a.costs.total  # the fee counts
+    assert table.loc["Total cost", "A"] == f"{total.a:,.2f}", table
+    assert "Card precision at capacity (CP@k)" in table.index  # with a capacity only
+    shared.stop_shadow()

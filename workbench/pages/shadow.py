@@ -9,9 +9,11 @@ from datetime import timedelta
 
 import streamlit as st
 
+from engine.costs import CostModel
 from engine.policy import Policy
 from workbench import admin_gate, money_charts
 from workbench.comparison_view import tiles, verdict
+from workbench.cost_inputs import cost_model_inputs
 from workbench.ui import engine, kpi_row
 
 st.title("Shadow policies")
@@ -104,6 +106,7 @@ ONE_DAY = (
     "The shadow has seen payments of a single day so far: no interval yet (the intervals "
     "resample whole days)."
 )
+costs = cost_model_inputs("shadow")  # what GET /policies/shadow takes as query parameters
 refresh = st.selectbox(
     "Auto refresh",
     [2, 5, 10, 30, 0],
@@ -115,8 +118,8 @@ refresh = st.selectbox(
 
 
 @st.fragment(run_every=timedelta(seconds=refresh) if refresh else None)
-def shadow_panel() -> None:
-    report = eng.shadow_report()
+def shadow_panel(costs: CostModel) -> None:
+    report = eng.shadow_report(costs)
     result = report.comparison
     if report.shadow is None or result is None:
         st.info("Start a shadow to compare it with the enforced decisions as payments arrive.")
@@ -135,4 +138,4 @@ def shadow_panel() -> None:
     )
 
 
-shadow_panel()
+shadow_panel(costs)
