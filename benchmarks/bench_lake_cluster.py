@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_lake_cluster.py                    # 10M rows, 1 and 2 workers
     .venv/bin/python benchmarks/bench_lake_cluster.py --rows 4M --workers 1,2,3
     .venv/bin/python benchmarks/bench_lake_cluster.py --profile          # where a shard's time goes
+    .venv/bin/python benchmarks/bench_lake_cluster.py --rows 2M --workers 1 --malloc-reference
 
 Rows (the same seed each time: identical rows, checked by content hash):
 
@@ -12,6 +13,9 @@ Rows (the same seed each time: identical rows, checked by content hash):
   the time is the run's, after the cluster is up (its start-up is printed apart). Per-worker
   rate = rows/s / N; parallel efficiency = rate(N) / (N × rate(1 worker)); peak RSS is each
   worker process's ``ru_maxrss`` after the run.
+* **1 worker, Dask's malloc default** (``--malloc-reference``) — the reference for
+  ``engine/lake/dask.yaml``: a 1-worker cluster whose nanny sets ``MALLOC_TRIM_THRESHOLD_=65536``
+  (Dask's default, which the file unsets).
 * **backtest** — one strict policy over the run: in this process (DuckDB over all its files),
   then on the cluster (one task per shard, groups merged); medians of ``--repeat`` and a check
   that both answers are identical.
@@ -84,6 +88,10 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3, help="backtests per side (median)")
     parser.add_argument("--profile", action="store_true", help="cProfile one shard and stop")
+    parser.add_argument(
+        "--malloc-reference", action="store_true",
+        help="also a 1-worker cluster with Dask's MALLOC_TRIM_THRESHOLD_ (the same-run reference)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     from engine.lake.cluster import cluster_client, shard_runner
@@ -126,6 +134,8 @@ def main() -> None:
                 rows.append(
                     (name, seconds, rate, f"{eff}; {rate / n:,.0f} rows/s per worker", peak)
                 )
+            if args.malloc_reference:
+                rows.append(_dask_malloc_default(engine, lake, args, expected))
     print("\n| generation | seconds | rows/s | efficiency | peak RSS MiB |")
     print("|---|---:|---:|---|---|")
     for name, seconds, rate, eff, peak in rows:
@@ -134,6 +144,30 @@ def main() -> None:
     print("|---|---:|---|")
     for name, seconds, same in backtest:
         print(f"| {name} | {seconds:.2f} | {same} |")
+
+
+def _dask_malloc_default(
+    engine: Any, lake: str, args: argparse.Namespace, expected: str
+) -> tuple[str, float, float, str, str]:
+    """The 1-worker row with the nanny's MALLOC_TRIM_THRESHOLD_ as Dask sets it by default."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    from engine.lake.cluster import shard_runner
+
+    with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 65536}),
+        LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1",
+                     dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):  # fmt: skip
+        start = time.perf_counter()
+        run = engine.simulate_into_lake(lake, _params(args), runner=shard_runner(client))
+        seconds = time.perf_counter() - start
+        (peak,) = client.run(_worker_peak_mib).values()
+    assert engine.run_content_hash(run.id) == expected, "rows differ"
+    rate = args.rows / seconds
+    return ("1 worker, Dask's malloc default (reference)", seconds, rate, "-", f"{peak:,.0f}")
 
 
 def _backtests(engine: Any, client: Any, run_id: int, policy: Any, repeat: int) -> list:

@@ -21,7 +21,8 @@ import contextlib
 import logging
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,6 +35,8 @@ from engine.lake.sharded import ShardResult, ShardRunner, ShardTask, write_shard
 from engine.store import Store, query_files
 
 RETRIES = 2  # a shard task that raised is tried this many more times
+CLUSTER_CONFIG = Path(__file__).with_name("dask.yaml")
+"""Dask settings for the clusters the workbench starts (compose's workers: ``DASK_CONFIG``)."""
 ADDITIVE = ("n", "cents", "pence", "priced")  # the grouped queries' aggregates: counts, sums
 
 
@@ -60,6 +63,12 @@ def cluster_client(workers: int | None = None, scheduler: str | None = None) -> 
         return
     if workers is None or workers < 1:
         raise UsageError("A local cluster needs at least one worker (--workers 1 or more).")
+    import dask
+
+    (tree,) = dask.config.collect_yaml([str(CLUSTER_CONFIG)])
+    # for the rest of the process, not a with-block: a nanny reads it when it is created, and
+    # scaling the cluster up later creates more
+    dask.config.set(_dotted(tree))
     cluster = LocalCluster(
         n_workers=workers,
         threads_per_worker=1,
@@ -72,6 +81,18 @@ def cluster_client(workers: int | None = None, scheduler: str | None = None) -> 
             yield client
     finally:
         _close_quietly(cluster)
+
+
+def _dotted(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as dotted keys, leaves only: ``dask.config.set`` replaces the whole
+    value of a key it is given, so a nested dict would drop Dask's other defaults there."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _close_quietly(cluster: Any) -> None:

@@ -79,6 +79,18 @@ def test_the_same_seed_gives_identical_rows_with_1_2_or_3_workers(
         assert [p.first_row for p in manifest.partitions] == [0, 10_000, 20_000, 30_000]
 
 
+def _malloc_settings() -> tuple[str | None, str | None]:
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS")
+
+
+def test_workers_leave_glibc_malloc_as_it_is_and_keep_dasks_other_settings(client: Any) -> None:
+    """engine/lake/dask.yaml unsets the trim threshold Dask's nanny sets (a shard ran ~1.45x
+    slower with it), for the workers started with the cluster and those a scale-up adds; the
+    other variables Dask sets before spawning a worker stay."""
+    _scale(client, 2)
+    assert set(client.run(_malloc_settings).values()) == {(None, "1")}
+
+
 def test_a_worker_killed_in_the_middle_of_a_shard(
     engine: Engine, client: Any, reference: Any, tmp_path: Path
 ) -> None:
