@@ -3,12 +3,14 @@ traffic with one and route a share of it to a challenger (admin)."""
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import copy
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic.fields import FieldInfo
 
 from api.deps import AdminDep, EngineDep
 from api.errors import ErrorResponse
@@ -183,40 +185,29 @@ def _experiments(engine: Engine) -> ExperimentsOut:
     return ExperimentsOut(shadow=report.shadow, route=report.route)
 
 
+def _optional(field: FieldInfo) -> tuple[Any, FieldInfo]:
+    """A CostModel field as an optional query parameter: its type, bounds and schema, absent by
+    default (the model's own default then applies)."""
+    optional = copy.copy(field)
+    optional.default = None
+    return field.annotation | None, optional
+
+
 CostQuery = create_model(
     "CostQuery",
     __config__=ConfigDict(extra="forbid"),
     __doc__="The cost model as query parameters, one per CostModel field (absent: its "
     "default); any other parameter answers 400.",
-    **{
-        name: (str | None, Field(None, description=field.description))
-        for name, field in CostModel.model_fields.items()
-    },
+    **{name: _optional(field) for name, field in CostModel.model_fields.items()},
 )
 
 
 def query_costs(query: BaseModel) -> CostModel:
-    """The :class:`CostModel` query parameters give: numbers as exact decimals (a query string
-    has no JSON types), validated as in a body; a bad value raises InvalidRequestError naming
-    its parameter."""
-    given: dict[str, Any] = {}
-    for name, text in query.model_dump(exclude_none=True).items():
-        if name == "currency":
-            given[name] = text
-            continue
-        try:
-            number = Decimal(text.strip())
-        except InvalidOperation:
-            number = None
-        if number is None or not number.is_finite():
-            raise InvalidRequestError(name, f"'{name}' must be a number, such as 15 or 0.30.")
-        if number.adjusted() > 15:  # beyond every bound: keep arithmetic on it cheap and safe
-            number = Decimal("1E16").copy_sign(number)
-        if name == "review_capacity" and number == number.to_integral_value():
-            number = int(number)  # the int field
-        given[name] = number
+    """The :class:`CostModel` the query parameters give (read from text by FastAPI with the
+    model's own types and bounds); a value the model still refuses raises InvalidRequestError
+    naming its parameter."""
     try:
-        return CostModel.model_validate(given)
+        return CostModel.model_validate(query.model_dump(exclude_none=True))
     except ValidationError as exc:
         raise InvalidRequestError(*describe_first(exc)) from None
 

@@ -264,7 +264,7 @@ def test_the_shadow_report_prices_with_the_cost_model_its_query_gives(
     ("params", "field", "phrase"),
     [
         ({"chargeback_fee": "abc"}, "chargeback_fee", "must be a number"),
-        ({"chargeback_fee": "nan"}, "chargeback_fee", "must be a number"),
+        ({"chargeback_fee": "nan"}, "chargeback_fee", "must be a finite number"),
         ({"chargeback_fee": "-1"}, "chargeback_fee", "at least 0"),
         ({"false_decline_margin": "1.5"}, "false_decline_margin", "at most 1"),
         ({"review_capacity": "2.5"}, "review_capacity", "whole number"),
