@@ -41,7 +41,7 @@ from engine.filters import RowFilter, RunSelector
 from engine.idempotency import KEY_RETENTION, IdempotencyGuard, request_hash
 from engine.ids import IdAllocator, parse_id
 from engine.lake.catalog import LakeCatalog
-from engine.lake.export import StitchedFile
+from engine.lake.export import StitchedFile, written_aside
 from engine.lake.export import plan as plan_stitched
 from engine.lake.layout import LAKE_RUN_BASE, Lake
 from engine.lake.manifest import PARTITION_TARGET_ROWS
@@ -327,21 +327,15 @@ class Engine:
         DuckDB's Parquet writer. Both hold the same columns, types and values (tested).
         Raises :class:`InvalidRequestError` (naming ``run``) for an unknown run or a lake run
         still being written."""
-        target = Path(target)
         stitched = self.stitched_export(run)
-        aside = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            if stitched is not None:
-                rows = self._lake_io(stitched.write, aside)
-            else:
-                where, params = RowFilter(run=run).where()
-                sql = f"SELECT {EXPORT_COLUMNS} FROM transactions {where}"
-                with self._reading(run):
-                    rows = self.store.copy_to_parquet(sql, params, aside)
-            aside.replace(target)
-        finally:
-            aside.unlink(missing_ok=True)
-        return rows
+        if stitched is not None:
+            return self._lake_io(written_aside, Path(target), stitched.write)
+        where, params = RowFilter(run=run).where()
+        sql = f"SELECT {EXPORT_COLUMNS} FROM transactions {where}"
+        with self._reading(run):
+            return written_aside(
+                Path(target), lambda aside: self.store.copy_to_parquet(sql, params, aside)
+            )
 
     def stitched_export(self, run: RunSelector) -> StitchedFile | None:
         """Check ``run`` as :meth:`export_run` does; for a lake run whose files the stitcher
@@ -521,12 +515,7 @@ class Engine:
         a lake run still being written (a reader never sees half a run)."""
         found = self.lake.find(run) if self.lake is not None else None
         if found is not None:
-            if not found.readable:
-                raise InvalidRequestError(
-                    field,
-                    f"{quoted_field(field)} names a lake run that is still being written; "
-                    "retry when it has finished (GET /simulations shows its status).",
-                )
+            found.require_readable(field)
             return
         if isinstance(run, int) and not self.store.query("SELECT 1 FROM runs WHERE id = ?", [run]):
             raise InvalidRequestError(

@@ -22,7 +22,8 @@ import copy
 import io
 import os
 import struct
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
@@ -122,6 +123,29 @@ class StitchedFile:
                     raise OSError(f"{piece.path} is shorter than its footer says")
                 left -= len(block)
                 yield block
+
+
+def export_lake_run(lake: Lake, run_id: int, target: Path) -> int | None:
+    """Write lake run ``run_id`` to the local file ``target`` as :meth:`Engine.export_run`
+    does, from the lake alone (no database, no DuckDB); the rows written, or None when its
+    files are not stitchable (export it with the engine). Raises :class:`NotFoundError` for an
+    unknown run and :class:`InvalidRequestError` (naming ``run``) for one still being written."""
+    manifest = lake.run(run_id)
+    manifest.require_readable("run")
+    stitched = plan(lake, manifest)
+    return None if stitched is None else written_aside(target, stitched.write)
+
+
+def written_aside(target: Path, write: Callable[[Path], int]) -> int:
+    """``write(aside)`` to a dot-file beside ``target``, then renamed into place, so ``target``
+    never holds part of a file (an export cut short leaves nothing); what ``write`` returns."""
+    aside = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        result = write(aside)
+        aside.replace(target)
+    finally:
+        aside.unlink(missing_ok=True)
+    return result
 
 
 def plan(lake: Lake, manifest: Manifest) -> StitchedFile | None:
