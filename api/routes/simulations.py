@@ -190,6 +190,7 @@ async def get_simulation(run_id: str, engine: EngineDep) -> RunRecord:
         401: {"model": ErrorResponse, "description": "live: missing or wrong admin token."},
         404: {"model": ErrorResponse, "description": "Unknown run."},
         429: {"model": ErrorResponse, "description": "Heavy requests are queued; see Retry-After."},
+        503: {"model": ErrorResponse, "description": "A file of the lake could not be read."},
     },
 )
 async def export_simulation(
