@@ -16,6 +16,8 @@ rows with ``ptsim generate`` (seed 1), then times, each into a fresh directory o
 * **HTTP** — a real ``ptsim api`` server on 127.0.0.1 (with the lake attached), ``curl``
   downloading ``GET /simulations/{id}/export`` to a file, request to last byte.
 
+Each step starts after ``sync`` (no writeback of the previous step's gigabyte while timing).
+
 Every file is checked: its row count, and count / sum(amount_minor) / min and max created_at
 equal across all four exports; the CLI's and the server's lake files are the same bytes.
 ``--knobs`` also times DuckDB's ``COPY ... TO`` Parquet on the database run with each writer
@@ -229,6 +231,7 @@ def main() -> int:
     try:
         db_run = _build(db, None, rows)
         lake_run = _build(db, lake, rows)
+        os.sync()  # no writeback of the built runs during the first measurement
         times: dict[str, list[float]] = {}
         files: dict[str, Path] = {}
 
@@ -236,6 +239,7 @@ def main() -> int:
             times.setdefault(name, []).append(seconds)
             if file is not None:
                 files[name] = file
+            os.sync()  # the next step starts with no dirty pages (no writeback of this one's)
 
         for i in range(args.repeat):
             out = work / f"out-{i}"

@@ -88,7 +88,8 @@ class StitchedFile:
 
     def write(self, target: str | Path) -> int:
         """Write the file to the local path ``target`` (the kernel copies a local lake's
-        ranges: ``copy_file_range``); the rows written."""
+        ranges: ``copy_file_range``); the rows written. Not fsynced, as a file copy is not: a
+        crash may lose the file's tail, and with it the footer, so it no longer parses."""
         with open(target, "wb") as out:
             for piece in self.pieces:
                 if piece.path is None:
@@ -99,8 +100,6 @@ class StitchedFile:
                 else:
                     for block in self._blocks(piece):
                         out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
         return self.rows
 
     def blocks(self) -> Iterator[bytes]:

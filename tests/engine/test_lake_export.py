@@ -261,3 +261,30 @@ def test_the_streamed_bytes_are_the_written_file(runs: Any, tmp_path: Path) -> N
     for cut in (len(streamed) // 2, len(streamed) - 1):  # a transfer cut short never parses
         with pytest.raises(pa.ArrowInvalid):
             pq.read_table(pa.BufferReader(streamed[:cut]))
+
+
+def test_ptsim_export_of_a_lake_run(
+    runs: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ptsim export --lake`: stitched from the lake alone; an older lake through an engine on
+    no database (the same content); an unknown run refused in one sentence."""
+    from workbench.cli import main
+
+    eng, lake_run, _, folder = runs
+    argv = ["export", "--run", str(lake_run), "--lake", str(folder / "lake")]
+    assert main([*argv, "--to", str(tmp_path / "a")]) == 0
+    eng.export_run(lake_run, tmp_path / "engine.parquet")
+    exported = tmp_path / "a" / f"run-{lake_run}.parquet"
+    assert exported.read_bytes() == (tmp_path / "engine.parquet").read_bytes()
+    monkeypatch.setattr(stitcher, "plan", lambda *_: None)  # as for a lake of the first layout
+    monkeypatch.setattr(service, "plan_stitched", lambda *_: None)
+    assert main([*argv, "--to", str(tmp_path / "b")]) == 0
+    _assert_same_file_content(
+        pq.read_table(tmp_path / "b" / f"run-{lake_run}.parquet"), pq.read_table(exported)
+    )
+    capsys.readouterr()
+    unknown = ["export", "--run", str(lake_run + 99), "--lake", str(folder / "lake")]
+    assert main([*unknown, "--to", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "not found" in err and "Traceback" not in err and err.count("\n") == 1
+    assert not list((tmp_path / "c").iterdir())
