@@ -288,3 +288,35 @@ def test_ptsim_export_of_a_lake_run(
     err = capsys.readouterr().err
     assert "not found" in err and "Traceback" not in err and err.count("\n") == 1
     assert not list((tmp_path / "c").iterdir())
+
+
+def test_a_run_stopped_before_its_first_partition_exports_no_rows(
+    runs: Any, tmp_path: Path
+) -> None:
+    """An interrupted run with no committed partition: a valid file with the export's columns
+    and no row (what DuckDB's writer gives for it too)."""
+    _, lake_run, _, folder = runs
+    lake = Lake(folder / "lake")
+    empty = lake.manifest(lake_run).model_copy(update={"partitions": [], "status": "interrupted"})
+    stitched = plan(lake, empty)
+    assert stitched is not None and stitched.rows == 0
+    stitched.write(tmp_path / "empty.parquet")
+    table = pq.read_table(tmp_path / "empty.parquet")
+    assert table.num_rows == 0 and table.schema.names == EXPORT_SCHEMA.names
+    assert [f.type for f in table.schema] == EXPORT_SCHEMA.types
+
+
+def test_a_lake_on_an_fsspec_url_is_stitched_through_its_file_system(tmp_path: Path) -> None:
+    """fsspec's in-memory file system (an object store's code path): the file is read through
+    the lake's file system, written and streamed alike."""
+    url = "memory://ptsim-export-lake"
+    try:
+        with Engine.open(":memory:", card_key="k", lake=url) as eng:
+            run = eng.simulate_into_lake(url, {**PARAMS, "rows": 6_000}, partition_rows=2_500).id
+            stitched = eng.stitched_export(run)
+            assert stitched is not None and not stitched.lake.local
+            assert eng.export_run(run, tmp_path / "out.parquet") == 6_000
+            assert b"".join(stitched.blocks()) == (tmp_path / "out.parquet").read_bytes()
+            assert pq.read_metadata(tmp_path / "out.parquet").num_row_groups >= 3
+    finally:
+        Lake(url).fs.rm("/ptsim-export-lake", recursive=True)
