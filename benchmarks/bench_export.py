@@ -286,7 +286,7 @@ def main() -> int:
             shutil.rmtree(work / f"out-{i}", ignore_errors=True)
         if args.keep:
             print(f"kept: --db {db} --lake {lake}")
-        else:
+        if not args.keep or (args.db and args.lake):  # nothing of the runs lives in work
             shutil.rmtree(work, ignore_errors=True)
     return 0
 
