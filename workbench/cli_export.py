@@ -21,26 +21,46 @@ def _run(text: str) -> int | str:
 
 
 def _export(args: argparse.Namespace) -> int:
+    lake_run = isinstance(args.run, int) and args.run > LAKE_RUN_BASE
+    lake = args.lake or (get_settings().lake if lake_run else None)
+    if lake_run and not lake:
+        raise UsageError(f"Run {args.run} is a lake run; pass --lake DIR (or set PTSIM_LAKE).")
+    target = Path(args.to).expanduser() / f"run-{args.run}.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    rows = _stitched(lake, args.run, target) if lake_run else None
+    if rows is None:
+        rows = _through_engine(args, lake, lake_run, target)
+    seconds = time.perf_counter() - started
+    print(f"run {args.run}: {rows:,} rows written to {target} in {seconds:.1f} s")
+    return 0
+
+
+def _stitched(lake: str, run_id: int, target: Path) -> int | None:
+    """A lake run from its files alone: no engine, no database (None: not stitchable)."""
+    from engine.lake.export import export_lake_run
+    from engine.lake.layout import Lake
+
+    try:
+        return export_lake_run(Lake(lake), run_id, target)
+    except OSError as exc:
+        raise UsageError(f"The lake's files could not be read or written: {exc}.") from exc
+
+
+def _through_engine(
+    args: argparse.Namespace, lake: str | None, lake_run: bool, target: Path
+) -> int:
     from engine.service import Engine
 
-    lake_run = isinstance(args.run, int) and args.run > LAKE_RUN_BASE
-    if lake_run and not args.lake:
-        raise UsageError(f"Run {args.run} is a lake run; pass --lake DIR (or set PTSIM_LAKE).")
     overrides: dict[str, object] = {}
     if args.db:
         overrides["db"] = args.db
     elif lake_run:
         overrides["db"] = ":memory:"  # a lake run needs no database: a server may hold it
-    if args.lake:
-        overrides["lake"] = args.lake
-    target = Path(args.to).expanduser() / f"run-{args.run}.parquet"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
+    if lake:
+        overrides["lake"] = lake
     with Engine(get_settings(**overrides)) as engine:
-        rows = engine.export_run(args.run, target)
-    seconds = time.perf_counter() - started
-    print(f"run {args.run}: {rows:,} rows written to {target} in {seconds:.1f} s")
-    return 0
+        return engine.export_run(args.run, target)
 
 
 def add_export_parser(sub: argparse._SubParsersAction) -> None:

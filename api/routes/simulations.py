@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.background import BackgroundTask
@@ -190,6 +190,7 @@ async def get_simulation(run_id: str, engine: EngineDep) -> RunRecord:
         401: {"model": ErrorResponse, "description": "live: missing or wrong admin token."},
         404: {"model": ErrorResponse, "description": "Unknown run."},
         429: {"model": ErrorResponse, "description": "Heavy requests are queued; see Retry-After."},
+        503: {"model": ErrorResponse, "description": "A file of the lake could not be read."},
     },
 )
 async def export_simulation(
@@ -198,7 +199,7 @@ async def export_simulation(
     engine: EngineDep,
     heavy: HeavyDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> FileResponse:
+) -> Response:
     """A run (database or lake) as Parquet, while the server runs; ``live`` exports live
     traffic and needs the admin token. Every stored column, the amount also in minor units
     (``amount_minor``), cards only as fingerprint, BIN and last four."""
@@ -208,8 +209,20 @@ async def export_simulation(
     else:
         run = _run_id(run_id)
         await run_in_threadpool(engine.get_run, run)  # 404 for an unknown run
+    name = f"run-{run_id}.parquet"
+    stitched = await heavy.run(engine.stitched_export, run)
+    if stitched is not None:  # a lake run: its files' bytes, streamed as they are read
+        return StreamingResponse(
+            stitched.blocks(),
+            media_type=PARQUET,
+            headers={
+                "Content-Length": str(stitched.size),
+                "Content-Disposition": f'attachment; filename="{name}"',
+                "X-Row-Count": str(stitched.rows),
+            },
+        )
     folder = Path(tempfile.mkdtemp(prefix="ptsim-export-"))
-    target = folder / f"run-{run_id}.parquet"
+    target = folder / name
     try:
         rows = await heavy.run(engine.export_run, run, target)
     except BaseException:
@@ -218,7 +231,7 @@ async def export_simulation(
     return FileResponse(
         target,
         media_type=PARQUET,
-        filename=target.name,
+        filename=name,
         headers={"X-Row-Count": str(rows)},
         background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
     )

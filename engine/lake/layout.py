@@ -111,6 +111,11 @@ class Lake:
         except FileNotFoundError:
             raise NotFoundError(f"Simulation run {run_id} not found in the lake.") from None
 
+    def run(self, run_id: int) -> Manifest:
+        """One run's manifest as readers see it: a run whose writer died reads as interrupted.
+        Raises :class:`NotFoundError`."""
+        return _with_live_status(self.manifest(run_id))
+
     def manifests(self) -> list[Manifest]:
         """Every run's manifest, newest first; a run whose writer died reads as interrupted."""
         found = []

@@ -13,9 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.errors import InvalidRequestError
 from engine.simulation.params import RunRecord, RunStatus
 from engine.simulation.summary import RunSummary
 from engine.store import utc_now
+from engine.validation import quoted_field
 
 FORMAT = 1  # bumped when the layout or the manifest changes incompatibly
 PARTITION_TARGET_ROWS = 1_000_000  # ~60 MB of Parquet: a task's worth of work on a cluster
@@ -89,6 +91,16 @@ class Manifest(BaseModel):
         """Whether readers may use its rows: a finished run (completed, or stopped with its
         committed partitions), never one still being written."""
         return self.status != "running"
+
+    def require_readable(self, field: str) -> None:
+        """Refuse a run still being written (a reader never sees half a run): raises
+        :class:`InvalidRequestError` naming ``field``."""
+        if not self.readable:
+            raise InvalidRequestError(
+                field,
+                f"{quoted_field(field)} names a lake run that is still being written; "
+                "retry when it has finished (GET /simulations shows its status).",
+            )
 
     def finished(
         self,

@@ -63,6 +63,14 @@ _DICTIONARY = [
     "dispute_reason", "card_bin", "card_length", "rule_index", "flag_rule", "policy_version",
     "merchant_category", "velocity_count", "device_seen_count", "device_other_cards",
 ]  # fmt: skip
+# How every lake file is written (the export writes its few columns of its own alike): decimals
+# as INT64 as the database's export has them (DECIMAL(18,2) fits), no page index nor bloom filter
+FILE_OPTIONS: dict[str, Any] = {
+    "compression": "snappy",
+    "use_dictionary": _DICTIONARY,
+    "store_decimal_as_integer": True,
+    "write_page_index": False,
+}
 _PLACEHOLDER_RUN = 0  # decided chunks carry a run id column, which the file's path holds instead
 
 
@@ -80,8 +88,13 @@ def row_ids(created_ms: int, first_row: int, count: int) -> pa.Array:
 
 def lake_table(table: pa.Table, created_ms: int, first_row: int) -> pa.Table:
     """A decided chunk's table as a lake file holds it: ids first, card fingerprints as UUIDs,
-    the amount also in integer minor units, and no run id column (the directory names it)."""
+    the amount also in integer minor units, timestamps in microseconds (the database's and
+    the export's unit, so an export serves the files' pages unchanged: engine/lake/export.py),
+    and no run id column (the directory names it)."""
     n = table.num_rows
+    for i, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type) and field.type.unit != "us":
+            table = table.set_column(i, field.name, table.column(i).cast(pa.timestamp("us")))
     cards = table.column("card_hash").combine_chunks()
     amount = table.column("amount").combine_chunks()
     cents = np.frombuffer(amount.buffers()[1], dtype="<i8")[amount.offset * 2 :: 2][:n]
@@ -114,9 +127,7 @@ class PartitionWriter:
         piece = lake_table(table, self._created_ms, self._first_row + self.rows)
         if self._parquet is None:
             self._file = self._lake.fs.open(self._aside, "wb")
-            self._parquet = pq.ParquetWriter(
-                self._file, piece.schema, compression="snappy", use_dictionary=_DICTIONARY
-            )
+            self._parquet = pq.ParquetWriter(self._file, piece.schema, **FILE_OPTIONS)
         self._parquet.write_table(piece, row_group_size=_ROW_GROUP)
         self.rows += piece.num_rows
 

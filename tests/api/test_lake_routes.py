@@ -110,6 +110,34 @@ def test_export_streams_a_run_equal_to_its_rows(lake_client) -> None:
     assert not {"card_number", "pan"} & set(frame.columns)
 
 
+def test_a_lake_run_is_streamed_as_the_file_ptsim_export_writes(lake_client, tmp_path) -> None:
+    """A lake run's export is stitched from its files and streamed as it is read, with its
+    length known up front; the same bytes as Engine.export_run (and so `ptsim export`)."""
+    client, eng, lake_run, _ = lake_client
+    response = client.get(f"/simulations/{lake_run}/export")
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert (
+        response.headers["content-disposition"] == f'attachment; filename="run-{lake_run}.parquet"'
+    )
+    eng.export_run(lake_run, tmp_path / "engine.parquet")
+    assert response.content == (tmp_path / "engine.parquet").read_bytes()
+    partitions = len(Lake(tmp_path / "lake").manifest(lake_run).partitions)
+    assert pq.read_metadata(io.BytesIO(response.content)).num_row_groups >= partitions == 3
+
+
+def test_a_lake_run_whose_file_is_gone_is_a_503_envelope(lake_client, tmp_path) -> None:
+    """A partition file missing (a damaged lake): one sentence in the envelope, no body."""
+    client, _, lake_run, _ = lake_client
+    assert client.get(f"/simulations/{lake_run}").status_code == 200  # the server has seen it
+    part = tmp_path / "lake" / Lake(tmp_path / "lake").manifest(lake_run).partitions[-1].path
+    part.rename(part.with_name("moved-away"))
+    response = client.get(f"/simulations/{lake_run}/export")
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["type"] == "store_unavailable" and "could not be read" in error["message"]
+    assert "Traceback" not in response.text
+
+
 def test_exporting_live_traffic_needs_the_admin_token(lake_client) -> None:
     client, *_ = lake_client
     assert client.post("/payment", json=payment_body()).status_code == 201
