@@ -20,7 +20,7 @@ from decimal import Decimal
 import numpy as np
 import pyarrow as pa
 
-from engine.errors import NotFoundError
+from engine.errors import NotFoundError, StoreError
 from engine.lake.layout import LAKE_RUN_BASE, Lake
 from engine.lake.manifest import Manifest
 from engine.simulation.params import RunRecord
@@ -46,6 +46,7 @@ class LakeCatalog:
         self._lock = threading.Lock()
         self._signature: tuple[tuple[int, str, int], ...] | None = None
         self._manifests: dict[int, Manifest] = {}
+        self._damaged: dict[int, str] = {}  # run id -> a committed file of it that is missing
         self.refresh()
 
     def refresh(self) -> dict[int, Manifest]:
@@ -56,7 +57,9 @@ class LakeCatalog:
             readable = sorted((m for m in manifests.values() if m.readable), key=lambda m: m.run_id)
             signature = tuple((m.run_id, m.status, len(m.partitions)) for m in readable)
             if signature != self._signature:
-                self._store.define_lake(self._script(readable), _rollup_tables(readable))
+                self._damaged = self._missing_files(readable)
+                intact = [m for m in readable if m.run_id not in self._damaged]
+                self._store.define_lake(self._script(intact), _rollup_tables(intact))
                 self._signature = signature
             self._manifests = manifests
             return manifests
@@ -78,9 +81,29 @@ class LakeCatalog:
             return None
         return self.refresh().get(run)
 
+    def _missing_files(self, runs: list[Manifest]) -> dict[int, str]:
+        """The runs among ``runs`` a committed partition file of which is gone (deleted or
+        moved by hand, a volume not mounted), each with one such file; logged once. They are
+        left out of the relations, so the lake's other runs stay readable."""
+        damaged = {}
+        for manifest in runs:
+            for partition in manifest.partitions:
+                if not self.lake.fs.exists(self.lake.path(partition.path)):
+                    damaged[manifest.run_id] = self.lake.path(partition.path)
+                    break
+        for run_id, path in damaged.items():
+            log.error("lake run %s is not readable: its file %s is missing", run_id, path)
+        return damaged
+
     @contextlib.contextmanager
     def reading(self, run: object) -> Iterator[None]:
-        """Reads in the block see lake rows when ``run`` is a lake run; else a no-op."""
+        """Reads in the block see lake rows when ``run`` is a lake run; else a no-op. Raises
+        :class:`StoreError` for a run a file of which is missing."""
+        if isinstance(run, int) and run in self._damaged:
+            raise StoreError(
+                f"Lake run {run} cannot be read: its file {self._damaged[run]} is missing; "
+                "restore the file (or remove the run's manifest to drop the run), then retry."
+            )
         if isinstance(run, int) and run > LAKE_RUN_BASE:
             with self._store.reading_lake():
                 yield

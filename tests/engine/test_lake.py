@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from engine.errors import InvalidRequestError
+from engine.errors import InvalidRequestError, StoreError
 from engine.lake.layout import LAKE_RUN_BASE, Lake
 from engine.lake.manifest import Manifest, partition_rows
 from engine.lake.writer import MINOR_UNITS
@@ -137,6 +138,24 @@ def test_a_run_still_being_written_is_not_readable(lake_engine: Engine) -> None:
     with pytest.raises(InvalidRequestError, match="still being written"):
         lake_engine.stats(running.run_id)
     assert running.run_id not in lake_engine.filter_options().runs
+
+
+def test_a_run_whose_file_is_gone_is_named_and_the_others_stay_readable(tmp_path: Path) -> None:
+    """A committed partition file deleted by hand: the engine still opens on the lake, the
+    lake's other runs still read, and reading that run says which file is missing (it used to
+    fail every lake read, and the engine's start-up, as a failed database write)."""
+    lake_dir = str(tmp_path / "lake")
+    with Engine.open(":memory:", card_key="k") as writer:
+        kept = writer.simulate_into_lake(lake_dir, PARAMS)
+        broken = writer.simulate_into_lake(lake_dir, {**PARAMS, "seed": 12})
+    gone = Lake(lake_dir).path(Lake(lake_dir).manifest(broken.id).partitions[0].path)
+    Path(gone).unlink()
+    with Engine.open(tmp_path / "db.duckdb", lake=lake_dir, card_key="k") as eng:
+        assert {r.id for r in eng.list_runs()} == {kept.id, broken.id}
+        assert eng.stats(kept.id).total == PARAMS["rows"]
+        with pytest.raises(StoreError, match=f"Lake run {broken.id} cannot be read: its file "
+                           f"{re.escape(gone)} is missing; restore the file"):  # fmt: skip
+            eng.stats(broken.id)
 
 
 def test_an_interrupted_run_keeps_its_committed_partitions(lake_engine: Engine) -> None:
