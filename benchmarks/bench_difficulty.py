@@ -157,7 +157,7 @@ def read_split(
     ``labels_as_of``) and the ground truth."""
     attributes = feature_attributes()
     select = ", ".join(f'{sql} AS "{name}"' for name, sql in attributes.items())
-    label = label_sql(labels_as_of=True, fraud_disputes=False)
+    label = label_sql(labels_as_of=True)
     sql = (
         f"SELECT {select}, ({label}) = {FRAUD} AS _known_fraud, is_fraud AS _truth, "
         "score AS _risk_score, created_at < $train_until AS _train FROM transactions "

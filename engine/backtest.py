@@ -217,8 +217,9 @@ UNLABELLED, LEGITIMATE, FRAUD = 0, 1, 2
 _FRAUD_REASONS = ", ".join(f"'{reason}'" for reason in FRAUD_DISPUTE_REASONS)
 
 
-def label_sql(labels_as_of: bool, fraud_disputes: bool) -> str:
-    """The label a backtest counts for each row, as SQL: 0 unlabelled, 1 legitimate, 2 fraud.
+def label_sql(labels_as_of: bool) -> str:
+    """The label a backtest counts for each simulated row, as SQL: 0 unlabelled, 1 legitimate,
+    2 fraud (a live row here is 0; its label comes from its disputes, :func:`backtest_label_sql`).
 
     - A simulated row (``run_id`` set) is labelled by its ground truth ``is_fraud`` (friendly
       fraud is the cardholder's own payment: legitimate). With ``labels_as_of`` (the parameter
@@ -232,34 +233,24 @@ def label_sql(labels_as_of: bool, fraud_disputes: bool) -> str:
     - A live row is labelled only by disputes: fraud when a ``fraud`` or ``friendly_fraud``
       dispute exists (reported by ``labels_as_of`` when given), else unlabelled; live traffic
       has no ground truth, and a payment nobody disputed is not known to be legitimate.
-      ``fraud_disputes`` says whether the query joins the disputes (the columns
-      ``fraud_disputed`` and ``friendly_disputed`` of
-      :func:`engine.compare.comparison_disputes_join`); without it every live row is
-      unlabelled.
-
-    The backtest reads these labels from the comparison's (:func:`backtest_label_sql`).
     """
-    live = (
-        f"CASE WHEN fraud_disputed OR friendly_disputed THEN {FRAUD} ELSE {UNLABELLED} END"
-        if fraud_disputes
-        else str(UNLABELLED)
-    )
     simulated = (
         f"dispute_reason IN ({_FRAUD_REASONS}) AND label_available_at <= $labels_as_of"
         if labels_as_of
         else "is_fraud"
     )
     return (
-        f"CASE WHEN run_id IS NULL THEN {live} WHEN is_fraud IS NULL THEN {UNLABELLED} "
+        f"CASE WHEN run_id IS NULL THEN {UNLABELLED} WHEN is_fraud IS NULL THEN {UNLABELLED} "
         f"WHEN {simulated} THEN {FRAUD} ELSE {LEGITIMATE} END"
     )
 
 
 def backtest_label_sql(label: str, live: str) -> str:
-    """:func:`label_sql` from the comparison's label (SQL ``label``, with its friendly-fraud
-    label 3) and whether the row is live traffic (SQL ``live``): friendly fraud is legitimate
-    on a simulated row (the cardholder's own payment) and, as any fraud dispute, fraud on a
-    live row (what its dispute says)."""
+    """The backtest's label (:func:`label_sql`, live rows by their disputes) from the
+    comparison's (SQL ``label``, with its friendly-fraud label 3, :mod:`engine.compare`) and
+    whether the row is live traffic (SQL ``live``): friendly fraud is legitimate on a simulated
+    row (the cardholder's own payment) and, as any fraud dispute, fraud on a live row (what its
+    dispute says)."""
     return (
         f"(CASE WHEN {label} = 3 THEN CASE WHEN {live} THEN {FRAUD} ELSE {LEGITIMATE} END "
         f"ELSE {label} END)"

@@ -385,7 +385,7 @@ def comparison_label_sql(labels_as_of: bool, fraud_disputes: bool) -> str:
         )
     return (
         f"CASE WHEN run_id IS NULL THEN {live} WHEN {friendly} THEN {FRIENDLY} "
-        f"ELSE {label_sql(labels_as_of, False)} END"
+        f"ELSE {label_sql(labels_as_of)} END"
     )
 
 
