@@ -368,8 +368,6 @@ def run_backtest(
         regroup = backtest_regroup(shared, names, candidate, active)
         sql, params = compare_sql(a_side, b_side, filters, disputes, costs.review_capacity,
                                   regroup)  # fmt: skip
-        used = set(re.findall(r"\$(\w+)", sql))
-        params = {name: value for name, value in params.items() if name in used}
         groups = grouped(sql, params) if grouped is not None else tx.frame(sql, params)
     backtest_groups = groups["part"] == 3
     priced = compared_groups(groups[~backtest_groups], filters, costs, active.policy,
