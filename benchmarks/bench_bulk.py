@@ -98,6 +98,8 @@ def _lookups(engine, run_id: int, samples: int = 200) -> dict:
 
 
 def _floor(db: Path, rows: int, args: argparse.Namespace) -> dict:
+    import pyarrow as pa
+
     from engine.decision import ACTION_LABELS, Decisions
     from engine.features import FeatureColumns, HistoryCounts
     from engine.ids import IdAllocator
@@ -145,7 +147,7 @@ def _floor(db: Path, rows: int, args: argparse.Namespace) -> dict:
         world = WorldColumns(ip, np.where(ip < 0, -1, i[1] % 250).astype(np.int16))
         table = transactions_table(
             chunk, pop, counts, features, decisions, 1, 1, i[4] % 99_999, world
-        )
+        ).append_column("challenge_draw", pa.array(u[1], pa.float64()))
         rollup = RollupDelta.from_columns(
             1, decisions.approved, chunk.amount_cents, chunk.latency_ms
         )
