@@ -422,7 +422,11 @@ def _aggregated_sql(
     - with a ``regroup``, ``part`` 3: per value of its keys (the first in ``k``, the others in
       their own columns, NULL in the other parts) the rows, their pence and ``cents`` (the
       rows' sum of the ``cents`` column ``regroup`` carries): the same rows grouped a second
-      way in the same scan (GROUPING SETS), so the rules are evaluated once for both.
+      way in the same scan, so the rules are evaluated once for both.
+
+    Each payment's row is computed once (``decided``) and streamed to every grouping beside
+    each other (DuckDB fans a materialized CTE out to its consumers): the per-card groupings
+    see only the cards they need, the others few groups each.
 
     A lake run's shards hold disjoint cards and each keeps its own top ``capacity``: what is
     among a shard's top is the most a run-wide top can need, so the merged groups agree."""
@@ -433,18 +437,17 @@ def _aggregated_sql(
         if ranked
         else ("NULL::DOUBLE", "NULL::DOUBLE")
     )
-    # a card is kept (one group per card and day) where it counts: a false decline, and for
-    # CP@k a payment sent to review or a fraud payment (what makes the card compromised)
+    # a card is kept where it counts: a false decline, and for CP@k a payment sent to review or
+    # a fraud payment (what makes the card compromised)
     carded = f"label IN {_GENUINE} AND (a_action = {block} OR b_action = {block})"
     if ranked:
         carded += f" OR a_action = {review} OR b_action = {review} OR label = {FRAUD}"
     key = f"((day * {_LABELS} + label) * {_ACTIONS} + a_action) * {_ACTIONS} + b_action"
-    grouping, regrouped, named_pad, pad = _groupings_sql(regroup)
+    regrouped, named_pad, pad = _regrouped_sql(regroup)
     sums = f"""
-        SELECT 0 AS part, k, NULL::BIGINT AS b_day, a_review_score, b_review_score,
-               sum(n)::BIGINT AS n, sum(pence)::BIGINT AS pence,
-               sum(priced)::BIGINT AS priced{named_pad}
-        FROM grouped GROUP BY ALL"""
+        SELECT 0 AS part, k, NULL::BIGINT AS b_day, a_review_score, b_review_score, n,
+               pence::BIGINT AS pence, priced{named_pad}
+        FROM grouped"""
     ranked_ctes = at_capacity = ""
     if ranked:
         ranked_ctes = f"""
@@ -455,7 +458,7 @@ def _aggregated_sql(
         ), cards AS MATERIALIZED (
             SELECT {_day("k")} AS day, max(a_review_score) AS a_top,
                    max(b_review_score) AS b_top, bool_or({_label("k")} = {FRAUD}) AS compromised
-            FROM grouped WHERE card IS NOT NULL AND (a_review_score IS NOT NULL
+            FROM decided WHERE card IS NOT NULL AND (a_review_score IS NOT NULL
                   OR b_review_score IS NOT NULL OR {_label("k")} = {FRAUD})
             GROUP BY card, day
         ), card_cuts AS (
@@ -481,11 +484,16 @@ def _aggregated_sql(
     if regroup is not None:
         regroup_columns = "".join(f", {sql} AS {name}" for name, sql in regroup.keys) + ", cents"
     return f"""
-        WITH {ctes} decided AS NOT MATERIALIZED (
+        WITH {ctes} decided AS MATERIALIZED (
             SELECT {key} AS k, pence, CASE WHEN {carded} THEN card_hash END AS card,
                    {a_review} AS a_review_score, {b_review} AS b_review_score{regroup_columns}
             FROM ({rows})
-        ), {grouping}{ranked_ctes}
+        ), grouped AS MATERIALIZED (  -- a few thousand groups, plus with a capacity one per
+            -- score of a payment sent to review (worked in score order)
+            SELECT k, a_review_score, b_review_score, count(*) AS n, sum(pence) AS pence,
+                   count(pence) AS priced
+            FROM decided GROUP BY ALL
+        ){ranked_ctes}
         {sums}
         UNION ALL
         SELECT 1, a_day, b_day, NULL, NULL, count(*), NULL, NULL{pad} FROM (
@@ -493,46 +501,27 @@ def _aggregated_sql(
                    AND {_label("k")} IN {_GENUINE}) AS a_day,
                    min({_day("k")}) FILTER (WHERE {_b("k")} = {block}
                    AND {_label("k")} IN {_GENUINE}) AS b_day
-            FROM grouped WHERE card IS NOT NULL GROUP BY card
+            FROM decided WHERE card IS NOT NULL GROUP BY card
         ) WHERE a_day IS NOT NULL OR b_day IS NOT NULL GROUP BY ALL{at_capacity}{regrouped}
     """
 
 
-def _groupings_sql(regroup: Regroup | None) -> tuple[str, str, str, str]:
-    """``(grouped CTE, part 3 query, named padding, padding)`` for :func:`_aggregated_sql`:
-    without ``regroup`` the comparison's groups alone; with it, both groupings of rows read and
-    evaluated once (GROUPING SETS) and the padding columns the comparison's parts carry for the
-    regrouping's ``cents`` and extra keys."""
+def _regrouped_sql(regroup: Regroup | None) -> tuple[str, str, str]:
+    """``(part 3 query, named padding, padding)`` for :func:`_aggregated_sql`: the
+    regrouping's groups of ``decided`` (none without ``regroup``), and the padding columns the
+    comparison's parts carry for the regrouping's ``cents`` and extra keys."""
     if regroup is None:
-        grouping = """grouped AS MATERIALIZED (  -- a few thousand groups, plus one per card and
-            -- day and one per score of a payment sent to review (worked in score order)
-            SELECT k, card, a_review_score, b_review_score, count(*) AS n, sum(pence) AS pence,
-                   count(pence) AS priced
-            FROM decided GROUP BY ALL
-        )"""
-        return grouping, "", "", ""
+        return "", "", ""
     names = [name for name, _ in regroup.keys]
     first, others = names[0], names[1:]
-    keys = ", ".join(names)
-    # GROUPING SETS: DuckDB buffers the rows once and aggregates them twice, which measured
-    # faster than one aggregation by both keys re-aggregated (the rules run once either way)
-    grouping = f"""both_groupings AS MATERIALIZED (
-            SELECT k, card, a_review_score, b_review_score, {keys},
-                   count(*) AS n, sum(pence) AS pence, count(pence) AS priced,
-                   sum(cents) AS cents, GROUPING({first}) = 1 AS comparison_group
-            FROM decided
-            GROUP BY GROUPING SETS ((k, card, a_review_score, b_review_score), ({keys}))
-        ), grouped AS MATERIALIZED (
-            SELECT k, card, a_review_score, b_review_score, n, pence, priced
-            FROM both_groupings WHERE comparison_group
-        )"""
     extra = "".join(f", {n}" for n in others)
     regrouped = f"""
         UNION ALL
-        SELECT 3, {first}, NULL, NULL, NULL, n, pence, priced, cents{extra}
-        FROM both_groupings WHERE NOT comparison_group"""
+        SELECT 3, {first}, NULL, NULL, NULL, count(*), sum(pence)::BIGINT, count(pence),
+               sum(cents)::BIGINT{extra}
+        FROM decided GROUP BY {", ".join(names)}"""
     named = ", NULL::BIGINT AS cents" + "".join(f", NULL::BIGINT AS {n}" for n in others)
-    return grouping, regrouped, named, ", NULL" * len(names)
+    return regrouped, named, ", NULL" * len(names)
 
 
 @dataclass(frozen=True, slots=True)
