@@ -102,7 +102,7 @@ class RequestContextMiddleware:
         headers = dict(scope.get("headers") or [])
         supplied = headers.get(b"request-id", b"").decode("latin-1")
         # The id is echoed and logged: one holding a card number is replaced, like a malformed one.
-        usable = supplied and _CLIENT_ID.match(supplied) and not contains_pan(supplied)
+        usable = supplied and _CLIENT_ID.fullmatch(supplied) and not contains_pan(supplied)
         request_id = supplied if usable else _next_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
@@ -119,16 +119,20 @@ class RequestContextMiddleware:
             await send(message)
 
         max_body_bytes = self._limit(scope)
-        too_large = _error_bytes(
-            "payload_too_large",
-            f"The request body exceeds {max_body_bytes} bytes.",
-            request_id,
-            "body",
-        )
+
+        async def refuse_too_large() -> None:
+            body = _error_bytes(
+                "payload_too_large",
+                f"The request body exceeds {max_body_bytes} bytes.",
+                request_id,
+                "body",
+            )
+            await _send_error(send, 413, body, request_id, _after_413(headers))
+
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
             status = 413
-            await _send_error(send, 413, too_large, request_id, _after_413(headers))
+            await refuse_too_large()
             self._log(scope, request_id, status, started)
             return
 
@@ -156,7 +160,7 @@ class RequestContextMiddleware:
             await self.app(scope, limited_receive, send_unless_overflowed)
         except _BodyTooLarge:
             status = 413
-            await _send_error(send, 413, too_large, request_id, _after_413(headers))
+            await refuse_too_large()
         except Exception:
             status = 500  # Starlette's outermost middleware answers it
             raise
@@ -166,16 +170,15 @@ class RequestContextMiddleware:
     @staticmethod
     def _log(scope: Scope, request_id: str, status: int, started: float) -> None:
         if access_log.isEnabledFor(logging.INFO):
+            # The same JSON object as json.dumps of a dict gives, built directly: once per
+            # request on the payment path, where the dict and the encoder were ~5% of the loop.
+            # The request id is [A-Za-z0-9._:-] (checked above), the status an int.
+            method = json.dumps(scope.get("method"))
+            path = json.dumps(_loggable_path(scope.get("path")))
+            duration = round((time.perf_counter() - started) * 1000, 3)
             access_log.info(
-                json.dumps(
-                    {
-                        "request_id": request_id,
-                        "method": scope.get("method"),
-                        "path": _loggable_path(scope.get("path")),
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                    }
-                )
+                f'{{"request_id": "{request_id}", "method": {method}, "path": {path}, '
+                f'"status": {status}, "duration_ms": {duration}}}'
             )
 
 

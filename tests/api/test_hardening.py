@@ -185,6 +185,18 @@ def test_one_access_log_line_per_request_without_card_numbers(
     assert lines[3]["path"] == "/transaction/555555…4444"  # a card sent as an id is masked
 
 
+def test_access_log_lines_stay_json_whatever_the_path_holds(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="ptsim.access")
+    client.get('/transaction/a"b\\c%0Aé', headers={"Request-Id": "quote-check"})
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records if r.name == "ptsim.access"]
+    assert line["request_id"] == "quote-check"
+    assert line["path"] == '/transaction/a"b\\c\né'
+    assert line["method"] == "GET"
+    assert line["status"] == 404
+
+
 # -- admin ---------------------------------------------------------------------------------------
 
 
