@@ -12,6 +12,7 @@ the files with its built-in Parquet reader; nothing is copied into the database 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import threading
 from collections.abc import Iterator
@@ -28,6 +29,11 @@ from engine.store import LAKE_CATALOG, Store
 from engine.transaction_row import BULK, COLUMNS
 
 log = logging.getLogger("ptsim.lake")
+# Rows one cluster task reads at most, where a run has more: a task's own cost (a connection,
+# the view and the plan, the result to ship) is ~0.1 CPU-s, a third of a 1M-row shard's backtest;
+# 5M rows amortize it and keep each task's hash tables small in a worker of 1.5 GiB.
+TASK_ROWS = 5_000_000
+
 _BUILT_IN = ("UUID", "INTEGER", "TIMESTAMP", "SMALLINT", "TINYINT", "DECIMAL", "VARCHAR",
              "BOOLEAN", "DOUBLE")  # fmt: skip
 
@@ -115,13 +121,20 @@ class LakeCatalog:
         manifest = self.manifest(run_id)
         return [self.lake.reader_path(p.path) for p in manifest.partitions]
 
-    def task_views(self, run_id: int) -> list[str]:
+    def task_views(self, run_id: int, workers: int = 1) -> list[str]:
         """Views defining ``transactions`` over a finished run's files in pieces a cluster task
-        reads: one per shard (a card's rows are all in its shard, so per-card groups stay
-        exact), all of a one-shard run's files in one."""
+        reads: whole shards (a card's rows are all in its shard, one file each, so per-card
+        groups stay exact), consecutive ones together up to about :data:`TASK_ROWS` rows, in
+        at least two pieces per one of ``workers`` where there are shards enough; all of a
+        one-shard run's files in one."""
         manifest = self.manifest(run_id)
         parts = manifest.partitions
-        pieces = [[p] for p in parts] if manifest.shards > 1 else [parts]
+        pieces = [parts]
+        if manifest.shards > 1:
+            rows = sum(p.rows for p in parts)
+            count = min(len(parts), max(2 * workers, -(-rows // TASK_ROWS)))
+            bounds = [len(parts) * i // count for i in range(count + 1)]
+            pieces = [parts[a:b] for a, b in itertools.pairwise(bounds)]
         return [
             "CREATE VIEW transactions AS "
             + self._branch(manifest.model_copy(update={"partitions": piece}))

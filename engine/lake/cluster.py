@@ -185,8 +185,10 @@ class ClusterReads:
 
     def grouped(self, run_id: int) -> Grouped:
         """Runs a backtest's or comparison's grouped query over run ``run_id`` on the cluster:
-        one task per shard, the list tables the query reads sent along, groups merged."""
-        views = self._catalog.task_views(run_id)
+        one task per few shards (:meth:`LakeCatalog.task_views`), the list tables the query
+        reads sent along, groups merged."""
+        slots = sum(self.client.nthreads().values())  # the workers' threads: tasks at once
+        views = self._catalog.task_views(run_id, slots)
         with self._store.read() as tx:  # before the read's own transaction (not nested)
             lists = {name: tx.arrow(f"SELECT * FROM {name}") for name in _LIST_TABLES}
 

@@ -189,6 +189,29 @@ def test_backtests_and_comparisons_on_the_cluster_equal_the_single_process_answe
     assert hot.matched > 0  # the list reached the tasks: its merchants' rows matched there too
 
 
+def test_a_task_reads_several_whole_shards_and_the_merged_answer_is_the_same(
+    engine: Engine, client: Any, reference: Any
+) -> None:
+    files = engine.lake.files(reference.id)  # type: ignore[union-attr]
+    for slots, expected in ((1, 2), (2, 4), (8, 4)):  # >= 2 per slot, never part of a shard
+        views = engine.lake.task_views(reference.id, slots)  # type: ignore[union-attr]
+        read = [re.findall(r"'([^']+\.parquet)'", view) for view in views]
+        assert len(views) == expected
+        assert [f for piece in read for f in piece] == files  # each shard once, in order
+    _scale(client, 1)  # one slot: two tasks of two shards each
+    policy = engine.create_policy(
+        [{"name": "big", "action": "block", "when": ":amount: > 200"},
+         {"name": "odd", "action": "review", "when": ":risk_score: > 0.5"}]
+    )  # fmt: skip
+    here = engine.backtest(policy, run=reference.id)
+    engine.attach_cluster(client)
+    try:
+        there = engine.backtest(policy, run=reference.id)
+    finally:
+        engine.attach_cluster(None)
+    assert _without(there.model_dump()) == _without(here.model_dump())
+
+
 def test_merged_groups_add_counts_and_sums_only() -> None:
     import pandas as pd
 
