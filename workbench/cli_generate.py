@@ -87,7 +87,10 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
         parser.add_argument(_option(knob), type=float, default=None, help=_help(knob))
     for size in ("cards", "merchants", "devices"):
         parser.add_argument(_option(size), type=int, default=None, help=_help(size))
-    parser.add_argument("--chunk-rows", type=int, default=None, help="rows per transaction")
+    parser.add_argument(
+        "--chunk-rows", type=int, default=None,
+        help="rows per write transaction at most (default 500,000)",
+    )  # fmt: skip
     parser.add_argument("--db", help="database file (default: PTSIM_DB)")
     parser.add_argument(
         "--lake",

@@ -69,6 +69,9 @@ def _count(description: str, high: int) -> Any:
     return Field(None, ge=1, le=high, description=description)
 
 
+MIN_SPLIT_ROWS = 50_000  # runs up to this size are written in one chunk: too small to gain
+
+
 class SimulationParams(BaseModel):
     """Parameters of a run. Everything except ``chunk_rows`` determines the rows: the same
     parameters (and card key) give identical rows whatever the chunk size."""
@@ -127,8 +130,20 @@ class SimulationParams(BaseModel):
         "Customers' devices (fraudsters' are extra). Default: 0.8 per card.", MAX_DEVICES
     )
     chunk_rows: int = Field(
-        500_000, ge=1, le=20_000_000, description="Rows per write transaction (not content)."
+        500_000,
+        ge=1,
+        le=20_000_000,
+        description="Rows per write transaction at most (not content); a run that would fit in "
+        "one is written in two, so that its second half is decided while the first is written.",
     )
+
+    @property
+    def write_chunk_rows(self) -> int:
+        """The rows each write transaction takes: ``chunk_rows``, or for a run of fewer rows
+        half the run (at least :data:`MIN_SPLIT_ROWS`). One chunk is decided, then written,
+        one core busy at a time; two overlap deciding and writing (400k rows over 60 days:
+        ~1.6 s instead of ~2.2 s), while more, smaller appends cost DuckDB more per row."""
+        return min(self.chunk_rows, max(-(-self.rows // 2), MIN_SPLIT_ROWS))
 
     @field_validator("scenario_mix")
     @classmethod

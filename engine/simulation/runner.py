@@ -140,7 +140,7 @@ def decided_chunks(
     # chunking (a partition starting at row k can bit_generator.advance(k) to its first draw)
     challenge_rng = stream_rng(params.seed, CHALLENGE_STREAM)
     memory = AttackerMemory() if adapts(params) else None
-    stream = pieces(params, pop, params.chunk_rows, memory)
+    stream = pieces(params, pop, params.write_chunk_rows, memory)
     reads_trust = bool(decider.attributes & TRUST_ATTRIBUTES)
     done: list[_Piece] = []
     while True:

@@ -148,3 +148,13 @@ def test_merging_by_time_equals_a_stable_sort_of_the_concatenation() -> None:
         for f in fields(Rows):
             got, want = getattr(merged, f.name), getattr(expected, f.name)
             assert got.dtype == want.dtype and np.array_equal(got, want), f.name
+
+
+def test_a_run_that_fits_in_one_chunk_is_written_in_two() -> None:
+    def chunk(rows: int, chunk_rows: int = 500_000) -> int:
+        return SimulationParams(rows=rows, chunk_rows=chunk_rows).write_chunk_rows
+
+    assert chunk(400_000) == 200_000  # decided half overlaps the written half
+    assert chunk(1_000_001) == 500_000 and chunk(10_000_000) == 500_000
+    assert chunk(30_000) == 50_000  # small runs: one chunk
+    assert chunk(400_000, chunk_rows=5_000) == 5_000  # a smaller chunk asked for is kept
