@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from bench_payments import stop  # the script's folder is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 PTSIM = str(Path(sys.executable).with_name("ptsim"))
@@ -108,16 +108,6 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 300)
     raise SystemExit("the server did not start in time")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-
-
 def main() -> int:
     """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -185,7 +175,7 @@ def main() -> int:
                 f"{values.max():>8.1f}"
             )
     finally:
-        _stop(proc)
+        stop(proc, timeout=120)
         log.close()
         shutil.rmtree(scratch, ignore_errors=True)
     return 0

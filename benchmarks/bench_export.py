@@ -32,7 +32,6 @@ import filecmp
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -40,6 +39,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from bench_payments import stop  # the script's folder is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -118,12 +119,7 @@ def _server(db: Path, lake: Path, log: Path) -> Iterator[str]:
             time.sleep(0.2)
         yield url
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+        stop(proc, timeout=60)
 
 
 def _download(url: str, target: Path) -> float:

@@ -26,7 +26,6 @@ import http.client
 import json
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from bench_payments import stop  # the script's folder is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 CARDS = ["4000001234567890", "4111111111111111", "5555555555554444", "378282246310005"]
@@ -85,17 +85,6 @@ def start_server(db: Path, port: int) -> subprocess.Popen:
                 stop(proc)
                 raise RuntimeError("ptsim api did not answer within 120 s") from None
             time.sleep(0.2)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM by PID, bounded wait, then SIGKILL."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 def wait_run(port: int, run_id: int, limit_s: float = 900) -> dict:

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from bench_payments import stop  # the script's folder is on sys.path
 
 PTSIM = str(Path(sys.executable).with_name("ptsim"))
 TOKEN = "bench-token"
@@ -178,13 +178,7 @@ def main() -> None:
                 )
             peak = _memory_kib(server.pid, "VmHWM")
     finally:
-        if server.poll() is None:
-            os.kill(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.kill(server.pid, signal.SIGKILL)
-                server.wait(timeout=30)
+        stop(server, timeout=60)
         log.close()
     size = sum(p.stat().st_size for p in folder.glob("lists.duckdb*") if p.is_file())
     print(f"\n{'kind':5} {'step':62} {'median s':>9} {'items/s':>11} {'body MB':>8}")

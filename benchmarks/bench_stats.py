@@ -25,7 +25,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from bench_payments import stop  # the script's folder is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -111,6 +111,7 @@ def synthetic_chunk(
             "device_seen_count": rng.integers(0, 10, n, dtype=np.int32),
             "device_other_cards": rng.integers(0, 3, n, dtype=np.int32),
             "draw": rng.random(n),
+            "challenge_draw": rng.random(n),
             "policy_version": pa.array(np.ones(n, dtype=np.int32)),
             "latency_ms": latency,
             "is_fraud": pa.array(rng.random(n) < 0.01),
@@ -207,13 +208,7 @@ def http_stats(db: Path, calls: int) -> tuple[float, float, dict]:
 
         return timed(get, calls)  # type: ignore[return-value]
     finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop(proc, timeout=60)
 
 
 def main() -> int:
