@@ -154,7 +154,7 @@ TITLES = {
     "live": "Live dashboard",
     "submit": "Submit payment",
     "inspect": "Inspect",
-    "tuning": "Threshold tuning",
+    "tuning": "Rule workbench",
     "simulations": "Simulations",
     "admin": "Admin",
 }
