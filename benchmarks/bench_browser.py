@@ -125,6 +125,12 @@ window.__bench = (() => {
   };
 })();
 """
+CANDIDATES = [  # (note, rules) of the policies the Compare page compares with the active one
+    ("bench B", [{"name": "Big", "action": "block", "when": ":amount: > 300"},
+                 {"name": "Fast", "action": "review", "when": ":payments_per_card_1h: >= 5"}]),
+    ("bench C", [{"name": "Bigger", "action": "block", "when": ":amount: > 800"},
+                 {"name": "New device", "action": "review", "when": ":is_new_device: = true"}]),
+]  # fmt: skip
 CHANGED = '[data-testid="stMetricValue"], [data-testid="stCaptionContainer"]'
 
 
@@ -155,6 +161,8 @@ TITLES = {
     "submit": "Submit payment",
     "inspect": "Inspect",
     "tuning": "Rule workbench",
+    "compare": "Compare policies",
+    "shadow": "Shadow policies",
     "simulations": "Simulations",
     "admin": "Admin",
 }
@@ -201,6 +209,9 @@ def page_specs(sim_id: str, repetition: list[int], base_url: list[str]) -> list[
     range_open, range_pick = select_option("live_range", "Latest 24 hours")
     tune_open, tune_pick = select_option("tune_run", "Simulation run 1")
     cmp_open, cmp_pick = select_option("sim_compare_a", "2")
+    # the candidates Server.store_candidates stored: B starts as the newest (v3), the user
+    # picks the other
+    policy_b_open, policy_b_pick = select_option("compare_b", f"v2 — {CANDIDATES[0][0]}")
 
     def threshold_value() -> str:
         # a new threshold every repetition: no earlier backtest can be reused
@@ -281,6 +292,22 @@ def page_specs(sim_id: str, repetition: list[int], base_url: list[str]) -> list[
                 ),
             ],
         ),
+        PageSpec(
+            "compare",
+            "compare",
+            2,
+            [
+                Step("open in a new tab", "load"),
+                Step(
+                    # all traffic holds the repetition's new live payment: always recomputed
+                    "policy B: v3 -> v2",
+                    "recompute",
+                    policy_b_pick,
+                    policy_b_open,
+                ),
+            ],
+        ),
+        PageSpec("shadow", "shadow", 0, [Step("open in a new tab", "load")]),
         PageSpec(
             "simulations",
             "simulations",
@@ -471,6 +498,16 @@ class Server:
             time.sleep(0.2)
         self.stop()
         raise SystemExit("ptsim serve did not become ready:\n" + "\n".join(self.lines[-50:]))
+
+    def store_candidates(self) -> None:
+        """Two draft policies beside the active one (stored, never activated), for the Compare
+        page: versions 2 and 3 of a fresh database."""
+        for note, rules in CANDIDATES:
+            answer = httpx.post(
+                f"{self.api}/policies", json={"rules": rules, "note": note}, timeout=30
+            )
+            if answer.status_code != 201:
+                raise SystemExit(f"POST /policies answered {answer.status_code}: {answer.text}")
 
     def post_payment(self) -> None:
         if self.floor:
@@ -702,6 +739,7 @@ def main() -> None:
             server = Server(db)
             try:
                 server.wait_ready()
+                server.store_candidates()
                 base_url.append(server.ui)
                 print(f"\n## {rows:,} rows; load average before {load()}")
                 times = measure(server, specs, args.repeat, counter)
