@@ -116,7 +116,11 @@ window.__bench = (() => {
     text,
     done: (mark, charts, changes, before) => {
       note();
-      const ran = mark === null || log.slice(mark).some((s) => s === 'running');
+      // a run since the action: its 'running' state seen, or the text it writes changed (a
+      // sidebar navigation can swap the app root between two observer callbacks, so its
+      // 'running' is not always seen; the text only changes once that run has started)
+      const ran = mark === null || log.slice(mark).some((s) => s === 'running')
+        || (changes !== null && text(changes) !== before);
       return ran && last === 'notRunning'
         && !document.querySelector('[data-stale="true"]')
         && document.querySelectorAll('.js-plotly-plot .main-svg').length >= charts
