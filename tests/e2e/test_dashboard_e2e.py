@@ -397,6 +397,11 @@ def test_submit_in_dashboard_reads_back_through_api(page: Page, server: MainJob)
     assert tx["run_id"] is None  # live traffic
     audit = httpx.get(f"{server.api}/audit/{tx_id}", timeout=10)
     assert audit.status_code == 200 and CARD not in audit.text
+    # the JSON answer is drawn when its expander opens (a rerun), and it is the API's answer
+    total = api_total(server)
+    page.get_by_text("JSON returned (as POST /payment answers)").click()
+    expect(page.get_by_test_id("stJson")).to_contain_text(tx_id)
+    assert api_total(server) == total, "opening the JSON answer authorized the payment again"
     settle(page)
     assert CARD not in html_without_inputs(page), "the decision card shows the full card number"
     screenshot(page, "submit")

@@ -89,5 +89,10 @@ if result is not None:
     st.page_link(
         f"{PAGES_DIR}/inspect.py", label="Inspect this transaction →", icon=":material/search:"
     )
-    with st.expander("JSON returned (as POST /payment answers)", expanded=False):
-        st.json(result.model_dump(mode="json"))
+    # drawn only while open: the JSON viewer's script and tree cost every decision ~40 ms in
+    # the browser, for an answer most users never unfold
+    answer = st.expander(
+        "JSON returned (as POST /payment answers)", key="submit_json", on_change="rerun"
+    )
+    if answer.open:
+        answer.json(result.model_dump(mode="json"))
