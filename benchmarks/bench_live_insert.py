@@ -7,15 +7,25 @@ writer hands to ``INSERT INTO transactions`` for one payment, then times (median
 each inside a transaction that is rolled back, so the table never grows) that insert next to the
 same row as literal VALUES, into an in-memory table of the same width, and narrower tables: the
 reference rows of the table are the narrow ones, measured in the same run.
+
+A second table times a few of the same statements while another Python thread keeps running
+(what the event loop does under load), next to ``SELECT 1`` as the reference: DuckDB's Python
+binding takes the GIL back several times during one ``execute``, and each time it must wait
+for the other thread to give it up (up to ``sys.getswitchinterval()``, 5 ms). "GIL waits" is the
+extra time in units of that interval. This is why the live writer is one thread that decides
+and commits, not a pipeline of two (benchmarks/README.md, "The GIL").
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -79,6 +89,40 @@ def timed(con: duckdb.DuckDBPyConnection, insert: Callable[[], object], repeat: 
     return statistics.median(samples) * 1000
 
 
+@contextlib.contextmanager
+def busy_python_thread() -> Iterator[None]:
+    """Another thread running Python (it only gives the GIL up when the interpreter makes it)."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            pass
+
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+Case = tuple[str, duckdb.DuckDBPyConnection, Callable[[], object]]
+
+
+def gil_rows(cases: list[Case], repeat: int) -> None:
+    """Each case alone and beside a busy Python thread, as table rows."""
+    interval_ms = sys.getswitchinterval() * 1000
+    waits = f"GIL waits (of {interval_ms:g} ms)"
+    print(f"\n| statement | alone ms | beside a busy Python thread ms | {waits} |")
+    print("|---|---:|---:|---:|")
+    for label, connection, statement in cases:
+        alone = timed(connection, statement, repeat)
+        with busy_python_thread():
+            busy = timed(connection, statement, max(10, repeat // 5))
+        print(f"| {label} | {alone:.2f} | {busy:.2f} | {(busy - alone) / interval_ms:.1f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=150)
@@ -129,6 +173,15 @@ def main() -> None:
         print("| insert (no commit) | ms |\n|---|---:|")
         for label, connection, insert in cases:
             print(f"| {label} | {timed(connection, insert, args.repeat):.2f} |")
+        gil_rows(
+            [
+                ("SELECT 1 (reference)", con, lambda: con.execute("SELECT 1").fetchall()),
+                cases[0],
+                cases[1],
+                cases[-1],
+            ],
+            args.repeat,
+        )
         con.close()
         memory.close()
 

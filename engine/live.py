@@ -9,6 +9,11 @@ and only then answers each request. One commit per group instead of per payment 
 thousands of durable payments per second possible. A payment's audit entry is read from its row,
 which this commit writes.
 
+Deciding and committing stay on one thread. DuckDB's Python binding takes the GIL back several
+times within one ``execute`` (about six for this INSERT), so a second Python thread deciding the
+next group while this one commits made every commit wait for it: c=32 fell from ~1,450 to ~1,080
+payments/s (``benchmarks/bench_live_insert.py`` and benchmarks/README.md, "The GIL").
+
 ``latency_ms`` is measured from the request reaching the engine (``submit``) to its group's
 commit returning. It is only known after the commit, so it is written back to the row later:
 inside a group's transaction once ``LATENCY_FLUSH_ROWS`` latencies are pending, or on its own when
