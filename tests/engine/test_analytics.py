@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from synthetic_rows import START, insert_rows, random_columns
 
-from engine.analytics import MAX_BUCKETS, bucket_width
+from engine.analytics import AMOUNT_BINS_PER_DECADE, MAX_BUCKETS, bucket_width
+from engine.filters import RowFilter
+from engine.latency import reported
 from engine.service import Engine
+from engine.store import ReadTx
 
 
 @pytest.fixture
@@ -144,3 +149,100 @@ def test_filter_options_follow_new_live_values_and_new_runs(filled):
     insert_rows(filled.store, random_columns(5, seed=3), run_id=3, first_index=30_000)
     options = filled.filter_options()
     assert options.runs == [1, 2, 3] and options.channels == before.channels
+
+
+def _whole_selection(engine: Engine, filters: RowFilter, width: timedelta) -> dict:
+    """What the dashboard must show for ``filters``, aggregated over the whole selection in
+    one query each (the reference for the parts the dashboard adds up)."""
+    where, params = filters.where()
+    width_us = int(width / timedelta(microseconds=1))
+
+    def rows(sql: str) -> list[tuple]:
+        extra = {"width": width_us} if "$width" in sql else {}
+        return engine.store.query(sql, {**params, **extra})
+
+    return {
+        "reasons": dict(rows(f"SELECT CAST(reason_code AS VARCHAR), count(*) FROM transactions "
+                             f"{where} AND status = 'Declined' GROUP BY 1")),
+        "amounts": dict(rows(f"SELECT floor(log10(amount::DOUBLE) * 10)::INTEGER, count(*) "
+                             f"FROM transactions {where} AND amount > 0 GROUP BY 1")),
+        "buckets": {b: (n, ok, tuple(q)) for b, n, ok, q in rows(
+            f"SELECT epoch_us(created_at) // $width, count(*), count_if(status = 'Approved'), "
+            f"quantile_disc(latency_ms, [0.5, 0.95, 0.99]) FROM transactions {where} GROUP BY 1"
+        )},
+        "span": rows(f"SELECT min(created_at), max(created_at) FROM transactions {where}")[0],
+    }  # fmt: skip
+
+
+def _shown(data) -> dict:
+    """The same figures as the dashboard shows them (non-empty buckets)."""
+    width_us = int(data.bucket / timedelta(microseconds=1))
+    series = data.series[data.series["n"] > 0]
+    buckets = {
+        int(bucket.value // 1000 // width_us): (n, ok, (p50, p95, p99))
+        for bucket, n, ok, p50, p95, p99 in series[
+            ["bucket", "n", "approved", "p50", "p95", "p99"]
+        ].itertuples(index=False)
+    }
+    amounts = {
+        round(math.log10(lo) * AMOUNT_BINS_PER_DECADE): n
+        for lo, n in data.amounts[["lo", "n"]].itertuples(index=False)
+    }
+    return {
+        "reasons": dict(zip(data.reasons["reason_code"], data.reasons["n"], strict=True)),
+        "amounts": amounts,
+        "buckets": buckets,
+        "span": (data.kpis.first_at, data.kpis.last_at),
+    }
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"channels": ("pos",)},
+        {"currencies": ("GBP",)},
+        {"since": START + timedelta(days=1)},
+        {"latest": timedelta(days=400)},  # from the live payment back over both runs' rows
+        {"latest": timedelta(hours=1)},  # the live payment alone
+    ],
+)
+def test_all_traffic_is_the_sum_of_its_live_and_run_parts(filled, fields):
+    data = filled.dashboard(**fields)
+    expected = _whole_selection(filled, RowFilter(**fields), data.bucket)
+    expected["buckets"] = {
+        b: (n, ok, tuple(reported(v) for v in q)) for b, (n, ok, q) in expected["buckets"].items()
+    }
+    assert _shown(data) == expected
+    assert data.reasons["n"].is_monotonic_decreasing
+
+
+def test_a_run_reaching_live_time_takes_the_percentiles_over_the_whole(filled):
+    now = filled.store.query("SELECT max(created_at) FROM transactions WHERE run_id IS NULL")
+    minutes = int((now[0][0] - START) / timedelta(minutes=1))
+    cols = random_columns(50, seed=11)
+    cols["minutes"] = np.full(50, minutes)  # in the live payment's bucket
+    insert_rows(filled.store, cols, run_id=3, first_index=40_000)
+    data = filled.dashboard()
+    expected = _whole_selection(filled, RowFilter(), data.bucket)
+    expected["buckets"] = {
+        b: (n, ok, tuple(reported(v) for v in q)) for b, (n, ok, q) in expected["buckets"].items()
+    }
+    assert _shown(data) == expected
+
+
+def test_a_live_payment_recomputes_only_the_live_part(filled, monkeypatch):
+    before = filled.dashboard()
+    scanned: list[str] = []
+    original = ReadTx.frame
+
+    def frame(self, sql, params=None):
+        scanned.append(sql)
+        return original(self, sql, params)
+
+    monkeypatch.setattr(ReadTx, "frame", frame)
+    filled.authorize({"card_number": "4111111111111111", "amount": "7.00", "merchant": "Shop"})
+    after = filled.dashboard()
+    assert after.kpis.total == before.kpis.total + 1
+    assert after.amounts["n"].sum() == before.amounts["n"].sum() + 1
+    assert scanned and all("run_id IS NULL" in sql for sql in scanned), scanned
