@@ -196,7 +196,7 @@ def selection_parts(tx: ReadTx, store: Store, filters: RowFilter) -> Selection:
     )
 
 
-def time_series(reads: _Reads, selection: Selection, width: timedelta) -> tuple[pd.DataFrame, bool]:
+def time_series(reads: Reads, selection: Selection, width: timedelta) -> tuple[pd.DataFrame, bool]:
     """Per time bucket from the first to the last selected row (empty buckets included, with a
     NaN rate): count, approvals, approval rate and latency p50/p95/p99, the same nearest-rank
     percentiles as the KPIs (:mod:`engine.latency`), from a sample of a part with more than
@@ -256,7 +256,7 @@ def _series_frame(counts: pd.DataFrame, latency: pd.DataFrame, width_us: int) ->
     return frame.drop(columns="b")
 
 
-def decline_reasons(reads: _Reads, selection: Selection) -> pd.DataFrame:
+def decline_reasons(reads: Reads, selection: Selection) -> pd.DataFrame:
     """Declined rows per reason code, most frequent first."""
     counted = [reads.of(part, _reason_counts) for part in selection.parts]
     frame = counted[0] if len(counted) == 1 else _summed(counted, "reason_code", ["n"])
@@ -273,7 +273,7 @@ def _reason_counts(tx: ReadTx, part: Part) -> pd.DataFrame:
     )
 
 
-def amount_histogram(reads: _Reads, selection: Selection) -> pd.DataFrame:
+def amount_histogram(reads: Reads, selection: Selection) -> pd.DataFrame:
     """Counts of amounts in log-spaced bins (``AMOUNT_BINS_PER_DECADE`` per power of ten)."""
     counted = [reads.of(part, _amount_counts) for part in selection.parts]
     # a copy: the counts may be a memoized part's, shared with later reads
@@ -319,9 +319,9 @@ def _summed(frames: list[pd.DataFrame], key: str, columns: list[str]) -> pd.Data
 
 
 @dataclass(frozen=True, slots=True)
-class _Reads:
+class Reads:
     """One dashboard read: its snapshot, and the memo of unchanged parts' aggregates (None:
-    compute everything)."""
+    compute everything). The aggregate functions above take it with a :class:`Selection`."""
 
     tx: ReadTx
     store: Store
@@ -397,7 +397,7 @@ def dashboard(
         key = (id(store), str(store.path), filters, data_version(store, filters))
         if use_memo and (hit := MEMO.get(key)) is not None:
             return hit
-        reads = _Reads(tx, store, PART_MEMO if use_memo else None)
+        reads = Reads(tx, store, PART_MEMO if use_memo else None)
         selection = selection_parts(tx, store, filters)
         span = merged_span([reads.of(part, _span) for part in selection.parts])
         head = kpis(tx, filters, live() if live is not None else None, span)
