@@ -1,9 +1,14 @@
 """Countries of IPv4 addresses, from the GeoLite2 country data the ``geoip2fast`` package ships.
 
 The data is MaxMind's GeoLite2 Country (IPv4), bundled in the ``geoip2fast`` wheel as one
-gzipped pickle: no network access, no hand-made table. It is loaded once per process, lazily
-(about 0.4 s, see ``benchmarks/README.md``), into numpy arrays: each network's first address
-(uint32, sorted), its last address and its country. Then
+gzipped pickle: no network access, no hand-made table. It is loaded once per process, lazily,
+into numpy arrays: each network's first address (uint32, sorted), its last address and its
+country. Reading the package's pickle and building the arrays takes ~0.2 s, which every
+simulation run paid in its population stage (a 1,000-row run: 0.35 s instead of 0.06 s). So
+the arrays built from it are kept in the user's cache directory (``platformdirs``), named by
+the SHA-256 of the package's data file and :data:`CACHE_FORMAT`, and later processes load them
+in milliseconds; a missing, unreadable or damaged cache file is rebuilt from the package, an
+unwritable cache directory only costs the rebuild. Then
 
 * :func:`countries_of` looks up many addresses at once (one ``np.searchsorted``);
 * :func:`country_of` looks up one address given as text (None for private, reserved, unknown
@@ -20,11 +25,18 @@ whose 16th entry is Andorra), so Andorran addresses have no country here either.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import importlib.util
 import ipaddress
+import logging
+import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +48,13 @@ UNKNOWN = -1  # country index of an address without a country
 _PACKAGE_PRIVATE_BELOW = 16
 # Region codes in the data that are not ISO 3166-1 countries (MaxMind's continent fallbacks).
 _NOT_COUNTRIES = frozenset({"EU", "ASIA"})
+# The arrays the cache holds are derived by the code below: change this when that code changes
+# what it derives, so caches written by older code are not read.
+CACHE_FORMAT = 1
+# geoip2fast's default data file (its GEOIP2FAST_DAT_GZ_FILE), which GeoIP2Fast() loads
+_PACKAGE_DATA = "geoip2fast.dat.gz"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +67,7 @@ class GeoTable:
     codes: tuple[str, ...]  # the data's region codes, as the package reports them
     names: tuple[str, ...]  # their English names
     source: str  # e.g. 'MAXMIND:GeoLite2-Country-IPv4-en-20240618'
-    load_seconds: float  # what loading the package's data and building the arrays took
+    load_seconds: float  # what loading took: from the cache, or the package's data
     # random_ips: networks grouped by country, with the cumulative address counts
     by_country: np.ndarray  # int64 network indices, ordered by country then address
     cum_size: np.ndarray  # int64 addresses in by_country[: i + 1]
@@ -81,8 +100,76 @@ def _package_networks() -> tuple[list[int], list[int], list[int], list[str], str
 
 @functools.cache
 def geo_table() -> GeoTable:
-    """The GeoIP networks as numpy arrays (loaded on first use, once per process)."""
+    """The GeoIP networks as numpy arrays (loaded on first use, once per process, from the
+    user's cache directory when an earlier process left them there)."""
+    import platformdirs  # only here: the first lookup pays for it, not every import
+
+    return cached_geo_table(Path(platformdirs.user_cache_dir("ptsim")))
+
+
+def cached_geo_table(cache_dir: Path) -> GeoTable:
+    """The GeoIP networks, read from ``cache_dir`` if it holds them for the installed package's
+    data, else built from the package and written there (atomically; failures to write are
+    logged, not raised: the table is still returned)."""
     started = time.perf_counter()
+    path = cache_dir / f"geo-v{CACHE_FORMAT}-{_package_data_digest()[:24]}.npz"
+    table = _read_cache(path)
+    if table is None:
+        table = _built_table()
+        _write_cache(path, table)
+    return replace(table, load_seconds=time.perf_counter() - started)
+
+
+def _package_data_digest() -> str:
+    """SHA-256 of the data file geoip2fast loads: a new package release (new data) is a new
+    cache file."""
+    spec = importlib.util.find_spec("geoip2fast")  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("geoip2fast is not installed: run `make setup`")
+    data = Path(next(iter(spec.submodule_search_locations))) / _PACKAGE_DATA
+    return hashlib.sha256(data.read_bytes()).hexdigest()
+
+
+_ARRAYS = ("first", "last", "country", "by_country", "cum_size", "country_start")
+_TEXTS = ("codes", "names")
+
+
+def _read_cache(path: Path) -> GeoTable | None:
+    """The table saved at ``path``, or None when it is missing or unreadable (then rebuilt)."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            arrays = {name: saved[name] for name in _ARRAYS}
+            texts = {name: tuple(saved[name].tolist()) for name in _TEXTS}
+            source = str(saved["source"])
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # a torn or foreign file: rebuild it
+        log.info("rebuilding the GeoIP cache %s: %s", path, exc)
+        return None
+    return GeoTable(**arrays, **texts, source=source, load_seconds=0.0)
+
+
+def _write_cache(path: Path, table: GeoTable) -> None:
+    """Save ``table`` at ``path``: written aside, then renamed, so a reader (another process
+    starting at the same time) sees the whole file or none."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as out:
+            np.savez(
+                out,
+                **{name: getattr(table, name) for name in _ARRAYS},
+                **{name: np.array(getattr(table, name), dtype=str) for name in _TEXTS},
+                source=np.array(table.source),
+            )
+        os.replace(out.name, path)
+    except OSError as exc:
+        log.info("could not write the GeoIP cache %s (%s); it is rebuilt next time", path, exc)
+        with contextlib.suppress(OSError, UnboundLocalError):
+            os.unlink(out.name)
+
+
+def _built_table() -> GeoTable:
+    """The table built from the package's own data (~0.2 s)."""
     first_list, prefix_list, country_list, entries, source = _package_networks()
     first = np.array(first_list, dtype=np.int64)
     size = np.left_shift(np.int64(1), 32 - np.array(prefix_list, dtype=np.int64))
@@ -105,7 +192,7 @@ def geo_table() -> GeoTable:
         codes=codes,
         names=names,
         source=source,
-        load_seconds=time.perf_counter() - started,
+        load_seconds=0.0,
         by_country=by_country,
         cum_size=cum_size,
         country_start=country_start.astype(np.int64),

@@ -82,3 +82,41 @@ def test_iso_countries_are_two_letter_codes() -> None:
     codes = geo.iso_countries()
     assert {"GB", "US", "DE", "AD"} <= codes
     assert "EU" not in codes and "ASIA" not in codes and "99" not in codes
+
+
+def _same_table(a: geo.GeoTable, b: geo.GeoTable) -> None:
+    for name in ("first", "last", "country", "by_country", "cum_size", "country_start"):
+        left, right = getattr(a, name), getattr(b, name)
+        assert left.dtype == right.dtype and np.array_equal(left, right), name
+    assert (a.codes, a.names, a.source) == (b.codes, b.names, b.source)
+
+
+def test_the_cache_holds_exactly_what_the_package_gives(tmp_path) -> None:
+    built = geo.cached_geo_table(tmp_path)  # nothing cached yet: built from the package
+    (saved,) = tmp_path.glob("geo-v*.npz")
+    read = geo.cached_geo_table(tmp_path)  # read back from the file
+    _same_table(built, geo._built_table())
+    _same_table(read, built)
+    assert isinstance(read.codes, tuple) and isinstance(read.codes[0], str)
+    assert [p.name for p in tmp_path.iterdir()] == [saved.name]  # no temporary file left
+
+
+def test_a_damaged_cache_file_is_rebuilt(tmp_path) -> None:
+    geo.cached_geo_table(tmp_path)
+    (saved,) = tmp_path.glob("geo-v*.npz")
+    saved.write_bytes(saved.read_bytes()[:1000])  # torn
+    _same_table(geo.cached_geo_table(tmp_path), geo._built_table())
+    _same_table(geo._read_cache(saved), geo._built_table())  # and written again, whole
+
+
+def test_an_unwritable_cache_directory_still_gives_the_table(tmp_path) -> None:
+    blocked = tmp_path / "a file"
+    blocked.write_text("not a directory")
+    _same_table(geo.cached_geo_table(blocked / "ptsim"), geo._built_table())
+
+
+def test_new_package_data_is_a_new_cache_file(tmp_path, monkeypatch) -> None:
+    geo.cached_geo_table(tmp_path)
+    monkeypatch.setattr(geo, "_package_data_digest", lambda: "f" * 64)
+    geo.cached_geo_table(tmp_path)
+    assert len(list(tmp_path.glob("geo-v*.npz"))) == 2
