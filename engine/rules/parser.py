@@ -94,16 +94,8 @@ _CHARACTER_HINTS = {
 
 @functools.cache
 def _parser() -> Lark:
-    # cache=True: lark keeps the built LALR tables in a temporary file named by the grammar's
-    # hash and reloads them in ~2 ms instead of ~30-60 ms, which every process that compiles a
-    # policy (each ptsim command, server start, notebook kernel) paid
     return Lark(
-        GRAMMAR,
-        parser="lalr",
-        lexer="basic",
-        propagate_positions=True,
-        maybe_placeholders=False,
-        cache=True,
+        GRAMMAR, parser="lalr", lexer="basic", propagate_positions=True, maybe_placeholders=False
     )
 
 
