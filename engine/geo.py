@@ -25,7 +25,6 @@ whose 16th entry is Andorra), so Andorran addresses have no country here either.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -152,20 +151,23 @@ def _read_cache(path: Path) -> GeoTable | None:
 def _write_cache(path: Path, table: GeoTable) -> None:
     """Save ``table`` at ``path``: written aside, then renamed, so a reader (another process
     starting at the same time) sees the whole file or none."""
+    aside: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as out:
+        fd, aside_name = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+        aside = Path(aside_name)
+        with os.fdopen(fd, "wb") as out:
             np.savez(
                 out,
                 **{name: getattr(table, name) for name in _ARRAYS},
                 **{name: np.array(getattr(table, name), dtype=str) for name in _TEXTS},
                 source=np.array(table.source),
             )
-        os.replace(out.name, path)
+        os.replace(aside, path)
     except OSError as exc:
         log.info("could not write the GeoIP cache %s (%s); it is rebuilt next time", path, exc)
-        with contextlib.suppress(OSError, UnboundLocalError):
-            os.unlink(out.name)
+        if aside is not None:
+            aside.unlink(missing_ok=True)
 
 
 def _built_table() -> GeoTable:
