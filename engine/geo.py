@@ -30,8 +30,6 @@ import hashlib
 import importlib.util
 import ipaddress
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass, replace
@@ -40,6 +38,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from engine.files import written_aside
 
 UNKNOWN = -1  # country index of an address without a country
 # The package's own test for private/reserved networks (geoip2fast.py, ``_country_lookup``):
@@ -149,25 +149,22 @@ def _read_cache(path: Path) -> GeoTable | None:
 
 
 def _write_cache(path: Path, table: GeoTable) -> None:
-    """Save ``table`` at ``path``: written aside, then renamed, so a reader (another process
-    starting at the same time) sees the whole file or none."""
-    aside: Path | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, aside_name = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-        aside = Path(aside_name)
-        with os.fdopen(fd, "wb") as out:
+    """Save ``table`` at ``path``, whole or not at all (another process may be reading it)."""
+
+    def save(aside: Path) -> None:
+        with aside.open("wb") as out:  # a file object: np.savez would add ".npz" to a name
             np.savez(
                 out,
                 **{name: getattr(table, name) for name in _ARRAYS},
                 **{name: np.array(getattr(table, name), dtype=str) for name in _TEXTS},
                 source=np.array(table.source),
             )
-        os.replace(aside, path)
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        written_aside(path, save)
     except OSError as exc:
         log.info("could not write the GeoIP cache %s (%s); it is rebuilt next time", path, exc)
-        if aside is not None:
-            aside.unlink(missing_ok=True)
 
 
 def _built_table() -> GeoTable:

@@ -37,11 +37,12 @@ from engine.decision import REASON_TEXT, Decider, Reason, explain
 from engine.disputes import DisputeReport, Recorded, record_dispute
 from engine.errors import InvalidRequestError, NotFoundError, StoreError, UsageError
 from engine.experiments import Experiment, Experiments, ShadowReport
+from engine.files import written_aside
 from engine.filters import RowFilter, RunSelector
 from engine.idempotency import KEY_RETENTION, IdempotencyGuard, request_hash
 from engine.ids import IdAllocator, parse_id
 from engine.lake.catalog import LakeCatalog
-from engine.lake.export import StitchedFile, written_aside
+from engine.lake.export import StitchedFile
 from engine.lake.export import plan as plan_stitched
 from engine.lake.layout import LAKE_RUN_BASE, Lake
 from engine.lake.manifest import PARTITION_TARGET_ROWS

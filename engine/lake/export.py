@@ -22,8 +22,7 @@ import copy
 import io
 import os
 import struct
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
@@ -35,6 +34,7 @@ from parquet.ttypes import ColumnChunk, FileMetaData, RowGroup
 from thrift.protocol.TCompactProtocol import TCompactProtocolAcceleratedFactory
 from thrift.transport.TTransport import TMemoryBuffer
 
+from engine.files import written_aside
 from engine.lake.layout import Lake
 from engine.lake.manifest import Manifest
 from engine.lake.writer import FILE_OPTIONS, MINOR_UNITS
@@ -133,18 +133,6 @@ def export_lake_run(lake: Lake, run_id: int, target: Path) -> int | None:
     manifest.require_readable("run")
     stitched = plan(lake, manifest)
     return None if stitched is None else written_aside(target, stitched.write)
-
-
-def written_aside(target: Path, write: Callable[[Path], int]) -> int:
-    """``write(aside)`` to a dot-file beside ``target``, then renamed into place, so ``target``
-    never holds part of a file (an export cut short leaves nothing); what ``write`` returns."""
-    aside = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        result = write(aside)
-        aside.replace(target)
-    finally:
-        aside.unlink(missing_ok=True)
-    return result
 
 
 def plan(lake: Lake, manifest: Manifest) -> StitchedFile | None:
