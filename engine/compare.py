@@ -432,10 +432,19 @@ def _aggregated_sql(
     among a shard's top is the most a run-wide top can need, so the merged groups agree."""
     block, review = int(Action.BLOCK), int(Action.REVIEW)
     ranked = bool(capacity)  # capacity 0: nobody is worked, no order needed
-    a_review, b_review = (
-        (f"CASE WHEN {side}_action = {review} THEN {side}_score END" for side in "ab")
+    # without a capacity no score is kept: grouping by the key alone halves that grouping's
+    # cost (DuckDB hashes every key column, constant or not)
+    review_columns, grouped_scores, grouped_keys = (
+        (
+            "".join(
+                f", CASE WHEN {side}_action = {review} THEN {side}_score END AS {side}_review_score"
+                for side in "ab"
+            ),
+            "a_review_score, b_review_score",
+            "ALL",
+        )
         if ranked
-        else ("NULL::DOUBLE", "NULL::DOUBLE")
+        else ("", "NULL::DOUBLE AS a_review_score, NULL::DOUBLE AS b_review_score", "k")
     )
     # a card is kept where it counts: a false decline, and for CP@k a payment sent to review or
     # a fraud payment (what makes the card compromised)
@@ -485,14 +494,14 @@ def _aggregated_sql(
         regroup_columns = "".join(f", {sql} AS {name}" for name, sql in regroup.keys) + ", cents"
     return f"""
         WITH {ctes} decided AS MATERIALIZED (
-            SELECT {key} AS k, pence, CASE WHEN {carded} THEN card_hash END AS card,
-                   {a_review} AS a_review_score, {b_review} AS b_review_score{regroup_columns}
+            SELECT {key} AS k, pence, CASE WHEN {carded} THEN card_hash END AS card
+                   {review_columns}{regroup_columns}
             FROM ({rows})
         ), grouped AS MATERIALIZED (  -- a few thousand groups, plus with a capacity one per
             -- score of a payment sent to review (worked in score order)
-            SELECT k, a_review_score, b_review_score, count(*) AS n, sum(pence) AS pence,
+            SELECT k, {grouped_scores}, count(*) AS n, sum(pence) AS pence,
                    count(pence) AS priced
-            FROM decided GROUP BY ALL
+            FROM decided GROUP BY {grouped_keys}
         ){ranked_ctes}
         {sums}
         UNION ALL
