@@ -36,6 +36,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from engine.simulation.params import ROW_GROUP_ROWS  # noqa: E402
+
 
 def _size(text: str) -> int:
     text = text.strip().upper()
@@ -110,7 +112,8 @@ def _floor(db: Path, rows: int, args: argparse.Namespace) -> dict:
     from engine.simulation.world import WorldColumns
     from engine.store import RollupDelta, Store
 
-    params = SimulationParams(rows=rows, days=args.days)
+    params = SimulationParams(rows=rows, days=args.days, chunk_rows=args.chunk_rows)
+    step = params.write_chunk_rows  # what the full run writes per transaction
     sizes = population_size(params)
     n_cards, n_merchants = sizes.cards, sizes.merchants
     pop = _random_dictionaries(n_cards, n_merchants)
@@ -118,8 +121,8 @@ def _floor(db: Path, rows: int, args: argparse.Namespace) -> dict:
     store.set_memory_limit(args.memory_limit)
     rng = np.random.default_rng(1)
     start, cpu = time.perf_counter(), time.process_time()
-    for first in range(0, rows, args.chunk_rows):
-        k = min(args.chunk_rows, rows - first)
+    for first in range(0, rows, step):
+        k = min(step, rows - first)
         u = rng.random((6, k))
         i = rng.integers(0, 2**31 - 1, (6, k))
         chunk = Rows(
@@ -237,7 +240,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="1M,10M", help="comma-separated, e.g. 1M,10M,50M")
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--fraud-rate", type=float, default=0.01)
-    parser.add_argument("--chunk-rows", type=int, default=500_000)
+    parser.add_argument(
+        "--chunk-rows", type=int, default=ROW_GROUP_ROWS, help="as ptsim generate's option"
+    )
     parser.add_argument("--memory-limit", default="512MB", help="DuckDB memory_limit (as the CLI)")
     parser.add_argument("--workdir", help="where the temporary databases go (default: a tmp dir)")
     parser.add_argument("--no-floor", action="store_true", help="skip the raw floor runs")

@@ -50,9 +50,10 @@ def _cli(tree: Path, rows: int, days: int, db: Path) -> dict:
 
 
 def _floor(rows: int, days: int, db: Path) -> dict:
+    # no --chunk-rows: the floor writes the chunk ptsim generate writes
     cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_bulk.py"), "--worker", "floor",
            "--rows", str(rows), "--db", str(db), "--days", str(days), "--fraud-rate", "0.01",
-           "--chunk-rows", "500000", "--memory-limit", "512MB"]  # fmt: skip
+           "--memory-limit", "512MB"]  # fmt: skip
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"floor failed:\n{done.stderr}")

@@ -89,7 +89,8 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
         parser.add_argument(_option(size), type=int, default=None, help=_help(size))
     parser.add_argument(
         "--chunk-rows", type=int, default=None,
-        help="rows per write transaction at most (default 500,000)",
+        help="rows per write transaction at most, in whole DuckDB row groups of 122,880 "
+        "rows (default: one)",
     )  # fmt: skip
     parser.add_argument("--db", help="database file (default: PTSIM_DB)")
     parser.add_argument(

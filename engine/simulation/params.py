@@ -70,6 +70,10 @@ def _count(description: str, high: int) -> Any:
 
 
 MIN_SPLIT_ROWS = 50_000  # runs up to this size are written in one chunk: too small to gain
+ROW_GROUP_ROWS = 122_880
+"""DuckDB's row group (its storage default): an append of whole row groups is written straight
+to the file at commit, while a partial one goes to the WAL and is rewritten by the next
+checkpoint; chunks of whole row groups leave the checkpoint only the run's last rows."""
 
 
 class SimulationParams(BaseModel):
@@ -130,20 +134,28 @@ class SimulationParams(BaseModel):
         "Customers' devices (fraudsters' are extra). Default: 0.8 per card.", MAX_DEVICES
     )
     chunk_rows: int = Field(
-        500_000,
+        ROW_GROUP_ROWS,
         ge=1,
         le=20_000_000,
-        description="Rows per write transaction at most (not content); a run that would fit in "
-        "one is written in two, so that its second half is decided while the first is written.",
+        description="Rows per write transaction at most (not content), rounded down to whole "
+        "DuckDB row groups (122,880 rows) when at least one; a run of at most one row group "
+        "is written in two halves, so that the second is decided while the first is written.",
     )
 
     @property
     def write_chunk_rows(self) -> int:
-        """The rows each write transaction takes: ``chunk_rows``, or for a run of fewer rows
-        half the run (at least :data:`MIN_SPLIT_ROWS`). One chunk is decided, then written,
-        one core busy at a time; two overlap deciding and writing (400k rows over 60 days:
-        ~1.6 s instead of ~2.2 s), while more, smaller appends cost DuckDB more per row."""
-        return min(self.chunk_rows, max(-(-self.rows // 2), MIN_SPLIT_ROWS))
+        """The rows each write transaction takes: ``chunk_rows`` in whole row groups
+        (:data:`ROW_GROUP_ROWS`), or for a run of at most one row group half the run (at
+        least :data:`MIN_SPLIT_ROWS`). The next chunk is decided while this one is written, so
+        more chunks overlap more of the run; whole row groups spare each commit's WAL and the
+        checkpoint (400k rows over 60 days in two 200k chunks: 1.05 s; four of one row
+        group: 0.98 s, and a quicker close)."""
+        chunk = self.chunk_rows
+        if chunk >= ROW_GROUP_ROWS:
+            chunk -= chunk % ROW_GROUP_ROWS
+        if self.rows <= ROW_GROUP_ROWS:
+            chunk = min(chunk, max(-(-self.rows // 2), MIN_SPLIT_ROWS))
+        return chunk
 
     @field_validator("scenario_mix")
     @classmethod

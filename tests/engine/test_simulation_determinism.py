@@ -6,12 +6,14 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pytest
 
 from engine.cards import fingerprint, luhn_valid
 from engine.service import Engine
 from engine.simulation import SimulationParams
+from engine.simulation.params import ROW_GROUP_ROWS
 from engine.simulation.population import TEST_BINS, build_population
 from engine.simulation.rows import Rows
 from engine.simulation.stream import chunks
@@ -150,11 +152,26 @@ def test_merging_by_time_equals_a_stable_sort_of_the_concatenation() -> None:
             assert got.dtype == want.dtype and np.array_equal(got, want), f.name
 
 
-def test_a_run_that_fits_in_one_chunk_is_written_in_two() -> None:
-    def chunk(rows: int, chunk_rows: int = 500_000) -> int:
-        return SimulationParams(rows=rows, chunk_rows=chunk_rows).write_chunk_rows
+def test_runs_are_written_in_whole_row_groups() -> None:
+    def chunk(rows: int, chunk_rows: int | None = None) -> int:
+        asked = {} if chunk_rows is None else {"chunk_rows": chunk_rows}
+        return SimulationParams(rows=rows, **asked).write_chunk_rows
 
-    assert chunk(400_000) == 200_000  # decided half overlaps the written half
-    assert chunk(1_000_001) == 500_000 and chunk(10_000_000) == 500_000
+    assert chunk(400_000) == ROW_GROUP_ROWS == 122_880  # four chunks, each decided ahead
+    assert chunk(10_000_000) == ROW_GROUP_ROWS
+    assert chunk(10_000_000, chunk_rows=500_000) == 4 * ROW_GROUP_ROWS  # rounded down
+    assert chunk(100_000) == 50_000  # at most one row group: two halves
     assert chunk(30_000) == 50_000  # small runs: one chunk
-    assert chunk(400_000, chunk_rows=5_000) == 5_000  # a smaller chunk asked for is kept
+    assert chunk(400_000, chunk_rows=5_000) == 5_000  # a chunk under one row group is kept
+
+
+def test_the_row_group_is_duckdbs(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "groups.duckdb"))
+    con.execute("CREATE TABLE t (x BIGINT)")
+    con.execute("INSERT INTO t SELECT range FROM range(300000)")
+    con.execute("CHECKPOINT")
+    groups = con.execute(
+        "SELECT sum(count) FROM pragma_storage_info('t') WHERE column_path = '[0]' "
+        "GROUP BY row_group_id ORDER BY row_group_id"
+    ).fetchall()
+    assert [n for (n,) in groups] == [ROW_GROUP_ROWS, ROW_GROUP_ROWS, 300_000 - 2 * ROW_GROUP_ROWS]
