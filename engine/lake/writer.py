@@ -110,8 +110,10 @@ def lake_table(table: pa.Table, created_ms: int, first_row: int) -> pa.Table:
 
 class PartitionWriter:
     """Writes one partition's file: rows in event order, in as many pieces as they come, into
-    a file aside; :meth:`publish` renames it into place and says what the manifest lists. It
-    needs nothing but the partition's rows, so any process may write any partition."""
+    a file aside, in row groups of :data:`_ROW_GROUP` rows whatever the pieces' sizes (each
+    ``write_table`` call would start its own); :meth:`publish` renames it into place and says
+    what the manifest lists. It needs nothing but the partition's rows, so any process may
+    write any partition."""
 
     def __init__(self, lake: Lake, run_id: int, index: int, first_row: int, created_ms: int):
         self._lake = lake
@@ -119,20 +121,35 @@ class PartitionWriter:
         self._aside = lake.aside(self._relative)
         self._index, self._first_row, self._created_ms = index, first_row, created_ms
         self.rows = 0
+        self._held: list[pa.Table] = []  # rows not yet a whole row group
+        self._held_rows = 0
         self._file: Any = None
         self._parquet: pq.ParquetWriter | None = None
 
     def write(self, table: pa.Table) -> None:
         """Append decided rows (the next ones of the partition)."""
         piece = lake_table(table, self._created_ms, self._first_row + self.rows)
+        self.rows += piece.num_rows
+        self._held.append(piece)
+        self._held_rows += piece.num_rows
+        if self._held_rows >= _ROW_GROUP:
+            self._write_held(whole_groups_only=True)
+
+    def _write_held(self, whole_groups_only: bool) -> None:
+        held = pa.concat_tables(self._held)
+        take = held.num_rows - held.num_rows % _ROW_GROUP if whole_groups_only else held.num_rows
         if self._parquet is None:
             self._file = self._lake.fs.open(self._aside, "wb")
-            self._parquet = pq.ParquetWriter(self._file, piece.schema, **FILE_OPTIONS)
-        self._parquet.write_table(piece, row_group_size=_ROW_GROUP)
-        self.rows += piece.num_rows
+            self._parquet = pq.ParquetWriter(self._file, held.schema, **FILE_OPTIONS)
+        if take:
+            self._parquet.write_table(held.slice(0, take), row_group_size=_ROW_GROUP)
+        rest = held.slice(take)
+        self._held, self._held_rows = ([rest] if rest.num_rows else []), rest.num_rows
 
     def publish(self) -> Partition:
-        """Close the file and rename it into place."""
+        """Write the last rows, close the file and rename it into place."""
+        if self._held:
+            self._write_held(whole_groups_only=False)
         assert self._parquet is not None
         self._parquet.close()
         self._file.close()

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from engine.errors import InvalidRequestError, StoreError
+from engine.lake import writer as lake_writer
 from engine.lake.layout import LAKE_RUN_BASE, Lake
 from engine.lake.manifest import Manifest, partition_rows
 from engine.lake.writer import MINOR_UNITS
@@ -57,6 +58,24 @@ def test_lake_rows_equal_the_database_rows_of_the_same_seed(lake_engine: Engine)
     assert lake_engine.run_content_hash(lake_run.id) == lake_engine.run_content_hash(db_run.id)
     other_seed = lake_engine.simulate_into_lake(lake_engine.settings.lake, {**PARAMS, "seed": 12})
     assert lake_engine.run_content_hash(other_seed.id) != lake_engine.run_content_hash(db_run.id)
+
+
+def test_partitions_hold_whole_row_groups_whatever_the_chunks(
+    lake_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks of 1,700 rows, row groups of 3,000: every partition's row groups are whole but
+    its last, and the rows are those of a lake written in one piece per partition."""
+    monkeypatch.setattr(lake_writer, "_ROW_GROUP", 3_000)
+    root = Path(lake_engine.settings.lake)
+    chunked, whole = (
+        lake_engine.simulate_into_lake(root, {**PARAMS, "chunk_rows": c}, partition_rows=10_000)
+        for c in (1_700, 10_000)
+    )
+    for part in Lake(root).manifest(chunked.id).partitions:
+        meta = pq.ParquetFile(root / part.path).metadata
+        sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        assert sizes == [3_000, 3_000, 2_000], part.path  # 8,000 rows per partition
+    assert lake_engine.run_content_hash(chunked.id) == lake_engine.run_content_hash(whole.id)
 
 
 def test_layout_and_manifest(lake_engine: Engine, tmp_path: Path) -> None:

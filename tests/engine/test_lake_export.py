@@ -17,6 +17,7 @@ import pytest
 import engine.lake.export as stitcher
 import engine.service as service
 from engine.errors import InvalidRequestError, NotFoundError, StoreError
+from engine.lake import writer as lake_writer
 from engine.lake.export import EXPORT_SCHEMA, export_lake_run, plan
 from engine.lake.layout import Lake
 from engine.service import Engine
@@ -27,12 +28,15 @@ PARAMS = {"rows": 24_000, "seed": 11, "days": 20, "fraud_rate": 0.03, "chunk_row
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """An engine with a lake run of three partitions (rows written in chunks of 7,000, so the
-    partitions hold row groups of several sizes) and the database run of the same parameters."""
+    """An engine with a lake run of three partitions (row groups of 4,000 rows, so each
+    partition holds several, the last one shorter) and the database run of the same
+    parameters."""
     folder = tmp_path_factory.mktemp("export")
     eng = Engine.open(folder / "db.duckdb", lake=str(folder / "lake"), card_key="k")
     try:
-        lake_run = eng.simulate_into_lake(folder / "lake", PARAMS, partition_rows=10_000).id
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(lake_writer, "_ROW_GROUP", 4_000)
+            lake_run = eng.simulate_into_lake(folder / "lake", PARAMS, partition_rows=10_000).id
         db_run = eng.simulate(PARAMS).id
         yield eng, lake_run, db_run, folder
     finally:
@@ -63,7 +67,7 @@ def test_a_lake_export_is_stitched_from_the_partition_files(runs: Any, tmp_path:
     assert len(parts) == 3
     sources = [(p, pq.ParquetFile(p).metadata, g) for p in parts for g in range(_groups(p))]
     out = pq.ParquetFile(tmp_path / "out.parquet").metadata
-    assert out.num_row_groups == len(sources) > len(parts)  # row groups of 3,000 and 7,000 rows
+    assert out.num_row_groups == len(sources) > len(parts)  # row groups of 4,000 and 2,000 rows
     exported = (tmp_path / "out.parquet").read_bytes()
     for index, (path, meta, group) in enumerate(sources):
         source, target = meta.row_group(group), out.row_group(index)
