@@ -21,7 +21,13 @@ from engine.config import get_settings
 from engine.errors import UsageError
 from engine.lake.layout import Lake
 from engine.lake.manifest import PARTITION_TARGET_ROWS, Manifest
-from engine.simulation.params import KNOB_NAMES, PRESETS, SCENARIOS, SimulationParams
+from engine.simulation.params import (
+    KNOB_NAMES,
+    PRESETS,
+    ROW_GROUP_ROWS,
+    SCENARIOS,
+    SimulationParams,
+)
 from engine.validation import describe_first
 
 
@@ -89,8 +95,8 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
         parser.add_argument(_option(size), type=int, default=None, help=_help(size))
     parser.add_argument(
         "--chunk-rows", type=int, default=None,
-        help="rows per write transaction at most, in whole DuckDB row groups of 122,880 "
-        "rows (default: one)",
+        help="rows per write transaction at most, in whole DuckDB row groups of "
+        f"{ROW_GROUP_ROWS:,} rows (default: one)",
     )  # fmt: skip
     parser.add_argument("--db", help="database file (default: PTSIM_DB)")
     parser.add_argument(

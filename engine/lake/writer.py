@@ -122,7 +122,6 @@ class PartitionWriter:
         self._index, self._first_row, self._created_ms = index, first_row, created_ms
         self.rows = 0
         self._held: list[pa.Table] = []  # rows not yet a whole row group
-        self._held_rows = 0
         self._file: Any = None
         self._parquet: pq.ParquetWriter | None = None
 
@@ -131,8 +130,7 @@ class PartitionWriter:
         piece = lake_table(table, self._created_ms, self._first_row + self.rows)
         self.rows += piece.num_rows
         self._held.append(piece)
-        self._held_rows += piece.num_rows
-        if self._held_rows >= _ROW_GROUP:
+        if sum(held.num_rows for held in self._held) >= _ROW_GROUP:
             self._write_held(whole_groups_only=True)
 
     def _write_held(self, whole_groups_only: bool) -> None:
@@ -144,7 +142,7 @@ class PartitionWriter:
         if take:
             self._parquet.write_table(held.slice(0, take), row_group_size=_ROW_GROUP)
         rest = held.slice(take)
-        self._held, self._held_rows = ([rest] if rest.num_rows else []), rest.num_rows
+        self._held = [rest] if rest.num_rows else []
 
     def publish(self) -> Partition:
         """Write the last rows, close the file and rename it into place."""

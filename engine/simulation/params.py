@@ -138,8 +138,9 @@ class SimulationParams(BaseModel):
         ge=1,
         le=20_000_000,
         description="Rows per write transaction at most (not content), rounded down to whole "
-        "DuckDB row groups (122,880 rows) when at least one; a run of at most one row group "
-        "is written in two halves, so that the second is decided while the first is written.",
+        f"DuckDB row groups ({ROW_GROUP_ROWS:,} rows) when at least one; a run of at most one "
+        "row group is written in two halves, so that the second is decided while the first is "
+        "written.",
     )
 
     @property
@@ -148,8 +149,7 @@ class SimulationParams(BaseModel):
         (:data:`ROW_GROUP_ROWS`), or for a run of at most one row group half the run (at
         least :data:`MIN_SPLIT_ROWS`). The next chunk is decided while this one is written, so
         more chunks overlap more of the run; whole row groups spare each commit's WAL and the
-        checkpoint (400k rows over 60 days in two 200k chunks: 1.05 s; four of one row
-        group: 0.98 s, and a quicker close)."""
+        checkpoint (benchmarks/README, "Chunks of whole DuckDB row groups")."""
         chunk = self.chunk_rows
         if chunk >= ROW_GROUP_ROWS:
             chunk -= chunk % ROW_GROUP_ROWS
