@@ -29,7 +29,7 @@ from engine.decision import Decider, Reason, reason_codes, settled_reasons
 from engine.filters import RowFilter
 from engine.lists import Lists
 from engine.models import FRAUD_DISPUTE_REASONS, Money
-from engine.policy import SCORE_RULE, Policy
+from engine.policy import SCORE_RULE, Policy, ScoreWeights
 from engine.rules import Action, decide_from_matches, unpack_words
 from engine.store import ReadTx, Store
 
@@ -199,9 +199,10 @@ class BacktestResult(BaseModel):
 
 def _score_bin(score: str) -> str:
     """The number of curve thresholds k/STEPS (k ≥ 1) with ``score >= k/STEPS``, computed
-    exactly (a plain floor(score·STEPS) can be off by one where the product rounds)."""
+    exactly (a plain floor(score·STEPS) can be off by one where the product rounds). A score
+    is within [0, 1], so the floor is at most STEPS."""
     s = CURVE_STEPS
-    b0 = f"least(floor({score} * {s}), {s})"
+    b0 = f"floor({score} * {s})"
     return (
         f"(CAST({b0} AS INTEGER) + CASE WHEN {b0} < {s} AND {score} >= ({b0} + 1) / {s}.0 "
         f"THEN 1 ELSE 0 END - CASE WHEN {score} < {b0} / {s}.0 THEN 1 ELSE 0 END)"
@@ -336,6 +337,7 @@ def run_backtest(
     filters: RowFilter | None = None,
     grouped: Grouped | None = None,
     costs: CostModel | None = None,
+    scored_with: ScoreWeights | None = None,
 ) -> BacktestResult:
     """Re-decide the rows selected by ``filters`` under ``candidate`` and ``active`` with their
     stored draws, and report both, priced with ``costs`` (default: the default model).
@@ -346,7 +348,9 @@ def run_backtest(
     once per row for both; a small query listing the scenarios runs first in the same
     snapshot. The rest is arithmetic on the groups. ``lists`` holds the lists the policies pin
     (read as semi-joins in the query). ``grouped`` runs the aggregating query elsewhere (a lake
-    run's partitions on a cluster: :mod:`engine.lake.cluster`), else it runs in the store."""
+    run's partitions on a cluster: :mod:`engine.lake.cluster`), else it runs in the store.
+    ``scored_with``: the weights every selected row was scored with when it was decided, if
+    known (a run's policy's): a policy with those weights reads the stored scores."""
     from engine.compare import (  # engine.compare builds on this module
         DEFAULT_CONFIDENCE,
         DEFAULT_REPLICATES,
@@ -367,7 +371,7 @@ def run_backtest(
         disputes = not isinstance(filters.run, int) and any_fraud_dispute(tx)
         regroup = backtest_regroup(shared, names, candidate, active)
         sql, params = compare_sql(a_side, b_side, filters, disputes, costs.review_capacity,
-                                  regroup)  # fmt: skip
+                                  regroup, scored_with)  # fmt: skip
         groups = grouped(sql, params) if grouped is not None else tx.frame(sql, params)
     backtest_groups = groups["part"] == 3
     priced = compared_groups(groups[~backtest_groups], filters, costs, active.policy,

@@ -56,11 +56,11 @@ from engine.backtest import (
 )
 from engine.challenge import ABANDONED, FAILED, OUTCOME_NAMES, PASSED, ChallengeModel
 from engine.costs import Consequences, CostBreakdown, CostModel, cost_breakdown
-from engine.decision import Decider, risk_score_sql
+from engine.decision import Decider, score_sql
 from engine.filters import RowFilter
 from engine.lists import Lists
 from engine.models import FRAUD_DISPUTE_REASONS, Money, UtcDateTime
-from engine.policy import Policy
+from engine.policy import Policy, ScoreWeights
 from engine.rules import (
     ACTION_NAMES,
     BITS_PER_WORD,
@@ -282,12 +282,14 @@ def compare_sql(
     fraud_disputes: bool,
     review_capacity: int | None = None,
     regroup: Regroup | None = None,
+    scored_with: ScoreWeights | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The one aggregating query of a comparison (sides from :func:`sides`; the result's rows
     in :func:`_aggregated_sql`). Without a review capacity the order of the review queue does
     not matter: no group per queued score. ``regroup`` adds a second grouping of the same
     rows to the same scan (a backtest's: :class:`engine.backtest.Regroup`), its groups the
-    result's ``part`` 3 rows."""
+    result's ``part`` 3 rows. ``scored_with``: the weights every selected row was scored with
+    when it was decided, if known (:func:`engine.decision.score_sql`)."""
     a, b = a_side.decider, b_side.decider
     same_weights = a.policy.score_weights == b.policy.score_weights
     shared = shared_rules(a_side, b_side)
@@ -296,7 +298,8 @@ def compare_sql(
     as_of = filters.labels_as_of_utc()
     if as_of is not None:
         params["labels_as_of"] = as_of
-    b_score = "" if same_weights else f", {risk_score_sql(b.policy.score_weights)} AS b_score"
+    a_score, b_score = (score_sql(d.policy.score_weights, scored_with) for d in (a, b))
+    b_score = "" if same_weights else f", {b_score} AS b_score"
     b_score_column = "a_score AS b_score" if same_weights else "b_score"
     words = [f"{w} AS w{i}" for i, w in enumerate(shared.words)]
     names = [f"w{i}" for i in range(len(words))]
@@ -311,7 +314,7 @@ def compare_sql(
     carried = "".join(f", {sql} AS {name}" for name, sql in regroup.carried) if regroup else ""
     ctes = f"""
         selected AS NOT MATERIALIZED (
-            SELECT *, {risk_score_sql(a.policy.score_weights)} AS a_score{b_score}
+            SELECT *, {a_score} AS a_score{b_score}
             FROM transactions {joined} {where}
         ), matched AS NOT MATERIALIZED (
             SELECT {comparison_label_sql(as_of is not None, fraud_disputes)} AS label,
@@ -865,16 +868,18 @@ def run_comparison(
     confidence: float = DEFAULT_CONFIDENCE,
     seed: int = 0,
     grouped: Grouped | None = None,
+    scored_with: ScoreWeights | None = None,
 ) -> Comparison:
     """Decide the rows ``filters`` selects under ``a`` and ``b`` with their stored draws, price
     both with ``costs`` and give every difference a paired bootstrap interval. ``grouped`` runs
-    the aggregating query elsewhere (:func:`engine.backtest.run_backtest`)."""
+    the aggregating query elsewhere (:func:`engine.backtest.run_backtest`); ``scored_with``:
+    the weights every selected row was scored with, if known (:func:`compare_sql`)."""
     started = time.perf_counter()
     filters = filters or RowFilter()
     costs = costs or CostModel()
     a_side, b_side = sides(a, b, lists)  # reads the lists' summaries: before the snapshot
     with store.read() as tx:
-        groups = comparison_groups(tx, a_side, b_side, filters, costs, grouped)
+        groups = comparison_groups(tx, a_side, b_side, filters, costs, grouped, scored_with)
     return compared_groups(groups, filters, costs, a.policy, b.policy, replicates, confidence,
                            seed, started)  # fmt: skip
 
@@ -886,12 +891,14 @@ def comparison_groups(
     filters: RowFilter,
     costs: CostModel,
     grouped: Grouped | None = None,
+    scored_with: ScoreWeights | None = None,
 ) -> pd.DataFrame:
     """The comparison query's groups for two :func:`sides`, read in the open snapshot ``tx``
     (so a caller can read them with other queries in one snapshot: the backtest prices itself
     this way)."""
     disputes = not isinstance(filters.run, int) and any_fraud_dispute(tx)
-    sql = compare_sql(a_side, b_side, filters, disputes, costs.review_capacity)
+    sql = compare_sql(a_side, b_side, filters, disputes, costs.review_capacity,
+                      scored_with=scored_with)  # fmt: skip
     return grouped(*sql) if grouped is not None else tx.frame(*sql)
 
 
@@ -979,9 +986,10 @@ def label_maturity(
     days: Sequence[int],
     replicates: int = DEFAULT_REPLICATES,
     seed: int = 0,
+    scored_with: ScoreWeights | None = None,
 ) -> list[MaturityPoint]:
     """The comparison with the labels known ``days`` after the selection's last payment, one
-    full comparison (one scan) per point."""
+    full comparison (one scan) per point (``scored_with`` as :func:`run_comparison` takes it)."""
     end = selection_end(store, filters)
     if end is None:
         return []
@@ -989,7 +997,8 @@ def label_maturity(
     for after in sorted(set(days)):
         as_of = end + timedelta(days=after)
         at = filters.model_copy(update={"labels_as_of": as_of})
-        result = run_comparison(store, lists, a, b, at, costs, replicates, seed=seed)
+        result = run_comparison(store, lists, a, b, at, costs, replicates, seed=seed,
+                                scored_with=scored_with)  # fmt: skip
         total = next(d for d in result.differences if d.metric == "total_cost")
         points.append(
             MaturityPoint(

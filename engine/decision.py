@@ -200,6 +200,15 @@ def risk_score_sql(weights: ScoreWeights) -> str:
     )
 
 
+def score_sql(weights: ScoreWeights, scored_with: ScoreWeights | None) -> str:
+    """Each selected row's risk score under ``weights``, as SQL: its stored ``score`` when
+    ``scored_with`` (the weights that scored every selected row when they decided it, None
+    when they differ or are unknown) are ``weights``, else :func:`risk_score_sql`. Both give
+    the same doubles (a row's features are stored as the decision saw them); the column is a
+    read where the expression costs a tenth of a 20-rule backtest over a run."""
+    return "score" if weights == scored_with else risk_score_sql(weights)
+
+
 def reason_codes(policy: Policy) -> np.ndarray:
     """Each rule's reason code (int8): its original code when it is a block rule named with an
     original decline text, else by its action."""

@@ -291,6 +291,17 @@ class Engine:
             self._owned_client = self._cluster.client  # closed with the engine
         return None if self._cluster is None else self._cluster.grouped(run)  # type: ignore[arg-type]
 
+    def _scored_with(self, run: object) -> ScoreWeights | None:
+        """The weights that scored every row of ``run`` when it was decided (one policy
+        version decides a whole run: the lake's manifest carries its definition), or None
+        for a selection of live traffic, whose rows several versions may have decided."""
+        if not isinstance(run, int) or isinstance(run, bool):
+            return None
+        manifest = None if self.lake is None else self.lake.find(run)
+        if manifest is not None:
+            return ScoreWeights.model_validate(manifest.policy["score_weights"])
+        return self.policies.get(self.simulations.get_run(run).policy_version).score_weights
+
     def get_run(self, run_id: int) -> RunRecord:
         """A run's record (the database's, or the attached lake's). Raises
         :class:`NotFoundError`."""
@@ -706,7 +717,7 @@ class Engine:
         with self._reading(chosen.run):
             return run_backtest(
                 self.store, self.lists, decider, self.active_decider(), chosen,
-                self._grouped(chosen.run), costs,
+                self._grouped(chosen.run), costs, self._scored_with(chosen.run),
             )  # fmt: skip
 
     def compare(
@@ -730,10 +741,11 @@ class Engine:
         self._require_run(chosen.run, "filters.run")
         deciders = self.policies.decider(a), self.policies.decider(b)
         costs = costs or CostModel()
+        scored_with = self._scored_with(chosen.run)
         with self._reading(chosen.run):
             result = run_comparison(
                 self.store, self.lists, *deciders, chosen, costs, replicates=replicates, seed=seed,
-                grouped=self._grouped(chosen.run),
+                grouped=self._grouped(chosen.run), scored_with=scored_with,
             )  # fmt: skip
             if maturity_days:
                 points = label_maturity(
@@ -745,6 +757,7 @@ class Engine:
                     maturity_days,
                     replicates,
                     seed,
+                    scored_with,
                 )
                 result = result.model_copy(update={"maturity": points})
         return result

@@ -195,7 +195,9 @@ _ATTRIBUTES = (
     Attribute(
         "risk_score", "number", "feature",
         "The policy's risk score between 0 and 1: its score weights applied to (1 - device "
-        "trust), IP risk, the amount and spending velocity.",
+        "trust), IP risk, the amount and spending velocity. A backtest over a run whose "
+        "policy had the same weights reads the score each payment was decided with; other "
+        "weights score the stored features again.",
         ":risk_score: >= 0.8", _DOUBLE, None, form="double",
     ),
     Attribute(

@@ -17,7 +17,7 @@ from engine.backtest import CURVE_STEPS
 from engine.decision import Decider, Reason, reason_codes, risk_score_sql
 from engine.errors import InvalidRequestError
 from engine.filters import RowFilter
-from engine.policy import DEFAULT_POLICY, Policy
+from engine.policy import DEFAULT_POLICY, Policy, ScoreWeights
 from engine.service import Engine
 
 
@@ -357,3 +357,35 @@ def test_policies_too_wide_for_one_group_key_give_the_same_figures(engine):
         r.model_dump(exclude={"index"}) for r in narrow.rules
     ]
     assert wide.curve == narrow.curve
+
+
+def test_a_runs_own_weights_score_with_its_stored_scores(engine):
+    """A run is scored by one policy version: a candidate with those weights reads each row's
+    stored score (the value the decision saw) and answers exactly as recomputing it does; a
+    candidate with other weights recomputes from the stored features."""
+    from engine.backtest import run_backtest
+
+    run = engine.simulate({"rows": 4000, "seed": 5, "days": 2})
+    rules = [{"name": "risky", "action": "block", "when": ":risk_score: >= 0.45"}]
+    same = engine.draft_policy(rules)
+    other = engine.draft_policy(rules, ScoreWeights(device=0.3, ip=0.3, amount=0.1, velocity=0.1))
+    chosen = RowFilter(run=run.id)
+    decider, active = engine.policies.decider(same), engine.active_decider()
+
+    def figures(result):
+        return result.model_dump(exclude={"elapsed_ms"})
+
+    recomputed = run_backtest(engine.store, engine.lists, decider, active, chosen)
+    stored = engine.backtest(same, run=run.id)
+    assert figures(stored) == figures(recomputed)
+    assert 0 < stored.candidate.declined < stored.candidate.rows
+
+    with engine.store.write() as tx:  # what the decisions saw, if it had been higher
+        tx.execute("UPDATE transactions SET score = 1.0 WHERE run_id = ?", [run.id])
+    assert engine.backtest(same, run=run.id).candidate.declined == stored.candidate.rows
+    reweighted = engine.backtest(other, run=run.id)
+    recomputed_other = run_backtest(
+        engine.store, engine.lists, engine.policies.decider(other), active, chosen
+    )
+    assert figures(reweighted) == figures(recomputed_other)
+    assert reweighted.candidate.declined < reweighted.candidate.rows
