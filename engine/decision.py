@@ -204,8 +204,8 @@ def score_sql(weights: ScoreWeights, scored_with: ScoreWeights | None) -> str:
     """Each selected row's risk score under ``weights``, as SQL: its stored ``score`` when
     ``scored_with`` (the weights that scored every selected row when they decided it, None
     when they differ or are unknown) are ``weights``, else :func:`risk_score_sql`. Both give
-    the same doubles (a row's features are stored as the decision saw them); the column is a
-    read where the expression costs a tenth of a 20-rule backtest over a run."""
+    the same doubles (a row's features are stored as the decision saw them), and reading one
+    column is cheaper than computing over four (benchmarks/README.md, "A run's stored scores")."""
     return "score" if weights == scored_with else risk_score_sql(weights)
 
 
